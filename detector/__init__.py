@@ -1,0 +1,1 @@
+"""The real-time loop: frames -> faces -> mask probabilities -> drawing -> sink."""

@@ -1,0 +1,1 @@
+"""OpenCV DNN SSD face detector (res10_300x300)."""

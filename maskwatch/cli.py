@@ -1,0 +1,39 @@
+"""What every command-line tool shares: ``--config`` / ``--set`` and a one-line error instead of a traceback."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+from maskwatch.config import Config, load_config
+from maskwatch.errors import UserError
+
+
+def add_config_args(parser: argparse.ArgumentParser) -> None:
+    """Add ``--config PATH`` and repeatable ``--set section.key=value``."""
+    parser.add_argument("--config", metavar="PATH", help="config file (default: the project's config.yaml)")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        metavar="KEY=VALUE",
+        action="append",
+        default=[],
+        help="override one config key, e.g. --set train.epochs=5 (repeatable)",
+    )
+
+
+def config_from_args(args: argparse.Namespace) -> Config:
+    return load_config(args.config, args.overrides)
+
+
+def run(main: Callable[[Sequence[str] | None], int | None], argv: Sequence[str] | None = None) -> int:
+    """Run ``main``; a ``UserError`` becomes ``error: ...`` on stderr and its exit code, Ctrl-C exits 130."""
+    try:
+        return int(main(argv) or 0)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

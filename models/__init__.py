@@ -1,0 +1,1 @@
+"""Model assets: trained classifiers and the offline-capable resolver of pretrained files."""

@@ -1,0 +1,88 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from maskwatch.config import DEFAULT_CONFIG_PATH, PROJECT_ROOT, Config, load_config
+from maskwatch.errors import ConfigError
+
+
+def test_shipped_config_equals_dataclass_defaults():
+    assert load_config() == Config()
+
+
+def test_every_shipped_key_has_a_comment():
+    for line in DEFAULT_CONFIG_PATH.read_text().splitlines():
+        if ":" in line and not line.lstrip().startswith("#") and not line.rstrip().endswith(":"):
+            assert "#" in line, f"key without a comment: {line!r}"
+
+
+def test_override_sets_typed_value():
+    cfg = load_config(overrides=["train.epochs=5", "draw.mask_color_bgr=[1, 2, 3]", "stream.source=1"])
+    assert cfg.train.epochs == 5
+    assert cfg.draw.mask_color_bgr == (1, 2, 3)
+    assert cfg.stream.source == "1"
+    assert cfg.face_detector.min_confidence == Config().face_detector.min_confidence
+
+
+def test_config_file_and_override(tmp_path: Path):
+    path = tmp_path / "c.yaml"
+    path.write_text("train:\n  epochs: 3\n  batch_size: 8\n")
+    cfg = load_config(path, ["train.epochs=4"])
+    assert (cfg.train.epochs, cfg.train.batch_size) == (4, 8)
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("train.epoch=5", "unknown key train.epoch, did you mean train.epochs?"),
+        ("trian.epochs=5", "unknown key trian, did you mean train?"),
+        ("train.epochs=abc", "train.epochs: expected an integer"),
+        ("train.epochs=0", "out of range"),
+        ("face_detector.min_confidence=1.5", "out of range"),
+        ("classifier.backend=tflit", "did you mean 'tflite'"),
+        ("draw.mask_color_bgr=[0, 300, 0]", "out of range"),
+        ("draw.mask_color_bgr=[0, 0]", "expected 3 values"),
+        ("stream.display=maybe", "expected true or false"),
+        ("noequals", "expected section.key=value"),
+    ],
+)
+def test_bad_values_are_rejected(override: str, message: str):
+    with pytest.raises(ConfigError, match=message.replace("?", r"\?").replace("[", r"\[")):
+        load_config(overrides=[override])
+
+
+def test_missing_and_broken_files(tmp_path: Path):
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "nope.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("train: [1, 2\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(bad)
+
+
+def test_relative_paths_resolve_against_project_root():
+    assert Config().resolve_path("models/x") == PROJECT_ROOT / "models/x"
+    assert Config().resolve_path("/abs/x") == Path("/abs/x")
+
+
+@pytest.mark.parametrize("module", ["detector.webcam", "train"])
+def test_cli_bad_config_key_is_one_line_exit_2(module: str):
+    cmd = [sys.executable, "-m", module, "--set", "train.epoch=5"]
+    if module == "train":
+        cmd += ["--dataset", "x"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=PROJECT_ROOT, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == "error: unknown key train.epoch, did you mean train.epochs?"
+    assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("module", ["detector.webcam", "train", "models"])
+def test_cli_help(module: str):
+    proc = subprocess.run([sys.executable, "-m", module, "--help"], capture_output=True, text=True,
+                          cwd=PROJECT_ROOT, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "usage:" in proc.stdout
