@@ -231,7 +231,7 @@ def _check_value(key: str, value: Any, hint: Any, meta: typing.Mapping[str, Any]
         else:
             if len(value) != len(args):
                 raise ConfigError(f"{key}: expected {len(args)} values, got {len(value)}")
-            items = [_check_scalar(f"{key}[{i}]", v, a, meta) for i, (v, a) in enumerate(zip(value, args))]
+            items = [_check_scalar(f"{key}[{i}]", v, a, meta) for i, (v, a) in enumerate(zip(value, args, strict=True))]
         return tuple(items)
     if origin in (types.UnionType, typing.Union):
         raise TypeError(f"unsupported config type for {key}: {hint}")  # pragma: no cover - schema bug
@@ -258,7 +258,7 @@ def _check_scalar(key: str, value: Any, hint: Any, meta: typing.Mapping[str, Any
     else:  # pragma: no cover - schema bug
         raise TypeError(f"unsupported config type for {key}: {_type_name(hint)}")
     lo, hi = meta.get("range", (None, None))
-    if lo is not None and value < lo or hi is not None and value > hi:
+    if (lo is not None and value < lo) or (hi is not None and value > hi):
         raise ConfigError(f"{key}: {value!r} is out of range [{lo}, {hi}]")
     choices = meta.get("choices")
     if choices and value not in choices:

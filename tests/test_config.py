@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from maskwatch.config import DEFAULT_CONFIG_PATH, PROJECT_ROOT, Config, load_config
 from maskwatch.errors import ConfigError
@@ -18,6 +19,12 @@ def test_every_shipped_key_has_a_comment():
     for line in DEFAULT_CONFIG_PATH.read_text().splitlines():
         if ":" in line and not line.lstrip().startswith("#") and not line.rstrip().endswith(":"):
             assert "#" in line, f"key without a comment: {line!r}"
+
+
+def test_every_dataclass_field_is_in_the_shipped_yaml():
+    shipped = yaml.safe_load(DEFAULT_CONFIG_PATH.read_text())
+    for section, values in Config().to_dict().items():
+        assert set(shipped[section]) == set(values), f"config.yaml [{section}] differs from the dataclass"
 
 
 def test_override_sets_typed_value():
