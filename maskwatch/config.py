@@ -86,6 +86,7 @@ class StreamConfig:
     display: bool = True
     reconnect_attempts: int = _range(0, 1000, default=5)
     reconnect_backoff_s: float = _range(0.0, 600.0, default=1.0)
+    read_timeout_s: float = _range(0.1, 600.0, default=5.0)
     image_exts: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 
 

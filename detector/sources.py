@@ -1,0 +1,290 @@
+"""Frame sources: a camera, a video file, a network stream, an image or a folder of images.
+
+``open_frames(spec, cfg)`` returns a generator of ``Frame``; the generator owns its capture and releases it when
+it ends or is closed. Bad sources raise ``UserError`` at the first ``next()``.
+
+Cameras and streams are read on a background thread that keeps only the newest frame (``LatestFrameReader``),
+so capture never waits for inference; video files are read in order, every frame.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import cv2
+import numpy as np
+
+from maskwatch.config import Config
+from maskwatch.errors import UserError
+
+STREAM_SCHEMES = ("rtsp", "rtsps", "http", "https")
+DEFAULT_FPS = 30.0
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One frame: ``index`` 0-based in its source, ``time_s`` seconds into the source, BGR pixels."""
+
+    index: int
+    time_s: float
+    image_bgr: np.ndarray
+    source: str
+    fps: float = 0.0  # nominal frames per second of the source (0 = unknown or a still image)
+
+
+class Capture(Protocol):
+    def read(self) -> tuple[bool, np.ndarray | None]: ...
+    def release(self) -> None: ...
+
+
+def quiet_opencv() -> None:
+    """Silence OpenCV's and FFmpeg's multi-line warnings; our errors say what went wrong in one line."""
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+
+
+def source_kind(spec: str, image_exts: tuple[str, ...]) -> str:
+    """``camera``, ``stream``, ``images`` (file or folder) or ``video``; raises ``UserError`` if unusable."""
+    spec = spec.strip()
+    if spec.isdigit():
+        return "camera"
+    if "://" in spec:
+        scheme = spec.split("://", 1)[0].lower()
+        if scheme not in STREAM_SCHEMES:
+            raise UserError(f"unknown URL scheme {scheme!r} in --source {spec} (use {', '.join(STREAM_SCHEMES)})")
+        return "stream"
+    path = Path(spec).expanduser()
+    if not path.exists():
+        raise UserError(f"source not found: {spec}")
+    if path.is_dir() or path.suffix.lower() in _lower(image_exts):
+        return "images"
+    return "video"
+
+
+class FrameSource:
+    """A ``--source`` value checked and classified; ``frames()`` opens it (once) and yields its frames.
+
+    ``skipped`` lists the unreadable images that an image folder skipped.
+    """
+
+    def __init__(self, spec: str, cfg: Config) -> None:
+        quiet_opencv()
+        self.spec = spec.strip()
+        self.kind = source_kind(self.spec, cfg.stream.image_exts)
+        self.skipped: list[str] = []
+        self._cfg = cfg.stream
+
+    def frames(self) -> Iterator[Frame]:
+        """A generator that owns the capture: it is released when the generator ends or is closed."""
+        s = self._cfg
+        if self.kind == "camera":
+            return camera_frames(int(self.spec), timeout_s=s.read_timeout_s)
+        if self.kind == "stream":
+            return stream_frames(
+                self.spec, attempts=s.reconnect_attempts, backoff_s=s.reconnect_backoff_s, timeout_s=s.read_timeout_s
+            )
+        path = Path(self.spec).expanduser()
+        if self.kind == "images":
+            return image_frames(path, s.image_exts, skipped=self.skipped)
+        return video_frames(path)
+
+
+# ---------------------------------------------------------------- video files
+
+
+def video_frames(path: Path) -> Iterator[Frame]:
+    """Every frame of a video file in order; a truncated file stops at the last good frame."""
+    cap = cv2.VideoCapture(str(path))
+    try:
+        if not cap.isOpened():
+            raise UserError(f"cannot read video {path} (not a video, or an unsupported or damaged file)")
+        fps = _fps(cap)
+        expected = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+        index = 0
+        while True:
+            ok, image = cap.read()
+            if not ok or image is None:
+                break
+            yield Frame(index, index / (fps or DEFAULT_FPS), image, path.name, fps)
+            index += 1
+        if index == 0:
+            raise UserError(f"cannot read video {path}: no frame could be decoded")
+        if expected and index < expected:
+            print(f"warning: {path.name} ended after {index} of {expected} frames (truncated or damaged?)")
+    finally:
+        cap.release()
+
+
+def _fps(cap: cv2.VideoCapture) -> float:
+    fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
+    return fps if 0.0 < fps < 1000.0 else 0.0
+
+
+# ---------------------------------------------------------------- images
+
+
+def list_images(path: Path, image_exts: tuple[str, ...]) -> list[Path]:
+    """``path`` itself, or the image files directly inside folder ``path``, sorted by name."""
+    if path.is_file():
+        return [path]
+    exts = _lower(image_exts)
+    images = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in exts)
+    if not images:
+        raise UserError(f"no images ({', '.join(image_exts)}) in folder {path}")
+    return images
+
+
+def image_frames(path: Path, image_exts: tuple[str, ...], *, skipped: list[str] | None = None) -> Iterator[Frame]:
+    """Each image once (``frame`` 0, ``source`` = file name); unreadable ones are skipped and appended to
+    ``skipped``. A single unreadable image, or a folder of only unreadable ones, is a ``UserError``."""
+    skipped = [] if skipped is None else skipped
+    images = list_images(path, image_exts)
+    for image_path in images:
+        image = cv2.imread(str(image_path), cv2.IMREAD_COLOR)
+        if image is None:
+            if path.is_file():
+                raise UserError(f"cannot read image {image_path} (damaged or not an image)")
+            print(f"warning: skipped unreadable image {image_path.name}")
+            skipped.append(image_path.name)
+            continue
+        yield Frame(0, 0.0, image, image_path.name, 0.0)
+    if len(skipped) == len(images):
+        raise UserError(f"none of the {len(images)} images in {path} could be read")
+
+
+# ---------------------------------------------------------------- cameras and streams
+
+
+class LatestFrameReader:
+    """Reads a capture on a daemon thread and keeps only the newest frame.
+
+    ``read()`` returns each frame at most once: the newest one not yet returned, waiting for it if needed.
+    It returns ``None`` when the capture failed (camera unplugged, stream dropped) or nothing came in time.
+    """
+
+    def __init__(self, capture: Capture, *, name: str = "frame-reader") -> None:
+        self._capture = capture
+        self._cond = threading.Condition()
+        self._image: np.ndarray | None = None
+        self._stamp = 0.0
+        self._seq = 0
+        self._taken = 0
+        self._failed = False
+        self._stop = False
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop:
+            ok, image = self._capture.read()
+            with self._cond:
+                if not ok or image is None:
+                    self._failed = True
+                    self._cond.notify_all()
+                    return
+                self._image, self._stamp, self._seq = image, time.monotonic(), self._seq + 1
+                self._cond.notify_all()
+
+    def read(self, timeout_s: float) -> tuple[np.ndarray, float] | None:
+        """The newest unseen frame and its ``time.monotonic()`` stamp, or ``None`` on failure or timeout."""
+        with self._cond:
+            self._cond.wait_for(lambda: self._seq > self._taken or self._failed, timeout=timeout_s)
+            if self._seq <= self._taken or self._image is None:
+                return None
+            self._taken = self._seq
+            return self._image, self._stamp
+
+    def close(self, join_timeout_s: float = 2.0) -> None:
+        """Stop the thread and release the capture (left to the thread if a read hangs past the timeout)."""
+        self._stop = True
+        self._thread.join(timeout=join_timeout_s)
+        if not self._thread.is_alive():
+            self._capture.release()
+
+
+def camera_frames(index: int, *, timeout_s: float) -> Iterator[Frame]:
+    """Live frames of camera ``index`` (newest frame each time); ends if the camera stops delivering."""
+    cap = cv2.VideoCapture(index)
+    if not cap.isOpened():
+        cap.release()
+        raise UserError(f"no camera at index {index} (try another index, or --source VIDEO_OR_IMAGE)")
+    name = f"camera {index}"
+    reader = LatestFrameReader(cap, name=name)
+    try:
+        frames = _live_frames(reader, name, _fps(cap) or DEFAULT_FPS, timeout_s, 0, time.monotonic())
+        first = next(frames, None)
+        if first is None:
+            raise UserError(f"camera {index} opened but delivered no frame within {timeout_s:g} s")
+        yield first
+        yield from frames
+    finally:
+        reader.close()
+
+
+def _live_frames(
+    reader: LatestFrameReader, name: str, fps: float, timeout_s: float, start_index: int, start_s: float
+) -> Iterator[Frame]:
+    """Frames from ``reader`` until it fails; ``time_s`` counts from ``start_s`` (``time.monotonic()``)."""
+    index = start_index
+    while (got := reader.read(timeout_s)) is not None:
+        image, stamp = got
+        yield Frame(index, stamp - start_s, image, name, fps)
+        index += 1
+
+
+def stream_frames(
+    url: str,
+    *,
+    attempts: int,
+    backoff_s: float,
+    timeout_s: float,
+    open_capture: Callable[[str], Capture | None] | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Iterator[Frame]:
+    """Live frames of a network stream. A dropped (or refused) connection is reopened up to ``attempts`` times
+    in a row, waiting ``backoff_s``, then twice as long, ...; then a ``UserError`` says the stream is gone."""
+    open_capture = open_capture or _open_stream
+    name = _safe_url(url)
+    index, attempt, start_s = 0, 0, time.monotonic()
+    while True:
+        cap = open_capture(url)
+        if cap is not None:
+            reader = LatestFrameReader(cap, name="stream")
+            try:
+                for frame in _live_frames(reader, name, 0.0, timeout_s, index, start_s):
+                    index, attempt = frame.index + 1, 0
+                    yield frame
+            finally:
+                reader.close()
+        if attempt >= attempts:
+            what = "cannot connect to" if index == 0 else "lost the connection to"
+            raise UserError(f"{what} stream {name} (gave up after {attempts} reconnect attempts)")
+        attempt += 1
+        wait_s = backoff_s * 2 ** (attempt - 1)
+        print(f"warning: stream {name} dropped; reconnect {attempt}/{attempts} in {wait_s:g} s")
+        sleep(wait_s)
+
+
+def _open_stream(url: str) -> Capture | None:
+    cap = cv2.VideoCapture(url)
+    if cap.isOpened():
+        return cap
+    cap.release()
+    return None
+
+
+def _safe_url(url: str) -> str:
+    """The URL without a password, for messages and logs."""
+    scheme, _, rest = url.partition("://")
+    creds, at, host = rest.rpartition("@")
+    return f"{scheme}://{creds.split(':')[0]}@{host}" if at else url
+
+
+def _lower(exts: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(e.lower() if e.startswith(".") else f".{e.lower()}" for e in exts)
