@@ -54,7 +54,7 @@ class AssetsConfig:
 
 @dataclass(frozen=True)
 class FaceDetectorConfig:
-    min_confidence: float = _range(0.0, 1.0, default=0.5)
+    min_confidence: float = _range(0.0, 1.0, default=0.7)
     input_size_wh: tuple[int, int] = _range(32, 4096, default=(300, 300))
     min_size_px: int = _range(0, 10000, default=20)
     nms_iou: float = _range(0.0, 1.0, default=0.4)

@@ -1,0 +1,232 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from face_detector import FaceDetector, Faces, decode_ssd, grow_boxes, set_opencv_threads
+
+W, H = 640, 480
+
+
+def ssd_output(*rows: tuple[float, float, float, float, float]) -> np.ndarray:
+    """A hand-made SSD output [1, 1, N, 7] from (score, x1, y1, x2, y2) rows in 0-1 units."""
+    out = np.zeros((1, 1, max(len(rows), 1), 7), np.float32)
+    for i, (score, *corners) in enumerate(rows):
+        out[0, 0, i] = [0, 1, score, *corners]
+    return out
+
+
+def decode(output: np.ndarray, min_confidence: float = 0.5, min_size_px: int = 0, nms_iou: float = 0.4) -> Faces:
+    return decode_ssd(output, (W, H), min_confidence=min_confidence, min_size_px=min_size_px, nms_iou=nms_iou)
+
+
+# --- pure decoding ------------------------------------------------------------------------------------------
+
+
+def test_decode_scales_normalised_corners_to_pixels():
+    faces = decode(ssd_output((0.9, 0.25, 0.5, 0.5, 0.75)))
+    assert faces.xyxy.tolist() == [[160, 240, 320, 360]]
+    assert faces.xyxy.dtype == np.int32 and faces.confidence.dtype == np.float32
+    assert faces.confidence.tolist() == pytest.approx([0.9])
+
+
+@pytest.mark.parametrize(
+    ("corners", "expected"),
+    [
+        ((-0.1, 0.1, 0.2, 0.3), [0, 48, 128, 144]),  # left edge
+        ((0.1, -0.2, 0.2, 0.3), [64, 0, 128, 144]),  # top edge
+        ((0.8, 0.1, 1.3, 0.3), [512, 48, 640, 144]),  # right edge
+        ((0.1, 0.7, 0.2, 1.5), [64, 336, 128, 480]),  # bottom edge
+        ((-1.0, -1.0, 2.0, 2.0), [0, 0, 640, 480]),  # every edge
+    ],
+)
+def test_decode_clips_to_every_edge(corners, expected):
+    assert decode(ssd_output((0.9, *corners))).xyxy.tolist() == [expected]
+
+
+def test_decode_drops_zero_negative_and_outside_boxes():
+    faces = decode(
+        ssd_output(
+            (0.9, 0.3, 0.3, 0.3, 0.5),  # zero width
+            (0.9, 0.5, 0.5, 0.4, 0.6),  # negative width
+            (0.9, 0.3, 0.6, 0.4, 0.5),  # negative height
+            (0.9, 1.1, 0.1, 1.3, 0.3),  # entirely right of the frame: zero width after clipping
+            (0.9, 0.0, 0.0, 0.1, 0.1),  # the only valid one
+        )
+    )
+    assert faces.xyxy.tolist() == [[0, 0, 64, 48]]
+
+
+def test_decode_drops_small_boxes_in_either_direction():
+    rows = [
+        (0.9, 0.0, 0.0, 19 / W, 0.5),  # 19 px wide
+        (0.9, 0.5, 0.0, 0.9, 19 / H),  # 19 px tall
+        (0.9, 0.5, 0.5, 0.5 + 20 / W, 0.5 + 20 / H),  # exactly 20 x 20
+    ]
+    assert decode(ssd_output(*rows), min_size_px=20).xyxy.tolist() == [[320, 240, 340, 260]]
+    assert len(decode(ssd_output(*rows), min_size_px=0)) == 3
+
+
+def test_decode_confidence_threshold_is_inclusive():
+    out = ssd_output((0.49, 0.0, 0.0, 0.2, 0.2), (0.5, 0.3, 0.3, 0.5, 0.5), (0.8, 0.6, 0.6, 0.8, 0.8))
+    assert decode(out, min_confidence=0.5).confidence.tolist() == pytest.approx([0.8, 0.5])
+    assert len(decode(out, min_confidence=0.81)) == 0
+
+
+def test_decode_nms_keeps_the_strongest_of_overlapping_boxes():
+    out = ssd_output(
+        (0.7, 0.10, 0.10, 0.30, 0.30),
+        (0.9, 0.11, 0.11, 0.31, 0.31),  # overlaps the first (IoU ~0.8): suppresses it
+        (0.6, 0.60, 0.60, 0.80, 0.80),  # separate face
+    )
+    faces = decode(out, nms_iou=0.4)
+    assert faces.confidence.tolist() == pytest.approx([0.9, 0.6])
+    assert faces.xyxy.tolist() == [[70, 53, 198, 149], [384, 288, 512, 384]]
+    assert len(decode(out, nms_iou=0.95)) == 3  # nothing overlaps that much
+
+
+def test_decode_empty_outputs():
+    assert decode(np.zeros((1, 1, 0, 7), np.float32)).empty()
+    assert decode(ssd_output((0.1, 0.1, 0.1, 0.5, 0.5))).empty()
+    nan = ssd_output((np.nan, 0.1, 0.1, 0.5, 0.5), (0.9, np.nan, 0.1, 0.5, 0.5))
+    assert decode(nan).empty()
+
+
+def test_decode_rejects_malformed_output():
+    with pytest.raises(ValueError, match="7 values"):
+        decode(np.zeros((1, 1, 3, 5), np.float32))
+
+
+# --- Faces ---------------------------------------------------------------------------------------------------
+
+
+def test_faces_len_empty_indexing_and_read_only():
+    faces = Faces(np.array([[0, 0, 10, 10], [5, 5, 30, 40]]), np.array([0.9, 0.6]))
+    assert len(faces) == 2 and not faces.empty()
+    assert Faces.empty().empty() and len(Faces.empty()) == 0
+    strong = faces[faces.confidence > 0.7]
+    assert isinstance(strong, Faces) and strong.xyxy.tolist() == [[0, 0, 10, 10]]
+    assert faces[1].xyxy.tolist() == [[5, 5, 30, 40]]
+    assert faces.size_wh.tolist() == [[10, 10], [25, 35]]
+    with pytest.raises(ValueError):
+        faces.xyxy[0, 0] = 3
+    with pytest.raises(ValueError, match="2 boxes but 1"):
+        Faces(np.zeros((2, 4)), np.zeros(1))
+
+
+def test_crops_with_and_without_margin_are_clipped_copies():
+    frame = np.arange(100 * 200 * 3, dtype=np.uint32).reshape(100, 200, 3).astype(np.uint8)
+    faces = Faces(np.array([[10, 20, 50, 60], [180, 90, 200, 100]]), np.array([0.9, 0.8]))
+    plain = faces.crops(frame)
+    assert [c.shape for c in plain] == [(40, 40, 3), (10, 20, 3)]
+    assert np.array_equal(plain[0], frame[20:60, 10:50])
+    plain[0][:] = 0
+    assert frame[20:60, 10:50].any()  # a copy, not a view
+    grown = faces.crops(frame, margin=0.25)
+    assert [c.shape for c in grown] == [(60, 60, 3), (12, 25, 3)]  # second box clipped at the right/bottom
+    assert grow_boxes(faces.xyxy, 0.25, (200, 100)).tolist() == [[0, 10, 60, 70], [175, 88, 200, 100]]
+
+
+# --- real photos ----------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def detector() -> FaceDetector:
+    from maskwatch.config import load_config
+    from maskwatch.errors import UserError
+
+    try:
+        return FaceDetector.from_config(load_config())
+    except (ImportError, UserError) as exc:  # the asset resolver or the files are not available
+        pytest.skip(f"SSD face detector assets unavailable: {exc}")
+
+
+def iou(a, b) -> float:
+    ix = max(0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
+
+
+def grace_hopper_bgr() -> np.ndarray:
+    import cv2
+    from matplotlib import cbook
+
+    return cv2.imread(str(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)))
+
+
+# Reference points from dlib's 68-point landmarks (eye centres, mouth centre) and the landmarks' hull box.
+ASTRONAUT = {"points": [(203, 102), (246, 104), (223, 146)], "landmark_box": (179, 87, 272, 178)}
+GRACE = {"points": [(224, 192), (305, 189), (267, 279)], "landmark_box": (178, 161, 355, 333)}
+
+
+@pytest.mark.parametrize(("name", "reference"), [("astronaut", ASTRONAUT), ("grace_hopper", GRACE)])
+def test_real_photo_has_exactly_one_face_around_eyes_and_mouth(detector, name, reference):
+    from skimage import data
+
+    frame = data.astronaut()[:, :, ::-1].copy() if name == "astronaut" else grace_hopper_bgr()
+    faces = detector(frame)
+    assert len(faces) == 1, faces
+    x1, y1, x2, y2 = faces.xyxy[0].tolist()
+    for px, py in reference["points"]:
+        assert x1 < px < x2 and y1 < py < y2
+    assert iou(faces.xyxy[0].tolist(), reference["landmark_box"]) > 0.6
+
+
+@pytest.mark.parametrize(
+    "frame_fn",
+    [
+        lambda: __import__("skimage.data").data.coffee()[:, :, ::-1].copy(),
+        lambda: __import__("skimage.data").data.chelsea()[:, :, ::-1].copy(),  # a cat: ~0.69 at 300x300
+        lambda: np.zeros((480, 640, 3), np.uint8),
+        lambda: np.full((480, 640, 3), 255, np.uint8),
+    ],
+    ids=["coffee", "chelsea_cat", "black", "white"],
+)
+def test_no_face_in_non_face_frames(detector, frame_fn):
+    assert detector(frame_fn()).empty()
+
+
+def test_grayscale_and_bgra_inputs(detector):
+    import cv2
+    from skimage import data
+
+    bgr = data.astronaut()[:, :, ::-1].copy()
+    gray = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
+    bgra = cv2.cvtColor(bgr, cv2.COLOR_BGR2BGRA)
+    reference = detector(bgr).xyxy[0].tolist()
+    for frame in (gray, gray[:, :, None], bgra):
+        faces = detector(frame)
+        assert len(faces) == 1 and iou(faces.xyxy[0].tolist(), reference) > 0.8
+
+
+@pytest.mark.parametrize(
+    ("frame", "message"),
+    [
+        (None, "numpy array"),
+        ([[1, 2], [3, 4]], "numpy array"),
+        (np.zeros((0, 0, 3), np.uint8), "non-empty"),
+        (np.zeros((10, 10, 3), np.float32), "uint8"),
+        (np.zeros((10, 10, 2), np.uint8), "shape"),
+        (np.zeros((2, 10, 10, 3), np.uint8), "shape"),
+    ],
+)
+def test_bad_inputs_raise_a_clear_value_error(detector, frame, message):
+    with pytest.raises(ValueError, match=message):
+        detector(frame)
+
+
+def test_missing_model_file_is_a_user_error(tmp_path):
+    from maskwatch.errors import UserError
+
+    with pytest.raises(UserError, match="not found"):
+        FaceDetector(tmp_path / "deploy.prototxt", tmp_path / "x.caffemodel")
+
+
+def test_set_opencv_threads_maps_zero_to_the_default():
+    import cv2
+
+    set_opencv_threads(1)
+    assert cv2.getNumThreads() == 1
+    set_opencv_threads(0)
+    assert cv2.getNumThreads() >= 1
