@@ -1,26 +1,120 @@
-"""``python -m detector.webcam``: the real-time mask detector (webcam, video files, streams, images)."""
+"""``python -m detector.webcam``: the real-time mask detector (webcam, video files, streams, images).
+
+Each frame: find faces (SSD), classify all of them in one batch (Mask / No Mask), draw labelled boxes and an
+FPS overlay, then show and / or write the frame. ``q`` or Esc in the window quits; so does Ctrl-C.
+"""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import itertools
+import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from types import FrameType
 
+from detector.classifier import MaskClassifier
+from detector.draw import DrawStyle
+from detector.loop import Window, run_loop
+from detector.sinks import ImageDirSink, JsonlLog, NullSink, Sink, VideoSink
+from detector.sources import Frame, FrameSource
+from detector.stats import RunStats, format_summary
+from face_detector import FaceDetector
 from maskwatch.cli import add_config_args, config_from_args, run
+from maskwatch.config import PROJECT_ROOT, Config
 from maskwatch.errors import UserError
+from maskwatch.files import write_json_atomic
+
+DEMO_VIDEO = "demo/demo.mp4"
+DEMO_VIDEO_HINT = "python -m demo"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m detector.webcam", description=__doc__)
-    parser.add_argument("--source", help="camera index, video file, image file or folder, or stream URL")
+    parser = argparse.ArgumentParser(prog="python -m detector.webcam", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--source", help="camera index, video file, image file or folder, or rtsp:// / http(s):// "
+                        "URL (default: stream.source in the config, camera 0)")
+    parser.add_argument("--no-display", action="store_true", help="do not open a window (headless)")
+    parser.add_argument("--output", metavar="PATH", help="annotated video (.mp4), or a folder for image sources")
+    parser.add_argument("--log", metavar="PATH.jsonl", help="one JSON line per frame: boxes, labels, P(mask)")
+    parser.add_argument("--summary", metavar="PATH.json", help="save the end-of-run summary as JSON")
+    parser.add_argument("--max-frames", metavar="N", type=int, help="stop after N frames")
+    parser.add_argument("--demo", action="store_true", help=f"run on {DEMO_VIDEO} headless; outputs in runs/demo/")
     add_config_args(parser)
     return parser
 
 
+def apply_demo(args: argparse.Namespace, cfg: Config) -> None:
+    """``--demo``: the demo video in, annotated video, summary and log out under ``<runs_dir>/demo``."""
+    video = PROJECT_ROOT / DEMO_VIDEO
+    if not video.is_file():
+        raise UserError(f"the demo video {DEMO_VIDEO} is missing: create it with {DEMO_VIDEO_HINT}")
+    out = cfg.resolve_path(cfg.paths.runs_dir) / "demo"
+    args.source = str(video)
+    args.no_display = True
+    args.output = args.output or str(out / "annotated.mp4")
+    args.summary = args.summary or str(out / "summary.json")
+    args.log = args.log or str(out / "log.jsonl")
+
+
+def _sink(kind: str, output: str | None) -> Sink:
+    if output is None:
+        return NullSink()
+    return ImageDirSink(output) if kind == "images" else VideoSink(output)
+
+
+def _primed(frames: Iterator[Frame]) -> Iterator[Frame]:
+    """Open the source now (its errors surface before models load): read the first frame, then chain."""
+    first = next(frames, None)
+    return itertools.chain([first] if first is not None else [], frames)
+
+
+def _sigterm_to_interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
 def _main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    config_from_args(args)
-    raise UserError("the detector loop is not built yet (issue: Detector)")
+    cfg = config_from_args(args)
+    if args.max_frames is not None and args.max_frames < 1:
+        raise UserError(f"--max-frames must be at least 1, got {args.max_frames}")
+    if args.demo:
+        apply_demo(args, cfg)
+    source = FrameSource(args.source if args.source is not None else cfg.stream.source, cfg)
+    display = cfg.stream.display and not args.no_display
+    signal.signal(signal.SIGTERM, _sigterm_to_interrupt)  # `kill` closes the video like Ctrl-C does
+    stats = RunStats(source=source.spec, fps_window=cfg.draw.fps_window)
+    raw_frames = source.frames()
+    with contextlib.closing(raw_frames), contextlib.ExitStack() as stack:
+        frames = _primed(raw_frames)
+        show = stack.enter_context(Window()) if display else None
+        classify = MaskClassifier.from_config(cfg)
+        detect = FaceDetector.from_config(cfg)
+        sink = stack.enter_context(_sink(source.kind, args.output))
+        log = stack.enter_context(JsonlLog(args.log))
+        try:
+            run_loop(frames, detect, classify, threshold=cfg.classifier.threshold,
+                     style=DrawStyle.from_config(cfg.draw), sink=sink, log=log, stats=stats,
+                     crop_margin=cfg.face_detector.crop_margin, show=show, max_frames=args.max_frames)
+        finally:
+            stats.skipped_images = len(source.skipped)
+            _report(stats, args, source.kind)
+    return 0
+
+
+def _report(stats: RunStats, args: argparse.Namespace, kind: str) -> None:
+    """Print the summary and where the outputs are; save the summary JSON if asked."""
+    if stats.frames == 0:
+        return
+    summary = stats.summary()
+    print(format_summary(summary))
+    if args.summary:
+        write_json_atomic(args.summary, summary)
+    for what, path in (("images" if kind == "images" else "video", args.output),
+                       ("log", args.log), ("summary", args.summary)):
+        if path:
+            print(f"{what}: {path}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

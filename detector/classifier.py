@@ -1,0 +1,121 @@
+"""``MaskClassifier``: P(mask) for a batch of BGR face crops, from the model that ``train`` saved.
+
+Backends: ``tflite`` (default) runs ``<stem>.tflite`` with LiteRT and never imports TensorFlow; ``keras`` loads
+``<stem>.keras`` and imports TensorFlow only when selected. The card ``<stem>.json`` gives the input size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from maskwatch.config import Config
+from maskwatch.errors import UserError
+from train.card import card_path, model_path, read_card
+
+BACKENDS = ("tflite", "keras")
+TRAIN_HINT = "python -m train --dataset DIR"
+
+
+def prepare_batch(crops_bgr: Sequence[np.ndarray], input_size_wh: tuple[int, int]) -> np.ndarray:
+    """Crops resized to ``input_size_wh`` and turned RGB: float32 (n, H, W, 3), raw 0-255 (the model contract)."""
+    w, h = input_size_wh
+    batch = np.empty((len(crops_bgr), h, w, 3), np.float32)
+    for i, crop in enumerate(crops_bgr):
+        if crop.ndim != 3 or crop.shape[0] == 0 or crop.shape[1] == 0:
+            raise ValueError(f"crop {i} is empty or not a colour image: shape {crop.shape}")
+        resized = cv2.resize(crop, (w, h), interpolation=cv2.INTER_AREA)
+        batch[i] = cv2.cvtColor(resized, cv2.COLOR_BGR2RGB)
+    return batch
+
+
+def check_card(card: dict[str, Any], where: Path) -> tuple[int, int]:
+    """The card's input size (W, H); raise ``UserError`` if the card describes a model we cannot feed."""
+    expected = {"positive_class": "mask", "input_color": "RGB", "input_range": [0, 255]}
+    for key, value in expected.items():
+        if card.get(key, value) != value:
+            raise UserError(f"model card {where}: {key} is {card.get(key)!r}, the detector needs {value!r}")
+    size = card["input_size_wh"]
+    if not (isinstance(size, list) and len(size) == 2 and all(isinstance(v, int) and v > 0 for v in size)):
+        raise UserError(f"model card {where}: input_size_wh must be [width, height], got {size!r}")
+    return int(size[0]), int(size[1])
+
+
+class MaskClassifier:
+    """Callable: ``classifier(crops_bgr) -> P(mask)`` float32 (n,), all crops in one batch call."""
+
+    def __init__(self, stem: str | Path, backend: str = "tflite", threads: int = 1) -> None:
+        if backend not in BACKENDS:
+            raise UserError(f"unknown classifier backend {backend!r} (use {' or '.join(BACKENDS)})")
+        self.stem = Path(stem)
+        if not card_path(self.stem).is_file():
+            raise UserError(f"no trained model at {card_path(self.stem)}: create one with {TRAIN_HINT}")
+        self.card = read_card(self.stem)
+        self.input_size_wh = check_card(self.card, card_path(self.stem))
+        self.threshold = float(self.card["threshold"])
+        self.backend = backend
+        path = model_path(self.stem, backend)
+        if not path.is_file():
+            other = "keras" if backend == "tflite" else "tflite"
+            raise UserError(
+                f"model file {path} is missing: re-export with {TRAIN_HINT} (train.tflite=true), "
+                f"or use --set classifier.backend={other}"
+            )
+        self._predict = _tflite_predictor(path, threads) if backend == "tflite" else _keras_predictor(path)
+
+    @classmethod
+    def from_config(cls, cfg: Config) -> MaskClassifier:
+        c = cfg.classifier
+        return cls(cfg.resolve_path(c.model), backend=c.backend, threads=c.threads)
+
+    def __call__(self, crops_bgr: Sequence[np.ndarray]) -> np.ndarray:
+        if len(crops_bgr) == 0:
+            return np.zeros((0,), np.float32)
+        batch = prepare_batch(crops_bgr, self.input_size_wh)
+        probs = np.asarray(self._predict(batch), np.float32).reshape(len(crops_bgr), -1)
+        if probs.shape[1] != 1:
+            raise UserError(f"model {self.stem} returns {probs.shape[1]} values per face; expected 1 (P(mask))")
+        return probs[:, 0]
+
+
+def _tflite_predictor(path: Path, threads: int) -> Callable[[np.ndarray], np.ndarray]:
+    """LiteRT interpreter; the input tensor is resized (and tensors reallocated) only when the batch size changes."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    try:
+        interp = Interpreter(model_path=str(path), num_threads=threads)
+    except (ValueError, RuntimeError) as exc:
+        raise UserError(f"cannot load {path} ({' '.join(str(exc).split())[:200]})") from None
+    inp = interp.get_input_details()[0]
+    out_index = interp.get_output_details()[0]["index"]
+    shape = [0]
+
+    def predict(batch: np.ndarray) -> np.ndarray:
+        if shape[0] != len(batch):
+            interp.resize_tensor_input(inp["index"], list(batch.shape))
+            interp.allocate_tensors()
+            shape[0] = len(batch)
+        interp.set_tensor(inp["index"], batch)
+        interp.invoke()
+        return interp.get_tensor(out_index).copy()
+
+    return predict
+
+
+def _keras_predictor(path: Path) -> Callable[[np.ndarray], np.ndarray]:
+    """The ``.keras`` model (imports TensorFlow: ~3 s and ~1 GB), called directly (faster than ``predict``)."""
+    import keras
+
+    try:
+        model = keras.models.load_model(path, compile=False)
+    except (ValueError, OSError) as exc:
+        raise UserError(f"cannot load {path} ({' '.join(str(exc).split())[:200]})") from None
+
+    def predict(batch: np.ndarray) -> np.ndarray:
+        return keras.ops.convert_to_numpy(model(batch, training=False))
+
+    return predict

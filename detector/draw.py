@@ -1,0 +1,107 @@
+"""Pure drawing: coloured labelled face boxes, an FPS line and face counts on a copy of the frame."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from face_detector import Faces
+from maskwatch.config import DrawConfig
+
+FONT = cv2.FONT_HERSHEY_SIMPLEX
+PAD_PX = 3  # space between a label's text and the edge of its filled background
+OVERLAY_BG_BGR = (0, 0, 0)
+
+
+@dataclass(frozen=True)
+class DrawStyle:
+    mask_color_bgr: tuple[int, int, int] = (0, 200, 0)
+    no_mask_color_bgr: tuple[int, int, int] = (0, 0, 230)
+    text_color_bgr: tuple[int, int, int] = (255, 255, 255)
+    font_scale: float = 0.5
+    thickness_px: int = 2
+
+    @classmethod
+    def from_config(cls, draw: DrawConfig) -> DrawStyle:
+        return cls(draw.mask_color_bgr, draw.no_mask_color_bgr, draw.text_color_bgr, draw.font_scale,
+                   draw.thickness_px)
+
+
+def is_mask(prob_mask: np.ndarray | float, threshold: float) -> np.ndarray:
+    """True where P(mask) is at or above ``threshold``."""
+    return np.asarray(prob_mask) >= threshold
+
+
+def label_text(prob_mask: float, threshold: float) -> str:
+    """``Mask 97.2%`` (P(mask)) or ``No Mask 88.1%`` (1 - P(mask))."""
+    if prob_mask >= threshold:
+        return f"Mask {100 * prob_mask:.1f}%"
+    return f"No Mask {100 * (1 - prob_mask):.1f}%"
+
+
+def counts_text(n_mask: int, n_no_mask: int) -> str:
+    """``3 faces: 2 mask, 1 no mask`` (``0 faces`` when there is none)."""
+    n = n_mask + n_no_mask
+    if n == 0:
+        return "0 faces"
+    return f"{n} face{'s' if n != 1 else ''}: {n_mask} mask, {n_no_mask} no mask"
+
+
+def label_box(
+    box_xyxy: tuple[int, int, int, int], text_wh: tuple[int, int], baseline_px: int, frame_wh: tuple[int, int]
+) -> tuple[int, int, int, int]:
+    """Label background ``(x1, y1, x2, y2)``: above the box, inside it if there is no room above, always in the
+    frame (as far as the frame is large enough)."""
+    x1, y1 = box_xyxy[0], box_xyxy[1]
+    width, height = frame_wh
+    label_w, label_h = text_wh[0] + 2 * PAD_PX, text_wh[1] + baseline_px + 2 * PAD_PX
+    top = y1 - label_h if y1 - label_h >= 0 else y1
+    top = max(0, min(top, height - label_h))
+    left = max(0, min(x1, width - label_w))
+    return left, top, left + label_w, top + label_h
+
+
+def _text_block(image: np.ndarray, text: str, rect_xyxy: tuple[int, int, int, int], text_h: int,
+                bg_bgr: tuple[int, int, int], style: DrawStyle) -> None:
+    """Fill ``rect_xyxy`` (end-exclusive) with ``bg_bgr`` and write ``text`` in it."""
+    x1, y1, x2, y2 = rect_xyxy
+    cv2.rectangle(image, (x1, y1), (x2 - 1, y2 - 1), bg_bgr, cv2.FILLED)
+    cv2.putText(image, text, (x1 + PAD_PX, y1 + PAD_PX + text_h), FONT, style.font_scale, style.text_color_bgr, 1,
+                cv2.LINE_AA)
+
+
+def draw(
+    frame_bgr: np.ndarray,
+    faces: Faces,
+    prob_mask: np.ndarray,
+    *,
+    threshold: float,
+    style: DrawStyle,
+    fps: float | None = None,
+) -> np.ndarray:
+    """A new frame with every face boxed and labelled, and the FPS (if given) and face counts at the top left.
+
+    Boxes are end-exclusive (``Faces``): the rectangle's last pixel row and column are ``x2 - 1``, ``y2 - 1``.
+    """
+    out = frame_bgr.copy()
+    frame_wh = (out.shape[1], out.shape[0])
+    masked = is_mask(prob_mask, threshold)
+    for box, prob, mask in zip(faces.xyxy.tolist(), np.asarray(prob_mask).tolist(), masked.tolist(), strict=True):
+        x1, y1, x2, y2 = box
+        color = style.mask_color_bgr if mask else style.no_mask_color_bgr
+        cv2.rectangle(out, (x1, y1), (max(x1, x2 - 1), max(y1, y2 - 1)), color, style.thickness_px)
+        text = label_text(prob, threshold)
+        (tw, th), baseline = cv2.getTextSize(text, FONT, style.font_scale, 1)
+        _text_block(out, text, label_box(box, (tw, th), baseline, frame_wh), th, color, style)
+    lines = [f"FPS {fps:.1f}"] if fps is not None else []
+    n_mask = int(masked.sum())
+    lines.append(counts_text(n_mask, len(faces) - n_mask))
+    top = 0
+    for text in lines:
+        (tw, th), baseline = cv2.getTextSize(text, FONT, style.font_scale, 1)
+        bottom = top + th + baseline + 2 * PAD_PX
+        _text_block(out, text, (0, top, tw + 2 * PAD_PX, bottom), th, OVERLAY_BG_BGR, style)
+        top = bottom
+    return out

@@ -1,0 +1,79 @@
+"""Run statistics: per-stage timings, smoothed FPS for the overlay, and the end-of-run summary."""
+
+from __future__ import annotations
+
+import statistics
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+STAGES = ("read", "detect", "classify", "draw", "write")
+
+
+@dataclass
+class RunStats:
+    """Counts and timings of one run; ``add_frame`` once per processed frame."""
+
+    source: str = ""
+    fps_window: int = 30
+    frames: int = 0
+    faces: int = 0
+    mask: int = 0
+    no_mask: int = 0
+    skipped_images: int = 0
+    frame_fps: list[float] = field(default_factory=list)
+    stage_s: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))
+    _recent_s: deque[float] = field(default_factory=deque)
+
+    def add_frame(self, n_mask: int, n_no_mask: int, stage_s: dict[str, float]) -> None:
+        """Count one frame: its mask / no-mask faces and the seconds each stage took."""
+        self.frames += 1
+        self.faces += n_mask + n_no_mask
+        self.mask += n_mask
+        self.no_mask += n_no_mask
+        for stage in STAGES:
+            self.stage_s[stage] += stage_s.get(stage, 0.0)
+        total_s = sum(stage_s.get(stage, 0.0) for stage in STAGES)
+        if total_s > 0:
+            self.frame_fps.append(1.0 / total_s)
+        self._recent_s.append(total_s)
+        while len(self._recent_s) > self.fps_window:
+            self._recent_s.popleft()
+
+    def smoothed_fps(self) -> float | None:
+        """Frames per second over the last ``fps_window`` frames (``None`` before the first frame)."""
+        total_s = sum(self._recent_s)
+        return len(self._recent_s) / total_s if total_s > 0 else None
+
+    def summary(self) -> dict[str, Any]:
+        """Plain-JSON summary: counts, share without mask, mean / median FPS, mean ms per stage."""
+        n = max(self.frames, 1)
+        return {
+            "source": self.source,
+            "frames": self.frames,
+            "faces": self.faces,
+            "mask": self.mask,
+            "no_mask": self.no_mask,
+            "share_no_mask": round(self.no_mask / self.faces, 4) if self.faces else None,
+            "fps_mean": round(statistics.fmean(self.frame_fps), 2) if self.frame_fps else None,
+            "fps_median": round(statistics.median(self.frame_fps), 2) if self.frame_fps else None,
+            "stage_ms": {stage: round(1000 * self.stage_s[stage] / n, 2) for stage in STAGES},
+            "skipped_images": self.skipped_images,
+        }
+
+
+def format_summary(summary: dict[str, Any]) -> str:
+    """A few human-readable lines of ``RunStats.summary()``."""
+    share = summary["share_no_mask"]
+    share_text = f"{100 * share:.1f}% without mask" if share is not None else "no face seen"
+    fps = summary["fps_mean"]
+    fps_text = f"{fps:.1f} FPS mean, {summary['fps_median']:.1f} median" if fps is not None else "no timing"
+    stages = ", ".join(f"{k} {v:.1f}" for k, v in summary["stage_ms"].items())
+    lines = [
+        f"{summary['frames']} frames, {summary['faces']} faces: {summary['mask']} mask, "
+        f"{summary['no_mask']} no mask ({share_text})",
+        f"{fps_text}; ms per frame: {stages}",
+    ]
+    if summary.get("skipped_images"):
+        lines.append(f"{summary['skipped_images']} unreadable images skipped")
+    return "\n".join(lines)
