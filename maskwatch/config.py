@@ -50,6 +50,7 @@ class AssetsConfig:
     caffemodel: str = ""
     mobilenetv2_weights: str = ""
     download_timeout_s: float = _range(0.1, 600, default=10.0)
+    pip_fallback: bool = True
 
 
 @dataclass(frozen=True)
