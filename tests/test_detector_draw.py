@@ -1,0 +1,107 @@
+"""The drawing is pure and pixel-exact: golden frames built from cv2 primitives, labels kept inside the frame."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from detector.draw import FONT, PAD_PX, DrawStyle, counts_text, draw, label_box, label_text
+from face_detector import Faces
+from maskwatch.config import load_config
+
+STYLE = DrawStyle.from_config(load_config().draw)
+
+
+def _block(image: np.ndarray, text: str, x: int, y: int, bg: tuple[int, int, int]) -> int:
+    """Expected text block with its top-left corner at (x, y); returns its bottom y (end-exclusive)."""
+    (tw, th), baseline = cv2.getTextSize(text, FONT, STYLE.font_scale, 1)
+    cv2.rectangle(image, (x, y), (x + tw + 2 * PAD_PX - 1, y + th + baseline + 2 * PAD_PX - 1), bg, cv2.FILLED)
+    cv2.putText(image, text, (x + PAD_PX, y + PAD_PX + th), FONT, STYLE.font_scale, STYLE.text_color_bgr, 1,
+                cv2.LINE_AA)
+    return y + th + baseline + 2 * PAD_PX
+
+
+def _label_height(text: str) -> int:
+    (_, th), baseline = cv2.getTextSize(text, FONT, STYLE.font_scale, 1)
+    return th + baseline + 2 * PAD_PX
+
+
+def test_label_and_count_texts():
+    assert label_text(0.972, 0.5) == "Mask 97.2%"
+    assert label_text(0.119, 0.5) == "No Mask 88.1%"
+    assert label_text(0.5, 0.5) == "Mask 50.0%"
+    assert label_text(0.6, 0.7) == "No Mask 40.0%"
+    assert counts_text(2, 1) == "3 faces: 2 mask, 1 no mask"
+    assert counts_text(0, 1) == "1 face: 0 mask, 1 no mask"
+    assert counts_text(0, 0) == "0 faces"
+
+
+def test_golden_two_faces_and_overlay():
+    frame = np.full((240, 320, 3), 90, np.uint8)
+    frame[::7] = 140  # some texture, so a stray pixel anywhere shows
+    faces = Faces(np.array([[60, 100, 140, 200], [200, 5, 300, 90]]), np.array([0.99, 0.8]))
+    got = draw(frame, faces, np.array([0.9, 0.2]), threshold=0.5, style=STYLE, fps=12.5)
+
+    want = frame.copy()
+    # Face 1, Mask: box, label above it.
+    cv2.rectangle(want, (60, 100), (139, 199), STYLE.mask_color_bgr, STYLE.thickness_px)
+    _block(want, "Mask 90.0%", 60, 100 - _label_height("Mask 90.0%"), STYLE.mask_color_bgr)
+    # Face 2, No Mask, at the top right: no room above, so the label goes inside the box under its top edge,
+    # and it is too wide to start at x1 = 200, so it ends at the frame's right edge.
+    cv2.rectangle(want, (200, 5), (299, 89), STYLE.no_mask_color_bgr, STYLE.thickness_px)
+    (tw, _), _ = cv2.getTextSize("No Mask 80.0%", FONT, STYLE.font_scale, 1)
+    assert 200 + tw + 2 * PAD_PX > 320
+    _block(want, "No Mask 80.0%", 320 - tw - 2 * PAD_PX, 5, STYLE.no_mask_color_bgr)
+    # Overlay at the top left: FPS, then counts.
+    y = _block(want, "FPS 12.5", 0, 0, (0, 0, 0))
+    _block(want, "2 faces: 1 mask, 1 no mask", 0, y, (0, 0, 0))
+
+    np.testing.assert_array_equal(got, want)
+
+
+def test_golden_no_face_no_fps():
+    frame = np.zeros((50, 200, 3), np.uint8)
+    want = frame.copy()
+    _block(want, "0 faces", 0, 0, (0, 0, 0))
+    np.testing.assert_array_equal(draw(frame, Faces.empty(), np.zeros(0), threshold=0.5, style=STYLE), want)
+
+
+def test_draw_is_pure():
+    rng = np.random.default_rng(1)
+    frame = rng.integers(0, 255, (120, 160, 3), dtype=np.uint8)
+    before = frame.copy()
+    faces = Faces(np.array([[10, 40, 60, 100]]), np.array([0.9]))
+    a = draw(frame, faces, np.array([0.3]), threshold=0.5, style=STYLE, fps=30.0)
+    b = draw(frame, faces, np.array([0.3]), threshold=0.5, style=STYLE, fps=30.0)
+    np.testing.assert_array_equal(frame, before)
+    assert a is not frame and not np.shares_memory(a, frame)
+    np.testing.assert_array_equal(a, b)
+    assert tuple(a[70, 10]) == STYLE.no_mask_color_bgr  # left edge of the box: the No Mask colour
+
+
+def test_style_colours_come_from_config():
+    cfg = load_config(overrides=["draw.mask_color_bgr=[255, 0, 255]", "draw.thickness_px=1"])
+    style = DrawStyle.from_config(cfg.draw)
+    out = draw(np.zeros((100, 100, 3), np.uint8), Faces(np.array([[20, 50, 80, 90]]), np.array([1.0])),
+               np.array([0.99]), threshold=0.5, style=style)
+    assert tuple(out[70, 20]) == (255, 0, 255)
+    assert tuple(out[70, 21]) == (0, 0, 0)  # thickness 1
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_labels_stay_inside_the_frame(seed: int):
+    rng = np.random.default_rng(seed)
+    width, height = 160, 120
+    for _ in range(200):
+        x1, y1 = int(rng.integers(0, width - 2)), int(rng.integers(0, height - 2))
+        box = (x1, y1, int(rng.integers(x1 + 1, width + 1)), int(rng.integers(y1 + 1, height + 1)))
+        text_wh = (int(rng.integers(10, 120)), int(rng.integers(5, 20)))
+        lx1, ly1, lx2, ly2 = label_box(box, text_wh, 4, (width, height))
+        assert lx1 >= 0 and ly1 >= 0 and lx2 <= width and ly2 <= height, (box, text_wh)
+        assert (lx2 - lx1, ly2 - ly1) == (text_wh[0] + 2 * PAD_PX, text_wh[1] + 4 + 2 * PAD_PX)
+
+
+def test_label_above_box_when_room_right_edge_shifts_left():
+    assert label_box((50, 60, 90, 100), (30, 10), 4, (200, 200)) == (50, 60 - 20, 86, 60)
+    assert label_box((180, 60, 199, 100), (30, 10), 4, (200, 200)) == (200 - 36, 40, 200, 60)
