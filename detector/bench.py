@@ -1,0 +1,602 @@
+"""``python -m detector.bench --source VIDEO``: how fast is the loop, and how much faster than the classic one?
+
+Headless. Every measurement runs in its own fresh Python process, so memory, start-up time and threads are those of
+that process alone (the parent never imports TensorFlow):
+
+- ``loop``: our detector loop (SSD -> crops -> TFLite classifier -> draw) on the video: FPS, ms per frame and per
+  stage (read, detect, classify, draw), faces per frame, peak RSS, launch-to-first-annotated-frame, whether
+  TensorFlow got imported;
+- ``reference``: the classic tutorial loop (pyimagesearch ``detect_mask_video.py``: SSD, then ONE Keras
+  ``model.predict`` per frame over all faces) on the same video; our FPS / its FPS is the speed-up;
+- ``classifier``: model latency per batch size for each backend (Keras ``predict``, Keras under ``tf.function``,
+  TFLite, ONNX Runtime if installed);
+- ``threads`` (``--thread-sweep``): the loop under each OpenCV x classifier thread combination.
+
+Writes one JSON file (``runs/bench/bench-<UTC time>.json`` unless ``--out``) and prints a table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import importlib.metadata
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from maskwatch.cli import add_config_args, config_from_args, run
+from maskwatch.config import PROJECT_ROOT, Config, load_config
+from maskwatch.errors import UserError
+from maskwatch.files import write_json_atomic
+
+BATCH_SIZES = (1, 2, 4, 8)
+THREAD_COMBOS = ((1, 1), (1, 2), (2, 1), (2, 2), (0, 1))  # (face_detector.opencv_threads, classifier.threads)
+DEFAULT_SOURCES = ("demo/crowd.mp4", "demo/demo.mp4")
+FORMAT_VERSION = 1
+# The classic tutorial (pyimagesearch detect_mask_video.py) as the reference: its own settings.
+CLASSIC_WIDTH_PX = 400  # imutils.resize(frame, width=400) before detection
+CLASSIC_MIN_CONFIDENCE = 0.5
+CLASSIC_INPUT_PX = 224
+TARGETS = {
+    "speedup_vs_reference_min": 5.0,
+    "classifier_ms_per_face_batch1_max": 3.0,
+    "peak_rss_mb_max": 350.0,
+    "first_frame_s_max": 1.5,
+}
+_VERSION_PACKAGES = (
+    "numpy", "opencv-python", "ai-edge-litert", "tensorflow-cpu", "tensorflow", "keras", "onnxruntime", "imutils",
+)
+
+
+# ---------------------------------------------------------------- statistics and machine (pure, no heavy imports)
+
+
+def summarize_ms(samples_s: Sequence[float]) -> dict[str, float | int | None]:
+    """Median, 90th percentile and mean in milliseconds of durations given in seconds (``None`` if empty)."""
+    if not samples_s:
+        return {"n": 0, "median_ms": None, "p90_ms": None, "mean_ms": None}
+    ms = sorted(1000.0 * s for s in samples_s)
+    p90_index = min(len(ms) - 1, max(0, round(0.9 * len(ms)) - 1))
+    return {
+        "n": len(ms),
+        "median_ms": round(statistics.median(ms), 3),
+        "p90_ms": round(ms[p90_index], 3),
+        "mean_ms": round(statistics.fmean(ms), 3),
+    }
+
+
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo`` on Linux, else ``platform.processor()``)."""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
+def machine_info() -> dict[str, Any]:
+    """CPU, cores, load, OS, Python and library versions (versions from package metadata: nothing imported)."""
+    versions = {"python": platform.python_version()}
+    for name in _VERSION_PACKAGES:
+        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
+            versions[name] = importlib.metadata.version(name)
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return {
+        "cpu_model": cpu_model(),
+        "cpu_cores": os.cpu_count(),
+        "usable_cores": usable,
+        "load_avg_1_5_15": [round(v, 2) for v in os.getloadavg()],
+        "os": platform.platform(),
+        "versions": versions,
+    }
+
+
+def speedup(ours_fps: float | None, reference_fps: float | None) -> float | None:
+    """Our FPS over the reference FPS, or ``None`` when either is missing or zero."""
+    if not ours_fps or not reference_fps:
+        return None
+    return round(ours_fps / reference_fps, 2)
+
+
+def check_targets(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each target of the issue with the measured value and whether it is met (``None`` = not measured)."""
+    loop = result.get("loop") or {}
+    tflite = ((result.get("classifier") or {}).get("backends") or {}).get("tflite") or {}
+    batch1 = (tflite.get("batches") or {}).get("1") or {}
+    per_face = {b: v.get("ms_per_face") for b, v in (tflite.get("batches") or {}).items()}
+    rows = [
+        ("speedup vs reference loop", result.get("speedup"), ">=", TARGETS["speedup_vs_reference_min"]),
+        ("classifier ms per face, batch 1 (tflite)", batch1.get("ms_per_face"), "<=",
+         TARGETS["classifier_ms_per_face_batch1_max"]),
+        ("detector peak RSS MB", loop.get("peak_rss_mb"), "<=", TARGETS["peak_rss_mb_max"]),
+        ("launch to first annotated frame s", loop.get("first_frame_s"), "<=", TARGETS["first_frame_s_max"]),
+    ]
+    out = []
+    for name, value, op, limit in rows:
+        met = None if value is None else (value >= limit if op == ">=" else value <= limit)
+        out.append({"target": name, "value": value, "op": op, "limit": limit, "met": met})
+    batched = [v for b, v in per_face.items() if b != "1" and v is not None]
+    cheaper = None if batch1.get("ms_per_face") is None or not batched else (
+        all(v < batch1["ms_per_face"] for v in batched))
+    out.append({"target": "batched calls cheaper per face than batch 1 (tflite)", "value": per_face, "op": "<",
+                "limit": batch1.get("ms_per_face"), "met": cheaper})
+    out.append({"target": "TensorFlow not imported by the detector loop",
+                "value": loop.get("tensorflow_imported"), "op": "==", "limit": False,
+                "met": None if not loop else loop.get("tensorflow_imported") is False})
+    return out
+
+
+# ---------------------------------------------------------------- workers (each runs in a fresh process)
+
+
+def _frame_source(source: str) -> Iterable[Any]:
+    from detector.sources import video_frames
+
+    return video_frames(Path(source))
+
+
+def _timed_frames(frames: Iterable[Any]) -> Iterable[tuple[Any, float]]:
+    """Each frame with the seconds its read (decode) took."""
+    iterator = iter(frames)
+    while True:
+        t0 = time.perf_counter()
+        frame = next(iterator, None)
+        if frame is None:
+            return
+        yield frame, time.perf_counter() - t0
+
+
+class FrameRecorder:
+    """Per-frame samples: seconds per stage, faces, and the clock when each frame was finished."""
+
+    def __init__(self, stages: Sequence[str]) -> None:
+        self.stages: dict[str, list[float]] = {name: [] for name in stages}
+        self.faces: list[int] = []
+        self.done_s: list[float] = []  # time.perf_counter() at the end of each frame
+        self.first_frame_time: float | None = None  # time.time() when the first annotated frame was done
+
+    def add(self, stage_s: dict[str, float], n_faces: int) -> None:
+        if self.first_frame_time is None:
+            self.first_frame_time = time.time()
+        self.done_s.append(time.perf_counter())
+        for name, values in self.stages.items():
+            values.append(stage_s.get(name, 0.0))
+        self.faces.append(n_faces)
+
+    def report(self, launch_time: float, warmup: int) -> dict[str, Any]:
+        """FPS over the frames after ``warmup`` (frame-finish to frame-finish), per-stage and per-frame ms."""
+        import resource
+
+        n = len(self.faces)
+        warm = min(warmup, max(n - 1, 0))
+        totals = [sum(values[i] for values in self.stages.values()) for i in range(n)]
+        span_s = self.done_s[-1] - self.done_s[warm] if n > warm + 1 else 0.0
+        return {
+            "frames": n,
+            "frames_measured": n - warm - 1 if span_s > 0 else 0,
+            "warmup_frames": warm,
+            "fps": round((n - warm - 1) / span_s, 2) if span_s > 0 else None,
+            "ms_per_frame": summarize_ms(totals[warm + 1:]),
+            "stages": {name: summarize_ms(values[warm + 1:]) for name, values in self.stages.items()},
+            "faces_per_frame": {
+                "mean": round(statistics.fmean(self.faces), 2) if self.faces else None,
+                "min": min(self.faces, default=None),
+                "max": max(self.faces, default=None),
+            },
+            "first_frame_s": None if self.first_frame_time is None else round(self.first_frame_time - launch_time, 3),
+            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+            "tensorflow_imported": "tensorflow" in sys.modules,
+        }
+
+
+def worker_loop(spec: dict[str, Any]) -> dict[str, Any]:
+    """Our loop: the detector's own ``run_loop`` with the components built from config as the detector does,
+    headless, no output file; a ``RunStats`` subclass records every frame."""
+    from detector.classifier import MaskClassifier
+    from detector.draw import DrawStyle
+    from detector.loop import run_loop
+    from detector.sinks import JsonlLog, NullSink
+    from detector.stats import STAGES, RunStats
+    from face_detector import FaceDetector
+
+    recorder = FrameRecorder(STAGES)
+
+    class RecordingStats(RunStats):
+        def add_frame(self, n_mask: int, n_no_mask: int, stage_s: dict[str, float]) -> None:
+            super().add_frame(n_mask, n_no_mask, stage_s)
+            recorder.add(stage_s, n_mask + n_no_mask)
+
+    cfg = load_config(spec["config"], spec["overrides"])
+    classify = MaskClassifier.from_config(cfg)
+    detect = FaceDetector.from_config(cfg)
+    stats = RecordingStats(source=spec["source"], fps_window=cfg.draw.fps_window)
+    with NullSink() as sink, JsonlLog(None) as log:
+        run_loop(_frame_source(spec["source"]), detect, classify, threshold=cfg.classifier.threshold,
+                 style=DrawStyle.from_config(cfg.draw), sink=sink, log=log, stats=stats,
+                 crop_margin=cfg.face_detector.crop_margin, max_frames=spec["frames"] or None)
+    report = recorder.report(spec["launch_time"], spec["warmup"])
+    report["settings"] = {
+        "opencv_threads": cfg.face_detector.opencv_threads,
+        "classifier_threads": cfg.classifier.threads,
+        "classifier_backend": cfg.classifier.backend,
+        "min_confidence": cfg.face_detector.min_confidence,
+        "model": str(cfg.resolve_path(cfg.classifier.model)),
+    }
+    return report
+
+
+def _keras_model(cfg: Config) -> tuple[Any, str]:
+    """The project's trained ``<stem>.keras`` if present, else the same architecture with random weights."""
+    import keras
+
+    from train.card import model_path
+
+    path = model_path(cfg.resolve_path(cfg.classifier.model), "keras")
+    if path.is_file():
+        return keras.models.load_model(path, compile=False), str(path)
+    from train.model import build_classifier
+
+    return build_classifier(CLASSIC_INPUT_PX, None), "MobileNetV2 (weights=None) + head, rebuilt (same cost)"
+
+
+def worker_reference(spec: dict[str, Any]) -> dict[str, Any]:
+    """The classic loop of the tutorials: resize to 400 px wide, SSD at 0.5, per face BGR->RGB, 224, array, then
+    ONE ``model.predict(faces, batch_size=32)`` per frame, draw. TensorFlow's threads are left at its defaults."""
+    import cv2
+    import imutils
+    import keras
+    import numpy as np
+
+    from models.assets import resolve
+
+    cfg = load_config(spec["config"], spec["overrides"])
+    net = cv2.dnn.readNetFromCaffe(str(resolve("prototxt", cfg)), str(resolve("caffemodel", cfg)))
+    model, model_name = _keras_model(cfg)
+    size = tuple(model.input_shape[1:3])[::-1]
+    recorder = FrameRecorder(("read", "detect", "classify", "draw"))
+    for frame, read_s in _timed_frames(_frame_source(spec["source"])):
+        t0 = time.perf_counter()
+        image = imutils.resize(frame.image_bgr, width=CLASSIC_WIDTH_PX)
+        h, w = image.shape[:2]
+        net.setInput(cv2.dnn.blobFromImage(image, 1.0, (300, 300), (104.0, 177.0, 123.0)))
+        detections = net.forward()
+        t1 = time.perf_counter()
+        faces, boxes = [], []
+        for i in range(detections.shape[2]):
+            if detections[0, 0, i, 2] <= CLASSIC_MIN_CONFIDENCE:
+                continue
+            x1, y1, x2, y2 = (detections[0, 0, i, 3:7] * np.array([w, h, w, h])).astype("int")
+            x1, y1, x2, y2 = max(0, x1), max(0, y1), min(w - 1, x2), min(h - 1, y2)
+            crop = image[y1:y2, x1:x2]
+            if crop.size == 0:
+                continue
+            crop = cv2.resize(cv2.cvtColor(crop, cv2.COLOR_BGR2RGB), size)
+            # preprocess_input is the model's first layer (Rescaling), so the array stays raw 0-255 here
+            faces.append(keras.utils.img_to_array(crop))
+            boxes.append((x1, y1, x2, y2))
+        preds = model.predict(np.array(faces, dtype="float32"), batch_size=32, verbose=0) if faces else []
+        t2 = time.perf_counter()
+        for (x1, y1, x2, y2), pred in zip(boxes, preds, strict=True):
+            mask = float(pred[0]) >= 0.5
+            color = (0, 255, 0) if mask else (0, 0, 255)
+            label = f"{'Mask' if mask else 'No Mask'}: {100 * max(float(pred[0]), 1 - float(pred[0])):.2f}%"
+            cv2.putText(image, label, (x1, y1 - 10), cv2.FONT_HERSHEY_SIMPLEX, 0.45, color, 2)
+            cv2.rectangle(image, (x1, y1), (x2, y2), color, 2)
+        t3 = time.perf_counter()
+        recorder.add({"read": read_s, "detect": t1 - t0, "classify": t2 - t1, "draw": t3 - t2}, len(faces))
+        if spec["frames"] and len(recorder.faces) >= spec["frames"]:
+            break
+    report = recorder.report(spec["launch_time"], spec["warmup"])
+    report["settings"] = {"model": model_name, "frame_width_px": CLASSIC_WIDTH_PX,
+                          "min_confidence": CLASSIC_MIN_CONFIDENCE, "tensorflow_threads": "default (all cores)"}
+    return report
+
+
+def _latency(call: Any, batch: Any, repeats: int) -> dict[str, Any]:
+    """Warm up twice, then time ``repeats`` calls; ms per call and per face."""
+    for _ in range(2):
+        call(batch)
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        call(batch)
+        times.append(time.perf_counter() - t0)
+    stats = summarize_ms(times)
+    stats["ms_per_face"] = round(stats["median_ms"] / len(batch), 3)
+    return stats
+
+
+def _batches(input_size_wh: tuple[int, int], batch_sizes: Sequence[int]) -> dict[int, Any]:
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    w, h = input_size_wh
+    return {b: rng.uniform(0, 255, (b, h, w, 3)).astype(np.float32) for b in batch_sizes}
+
+
+def _backend_tflite(cfg: Config, spec: dict[str, Any]) -> dict[str, Any]:
+    """The detector's runtime as the detector builds it (``MaskClassifier``), on ready batches and on BGR crops."""
+    import numpy as np
+
+    from detector.classifier import MaskClassifier
+
+    clf = MaskClassifier(cfg.resolve_path(cfg.classifier.model), backend="tflite", threads=cfg.classifier.threads)
+    out: dict[str, Any] = {"threads": cfg.classifier.threads, "batches": {}, "with_preprocessing": {}}
+    for b, batch in _batches(clf.input_size_wh, spec["batch_sizes"]).items():
+        out["batches"][str(b)] = _latency(clf._predict, batch, spec["repeats"])
+        crops = [np.ascontiguousarray(img[:160, :140, ::-1].astype(np.uint8)) for img in batch]  # face-sized BGR
+        out["with_preprocessing"][str(b)] = _latency(clf, crops, spec["repeats"])
+    return out
+
+
+def _backend_keras(cfg: Config, spec: dict[str, Any]) -> dict[str, Any]:
+    import tensorflow as tf
+
+    model, model_name = _keras_model(cfg)
+    size_wh = tuple(model.input_shape[1:3])[::-1]
+    graph = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
+    predict: dict[str, Any] = {"model": model_name, "batches": {}}
+    function: dict[str, Any] = {"model": model_name, "batches": {}}
+    for b, batch in _batches(size_wh, spec["batch_sizes"]).items():
+        predict["batches"][str(b)] = _latency(lambda x: model.predict(x, batch_size=32, verbose=0), batch,
+                                              spec["repeats"])
+        function["batches"][str(b)] = _latency(lambda x: graph(tf.constant(x)).numpy(), batch, spec["repeats"])
+    return {"keras_predict": predict, "keras_tf_function": function}
+
+
+def _backend_onnx(cfg: Config, spec: dict[str, Any]) -> dict[str, Any]:
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        return {"available": False, "reason": "onnxruntime is not installed (pip install onnxruntime tf2onnx)"}
+    return {"available": False, "reason": "onnxruntime is installed but no .onnx export of the model exists"}
+
+
+def worker_classifier(spec: dict[str, Any]) -> dict[str, Any]:
+    """Classifier latency per batch size: TFLite first (before TensorFlow is imported), then Keras, then ONNX."""
+    cfg = load_config(spec["config"], spec["overrides"])
+    backends: dict[str, Any] = {"tflite": _backend_tflite(cfg, spec)}
+    if spec.get("tensorflow", True):
+        backends.update(_backend_keras(cfg, spec))
+    backends["onnxruntime"] = _backend_onnx(cfg, spec)
+    return {"repeats": spec["repeats"], "backends": backends}
+
+
+WORKERS = {"loop": worker_loop, "reference": worker_reference, "classifier": worker_classifier}
+
+
+# ---------------------------------------------------------------- the parent: run workers, collect, report
+
+
+def run_worker(kind: str, spec: dict[str, Any], *, timeout_s: float = 1800.0) -> dict[str, Any]:
+    """Run one worker in a fresh interpreter and return its JSON result; a failure is a one-line ``UserError``."""
+    with tempfile.TemporaryDirectory(prefix="maskwatch-bench-") as tmp:
+        spec_path, result_path = Path(tmp) / "spec.json", Path(tmp) / "result.json"
+        cmd = [sys.executable, "-m", "detector.bench", "--worker", kind, "--spec", str(spec_path),
+               "--result", str(result_path)]
+        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": _pythonpath()}
+        spec_path.write_text(json.dumps({**spec, "launch_time": time.time()}))  # the clock starts here
+        try:
+            proc = subprocess.run(cmd, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            raise UserError(f"benchmark step {kind!r} took longer than {timeout_s:g} s") from None
+        if proc.returncode != 0 or not result_path.is_file():
+            lines = [ln for ln in (proc.stderr or "").strip().splitlines() if ln.strip()]
+            raise UserError(f"benchmark step {kind!r} failed: {lines[-1] if lines else f'exit {proc.returncode}'}")
+        return json.loads(result_path.read_text())
+
+
+def _pythonpath() -> str:
+    current = os.environ.get("PYTHONPATH", "")
+    return str(PROJECT_ROOT) + (os.pathsep + current if current else "")
+
+
+def default_source(cfg: Config) -> Path:
+    for name in DEFAULT_SOURCES:
+        path = cfg.resolve_path(name)
+        if path.is_file():
+            return path
+    raise UserError(f"no demo video ({' or '.join(DEFAULT_SOURCES)}): pass --source VIDEO (any video with faces)")
+
+
+def _say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def thread_sweep(base: dict[str, Any]) -> list[dict[str, Any]]:
+    """The loop under every (OpenCV threads, classifier threads) combination, each in a fresh process."""
+    rows = []
+    for cv_threads, clf_threads in THREAD_COMBOS:
+        _say(f"  threads: opencv {cv_threads or 'default'} + classifier {clf_threads}")
+        overrides = [*base["overrides"], f"face_detector.opencv_threads={cv_threads}",
+                     f"classifier.threads={clf_threads}"]
+        res = run_worker("loop", {**base, "overrides": overrides})
+        rows.append({"opencv_threads": cv_threads, "classifier_threads": clf_threads, "fps": res["fps"],
+                     "ms_per_frame": res["ms_per_frame"],
+                     "stages_median_ms": {k: v["median_ms"] for k, v in res["stages"].items()}})
+    return rows
+
+
+def benchmark(args: argparse.Namespace, cfg: Config) -> dict[str, Any]:
+    """All steps; loop and reference alternate ``--rounds`` times so both see the same machine load."""
+    source = Path(args.source).expanduser().resolve() if args.source else default_source(cfg)
+    if not source.is_file():
+        raise UserError(f"source not found: {source} (the benchmark needs a video file)")
+    base = {"config": args.config, "overrides": list(args.overrides), "source": str(source),
+            "warmup": args.warmup}
+    result: dict[str, Any] = {
+        "format_version": FORMAT_VERSION,
+        "created_utc": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "command": "python -m detector.bench " + " ".join(sys.argv[1:] if args.argv is None else args.argv),
+        "source": str(source),
+        "machine": machine_info(),
+        "targets_spec": TARGETS,
+    }
+    loops, refs = [], []
+    for r in range(args.rounds):
+        _say(f"round {r + 1}/{args.rounds}: our loop ({args.frames or 'all'} frames)")
+        loops.append(run_worker("loop", {**base, "frames": args.frames}))
+        if not args.no_reference:
+            _say(f"round {r + 1}/{args.rounds}: classic reference loop ({args.reference_frames} frames)")
+            refs.append(run_worker("reference", {**base, "frames": args.reference_frames}))
+    result["loop"] = _median_round(loops)
+    result["reference"] = _median_round(refs) if refs else None
+    result["rounds"] = {"loop_fps": [x["fps"] for x in loops], "reference_fps": [x["fps"] for x in refs],
+                        "speedup": [speedup(a["fps"], b["fps"]) for a, b in zip(loops, refs, strict=False)]}
+    result["speedup"] = speedup(result["loop"]["fps"], (result["reference"] or {}).get("fps"))
+    _say("classifier latency per batch size")
+    result["classifier"] = run_worker("classifier", {**base, "batch_sizes": list(args.batch_sizes),
+                                                     "repeats": args.repeats, "tensorflow": not args.no_reference})
+    result["threads"] = thread_sweep({**base, "frames": args.frames}) if args.thread_sweep else None
+    result["machine"]["load_avg_1_5_15_after"] = [round(v, 2) for v in os.getloadavg()]
+    result["targets"] = check_targets(result)
+    return result
+
+
+def _median_round(rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    """The round with the median FPS (a real run, not a blend of runs)."""
+    ranked = sorted(rounds, key=lambda x: x["fps"] or 0.0)
+    return ranked[(len(ranked) - 1) // 2]
+
+
+# ---------------------------------------------------------------- the table
+
+
+def _fmt(value: Any, digits: int = 1) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def _loop_lines(name: str, res: dict[str, Any] | None) -> list[str]:
+    if not res:
+        return [f"{name:<10} (not run)"]
+    f, st = res["ms_per_frame"], res["stages"]
+    stage_text = "  ".join(f"{k} {_fmt(v['median_ms'])}" for k, v in st.items())
+    return [
+        f"{name:<10} {_fmt(res['fps']):>6} fps   ms/frame median {_fmt(f['median_ms'])} p90 {_fmt(f['p90_ms'])}   "
+        f"faces/frame {_fmt(res['faces_per_frame']['mean'], 2)}",
+        f"{'':<10} stages median ms: {stage_text}",
+        f"{'':<10} peak RSS {_fmt(res['peak_rss_mb'])} MB, first annotated frame {_fmt(res['first_frame_s'], 2)} s "
+        f"after launch, TensorFlow imported: {res['tensorflow_imported']}",
+    ]
+
+
+def _cells(batches: dict[str, Any]) -> str:
+    return "  ".join(f"b{b} {_fmt(v['median_ms'], 2)} ({_fmt(v['ms_per_face'], 2)})" for b, v in batches.items())
+
+
+def format_table(result: dict[str, Any]) -> str:
+    """The human-readable summary printed at the end."""
+    m = result["machine"]
+    lines = [f"machine: {m['cpu_model']}, {m['cpu_cores']} cores, load {m['load_avg_1_5_15']} -> "
+             f"{m.get('load_avg_1_5_15_after')}", f"source: {result['source']}", ""]
+    lines += _loop_lines("ours", result["loop"]) + _loop_lines("reference", result["reference"])
+    lines.append(f"speed-up: {_fmt(result['speedup'], 2)}x (per round: {result['rounds']['speedup']})")
+    lines += ["", "classifier latency, median ms per call (ms per face):"]
+    for name, backend in result["classifier"]["backends"].items():
+        batches = backend.get("batches")
+        if not batches:
+            lines.append(f"  {name:<18} {backend.get('reason', 'not available')}")
+            continue
+        lines.append(f"  {name:<18} {_cells(batches)}")
+    tflite_pre = result["classifier"]["backends"]["tflite"].get("with_preprocessing") or {}
+    if tflite_pre:
+        lines.append(f"  {'tflite+resize':<18} {_cells(tflite_pre)}")
+    if result.get("threads"):
+        lines += ["", "threads (opencv + classifier): fps, median ms/frame"]
+        for row in result["threads"]:
+            lines.append(f"  {row['opencv_threads'] or 'default':>7} + {row['classifier_threads']}: "
+                         f"{_fmt(row['fps']):>6} fps  {_fmt(row['ms_per_frame']['median_ms'])} ms")
+    lines += ["", "targets:"]
+    for t in result["targets"]:
+        mark = {True: "met ", False: "MISS", None: "n/a "}[t["met"]]
+        lines.append(f"  [{mark}] {t['target']}: {t['value']} (target {t['op']} {t['limit']})")
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- command line
+
+
+def _batch_sizes(text: str) -> tuple[int, ...]:
+    try:
+        sizes = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+    if not sizes or min(sizes) < 1:
+        raise argparse.ArgumentTypeError("batch sizes must be >= 1")
+    return sizes
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m detector.bench", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--source", help=f"video file with faces (default: {' or '.join(DEFAULT_SOURCES)})")
+    parser.add_argument("--frames", type=int, default=300, help="frames of our loop per run (0 = all; default 300)")
+    parser.add_argument("--reference-frames", type=int, default=60,
+                        help="frames of the classic reference loop per run (default 60)")
+    parser.add_argument("--warmup", type=int, default=5, help="first frames left out of the FPS (default 5)")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="alternate our loop and the reference this many times; the median is kept")
+    parser.add_argument("--batch-sizes", type=_batch_sizes, default=BATCH_SIZES, help="default 1,2,4,8")
+    parser.add_argument("--repeats", type=int, default=30, help="timed calls per batch size (default 30)")
+    parser.add_argument("--thread-sweep", action="store_true",
+                        help="also run the loop under each OpenCV x classifier thread combination")
+    parser.add_argument("--no-reference", action="store_true",
+                        help="skip everything that needs TensorFlow (reference loop, Keras backends)")
+    parser.add_argument("--out", help="JSON path (default: <runs_dir>/bench/bench-<UTC time>.json)")
+    parser.add_argument("--worker", choices=sorted(WORKERS), help=argparse.SUPPRESS)
+    parser.add_argument("--spec", help=argparse.SUPPRESS)
+    parser.add_argument("--result", help=argparse.SUPPRESS)
+    add_config_args(parser)
+    return parser
+
+
+def _check_args(args: argparse.Namespace) -> None:
+    for name in ("frames", "reference_frames", "warmup"):
+        if getattr(args, name) < 0:
+            raise UserError(f"--{name.replace('_', '-')} must be >= 0")
+    for name in ("rounds", "repeats"):
+        if getattr(args, name) < 1:
+            raise UserError(f"--{name} must be >= 1")
+    for name in ("frames", "reference_frames"):
+        value = getattr(args, name)
+        if value and value <= args.warmup:
+            raise UserError(f"--{name.replace('_', '-')} ({value}) must be larger than --warmup ({args.warmup})")
+
+
+def _main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    args.argv = argv
+    if args.worker:
+        spec = json.loads(Path(args.spec).read_text())
+        write_json_atomic(args.result, WORKERS[args.worker](spec))
+        return 0
+    _check_args(args)
+    cfg = config_from_args(args)
+    result = benchmark(args, cfg)
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%d-%H%M%S")
+    out = Path(args.out) if args.out else cfg.resolve_path(cfg.paths.runs_dir) / "bench" / f"bench-{stamp}.json"
+    write_json_atomic(out, result)
+    print(format_table(result))
+    print(f"\nwrote {out}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run(_main, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
