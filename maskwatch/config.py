@@ -118,6 +118,7 @@ class TrainConfig:
     fine_tune_learning_rate: float = _range(0.0, 1.0, default=1e-5)
     strategy: str = _choice("none", "mirrored", "multi_worker", default="none")
     tflite: bool = True
+    val_split: float = _range(0.0, 0.5, default=0.0)
 
 
 @dataclass(frozen=True)

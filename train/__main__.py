@@ -1,26 +1,42 @@
-"""``python -m train --dataset DIR``: train the Mask / No Mask classifier."""
+"""``python -m train --dataset DIR``: train the Mask / No Mask classifier.
+
+DIR holds with_mask/ and without_mask/ (jpg, jpeg, png, bmp, webp; any case), optionally groups.csv. Writes a run
+directory under paths.runs_dir (report, plots, config, log) and the model at classifier.model (.keras, .h5,
+.tflite, .json card). See docs/TRAINING.md.
+"""
 
 from __future__ import annotations
 
 import argparse
+import logging
+import os
 import sys
 from collections.abc import Sequence
 
 from maskwatch.cli import add_config_args, config_from_args, run
-from maskwatch.errors import UserError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m train", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--dataset", required=True, help="folder with with_mask/ and without_mask/")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars (one Keras line per epoch)")
     add_config_args(parser)
     return parser
 
 
 def _main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    config_from_args(args)
-    raise UserError("training is not built yet (issue: Training module)")
+    cfg = config_from_args(args)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from train.run import train_run
+
+    result = train_run(cfg, args.dataset, progress=not args.quiet and sys.stderr.isatty())
+    print(f"run directory: {result.run_dir}")
+    print(f"model card: {result.model_paths['card']}")
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

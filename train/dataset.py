@@ -1,0 +1,216 @@
+"""Steps 1-2: load a folder dataset (``with_mask/``, ``without_mask/``) as RGB arrays and split it.
+
+Groups (photos of the same person or crops of the same photo) come from ``DIR/groups.csv`` (columns ``file,group``;
+``file`` relative to DIR, e.g. ``with_mask/a.jpg``) or, without that file, from the filename convention
+``<group>__<anything>.<ext>`` (the part before the first double underscore). A file without a group is its own group.
+The split keeps every group on one side.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import logging
+import math
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from maskwatch.errors import UserError
+
+log = logging.getLogger(__name__)
+
+CLASS_DIRS = ("with_mask", "without_mask")  # label 1 = with_mask = the positive class "mask"
+GROUPS_FILE = "groups.csv"
+GROUP_SEPARATOR = "__"
+MAX_IMAGE_PIXELS = 100_000_000  # larger images are skipped (decoding one would take gigabytes)
+
+
+@dataclass(frozen=True)
+class ImageFile:
+    path: Path
+    label: int  # 1 = with_mask, 0 = without_mask
+    group: str
+
+
+@dataclass
+class Dataset:
+    """Decoded images ``images_rgb`` uint8 (n, size, size, 3), ``labels`` int (n,), one group name per image."""
+
+    images_rgb: np.ndarray
+    labels: np.ndarray
+    groups: list[str]
+    files: list[Path]
+    skipped: dict[str, str] = field(default_factory=dict)  # file -> reason
+    content_sha256: str = ""
+
+    def summary(self) -> dict:
+        """Counts per class, groups, skipped files and the content hash (for the model card)."""
+        return {
+            "counts": {name: int((self.labels == label).sum()) for name, label in (("mask", 1), ("no_mask", 0))},
+            "groups": len(set(self.groups)),
+            "skipped": len(self.skipped),
+            "skipped_files": dict(sorted(self.skipped.items())),
+            "content_sha256": self.content_sha256,
+        }
+
+
+@dataclass(frozen=True)
+class Split:
+    """Indices into a ``Dataset``."""
+
+    train: np.ndarray
+    test: np.ndarray
+
+
+def scan(root: str | Path, image_exts: Sequence[str]) -> tuple[list[ImageFile], dict[str, str]]:
+    """List the image files of both classes; return them and the ignored non-image files (file -> reason)."""
+    root = Path(root)
+    if not root.is_dir():
+        raise UserError(f"dataset folder not found: {root}")
+    exts = {e.lower() for e in image_exts}
+    groups = _read_groups_csv(root)
+    files: list[ImageFile] = []
+    ignored: dict[str, str] = {}
+    for label, name in ((1, "with_mask"), (0, "without_mask")):
+        class_dir = root / name
+        if not class_dir.is_dir():
+            raise UserError(f"class folder missing: {class_dir} (expected {root}/with_mask and {root}/without_mask)")
+        for path in sorted(p for p in class_dir.rglob("*") if p.is_file()):
+            rel = path.relative_to(root).as_posix()
+            if path.suffix.lower() not in exts:
+                ignored[rel] = f"not an image file (extensions: {' '.join(sorted(exts))})"
+                continue
+            files.append(ImageFile(path, label, groups.get(rel) or _group_from_name(path, rel)))
+    return files, ignored
+
+
+def _group_from_name(path: Path, rel: str) -> str:
+    head, sep, _ = path.name.partition(GROUP_SEPARATOR)
+    return head if sep and head else rel
+
+
+def _read_groups_csv(root: Path) -> dict[str, str]:
+    path = root / GROUPS_FILE
+    if not path.is_file():
+        return {}
+    try:
+        with path.open(newline="", encoding="utf-8") as fh:
+            rows = list(csv.DictReader(fh))
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise UserError(f"{path}: not a readable CSV ({exc})") from None
+    if rows and not {"file", "group"} <= set(rows[0]):
+        raise UserError(f"{path}: expected the columns file,group")
+    return {Path(r["file"]).as_posix(): r["group"] for r in rows if r.get("file") and r.get("group")}
+
+
+def decode_image(data: bytes, size: int) -> np.ndarray:
+    """Bytes of any common image file -> RGB uint8 (size, size, 3); raise ``ValueError`` if it is not usable.
+
+    Grayscale, palette and CMYK images are converted; RGBA is composited over white; EXIF rotation is applied.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        try:
+            img = Image.open(io.BytesIO(data))
+            w, h = img.size
+            if w * h > MAX_IMAGE_PIXELS:
+                raise ValueError(f"too large ({w}x{h} pixels, limit {MAX_IMAGE_PIXELS})")
+            img.draft("RGB", (size, size))  # JPEG: decode at a reduced scale, cheap for huge photos
+            img.load()  # raises on truncated or corrupt data
+            img = ImageOps.exif_transpose(img)
+        except (UnidentifiedImageError, OSError, SyntaxError, Image.DecompressionBombError) as exc:
+            raise ValueError(f"not a readable image ({' '.join(str(exc).split()) or type(exc).__name__})") from None
+    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+        rgba = img.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        img = Image.alpha_composite(white, rgba)
+    rgb = np.asarray(img.convert("RGB"))
+    if rgb.shape[0] < 2 or rgb.shape[1] < 2:
+        raise ValueError(f"too small ({rgb.shape[1]}x{rgb.shape[0]} pixels)")
+    shrink = rgb.shape[0] > size or rgb.shape[1] > size
+    interp = cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
+    return cv2.resize(rgb, (size, size), interpolation=interp)
+
+
+def load_dataset(
+    root: str | Path, *, image_size: int, image_exts: Sequence[str], min_images_per_class: int, progress: bool = True
+) -> Dataset:
+    """Step 1: decode every image to RGB ``image_size`` square; skip and count unusable files; check the counts."""
+    from tqdm import tqdm
+
+    files, skipped = scan(root, image_exts)
+    root = Path(root)
+    images, labels, groups, kept = [], [], [], []
+    digest = hashlib.sha256()
+    for item in tqdm(files, desc="loading images", unit="img", disable=not progress):
+        rel = item.path.relative_to(root).as_posix()
+        try:
+            data = item.path.read_bytes()
+            images.append(decode_image(data, image_size))
+        except (OSError, ValueError) as exc:
+            skipped[rel] = str(exc)
+            continue
+        labels.append(item.label)
+        groups.append(item.group)
+        kept.append(item.path)
+        digest.update(f"{item.label}\0{rel}\0{hashlib.sha256(data).hexdigest()}\n".encode())
+    if skipped:
+        listing = "; ".join(f"{f}: {why}" for f, why in sorted(skipped.items()))
+        log.warning("skipped %d file(s): %s", len(skipped), listing)
+    labels_arr = np.asarray(labels, dtype=np.int64)
+    _check_counts(root, labels_arr, min_images_per_class)
+    return Dataset(
+        images_rgb=np.stack(images),
+        labels=labels_arr,
+        groups=groups,
+        files=kept,
+        skipped=skipped,
+        content_sha256=digest.hexdigest(),
+    )
+
+
+def _check_counts(root: Path, labels: np.ndarray, minimum: int) -> None:
+    need = max(minimum, 2)  # at least one image per class on each side of the split
+    for label, name in ((1, "with_mask"), (0, "without_mask")):
+        count = int((labels == label).sum())
+        if count == 0:
+            raise UserError(f"no usable images in {root / name}: both classes are needed")
+        if count < need:
+            raise UserError(
+                f"only {count} usable image(s) in {root / name}, need at least {need} (train.min_images_per_class)"
+            )
+
+
+def split_dataset(labels: np.ndarray, groups: Sequence[str], *, test_fraction: float, seed: int) -> Split:
+    """Step 2: stratified split with a fixed seed; with groups, every group lands on one side only.
+
+    Without groups (every image its own group) the test share is exact; with groups it is approximate
+    (StratifiedGroupKFold with round(1 / test_fraction) folds, first fold held out).
+    """
+    from sklearn.model_selection import StratifiedGroupKFold, train_test_split
+
+    labels = np.asarray(labels)
+    idx = np.arange(len(labels))
+    if len(set(groups)) == len(groups):
+        n_test = min(max(2, math.ceil(test_fraction * len(labels))), len(labels) - 2)
+        train, test = train_test_split(idx, test_size=n_test, stratify=labels, random_state=seed)
+        return Split(np.sort(train), np.sort(test))
+    n_splits = max(2, round(1 / test_fraction))
+    group_ids = np.unique(np.asarray(groups), return_inverse=True)[1]
+    if len(np.unique(group_ids)) < n_splits:
+        raise UserError(f"only {len(set(groups))} groups: need at least {n_splits} to hold out {test_fraction:.0%}")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "least populated class has fewer members than n_splits"
+        folds = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+        train, test = next(folds.split(idx, labels, group_ids))
+    for side, name in ((train, "training"), (test, "test")):
+        if len(np.unique(labels[side])) < 2:
+            raise UserError(f"the group-aware split left the {name} set with one class: add images or groups")
+    return Split(np.sort(train), np.sort(test))

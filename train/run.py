@@ -1,0 +1,304 @@
+"""One training run, the seed's twelve steps in order: data, split, augmentation, model, train, evaluate, save.
+
+``train_run(cfg, dataset_dir)`` writes ``runs/<timestamp>/`` (config, log, history, reports, plots, best
+checkpoint) and the final model files at ``classifier.model`` (``<stem>.keras``, ``.h5``, ``.tflite``, ``.json``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from maskwatch.config import Config
+from maskwatch.files import write_json_atomic, write_text_atomic
+from train import augment, dataset, evaluate, model, plots
+from train.card import jsonable
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    model_paths: dict[str, Path]
+    split: dataset.Split
+    history: dict[str, list[float]]
+    metrics: dict[str, Any]
+    phases: dict[str, Any] = field(default_factory=dict)
+
+
+def make_run_dir(cfg: Config) -> Path:
+    """``runs/<UTC timestamp>/``, unique even for two runs in the same second."""
+    root = cfg.resolve_path(cfg.paths.runs_dir)
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%d-%H%M%S")
+    for n in range(1000):
+        run_dir = root / (stamp if n == 0 else f"{stamp}-{n}")
+        try:
+            run_dir.mkdir(parents=True)
+            return run_dir
+        except FileExistsError:
+            continue
+    raise RuntimeError(f"cannot create a run directory under {root}")  # pragma: no cover
+
+
+def make_strategy(name: str) -> Any:
+    """``none``: the default strategy; ``mirrored``: all local GPUs, else all logical CPUs; ``multi_worker``."""
+    import tensorflow as tf
+
+    if name == "mirrored":
+        devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
+        return tf.distribute.MirroredStrategy(devices=[d.name for d in devices])
+    if name == "multi_worker":
+        return tf.distribute.MultiWorkerMirroredStrategy()  # reads TF_CONFIG
+    return tf.distribute.get_strategy()
+
+
+def throughput_callback(n_images: int) -> Any:
+    """Keras callback: images/s of the training part of each epoch (validation excluded), in ``images_per_s``."""
+    import keras
+
+    class Throughput(keras.callbacks.Callback):
+        def __init__(self) -> None:
+            super().__init__()
+            self.images_per_s: list[float] = []
+            self._t0 = 0.0
+            self._t_train = 0.0
+
+        def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
+            self._t0 = time.perf_counter()
+            self._t_train = 0.0
+
+        def on_test_begin(self, logs: Any = None) -> None:
+            self._t_train = time.perf_counter() - self._t0
+
+        def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+            seconds = self._t_train or (time.perf_counter() - self._t0)
+            self.images_per_s.append(n_images / seconds)
+            if logs is not None:
+                logs["train_images_per_s"] = self.images_per_s[-1]
+
+    return Throughput()
+
+
+def train_run(cfg: Config, dataset_dir: str | Path, *, progress: bool = True) -> RunResult:
+    """Run the twelve steps; return where everything went and the test metrics."""
+    t = cfg.train
+    # Step 1: load images and labels (RGB, image_size square), skipping and counting unusable files.
+    data = dataset.load_dataset(
+        dataset_dir,
+        image_size=t.image_size,
+        image_exts=cfg.stream.image_exts,
+        min_images_per_class=t.min_images_per_class,
+        progress=progress,
+    )
+    # Step 2: stratified, group-aware split with the configured seed (+ optional validation share).
+    split = dataset.split_dataset(data.labels, data.groups, test_fraction=t.test_split, seed=t.seed)
+    fit_idx, val_idx = _validation_split(data, split, cfg)
+    base_weights = _base_weights(cfg)  # before the run directory: a missing asset is a clean error
+
+    import keras
+
+    run_dir = make_run_dir(cfg)
+    file_log = _log_to_file(run_dir / "train.log")
+    try:
+        log.info("run directory %s", run_dir)
+        write_text_atomic(run_dir / "config.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+        if data.skipped:
+            log.warning("skipped %d file(s), listed in the model card and split.json", len(data.skipped))
+        _log_split(data, split, val_idx is not None)
+        write_json_atomic(run_dir / "split.json", _split_record(data, split, fit_idx, val_idx, dataset_dir))
+
+        keras.utils.set_random_seed(t.seed)
+        strategy = make_strategy(t.strategy)
+        with strategy.scope():
+            # Step 3: augmentation layers, applied to the training pipeline only.
+            augmenter = augment.build_augmenter(cfg.augment, seed=t.seed)
+            train_ds = augment.train_pipeline(
+                data.images_rgb, data.labels, fit_idx, batch_size=t.batch_size, augmenter=augmenter, seed=t.seed
+            )
+            val_ds = augment.eval_pipeline(
+                data.images_rgb, data.labels, split.test if val_idx is None else val_idx, batch_size=t.batch_size
+            )
+            # Steps 4-6: MobileNetV2 + ImageNet weights, the classic head, base frozen in inference mode.
+            clf = model.build_classifier(t.image_size, base_weights)
+            # Step 7: binary cross-entropy, Adam with the classic decay as a schedule, accuracy.
+            model.compile_classifier(
+                clf, learning_rate=t.learning_rate, decay_rate=t.learning_rate / t.epochs if t.lr_decay else 0.0
+            )
+        log.info("model: %d weights, %d trainable", clf.count_params(), _n_trainable(clf))
+
+        # Step 8: train on the augmented data, keeping the best epoch by validation loss.
+        history = _fit(clf, train_ds, val_ds, run_dir, "frozen", t.epochs, len(fit_idx), cfg, progress)
+        phases: dict[str, Any] = {"frozen": {"epochs": len(history["loss"]), "history": history}}
+        test_ds = augment.eval_pipeline(data.images_rgb, data.labels, split.test, batch_size=t.batch_size)
+        # Steps 9-10: predict the test set, threshold, score.
+        result = _evaluate(clf, test_ds, data.labels[split.test], cfg.classifier.threshold)
+        phases["frozen"]["metrics"] = evaluate.summary_metrics(result)
+
+        if t.fine_tune_layers > 0 and t.fine_tune_epochs > 0:
+            with strategy.scope():
+                n = model.unfreeze_top(clf, t.fine_tune_layers)
+                model.compile_classifier(clf, learning_rate=t.fine_tune_learning_rate)
+            log.info("fine-tuning: %d base layers with weights unfrozen (batch-norm stays frozen)", n)
+            ft_history = _fit(
+                clf, train_ds, val_ds, run_dir, "fine_tune", t.fine_tune_epochs, len(fit_idx), cfg, progress
+            )
+            result = _evaluate(clf, test_ds, data.labels[split.test], cfg.classifier.threshold)
+            phases["fine_tune"] = {
+                "epochs": len(ft_history["loss"]),
+                "unfrozen_layers": n,
+                "history": ft_history,
+                "metrics": evaluate.summary_metrics(result),
+            }
+            history = {k: history.get(k, []) + ft_history.get(k, []) for k in history}
+
+        _write_reports(run_dir, result, phases)
+        # Step 11: plots.
+        plots.plot_history(history, run_dir / "history.png", title="Mask classifier")
+        plots.plot_confusion(result["confusion_matrix"]["matrix"], evaluate.CLASS_NAMES, run_dir / "confusion.png")
+        plots.plot_roc(result["roc_curve"]["fpr"], result["roc_curve"]["tpr"], result["roc_auc"], run_dir / "roc.png")
+
+        # Step 12: save .keras, .h5, .tflite and the model card, atomically, card last.
+        from train.export import save_classifier
+
+        metrics = evaluate.summary_metrics(result)
+        card = {
+            "threshold": cfg.classifier.threshold,
+            "metrics": metrics,
+            "phases": {name: p["metrics"] for name, p in phases.items()},
+            "dataset": {
+                "path": str(Path(dataset_dir).resolve()),
+                **data.summary(),
+                "split": _split_counts(data, split),
+            },
+            "config": cfg.to_dict(),
+            "run_dir": str(run_dir),
+        }
+        stem = cfg.resolve_path(cfg.classifier.model)
+        paths = save_classifier(clf, stem, card, tflite=t.tflite)
+        log.info("saved %s", ", ".join(str(p) for p in paths.values()))
+        return RunResult(run_dir, paths, split, history, metrics, phases)
+    finally:
+        logging.getLogger().removeHandler(file_log)
+        file_log.close()
+
+
+def _base_weights(cfg: Config) -> Path:
+    """Step 4's ImageNet weights from the offline-capable resolver (config path, caches, URLs, pip fallback)."""
+    from models.assets import resolve
+
+    return resolve("mobilenetv2_weights", cfg)
+
+
+def _validation_split(
+    data: dataset.Dataset, split: dataset.Split, cfg: Config
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Training indices used for fitting and, with ``train.val_split`` > 0, a validation part carved from them."""
+    if cfg.train.val_split <= 0:
+        return split.train, None  # classic: the test set doubles as validation data
+    inner = dataset.split_dataset(
+        data.labels[split.train],
+        [data.groups[i] for i in split.train],
+        test_fraction=cfg.train.val_split,
+        seed=cfg.train.seed + 1,
+    )
+    return split.train[inner.train], split.train[inner.test]
+
+
+def _fit(
+    clf: Any, train_ds: Any, val_ds: Any, run_dir: Path, phase: str, epochs: int, n_train: int, cfg: Config,
+    progress: bool,
+) -> dict[str, list[float]]:
+    import keras
+
+    best = run_dir / f"best_{phase}.weights.h5"
+    throughput = throughput_callback(n_train)
+    callbacks = [
+        keras.callbacks.ModelCheckpoint(best, monitor="val_loss", save_best_only=True, save_weights_only=True),
+        throughput,
+        keras.callbacks.CSVLogger(str(run_dir / f"history_{phase}.csv")),
+    ]
+    if cfg.train.early_stopping_patience > 0:
+        callbacks.append(keras.callbacks.EarlyStopping(monitor="val_loss", patience=cfg.train.early_stopping_patience))
+    log.info("phase %s: %d epoch(s), batch size %d, %d training images", phase, epochs, cfg.train.batch_size, n_train)
+    hist = clf.fit(
+        train_ds, validation_data=val_ds, epochs=epochs, callbacks=callbacks, verbose="auto" if progress else 2
+    )
+    history = {k: [float(v) for v in vals] for k, vals in hist.history.items()}
+    if best.exists():
+        clf.load_weights(best)
+        epoch = int(np.argmin(history["val_loss"])) + 1
+        log.info("phase %s: kept epoch %d (lowest val_loss %.4f)", phase, epoch, min(history["val_loss"]))
+    ips = throughput.images_per_s
+    log.info("phase %s: training throughput %s images/s per epoch", phase, ", ".join(f"{v:.1f}" for v in ips))
+    return history
+
+
+def _evaluate(clf: Any, test_ds: Any, labels: np.ndarray, threshold: float) -> dict[str, Any]:
+    p_mask = clf.predict(test_ds, verbose=0).reshape(-1)
+    result = evaluate.evaluate(labels, p_mask, threshold)
+    print(result["report_text"])
+    log.info("test accuracy %.4f, ROC-AUC %s", result["accuracy"], result["roc_auc"])
+    return result
+
+
+def _write_reports(run_dir: Path, result: dict[str, Any], phases: dict[str, Any]) -> None:
+    cm = result["confusion_matrix"]["matrix"]
+    lines = [
+        result["report_text"],
+        "confusion matrix (rows true, columns predicted; mask, no_mask):",
+        *(f"  {row}" for row in cm),
+        f"ROC-AUC: {result['roc_auc']}",
+        f"threshold: {result['threshold']}",
+    ]
+    write_text_atomic(run_dir / "report.txt", "\n".join(lines) + "\n")
+    write_json_atomic(run_dir / "report.json", jsonable({**result, "phases": phases}))
+
+
+def _split_counts(data: dataset.Dataset, split: dataset.Split) -> dict[str, Any]:
+    def counts(idx: np.ndarray) -> dict[str, int]:
+        return {"mask": int((data.labels[idx] == 1).sum()), "no_mask": int((data.labels[idx] == 0).sum())}
+
+    return {"train": counts(split.train), "test": counts(split.test)}
+
+
+def _split_record(
+    data: dataset.Dataset, split: dataset.Split, fit_idx: np.ndarray, val_idx: np.ndarray | None, root: str | Path
+) -> dict[str, Any]:
+    def rel(idx: np.ndarray) -> list[str]:
+        return [data.files[i].relative_to(root).as_posix() for i in idx]
+
+    return {
+        "train": rel(fit_idx),
+        "validation": rel(val_idx) if val_idx is not None else "the test set",
+        "test": rel(split.test),
+        "skipped": dict(sorted(data.skipped.items())),
+    }
+
+
+def _log_split(data: dataset.Dataset, split: dataset.Split, separate_val: bool) -> None:
+    c = _split_counts(data, split)
+    log.info(
+        "%d images (%d groups): train %s, test %s; validation: %s",
+        len(data.labels), len(set(data.groups)), c["train"], c["test"],
+        "carved from train" if separate_val else "the test set (classic)",
+    )
+
+
+def _n_trainable(clf: Any) -> int:
+    return int(sum(np.prod(w.shape) for w in clf.trainable_weights))
+
+
+def _log_to_file(path: Path) -> logging.Handler:
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setLevel(logging.INFO)
+    logging.getLogger().addHandler(handler)
+    return handler
