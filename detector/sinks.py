@@ -61,6 +61,7 @@ class VideoSink:
         fd, tmp = tempfile.mkstemp(prefix=f".{self.path.stem}.", suffix=f".tmp{self.path.suffix}",
                                    dir=self.path.parent)
         os.close(fd)
+        os.unlink(tmp)  # the writer creates it, with the usual permissions (mkstemp's are 0600)
         self._tmp = Path(tmp)
         writer = cv2.VideoWriter(tmp, cv2.VideoWriter_fourcc(*VIDEO_FOURCC), fps, size_wh)
         if not writer.isOpened():
@@ -80,12 +81,16 @@ class VideoSink:
 
 
 class ImageDirSink:
-    """Annotated images into a folder, one per source image, same file name (each written atomically)."""
+    """Annotated images into a folder, one per source image, same file name (each written atomically).
 
-    def __init__(self, folder: str | Path) -> None:
+    ``file_name`` writes every image to that one name instead (for a single image: ``--output out.jpg``).
+    """
+
+    def __init__(self, folder: str | Path, *, file_name: str | None = None) -> None:
         self.folder = Path(folder)
         if self.folder.exists() and not self.folder.is_dir():
-            raise UserError(f"--output {self.folder} is a file; an image source writes a folder of images")
+            raise UserError(f"--output {self.folder} is a file; an image folder writes a folder of images")
+        self.file_name = file_name
         self.frames = 0
 
     def __enter__(self) -> Self:
@@ -93,10 +98,10 @@ class ImageDirSink:
         return self
 
     def write(self, frame: Frame, annotated_bgr: np.ndarray) -> None:
-        path = self.folder / frame.source
+        path = self.folder / (self.file_name or frame.source)
         with atomic_path(path) as tmp:
             if not cv2.imwrite(str(tmp), annotated_bgr):
-                raise UserError(f"cannot write image {path}")
+                raise UserError(f"cannot write image {path} (unknown image type?)")
         self.frames += 1
 
     def __exit__(self, *exc: object) -> None:

@@ -70,10 +70,14 @@ def format_summary(summary: dict[str, Any]) -> str:
     fps_text = f"{fps:.1f} FPS mean, {summary['fps_median']:.1f} median" if fps is not None else "no timing"
     stages = ", ".join(f"{k} {v:.1f}" for k, v in summary["stage_ms"].items())
     lines = [
-        f"{summary['frames']} frames, {summary['faces']} faces: {summary['mask']} mask, "
+        f"{_plural(summary['frames'], 'frame')}, {_plural(summary['faces'], 'face')}: {summary['mask']} mask, "
         f"{summary['no_mask']} no mask ({share_text})",
         f"{fps_text}; ms per frame: {stages}",
     ]
     if summary.get("skipped_images"):
         lines.append(f"{summary['skipped_images']} unreadable images skipped")
     return "\n".join(lines)
+
+
+def _plural(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"

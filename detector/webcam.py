@@ -11,7 +11,9 @@ import contextlib
 import itertools
 import signal
 import sys
+import threading
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from types import FrameType
 
 from detector.classifier import MaskClassifier
@@ -27,7 +29,7 @@ from maskwatch.errors import UserError
 from maskwatch.files import write_json_atomic
 
 DEMO_VIDEO = "demo/demo.mp4"
-DEMO_VIDEO_HINT = "python -m demo"
+DEMO_VIDEO_HINT = "git checkout -- demo (the demo ships with the repository; demo/README.md tells how it was made)"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -49,7 +51,7 @@ def apply_demo(args: argparse.Namespace, cfg: Config) -> None:
     """``--demo``: the demo video in, annotated video, summary and log out under ``<runs_dir>/demo``."""
     video = PROJECT_ROOT / DEMO_VIDEO
     if not video.is_file():
-        raise UserError(f"the demo video {DEMO_VIDEO} is missing: create it with {DEMO_VIDEO_HINT}")
+        raise UserError(f"the demo video {DEMO_VIDEO} is missing: restore it with {DEMO_VIDEO_HINT}")
     out = cfg.resolve_path(cfg.paths.runs_dir) / "demo"
     args.source = str(video)
     args.no_display = True
@@ -58,10 +60,16 @@ def apply_demo(args: argparse.Namespace, cfg: Config) -> None:
     args.log = args.log or str(out / "log.jsonl")
 
 
-def _sink(kind: str, output: str | None) -> Sink:
+def _sink(source: FrameSource, output: str | None, image_exts: tuple[str, ...]) -> Sink:
+    """Video file for videos, cameras and streams; a folder for images (or one file for one image)."""
     if output is None:
         return NullSink()
-    return ImageDirSink(output) if kind == "images" else VideoSink(output)
+    if source.kind != "images":
+        return VideoSink(output)
+    out = Path(output)
+    if Path(source.spec).is_file() and out.suffix.lower() in {e.lower() for e in image_exts}:
+        return ImageDirSink(out.parent, file_name=out.name)
+    return ImageDirSink(out)
 
 
 def _primed(frames: Iterator[Frame]) -> Iterator[Frame]:
@@ -83,15 +91,19 @@ def _main(argv: Sequence[str] | None = None) -> int:
         apply_demo(args, cfg)
     source = FrameSource(args.source if args.source is not None else cfg.stream.source, cfg)
     display = cfg.stream.display and not args.no_display
-    signal.signal(signal.SIGTERM, _sigterm_to_interrupt)  # `kill` closes the video like Ctrl-C does
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _sigterm_to_interrupt)  # `kill` closes the video like Ctrl-C does
     stats = RunStats(source=source.spec, fps_window=cfg.draw.fps_window)
     raw_frames = source.frames()
     with contextlib.closing(raw_frames), contextlib.ExitStack() as stack:
         frames = _primed(raw_frames)
         show = stack.enter_context(Window()) if display else None
         classify = MaskClassifier.from_config(cfg)
+        if abs(classify.threshold - cfg.classifier.threshold) > 1e-9:
+            print(f"note: labelling with classifier.threshold={cfg.classifier.threshold:g}; the model card "
+                  f"suggests {classify.threshold:g} (--set classifier.threshold={classify.threshold:g})")
         detect = FaceDetector.from_config(cfg)
-        sink = stack.enter_context(_sink(source.kind, args.output))
+        sink = stack.enter_context(_sink(source, args.output, cfg.stream.image_exts))
         log = stack.enter_context(JsonlLog(args.log))
         try:
             run_loop(frames, detect, classify, threshold=cfg.classifier.threshold,

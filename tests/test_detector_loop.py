@@ -332,3 +332,34 @@ def test_interrupted_run_leaves_a_playable_video_and_the_log(tmp_path: Path):
     assert len(_read_video(out)) == 5
     assert len((tmp_path / "l.jsonl").read_text().splitlines()) == 5
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_window_quits_on_q_or_esc(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+    import detector.loop as loop
+
+    shown: list[tuple[int, ...]] = []
+    keys = iter([-1, -1, ord("q")])
+    monkeypatch.setattr(loop.cv2, "imshow", lambda title, image: shown.append(image.shape))
+    monkeypatch.setattr(loop.cv2, "waitKey", lambda ms: next(keys, -1))
+    monkeypatch.setattr(loop.cv2, "destroyWindow", lambda title: None)
+    monkeypatch.setenv("DISPLAY", ":0")
+    stats = RunStats()
+    with loop.Window() as window, JsonlLog(None) as log:
+        run_loop(_fake_frames(10), _three_faces, FakeClassifier(), threshold=0.5, style=DrawStyle(),
+                 sink=VideoSink(tmp_path / "unused.mp4"), log=log, stats=stats, show=window)
+    assert stats.frames == 3 and len(shown) == 3
+    for key, keep_going in ((27, False), (ord("Q"), False), (ord("a"), True), (-1, True)):
+        monkeypatch.setattr(loop.cv2, "waitKey", lambda ms, key=key: key)
+        assert window(np.zeros((4, 4, 3), np.uint8)) is keep_going
+
+
+@pytest.mark.slow
+def test_single_image_to_single_output_file(tiny_model: Path, tmp_path: Path, capsys):
+    image = tmp_path / "one.png"
+    cv2.imwrite(str(image), _scene(2))
+    out = tmp_path / "res" / "annotated.jpg"
+    rc, stdout, err = _run_cli(["--source", str(image), "--output", str(out), "--set",
+                                f"classifier.model={tiny_model}"], capsys)
+    assert rc == 0, err
+    assert cv2.imread(str(out)).shape == (SIZE_WH[1], SIZE_WH[0], 3)
+    assert "1 frame, 2 faces: 1 mask, 1 no mask" in stdout
