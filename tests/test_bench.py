@@ -1,0 +1,194 @@
+"""The benchmark: pure helpers, bad input, and one real run on a tiny video with a tiny exported model.
+
+No timed assertions: the run checks that every field the issue asks for is present and well-formed.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from detector import bench
+
+SIZE_WH = (320, 240)
+N_FRAMES = 12
+STAGE_KEYS = {"read", "detect", "classify", "draw"}
+STATS_KEYS = {"n", "median_ms", "p90_ms", "mean_ms"}
+
+
+# ------------------------------------------------------------------ pure helpers
+
+
+def test_summarize_ms_median_p90_mean():
+    stats = bench.summarize_ms([i / 1000 for i in range(1, 11)])  # 1..10 ms
+    assert stats == {"n": 10, "median_ms": 5.5, "p90_ms": 9.0, "mean_ms": 5.5}
+    assert bench.summarize_ms([0.002]) == {"n": 1, "median_ms": 2.0, "p90_ms": 2.0, "mean_ms": 2.0}
+    assert bench.summarize_ms([])["median_ms"] is None
+
+
+def test_speedup():
+    assert bench.speedup(30.0, 6.0) == 5.0
+    assert bench.speedup(None, 6.0) is None
+    assert bench.speedup(30.0, 0.0) is None
+
+
+def _result(speedup: float, per_face: dict[str, float], rss: float, first_s: float, tf: bool) -> dict:
+    batches = {b: {"ms_per_face": v} for b, v in per_face.items()}
+    return {"speedup": speedup, "loop": {"peak_rss_mb": rss, "first_frame_s": first_s, "tensorflow_imported": tf},
+            "classifier": {"backends": {"tflite": {"batches": batches}}}}
+
+
+def test_check_targets_met_and_missed():
+    good = bench.check_targets(_result(6.0, {"1": 2.5, "2": 2.0, "4": 1.8}, 200.0, 1.0, False))
+    assert [t["met"] for t in good] == [True] * 6
+    bad = bench.check_targets(_result(4.0, {"1": 3.5, "2": 3.6, "4": 1.8}, 400.0, 2.0, True))
+    assert [t["met"] for t in bad] == [False] * 6
+    assert bad[0]["value"] == 4.0 and bad[0]["limit"] == bench.TARGETS["speedup_vs_reference_min"]
+    missing = bench.check_targets({"speedup": None, "loop": None, "classifier": None})
+    assert [t["met"] for t in missing] == [None] * 6
+
+
+def test_machine_info():
+    info = bench.machine_info()
+    assert info["cpu_cores"] >= 1 and info["usable_cores"] >= 1
+    assert isinstance(info["cpu_model"], str) and info["cpu_model"]
+    assert len(info["load_avg_1_5_15"]) == 3
+    assert {"python", "numpy", "opencv-python"} <= set(info["versions"])
+
+
+# ------------------------------------------------------------------ bad input
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--source", "no/such/video.mp4"], "source not found"),
+        (["--frames", "3", "--warmup", "5"], "must be larger than --warmup"),
+        (["--rounds", "0"], "--rounds must be >= 1"),
+        (["--set", "face_detector.opencv_thread=2"], "did you mean face_detector.opencv_threads"),
+    ],
+)
+def test_bad_input_is_one_line_error(args, message, capsys):
+    assert bench.main(args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err and len(err.strip().splitlines()) == 1
+
+
+# ------------------------------------------------------------------ a real run
+
+
+def _faces_bgr() -> tuple[np.ndarray, np.ndarray]:
+    import matplotlib.cbook
+    from skimage import data
+
+    astronaut = cv2.resize(cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR), (150, 150))
+    grace = cv2.imread(str(matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)))
+    return astronaut, cv2.resize(grace, (128, 150))
+
+
+@pytest.fixture(scope="module")
+def face_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """12 frames 320x240 with two real faces, one moving."""
+    astronaut, grace = _faces_bgr()
+    path = tmp_path_factory.mktemp("video") / "faces.mp4"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 10.0, SIZE_WH)
+    for i in range(N_FRAMES):
+        frame = np.full((SIZE_WH[1], SIZE_WH[0], 3), 100, np.uint8)
+        frame[40:190, 5 + i : 155 + i] = astronaut
+        frame[50:200, 185:313] = grace
+        writer.write(frame)
+    writer.release()
+    return path
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A contract-honouring model (RGB 0-255 32x32 in, sigmoid out) exported with ``save_classifier``."""
+    import keras
+
+    from train.export import save_classifier
+
+    inp = keras.Input((32, 32, 3))
+    x = keras.layers.Rescaling(1 / 255.0)(inp)
+    x = keras.layers.Conv2D(4, 3, activation="relu")(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    model = keras.Model(inp, keras.layers.Dense(1, activation="sigmoid")(x))
+    stem = tmp_path_factory.mktemp("model") / "tiny"
+    save_classifier(model, stem, {"threshold": 0.5})
+    return stem
+
+
+@pytest.fixture(scope="module")
+def ssd_available() -> None:
+    from maskwatch.config import load_config
+    from maskwatch.errors import UserError
+
+    try:
+        from models.assets import resolve
+
+        cfg = load_config()
+        resolve("prototxt", cfg)
+        resolve("caffemodel", cfg)
+    except (ImportError, UserError) as exc:
+        pytest.skip(f"SSD face detector assets unavailable: {exc}")
+
+
+def _check_stats(stats: dict) -> None:
+    assert set(stats) >= STATS_KEYS
+    assert stats["n"] >= 1
+    assert 0 <= stats["median_ms"] <= stats["p90_ms"]
+
+
+def _check_loop(res: dict, frames: int, warmup: int) -> None:
+    assert res["frames"] == frames and res["warmup_frames"] == warmup
+    assert res["fps"] > 0
+    _check_stats(res["ms_per_frame"])
+    assert set(res["stages"]) >= STAGE_KEYS
+    for stats in res["stages"].values():
+        _check_stats(stats)
+    assert res["faces_per_frame"]["min"] >= 1  # the real faces are found
+    assert res["faces_per_frame"]["max"] <= 2
+    assert 0 < res["first_frame_s"] < 600
+    assert res["peak_rss_mb"] > 10
+
+
+@pytest.mark.slow
+def test_bench_writes_every_field(face_video, tiny_model, ssd_available, tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    rc = bench.main(["--source", str(face_video), "--frames", "10", "--reference-frames", "8", "--warmup", "2",
+                     "--repeats", "3", "--batch-sizes", "1,2,4,8", "--thread-sweep", "--out", str(out),
+                     "--set", f"classifier.model={tiny_model}"])
+    captured = capsys.readouterr()
+    assert rc == 0, captured.err
+    assert f"wrote {out}" in captured.out and "speed-up" in captured.out
+    result = json.loads(out.read_text())
+
+    assert result["format_version"] == 1 and result["source"] == str(face_video.resolve())
+    machine = result["machine"]
+    assert machine["cpu_model"] and machine["cpu_cores"] >= 1
+    assert {"python", "numpy", "opencv-python", "ai-edge-litert"} <= set(machine["versions"])
+
+    _check_loop(result["loop"], frames=10, warmup=2)
+    assert result["loop"]["tensorflow_imported"] is False  # our loop's default path never imports TensorFlow
+    _check_loop(result["reference"], frames=8, warmup=2)
+    assert result["reference"]["tensorflow_imported"] is True
+    assert result["speedup"] == pytest.approx(result["loop"]["fps"] / result["reference"]["fps"], rel=0.01)
+
+    backends = result["classifier"]["backends"]
+    for name in ("tflite", "keras_predict", "keras_tf_function"):
+        assert set(backends[name]["batches"]) == {"1", "2", "4", "8"}, name
+        for b, stats in backends[name]["batches"].items():
+            _check_stats(stats)
+            assert stats["n"] == 3
+            assert stats["ms_per_face"] == pytest.approx(stats["median_ms"] / int(b), abs=1e-3)
+    assert set(backends["tflite"]["with_preprocessing"]) == {"1", "2", "4", "8"}
+    assert "available" in backends["onnxruntime"] or "batches" in backends["onnxruntime"]
+
+    combos = {(row["opencv_threads"], row["classifier_threads"]) for row in result["threads"]}
+    assert combos == set(bench.THREAD_COMBOS)
+    assert all(row["fps"] > 0 for row in result["threads"])
+    assert {t["target"] for t in result["targets"]} == {t["target"] for t in bench.check_targets({})}
