@@ -89,15 +89,21 @@ class FaceLocator:
         faces, used = [], set()
         for raw in np.asarray(self.detector(image_bgr)).reshape(-1, 4):
             box = (int(raw[0]), int(raw[1]), int(raw[2]), int(raw[3]))
-            overlaps = [(iou(box, b), i) for i, (b, _) in enumerate(found) if i not in used]
-            best_iou, best = max(overlaps, default=(0.0, -1))
-            if best_iou >= 0.3:
+            overlaps = [
+                (iou(box, b), i) for i, (b, pts) in enumerate(found) if i not in used and _inside(pts[30], box)
+            ]
+            best = max(overlaps, default=(0.0, -1))[1]
+            if best >= 0:  # the dlib face whose nose tip is inside the box (the most overlapping one)
                 used.add(best)
                 faces.append(Face(box, found[best][1]))
             else:
                 faces.append(Face(box, self.landmarker.in_box(image_bgr, box)))
         faces += [Face(b, pts) for i, (b, pts) in enumerate(found) if i not in used]
         return faces
+
+
+def _inside(point_xy: np.ndarray, box_xyxy: tuple[int, int, int, int]) -> bool:
+    return box_xyxy[0] <= point_xy[0] < box_xyxy[2] and box_xyxy[1] <= point_xy[1] < box_xyxy[3]
 
 
 def style_for(key: str, seed: int, n_textures: int = 0, shapes: Sequence[str] = SHAPES) -> MaskStyle:
