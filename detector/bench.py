@@ -206,6 +206,7 @@ def worker_loop(spec: dict[str, Any]) -> dict[str, Any]:
     from detector.loop import run_loop
     from detector.sinks import JsonlLog, NullSink
     from detector.stats import STAGES, RunStats
+    from detector.tracking import FaceTracker
     from face_detector import FaceDetector
 
     recorder = FrameRecorder(STAGES)
@@ -218,13 +219,18 @@ def worker_loop(spec: dict[str, Any]) -> dict[str, Any]:
     cfg = load_config(spec["config"], spec["overrides"])
     classify = MaskClassifier.from_config(cfg)
     detect = FaceDetector.from_config(cfg)
+    every = cfg.face_detector.detect_every
+    tracker = FaceTracker(detect, classify, detect_every=every) if every > 1 else None  # as detector.webcam does
+    steps = (tracker.detect, tracker.classify) if tracker else (detect, classify)
     stats = RecordingStats(source=spec["source"], fps_window=cfg.draw.fps_window)
     with NullSink() as sink, JsonlLog(None) as log:
-        run_loop(_frame_source(spec["source"]), detect, classify, threshold=cfg.classifier.threshold,
-                 style=DrawStyle.from_config(cfg.draw), sink=sink, log=log, stats=stats,
-                 crop_margin=cfg.face_detector.crop_margin, max_frames=spec["frames"] or None)
+        run_loop(_frame_source(spec["source"]), *steps,
+                 threshold=cfg.classifier.threshold, style=DrawStyle.from_config(cfg.draw), sink=sink, log=log,
+                 stats=stats, crop_margin=cfg.face_detector.crop_margin, max_frames=spec["frames"] or None)
     report = recorder.report(spec["launch_time"], spec["warmup"])
+    report["tracking"] = tracker.quality() if tracker else None
     report["settings"] = {
+        "detect_every": cfg.face_detector.detect_every,
         "opencv_threads": cfg.face_detector.opencv_threads,
         "classifier_threads": cfg.classifier.threads,
         "classifier_backend": cfg.classifier.backend,
@@ -441,18 +447,29 @@ def benchmark(args: argparse.Namespace, cfg: Config) -> dict[str, Any]:
         "machine": machine_info(),
         "targets_spec": TARGETS,
     }
-    loops, refs = [], []
+    every_frame = {**base, "frames": args.frames, "overrides": [*base["overrides"], "face_detector.detect_every=1"]}
+    loops, plain, refs = [], [], []
     for r in range(args.rounds):
         _say(f"round {r + 1}/{args.rounds}: our loop ({args.frames or 'all'} frames)")
         loops.append(run_worker("loop", {**base, "frames": args.frames}))
+        if loops[-1]["settings"]["detect_every"] > 1:
+            _say(f"round {r + 1}/{args.rounds}: our loop, SSD + classifier on every frame")
+            plain.append(run_worker("loop", every_frame))
         if not args.no_reference:
             _say(f"round {r + 1}/{args.rounds}: classic reference loop ({args.reference_frames} frames)")
             refs.append(run_worker("reference", {**base, "frames": args.reference_frames}))
     result["loop"] = _median_round(loops)
+    result["loop_every_frame"] = _median_round(plain) if plain else None
     result["reference"] = _median_round(refs) if refs else None
-    result["rounds"] = {"loop_fps": [x["fps"] for x in loops], "reference_fps": [x["fps"] for x in refs],
-                        "speedup": [speedup(a["fps"], b["fps"]) for a, b in zip(loops, refs, strict=False)]}
-    result["speedup"] = speedup(result["loop"]["fps"], (result["reference"] or {}).get("fps"))
+    result["rounds"] = {
+        "loop_fps": [x["fps"] for x in loops],
+        "loop_every_frame_fps": [x["fps"] for x in plain],
+        "reference_fps": [x["fps"] for x in refs],
+        "speedup": [speedup(a["fps"], b["fps"]) for a, b in zip(loops, refs, strict=False)],
+    }
+    reference_fps = (result["reference"] or {}).get("fps")
+    result["speedup"] = speedup(result["loop"]["fps"], reference_fps)
+    result["speedup_every_frame"] = speedup((result["loop_every_frame"] or {}).get("fps"), reference_fps)
     _say("classifier latency per batch size")
     result["classifier"] = run_worker("classifier", {**base, "batch_sizes": list(args.batch_sizes),
                                                      "repeats": args.repeats, "tensorflow": not args.no_reference})
@@ -502,8 +519,18 @@ def format_table(result: dict[str, Any]) -> str:
     m = result["machine"]
     lines = [f"machine: {m['cpu_model']}, {m['cpu_cores']} cores, load {m['load_avg_1_5_15']} -> "
              f"{m.get('load_avg_1_5_15_after')}", f"source: {result['source']}", ""]
-    lines += _loop_lines("ours", result["loop"]) + _loop_lines("reference", result["reference"])
-    lines.append(f"speed-up: {_fmt(result['speedup'], 2)}x (per round: {result['rounds']['speedup']})")
+    every = result["loop"]["settings"]["detect_every"]
+    lines += _loop_lines("ours", result["loop"])
+    if result["loop"].get("tracking"):
+        t = result["loop"]["tracking"]
+        lines.append(f"{'':<10} SSD + classifier every {every} frames; tracked boxes vs fresh detections: mean IoU "
+                     f"{_fmt(t['drift_mean_iou'], 3)}, min {_fmt(t['drift_min_iou'], 3)}, unmatched "
+                     f"{t['drift_unmatched']}")
+    if result.get("loop_every_frame"):
+        lines += _loop_lines("ours n=1", result["loop_every_frame"])
+    lines += _loop_lines("reference", result["reference"])
+    lines.append(f"speed-up: {_fmt(result['speedup'], 2)}x (per round: {result['rounds']['speedup']}); "
+                 f"SSD + classifier on every frame: {_fmt(result.get('speedup_every_frame'), 2)}x")
     lines += ["", "classifier latency, median ms per call (ms per face):"]
     for name, backend in result["classifier"]["backends"].items():
         batches = backend.get("batches")

@@ -22,6 +22,7 @@ from detector.loop import Window, run_loop
 from detector.sinks import ImageDirSink, JsonlLog, NullSink, Sink, VideoSink
 from detector.sources import Frame, FrameSource
 from detector.stats import RunStats, format_summary
+from detector.tracking import with_tracking
 from face_detector import FaceDetector
 from maskwatch.cli import add_config_args, config_from_args, run
 from maskwatch.config import PROJECT_ROOT, Config
@@ -105,8 +106,9 @@ def _main(argv: Sequence[str] | None = None) -> int:
         detect = FaceDetector.from_config(cfg)
         sink = stack.enter_context(_sink(source, args.output, cfg.stream.image_exts))
         log = stack.enter_context(JsonlLog(args.log))
+        every = cfg.face_detector.detect_every if source.kind != "images" else 1  # images are unrelated
         try:
-            run_loop(frames, detect, classify, threshold=cfg.classifier.threshold,
+            run_loop(frames, *with_tracking(detect, classify, every), threshold=cfg.classifier.threshold,
                      style=DrawStyle.from_config(cfg.draw), sink=sink, log=log, stats=stats,
                      crop_margin=cfg.face_detector.crop_margin, show=show, max_frames=args.max_frames)
         finally:

@@ -61,6 +61,7 @@ class FaceDetectorConfig:
     nms_iou: float = _range(0.0, 1.0, default=0.4)
     crop_margin: float = _range(0.0, 1.0, default=0.0)
     opencv_threads: int = _range(0, 64, default=1)
+    detect_every: int = _range(1, 100, default=3)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,171 @@
+"""Detection stride: the SSD and the classifier run on every Nth frame; in between, boxes follow the image.
+
+``FaceTracker(detect, classify, detect_every=3)`` gives ``tracker.detect`` and ``tracker.classify`` with the same
+signatures as ``FaceDetector`` and ``MaskClassifier``, so ``run_loop`` uses them unchanged. On a key frame both
+run for real. On the frames between, each box moves by the median Lucas-Kanade optical flow of a grid of points
+inside it (translation plus scale, ~1 ms for a few faces) and keeps the P(mask) of its key frame: ``classify``
+returns those remembered values for the crops of the tracked boxes (same order) instead of running the model.
+
+Only for frame sequences (videos, cameras, streams): unrelated images need ``detect_every=1``. At every key frame
+the tracked boxes are compared with the fresh detections (``quality()``: mean IoU), so drift is measured.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import cv2
+import numpy as np
+
+from face_detector import Faces
+
+Detect = Callable[[np.ndarray], Faces]
+Classify = Callable[[Sequence[np.ndarray]], np.ndarray]
+
+GRID_POINTS = 5  # per side: 25 flow points per face
+GRID_INSET = 0.2  # points span the middle 60 % of the box (the face, not the background)
+LK_PARAMS = {
+    "winSize": (15, 15),
+    "maxLevel": 2,
+    "criteria": (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 10, 0.03),
+}
+MIN_TRACKED_POINTS = 4
+
+
+def to_gray(frame_bgr: np.ndarray) -> np.ndarray:
+    """Grayscale uint8 of a BGR, BGRA or already grayscale frame."""
+    if frame_bgr.ndim == 2:
+        return frame_bgr
+    code = cv2.COLOR_BGRA2GRAY if frame_bgr.shape[2] == 4 else cv2.COLOR_BGR2GRAY
+    return cv2.cvtColor(frame_bgr, code)
+
+
+def grid_points(xyxy: np.ndarray) -> np.ndarray:
+    """float32 (n, GRID_POINTS**2, 2): a regular grid of (x, y) points inside each box."""
+    xyxy = np.asarray(xyxy, np.float32).reshape(-1, 4)
+    steps = np.linspace(GRID_INSET, 1 - GRID_INSET, GRID_POINTS, dtype=np.float32)
+    fx, fy = np.meshgrid(steps, steps)
+    size = xyxy[:, 2:] - xyxy[:, :2]
+    return xyxy[:, None, :2] + np.stack([fx.ravel(), fy.ravel()], axis=1)[None] * size[:, None, :]
+
+
+def move_box(box_xyxy: np.ndarray, old_pts: np.ndarray, new_pts: np.ndarray) -> np.ndarray:
+    """The box shifted by the median point motion and scaled by the median change of pairwise point distances
+    (MedianFlow). float64 (4,)."""
+    shift = np.median(new_pts - old_pts, axis=0)
+    scale = 1.0
+    if len(old_pts) >= 2:
+        i, j = np.triu_indices(len(old_pts), k=1)
+        d_old = np.linalg.norm(old_pts[i] - old_pts[j], axis=1)
+        d_new = np.linalg.norm(new_pts[i] - new_pts[j], axis=1)
+        ok = d_old > 1e-3
+        if ok.any():
+            scale = float(np.median(d_new[ok] / d_old[ok]))
+    box = np.asarray(box_xyxy, np.float64)
+    center = (box[:2] + box[2:]) / 2 + shift
+    half = (box[2:] - box[:2]) / 2 * scale
+    return np.concatenate([center - half, center + half])
+
+
+def box_iou(a_xyxy: np.ndarray, b_xyxy: np.ndarray) -> np.ndarray:
+    """IoU matrix (len(a), len(b)) of two sets of boxes."""
+    a = np.asarray(a_xyxy, np.float64).reshape(-1, 1, 4)
+    b = np.asarray(b_xyxy, np.float64).reshape(1, -1, 4)
+    wh = np.clip(np.minimum(a[..., 2:], b[..., 2:]) - np.maximum(a[..., :2], b[..., :2]), 0, None)
+    inter = wh[..., 0] * wh[..., 1]
+    area = lambda x: (x[..., 2] - x[..., 0]) * (x[..., 3] - x[..., 1])  # noqa: E731
+    union = area(a) + area(b) - inter
+    return np.where(union > 0, inter / np.maximum(union, 1e-9), 0.0)
+
+
+class FaceTracker:
+    """``detect`` / ``classify`` for ``run_loop``: real models every ``detect_every`` frames, tracking between."""
+
+    def __init__(self, detect: Detect, classify: Classify, *, detect_every: int) -> None:
+        if detect_every < 1:
+            raise ValueError(f"detect_every must be >= 1, got {detect_every}")
+        self._detect, self._classify, self.detect_every = detect, classify, detect_every
+        self._faces: Faces | None = None
+        self._probs = np.zeros(0, np.float32)
+        self._gray: np.ndarray | None = None
+        self._since_key = 0
+        self._key = True
+        self.keyframes = 0
+        self.tracked_frames = 0
+        self.model_calls = 0
+        self._ious: list[float] = []
+        self._unmatched = 0
+
+    def detect(self, frame_bgr: np.ndarray) -> Faces:
+        """Faces of this frame: the SSD's on a key frame, else the last ones moved along the optical flow."""
+        gray = to_gray(frame_bgr) if self.detect_every > 1 else None
+        tracked = self._track(gray) if self._faces is not None and gray is not None else None
+        self._key = tracked is None or self._since_key + 1 >= self.detect_every
+        if self._key:
+            faces = self._detect(frame_bgr)
+            if tracked is not None:
+                self._record_drift(tracked, faces)
+            self._since_key, self.keyframes = 0, self.keyframes + 1
+        else:
+            faces = tracked
+            self._since_key, self.tracked_frames = self._since_key + 1, self.tracked_frames + 1
+        self._faces, self._gray = faces, gray
+        return faces
+
+    def classify(self, crops_bgr: Sequence[np.ndarray]) -> np.ndarray:
+        """P(mask) of the crops of the faces ``detect`` just returned: the model on a key frame, else remembered."""
+        if self._key or len(crops_bgr) != len(self._probs):
+            self._probs = np.asarray(self._classify(crops_bgr), np.float32)
+            self.model_calls += 1
+        return self._probs
+
+    def _track(self, gray: np.ndarray) -> Faces:
+        faces = self._faces
+        assert faces is not None and self._gray is not None
+        if len(faces) == 0:
+            return faces
+        old = grid_points(faces.xyxy)
+        new, status, _ = cv2.calcOpticalFlowPyrLK(self._gray, gray, old.reshape(-1, 1, 2), None, **LK_PARAMS)
+        new, status = new.reshape(old.shape), status.reshape(old.shape[:2]).astype(bool)
+        boxes = []
+        for box, o, n, ok in zip(faces.xyxy, old, new, status, strict=True):
+            boxes.append(move_box(box, o[ok], n[ok]) if ok.sum() >= MIN_TRACKED_POINTS else box.astype(np.float64))
+        height, width = gray.shape[:2]
+        xyxy = np.rint(np.array(boxes))
+        xyxy[:, 0::2] = np.clip(xyxy[:, 0::2], 0, width)
+        xyxy[:, 1::2] = np.clip(xyxy[:, 1::2], 0, height)
+        keep = (xyxy[:, 2] > xyxy[:, 0]) & (xyxy[:, 3] > xyxy[:, 1])
+        if not keep.all():  # a face that left the frame: forget it (and its P(mask)) until the next key frame
+            self._probs = self._probs[keep] if len(self._probs) == len(keep) else self._probs
+        return Faces(xyxy[keep].astype(np.int32), faces.confidence[keep])
+
+    def _record_drift(self, tracked: Faces, detected: Faces) -> None:
+        """IoU of each fresh detection with its best tracked box (greedy); unmatched on either side counted."""
+        if len(tracked) == 0 or len(detected) == 0:
+            self._unmatched += abs(len(tracked) - len(detected))
+            return
+        iou = box_iou(detected.xyxy, tracked.xyxy)
+        best = iou.max(axis=1)
+        self._ious.extend(best[best > 0].tolist())
+        self._unmatched += int((best == 0).sum()) + max(0, len(tracked) - len(detected))
+
+    def quality(self) -> dict[str, Any]:
+        """Counts of key and tracked frames, model calls, and how well tracked boxes matched fresh detections."""
+        return {
+            "detect_every": self.detect_every,
+            "keyframes": self.keyframes,
+            "tracked_frames": self.tracked_frames,
+            "classifier_calls": self.model_calls,
+            "drift_mean_iou": round(float(np.mean(self._ious)), 3) if self._ious else None,
+            "drift_min_iou": round(float(np.min(self._ious)), 3) if self._ious else None,
+            "drift_unmatched": self._unmatched,
+        }
+
+
+def with_tracking(detect: Detect, classify: Classify, detect_every: int) -> tuple[Detect, Classify]:
+    """``(detect, classify)`` unchanged for ``detect_every == 1``, else the pair of a new ``FaceTracker``."""
+    if detect_every == 1:
+        return detect, classify
+    tracker = FaceTracker(detect, classify, detect_every=detect_every)
+    return tracker.detect, tracker.classify
