@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import functools
+import http.server
+import itertools
+import threading
 from pathlib import Path
 
 import cv2
@@ -27,7 +31,7 @@ def _write_video(path: Path, n: int, *, fourcc: str = "mp4v", fps: float = 10.0)
     rng = np.random.default_rng(0)
     for i in range(n):
         frame = rng.integers(0, 255, (48, 64, 3), dtype=np.uint8)  # noise: every frame has real bytes
-        frame[:, :, 0] = i * 10
+        frame[:, :, 0] = (i * 10) % 250
         writer.write(frame)
     writer.release()
 
@@ -189,3 +193,30 @@ def test_unreachable_stream_url_is_one_clear_error():
     cfg = load_config(overrides=["stream.reconnect_attempts=0"])
     with pytest.raises(UserError, match=r"cannot connect to stream http://127\.0\.0\.1:9/"):
         next(FrameSource("http://127.0.0.1:9/x.mjpg", cfg).frames())
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:
+        return None
+
+
+def test_http_stream_reads_frames_then_reports_the_lost_connection(tmp_path: Path):
+    _write_video(tmp_path / "clip.avi", 30, fourcc="MJPG")  # AVI/MJPG plays without seeking (plain HTTP server)
+    handler = functools.partial(_QuietHandler, directory=str(tmp_path))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/clip.avi"
+        cfg = load_config(overrides=["stream.reconnect_attempts=1", "stream.reconnect_backoff_s=0"])
+        frames = []
+        with pytest.raises(UserError, match="lost the connection to stream"):
+            frames.extend(FrameSource(url, cfg).frames())
+    finally:
+        server.shutdown()
+        server.server_close()
+    # The file "drops" at its end; the one reconnect replays it; the reader keeps only the newest frames.
+    assert len(frames) >= 2
+    assert [f.index for f in frames] == list(range(len(frames)))
+    assert frames[0].image_bgr.shape == (48, 64, 3) and frames[0].source == url
+    assert all(b.time_s >= a.time_s for a, b in itertools.pairwise(frames))
