@@ -269,7 +269,7 @@ class Sources:
                 yield key, item.group, decode_image(data), (*row, item.group, "")
 
     def textures(self) -> list[np.ndarray]:
-        archive = self.archive("insightface")
+        archive = self.archive("insightface") if "insightface" in PACKAGES else None
         if archive is None:
             return []
         return [im for im in (decode_image(read_member(archive, p)) for p in TEXTURES) if im is not None]
@@ -318,7 +318,7 @@ def _main(argv: Sequence[str] | None = None) -> int:
     print(f"wrote {args.dst} ({maskifier.stats.masked} faces x 2 images, groups.csv, provenance.csv)")
     if args.eval_dir:
         eval_writer = FullImageWriter(args.eval_dir, overwrite=args.overwrite)
-        eval_maskifier = Maskifier(make_locator("hog", cfg, upsample=2), seed=args.seed + 1, textures=textures)
+        eval_maskifier = Maskifier(make_locator(args.faces, cfg, upsample=2), seed=args.seed + 1, textures=textures)
         holdout = [i for i in ITEMS if i.holdout and not i.path.endswith("_crop.jpg")]
         rows = _write_set(holdout, eval_writer, sources, eval_maskifier, builtins=False, frames_scale=1.0,
                           desc="evaluation set")  # fmt: skip
