@@ -116,16 +116,18 @@ def train_run(cfg: Config, dataset_dir: str | Path, *, progress: bool = True) ->
         write_json_atomic(run_dir / "split.json", _split_record(data, split, fit_idx, val_idx, dataset_dir))
 
         keras.utils.set_random_seed(t.seed)
+        # Step 3: augmentation layers, applied to the training pipeline only (outside the strategy scope:
+        # they belong to the input pipeline, not to the replicated model).
+        augmenter = augment.build_augmenter(cfg.augment, seed=t.seed)
+        train_ds = augment.train_pipeline(
+            data.images_rgb, data.labels, fit_idx, batch_size=t.batch_size, augmenter=augmenter, seed=t.seed
+        )
+        val_ds = augment.eval_pipeline(
+            data.images_rgb, data.labels, split.test if val_idx is None else val_idx, batch_size=t.batch_size
+        )
         strategy = make_strategy(t.strategy)
+        log.info("distribution: %s, %d replica(s)", t.strategy, strategy.num_replicas_in_sync)
         with strategy.scope():
-            # Step 3: augmentation layers, applied to the training pipeline only.
-            augmenter = augment.build_augmenter(cfg.augment, seed=t.seed)
-            train_ds = augment.train_pipeline(
-                data.images_rgb, data.labels, fit_idx, batch_size=t.batch_size, augmenter=augmenter, seed=t.seed
-            )
-            val_ds = augment.eval_pipeline(
-                data.images_rgb, data.labels, split.test if val_idx is None else val_idx, batch_size=t.batch_size
-            )
             # Steps 4-6: MobileNetV2 + ImageNet weights, the classic head, base frozen in inference mode.
             clf = model.build_classifier(t.image_size, base_weights)
             # Step 7: binary cross-entropy, Adam with the classic decay as a schedule, accuracy.
@@ -229,7 +231,12 @@ def _fit(
         callbacks.append(keras.callbacks.EarlyStopping(monitor="val_loss", patience=cfg.train.early_stopping_patience))
     log.info("phase %s: %d epoch(s), batch size %d, %d training images", phase, epochs, cfg.train.batch_size, n_train)
     hist = clf.fit(
-        train_ds, validation_data=val_ds, epochs=epochs, callbacks=callbacks, verbose="auto" if progress else 2
+        train_ds,
+        validation_data=val_ds,
+        epochs=epochs,
+        callbacks=callbacks,
+        shuffle=False,  # the tf.data pipeline shuffles (seeded) itself
+        verbose="auto" if progress else 2,
     )
     history = {k: [float(v) for v in vals] for k, vals in hist.history.items()}
     if best.exists():
