@@ -360,11 +360,23 @@ def _backend_keras(cfg: Config, spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def _backend_onnx(cfg: Config, spec: dict[str, Any]) -> dict[str, Any]:
+    """ONNX Runtime on ``<stem>.onnx`` when both exist (the project does not export ONNX itself)."""
     try:
-        import onnxruntime  # noqa: F401
+        import onnxruntime as ort
     except ImportError:
-        return {"available": False, "reason": "onnxruntime is not installed (pip install onnxruntime tf2onnx)"}
-    return {"available": False, "reason": "onnxruntime is installed but no .onnx export of the model exists"}
+        return {"available": False, "reason": "onnxruntime is not installed"}
+    path = cfg.resolve_path(cfg.classifier.model).with_suffix(".onnx")
+    if not path.is_file():
+        return {"available": False, "reason": f"no ONNX export of the model ({path.name})"}
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = cfg.classifier.threads
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    size_wh = tuple(session.get_inputs()[0].shape[1:3])[::-1]
+    out: dict[str, Any] = {"available": True, "threads": cfg.classifier.threads, "batches": {}}
+    for b, batch in _batches(size_wh, spec["batch_sizes"]).items():
+        out["batches"][str(b)] = _latency(lambda x: session.run(None, {name: x}), batch, spec["repeats"])
+    return out
 
 
 def worker_classifier(spec: dict[str, Any]) -> dict[str, Any]:
@@ -377,7 +389,80 @@ def worker_classifier(spec: dict[str, Any]) -> dict[str, Any]:
     return {"repeats": spec["repeats"], "backends": backends}
 
 
-WORKERS = {"loop": worker_loop, "reference": worker_reference, "classifier": worker_classifier}
+def _face_crops(cfg: Config, source: str, count: int) -> list[Any]:
+    """Up to ``count`` real face crops (BGR) from the video, found by the project's SSD."""
+    from face_detector import FaceDetector
+
+    detector = FaceDetector.from_config(cfg)
+    crops: list[Any] = []
+    for frame in _frame_source(source):
+        if frame.index % 5 == 0:
+            crops += detector(frame.image_bgr).crops(frame.image_bgr, cfg.face_detector.crop_margin)
+        if len(crops) >= count:
+            break
+    return crops[:count]
+
+
+def _tflite_variant(model: Any, kind: str, calibration: Any) -> bytes:
+    """The Keras model converted to TFLite: ``float16`` weights, ``dynamic_int8`` weights, or full ``int8``
+    (weights and activations, calibrated on ``calibration``; float input and output)."""
+    import tensorflow as tf
+
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if kind == "float16":
+        converter.target_spec.supported_types = [tf.float16]
+    elif kind == "int8":
+        converter.representative_dataset = lambda: ([x[None]] for x in calibration)
+    with contextlib.redirect_stdout(sys.stderr):
+        return converter.convert()
+
+
+def worker_variants(spec: dict[str, Any]) -> dict[str, Any]:
+    """float16 / int8 TFLite exports of the Keras model against the shipped float32 ``.tflite``: size, latency at
+    batch 1 and 4, and how far P(mask) moves on real face crops from the video (labels at the card's threshold)."""
+    import numpy as np
+
+    from detector.classifier import MaskClassifier, _tflite_predictor, prepare_batch
+    from train.card import model_path
+
+    cfg = load_config(spec["config"], spec["overrides"])
+    stem = cfg.resolve_path(cfg.classifier.model)
+    if not model_path(stem, "keras").is_file():
+        return {"available": False, "reason": f"needs the trained {model_path(stem, 'keras').name} (python -m train)"}
+    clf = MaskClassifier(stem, backend="tflite", threads=cfg.classifier.threads)
+    crops = _face_crops(cfg, spec["source"], 64)
+    if not crops:
+        return {"available": False, "reason": "no face found in the video"}
+    faces = prepare_batch(crops, clf.input_size_wh)
+    model, model_name = _keras_model(cfg)
+    files = {"float32": model_path(stem, "tflite")}
+    out: dict[str, Any] = {"available": True, "model": model_name, "faces": len(faces), "variants": {}}
+    with tempfile.TemporaryDirectory(prefix="maskwatch-variants-") as tmp:
+        for kind in ("float16", "dynamic_int8", "int8"):
+            files[kind] = Path(tmp) / f"{kind}.tflite"
+            files[kind].write_bytes(_tflite_variant(model, kind, faces[:32]))
+        reference = None
+        for kind, path in files.items():
+            predict = _tflite_predictor(path, cfg.classifier.threads)
+            probs = np.concatenate([predict(faces[i : i + 1]).reshape(-1) for i in range(len(faces))])
+            reference = probs if reference is None else reference
+            labels_equal = (probs >= clf.threshold) == (reference >= clf.threshold)
+            out["variants"][kind] = {
+                "size_bytes": path.stat().st_size,
+                "batches": {str(b): _latency(predict, faces[:b], spec["repeats"]) for b in (1, 4) if b <= len(faces)},
+                "max_abs_diff_p_mask": round(float(np.abs(probs - reference).max()), 4),
+                "label_agreement": round(float(labels_equal.mean()), 4),
+            }
+    return out
+
+
+WORKERS = {
+    "loop": worker_loop,
+    "reference": worker_reference,
+    "classifier": worker_classifier,
+    "variants": worker_variants,
+}
 
 
 # ---------------------------------------------------------------- the parent: run workers, collect, report
@@ -418,17 +503,17 @@ def _say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def thread_sweep(base: dict[str, Any]) -> list[dict[str, Any]]:
-    """The loop under every (OpenCV threads, classifier threads) combination, each in a fresh process."""
+def thread_sweep(base: dict[str, Any], combos: Sequence[tuple[int, int]]) -> list[dict[str, Any]]:
+    """The loop under each (OpenCV threads, classifier threads) combination, each in a fresh process."""
     rows = []
-    for cv_threads, clf_threads in THREAD_COMBOS:
+    for cv_threads, clf_threads in combos:
         _say(f"  threads: opencv {cv_threads or 'default'} + classifier {clf_threads}")
         overrides = [*base["overrides"], f"face_detector.opencv_threads={cv_threads}",
                      f"classifier.threads={clf_threads}"]
         res = run_worker("loop", {**base, "overrides": overrides})
         rows.append({"opencv_threads": cv_threads, "classifier_threads": clf_threads, "fps": res["fps"],
                      "ms_per_frame": res["ms_per_frame"],
-                     "stages_median_ms": {k: v["median_ms"] for k, v in res["stages"].items()}})
+                     "stages_mean_ms": {k: v["mean_ms"] for k, v in res["stages"].items()}})
     return rows
 
 
@@ -473,7 +558,10 @@ def benchmark(args: argparse.Namespace, cfg: Config) -> dict[str, Any]:
     _say("classifier latency per batch size")
     result["classifier"] = run_worker("classifier", {**base, "batch_sizes": list(args.batch_sizes),
                                                      "repeats": args.repeats, "tensorflow": not args.no_reference})
-    result["threads"] = thread_sweep({**base, "frames": args.frames}) if args.thread_sweep else None
+    result["threads"] = thread_sweep({**base, "frames": args.frames}, args.thread_combos) if args.thread_sweep else None
+    if args.variants:
+        _say("float16 / int8 TFLite exports")
+    result["tflite_variants"] = run_worker("variants", {**base, "repeats": args.repeats}) if args.variants else None
     result["machine"]["load_avg_1_5_15_after"] = [round(v, 2) for v in os.getloadavg()]
     result["targets"] = check_targets(result)
     return result
@@ -500,11 +588,12 @@ def _loop_lines(name: str, res: dict[str, Any] | None) -> list[str]:
     if not res:
         return [f"{name:<10} (not run)"]
     f, st = res["ms_per_frame"], res["stages"]
-    stage_text = "  ".join(f"{k} {_fmt(v['median_ms'])}" for k, v in st.items())
+    stage_text = "  ".join(f"{k} {_fmt(v['mean_ms'])}" for k, v in st.items())
     return [
-        f"{name:<10} {_fmt(res['fps']):>6} fps   ms/frame median {_fmt(f['median_ms'])} p90 {_fmt(f['p90_ms'])}   "
+        f"{name:<10} {_fmt(res['fps']):>6} fps   ms/frame mean {_fmt(f['mean_ms'])} median {_fmt(f['median_ms'])} "
+        f"p90 {_fmt(f['p90_ms'])}   "
         f"faces/frame {_fmt(res['faces_per_frame']['mean'], 2)}",
-        f"{'':<10} stages median ms: {stage_text}",
+        f"{'':<10} stages, mean ms: {stage_text}",
         f"{'':<10} peak RSS {_fmt(res['peak_rss_mb'])} MB, first annotated frame {_fmt(res['first_frame_s'], 2)} s "
         f"after launch, TensorFlow imported: {res['tensorflow_imported']}",
     ]
@@ -541,11 +630,19 @@ def format_table(result: dict[str, Any]) -> str:
     tflite_pre = result["classifier"]["backends"]["tflite"].get("with_preprocessing") or {}
     if tflite_pre:
         lines.append(f"  {'tflite+resize':<18} {_cells(tflite_pre)}")
+    variants = result.get("tflite_variants")
+    if variants and variants.get("available"):
+        lines += ["", f"TFLite exports on {variants['faces']} face crops of the video (vs float32):"]
+        for kind, v in variants["variants"].items():
+            lines.append(f"  {kind:<13} {v['size_bytes'] / 2**20:>5.2f} MB  {_cells(v['batches'])}  max |dP| "
+                         f"{v['max_abs_diff_p_mask']:.4f}  same label {100 * v['label_agreement']:.1f}%")
+    elif variants:
+        lines += ["", f"TFLite exports: {variants.get('reason')}"]
     if result.get("threads"):
-        lines += ["", "threads (opencv + classifier): fps, median ms/frame"]
+        lines += ["", "threads (opencv + classifier): fps, mean ms/frame"]
         for row in result["threads"]:
             lines.append(f"  {row['opencv_threads'] or 'default':>7} + {row['classifier_threads']}: "
-                         f"{_fmt(row['fps']):>6} fps  {_fmt(row['ms_per_frame']['median_ms'])} ms")
+                         f"{_fmt(row['fps']):>6} fps  {_fmt(row['ms_per_frame']['mean_ms'])} ms")
     lines += ["", "targets:"]
     for t in result["targets"]:
         mark = {True: "met ", False: "MISS", None: "n/a "}[t["met"]]
@@ -566,6 +663,16 @@ def _batch_sizes(text: str) -> tuple[int, ...]:
     return sizes
 
 
+def _thread_combos(text: str) -> tuple[tuple[int, int], ...]:
+    try:
+        combos = tuple((int(a), int(b)) for a, b in (item.split("x") for item in text.split(",")))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected e.g. 1x1,2x1 (OpenCV x classifier threads), got {text!r}") from None
+    if not combos or any(a < 0 or b < 1 for a, b in combos):
+        raise argparse.ArgumentTypeError("OpenCV threads must be >= 0 and classifier threads >= 1")
+    return combos
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m detector.bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -580,6 +687,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--repeats", type=int, default=30, help="timed calls per batch size (default 30)")
     parser.add_argument("--thread-sweep", action="store_true",
                         help="also run the loop under each OpenCV x classifier thread combination")
+    parser.add_argument("--thread-combos", type=_thread_combos, default=THREAD_COMBOS, metavar="CVxCLF,...",
+                        help="combinations for --thread-sweep (default 1x1,1x2,2x1,2x2,0x1; 0 = OpenCV's default)")
+    parser.add_argument("--variants", action="store_true",
+                        help="also export float16 / int8 TFLite models from <model>.keras and compare them")
     parser.add_argument("--no-reference", action="store_true",
                         help="skip everything that needs TensorFlow (reference loop, Keras backends)")
     parser.add_argument("--out", help="JSON path (default: <runs_dir>/bench/bench-<UTC time>.json)")

@@ -160,8 +160,8 @@ def _check_loop(res: dict, frames: int, warmup: int) -> None:
 def test_bench_writes_every_field(face_video, tiny_model, ssd_available, tmp_path, capsys):
     out = tmp_path / "bench.json"
     rc = bench.main(["--source", str(face_video), "--frames", "10", "--reference-frames", "8", "--warmup", "2",
-                     "--repeats", "3", "--batch-sizes", "1,2,4,8", "--thread-sweep", "--out", str(out),
-                     "--set", f"classifier.model={tiny_model}"])
+                     "--repeats", "3", "--batch-sizes", "1,2,4,8", "--thread-sweep", "--thread-combos", "1x1,2x1",
+                     "--variants", "--out", str(out), "--set", f"classifier.model={tiny_model}"])
     captured = capsys.readouterr()
     assert rc == 0, captured.err
     assert f"wrote {out}" in captured.out and "speed-up" in captured.out
@@ -174,6 +174,12 @@ def test_bench_writes_every_field(face_video, tiny_model, ssd_available, tmp_pat
 
     _check_loop(result["loop"], frames=10, warmup=2)
     assert result["loop"]["tensorflow_imported"] is False  # our loop's default path never imports TensorFlow
+    every = result["loop"]["settings"]["detect_every"]
+    tracking = result["loop"]["tracking"]
+    assert tracking["keyframes"] == len(range(0, 10, every)) and tracking["classifier_calls"] == tracking["keyframes"]
+    assert tracking["drift_mean_iou"] > 0.5  # tracked boxes still on the faces at the next detection
+    _check_loop(result["loop_every_frame"], frames=10, warmup=2)
+    assert result["loop_every_frame"]["settings"]["detect_every"] == 1
     _check_loop(result["reference"], frames=8, warmup=2)
     assert result["reference"]["tensorflow_imported"] is True
     assert result["speedup"] == pytest.approx(result["loop"]["fps"] / result["reference"]["fps"], rel=0.01)
@@ -188,7 +194,13 @@ def test_bench_writes_every_field(face_video, tiny_model, ssd_available, tmp_pat
     assert set(backends["tflite"]["with_preprocessing"]) == {"1", "2", "4", "8"}
     assert "available" in backends["onnxruntime"] or "batches" in backends["onnxruntime"]
 
+    variants = result["tflite_variants"]["variants"]
+    assert set(variants) == {"float32", "float16", "dynamic_int8", "int8"}
+    assert variants["float32"]["max_abs_diff_p_mask"] == 0 and variants["float32"]["label_agreement"] == 1
+    for v in variants.values():
+        assert v["size_bytes"] > 0 and set(v["batches"]) == {"1", "4"} and 0 <= v["label_agreement"] <= 1
+
     combos = {(row["opencv_threads"], row["classifier_threads"]) for row in result["threads"]}
-    assert combos == set(bench.THREAD_COMBOS)
+    assert combos == {(1, 1), (2, 1)}
     assert all(row["fps"] > 0 for row in result["threads"])
     assert {t["target"] for t in result["targets"]} == {t["target"] for t in bench.check_targets({})}
