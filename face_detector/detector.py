@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
-from face_detector.decoding import decode_ssd
+from face_detector.decoding import select_faces, ssd_boxes
 from face_detector.faces import Faces
+from face_detector.multiscale import best_overlap, pass_sizes_wh, shape_ok, split_batch, square_crop, zoom_regions
 from maskwatch.errors import UserError
 
 if TYPE_CHECKING:
@@ -41,7 +43,14 @@ def as_bgr(frame: np.ndarray) -> np.ndarray:
 
 
 class FaceDetector:
-    """The res10 300x300 SSD face detector: ``detector(frame_bgr) -> Faces``."""
+    """The res10 300x300 SSD face detector: ``detector(frame_bgr) -> Faces``.
+
+    One SSD pass per input size (``input_long_sides_px``: frame resized, aspect kept; else ``input_size_wh``),
+    boxes of all passes merged by one NMS. Optional: boxes outside ``[min_aspect_hw, max_aspect_hw]`` are
+    dropped; boxes scoring from ``recheck_min_confidence`` up to ``min_confidence`` get a zoomed second look
+    (a square crop around the box, ``recheck_context`` of its size on every side, at ``recheck_size_px``; all
+    crops in one batch) and are kept only when that look scores ``min_confidence`` or more.
+    """
 
     def __init__(
         self,
@@ -50,8 +59,15 @@ class FaceDetector:
         *,
         min_confidence: float = 0.5,
         input_size_wh: tuple[int, int] = (300, 300),
+        input_long_sides_px: Sequence[int] = (),
         min_size_px: int = 20,
         nms_iou: float = 0.4,
+        min_aspect_hw: float = 0.0,
+        max_aspect_hw: float = float("inf"),
+        recheck_size_px: int = 0,
+        recheck_min_confidence: float = 0.2,
+        recheck_context: float = 0.5,
+        recheck_max: int = 8,
     ) -> None:
         for path in (prototxt, caffemodel):
             if not Path(path).is_file():
@@ -63,8 +79,14 @@ class FaceDetector:
             raise UserError(f"cannot load the SSD face detector from {prototxt}, {caffemodel}: {msg}") from None
         self.min_confidence = float(min_confidence)
         self.input_size_wh = (int(input_size_wh[0]), int(input_size_wh[1]))
+        self.input_long_sides_px = tuple(int(s) for s in input_long_sides_px)
         self.min_size_px = int(min_size_px)
         self.nms_iou = float(nms_iou)
+        self.min_aspect_hw, self.max_aspect_hw = float(min_aspect_hw), float(max_aspect_hw)
+        self.recheck_size_px = int(recheck_size_px)
+        self.recheck_min_confidence = float(recheck_min_confidence)
+        self.recheck_context = float(recheck_context)
+        self.recheck_max = int(recheck_max)
 
     @classmethod
     def from_config(cls, cfg: Config) -> FaceDetector:
@@ -78,24 +100,63 @@ class FaceDetector:
             resolve("caffemodel", cfg),
             min_confidence=fd.min_confidence,
             input_size_wh=fd.input_size_wh,
+            input_long_sides_px=fd.input_long_sides_px,
             min_size_px=fd.min_size_px,
             nms_iou=fd.nms_iou,
+            min_aspect_hw=fd.min_aspect_hw,
+            max_aspect_hw=fd.max_aspect_hw,
+            recheck_size_px=fd.recheck_size_px,
+            recheck_min_confidence=fd.recheck_min_confidence,
+            recheck_context=fd.recheck_context,
+            recheck_max=fd.recheck_max,
         )
 
-    def forward(self, frame_bgr: np.ndarray, size_wh: tuple[int, int]) -> np.ndarray:
-        """Raw SSD output ``[1, 1, N, 7]`` for ``frame_bgr`` resized to ``size_wh``."""
-        blob = cv2.dnn.blobFromImage(frame_bgr, 1.0, size_wh, MEAN_BGR)
-        self.net.setInput(blob)
+    @property
+    def rechecks(self) -> bool:
+        return self.recheck_size_px > 0 and self.recheck_min_confidence < self.min_confidence
+
+    def forward(self, frames_bgr: Sequence[np.ndarray], size_wh: tuple[int, int]) -> np.ndarray:
+        """Raw SSD output ``[1, 1, N, 7]`` for ``frames_bgr`` resized to ``size_wh`` (one batch)."""
+        self.net.setInput(cv2.dnn.blobFromImages(list(frames_bgr), 1.0, size_wh, MEAN_BGR))
         return self.net.forward()
 
     def __call__(self, frame_bgr: np.ndarray) -> Faces:
         frame_bgr = as_bgr(frame_bgr)
         height, width = frame_bgr.shape[:2]
-        output = self.forward(frame_bgr, self.input_size_wh)
-        return decode_ssd(
-            output,
-            (width, height),
-            min_confidence=self.min_confidence,
-            min_size_px=self.min_size_px,
-            nms_iou=self.nms_iou,
+        passes = [
+            ssd_boxes(self.forward([frame_bgr], size), (0, 0, width, height))
+            for size in pass_sizes_wh((width, height), self.input_long_sides_px, self.input_size_wh)
+        ]
+        floor = self.recheck_min_confidence if self.rechecks else self.min_confidence
+        faces = self._select(np.concatenate([b for b, _ in passes]), np.concatenate([s for _, s in passes]),
+                             (width, height), floor)  # fmt: skip
+        if self.rechecks:
+            faces = self._recheck(frame_bgr, faces)
+        return faces
+
+    def _select(self, boxes: np.ndarray, scores: np.ndarray, frame_wh: tuple[int, int], floor: float) -> Faces:
+        faces = select_faces(
+            boxes, scores, frame_wh, min_confidence=floor, min_size_px=self.min_size_px, nms_iou=self.nms_iou
         )
+        return faces[shape_ok(faces.xyxy, self.min_aspect_hw, self.max_aspect_hw)]
+
+    def _recheck(self, frame_bgr: np.ndarray, faces: Faces) -> Faces:
+        """Keep sure boxes; re-score the strongest ``recheck_max`` uncertain ones on a zoomed crop."""
+        sure = faces.confidence >= self.min_confidence
+        unsure = np.flatnonzero(~sure)[: self.recheck_max]
+        if len(unsure) == 0:
+            return faces[sure]
+        regions = zoom_regions(faces.xyxy[unsure], self.recheck_context)
+        crops = [square_crop(frame_bgr, r, MEAN_BGR) for r in regions]
+        size = (self.recheck_size_px, self.recheck_size_px)
+        rows = split_batch(self.forward(crops, size), len(crops))
+        boxes, scores = [faces.xyxy[sure]], [faces.confidence[sure]]
+        for i, region, crop_rows in zip(unsure, regions, rows, strict=True):
+            x, y, side = region
+            crop_boxes, crop_scores = ssd_boxes(crop_rows, (x, y, side, side))
+            box, score = best_overlap(crop_boxes, crop_scores, faces.xyxy[i], iou_min=0.4)
+            if box is not None and score >= self.min_confidence:
+                boxes.append(box.reshape(1, 4))
+                scores.append(np.array([score]))
+        height, width = frame_bgr.shape[:2]
+        return self._select(np.concatenate(boxes), np.concatenate(scores), (width, height), self.min_confidence)

@@ -57,6 +57,13 @@ class AssetsConfig:
 class FaceDetectorConfig:
     min_confidence: float = _range(0.0, 1.0, default=0.7)
     input_size_wh: tuple[int, int] = _range(32, 4096, default=(300, 300))
+    input_long_sides_px: tuple[int, ...] = _range(32, 4096, default=())
+    min_aspect_hw: float = _range(0.0, 100.0, default=0.0)
+    max_aspect_hw: float = _range(0.0, 100.0, default=100.0)
+    recheck_size_px: int = _range(0, 1024, default=0)
+    recheck_min_confidence: float = _range(0.0, 1.0, default=0.2)
+    recheck_context: float = _range(0.0, 2.0, default=0.5)
+    recheck_max: int = _range(0, 100, default=8)
     min_size_px: int = _range(0, 10000, default=20)
     nms_iou: float = _range(0.0, 1.0, default=0.4)
     crop_margin: float = _range(0.0, 1.0, default=0.0)

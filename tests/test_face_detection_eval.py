@@ -1,0 +1,171 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from face_detector.evaluate import format_table, main, read_labelled_folder, read_options
+from face_detector.matching import iou_matrix, match_image
+from face_detector.multiscale import (
+    best_overlap,
+    pass_sizes_wh,
+    shape_ok,
+    split_batch,
+    square_crop,
+    zoom_regions,
+)
+from maskwatch.errors import UserError
+
+# --- matching ------------------------------------------------------------------------------------------------
+
+
+def test_iou_matrix_values():
+    a = np.array([[0, 0, 10, 10], [5, 5, 15, 15]])
+    b = np.array([[0, 0, 10, 10], [10, 10, 20, 20], [0, 0, 0, 0]])
+    m = iou_matrix(a, b)
+    assert m.shape == (2, 3)
+    assert m[0].tolist() == pytest.approx([1.0, 0.0, 0.0])
+    assert m[1].tolist() == pytest.approx([25 / 175, 25 / 175, 0.0])
+
+
+def test_match_counts_hits_duplicates_and_ignored():
+    truth = np.array([[0, 0, 100, 100], [200, 0, 300, 100], [400, 0, 500, 100]])
+    labels = ["mask", "no_mask", "ignore"]
+    pred = np.array([
+        [5, 5, 100, 100],  # hits face 0
+        [0, 0, 95, 95],  # duplicate of face 0: false positive
+        [400, 0, 500, 100],  # on the ignore box: neither
+        [700, 0, 800, 100],  # nothing there: false positive
+    ])  # fmt: skip
+    result = match_image(pred, np.array([0.9, 0.8, 0.7, 0.6]), truth, labels, iou_min=0.4)
+    assert result.found.tolist() == [True, False, False]
+    assert (result.false_positives, result.ignored) == (2, 1)
+
+
+def test_match_strongest_detection_claims_the_face_and_iou_threshold_applies():
+    truth = np.array([[0, 0, 100, 100]])
+    weak_good, strong_loose = [0, 0, 100, 100], [0, 0, 100, 45]  # IoU 0.45
+    r = match_image(np.array([weak_good, strong_loose]), np.array([0.3, 0.9]), truth, ["mask"], iou_min=0.4)
+    assert r.found.tolist() == [True] and r.false_positives == 1
+    r = match_image(np.array([strong_loose]), np.array([0.9]), truth, ["mask"], iou_min=0.5)
+    assert r.found.tolist() == [False] and r.false_positives == 1
+
+
+def test_match_without_truth_or_detections():
+    assert match_image(np.zeros((0, 4)), np.zeros(0), np.zeros((0, 4)), []).false_positives == 0
+    r = match_image(np.array([[0, 0, 9, 9]]), np.array([0.5]), np.zeros((0, 4)), [])
+    assert r.false_positives == 1
+    r = match_image(np.zeros((0, 4)), np.zeros(0), np.array([[0, 0, 9, 9]]), ["no_mask"])
+    assert r.found.tolist() == [False] and r.false_positives == 0
+
+
+# --- multi-scale and the second look --------------------------------------------------------------------------
+
+
+def test_pass_sizes_keep_aspect_and_fall_back_to_fixed():
+    assert pass_sizes_wh((1280, 720), [], (300, 300)) == [(300, 300)]
+    assert pass_sizes_wh((1280, 720), [640, 300], (300, 300)) == [(640, 360), (300, 169)]
+    assert pass_sizes_wh((480, 640), [600], (300, 300)) == [(450, 600)]
+    assert pass_sizes_wh((1000, 10), [300, 300], (300, 300)) == [(300, 32)]  # at least 32 px, no repeats
+
+
+def test_split_batch_by_image_index():
+    out = np.zeros((1, 1, 4, 7), np.float32)
+    out[0, 0, :, 0] = [0, 1, 1, 0]
+    out[0, 0, :, 2] = [0.1, 0.2, 0.3, 0.4]
+    parts = split_batch(out, 3)
+    assert [[round(float(v), 3) for v in p[:, 2]] for p in parts] == [[0.1, 0.4], [0.2, 0.3], []]
+
+
+def test_zoom_regions_are_squares_around_boxes():
+    regions = zoom_regions(np.array([[100, 100, 140, 180]]), context=0.5)
+    assert regions.tolist() == [[40.0, 60.0, 160.0]]  # centre (120, 140), side 80 * 2
+
+
+def test_square_crop_pads_outside_the_frame():
+    frame = np.full((50, 60, 3), 7, np.uint8)
+    crop = square_crop(frame, np.array([-10.0, 40.0, 20.0]), (1, 2, 3))
+    assert crop.shape == (20, 20, 3)
+    assert (crop[:10, 10:] == 7).all()  # inside: rows 40-49, columns 0-9
+    assert (crop[:, :10] == [1, 2, 3]).all() and (crop[10:] == [1, 2, 3]).all()
+
+
+def test_best_overlap_picks_the_strongest_overlapping_box():
+    boxes = np.array([[0, 0, 10, 10], [1, 1, 11, 11], [50, 50, 60, 60]], dtype=float)
+    box, score = best_overlap(boxes, np.array([0.5, 0.7, 0.99]), np.array([0, 0, 10, 10]), iou_min=0.4)
+    assert box.tolist() == [1, 1, 11, 11] and score == pytest.approx(0.7)
+    assert best_overlap(boxes, np.array([0.5, 0.7, 0.99]), np.array([30, 0, 40, 5]), 0.4) == (None, 0.0)
+    assert best_overlap(np.zeros((0, 4)), np.zeros(0), np.array([0, 0, 1, 1]), 0.4) == (None, 0.0)
+
+
+def test_shape_filter_limits_aspect():
+    boxes = np.array([[0, 0, 10, 10], [0, 0, 10, 30], [0, 0, 30, 10], [0, 0, 0, 10]])
+    assert shape_ok(boxes, 0.8, 2.0).tolist() == [True, False, False, False]
+    assert shape_ok(boxes, 0.0, 100.0).tolist() == [True, True, True, False]
+
+
+# --- the labelled folder and the command ---------------------------------------------------------------------
+
+
+def make_folder(root: Path, rows: str, images: dict[str, np.ndarray]) -> Path:
+    for name, image in images.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(root / name), image)
+    (root / "boxes.csv").write_text("file,x1,y1,x2,y2,label\n" + rows)
+    return root
+
+
+def test_read_labelled_folder_includes_images_without_rows(tmp_path: Path):
+    blank = np.zeros((20, 20, 3), np.uint8)
+    folder = make_folder(
+        tmp_path, "images/a.jpg,1,2,11,12,mask\nimages/a.jpg,3,3,9,9,ignore\n", {"images/a.jpg": blank, "b.png": blank}
+    )
+    items = read_labelled_folder(folder, (".jpg", ".png"))
+    assert sorted(p.path.name for p in items) == ["a.jpg", "b.png"]
+    by_name = {p.path.name: p for p in items}
+    assert by_name["a.jpg"].xyxy.tolist() == [[1, 2, 11, 12], [3, 3, 9, 9]]
+    assert by_name["a.jpg"].labels == ["mask", "ignore"]
+    assert by_name["b.png"].labels == []
+
+
+@pytest.mark.parametrize(
+    ("rows", "message"),
+    [("a.jpg,1,2,3,4,masked\n", "not one of"), ("a.jpg,1,x,3,4,mask\n", "numbers")],
+)
+def test_bad_boxes_csv_is_a_user_error(tmp_path: Path, rows: str, message: str):
+    folder = make_folder(tmp_path, rows, {})
+    with pytest.raises(UserError, match=message):
+        read_labelled_folder(folder, (".jpg",))
+
+
+def test_missing_csv_and_bad_options_are_user_errors(tmp_path: Path):
+    with pytest.raises(UserError, match=r"no boxes\.csv"):
+        read_labelled_folder(tmp_path, (".jpg",))
+    bad = tmp_path / "o.yaml"
+    bad.write_text("options: 3\n")
+    with pytest.raises(UserError, match="expected options"):
+        read_options(bad)
+    good = tmp_path / "g.yaml"
+    good.write_text("options:\n  - {name: a, set: [face_detector.min_confidence=0.3]}\n  - {name: b}\n")
+    assert read_options(good) == [("a", ["face_detector.min_confidence=0.3"]), ("b", [])]
+
+
+def test_cli_bad_folder_exits_2_with_one_line(tmp_path: Path, capsys):
+    assert main([str(tmp_path / "missing")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: not a folder") and "\n" not in err
+
+
+def test_format_table_row():
+    summary = {
+        "recall": {"mask": 0.5, "no_mask": 1.0},
+        "found": {"mask": 1, "no_mask": 2},
+        "faces": {"mask": 2, "no_mask": 2},
+        "false_positives": 3,
+        "false_positives_per_image": 0.75,
+        "ms_per_image": {"wall_mean": 12.34, "cpu_mean": 10.0},
+    }
+    row = format_table([{"name": "x", "summary": summary}]).splitlines()[-1]
+    assert row == "| x | 0.500 (1/2) | 1.000 (2/2) | 3 (0.75) | 12.3 | 10.0 |"
