@@ -86,6 +86,9 @@ class FrameSource:
         if self.kind == "camera":
             return camera_frames(int(self.spec), timeout_s=s.read_timeout_s)
         if self.kind == "stream":
+            finite = _open_finite_video(self.spec)
+            if finite is not None:  # a video file served over HTTP: every frame in order, no reconnects
+                return capture_frames(finite, _safe_url(self.spec), _safe_url(self.spec))
             return stream_frames(
                 self.spec, attempts=s.reconnect_attempts, backoff_s=s.reconnect_backoff_s, timeout_s=s.read_timeout_s
             )
@@ -100,10 +103,14 @@ class FrameSource:
 
 def video_frames(path: Path) -> Iterator[Frame]:
     """Every frame of a video file in order; a truncated file stops at the last good frame."""
-    cap = cv2.VideoCapture(str(path))
+    return capture_frames(cv2.VideoCapture(str(path)), str(path), path.name)
+
+
+def capture_frames(cap: cv2.VideoCapture, where: str, name: str) -> Iterator[Frame]:
+    """Every frame of an opened finite video (a file, or a file served over HTTP) in order; releases ``cap``."""
     try:
         if not cap.isOpened():
-            raise UserError(f"cannot read video {path} (not a video, or an unsupported or damaged file)")
+            raise UserError(f"cannot read video {where} (not a video, or an unsupported or damaged file)")
         fps = _fps(cap)
         expected = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
         index = 0
@@ -111,12 +118,12 @@ def video_frames(path: Path) -> Iterator[Frame]:
             ok, image = cap.read()
             if not ok or image is None:
                 break
-            yield Frame(index, index / (fps or DEFAULT_FPS), image, path.name, fps)
+            yield Frame(index, index / (fps or DEFAULT_FPS), image, name, fps)
             index += 1
         if index == 0:
-            raise UserError(f"cannot read video {path}: no frame could be decoded")
+            raise UserError(f"cannot read video {where}: no frame could be decoded")
         if expected and index < expected:
-            print(f"warning: {path.name} ended after {index} of {expected} frames (truncated or damaged?)")
+            print(f"warning: {name} ended after {index} of {expected} frames (truncated or damaged?)")
     finally:
         cap.release()
 
@@ -269,6 +276,15 @@ def stream_frames(
         wait_s = backoff_s * 2 ** (attempt - 1)
         print(f"warning: stream {name} dropped; reconnect {attempt}/{attempts} in {wait_s:g} s")
         sleep(wait_s)
+
+
+def _open_finite_video(url: str) -> cv2.VideoCapture | None:
+    """An opened capture if ``url`` is a video file (it reports a frame count), else ``None``: a live stream."""
+    cap = cv2.VideoCapture(url)
+    if cap.isOpened() and cap.get(cv2.CAP_PROP_FRAME_COUNT) > 0:
+        return cap
+    cap.release()
+    return None
 
 
 def _open_stream(url: str) -> Capture | None:

@@ -200,23 +200,18 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
         return None
 
 
-def test_http_stream_reads_frames_then_reports_the_lost_connection(tmp_path: Path):
+def test_video_file_over_http_is_read_in_order_to_its_end(tmp_path: Path):
     _write_video(tmp_path / "clip.avi", 30, fourcc="MJPG")  # AVI/MJPG plays without seeking (plain HTTP server)
     handler = functools.partial(_QuietHandler, directory=str(tmp_path))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         url = f"http://127.0.0.1:{server.server_address[1]}/clip.avi"
         cfg = load_config(overrides=["stream.reconnect_attempts=1", "stream.reconnect_backoff_s=0"])
-        frames = []
-        with pytest.raises(UserError, match="lost the connection to stream"):
-            frames.extend(FrameSource(url, cfg).frames())
+        frames = list(itertools.islice(FrameSource(url, cfg).frames(), 100))  # bounded even if it replayed
     finally:
         server.shutdown()
         server.server_close()
-    # The file "drops" at its end; the one reconnect replays it; the reader keeps only the newest frames.
-    assert len(frames) >= 2
-    assert [f.index for f in frames] == list(range(len(frames)))
+    assert [f.index for f in frames] == list(range(30))
     assert frames[0].image_bgr.shape == (48, 64, 3) and frames[0].source == url
-    assert all(b.time_s >= a.time_s for a, b in itertools.pairwise(frames))
+    assert frames[-1].time_s == pytest.approx(2.9)
