@@ -30,7 +30,7 @@ from maskwatch.errors import UserError
 from maskwatch.files import write_json_atomic
 
 DEMO_VIDEO = "demo/demo.mp4"
-DEMO_VIDEO_HINT = "git checkout -- demo (the demo ships with the repository; demo/README.md tells how it was made)"
+DEMO_VIDEO_HINT = "git checkout -- demo/demo.mp4, or rebuild it with python -m demo.make_demo"
 
 
 def build_parser() -> argparse.ArgumentParser:
