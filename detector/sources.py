@@ -10,6 +10,7 @@ so capture never waits for inference; video files are read in order, every frame
 from __future__ import annotations
 
 import os
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -123,7 +124,7 @@ def capture_frames(cap: cv2.VideoCapture, where: str, name: str) -> Iterator[Fra
         if index == 0:
             raise UserError(f"cannot read video {where}: no frame could be decoded")
         if expected and index < expected:
-            print(f"warning: {name} ended after {index} of {expected} frames (truncated or damaged?)")
+            _warn(f"{name} ended after {index} of {expected} frames (truncated or damaged?)")
     finally:
         cap.release()
 
@@ -157,7 +158,7 @@ def image_frames(path: Path, image_exts: tuple[str, ...], *, skipped: list[str] 
         if image is None:
             if path.is_file():
                 raise UserError(f"cannot read image {image_path} (damaged or not an image)")
-            print(f"warning: skipped unreadable image {image_path.name}")
+            _warn(f"skipped unreadable image {image_path.name}")
             skipped.append(image_path.name)
             continue
         yield Frame(0, 0.0, image, image_path.name, 0.0)
@@ -274,7 +275,8 @@ def stream_frames(
             raise UserError(f"{what} stream {name} (gave up after {attempts} reconnect attempts)")
         attempt += 1
         wait_s = backoff_s * 2 ** (attempt - 1)
-        print(f"warning: stream {name} dropped; reconnect {attempt}/{attempts} in {wait_s:g} s")
+        what = "is not answering" if index == 0 else "dropped"
+        _warn(f"stream {name} {what}; reconnect {attempt}/{attempts} in {wait_s:g} s")
         sleep(wait_s)
 
 
@@ -304,3 +306,7 @@ def _safe_url(url: str) -> str:
 
 def _lower(exts: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(e.lower() if e.startswith(".") else f".{e.lower()}" for e in exts)
+
+
+def _warn(message: str) -> None:
+    print(f"warning: {message}", file=sys.stderr)

@@ -77,7 +77,7 @@ def format_summary(summary: dict[str, Any]) -> str:
         f"{fps_text}; ms per frame: {stages}",
     ]
     if summary.get("skipped_images"):
-        lines.append(f"{summary['skipped_images']} unreadable images skipped")
+        lines.append(f"{_plural(summary['skipped_images'], 'unreadable image')} skipped")
     return "\n".join(lines)
 
 

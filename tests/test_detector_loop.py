@@ -168,7 +168,8 @@ def test_max_frames_and_image_folder(face_video: Path, tiny_model: Path, tmp_pat
     assert not np.array_equal(cv2.imread(str(annotated / "a_scene.png")), _scene(0))  # it was drawn on
     summary = json.loads((tmp_path / "s.json").read_text())
     assert (summary["frames"], summary["skipped_images"]) == (2, 1)
-    assert "skipped unreadable image c_broken.jpg" in stdout
+    assert "skipped unreadable image c_broken.jpg" in err
+    assert "1 unreadable image skipped" in stdout
 
 
 @pytest.mark.slow

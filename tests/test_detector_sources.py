@@ -78,7 +78,7 @@ def test_truncated_video_stops_at_last_good_frame(tmp_path: Path, capsys: pytest
     frames = list(video_frames(cut))
     assert 0 < len(frames) < 20
     assert [f.index for f in frames] == list(range(len(frames)))
-    assert "ended after" in capsys.readouterr().out
+    assert "ended after" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("content", [b"", b"not a video at all" * 100])
@@ -101,7 +101,7 @@ def test_image_folder_skips_and_counts_unreadable(tmp_path: Path, capsys: pytest
         ("b.png", 0, 0.0, (10, 20, 3)),
     ]
     assert skipped == ["c.jpg"]
-    assert "skipped unreadable image c.jpg" in capsys.readouterr().out
+    assert "skipped unreadable image c.jpg" in capsys.readouterr().err
 
 
 def test_image_errors(tmp_path: Path):
