@@ -14,7 +14,7 @@ import pytest
 
 from maskwatch.errors import UserError
 from train import starter_data
-from train.starter_data import ITEMS, PACKAGES, Item, Package, fetch, read_member, video_frames
+from train.starter_data import ITEMS, PACKAGES, Item, Package, downscale, fetch, read_member, video_frames
 
 
 def test_items_are_consistent() -> None:
@@ -75,6 +75,18 @@ def test_video_frames_are_sparse_and_evenly_spaced(tmp_path: Path) -> None:
     assert means == sorted(means) and means[0] < means[-1] - 50  # really different frames
 
 
+def test_downscale_is_seeded_and_shares_as_asked() -> None:
+    image = np.zeros((100, 200, 3), np.uint8)
+    results = [downscale(image, f"k{i}", share=0.5, scale_range=(0.4, 0.6), seed=0) for i in range(200)]
+    scales = [s for _, s in results]
+    assert 70 < sum(s < 1 for s in scales) < 130
+    assert all(0.4 <= s <= 0.6 for s in scales if s < 1)
+    small, scale = next((im, s) for im, s in results if s < 1)
+    assert small.shape[1] == round(200 * scale)
+    assert downscale(image, "k7", share=0.5, scale_range=(0.4, 0.6), seed=0)[1] == scales[7]
+    assert downscale(None, "k1", share=1.0, scale_range=(0.4, 0.6), seed=0) == (None, 1.0)
+
+
 def test_npm_missing_is_a_warning_not_an_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(starter_data.shutil, "which", lambda _name: None)
     with pytest.warns(UserWarning, match="npm not found"):
@@ -103,7 +115,7 @@ def test_full_run_on_a_local_package(tmp_path: Path, monkeypatch: pytest.MonkeyP
     ))  # fmt: skip
     monkeypatch.setattr(starter_data, "BUILTINS", {})
     dst, eval_dir = tmp_path / "starter", tmp_path / "eval"
-    argv = [str(dst), "--eval-dir", str(eval_dir), "--cache", str(cache), "--faces", "hog"]
+    argv = [str(dst), "--eval-dir", str(eval_dir), "--cache", str(cache), "--faces", "hog", "--downscale-share", "0"]
     assert starter_data.main(argv) == 0
     assert [p.name for p in (dst / "with_mask").iterdir()] == ["astro__fakepkg_astronaut_f0.jpg"]
     groups = list(csv.DictReader((dst / "groups.csv").open()))
@@ -115,6 +127,7 @@ def test_full_run_on_a_local_package(tmp_path: Path, monkeypatch: pytest.MonkeyP
         ("fakepkg-1.0/data/v.avi", "19"),
     ]
     assert provenance[0]["licence"] == "MIT" and len(provenance[0]["sha256"]) == 64
+    assert {r["scale"] for r in provenance} == {"1.0"}
     boxes = list(csv.DictReader((eval_dir / "boxes.csv").open()))
     assert sorted(r["label"] for r in boxes) == ["mask", "no_mask"]
     assert starter_data.main(argv) == 2  # nothing overwritten without --overwrite
