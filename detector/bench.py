@@ -485,7 +485,8 @@ def run_worker(kind: str, spec: dict[str, Any], *, timeout_s: float = 1800.0) ->
             raise UserError(f"benchmark step {kind!r} took longer than {timeout_s:g} s") from None
         if proc.returncode != 0 or not result_path.is_file():
             lines = [ln for ln in (proc.stderr or "").strip().splitlines() if ln.strip()]
-            raise UserError(f"benchmark step {kind!r} failed: {lines[-1] if lines else f'exit {proc.returncode}'}")
+            last = lines[-1].removeprefix("error: ") if lines else f"exit code {proc.returncode}"
+            raise UserError(f"benchmark step {kind!r} failed: {last}")
         return json.loads(result_path.read_text())
 
 

@@ -78,6 +78,15 @@ def test_bad_input_is_one_line_error(args, message, capsys):
     assert err.startswith("error: ") and message in err and len(err.strip().splitlines()) == 1
 
 
+def test_failing_step_is_one_line_error(tmp_path, capsys):
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(b"not a video")
+    assert bench.main(["--source", str(bad), "--no-reference", "--out", str(tmp_path / "b.json")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("error: benchmark step 'loop' failed: ") and "error: error" not in err[-1]
+    assert "Traceback" not in "\n".join(err) and not (tmp_path / "b.json").exists()
+
+
 # ------------------------------------------------------------------ a real run
 
 
