@@ -49,7 +49,8 @@ class FaceDetector:
     boxes of all passes merged by one NMS. Optional: boxes outside ``[min_aspect_hw, max_aspect_hw]`` are
     dropped; boxes scoring from ``recheck_min_confidence`` up to ``min_confidence`` get a zoomed second look
     (a square crop around the box, ``recheck_context`` of its size on every side, at ``recheck_size_px``; all
-    crops in one batch) and are kept only when that look scores ``min_confidence`` or more.
+    crops in one batch) and are kept only when that look scores ``min_confidence`` or more; so are boxes up to
+    ``recheck_max_confidence`` (1.0: every box gets the second look, which also rejects confident false boxes).
     """
 
     def __init__(
@@ -68,6 +69,7 @@ class FaceDetector:
         recheck_min_confidence: float = 0.2,
         recheck_context: float = 0.5,
         recheck_max: int = 8,
+        recheck_max_confidence: float = 1.0,
     ) -> None:
         for path in (prototxt, caffemodel):
             if not Path(path).is_file():
@@ -87,6 +89,7 @@ class FaceDetector:
         self.recheck_min_confidence = float(recheck_min_confidence)
         self.recheck_context = float(recheck_context)
         self.recheck_max = int(recheck_max)
+        self.recheck_max_confidence = float(recheck_max_confidence)
 
     @classmethod
     def from_config(cls, cfg: Config) -> FaceDetector:
@@ -109,11 +112,12 @@ class FaceDetector:
             recheck_min_confidence=fd.recheck_min_confidence,
             recheck_context=fd.recheck_context,
             recheck_max=fd.recheck_max,
+            recheck_max_confidence=fd.recheck_max_confidence,
         )
 
     @property
     def rechecks(self) -> bool:
-        return self.recheck_size_px > 0 and self.recheck_min_confidence < self.min_confidence
+        return self.recheck_size_px > 0 and self.recheck_max >= 1
 
     def forward(self, frames_bgr: Sequence[np.ndarray], size_wh: tuple[int, int]) -> np.ndarray:
         """Raw SSD output ``[1, 1, N, 7]`` for ``frames_bgr`` resized to ``size_wh`` (one batch)."""
@@ -132,18 +136,23 @@ class FaceDetector:
                              (width, height), floor)  # fmt: skip
         if self.rechecks:
             faces = self._recheck(frame_bgr, faces)
-        return faces
-
-    def _select(self, boxes: np.ndarray, scores: np.ndarray, frame_wh: tuple[int, int], floor: float) -> Faces:
-        faces = select_faces(
-            boxes, scores, frame_wh, min_confidence=floor, min_size_px=self.min_size_px, nms_iou=self.nms_iou
-        )
         return faces[shape_ok(faces.xyxy, self.min_aspect_hw, self.max_aspect_hw)]
 
+    def _select(self, boxes: np.ndarray, scores: np.ndarray, frame_wh: tuple[int, int], floor: float) -> Faces:
+        return select_faces(
+            boxes, scores, frame_wh, min_confidence=floor, min_size_px=self.min_size_px, nms_iou=self.nms_iou
+        )
+
     def _recheck(self, frame_bgr: np.ndarray, faces: Faces) -> Faces:
-        """Keep sure boxes; re-score the strongest ``recheck_max`` uncertain ones on a zoomed crop."""
+        """Re-score the strongest ``recheck_max`` boxes up to ``recheck_max_confidence`` on a zoomed crop.
+
+        A re-scored box is kept when its second look scores ``min_confidence`` (with the second look's box);
+        boxes above ``recheck_max_confidence``, or past the cap and above ``min_confidence``, are kept as found.
+        """
+        candidates = np.flatnonzero(faces.confidence <= self.recheck_max_confidence)
+        unsure = candidates[: self.recheck_max]
         sure = faces.confidence >= self.min_confidence
-        unsure = np.flatnonzero(~sure)[: self.recheck_max]
+        sure[unsure] = False
         if len(unsure) == 0:
             return faces[sure]
         regions = zoom_regions(faces.xyxy[unsure], self.recheck_context)

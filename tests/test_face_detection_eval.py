@@ -169,3 +169,56 @@ def test_format_table_row():
     }
     row = format_table([{"name": "x", "summary": summary}]).splitlines()[-1]
     assert row == "| x | 0.500 (1/2) | 1.000 (2/2) | 3 (0.75) | 12.3 | 10.0 |"
+
+
+def test_multiscale_merge_keeps_one_box_per_face_across_passes():
+    from face_detector.decoding import select_faces, ssd_boxes
+
+    frame_wh = (800, 400)
+
+    def output(*rows):
+        out = np.zeros((1, 1, len(rows), 7), np.float32)
+        for i, row in enumerate(rows):
+            out[0, 0, i, 2:] = row
+        return out
+
+    # the same face seen by a small and a large pass (slightly different boxes), a second face only by the large one
+    small = ssd_boxes(output((0.6, 0.100, 0.10, 0.200, 0.50)), (0, 0, *frame_wh))
+    large = ssd_boxes(output((0.9, 0.105, 0.12, 0.205, 0.52), (0.7, 0.6, 0.2, 0.7, 0.6)), (0, 0, *frame_wh))
+    boxes = np.concatenate([small[0], large[0]])
+    scores = np.concatenate([small[1], large[1]])
+    faces = select_faces(boxes, scores, frame_wh, min_confidence=0.5, min_size_px=0, nms_iou=0.4)
+    assert faces.confidence.tolist() == pytest.approx([0.9, 0.7])
+    assert faces.xyxy.tolist() == [[84, 48, 164, 208], [480, 80, 560, 240]]
+
+
+def test_ssd_boxes_of_a_region_map_back_to_the_frame():
+    from face_detector.decoding import ssd_boxes
+
+    out = np.zeros((1, 1, 1, 7), np.float32)
+    out[0, 0, 0, 2:] = (0.8, 0.25, 0.25, 0.75, 0.75)
+    boxes, scores = ssd_boxes(out, (100, 50, 200, 200))  # a 200 px square crop at (100, 50)
+    assert boxes.tolist() == [[150, 100, 250, 200]] and scores.tolist() == pytest.approx([0.8])
+
+
+@pytest.fixture(scope="module")
+def rechecking_detector():
+    from face_detector import FaceDetector
+    from maskwatch.config import load_config
+
+    overrides = ["face_detector.min_confidence=0.5", "face_detector.input_long_sides_px=[600]",
+                 "face_detector.recheck_size_px=300", "face_detector.min_aspect_hw=1.0"]  # fmt: skip
+    try:
+        return FaceDetector.from_config(load_config(overrides=overrides))
+    except (ImportError, UserError) as exc:
+        pytest.skip(f"SSD face detector assets unavailable: {exc}")
+
+
+def test_second_look_and_aspect_limit_on_real_photos(rechecking_detector):
+    from skimage import data
+
+    astronaut = rechecking_detector(data.astronaut()[:, :, ::-1].copy())
+    assert len(astronaut) == 1 and astronaut.confidence[0] > 0.9
+    assert rechecking_detector(data.chelsea()[:, :, ::-1].copy()).empty()  # the cat scores 0.58 at 600 px
+    x1, y1, x2, y2 = astronaut.xyxy[0].tolist()
+    assert (y2 - y1) / (x2 - x1) >= 1.0
