@@ -3,16 +3,19 @@
 Headless. Every measurement runs in its own fresh Python process, so memory, start-up time and threads are those of
 that process alone (the parent never imports TensorFlow):
 
-- ``loop``: our detector loop (SSD -> crops -> TFLite classifier -> draw) on the video: FPS, ms per frame and per
-  stage (read, detect, classify, draw), faces per frame, peak RSS, launch-to-first-annotated-frame, whether
-  TensorFlow got imported;
+- ``loop``: the detector's ``run_loop`` built as ``detector.webcam`` builds it (TFLite classifier, detection
+  stride with tracking) on the video: FPS, ms per frame and per stage, faces per frame, peak RSS,
+  launch-to-first-annotated-frame, whether TensorFlow got imported, tracking drift; ``loop_every_frame`` the same
+  with ``face_detector.detect_every=1``;
 - ``reference``: the classic tutorial loop (pyimagesearch ``detect_mask_video.py``: SSD, then ONE Keras
   ``model.predict`` per frame over all faces) on the same video; our FPS / its FPS is the speed-up;
 - ``classifier``: model latency per batch size for each backend (Keras ``predict``, Keras under ``tf.function``,
   TFLite, ONNX Runtime if installed);
-- ``threads`` (``--thread-sweep``): the loop under each OpenCV x classifier thread combination.
+- ``threads`` (``--thread-sweep``): the loop under each OpenCV x classifier thread combination;
+- ``tflite_variants`` (``--variants``): float16 / int8 exports against the float32 model.
 
 Writes one JSON file (``runs/bench/bench-<UTC time>.json`` unless ``--out``) and prints a table.
+docs/PERFORMANCE.md explains every field.
 """
 
 from __future__ import annotations
