@@ -332,12 +332,18 @@ def test_end_to_end_one_epoch_outputs_formats_and_reproducibility(tmp_path, caps
     np.testing.assert_allclose(keras.models.load_model(stem.with_suffix(".h5")).predict(x, verbose=0), ref, atol=1e-4)
     np.testing.assert_allclose(_tflite_predict(stem.with_suffix(".tflite"), x), ref, atol=1e-4)
 
-    # Same seed, data and config: the same split and the same first-epoch loss.
-    assert _run_main(tmp_path, root, *args, "--set", "train.tflite=false") == 0
+    # Same seed, data and config: the same split and the same first-epoch loss. This run also fine-tunes.
+    fine_tune = ("--set", "train.fine_tune_layers=5", "--set", "train.fine_tune_epochs=1")
+    assert _run_main(tmp_path, root, *args, "--set", "train.tflite=false", *fine_tune) == 0
     first, second = sorted((tmp_path / "runs").iterdir())
     split_a, split_b = (json.loads((d / "split.json").read_text()) for d in (first, second))
     assert split_a == split_b
     assert _first_loss(first) == pytest.approx(_first_loss(second), rel=1e-5)
+    assert not stem.with_suffix(".tflite").exists(), "a stale .tflite of the first model must not stay"
+    phases = json.loads((second / "report.json").read_text())["phases"]
+    assert set(phases) == {"frozen", "fine_tune"} and phases["fine_tune"]["unfrozen_layers"] > 0
+    assert "per_class" in phases["fine_tune"]["metrics"] and (second / "history_fine_tune.csv").is_file()
+    assert "kept epoch 1" in (second / "train.log").read_text()
 
 
 MIRRORED_SCRIPT = """
@@ -350,6 +356,7 @@ cfg = load_config(overrides=sys.argv[2:])
 print("replicas", make_strategy("mirrored").num_replicas_in_sync)
 result = train_run(cfg, sys.argv[1], progress=False)
 print("epochs", len(result.history["loss"]), "card", result.model_paths["card"].is_file())
+print("val_loss", len(result.history["val_loss"]), (result.run_dir / "best_frozen.weights.h5").is_file())
 """
 
 
@@ -365,4 +372,4 @@ def test_one_epoch_under_mirrored_strategy_on_two_cpus(tmp_path):
         capture_output=True, text=True, cwd=ROOT, timeout=600,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert "replicas 2" in proc.stdout and "epochs 1 card True" in proc.stdout
+    assert "replicas 2" in proc.stdout and "epochs 1 card True" in proc.stdout and "val_loss 1 True" in proc.stdout

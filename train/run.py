@@ -87,6 +87,26 @@ def throughput_callback(n_images: int) -> Any:
     return Throughput()
 
 
+def predict_validation_callback(val_ds: Any, labels: np.ndarray) -> Any:
+    """Keras callback: ``val_loss`` / ``val_accuracy`` from ``model.predict`` at each epoch end.
+
+    Used instead of ``validation_data`` with several replicas: Keras 3's distributed evaluate fails on a last batch
+    that does not split evenly across replicas (AddN shape error), its predict does not.
+    """
+    import keras
+
+    y = labels.astype(np.float64).reshape(-1)
+
+    class PredictValidation(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+            p = np.clip(self.model.predict(val_ds, verbose=0).reshape(-1).astype(np.float64), 1e-7, 1 - 1e-7)
+            if logs is not None:
+                logs["val_loss"] = float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
+                logs["val_accuracy"] = float(np.mean((p > 0.5) == (y > 0.5)))
+
+    return PredictValidation()
+
+
 def train_run(cfg: Config, dataset_dir: str | Path, *, progress: bool = True) -> RunResult:
     """Run the twelve steps; return where everything went and the test metrics."""
     t = cfg.train
@@ -137,7 +157,8 @@ def train_run(cfg: Config, dataset_dir: str | Path, *, progress: bool = True) ->
         log.info("model: %d weights, %d trainable", clf.count_params(), _n_trainable(clf))
 
         # Step 8: train on the augmented data, keeping the best epoch by validation loss.
-        history = _fit(clf, train_ds, val_ds, run_dir, "frozen", t.epochs, len(fit_idx), cfg, progress)
+        val = (val_ds, data.labels[split.test if val_idx is None else val_idx], strategy.num_replicas_in_sync > 1)
+        history = _fit(clf, train_ds, val, run_dir, "frozen", t.epochs, len(fit_idx), cfg, progress)
         phases: dict[str, Any] = {"frozen": {"epochs": len(history["loss"]), "history": history}}
         test_ds = augment.eval_pipeline(data.images_rgb, data.labels, split.test, batch_size=t.batch_size)
         # Steps 9-10: predict the test set, threshold, score.
@@ -150,7 +171,7 @@ def train_run(cfg: Config, dataset_dir: str | Path, *, progress: bool = True) ->
                 model.compile_classifier(clf, learning_rate=t.fine_tune_learning_rate)
             log.info("fine-tuning: %d base layers with weights unfrozen (batch-norm stays frozen)", n)
             ft_history = _fit(
-                clf, train_ds, val_ds, run_dir, "fine_tune", t.fine_tune_epochs, len(fit_idx), cfg, progress
+                clf, train_ds, val, run_dir, "fine_tune", t.fine_tune_epochs, len(fit_idx), cfg, progress
             )
             result = _evaluate(clf, test_ds, data.labels[split.test], cfg.classifier.threshold)
             phases["fine_tune"] = {
@@ -215,16 +236,19 @@ def _validation_split(
 
 
 def _fit(
-    clf: Any, train_ds: Any, val_ds: Any, run_dir: Path, phase: str, epochs: int, n_train: int, cfg: Config,
-    progress: bool,
+    clf: Any, train_ds: Any, val: tuple[Any, np.ndarray, bool], run_dir: Path, phase: str, epochs: int,
+    n_train: int, cfg: Config, progress: bool,
 ) -> dict[str, list[float]]:
+    """``val`` = (dataset, labels, by_predict): validation through ``predict`` when several replicas run."""
     import keras
 
+    val_ds, val_labels, by_predict = val
     best = run_dir / f"best_{phase}.weights.h5"
     throughput = throughput_callback(n_train)
     callbacks = [
-        keras.callbacks.ModelCheckpoint(best, monitor="val_loss", save_best_only=True, save_weights_only=True),
         throughput,
+        *([predict_validation_callback(val_ds, val_labels)] if by_predict else []),  # before what reads val_loss
+        keras.callbacks.ModelCheckpoint(best, monitor="val_loss", save_best_only=True, save_weights_only=True),
         keras.callbacks.CSVLogger(str(run_dir / f"history_{phase}.csv")),
     ]
     if cfg.train.early_stopping_patience > 0:
@@ -232,7 +256,7 @@ def _fit(
     log.info("phase %s: %d epoch(s), batch size %d, %d training images", phase, epochs, cfg.train.batch_size, n_train)
     hist = clf.fit(
         train_ds,
-        validation_data=val_ds,
+        validation_data=None if by_predict else val_ds,
         epochs=epochs,
         callbacks=callbacks,
         shuffle=False,  # the tf.data pipeline shuffles (seeded) itself
@@ -308,4 +332,7 @@ def _log_to_file(path: Path) -> logging.Handler:
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     handler.setLevel(logging.INFO)
     logging.getLogger().addHandler(handler)
+    package_log = logging.getLogger("train")
+    if package_log.getEffectiveLevel() > logging.INFO:
+        package_log.setLevel(logging.INFO)  # the run log keeps INFO even when the caller set no logging up
     return handler
