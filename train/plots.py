@@ -40,6 +40,9 @@ def plot_history(history: Mapping[str, Sequence[float]], path: Path, *, title: s
         values = history.get(key)
         if values:
             ax.plot(range(1, len(values) + 1), values, marker="o", label=label)
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_title(f"{title}: loss and accuracy")
     ax.set_xlabel("epoch")
     ax.set_ylabel("loss / accuracy")
