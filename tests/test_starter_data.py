@@ -115,7 +115,7 @@ def test_full_run_on_a_local_package(tmp_path: Path, monkeypatch: pytest.MonkeyP
     ))  # fmt: skip
     monkeypatch.setattr(starter_data, "BUILTINS", {})
     dst, eval_dir = tmp_path / "starter", tmp_path / "eval"
-    argv = [str(dst), "--eval-dir", str(eval_dir), "--cache", str(cache), "--faces", "hog", "--downscale-share", "0"]
+    argv = [str(dst), "--eval-dir", str(eval_dir), "--cache", str(cache), "--faces", "hog", "--small-copies", "0"]
     assert starter_data.main(argv) == 0
     assert [p.name for p in (dst / "with_mask").iterdir()] == ["astro__fakepkg_astronaut_f0.jpg"]
     groups = list(csv.DictReader((dst / "groups.csv").open()))

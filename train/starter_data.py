@@ -233,10 +233,12 @@ def build_parser() -> argparse.ArgumentParser:
                         help="ssd: crops are the project's face detector's boxes (default); hog: dlib")  # fmt: skip
     parser.add_argument("--seed", type=int, default=0, help="seed of the mask styles (default 0)")
     parser.add_argument("--frames-scale", type=float, default=1.0, help="scale the frames sampled per video")
-    parser.add_argument("--downscale-share", type=float, default=0.5,
-                        help="share of photos shrunk before cropping: small, soft faces (default 0.5)")  # fmt: skip
-    parser.add_argument("--downscale-range", type=float, nargs=2, default=[0.35, 0.75], metavar=("MIN", "MAX"),
-                        help="their shrink factor range (default 0.35 0.75)")  # fmt: skip
+    parser.add_argument("--downscale-share", type=float, default=0.0,
+                        help="share of photos shrunk (instead of full size) before cropping (default 0)")  # fmt: skip
+    parser.add_argument("--small-copies", type=int, default=1,
+                        help="extra shrunk copies of every photo: small, soft faces (default 1)")  # fmt: skip
+    parser.add_argument("--downscale-range", type=float, nargs=2, default=[0.3, 0.7], metavar=("MIN", "MAX"),
+                        help="shrink factor range (default 0.3 0.7)")  # fmt: skip
     parser.add_argument("--overwrite", action="store_true", help="replace earlier outputs in DST / --eval-dir")
     add_config_args(parser)
     return parser
@@ -309,6 +311,7 @@ def _write_set(
     desc: str,
     downscale_share: float = 0.0,
     downscale_range: tuple[float, float] = (1.0, 1.0),
+    small_copies: int = 0,
 ) -> list[tuple]:
     provenance: list[tuple] = []
     stream = list(sources.images(items, frames_scale))
@@ -317,9 +320,11 @@ def _write_set(
             row = (lib, "installed", "library", key, licence, "", group, "")
             stream.append((key.replace(":", "/"), group, builtin_image(key), row))
     for key, group, image, row in tqdm(stream, desc=desc, unit="image"):
-        small, scale = downscale(image, key, share=downscale_share, scale_range=downscale_range, seed=maskifier.seed)
-        maskifier.add(small, key, group, writer)
-        provenance.append((*row, scale))
+        variants = [(key, downscale_share)] + [(f"{key}~small{j + 1}", 1.0) for j in range(small_copies)]
+        for name, share in variants:
+            small, scale = downscale(image, name, share=share, scale_range=downscale_range, seed=maskifier.seed)
+            maskifier.add(small, name, group, writer)
+            provenance.append((*row, scale))
     return provenance
 
 
@@ -334,7 +339,7 @@ def _main(argv: Sequence[str] | None = None) -> int:
     maskifier = Maskifier(locator, seed=args.seed, textures=textures)
     rows = _write_set(train_items, writer, sources, maskifier, builtins=True, frames_scale=args.frames_scale,
                       desc="starter set", downscale_share=args.downscale_share,
-                      downscale_range=tuple(args.downscale_range))  # fmt: skip
+                      downscale_range=tuple(args.downscale_range), small_copies=args.small_copies)  # fmt: skip
     write_text_atomic(args.dst / "provenance.csv", _csv_text(PROVENANCE_HEADER, rows))
     options = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
     writer.close(summary_dict(maskifier, options))
