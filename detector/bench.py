@@ -45,6 +45,12 @@ BATCH_SIZES = (1, 2, 4, 8)
 THREAD_COMBOS = ((1, 1), (1, 2), (2, 1), (2, 2), (0, 1))  # (face_detector.opencv_threads, classifier.threads)
 DEFAULT_SOURCES = ("demo/crowd.mp4", "demo/demo.mp4")
 FORMAT_VERSION = 1
+LOOP_VARIANTS = {  # our loop again with these overrides, when they change the config: where the speed comes from
+    "every_frame": ("SSD + classifier on every frame", ["face_detector.detect_every=1"]),
+    "recheck_weak": ("second look only at boxes below 0.5", ["face_detector.recheck_max_confidence=0.499"]),
+    "single_pass": ("one 300x300 SSD pass, no second look (the reference's face detection)",
+                    ["face_detector.input_long_sides_px=[]", "face_detector.recheck_size_px=0"]),
+}
 # The classic tutorial (pyimagesearch detect_mask_video.py) as the reference: its own settings.
 CLASSIC_WIDTH_PX = 400  # imutils.resize(frame, width=400) before detection
 CLASSIC_INPUT_PX = 224
@@ -474,6 +480,28 @@ WORKERS = {
 # ---------------------------------------------------------------- the parent: run workers, collect, report
 
 
+def run_detector_cli(source: Path, config: str | None, overrides: Sequence[str]) -> dict[str, Any]:
+    """The real CLI, ``python -m detector.webcam --source VIDEO --no-display --max-frames 1``: wall seconds from
+    launch to exit (an upper bound of launch-to-first-annotated-frame) and its peak RSS (``wait4``)."""
+    cmd = [sys.executable, "-m", "detector.webcam", "--source", str(source), "--no-display", "--max-frames", "1"]
+    cmd += ["--config", config] if config else []
+    for item in overrides:
+        cmd += ["--set", item]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": _pythonpath()}
+    with tempfile.TemporaryFile() as err:
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(cmd, cwd=PROJECT_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=err)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall_s = time.perf_counter() - t0
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        if proc.returncode != 0:
+            err.seek(0)
+            lines = err.read().decode(errors="replace").strip().splitlines()
+            raise UserError(f"python -m detector.webcam failed: {lines[-1] if lines else proc.returncode}")
+    return {"command": " ".join(["python", *cmd[1:]]), "wall_s_one_frame": round(wall_s, 3),
+            "peak_rss_mb": round(usage.ru_maxrss / 1024, 1)}
+
+
 def run_worker(kind: str, spec: dict[str, Any], *, timeout_s: float = 1800.0) -> dict[str, Any]:
     """Run one worker in a fresh interpreter and return its JSON result; a failure is a one-line ``UserError``."""
     with tempfile.TemporaryDirectory(prefix="maskwatch-bench-") as tmp:
@@ -539,29 +567,38 @@ def benchmark(args: argparse.Namespace, cfg: Config) -> dict[str, Any]:
         "machine": machine_info(),
         "targets_spec": TARGETS,
     }
-    every_frame = {**base, "frames": args.frames, "overrides": [*base["overrides"], "face_detector.detect_every=1"]}
-    loops, plain, refs = [], [], []
+    variants = loop_variants(cfg, args.config, args.overrides)
+    loops: list[dict[str, Any]] = []
+    others: dict[str, list[dict[str, Any]]] = {name: [] for name in variants}
+    refs: list[dict[str, Any]] = []
     for r in range(args.rounds):
         _say(f"round {r + 1}/{args.rounds}: our loop ({args.frames or 'all'} frames)")
         loops.append(run_worker("loop", {**base, "frames": args.frames}))
-        if loops[-1]["settings"]["detect_every"] > 1:
-            _say(f"round {r + 1}/{args.rounds}: our loop, SSD + classifier on every frame")
-            plain.append(run_worker("loop", every_frame))
+        for name, (label, overrides) in variants.items():
+            _say(f"round {r + 1}/{args.rounds}: our loop, {label}")
+            spec = {**base, "frames": args.frames, "overrides": [*base["overrides"], *overrides]}
+            others[name].append(run_worker("loop", spec))
         if not args.no_reference:
             _say(f"round {r + 1}/{args.rounds}: classic reference loop ({args.reference_frames} frames)")
             refs.append(run_worker("reference", {**base, "frames": args.reference_frames}))
     result["loop"] = _median_round(loops)
-    result["loop_every_frame"] = _median_round(plain) if plain else None
     result["reference"] = _median_round(refs) if refs else None
-    result["rounds"] = {
-        "loop_fps": [x["fps"] for x in loops],
-        "loop_every_frame_fps": [x["fps"] for x in plain],
-        "reference_fps": [x["fps"] for x in refs],
-        "speedup": [speedup(a["fps"], b["fps"]) for a, b in zip(loops, refs, strict=False)],
-    }
     reference_fps = (result["reference"] or {}).get("fps")
     result["speedup"] = speedup(result["loop"]["fps"], reference_fps)
-    result["speedup_every_frame"] = speedup((result["loop_every_frame"] or {}).get("fps"), reference_fps)
+    result["loop_variants"] = {
+        name: {"label": label, "overrides": overrides, "speedup": speedup(_median_round(others[name])["fps"],
+                                                                           reference_fps),
+               **_median_round(others[name])}
+        for name, (label, overrides) in variants.items()
+    }
+    result["rounds"] = {
+        "loop_fps": [x["fps"] for x in loops],
+        "reference_fps": [x["fps"] for x in refs],
+        "speedup": [speedup(a["fps"], b["fps"]) for a, b in zip(loops, refs, strict=False)],
+        **{f"{name}_fps": [x["fps"] for x in runs] for name, runs in others.items()},
+    }
+    _say("the detector CLI on one frame")
+    result["detector_cli"] = run_detector_cli(source, args.config, args.overrides)
     _say("classifier latency per batch size")
     result["classifier"] = run_worker("classifier", {**base, "batch_sizes": list(args.batch_sizes),
                                                      "repeats": args.repeats, "tensorflow": not args.no_reference})
@@ -572,6 +609,19 @@ def benchmark(args: argparse.Namespace, cfg: Config) -> dict[str, Any]:
     result["machine"]["load_avg_1_5_15_after"] = [round(v, 2) for v in os.getloadavg()]
     result["targets"] = check_targets(result)
     return result
+
+
+def loop_variants(cfg: Config, config: str | None, overrides: Sequence[str]) -> dict[str, tuple[str, list[str]]]:
+    """The ``LOOP_VARIANTS`` that change this config (a variant whose keys this config lacks is left out)."""
+    chosen = {}
+    for name, (label, extra) in LOOP_VARIANTS.items():
+        try:
+            changed = load_config(config, [*overrides, *extra]) != cfg
+        except UserError:
+            continue
+        if changed:
+            chosen[name] = (label, list(extra))
+    return chosen
 
 
 def _median_round(rounds: list[dict[str, Any]]) -> dict[str, Any]:
@@ -622,11 +672,14 @@ def format_table(result: dict[str, Any]) -> str:
         lines.append(f"{'':<10} SSD + classifier every {every} frames; tracked boxes vs fresh detections: mean IoU "
                      f"{_fmt(t['drift_mean_iou'], 3)}, min {_fmt(t['drift_min_iou'], 3)}, unmatched "
                      f"{t['drift_unmatched']}")
-    if result.get("loop_every_frame"):
-        lines += _loop_lines("ours n=1", result["loop_every_frame"])
+    for name, variant in (result.get("loop_variants") or {}).items():
+        lines += _loop_lines(name, variant)
+        lines.append(f"{'':<10} = {variant['label']}; speed-up {_fmt(variant['speedup'], 2)}x")
     lines += _loop_lines("reference", result["reference"])
-    lines.append(f"speed-up: {_fmt(result['speedup'], 2)}x (per round: {result['rounds']['speedup']}); "
-                 f"SSD + classifier on every frame: {_fmt(result.get('speedup_every_frame'), 2)}x")
+    cli = result.get("detector_cli") or {}
+    lines.append(f"{'cli':<10} {cli.get('command')}: {_fmt(cli.get('wall_s_one_frame'), 2)} s launch to exit, "
+                 f"peak RSS {_fmt(cli.get('peak_rss_mb'))} MB")
+    lines.append(f"speed-up: {_fmt(result['speedup'], 2)}x (per round: {result['rounds']['speedup']})")
     lines += ["", "classifier latency, median ms per call (ms per face):"]
     for name, backend in result["classifier"]["backends"].items():
         batches = backend.get("batches")

@@ -60,6 +60,15 @@ def test_machine_info():
     assert {"python", "numpy", "opencv-python"} <= set(info["versions"])
 
 
+def test_loop_variants_only_when_they_change_the_config():
+    from maskwatch.config import load_config
+
+    every = ["face_detector.detect_every=1"]
+    assert "every_frame" in bench.loop_variants(load_config(overrides=["face_detector.detect_every=3"]), None,
+                                                ["face_detector.detect_every=3"])
+    assert "every_frame" not in bench.loop_variants(load_config(overrides=every), None, every)
+
+
 # ------------------------------------------------------------------ bad input
 
 
@@ -187,11 +196,19 @@ def test_bench_writes_every_field(face_video, tiny_model, ssd_available, tmp_pat
     tracking = result["loop"]["tracking"]
     assert tracking["keyframes"] == len(range(0, 10, every)) and tracking["classifier_calls"] == tracking["keyframes"]
     assert tracking["drift_mean_iou"] > 0.5  # tracked boxes still on the faces at the next detection
-    _check_loop(result["loop_every_frame"], frames=10, warmup=2)
-    assert result["loop_every_frame"]["settings"]["detect_every"] == 1
+    variants = result["loop_variants"]
+    assert set(variants) <= set(bench.LOOP_VARIANTS) and "every_frame" in variants
+    for variant in variants.values():
+        _check_loop(variant, frames=10, warmup=2)
+        assert variant["speedup"] == pytest.approx(variant["fps"] / result["reference"]["fps"], abs=0.01)
+    assert variants["every_frame"]["settings"]["detect_every"] == 1
     _check_loop(result["reference"], frames=8, warmup=2)
     assert result["reference"]["tensorflow_imported"] is True
-    assert result["speedup"] == pytest.approx(result["loop"]["fps"] / result["reference"]["fps"], rel=0.01)
+    assert result["speedup"] == pytest.approx(result["loop"]["fps"] / result["reference"]["fps"], abs=0.01)
+
+    cli = result["detector_cli"]
+    assert cli["command"].startswith("python -m detector.webcam --source") and "--max-frames 1" in cli["command"]
+    assert cli["wall_s_one_frame"] > 0 and cli["peak_rss_mb"] > 10
 
     backends = result["classifier"]["backends"]
     for name in ("tflite", "keras_predict", "keras_tf_function"):
