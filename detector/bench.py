@@ -552,6 +552,17 @@ def thread_sweep(base: dict[str, Any], combos: Sequence[tuple[int, int]]) -> lis
     return rows
 
 
+def stride_sweep(base: dict[str, Any], strides: Sequence[int]) -> list[dict[str, Any]]:
+    """The loop under each ``face_detector.detect_every``: FPS and how far tracked boxes drift."""
+    rows = []
+    for every in strides:
+        _say(f"  detect_every {every}")
+        res = run_worker("loop", {**base, "overrides": [*base["overrides"], f"face_detector.detect_every={every}"]})
+        rows.append({"detect_every": every, "fps": res["fps"], "ms_per_frame": res["ms_per_frame"],
+                     "faces_per_frame": res["faces_per_frame"], "tracking": res["tracking"]})
+    return rows
+
+
 def benchmark(args: argparse.Namespace, cfg: Config) -> dict[str, Any]:
     """All steps; loop and reference alternate ``--rounds`` times so both see the same machine load."""
     source = Path(args.source).expanduser().resolve() if args.source else default_source(cfg)
@@ -603,6 +614,7 @@ def benchmark(args: argparse.Namespace, cfg: Config) -> dict[str, Any]:
     result["classifier"] = run_worker("classifier", {**base, "batch_sizes": list(args.batch_sizes),
                                                      "repeats": args.repeats, "tensorflow": not args.no_reference})
     result["threads"] = thread_sweep({**base, "frames": args.frames}, args.thread_combos) if args.thread_sweep else None
+    result["strides"] = stride_sweep({**base, "frames": args.frames}, args.stride_sweep) if args.stride_sweep else None
     if args.variants:
         _say("float16 / int8 TFLite exports")
     result["tflite_variants"] = run_worker("variants", {**base, "repeats": args.repeats}) if args.variants else None
@@ -698,6 +710,13 @@ def format_table(result: dict[str, Any]) -> str:
                          f"{v['max_abs_diff_p_mask']:.4f}  same label {100 * v['label_agreement']:.1f}%")
     elif variants:
         lines += ["", f"TFLite exports: {variants.get('reason')}"]
+    if result.get("strides"):
+        lines += ["", "detect_every: fps, mean ms/frame, tracked boxes vs fresh detections (mean / min IoU)"]
+        for row in result["strides"]:
+            t = row["tracking"] or {}
+            ms = _fmt(row["ms_per_frame"]["mean_ms"])
+            lines.append(f"  {row['detect_every']:>3}: {_fmt(row['fps']):>6} fps  {ms} ms  "
+                         f"IoU {_fmt(t.get('drift_mean_iou'), 3)} / {_fmt(t.get('drift_min_iou'), 3)}")
     if result.get("threads"):
         lines += ["", "threads (opencv + classifier): fps, mean ms/frame"]
         for row in result["threads"]:
@@ -745,6 +764,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="alternate our loop and the reference this many times; the median is kept")
     parser.add_argument("--batch-sizes", type=_batch_sizes, default=BATCH_SIZES, help="default 1,2,4,8")
     parser.add_argument("--repeats", type=int, default=30, help="timed calls per batch size (default 30)")
+    parser.add_argument("--stride-sweep", type=_batch_sizes, metavar="N,...",
+                        help="also run the loop with each face_detector.detect_every, e.g. 1,2,3,4,6")
     parser.add_argument("--thread-sweep", action="store_true",
                         help="also run the loop under each OpenCV x classifier thread combination")
     parser.add_argument("--thread-combos", type=_thread_combos, default=THREAD_COMBOS, metavar="CVxCLF,...",

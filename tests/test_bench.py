@@ -178,8 +178,9 @@ def _check_loop(res: dict, frames: int, warmup: int) -> None:
 def test_bench_writes_every_field(face_video, tiny_model, ssd_available, tmp_path, capsys):
     out = tmp_path / "bench.json"
     rc = bench.main(["--source", str(face_video), "--frames", "10", "--reference-frames", "8", "--warmup", "2",
-                     "--repeats", "3", "--batch-sizes", "1,2,4,8", "--thread-sweep", "--thread-combos", "1x1,2x1",
-                     "--variants", "--out", str(out), "--set", f"classifier.model={tiny_model}"])
+                     "--repeats", "3", "--batch-sizes", "1,2,4,8", "--thread-sweep", "--thread-combos", "2x1",
+                     "--stride-sweep", "4", "--variants", "--out", str(out),
+                     "--set", f"classifier.model={tiny_model}"])
     captured = capsys.readouterr()
     assert rc == 0, captured.err
     assert f"wrote {out}" in captured.out and "speed-up" in captured.out
@@ -226,7 +227,11 @@ def test_bench_writes_every_field(face_video, tiny_model, ssd_available, tmp_pat
     for v in variants.values():
         assert v["size_bytes"] > 0 and set(v["batches"]) == {"1", "4"} and 0 <= v["label_agreement"] <= 1
 
+    assert [row["detect_every"] for row in result["strides"]] == [4]
+    assert result["strides"][0]["tracking"]["keyframes"] == 3  # frames 0, 4, 8
+    assert all(row["fps"] > 0 for row in result["strides"])
+
     combos = {(row["opencv_threads"], row["classifier_threads"]) for row in result["threads"]}
-    assert combos == {(1, 1), (2, 1)}
+    assert combos == {(2, 1)}
     assert all(row["fps"] > 0 for row in result["threads"])
     assert {t["target"] for t in result["targets"]} == {t["target"] for t in bench.check_targets({})}
