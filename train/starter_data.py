@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import importlib.util
 import shutil
 import subprocess
 import sys
@@ -317,6 +318,9 @@ def _write_set(
     stream = list(sources.images(items, frames_scale))
     if builtins:
         for key, (lib, licence, group) in BUILTINS.items():
+            if importlib.util.find_spec(key.split(":")[0]) is None:
+                warnings.warn(f"{lib} is not installed: skipping its photo {key}", stacklevel=2)
+                continue
             row = (lib, "installed", "library", key, licence, "", group, "")
             stream.append((key.replace(":", "/"), group, builtin_image(key), row))
     for key, group, image, row in tqdm(stream, desc=desc, unit="image"):
