@@ -81,7 +81,8 @@ def draw(
     style: DrawStyle,
     fps: float | None = None,
 ) -> np.ndarray:
-    """A new frame with every face boxed and labelled, and the FPS (if given) and face counts at the top left.
+    """A new frame with every face boxed and labelled, and the FPS (if given) and face counts at the bottom
+    left (labels sit above the boxes, so the top of the frame is theirs).
 
     Boxes are end-exclusive (``Faces``): the rectangle's last pixel row and column are ``x2 - 1``, ``y2 - 1``.
     """
@@ -98,9 +99,9 @@ def draw(
     lines = [f"FPS {fps:.1f}"] if fps is not None else []
     n_mask = int(masked.sum())
     lines.append(counts_text(n_mask, len(faces) - n_mask))
-    top = 0
-    for text in lines:
-        (tw, th), baseline = cv2.getTextSize(text, FONT, style.font_scale, 1)
+    sizes = [cv2.getTextSize(text, FONT, style.font_scale, 1) for text in lines]
+    top = max(0, out.shape[0] - sum(th + baseline + 2 * PAD_PX for (_, th), baseline in sizes))
+    for text, ((tw, th), baseline) in zip(lines, sizes, strict=True):
         bottom = top + th + baseline + 2 * PAD_PX
         _text_block(out, text, (0, top, tw + 2 * PAD_PX, bottom), th, OVERLAY_BG_BGR, style)
         top = bottom

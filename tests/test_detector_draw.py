@@ -53,9 +53,9 @@ def test_golden_two_faces_and_overlay():
     (tw, _), _ = cv2.getTextSize("No Mask 80.0%", FONT, STYLE.font_scale, 1)
     assert 200 + tw + 2 * PAD_PX > 320
     _block(want, "No Mask 80.0%", 320 - tw - 2 * PAD_PX, 5, STYLE.no_mask_color_bgr)
-    # Overlay at the top left: FPS, then counts.
-    y = _block(want, "FPS 12.5", 0, 0, (0, 0, 0))
-    _block(want, "2 faces: 1 mask, 1 no mask", 0, y, (0, 0, 0))
+    # Overlay at the bottom left: FPS, then counts on the last line.
+    y = _block(want, "FPS 12.5", 0, 240 - _label_height("FPS 12.5") - _label_height("2 faces"), (0, 0, 0))
+    assert _block(want, "2 faces: 1 mask, 1 no mask", 0, y, (0, 0, 0)) == 240
 
     np.testing.assert_array_equal(got, want)
 
@@ -63,7 +63,7 @@ def test_golden_two_faces_and_overlay():
 def test_golden_no_face_no_fps():
     frame = np.zeros((50, 200, 3), np.uint8)
     want = frame.copy()
-    _block(want, "0 faces", 0, 0, (0, 0, 0))
+    _block(want, "0 faces", 0, 50 - _label_height("0 faces"), (0, 0, 0))
     np.testing.assert_array_equal(draw(frame, Faces.empty(), np.zeros(0), threshold=0.5, style=STYLE), want)
 
 
