@@ -11,13 +11,22 @@ import numpy as np
 
 from face_detector.decoding import select_faces, ssd_boxes
 from face_detector.faces import Faces
-from face_detector.multiscale import best_overlap, pass_sizes_wh, shape_ok, split_batch, square_crop, zoom_regions
+from face_detector.multiscale import (
+    at_border,
+    best_overlap,
+    pass_sizes_wh,
+    shape_ok,
+    split_batch,
+    square_crop,
+    zoom_regions,
+)
 from maskwatch.errors import UserError
 
 if TYPE_CHECKING:
     from maskwatch.config import Config
 
 MEAN_BGR = (104.0, 177.0, 123.0)  # the res10 SSD's training mean
+BORDER_MARGIN_PX = 2  # recheck_at_border: a box this close to an edge was (nearly) clipped by the frame
 
 
 def set_opencv_threads(threads: int) -> None:
@@ -50,7 +59,9 @@ class FaceDetector:
     dropped; boxes scoring from ``recheck_min_confidence`` up to ``min_confidence`` get a zoomed second look
     (a square crop around the box, ``recheck_context`` of its size on every side, at ``recheck_size_px``; all
     crops in one batch) and are kept only when that look scores ``min_confidence`` or more; so are boxes up to
-    ``recheck_max_confidence`` (1.0: every box gets the second look, which also rejects confident false boxes).
+    ``recheck_max_confidence`` (1.0: every box gets the second look, which also rejects confident false boxes),
+    and, with ``recheck_at_border``, boxes touching the frame's edge whatever their score (the SSD saw only part
+    of the thing there; confident ghosts at the edge are rejected at the cost of a few border crops).
     """
 
     def __init__(
@@ -70,6 +81,7 @@ class FaceDetector:
         recheck_context: float = 0.5,
         recheck_max: int = 8,
         recheck_max_confidence: float = 1.0,
+        recheck_at_border: bool = False,
     ) -> None:
         for path in (prototxt, caffemodel):
             if not Path(path).is_file():
@@ -90,6 +102,7 @@ class FaceDetector:
         self.recheck_context = float(recheck_context)
         self.recheck_max = int(recheck_max)
         self.recheck_max_confidence = float(recheck_max_confidence)
+        self.recheck_at_border = bool(recheck_at_border)
 
     @classmethod
     def from_config(cls, cfg: Config) -> FaceDetector:
@@ -113,6 +126,7 @@ class FaceDetector:
             recheck_context=fd.recheck_context,
             recheck_max=fd.recheck_max,
             recheck_max_confidence=fd.recheck_max_confidence,
+            recheck_at_border=fd.recheck_at_border,
         )
 
     @property
@@ -146,10 +160,15 @@ class FaceDetector:
     def _recheck(self, frame_bgr: np.ndarray, faces: Faces) -> Faces:
         """Re-score the strongest ``recheck_max`` boxes up to ``recheck_max_confidence`` on a zoomed crop.
 
-        A re-scored box is kept when its second look scores ``min_confidence`` (with the second look's box);
-        boxes above ``recheck_max_confidence``, or past the cap and above ``min_confidence``, are kept as found.
+        Boxes touching the frame's edge are re-scored too with ``recheck_at_border``. A re-scored box is kept
+        when its second look scores ``min_confidence`` (with the second look's box); the other boxes above
+        ``min_confidence`` (past ``recheck_max_confidence``, or past the cap) are kept as found.
         """
-        candidates = np.flatnonzero(faces.confidence <= self.recheck_max_confidence)
+        candidates = faces.confidence <= self.recheck_max_confidence
+        if self.recheck_at_border:
+            height, width = frame_bgr.shape[:2]
+            candidates |= at_border(faces.xyxy, (width, height), BORDER_MARGIN_PX)
+        candidates = np.flatnonzero(candidates)
         unsure = candidates[: self.recheck_max]
         sure = faces.confidence >= self.min_confidence
         sure[unsure] = False

@@ -74,3 +74,12 @@ def shape_ok(xyxy: np.ndarray, min_aspect_hw: float, max_aspect_hw: float) -> np
     size = (np.asarray(xyxy, dtype=np.float64).reshape(-1, 4)[:, 2:] - np.asarray(xyxy).reshape(-1, 4)[:, :2])
     aspect = np.divide(size[:, 1], size[:, 0], out=np.full(len(size), np.inf), where=size[:, 0] > 0)
     return (aspect >= min_aspect_hw) & (aspect <= max_aspect_hw)
+
+
+def at_border(xyxy: np.ndarray, frame_wh: tuple[int, int], margin_px: int) -> np.ndarray:
+    """bool (n,): boxes reaching within ``margin_px`` of an edge of the frame (typically clipped by it)."""
+    xyxy = np.asarray(xyxy, dtype=np.float64).reshape(-1, 4)
+    width, height = frame_wh
+    return (xyxy[:, :2].min(axis=1) <= margin_px) | (xyxy[:, 2] >= width - margin_px) | (
+        xyxy[:, 3] >= height - margin_px
+    )

@@ -64,12 +64,14 @@ class FaceDetectorConfig:
     recheck_min_confidence: float = _range(0.0, 1.0, default=0.2)
     recheck_context: float = _range(0.0, 2.0, default=0.5)
     recheck_max: int = _range(0, 100, default=8)
-    recheck_max_confidence: float = _range(0.0, 1.0, default=1.0)
+    recheck_max_confidence: float = _range(0.0, 1.0, default=0.499)
+    recheck_at_border: bool = True
     min_size_px: int = _range(0, 10000, default=20)
     nms_iou: float = _range(0.0, 1.0, default=0.4)
     crop_margin: float = _range(0.0, 1.0, default=0.0)
     opencv_threads: int = _range(0, 64, default=1)
     detect_every: int = _range(1, 100, default=3)
+    track_max_missed: int = _range(0, 100, default=2)
 
 
 @dataclass(frozen=True)

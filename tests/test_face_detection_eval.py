@@ -9,6 +9,7 @@ import pytest
 from face_detector.evaluate import format_table, main, read_labelled_folder, read_options
 from face_detector.matching import iou_matrix, match_image
 from face_detector.multiscale import (
+    at_border,
     best_overlap,
     pass_sizes_wh,
     shape_ok,
@@ -222,6 +223,33 @@ def test_second_look_and_aspect_limit_on_real_photos(rechecking_detector):
     assert rechecking_detector(data.chelsea()[:, :, ::-1].copy()).empty()  # the cat scores 0.58 at 600 px
     x1, y1, x2, y2 = astronaut.xyxy[0].tolist()
     assert (y2 - y1) / (x2 - x1) >= 1.0
+
+
+def test_at_border_flags_boxes_reaching_an_edge():
+    boxes = np.array([[0, 50, 40, 90], [50, 0, 90, 40], [560, 50, 640, 90], [50, 400, 90, 480],
+                      [2, 50, 40, 90], [3, 3, 637, 477], [100, 100, 200, 200]])  # fmt: skip
+    assert at_border(boxes, (640, 480), 2).tolist() == [True, True, True, True, True, False, False]
+    assert at_border(boxes, (640, 480), 0).tolist() == [True, True, True, True, False, False, False]
+
+
+def test_border_boxes_get_the_second_look_whatever_their_score(rechecking_detector):  # skips without assets
+    """grace_hopper.jpg at 600 px: a 0.999 'face' on the shoulder at the right edge; only a second look rejects it."""
+    import cv2
+    from matplotlib import cbook
+
+    from face_detector import FaceDetector
+    from maskwatch.config import load_config
+
+    frame = cv2.imread(str(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)))
+    overrides = ["face_detector.min_confidence=0.5", "face_detector.input_long_sides_px=[600]",
+                 "face_detector.recheck_size_px=300", "face_detector.min_aspect_hw=1.0",
+                 "face_detector.recheck_max_confidence=0.499", "face_detector.recheck_at_border=false"]  # fmt: skip
+    weak_only = FaceDetector.from_config(load_config(overrides=overrides))
+    ghosts = weak_only(frame)
+    assert len(ghosts) == 2 and at_border(ghosts.xyxy, (512, 600), 2).tolist() == [False, True]
+    weak_only.recheck_at_border = True
+    faces = weak_only(frame)
+    assert len(faces) == 1 and faces.xyxy[0].tolist() == ghosts.xyxy[0].tolist()  # the face itself untouched
 
 
 def test_eval_set_adds_ignore_boxes_only_where_no_face_is_labelled(tmp_path: Path):
