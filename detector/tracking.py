@@ -6,6 +6,10 @@ run for real. On the frames between, each box moves by the median Lucas-Kanade o
 inside it (translation plus scale, ~1 ms for a few faces) and keeps the P(mask) of its key frame: ``classify``
 returns those remembered values for the crops of the tracked boxes (same order) instead of running the model.
 
+Coasting: at a key frame, a tracked face that no fresh detection overlaps (IoU >= ``MATCH_IOU``) is kept, still
+following the flow and keeping its P(mask), for up to ``max_missed`` key frames in a row (config
+``face_detector.track_max_missed``), so a face found once stays found while a mask lowers the SSD's score.
+
 Only for frame sequences (videos, cameras, streams): unrelated images need ``detect_every=1``. At every key frame
 the tracked boxes are compared with the fresh detections (``quality()``: mean IoU), so drift is measured.
 """
@@ -31,6 +35,8 @@ LK_PARAMS = {
     "criteria": (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 10, 0.03),
 }
 MIN_TRACKED_POINTS = 4
+MATCH_IOU = 0.3  # a fresh detection overlapping a tracked box this much is the same face
+DEFAULT_MAX_MISSED = 2  # = config face_detector.track_max_missed's default (a test checks they agree)
 
 
 def to_gray(frame_bgr: np.ndarray) -> np.ndarray:
@@ -79,15 +85,38 @@ def box_iou(a_xyxy: np.ndarray, b_xyxy: np.ndarray) -> np.ndarray:
     return np.where(union > 0, inter / np.maximum(union, 1e-9), 0.0)
 
 
+def unmatched(tracked_xyxy: np.ndarray, detected_xyxy: np.ndarray, min_iou: float) -> np.ndarray:
+    """bool (len(tracked),): tracked boxes that no detection claims (greedy one-to-one, best IoU first)."""
+    iou = box_iou(tracked_xyxy, detected_xyxy)
+    free = np.ones(len(iou), bool)
+    if iou.size == 0:
+        return free
+    for flat in np.argsort(-iou, axis=None, kind="stable"):
+        t, d = np.unravel_index(flat, iou.shape)
+        if iou[t, d] < min_iou:
+            break
+        if free[t] and np.isfinite(iou[:, d]).any():
+            free[t] = False
+            iou[:, d] = -np.inf  # this detection is taken
+    return free
+
+
 class FaceTracker:
     """``detect`` / ``classify`` for ``run_loop``: real models every ``detect_every`` frames, tracking between."""
 
-    def __init__(self, detect: Detect, classify: Classify, *, detect_every: int) -> None:
+    def __init__(
+        self, detect: Detect, classify: Classify, *, detect_every: int, max_missed: int = DEFAULT_MAX_MISSED
+    ) -> None:
         if detect_every < 1:
             raise ValueError(f"detect_every must be >= 1, got {detect_every}")
+        if max_missed < 0:
+            raise ValueError(f"max_missed must be >= 0, got {max_missed}")
         self._detect, self._classify, self.detect_every = detect, classify, detect_every
+        self.max_missed = max_missed
         self._faces: Faces | None = None
         self._probs = np.zeros(0, np.float32)
+        self._missed = np.zeros(0, np.int64)  # per face: key frames in a row without a matching detection
+        self._coasted_probs = np.zeros(0, np.float32)  # P(mask) of the coasted faces that end this key frame's list
         self._gray: np.ndarray | None = None
         self._since_key = 0
         self._key = True
@@ -96,6 +125,7 @@ class FaceTracker:
         self.model_calls = 0
         self._ious: list[float] = []
         self._unmatched = 0
+        self.coasted = 0
 
     def detect(self, frame_bgr: np.ndarray) -> Faces:
         """Faces of this frame: the SSD's on a key frame, else the last ones moved along the optical flow."""
@@ -106,6 +136,7 @@ class FaceTracker:
             faces = self._detect(frame_bgr)
             if tracked is not None:
                 self._record_drift(tracked, faces)
+            faces = self._coast(tracked, faces)
             self._since_key, self.keyframes = 0, self.keyframes + 1
         else:
             faces = tracked
@@ -114,11 +145,37 @@ class FaceTracker:
         return faces
 
     def classify(self, crops_bgr: Sequence[np.ndarray]) -> np.ndarray:
-        """P(mask) of the crops of the faces ``detect`` just returned: the model on a key frame, else remembered."""
-        if self._key or len(crops_bgr) != len(self._probs):
-            self._probs = np.asarray(self._classify(crops_bgr), np.float32)
-            self.model_calls += 1
+        """P(mask) of the crops of the faces ``detect`` just returned: the model on a key frame (coasted faces keep
+        theirs), else remembered."""
+        n_fresh = len(crops_bgr) - len(self._coasted_probs) if self._key else 0
+        if self._key and n_fresh >= 0:
+            fresh = self._run_model(crops_bgr[:n_fresh]) if n_fresh else np.zeros(0, np.float32)
+            self._probs = np.concatenate([fresh, self._coasted_probs]).astype(np.float32)
+        elif self._key or len(crops_bgr) != len(self._probs):
+            self._probs = self._run_model(crops_bgr)
         return self._probs
+
+    def _run_model(self, crops_bgr: Sequence[np.ndarray]) -> np.ndarray:
+        self.model_calls += 1
+        return np.asarray(self._classify(crops_bgr), np.float32)
+
+    def _coast(self, tracked: Faces | None, detected: Faces) -> Faces:
+        """The fresh detections, then the tracked faces no detection matched that missed <= ``max_missed`` key
+        frames in a row (their P(mask) is kept for ``classify``)."""
+        self._coasted_probs = np.zeros(0, np.float32)
+        if tracked is None or len(tracked) == 0 or self.max_missed == 0:
+            self._missed = np.zeros(len(detected), np.int64)
+            return detected
+        missed = self._missed + 1
+        keep = unmatched(tracked.xyxy, detected.xyxy, MATCH_IOU) & (missed <= self.max_missed)
+        if len(self._probs) == len(tracked):
+            self._coasted_probs = self._probs[keep]
+        else:  # no remembered labels (the loop did not classify): the coasted faces are classified afresh
+            keep[:] = False
+        self._missed = np.concatenate([np.zeros(len(detected), np.int64), missed[keep]])
+        self.coasted += int(keep.sum())
+        return Faces(np.concatenate([detected.xyxy, tracked.xyxy[keep]]),
+                     np.concatenate([detected.confidence, tracked.confidence[keep]]))  # fmt: skip
 
     def _track(self, gray: np.ndarray) -> Faces:
         faces = self._faces
@@ -138,6 +195,7 @@ class FaceTracker:
         keep = (xyxy[:, 2] > xyxy[:, 0]) & (xyxy[:, 3] > xyxy[:, 1])
         if not keep.all():  # a face that left the frame: forget it (and its P(mask)) until the next key frame
             self._probs = self._probs[keep] if len(self._probs) == len(keep) else self._probs
+            self._missed = self._missed[keep] if len(self._missed) == len(keep) else self._missed
         return Faces(xyxy[keep].astype(np.int32), faces.confidence[keep])
 
     def _record_drift(self, tracked: Faces, detected: Faces) -> None:
@@ -160,12 +218,16 @@ class FaceTracker:
             "drift_mean_iou": round(float(np.mean(self._ious)), 3) if self._ious else None,
             "drift_min_iou": round(float(np.min(self._ious)), 3) if self._ious else None,
             "drift_unmatched": self._unmatched,
+            "max_missed": self.max_missed,
+            "coasted_faces": self.coasted,
         }
 
 
-def with_tracking(detect: Detect, classify: Classify, detect_every: int) -> tuple[Detect, Classify]:
+def with_tracking(
+    detect: Detect, classify: Classify, detect_every: int, max_missed: int = DEFAULT_MAX_MISSED
+) -> tuple[Detect, Classify]:
     """``(detect, classify)`` unchanged for ``detect_every == 1``, else the pair of a new ``FaceTracker``."""
     if detect_every == 1:
         return detect, classify
-    tracker = FaceTracker(detect, classify, detect_every=detect_every)
+    tracker = FaceTracker(detect, classify, detect_every=detect_every, max_missed=max_missed)
     return tracker.detect, tracker.classify

@@ -5,8 +5,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from detector.tracking import FaceTracker, box_iou, grid_points, move_box, with_tracking
+from detector.tracking import (
+    DEFAULT_MAX_MISSED,
+    FaceTracker,
+    box_iou,
+    grid_points,
+    move_box,
+    unmatched,
+    with_tracking,
+)
 from face_detector import Faces
+from maskwatch.config import load_config
 
 SIZE_WH = (320, 240)
 SIDE_PX = 60
@@ -101,3 +110,86 @@ def test_every_frame_is_the_plain_pair():
     assert with_tracking(models.detect, models.classify, 1) == (models.detect, models.classify)
     with pytest.raises(ValueError, match="detect_every"):
         FaceTracker(models.detect, models.classify, detect_every=0)
+
+
+def test_unmatched_is_greedy_one_to_one():
+    tracked = np.array([[0, 0, 10, 10], [100, 100, 110, 110], [2, 0, 12, 10]])
+    detected = np.array([[1, 0, 11, 10]])  # overlaps tracked 0 and 2 (IoU 0.82 both): only one is claimed
+    assert unmatched(tracked, detected, 0.3).tolist() == [False, True, True]
+    assert unmatched(tracked, np.zeros((0, 4)), 0.3).tolist() == [True, True, True]
+    assert unmatched(np.zeros((0, 4)), detected, 0.3).tolist() == []
+
+
+FACE_A = [100, 60, 160, 130]
+FACE_B = [200, 100, 250, 160]
+
+
+class ScriptedModels:
+    """Key frame k's 'detections' from a script (boxes only); the 'classifier' returns P(mask) by box x1."""
+
+    def __init__(self, script: list[list[list[int]]]) -> None:
+        self.script = script
+        self.detect_calls = 0
+        self.classified: list[int] = []  # crops per classifier call
+
+    def detect(self, frame_bgr: np.ndarray) -> Faces:
+        boxes = self.script[self.detect_calls]
+        self.detect_calls += 1
+        return Faces(np.array(boxes, np.int32).reshape(-1, 4), np.full(len(boxes), 0.9, np.float32))
+
+    def classify(self, crops):
+        self.classified.append(len(crops))
+        return np.full(len(crops), 0.7, np.float32)
+
+
+def _run(tracker: FaceTracker, frames: int) -> list[tuple[list[list[int]], list[float]]]:
+    """(boxes, P(mask)) per frame on a still textured frame, as ``run_loop`` calls the pair."""
+    frame = np.full((SIZE_WH[1], SIZE_WH[0], 3), 120, np.uint8)
+    frame[40:200, 60:300] = np.kron(_texture()[:10, :15], np.ones((16, 16, 1), np.uint8))
+    out = []
+    for _ in range(frames):
+        faces = tracker.detect(frame)
+        probs = tracker.classify(faces.crops(frame)) if len(faces) else np.zeros(0)
+        out.append((faces.xyxy.tolist(), np.round(np.asarray(probs, float), 3).tolist()))
+    return out
+
+
+def test_a_missed_face_coasts_with_its_label_then_is_dropped():
+    # key frames 0, 2, 4, 6: found, missed, missed, missed
+    models = ScriptedModels([[FACE_A], [], [], []])
+    tracker = FaceTracker(models.detect, models.classify, detect_every=2, max_missed=2)
+    frames = _run(tracker, 8)
+    for i in range(6):  # found on key frame 0, coasted through key frames 2 and 4 (and the frames between)
+        boxes, probs = frames[i]
+        assert len(boxes) == 1 and probs == [0.7], i
+        np.testing.assert_allclose(boxes[0], FACE_A, atol=2)
+    assert frames[6] == ([], []) and frames[7] == ([], [])  # third miss in a row: dropped
+    assert models.classified == [1]  # the coasted face kept its P(mask): the model ran once
+    assert tracker.quality()["coasted_faces"] == 2
+
+
+def test_a_matching_detection_resets_the_misses_and_new_faces_come_first():
+    # key frames 0, 2, 4, 6, 8: A; nothing; A shifted + new B; B only; B only
+    shifted_a = [104, 62, 164, 132]
+    models = ScriptedModels([[FACE_A], [], [shifted_a, FACE_B], [FACE_B], [FACE_B]])
+    tracker = FaceTracker(models.detect, models.classify, detect_every=2, max_missed=1)
+    frames = _run(tracker, 10)
+    assert len(frames[2][0]) == 1  # A coasted (1 miss)
+    assert frames[4][0] == [shifted_a, FACE_B]  # A found again (misses reset), B new
+    assert frames[6][0][0] == FACE_B and len(frames[6][0]) == 2  # A missed once more: coasted, after B
+    np.testing.assert_allclose(frames[6][0][1], shifted_a, atol=2)
+    assert frames[8][0] == [FACE_B]  # A missed twice in a row: dropped
+    assert models.classified == [1, 2, 1, 1]  # key frames 0, 4, 6, 8; coasted faces are not re-classified
+
+
+def test_without_coasting_boxes_are_replaced():
+    models = ScriptedModels([[FACE_A], []])
+    tracker = FaceTracker(models.detect, models.classify, detect_every=2, max_missed=0)
+    frames = _run(tracker, 3)
+    assert len(frames[1][0]) == 1 and frames[2] == ([], [])
+    with pytest.raises(ValueError, match="max_missed"):
+        FaceTracker(models.detect, models.classify, detect_every=2, max_missed=-1)
+
+
+def test_default_max_missed_is_the_config_default():
+    assert load_config().face_detector.track_max_missed == DEFAULT_MAX_MISSED
