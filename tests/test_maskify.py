@@ -10,6 +10,8 @@ import cv2
 import numpy as np
 import pytest
 
+pytestmark = pytest.mark.slow  # loads dlib's 68-point model (~100 MB) and runs it on real photos
+
 pytest.importorskip("dlib")
 pytest.importorskip("face_recognition_models")
 skimage_data = pytest.importorskip("skimage.data")
@@ -98,7 +100,6 @@ def photos(tmp_path: Path, astronaut_bgr: np.ndarray) -> Path:
     return src
 
 
-@pytest.mark.slow
 def test_cli_writes_pairs_and_groups(photos: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     dst = tmp_path / "out"
     assert main([str(photos), str(dst), "--seed", "3"]) == 0
@@ -130,7 +131,6 @@ def test_cli_writes_pairs_and_groups(photos: Path, tmp_path: Path, capsys: pytes
     assert main([str(photos), str(dst), "--overwrite", "--seed", "4"]) == 0
 
 
-@pytest.mark.slow
 def test_full_images_write_boxes(photos: Path, tmp_path: Path) -> None:
     dst = tmp_path / "full"
     assert main([str(photos), str(dst), "--full-images"]) == 0

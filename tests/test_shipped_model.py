@@ -59,6 +59,7 @@ def held_out_pairs() -> tuple[list[np.ndarray], list[np.ndarray]]:
     return plain, with_mask
 
 
+@pytest.mark.slow
 def test_labels_held_out_masked_and_unmasked_faces(
     classifier: MaskClassifier, held_out_pairs: tuple[list[np.ndarray], list[np.ndarray]]
 ) -> None:
