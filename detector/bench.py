@@ -228,7 +228,8 @@ def worker_loop(spec: dict[str, Any]) -> dict[str, Any]:
     classify = MaskClassifier.from_config(cfg)
     detect = FaceDetector.from_config(cfg)
     every = cfg.face_detector.detect_every
-    tracker = FaceTracker(detect, classify, detect_every=every) if every > 1 else None  # as detector.webcam does
+    tracker = (FaceTracker(detect, classify, detect_every=every, max_missed=cfg.face_detector.track_max_missed)
+               if every > 1 else None)  # as detector.webcam does
     steps = (tracker.detect, tracker.classify) if tracker else (detect, classify)
     stats = RecordingStats(source=spec["source"], fps_window=cfg.draw.fps_window)
     with NullSink() as sink, JsonlLog(None) as log:
@@ -239,6 +240,7 @@ def worker_loop(spec: dict[str, Any]) -> dict[str, Any]:
     report["tracking"] = tracker.quality() if tracker else None
     report["settings"] = {
         "detect_every": cfg.face_detector.detect_every,
+        "track_max_missed": cfg.face_detector.track_max_missed,
         "opencv_threads": cfg.face_detector.opencv_threads,
         "classifier_threads": cfg.classifier.threads,
         "classifier_backend": cfg.classifier.backend,
