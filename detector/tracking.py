@@ -36,6 +36,7 @@ LK_PARAMS = {
 }
 MIN_TRACKED_POINTS = 4
 MATCH_IOU = 0.3  # a fresh detection overlapping a tracked box this much is the same face
+MAX_COAST_SCALE = 1.5  # a coasted box whose size drifted beyond this factor of its last detection's is dropped
 DEFAULT_MAX_MISSED = 2  # = config face_detector.track_max_missed's default (a test checks they agree)
 
 
@@ -85,6 +86,12 @@ def box_iou(a_xyxy: np.ndarray, b_xyxy: np.ndarray) -> np.ndarray:
     return np.where(union > 0, inter / np.maximum(union, 1e-9), 0.0)
 
 
+def box_side_px(xyxy: np.ndarray) -> np.ndarray:
+    """float (n,): sqrt of each box's area in pixels."""
+    size = np.asarray(xyxy, np.float64).reshape(-1, 4)
+    return np.sqrt(np.clip(size[:, 2] - size[:, 0], 0, None) * np.clip(size[:, 3] - size[:, 1], 0, None))
+
+
 def unmatched(tracked_xyxy: np.ndarray, detected_xyxy: np.ndarray, min_iou: float) -> np.ndarray:
     """bool (len(tracked),): tracked boxes that no detection claims (greedy one-to-one, best IoU first)."""
     iou = box_iou(tracked_xyxy, detected_xyxy)
@@ -116,6 +123,7 @@ class FaceTracker:
         self._faces: Faces | None = None
         self._probs = np.zeros(0, np.float32)
         self._missed = np.zeros(0, np.int64)  # per face: key frames in a row without a matching detection
+        self._anchor_px = np.zeros(0)  # per face: sqrt(area) of its box when last detected
         self._coasted_probs = np.zeros(0, np.float32)  # P(mask) of the coasted faces that end this key frame's list
         self._gray: np.ndarray | None = None
         self._since_key = 0
@@ -164,15 +172,18 @@ class FaceTracker:
         frames in a row (their P(mask) is kept for ``classify``)."""
         self._coasted_probs = np.zeros(0, np.float32)
         if tracked is None or len(tracked) == 0 or self.max_missed == 0:
-            self._missed = np.zeros(len(detected), np.int64)
+            self._missed, self._anchor_px = np.zeros(len(detected), np.int64), box_side_px(detected.xyxy)
             return detected
         missed = self._missed + 1
-        keep = unmatched(tracked.xyxy, detected.xyxy, MATCH_IOU) & (missed <= self.max_missed)
+        scale = box_side_px(tracked.xyxy) / np.maximum(self._anchor_px, 1.0)
+        steady = (scale <= MAX_COAST_SCALE) & (scale >= 1 / MAX_COAST_SCALE)  # flow on the background blows boxes up
+        keep = unmatched(tracked.xyxy, detected.xyxy, MATCH_IOU) & (missed <= self.max_missed) & steady
         if len(self._probs) == len(tracked):
             self._coasted_probs = self._probs[keep]
         else:  # no remembered labels (the loop did not classify): the coasted faces are classified afresh
             keep[:] = False
         self._missed = np.concatenate([np.zeros(len(detected), np.int64), missed[keep]])
+        self._anchor_px = np.concatenate([box_side_px(detected.xyxy), self._anchor_px[keep]])
         self.coasted += int(keep.sum())
         return Faces(np.concatenate([detected.xyxy, tracked.xyxy[keep]]),
                      np.concatenate([detected.confidence, tracked.confidence[keep]]))  # fmt: skip
@@ -196,6 +207,7 @@ class FaceTracker:
         if not keep.all():  # a face that left the frame: forget it (and its P(mask)) until the next key frame
             self._probs = self._probs[keep] if len(self._probs) == len(keep) else self._probs
             self._missed = self._missed[keep] if len(self._missed) == len(keep) else self._missed
+            self._anchor_px = self._anchor_px[keep] if len(self._anchor_px) == len(keep) else self._anchor_px
         return Faces(xyxy[keep].astype(np.int32), faces.confidence[keep])
 
     def _record_drift(self, tracked: Faces, detected: Faces) -> None:

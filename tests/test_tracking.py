@@ -193,3 +193,12 @@ def test_without_coasting_boxes_are_replaced():
 
 def test_default_max_missed_is_the_config_default():
     assert load_config().face_detector.track_max_missed == DEFAULT_MAX_MISSED
+
+
+def test_a_coasted_box_whose_size_drifted_is_dropped():
+    """Flow on the background can blow a box up once its face is gone; such a box is not coasted."""
+    models = ScriptedModels([[FACE_A], []])
+    tracker = FaceTracker(models.detect, models.classify, detect_every=2, max_missed=2)
+    _run(tracker, 1)
+    tracker._anchor_px = tracker._anchor_px / 1.6  # as if the tracked box had grown 1.6x since its detection
+    assert _run(tracker, 2) == [([FACE_A], [0.7]), ([], [])]
