@@ -121,7 +121,7 @@ def _main(argv: Sequence[str] | None = None) -> int:
         raise UserError(f"--max-missed must be integers separated by commas, got {args.max_missed!r}") from None
     for video in args.videos:
         if not video.with_suffix(".json").is_file():
-            raise UserError(f"{video.with_suffix('.json')} not found (the demo videos' layout: python -m demo.make_demo)")
+            raise UserError(f"{video.with_suffix('.json')} not found (the layout: python -m demo.make_demo)")
     from face_detector.detector import FaceDetector
 
     detector = FaceDetector.from_config(cfg)
