@@ -540,28 +540,40 @@ def _say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def thread_sweep(base: dict[str, Any], combos: Sequence[tuple[int, int]]) -> list[dict[str, Any]]:
-    """The loop under each (OpenCV threads, classifier threads) combination, each in a fresh process."""
+def _sweep(base: dict[str, Any], settings: dict[Any, list[str]], rounds: int, what: str) -> dict[Any, list[dict]]:
+    """Our loop under each setting (extra overrides), each run in a fresh process; ``rounds`` passes, every other
+    one in reverse order, so a change of machine load does not favour one end of the list."""
+    runs: dict[Any, list[dict[str, Any]]] = {key: [] for key in settings}
+    keys = list(settings)
+    for r in range(rounds):
+        for key in keys if r % 2 == 0 else keys[::-1]:
+            _say(f"  {what} ({r + 1}/{rounds}): {' '.join(settings[key])}")
+            runs[key].append(run_worker("loop", {**base, "overrides": [*base["overrides"], *settings[key]]}))
+    return runs
+
+
+def thread_sweep(base: dict[str, Any], combos: Sequence[tuple[int, int]], rounds: int) -> list[dict[str, Any]]:
+    """The loop under each (OpenCV threads, classifier threads) combination; each row is the round with the
+    median FPS, ``fps_rounds`` lists them all."""
+    settings = {(cv, clf): [f"face_detector.opencv_threads={cv}", f"classifier.threads={clf}"] for cv, clf in combos}
     rows = []
-    for cv_threads, clf_threads in combos:
-        _say(f"  threads: opencv {cv_threads or 'default'} + classifier {clf_threads}")
-        overrides = [*base["overrides"], f"face_detector.opencv_threads={cv_threads}",
-                     f"classifier.threads={clf_threads}"]
-        res = run_worker("loop", {**base, "overrides": overrides})
+    for (cv_threads, clf_threads), results in _sweep(base, settings, rounds, "threads").items():
+        res = _median_round(results)
         rows.append({"opencv_threads": cv_threads, "classifier_threads": clf_threads, "fps": res["fps"],
-                     "ms_per_frame": res["ms_per_frame"],
+                     "fps_rounds": [x["fps"] for x in results], "ms_per_frame": res["ms_per_frame"],
                      "stages_mean_ms": {k: v["mean_ms"] for k, v in res["stages"].items()}})
     return rows
 
 
-def stride_sweep(base: dict[str, Any], strides: Sequence[int]) -> list[dict[str, Any]]:
-    """The loop under each ``face_detector.detect_every``: FPS and how far tracked boxes drift."""
+def stride_sweep(base: dict[str, Any], strides: Sequence[int], rounds: int) -> list[dict[str, Any]]:
+    """The loop under each ``face_detector.detect_every``: FPS (median round) and how far tracked boxes drift."""
+    settings = {every: [f"face_detector.detect_every={every}"] for every in strides}
     rows = []
-    for every in strides:
-        _say(f"  detect_every {every}")
-        res = run_worker("loop", {**base, "overrides": [*base["overrides"], f"face_detector.detect_every={every}"]})
-        rows.append({"detect_every": every, "fps": res["fps"], "ms_per_frame": res["ms_per_frame"],
-                     "faces_per_frame": res["faces_per_frame"], "tracking": res["tracking"]})
+    for every, results in _sweep(base, settings, rounds, "stride").items():
+        res = _median_round(results)
+        rows.append({"detect_every": every, "fps": res["fps"], "fps_rounds": [x["fps"] for x in results],
+                     "ms_per_frame": res["ms_per_frame"], "faces_per_frame": res["faces_per_frame"],
+                     "tracking": res["tracking"]})
     return rows
 
 
@@ -615,8 +627,10 @@ def benchmark(args: argparse.Namespace, cfg: Config) -> dict[str, Any]:
     _say("classifier latency per batch size")
     result["classifier"] = run_worker("classifier", {**base, "batch_sizes": list(args.batch_sizes),
                                                      "repeats": args.repeats, "tensorflow": not args.no_reference})
-    result["threads"] = thread_sweep({**base, "frames": args.frames}, args.thread_combos) if args.thread_sweep else None
-    result["strides"] = stride_sweep({**base, "frames": args.frames}, args.stride_sweep) if args.stride_sweep else None
+    result["threads"] = (thread_sweep({**base, "frames": args.frames}, args.thread_combos, args.rounds)
+                         if args.thread_sweep else None)
+    result["strides"] = (stride_sweep({**base, "frames": args.frames}, args.stride_sweep, args.rounds)
+                         if args.stride_sweep else None)
     if args.variants:
         _say("float16 / int8 TFLite exports")
     result["tflite_variants"] = run_worker("variants", {**base, "repeats": args.repeats}) if args.variants else None
@@ -718,12 +732,14 @@ def format_table(result: dict[str, Any]) -> str:
             t = row["tracking"] or {}
             ms = _fmt(row["ms_per_frame"]["mean_ms"])
             lines.append(f"  {row['detect_every']:>3}: {_fmt(row['fps']):>6} fps  {ms} ms  "
-                         f"IoU {_fmt(t.get('drift_mean_iou'), 3)} / {_fmt(t.get('drift_min_iou'), 3)}")
+                         f"IoU {_fmt(t.get('drift_mean_iou'), 3)} / {_fmt(t.get('drift_min_iou'), 3)}  "
+                         f"(rounds: {row['fps_rounds']})")
     if result.get("threads"):
         lines += ["", "threads (opencv + classifier): fps, mean ms/frame"]
         for row in result["threads"]:
             lines.append(f"  {row['opencv_threads'] or 'default':>7} + {row['classifier_threads']}: "
-                         f"{_fmt(row['fps']):>6} fps  {_fmt(row['ms_per_frame']['mean_ms'])} ms")
+                         f"{_fmt(row['fps']):>6} fps  {_fmt(row['ms_per_frame']['mean_ms'])} ms  "
+                         f"(rounds: {row['fps_rounds']})")
     lines += ["", "targets:"]
     for t in result["targets"]:
         mark = {True: "met ", False: "MISS", None: "n/a "}[t["met"]]
