@@ -69,7 +69,7 @@ class FaceDetectorConfig:
     min_size_px: int = _range(0, 10000, default=20)
     nms_iou: float = _range(0.0, 1.0, default=0.4)
     crop_margin: float = _range(0.0, 1.0, default=0.0)
-    opencv_threads: int = _range(0, 64, default=1)
+    opencv_threads: int = _range(0, 64, default=2)
     detect_every: int = _range(1, 100, default=3)
     track_max_missed: int = _range(0, 100, default=2)
 
@@ -79,7 +79,7 @@ class ClassifierConfig:
     model: str = "models/mask_classifier"
     backend: str = _choice("tflite", "keras", default="tflite")
     threshold: float = _range(0.0, 1.0, default=0.5)
-    threads: int = _range(1, 64, default=1)
+    threads: int = _range(1, 64, default=2)
 
 
 @dataclass(frozen=True)
