@@ -608,11 +608,9 @@ def benchmark(args: argparse.Namespace, cfg: Config) -> dict[str, Any]:
             refs.append(run_worker("reference", {**base, "frames": args.reference_frames}))
     result["loop"] = _median_round(loops)
     result["reference"] = _median_round(refs) if refs else None
-    reference_fps = (result["reference"] or {}).get("fps")
-    result["speedup"] = speedup(result["loop"]["fps"], reference_fps)
+    result["speedup"] = round_speedup(loops, refs)
     result["loop_variants"] = {
-        name: {"label": label, "overrides": overrides, "speedup": speedup(_median_round(others[name])["fps"],
-                                                                           reference_fps),
+        name: {"label": label, "overrides": overrides, "speedup": round_speedup(others[name], refs),
                **_median_round(others[name])}
         for name, (label, overrides) in variants.items()
     }
@@ -637,6 +635,12 @@ def benchmark(args: argparse.Namespace, cfg: Config) -> dict[str, Any]:
     result["machine"]["load_avg_1_5_15_after"] = [round(v, 2) for v in os.getloadavg()]
     result["targets"] = check_targets(result)
     return result
+
+
+def round_speedup(ours: list[dict[str, Any]], references: list[dict[str, Any]]) -> float | None:
+    """Median over rounds of our FPS / the reference's FPS in the same round (same machine load)."""
+    ratios = [r for r in (speedup(a["fps"], b["fps"]) for a, b in zip(ours, references, strict=False)) if r]
+    return round(statistics.median(ratios), 2) if ratios else None
 
 
 def loop_variants(cfg: Config, config: str | None, overrides: Sequence[str]) -> dict[str, tuple[str, list[str]]]:

@@ -31,6 +31,9 @@ def test_summarize_ms_median_p90_mean():
 
 
 def test_speedup():
+    ours, reference = [{"fps": 30.0}, {"fps": 20.0}, {"fps": 9.0}], [{"fps": 6.0}, {"fps": 2.0}, {"fps": 3.0}]
+    assert bench.round_speedup(ours, reference) == 5.0  # median of 5, 10, 3
+    assert bench.round_speedup([{"fps": 30.0}], []) is None
     assert bench.speedup(30.0, 6.0) == 5.0
     assert bench.speedup(None, 6.0) is None
     assert bench.speedup(30.0, 0.0) is None
@@ -201,7 +204,7 @@ def test_bench_writes_every_field(face_video, tiny_model, ssd_available, tmp_pat
     assert set(variants) <= set(bench.LOOP_VARIANTS) and "every_frame" in variants
     for variant in variants.values():
         _check_loop(variant, frames=10, warmup=2)
-        assert variant["speedup"] == pytest.approx(variant["fps"] / result["reference"]["fps"], abs=0.01)
+        assert variant["speedup"] == pytest.approx(variant["fps"] / result["reference"]["fps"], abs=0.01)  # 1 round
     assert variants["every_frame"]["settings"]["detect_every"] == 1
     _check_loop(result["reference"], frames=8, warmup=2)
     assert result["reference"]["tensorflow_imported"] is True
