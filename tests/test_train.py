@@ -286,15 +286,10 @@ def test_model_head_pool_matches_feature_map_and_base_is_frozen():
 
 
 def _tflite_predict(path: Path, x: np.ndarray) -> np.ndarray:
-    from ai_edge_litert.interpreter import Interpreter
+    """The detector's own LiteRT runtime on the exported file."""
+    from detector.classifier import _tflite_predictor
 
-    interp = Interpreter(model_path=str(path))
-    inp = interp.get_input_details()[0]
-    interp.resize_tensor_input(inp["index"], list(x.shape))
-    interp.allocate_tensors()
-    interp.set_tensor(inp["index"], x)
-    interp.invoke()
-    return interp.get_tensor(interp.get_output_details()[0]["index"])
+    return _tflite_predictor(path, threads=1)(x)
 
 
 def _first_loss(run_dir: Path) -> float:

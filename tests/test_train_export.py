@@ -28,16 +28,11 @@ def _tiny_model(size: int = 32):
     return keras.Model(inp, keras.layers.Dense(1, activation="sigmoid")(x))
 
 
-def _tflite_predict(path, x: np.ndarray) -> np.ndarray:
-    from ai_edge_litert.interpreter import Interpreter
+def _tflite_predict(path: Path, x: np.ndarray) -> np.ndarray:
+    """The detector's own LiteRT runtime on the exported file."""
+    from detector.classifier import _tflite_predictor
 
-    interp = Interpreter(model_path=str(path))
-    inp = interp.get_input_details()[0]
-    interp.resize_tensor_input(inp["index"], list(x.shape))
-    interp.allocate_tensors()
-    interp.set_tensor(inp["index"], x)
-    interp.invoke()
-    return interp.get_tensor(interp.get_output_details()[0]["index"])
+    return _tflite_predictor(path, threads=1)(x)
 
 
 @pytest.mark.slow
