@@ -437,7 +437,8 @@ def worker_variants(spec: dict[str, Any]) -> dict[str, Any]:
     batch 1 and 4, and how far P(mask) moves on real face crops from the video (labels at the card's threshold)."""
     import numpy as np
 
-    from detector.classifier import MaskClassifier, _tflite_predictor, prepare_batch
+    from detector.classifier import MaskClassifier
+    from maskwatch.litert import prepare_batch, tflite_predictor
     from train.card import model_path
 
     cfg = load_config(spec["config"], spec["overrides"])
@@ -458,7 +459,7 @@ def worker_variants(spec: dict[str, Any]) -> dict[str, Any]:
             files[kind].write_bytes(_tflite_variant(model, kind, faces[:32]))
         reference = None
         for kind, path in files.items():
-            predict = _tflite_predictor(path, cfg.classifier.threads)
+            predict = tflite_predictor(path, cfg.classifier.threads)
             probs = np.concatenate([predict(faces[i : i + 1]).reshape(-1) for i in range(len(faces))])
             reference = probs if reference is None else reference
             labels_equal = (probs >= clf.threshold) == (reference >= clf.threshold)

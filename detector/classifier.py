@@ -10,27 +10,15 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 
 from maskwatch.config import Config
 from maskwatch.errors import UserError
+from maskwatch.litert import prepare_batch, tflite_predictor
 from train.card import card_path, model_path, read_card
 
 BACKENDS = ("tflite", "keras")
 TRAIN_HINT = "python -m train --dataset DIR"
-
-
-def prepare_batch(crops_bgr: Sequence[np.ndarray], input_size_wh: tuple[int, int]) -> np.ndarray:
-    """Crops resized to ``input_size_wh`` and turned RGB: float32 (n, H, W, 3), raw 0-255 (the model contract)."""
-    w, h = input_size_wh
-    batch = np.empty((len(crops_bgr), h, w, 3), np.float32)
-    for i, crop in enumerate(crops_bgr):
-        if crop.ndim != 3 or crop.shape[0] == 0 or crop.shape[1] == 0:
-            raise ValueError(f"crop {i} is empty or not a colour image: shape {crop.shape}")
-        resized = cv2.resize(crop, (w, h), interpolation=cv2.INTER_AREA)
-        batch[i] = cv2.cvtColor(resized, cv2.COLOR_BGR2RGB)
-    return batch
 
 
 def check_card(card: dict[str, Any], where: Path) -> tuple[int, int]:
@@ -65,7 +53,7 @@ class MaskClassifier:
                 f"model file {path} is missing: re-export with {TRAIN_HINT} (train.tflite=true), "
                 f"or use --set classifier.backend={other}"
             )
-        self._predict = _tflite_predictor(path, threads) if backend == "tflite" else _keras_predictor(path)
+        self._predict = tflite_predictor(path, threads) if backend == "tflite" else _keras_predictor(path)
 
     @classmethod
     def from_config(cls, cfg: Config) -> MaskClassifier:
@@ -80,30 +68,6 @@ class MaskClassifier:
         if probs.shape[1] != 1:
             raise UserError(f"model {self.stem} returns {probs.shape[1]} values per face; expected 1 (P(mask))")
         return probs[:, 0]
-
-
-def _tflite_predictor(path: Path, threads: int) -> Callable[[np.ndarray], np.ndarray]:
-    """LiteRT interpreter; the input tensor is resized (and tensors reallocated) only when the batch size changes."""
-    from ai_edge_litert.interpreter import Interpreter
-
-    try:
-        interp = Interpreter(model_path=str(path), num_threads=threads)
-    except (ValueError, RuntimeError) as exc:
-        raise UserError(f"cannot load {path} ({' '.join(str(exc).split())[:200]})") from None
-    inp = interp.get_input_details()[0]
-    out_index = interp.get_output_details()[0]["index"]
-    shape = [0]
-
-    def predict(batch: np.ndarray) -> np.ndarray:
-        if shape[0] != len(batch):
-            interp.resize_tensor_input(inp["index"], list(batch.shape))
-            interp.allocate_tensors()
-            shape[0] = len(batch)
-        interp.set_tensor(inp["index"], batch)
-        interp.invoke()
-        return interp.get_tensor(out_index).copy()
-
-    return predict
 
 
 def _keras_predictor(path: Path) -> Callable[[np.ndarray], np.ndarray]:

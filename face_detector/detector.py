@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -82,6 +82,8 @@ class FaceDetector:
         recheck_max: int = 8,
         recheck_max_confidence: float = 1.0,
         recheck_at_border: bool = False,
+        verifier: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
+        verifier_min_p_face: float = 0.5,
     ) -> None:
         for path in (prototxt, caffemodel):
             if not Path(path).is_file():
@@ -103,14 +105,19 @@ class FaceDetector:
         self.recheck_max = int(recheck_max)
         self.recheck_max_confidence = float(recheck_max_confidence)
         self.recheck_at_border = bool(recheck_at_border)
+        self.verifier = verifier
+        self.verifier_min_p_face = float(verifier_min_p_face)
 
     @classmethod
     def from_config(cls, cfg: Config) -> FaceDetector:
         """Build from ``cfg.face_detector``; the model files come from ``models.assets.resolve``."""
+        from face_detector.verifier import FaceVerifier
         from models.assets import resolve
 
         fd = cfg.face_detector
         set_opencv_threads(fd.opencv_threads)
+        verifier = FaceVerifier.from_config(cfg)
+        min_p_face = fd.verifier_min_p_face or (verifier.threshold if verifier else 0.5)
         return cls(
             resolve("prototxt", cfg),
             resolve("caffemodel", cfg),
@@ -127,11 +134,13 @@ class FaceDetector:
             recheck_max=fd.recheck_max,
             recheck_max_confidence=fd.recheck_max_confidence,
             recheck_at_border=fd.recheck_at_border,
+            verifier=verifier,
+            verifier_min_p_face=min_p_face,
         )
 
     @property
     def rechecks(self) -> bool:
-        return self.recheck_size_px > 0 and self.recheck_max >= 1
+        return (self.recheck_size_px > 0 or self.verifier is not None) and self.recheck_max >= 1
 
     def forward(self, frames_bgr: Sequence[np.ndarray], size_wh: tuple[int, int]) -> np.ndarray:
         """Raw SSD output ``[1, 1, N, 7]`` for ``frames_bgr`` resized to ``size_wh`` (one batch)."""
@@ -164,6 +173,8 @@ class FaceDetector:
         when its second look scores ``min_confidence`` (with the second look's box); the other boxes above
         ``min_confidence`` (past ``recheck_max_confidence``, or past the cap) are kept as found.
         """
+        if self.verifier is not None:  # it keeps the boxes it accepts as they are: no use asking about bad shapes
+            faces = faces[shape_ok(faces.xyxy, self.min_aspect_hw, self.max_aspect_hw)]
         candidates = faces.confidence <= self.recheck_max_confidence
         if self.recheck_at_border:
             height, width = frame_bgr.shape[:2]
@@ -173,6 +184,10 @@ class FaceDetector:
         sure = faces.confidence >= self.min_confidence
         sure[unsure] = False
         if len(unsure) == 0:
+            return faces[sure]
+        if self.verifier is not None:
+            verified = np.asarray(self.verifier(frame_bgr, faces.xyxy[unsure])) >= self.verifier_min_p_face
+            sure[unsure[verified]] = True
             return faces[sure]
         regions = zoom_regions(faces.xyxy[unsure], self.recheck_context)
         crops = [square_crop(frame_bgr, r, MEAN_BGR) for r in regions]

@@ -1,5 +1,9 @@
 """``python -m face_detector.eval_set DST``: the held-out masked-face evaluation set of the face stage.
 
+``--split dev`` builds the development set instead, from the photos and video frames *not* held out (the
+classifier's training photos; the SSD never saw them): settings and the face verifier are chosen and trained on it,
+never on the held-out set. Its ``no_faces/`` uses other library photos than the held-out set's.
+
 Group photos reserved for evaluation (``holdout=True`` in ``train.starter_data``, docs/EVAL_HOLDOUT.md) go through
 maskify (``--full-images`` layout, dlib landmarks with 2x upsampling) once per mask-style seed and image scale:
 ``DST/s<scale>_seed<k>/`` (images/ + boxes.csv). Real faces that dlib misses (hand-checked, listed below) are added
@@ -12,6 +16,7 @@ from __future__ import annotations
 import argparse
 import csv
 import sys
+import zlib
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -29,30 +34,41 @@ UNLABELLED_FACES: dict[str, list[tuple[int, int, int, int]]] = {
     "insightface_t1": [(268, 144, 369, 275)],  # woman, back left: missed at half scale
 }
 NO_FACE_IMAGES = ("chelsea", "coffee", "rocket", "hubble_deep_field", "immunohistochemistry", "coins", "text")
+# The development split's photos without faces: scikit-image samples not in the held-out set.
+DEV_NO_FACE_IMAGES = ("horse", "moon", "page", "brick", "grass", "gravel", "retina", "cell", "logo", "colorwheel",
+                      "clock", "shepp_logan_phantom")  # fmt: skip
 
 
-def library_images() -> dict[str, np.ndarray]:
-    """Real photos without faces that ship with scikit-image and scikit-learn (BGR)."""
+def library_images(split: str = "holdout") -> dict[str, np.ndarray]:
+    """Real photos without faces that ship with scikit-image and scikit-learn (BGR), per split."""
     from skimage import data
+    from skimage.util import img_as_ubyte
     from sklearn.datasets import load_sample_images
 
     out = {}
-    for name in NO_FACE_IMAGES:
-        image = getattr(data, name)()
+    for name in NO_FACE_IMAGES if split == "holdout" else DEV_NO_FACE_IMAGES:
+        image = img_as_ubyte(getattr(data, name)())
+        if image.ndim == 3 and image.shape[2] == 4:
+            image = image[..., :3]
         out[name] = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR if image.ndim == 2 else cv2.COLOR_RGB2BGR)
-    for name, image in zip(("china", "flower"), load_sample_images().images, strict=True):
-        out[name] = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
+    if split == "holdout":
+        for name, image in zip(("china", "flower"), load_sample_images().images, strict=True):
+            out[name] = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
+    else:
+        left, right, _ = data.stereo_motorcycle()
+        out["motorcycle_left"], out["motorcycle_right"] = (cv2.cvtColor(im, cv2.COLOR_RGB2BGR) for im in (left, right))
     return out
 
 
-def write_no_faces(dst: Path) -> int:
+def write_no_faces(dst: Path, split: str = "holdout") -> int:
     folder = dst / "no_faces"
-    for name, image in library_images().items():
+    images = library_images(split)
+    for name, image in images.items():
         ok, buf = cv2.imencode(".png", image)
         if ok:
             write_bytes_atomic(folder / "images" / f"{name}.png", buf.tobytes())
     write_text_atomic(folder / "boxes.csv", "file,x1,y1,x2,y2,label\n")
-    return len(NO_FACE_IMAGES) + 2
+    return len(images)
 
 
 def add_ignore_rows(folder: Path, scale: float) -> int:
@@ -77,12 +93,76 @@ def add_ignore_rows(folder: Path, scale: float) -> int:
     return added
 
 
+def fold_of(group: str, folds: int = 5) -> int:
+    """A stable fold number of a person group (cross-validation keeps a person on one side)."""
+    return zlib.crc32(group.encode()) % folds
+
+
+def read_boxes(folder: Path) -> dict[str, list[list[str]]]:
+    """``boxes.csv`` rows (``x1, y1, x2, y2, label``) by image file."""
+    with (folder / "boxes.csv").open(newline="", encoding="utf-8") as f:
+        rows = list(csv.reader(f))[1:]
+    out: dict[str, list[list[str]]] = {}
+    for file, *rest in rows:
+        out.setdefault(file, []).append(rest)
+    return out
+
+
+def write_mosaics(src: Path, dst: Path, *, grid: int, cell_wh: tuple[int, int] = (320, 240), seed: int = 0) -> int:
+    """Group photos from single photos: ``grid`` x ``grid`` pictures of ``src`` (a maskify ``--full-images``
+    folder) per image, each fitted into a ``cell_wh`` cell (aspect kept), boxes moved along. Pictures of one
+    mosaic share a cross-validation fold (``fold_of`` their person group; the fold is in the file name)."""
+    with (src / "faces.csv").open(newline="", encoding="utf-8") as f:
+        group_of = {row["image"]: row["group"] for row in csv.DictReader(f)}
+    boxes = read_boxes(src)
+    stems = sorted({Path(name).name.split("__")[0] for name in boxes})
+    by_fold: dict[int, list[str]] = {}
+    for stem in stems:
+        by_fold.setdefault(fold_of(group_of.get(stem, stem)), []).append(stem)
+    rng = np.random.default_rng(seed)
+    rows, written = [], 0
+    cw, ch = cell_wh
+    for fold, members in sorted(by_fold.items()):
+        members = [members[i] for i in rng.permutation(len(members))]
+        for start in range(0, len(members), grid * grid):
+            chunk = members[start:start + grid * grid]
+            for variant in ("no_mask", "mask"):
+                canvas = np.full((ch * grid, cw * grid, 3), 127, np.uint8)
+                name = f"images/mosaic{grid}_f{fold}_{start // (grid * grid):03d}__{variant}.jpg"
+                for k, stem in enumerate(chunk):
+                    file = f"images/{stem}__{variant}.jpg"
+                    photo = cv2.imread(str(src / file))
+                    if photo is None:
+                        continue
+                    scale = min(cw / photo.shape[1], ch / photo.shape[0])
+                    small = cv2.resize(photo, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+                    x0 = (k % grid) * cw + (cw - small.shape[1]) // 2
+                    y0 = (k // grid) * ch + (ch - small.shape[0]) // 2
+                    canvas[y0:y0 + small.shape[0], x0:x0 + small.shape[1]] = small
+                    for x1, y1, x2, y2, label in boxes.get(file, []):
+                        xyxy = (x1, y1, x2, y2)
+                        moved = [round(float(v) * scale) + o for v, o in zip(xyxy, (x0, y0, x0, y0), strict=True)]
+                        rows.append([name, *map(str, moved), label])
+                ok, buf = cv2.imencode(".jpg", canvas, [cv2.IMWRITE_JPEG_QUALITY, 95])
+                if ok:
+                    write_bytes_atomic(dst / name, buf.tobytes())
+                    written += 1
+    write_text_atomic(dst / "boxes.csv", "file,x1,y1,x2,y2,label\n" + "".join(",".join(r) + "\n" for r in rows))
+    return written
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m face_detector.eval_set", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     parser.add_argument("dst", type=Path, help="output folder (one sub-folder per seed and scale, no_faces/)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3], help="mask-style seeds (1 2 3)")
     parser.add_argument("--scales", type=float, nargs="+", default=[1.0, 0.5], help="photo scales (1.0 0.5)")
+    parser.add_argument("--split", choices=("holdout", "dev"), default="holdout",
+                        help="holdout: the evaluation photos (default); dev: the others, for tuning and training")
+    parser.add_argument("--frames-scale", type=float, default=0.5,
+                        help="dev split: share of each video's listed frames to take (0.5)")
+    parser.add_argument("--mosaics", type=int, nargs="*", default=[3, 4],
+                        help="dev split: also group photos of N x N single photos, per seed (3 4)")
     parser.add_argument("--cache", type=Path, help="download cache of train.starter_data")
     parser.add_argument("--overwrite", action="store_true", help="replace earlier outputs")
     add_config_args(parser)
@@ -96,8 +176,12 @@ def _main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     cfg = config_from_args(args)
     sources = Sources(args.cache or default_cache(cfg))
-    holdout = [i for i in ITEMS if i.holdout and not i.frames and not i.path.endswith("_crop.jpg")]
-    photos = [(key, group, image) for key, group, image, _ in sources.images(holdout) if image is not None]
+    if args.split == "holdout":
+        items = [i for i in ITEMS if i.holdout and not i.frames and not i.path.endswith("_crop.jpg")]
+    else:
+        items = [i for i in ITEMS if not i.holdout]
+    stream = sources.images(items, args.frames_scale)
+    photos = [(key, group, image) for key, group, image, _ in stream if image is not None]
     textures = sources.textures()
     locator = make_locator("hog", cfg, upsample=2)
     for scale in args.scales:
@@ -109,9 +193,14 @@ def _main(argv: Sequence[str] | None = None) -> int:
             for key, group, image in tqdm(scaled, desc=folder.name, unit="image", leave=False):
                 maskifier.add(image, key, group, writer)
             writer.close(summary_dict(maskifier, {"seed": seed, "scale": scale, "sources": [k for k, _, _ in photos]}))
-            ignored = add_ignore_rows(folder, scale)
+            ignored = add_ignore_rows(folder, scale) if args.split == "holdout" else 0
             print(f"{folder}: {maskifier.stats.line()}; {ignored} ignore boxes")
-    print(f"{args.dst / 'no_faces'}: {write_no_faces(args.dst)} photos without faces")
+    if args.split == "dev" and 1.0 in args.scales:
+        for seed in args.seeds:
+            for grid in args.mosaics:
+                src, dst = args.dst / f"s1_seed{seed}", args.dst / f"mosaic{grid}_seed{seed}"
+                print(f"{dst}: {write_mosaics(src, dst, grid=grid, seed=seed)} images")
+    print(f"{args.dst / 'no_faces'}: {write_no_faces(args.dst, args.split)} photos without faces")
     return 0
 
 

@@ -66,6 +66,9 @@ class FaceDetectorConfig:
     recheck_max: int = _range(0, 100, default=8)
     recheck_max_confidence: float = _range(0.0, 1.0, default=0.499)
     recheck_at_border: bool = True
+    verifier: str = ""
+    verifier_min_p_face: float = _range(0.0, 1.0, default=0.0)
+    verifier_threads: int = _range(1, 64, default=2)
     min_size_px: int = _range(0, 10000, default=20)
     nms_iou: float = _range(0.0, 1.0, default=0.4)
     crop_margin: float = _range(0.0, 1.0, default=0.0)

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from detector import webcam
-from detector.classifier import MaskClassifier, prepare_batch
+from detector.classifier import MaskClassifier
 from detector.draw import DrawStyle
 from detector.loop import run_loop
 from detector.sinks import JsonlLog, VideoSink
@@ -26,6 +26,7 @@ from detector.sources import Frame
 from detector.stats import STAGES, RunStats
 from face_detector import Faces
 from maskwatch.config import load_config
+from maskwatch.litert import prepare_batch
 
 ROOT = Path(__file__).resolve().parents[1]
 N_FRAMES = 12

@@ -287,9 +287,9 @@ def test_model_head_pool_matches_feature_map_and_base_is_frozen():
 
 def _tflite_predict(path: Path, x: np.ndarray) -> np.ndarray:
     """The detector's own LiteRT runtime on the exported file."""
-    from detector.classifier import _tflite_predictor
+    from maskwatch.litert import tflite_predictor
 
-    return _tflite_predictor(path, threads=1)(x)
+    return tflite_predictor(path, threads=1)(x)
 
 
 def _first_loss(run_dir: Path) -> float:

