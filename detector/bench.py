@@ -48,6 +48,8 @@ FORMAT_VERSION = 1
 LOOP_VARIANTS = {  # our loop again with these overrides, when they change the config: where the speed comes from
     "every_frame": ("SSD + classifier on every frame", ["face_detector.detect_every=1"]),
     "recheck_weak": ("second look only at boxes below 0.5", ["face_detector.recheck_max_confidence=0.499"]),
+    "pass_600_only": ("the 600 px SSD pass alone (no 300 px pass for large faces)",
+                      ["face_detector.input_long_sides_px=[600]"]),
     "single_pass": ("one 300x300 SSD pass, no second look (the reference's face detection)",
                     ["face_detector.input_long_sides_px=[]", "face_detector.recheck_size_px=0"]),
 }

@@ -14,6 +14,7 @@ from face_detector.faces import Faces
 from face_detector.multiscale import (
     at_border,
     best_overlap,
+    nested_in_stronger,
     pass_sizes_wh,
     shape_ok,
     split_batch,
@@ -57,7 +58,7 @@ class FaceDetector:
     One SSD pass per input size (``input_long_sides_px``: frame resized, aspect kept; else ``input_size_wh``),
     boxes of all passes merged by one NMS. Optional: boxes outside ``[min_aspect_hw, max_aspect_hw]`` are
     dropped; boxes scoring from ``recheck_min_confidence`` up to ``min_confidence`` get a zoomed second look
-    (a square crop around the box, ``recheck_context`` of its size on every side, at ``recheck_size_px``; all
+    (a square crop around the box, ``recheck_contexts`` of its size on every side, one look per context, at ``recheck_size_px``; all
     crops in one batch) and are kept only when that look scores ``min_confidence`` or more; so are boxes up to
     ``recheck_max_confidence`` (1.0: every box gets the second look, which also rejects confident false boxes),
     and, with ``recheck_at_border``, boxes touching the frame's edge whatever their score (the SSD saw only part
@@ -78,12 +79,13 @@ class FaceDetector:
         max_aspect_hw: float = float("inf"),
         recheck_size_px: int = 0,
         recheck_min_confidence: float = 0.2,
-        recheck_context: float = 0.5,
+        recheck_contexts: Sequence[float] = (0.5,),
         recheck_max: int = 8,
         recheck_max_confidence: float = 1.0,
         recheck_at_border: bool = False,
         verifier: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
         verifier_min_p_face: float = 0.5,
+        nested_share: float = 0.0,
     ) -> None:
         for path in (prototxt, caffemodel):
             if not Path(path).is_file():
@@ -101,12 +103,13 @@ class FaceDetector:
         self.min_aspect_hw, self.max_aspect_hw = float(min_aspect_hw), float(max_aspect_hw)
         self.recheck_size_px = int(recheck_size_px)
         self.recheck_min_confidence = float(recheck_min_confidence)
-        self.recheck_context = float(recheck_context)
+        self.recheck_contexts = tuple(float(c) for c in recheck_contexts) or (0.5,)
         self.recheck_max = int(recheck_max)
         self.recheck_max_confidence = float(recheck_max_confidence)
         self.recheck_at_border = bool(recheck_at_border)
         self.verifier = verifier
         self.verifier_min_p_face = float(verifier_min_p_face)
+        self.nested_share = float(nested_share)
 
     @classmethod
     def from_config(cls, cfg: Config) -> FaceDetector:
@@ -130,12 +133,13 @@ class FaceDetector:
             max_aspect_hw=fd.max_aspect_hw,
             recheck_size_px=fd.recheck_size_px,
             recheck_min_confidence=fd.recheck_min_confidence,
-            recheck_context=fd.recheck_context,
+            recheck_contexts=fd.recheck_contexts,
             recheck_max=fd.recheck_max,
             recheck_max_confidence=fd.recheck_max_confidence,
             recheck_at_border=fd.recheck_at_border,
             verifier=verifier,
             verifier_min_p_face=min_p_face,
+            nested_share=fd.nested_share,
         )
 
     @property
@@ -159,7 +163,10 @@ class FaceDetector:
                              (width, height), floor)  # fmt: skip
         if self.rechecks:
             faces = self._recheck(frame_bgr, faces)
-        return faces[shape_ok(faces.xyxy, self.min_aspect_hw, self.max_aspect_hw)]
+        faces = faces[shape_ok(faces.xyxy, self.min_aspect_hw, self.max_aspect_hw)]
+        if self.nested_share > 0:
+            faces = faces[~nested_in_stronger(faces.xyxy, self.nested_share)]
+        return faces
 
     def _select(self, boxes: np.ndarray, scores: np.ndarray, frame_wh: tuple[int, int], floor: float) -> Faces:
         return select_faces(
@@ -189,15 +196,18 @@ class FaceDetector:
             verified = np.asarray(self.verifier(frame_bgr, faces.xyxy[unsure])) >= self.verifier_min_p_face
             sure[unsure[verified]] = True
             return faces[sure]
-        regions = zoom_regions(faces.xyxy[unsure], self.recheck_context)
+        # one look per box and context, all in one batch: box k's looks are rows k, k + n, k + 2n, ...
+        regions = np.concatenate([zoom_regions(faces.xyxy[unsure], c) for c in self.recheck_contexts])
         crops = [square_crop(frame_bgr, r, MEAN_BGR) for r in regions]
         size = (self.recheck_size_px, self.recheck_size_px)
         rows = split_batch(self.forward(crops, size), len(crops))
         boxes, scores = [faces.xyxy[sure]], [faces.confidence[sure]]
-        for i, region, crop_rows in zip(unsure, regions, rows, strict=True):
-            x, y, side = region
-            crop_boxes, crop_scores = ssd_boxes(crop_rows, (x, y, side, side))
-            box, score = best_overlap(crop_boxes, crop_scores, faces.xyxy[i], iou_min=0.4)
+        for k, i in enumerate(unsure):
+            looks = []
+            for j in range(k, len(regions), len(unsure)):
+                x, y, side = regions[j]
+                looks.append(best_overlap(*ssd_boxes(rows[j], (x, y, side, side)), faces.xyxy[i], iou_min=0.4))
+            box, score = max(looks, key=lambda look: look[1])
             if box is not None and score >= self.min_confidence:
                 boxes.append(box.reshape(1, 4))
                 scores.append(np.array([score]))

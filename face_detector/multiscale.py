@@ -83,3 +83,21 @@ def at_border(xyxy: np.ndarray, frame_wh: tuple[int, int], margin_px: int) -> np
     return (xyxy[:, :2].min(axis=1) <= margin_px) | (xyxy[:, 2] >= width - margin_px) | (
         xyxy[:, 3] >= height - margin_px
     )
+
+
+def nested_in_stronger(xyxy: np.ndarray, min_share: float) -> np.ndarray:
+    """bool (n,) for boxes sorted strongest first: True where ``min_share`` of the box lies inside a stronger box
+    that is itself kept, or ``min_share`` of that stronger box lies inside it (a part of a face, or a box around
+    a face already found; NMS misses both, their IoU being small)."""
+    xyxy = np.asarray(xyxy, np.float64).reshape(-1, 4)
+    area = np.clip(xyxy[:, 2:] - xyxy[:, :2], 0, None).prod(axis=1)
+    nested = np.zeros(len(xyxy), bool)
+    for i in range(1, len(xyxy)):
+        kept = np.flatnonzero(~nested[:i])
+        lo = np.maximum(xyxy[i, :2], xyxy[kept, :2])
+        hi = np.minimum(xyxy[i, 2:], xyxy[kept, 2:])
+        inter = np.clip(hi - lo, 0, None).prod(axis=1)
+        inside_other = inter >= min_share * max(area[i], 1e-9)
+        around_other = inter >= min_share * np.maximum(area[kept], 1e-9)
+        nested[i] = bool((inside_other | around_other).any())
+    return nested

@@ -3,7 +3,8 @@
 1. Mine: the configured SSD passes run on every image of the labelled development folders (``boxes.csv``, as
    ``python -m face_detector.eval_set DST --split dev`` writes them) with a low score floor and no second look;
    each candidate box is a face (IoU >= 0.4 with a ``mask`` / ``no_mask`` box), not a face (IoU < 0.2 with every
-   box, ``ignore`` boxes included), or left out (in between).
+   box, ``ignore`` boxes included, and less than 10% of it on a face), or left out (the rest: boxes on part of a
+   face or around one look like faces to a crop classifier; the detector's nested-box suppression drops them).
 2. Crop each candidate as the detector will (``verifier_crops``) and embed it with the frozen ImageNet MobileNetV2
    (global average pooling, 1280 values).
 3. Logistic regression, cross-validated in folds by person (a person's photos, their masked and unmasked copies,
@@ -38,9 +39,11 @@ from face_detector.verifier import verifier_crops
 from maskwatch.cli import add_config_args, config_from_args, run
 from maskwatch.config import Config
 from maskwatch.errors import UserError
-from maskwatch.files import write_bytes_atomic, write_json_atomic
+from maskwatch.files import atomic_path, write_bytes_atomic, write_json_atomic
 
 POSITIVE, NEGATIVE, LEFT_OUT = 1, 0, -1
+NEAR_FACE_SHARE = 0.1  # a non-face candidate with this share of its area inside a face box is left out
+HOLDS_FACE_SHARE = 0.5  # and so is one holding this share of a face box
 
 
 def label_candidates(
@@ -81,6 +84,46 @@ def person_groups(dirs: Sequence[Path]) -> dict[str, str]:
     return out
 
 
+def share_inside(xyxy: np.ndarray, faces_xyxy: np.ndarray) -> np.ndarray:
+    """float (n,): the largest share of each box's area that lies inside one of ``faces_xyxy``."""
+    xyxy = np.asarray(xyxy, np.float64).reshape(-1, 4)
+    faces_xyxy = np.asarray(faces_xyxy, np.float64).reshape(-1, 4)
+    if len(xyxy) == 0 or len(faces_xyxy) == 0:
+        return np.zeros(len(xyxy))
+    lo = np.maximum(xyxy[:, None, :2], faces_xyxy[None, :, :2])
+    hi = np.minimum(xyxy[:, None, 2:], faces_xyxy[None, :, 2:])
+    inter = np.clip(hi - lo, 0, None).prod(axis=2)
+    area = np.clip(xyxy[:, 2:] - xyxy[:, :2], 1e-9, None).prod(axis=1)
+    return (inter / area[:, None]).max(axis=1)
+
+
+def share_held(xyxy: np.ndarray, faces_xyxy: np.ndarray) -> np.ndarray:
+    """float (n,): the largest share of one of ``faces_xyxy`` that lies inside each box."""
+    xyxy = np.asarray(xyxy, np.float64).reshape(-1, 4)
+    faces_xyxy = np.asarray(faces_xyxy, np.float64).reshape(-1, 4)
+    if len(xyxy) == 0 or len(faces_xyxy) == 0:
+        return np.zeros(len(xyxy))
+    lo = np.maximum(xyxy[:, None, :2], faces_xyxy[None, :, :2])
+    hi = np.minimum(xyxy[:, None, 2:], faces_xyxy[None, :, 2:])
+    inter = np.clip(hi - lo, 0, None).prod(axis=2)
+    area = np.clip(faces_xyxy[:, 2:] - faces_xyxy[:, :2], 1e-9, None).prod(axis=1)
+    return (inter / area[None, :]).max(axis=1)
+
+
+def contact_sheet(crops_rgb: Sequence[np.ndarray], captions: Sequence[str], *, columns: int = 10) -> np.ndarray:
+    """Crops in a grid (BGR) with a caption under each: to look at what the verifier gets wrong."""
+    if not crops_rgb:
+        return np.full((40, 400, 3), 255, np.uint8)
+    side = crops_rgb[0].shape[0]
+    rows = -(-len(crops_rgb) // columns)
+    sheet = np.full((rows * (side + 16), columns * side, 3), 255, np.uint8)
+    for k, (crop, caption) in enumerate(zip(crops_rgb, captions, strict=True)):
+        y, x = (k // columns) * (side + 16), (k % columns) * side
+        sheet[y:y + side, x:x + side] = cv2.cvtColor(crop, cv2.COLOR_RGB2BGR)
+        cv2.putText(sheet, caption, (x + 2, y + side + 12), cv2.FONT_HERSHEY_SIMPLEX, 0.35, (0, 0, 0), 1, cv2.LINE_AA)
+    return sheet
+
+
 @dataclasses.dataclass
 class Mined:
     crops_rgb: list[np.ndarray] = dataclasses.field(default_factory=list)
@@ -88,6 +131,11 @@ class Mined:
     masked: list[bool] = dataclasses.field(default_factory=list)
     scores: list[float] = dataclasses.field(default_factory=list)
     groups: list[str] = dataclasses.field(default_factory=list)
+    inside_face: list[float] = dataclasses.field(default_factory=list)  # share of the box inside a labelled face
+    holds_face: list[float] = dataclasses.field(default_factory=list)  # largest share of a labelled face in the box
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {k: np.asarray(v) for k, v in dataclasses.asdict(self).items()}
 
 
 def mine(
@@ -110,14 +158,19 @@ def mine(
         negatives = np.flatnonzero(labels == NEGATIVE)[:neg_per_image]  # strongest first (select_faces order)
         keep = np.concatenate([np.flatnonzero(labels == POSITIVE), negatives]).astype(int)
         crops = verifier_crops(frame, faces.xyxy[keep], context)
+        true_faces = image.xyxy[[lb != IGNORE for lb in image.labels]]
+        inside = share_inside(faces.xyxy[keep], true_faces)
+        holds = share_held(faces.xyxy[keep], true_faces)
         masked = "__mask" in image.path.name
-        for i, crop in zip(keep, crops, strict=True):
+        for i, crop, share, held in zip(keep, crops, inside, holds, strict=True):
             small = cv2.resize(crop, (size_px, size_px), interpolation=cv2.INTER_AREA)
             out.crops_rgb.append(cv2.cvtColor(small, cv2.COLOR_BGR2RGB))
             out.labels.append(int(labels[i]))
             out.masked.append(masked and labels[i] == POSITIVE)
             out.scores.append(float(faces.confidence[i]))
             out.groups.append(cv_group(image.path, groups))
+            out.inside_face.append(float(share))
+            out.holds_face.append(float(held))
     if unreadable:
         print(f"skipped {unreadable} unreadable images")
     return out
@@ -188,6 +241,21 @@ def export(embedder: Any, coef: np.ndarray, intercept: float, stem: Path, card: 
     write_json_atomic(stem.with_suffix(".json"), card)
 
 
+def write_review(folder: Path, mined: dict[str, np.ndarray], probs: np.ndarray, asked: np.ndarray,
+                 threshold: float, n: int = 40) -> None:  # fmt: skip
+    """Contact sheets of the verifier's worst out-of-fold mistakes among the boxes it will be asked about."""
+    labels, masked = mined["labels"], mined["masked"]
+    for name, pick, order in (("false_faces", asked & (labels == NEGATIVE), -1),
+                              ("lost_masked_faces", asked & (labels == POSITIVE) & masked, 1)):  # fmt: skip
+        idx = np.flatnonzero(pick)
+        idx = idx[np.argsort(order * probs[idx], kind="stable")][:n]
+        captions = [f"p{probs[i]:.2f} s{mined['scores'][i]:.2f} in{mined['inside_face'][i]:.1f}" for i in idx]
+        ok, buf = cv2.imencode(".png", contact_sheet([mined["crops_rgb"][i] for i in idx], captions))
+        if ok:
+            write_bytes_atomic(folder / f"{name}.png", buf.tobytes())
+    print(f"review sheets (threshold {threshold:.3f}): {folder}/false_faces.png, {folder}/lost_masked_faces.png")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m face_detector.train_verifier", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
@@ -201,6 +269,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--folds", type=int, default=5, help="cross-validation folds by photo group (5)")
     parser.add_argument("--max-false-per-image", type=float, default=0.01,
                         help="false boxes per image the threshold lets through in cross-validation (0.01)")
+    parser.add_argument("--cache", type=Path, help="mined candidates: loaded if the file exists, else saved there")
+    parser.add_argument("--report", type=Path, help="folder for the review sheets and cross-validation arrays "
+                        "(default runs/face_verifier-<time>)")  # fmt: skip
     add_config_args(parser)
     return parser
 
@@ -214,22 +285,37 @@ def _main(argv: Sequence[str] | None = None) -> int:
     if not images:
         raise UserError(f"no images in {', '.join(map(str, args.dirs))}")
     started = time.monotonic()
-    mined = mine(cfg, images, person_groups(args.dirs), size_px=args.size, context=args.context,
-                 neg_per_image=args.neg_per_image)
-    labels, masked, groups = np.array(mined.labels), np.array(mined.masked), np.array(mined.groups)
+    if args.cache and args.cache.is_file():
+        with np.load(args.cache) as cached:
+            mined = {k: cached[k] for k in cached.files}
+        print(f"candidates from {args.cache}")
+    else:
+        mined = mine(cfg, images, person_groups(args.dirs), size_px=args.size, context=args.context,
+                     neg_per_image=args.neg_per_image).arrays()  # fmt: skip
+        if args.cache:
+            with atomic_path(args.cache) as tmp, tmp.open("wb") as f:
+                np.savez(f, **mined)
+    labels, masked, groups = mined["labels"].copy(), mined["masked"], mined["groups"]
+    # boxes on part of a face, or around a face, are no clean non-faces (nested-box suppression drops them)
+    near = (mined["inside_face"] >= NEAR_FACE_SHARE) | (mined["holds_face"] >= HOLDS_FACE_SHARE)
+    labels[(labels == NEGATIVE) & near] = LEFT_OUT
+    used = labels != LEFT_OUT
+    mined = {k: v[used] for k, v in mined.items()}
+    labels, masked, groups = labels[used], masked[used], groups[used]
     n_pos = int((labels == POSITIVE).sum())
     print(f"{len(labels)} candidates: {n_pos} faces ({int(masked.sum())} masked), {len(labels) - n_pos} not faces, "
           f"{len(set(groups))} folds")  # fmt: skip
     embedder = build_embedder(args.size, cfg)
-    features = np.asarray(embedder.predict(np.stack(mined.crops_rgb).astype(np.float32), batch_size=64, verbose=1))
+    features = np.asarray(embedder.predict(mined["crops_rgb"].astype(np.float32), batch_size=64, verbose=1))
     probs = cross_validate(features, labels, groups, args.c, args.folds)
-    scores = np.array(mined.scores)
-    asked = scores < fd.recheck_max_confidence  # the boxes the detector will ask about (and those at the border)
+    scores = mined["scores"]
+    # the boxes the detector will ask about (and those at the border)
+    asked = (scores >= fd.recheck_min_confidence) & (scores < fd.recheck_max_confidence)
     threshold = pick_threshold(probs[asked], labels[asked], len(images), args.max_false_per_image)
     cv = rates(probs[asked], labels[asked], masked[asked], threshold, len(images))
-    print(f"cross-validated, boxes below {fd.recheck_max_confidence}: threshold {threshold:.3f} keeps masked "
-          f"{cv['recall_masked']:.3f}, unmasked {cv['recall_unmasked']:.3f}, {cv['false_per_image']:.3f} false "
-          f"boxes per image")  # fmt: skip
+    print(f"cross-validated, boxes {fd.recheck_min_confidence}-{fd.recheck_max_confidence}: threshold "
+          f"{threshold:.3f} keeps masked {cv['recall_masked']:.3f}, unmasked {cv['recall_unmasked']:.3f}, "
+          f"{cv['false_per_image']:.3f} false boxes per image")  # fmt: skip
     curve = [rates(probs[asked], labels[asked], masked[asked], t, len(images)) for t in np.linspace(0.05, 0.95, 19)]
     from sklearn.linear_model import LogisticRegression
 
@@ -255,11 +341,14 @@ def _main(argv: Sequence[str] | None = None) -> int:
             "ssd_long_sides_px": list(fd.input_long_sides_px),
             "min_aspect_hw": fd.min_aspect_hw,
         },
-        "cross_validation": {"asked": "boxes below recheck_max_confidence", **cv, "curve": curve},
+        "cross_validation": {"asked": [fd.recheck_min_confidence, fd.recheck_max_confidence], **cv, "curve": curve},
     }
     export(embedder, final.coef_[0], float(final.intercept_[0]), args.out, card)
-    np.savez_compressed(args.out.parent / f".{args.out.name}_cv.npz", probs=probs, labels=labels, masked=masked,
-                        scores=scores, groups=groups)  # fmt: skip
+    report = args.report or Path("runs") / f"face_verifier-{datetime.now():%Y%m%d-%H%M%S}"
+    write_review(report, mined, probs, asked, threshold)
+    with atomic_path(report / "cross_validation.npz") as tmp, tmp.open("wb") as f:
+        np.savez_compressed(f, probs=probs, **{k: v for k, v in mined.items() if k != "crops_rgb"})
+    write_json_atomic(report / "card.json", card)
     print(f"wrote {args.out.with_suffix('.tflite')} and {args.out.with_suffix('.json')} "
           f"in {time.monotonic() - started:.0f} s")  # fmt: skip
     return 0

@@ -62,13 +62,14 @@ class FaceDetectorConfig:
     max_aspect_hw: float = _range(0.0, 100.0, default=100.0)
     recheck_size_px: int = _range(0, 1024, default=300)
     recheck_min_confidence: float = _range(0.0, 1.0, default=0.2)
-    recheck_context: float = _range(0.0, 2.0, default=0.5)
+    recheck_contexts: tuple[float, ...] = _range(0.0, 2.0, default=(0.5,))
     recheck_max: int = _range(0, 100, default=8)
     recheck_max_confidence: float = _range(0.0, 1.0, default=0.499)
     recheck_at_border: bool = True
     verifier: str = ""
     verifier_min_p_face: float = _range(0.0, 1.0, default=0.0)
     verifier_threads: int = _range(1, 64, default=2)
+    nested_share: float = _range(0.0, 1.0, default=0.0)
     min_size_px: int = _range(0, 10000, default=20)
     nms_iou: float = _range(0.0, 1.0, default=0.4)
     crop_margin: float = _range(0.0, 1.0, default=0.0)

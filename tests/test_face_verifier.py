@@ -121,3 +121,27 @@ def test_without_uncertain_boxes_the_verifier_is_not_called(handmade_detector):
     handmade_detector.verifier = verifier
     faces = handmade_detector(np.zeros((400, 600, 3), np.uint8))
     assert len(faces) == 1
+
+
+def test_nested_boxes_inside_or_around_a_stronger_face_are_dropped():
+    from face_detector.multiscale import nested_in_stronger
+
+    boxes = np.array([
+        [100, 100, 200, 220],  # the face (strongest)
+        [120, 150, 170, 200],  # on the mask, all inside the face
+        [60, 60, 260, 300],  # around the face: holds all of it
+        [300, 100, 400, 220],  # another face
+        [180, 100, 320, 220],  # between the two faces: 14% / 17% shares, kept
+        [310, 110, 390, 210],  # inside the other face
+    ])  # fmt: skip
+    assert nested_in_stronger(boxes, 0.6).tolist() == [False, True, True, False, False, True]
+    assert nested_in_stronger(boxes, 1.01).tolist() == [False] * 6
+    assert nested_in_stronger(np.zeros((0, 4)), 0.6).tolist() == []
+
+
+def test_a_dropped_box_does_not_drop_others():
+    from face_detector.multiscale import nested_in_stronger
+
+    # b is inside a and dropped; c lies inside b only (not inside a): it stays
+    boxes = np.array([[0, 0, 100, 100], [20, 20, 110, 110], [95, 95, 108, 108]])
+    assert nested_in_stronger(boxes, 0.6).tolist() == [False, True, False]
