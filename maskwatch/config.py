@@ -57,7 +57,7 @@ class AssetsConfig:
 class FaceDetectorConfig:
     min_confidence: float = _range(0.0, 1.0, default=0.5)
     input_size_wh: tuple[int, int] = _range(32, 4096, default=(300, 300))
-    input_long_sides_px: tuple[int, ...] = _range(32, 4096, default=(600,))
+    input_long_sides_px: tuple[int, ...] = _range(32, 4096, default=(300, 600))
     min_aspect_hw: float = _range(0.0, 100.0, default=1.0)
     max_aspect_hw: float = _range(0.0, 100.0, default=100.0)
     recheck_size_px: int = _range(0, 1024, default=300)
@@ -69,7 +69,7 @@ class FaceDetectorConfig:
     verifier: str = ""
     verifier_min_p_face: float = _range(0.0, 1.0, default=0.0)
     verifier_threads: int = _range(1, 64, default=2)
-    nested_share: float = _range(0.0, 1.0, default=0.0)
+    nested_share: float = _range(0.0, 1.0, default=0.6)
     min_size_px: int = _range(0, 10000, default=20)
     nms_iou: float = _range(0.0, 1.0, default=0.4)
     crop_margin: float = _range(0.0, 1.0, default=0.0)

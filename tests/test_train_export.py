@@ -30,9 +30,9 @@ def _tiny_model(size: int = 32):
 
 def _tflite_predict(path: Path, x: np.ndarray) -> np.ndarray:
     """The detector's own LiteRT runtime on the exported file."""
-    from detector.classifier import _tflite_predictor
+    from maskwatch.litert import tflite_predictor
 
-    return _tflite_predictor(path, threads=1)(x)
+    return tflite_predictor(path, threads=1)(x)
 
 
 @pytest.mark.slow
