@@ -58,11 +58,14 @@ class FaceDetector:
     One SSD pass per input size (``input_long_sides_px``: frame resized, aspect kept; else ``input_size_wh``),
     boxes of all passes merged by one NMS. Optional: boxes outside ``[min_aspect_hw, max_aspect_hw]`` are
     dropped; boxes scoring from ``recheck_min_confidence`` up to ``min_confidence`` get a zoomed second look
-    (a square crop around the box, ``recheck_contexts`` of its size on every side, one look per context, at ``recheck_size_px``; all
-    crops in one batch) and are kept only when that look scores ``min_confidence`` or more; so are boxes up to
-    ``recheck_max_confidence`` (1.0: every box gets the second look, which also rejects confident false boxes),
-    and, with ``recheck_at_border``, boxes touching the frame's edge whatever their score (the SSD saw only part
-    of the thing there; confident ghosts at the edge are rejected at the cost of a few border crops).
+    (a square crop around the box per entry of ``recheck_contexts``, that fraction of its size on every side, at
+    ``recheck_size_px``; all crops in one batch) and are kept only when their best look scores ``min_confidence``
+    or more; so are boxes up to ``recheck_max_confidence`` (1.0: every box gets the second look, which also
+    rejects confident false boxes), and, with ``recheck_at_border``, boxes touching the frame's edge whatever their
+    score (the SSD saw only part of the thing there; confident ghosts at the edge are rejected at the cost of a few
+    border crops). A ``verifier`` (``(frame_bgr, xyxy) -> P(face)``) replaces the second look when given: boxes
+    it scores ``verifier_min_p_face`` or more are kept as found. Last, with ``nested_share``, a box mostly inside a
+    stronger one, or holding most of one, is dropped.
     """
 
     def __init__(
