@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from maskwatch.config import Config
 
 MEAN_BGR = (104.0, 177.0, 123.0)  # the res10 SSD's training mean
+MAX_NETS = 4  # SSD networks kept, one per input size (passes + second look); images of many sizes reuse the oldest
 BORDER_MARGIN_PX = 2  # recheck_at_border: a box this close to an edge was (nearly) clipped by the frame
 
 
@@ -95,9 +96,11 @@ class FaceDetector:
                 raise UserError(f"face detector file not found: {path} (run: python -m models fetch)")
         try:
             self.net = cv2.dnn.readNetFromCaffe(str(prototxt), str(caffemodel))
+            self._model_files = (str(prototxt), str(caffemodel))
         except cv2.error as exc:
             msg = " ".join(str(exc).split())[-200:]
             raise UserError(f"cannot load the SSD face detector from {prototxt}, {caffemodel}: {msg}") from None
+        self._nets: dict[tuple[int, int], cv2.dnn.Net] = {}  # by input size, least recently used first
         self.min_confidence = float(min_confidence)
         self.input_size_wh = (int(input_size_wh[0]), int(input_size_wh[1]))
         self.input_long_sides_px = tuple(int(s) for s in input_long_sides_px)
@@ -151,8 +154,20 @@ class FaceDetector:
 
     def forward(self, frames_bgr: Sequence[np.ndarray], size_wh: tuple[int, int]) -> np.ndarray:
         """Raw SSD output ``[1, 1, N, 7]`` for ``frames_bgr`` resized to ``size_wh`` (one batch)."""
-        self.net.setInput(cv2.dnn.blobFromImages(list(frames_bgr), 1.0, size_wh, MEAN_BGR))
-        return self.net.forward()
+        net = self._net_for(tuple(size_wh))
+        net.setInput(cv2.dnn.blobFromImages(list(frames_bgr), 1.0, size_wh, MEAN_BGR))
+        return net.forward()
+
+    def _net_for(self, size_wh: tuple[int, int]) -> cv2.dnn.Net:
+        """One network per input size, the last ``MAX_NETS`` sizes kept: OpenCV re-plans a network whose input
+        shape changes (10-15 ms a frame on crowd.mp4 with the 300 + 600 px passes and the second look)."""
+        net = self._nets.pop(size_wh, None)
+        if net is None:
+            net = self.net if not self._nets else cv2.dnn.readNetFromCaffe(*self._model_files)
+            if len(self._nets) >= MAX_NETS:
+                self._nets.pop(next(iter(self._nets)))
+        self._nets[size_wh] = net  # most recently used last
+        return net
 
     def __call__(self, frame_bgr: np.ndarray) -> Faces:
         frame_bgr = as_bgr(frame_bgr)

@@ -145,3 +145,71 @@ def test_a_dropped_box_does_not_drop_others():
     # b is inside a and dropped; c lies inside b only (not inside a): it stays
     boxes = np.array([[0, 0, 100, 100], [20, 20, 110, 110], [95, 95, 108, 108]])
     assert nested_in_stronger(boxes, 0.6).tolist() == [False, True, False]
+
+
+def test_mosaics_move_and_scale_boxes_and_keep_a_fold_per_image(tmp_path: Path):
+    import cv2
+
+    from face_detector.eval_set import write_mosaics
+
+    src = tmp_path / "s1"
+    (src / "images").mkdir(parents=True)
+    rows, faces = ["file,x1,y1,x2,y2,label"], ["image,group,source,face,x1,y1,x2,y2"]
+    for k, stem in enumerate(["p0", "p1", "p2"]):
+        for variant in ("no_mask", "mask"):
+            cv2.imwrite(str(src / "images" / f"{stem}__{variant}.jpg"), np.full((200, 400, 3), 50 * k, np.uint8))
+            rows.append(f"images/{stem}__{variant}.jpg,100,40,200,160,{variant}")
+        faces.append(f"{stem},person{k},x,0,100,40,200,160")
+    (src / "boxes.csv").write_text("\n".join(rows) + "\n")
+    (src / "faces.csv").write_text("\n".join(faces) + "\n")
+    written = write_mosaics(src, tmp_path / "m", grid=2, cell_wh=(100, 80), seed=0)
+    out = (tmp_path / "m" / "boxes.csv").read_text().splitlines()[1:]
+    assert len(out) == 6 and written == 2 * len({r.split(",")[0].split("__")[0] for r in out})
+    images = {r.split(",")[0] for r in out}
+    assert all((tmp_path / "m" / name).is_file() for name in images)
+    for row in out:  # a 400x200 picture fits a 100x80 cell at scale 0.25: 25x50 px boxes at a cell's offset
+        x1, y1, x2, y2 = map(int, row.split(",")[1:5])
+        assert (x2 - x1, y2 - y1) == (25, 30) and x1 % 100 == 25 and (y1 % 80) == 25
+        assert row.endswith(",mask") == ("__mask" in row.split(",")[0])
+    folds = {fold_of(f"person{k}") for k in range(3)}
+    assert {int(name.split("_f")[1].split("_")[0]) for name in images} == folds
+
+
+@pytest.mark.slow
+def test_exported_verifier_runs_in_litert_like_keras(tmp_path: Path):
+    import keras
+
+    from face_detector.train_verifier import export
+    from maskwatch.litert import prepare_batch
+
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((32, 32, 3))
+    x = keras.layers.Rescaling(1 / 127.5, offset=-1)(inp)
+    x = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(4, 3, activation="relu")(x))
+    embedder = keras.Model(inp, x)
+    coef, intercept = np.array([1.5, -2.0, 0.5, 1.0]), -0.25
+    export(embedder, coef, intercept, tmp_path / "v", {"input_size_px": 32, "context": 0.25, "threshold": 0.5})
+    rng = np.random.default_rng(0)
+    frame = rng.integers(0, 255, (120, 160, 3), dtype=np.uint8)
+    boxes = np.array([[10, 10, 60, 70], [100, 50, 150, 110], [0, 0, 30, 30]])
+    p = FaceVerifier(tmp_path / "v")(frame, boxes)
+    batch = prepare_batch(verifier_crops(frame, boxes, 0.25), (32, 32))
+    features = keras.ops.convert_to_numpy(embedder(batch))
+    expected = 1 / (1 + np.exp(-(features @ coef + intercept)))
+    np.testing.assert_allclose(p, expected, atol=1e-5)
+    assert len(set(np.round(p, 4))) == 3  # three different crops, three different answers
+
+
+def test_one_network_per_input_size_and_at_most_max_nets(handmade_detector):
+    from face_detector.detector import MAX_NETS, FaceDetector
+
+    detector = handmade_detector
+    del detector.forward  # the real SSD again
+    frame = np.zeros((120, 160, 3), np.uint8)
+    first = FaceDetector.forward(detector, [frame], (160, 120))
+    net = detector._nets[(160, 120)]
+    for side in range(32, 32 + 16 * (MAX_NETS + 2), 16):
+        detector.forward([frame], (side, side))
+    assert len(detector._nets) == MAX_NETS and (160, 120) not in detector._nets
+    np.testing.assert_array_equal(detector.forward([frame], (160, 120)), first)  # a fresh network, same answer
+    assert detector._nets[(160, 120)] is not net
