@@ -101,3 +101,10 @@ def nested_in_stronger(xyxy: np.ndarray, min_share: float) -> np.ndarray:
         around_other = inter >= min_share * np.maximum(area[kept], 1e-9)
         nested[i] = bool((inside_other | around_other).any())
     return nested
+
+
+def fits_fine_pass(xyxy: np.ndarray, input_per_frame_px: float, max_box_px: float) -> np.ndarray:
+    """bool (n,): boxes (frame pixels) no taller than ``max_box_px`` at a pass that scaled the frame by
+    ``input_per_frame_px``."""
+    heights = np.asarray(xyxy, np.float64).reshape(-1, 4)[:, 3] - np.asarray(xyxy, np.float64).reshape(-1, 4)[:, 1]
+    return heights * input_per_frame_px <= max_box_px

@@ -70,6 +70,7 @@ class FaceDetectorConfig:
     verifier_min_p_face: float = _range(0.0, 1.0, default=0.0)
     verifier_threads: int = _range(1, 64, default=2)
     nested_share: float = _range(0.0, 1.0, default=0.6)
+    fine_pass_max_box_px: int = _range(0, 4096, default=120)
     min_size_px: int = _range(0, 10000, default=20)
     nms_iou: float = _range(0.0, 1.0, default=0.4)
     crop_margin: float = _range(0.0, 1.0, default=0.0)

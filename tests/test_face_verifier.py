@@ -213,3 +213,50 @@ def test_one_network_per_input_size_and_at_most_max_nets(handmade_detector):
     assert len(detector._nets) == MAX_NETS and (160, 120) not in detector._nets
     np.testing.assert_array_equal(detector.forward([frame], (160, 120)), first)  # a fresh network, same answer
     assert detector._nets[(160, 120)] is not net
+
+
+def test_fine_pass_boxes_too_large_for_it_are_dropped(handmade_detector):
+    """Two passes on a 600x400 frame (300x200 and 600x400): a tall box from the fine pass is dropped, the same
+    box from the coarse pass is kept, small fine-pass boxes are kept."""
+    detector = handmade_detector
+    detector.input_long_sides_px = (300, 600)
+    detector.recheck_size_px = 0
+    detector.verifier = None
+    detector.min_aspect_hw = 0.0
+    outputs = {
+        (300, 200): ssd_output((0.9, 0.10, 0.10, 0.30, 0.60)),  # 200 px tall in the frame, 100 px at its input
+        (600, 400): ssd_output((0.95, 0.50, 0.10, 0.75, 0.60), (0.9, 0.80, 0.10, 0.85, 0.20)),  # 200 px; 40 px
+    }
+    detector.forward = lambda frames, size: outputs[tuple(size)]
+    frame = np.zeros((400, 600, 3), np.uint8)
+    detector.fine_pass_max_box_px = 150
+    assert detector(frame).xyxy.tolist() == [[60, 40, 180, 240], [480, 40, 510, 80]]
+    detector.fine_pass_max_box_px = 0  # off: the fine pass's large box is back
+    assert detector(frame).xyxy.tolist() == [[300, 40, 450, 240], [60, 40, 180, 240], [480, 40, 510, 80]]
+
+
+@pytest.mark.parametrize("face_share", [0.3, 0.45])
+def test_a_face_close_to_the_camera_is_one_box(face_share):
+    """skimage's astronaut cropped like a 4:3 webcam frame with the face at 30-45% of its height: the default
+    detector reports the face once; the first default (the 600 px pass alone) missed it at 60% and reported a
+    half face at 0.95-0.98 at 45% and 60%."""
+    import cv2
+    from skimage import data
+
+    from face_detector import FaceDetector
+    from maskwatch.config import load_config
+
+    try:
+        detector = FaceDetector.from_config(load_config())
+    except (ImportError, UserError) as exc:
+        pytest.skip(f"SSD face detector assets unavailable: {exc}")
+    photo = data.astronaut()[:, :, ::-1]
+    h = int(95 / face_share)
+    w = h * 4 // 3
+    x0, y0 = max(0, 225 - w // 2), max(0, 140 - h // 2)
+    frame = cv2.resize(np.ascontiguousarray(photo[y0:y0 + h, x0:x0 + w]), (640, 480))
+    faces = detector(frame)
+    assert len(faces) == 1, faces.xyxy.tolist()
+    x1, y1, x2, y2 = faces.xyxy[0]
+    eyes_xy = ((np.array([203, 246, 223]) - x0) * 640 / w, (np.array([102, 104, 146]) - y0) * 480 / h)
+    assert ((x1 <= eyes_xy[0]) & (eyes_xy[0] <= x2) & (y1 <= eyes_xy[1]) & (eyes_xy[1] <= y2)).all()
