@@ -28,7 +28,8 @@ if TYPE_CHECKING:
     from maskwatch.config import Config
 
 MEAN_BGR = (104.0, 177.0, 123.0)  # the res10 SSD's training mean
-MAX_NETS = 4  # SSD networks kept, one per input size (passes + second look); images of many sizes reuse the oldest
+MAX_NETS = 3  # networks kept for large input sizes, one per size; images of many sizes replace the oldest
+SHARED_NET_MAX_AREA = 300 * 300  # inputs up to this many pixels share one network (see FaceDetector._net_for)
 BORDER_MARGIN_PX = 2  # recheck_at_border: a box this close to an edge was (nearly) clipped by the frame
 
 
@@ -165,11 +166,16 @@ class FaceDetector:
         return net.forward()
 
     def _net_for(self, size_wh: tuple[int, int]) -> cv2.dnn.Net:
-        """One network per input size, the last ``MAX_NETS`` sizes kept: OpenCV re-plans a network whose input
-        shape changes (10-15 ms a frame on crowd.mp4 with the 300 + 600 px passes and the second look)."""
+        """The network for an input size. OpenCV re-plans a network whose input shape changes, which is costly for
+        large inputs: each size above ``SHARED_NET_MAX_AREA`` pixels (the 600 px pass) gets its own network (the
+        last ``MAX_NETS`` such sizes kept); the small inputs (the 300 px pass, the second look) share one. Measured
+        on crowd.mp4: a network per size was 5-10% faster but held 100 MB more; this split keeps most of the gain
+        for ~50 MB (docs/PERFORMANCE.md)."""
+        if size_wh[0] * size_wh[1] <= SHARED_NET_MAX_AREA:
+            return self.net
         net = self._nets.pop(size_wh, None)
         if net is None:
-            net = self.net if not self._nets else cv2.dnn.readNetFromCaffe(*self._model_files)
+            net = cv2.dnn.readNetFromCaffe(*self._model_files)
             if len(self._nets) >= MAX_NETS:
                 self._nets.pop(next(iter(self._nets)))
         self._nets[size_wh] = net  # most recently used last

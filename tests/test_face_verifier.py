@@ -200,19 +200,22 @@ def test_exported_verifier_runs_in_litert_like_keras(tmp_path: Path):
     assert len(set(np.round(p, 4))) == 3  # three different crops, three different answers
 
 
-def test_one_network_per_input_size_and_at_most_max_nets(handmade_detector):
+def test_large_inputs_get_their_own_networks_small_ones_share_one(handmade_detector):
     from face_detector.detector import MAX_NETS, FaceDetector
 
     detector = handmade_detector
     del detector.forward  # the real SSD again
     frame = np.zeros((120, 160, 3), np.uint8)
-    first = FaceDetector.forward(detector, [frame], (160, 120))
-    net = detector._nets[(160, 120)]
-    for side in range(32, 32 + 16 * (MAX_NETS + 2), 16):
-        detector.forward([frame], (side, side))
-    assert len(detector._nets) == MAX_NETS and (160, 120) not in detector._nets
-    np.testing.assert_array_equal(detector.forward([frame], (160, 120)), first)  # a fresh network, same answer
-    assert detector._nets[(160, 120)] is not net
+    first = FaceDetector.forward(detector, [frame], (480, 360))
+    net = detector._nets[(480, 360)]
+    detector.forward([frame], (300, 225))
+    detector.forward([frame, frame], (300, 300))
+    assert list(detector._nets) == [(480, 360)]  # the small inputs used the shared network
+    for width in range(320, 320 + 32 * (MAX_NETS + 1), 32):
+        detector.forward([frame], (width, 320))
+    assert len(detector._nets) == MAX_NETS and (480, 360) not in detector._nets
+    np.testing.assert_array_equal(detector.forward([frame], (480, 360)), first)  # a fresh network, same answer
+    assert detector._nets[(480, 360)] is not net
 
 
 def test_fine_pass_boxes_too_large_for_it_are_dropped(handmade_detector):
