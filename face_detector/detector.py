@@ -185,10 +185,11 @@ class FaceDetector:
         frame_bgr = as_bgr(frame_bgr)
         height, width = frame_bgr.shape[:2]
         sizes = pass_sizes_wh((width, height), self.input_long_sides_px, self.input_size_wh)
+        coarse_h = min(h for _, h in sizes)
         passes = []
         for size in sizes:
             boxes, scores = ssd_boxes(self.forward([frame_bgr], size), (0, 0, width, height))
-            if self.fine_pass_max_box_px > 0 and size[1] > min(s[1] for s in sizes):
+            if self.fine_pass_max_box_px > 0 and size[1] > coarse_h:
                 keep = fits_fine_pass(boxes, size[1] / height, self.fine_pass_max_box_px)
                 boxes, scores = boxes[keep], scores[keep]
             passes.append((boxes, scores))
@@ -208,10 +209,11 @@ class FaceDetector:
         )
 
     def _recheck(self, frame_bgr: np.ndarray, faces: Faces) -> Faces:
-        """Re-score the strongest ``recheck_max`` boxes up to ``recheck_max_confidence`` on a zoomed crop.
+        """Re-score the strongest ``recheck_max`` boxes up to ``recheck_max_confidence`` on zoomed crops.
 
         Boxes touching the frame's edge are re-scored too with ``recheck_at_border``. A re-scored box is kept
-        when its second look scores ``min_confidence`` (with the second look's box); the other boxes above
+        when its best second look scores ``min_confidence`` (with that look's box), or, with a ``verifier``
+        instead, when the verifier gives it ``verifier_min_p_face`` (its own box); the other boxes above
         ``min_confidence`` (past ``recheck_max_confidence``, or past the cap) are kept as found.
         """
         if self.verifier is not None:  # it keeps the boxes it accepts as they are: no use asking about bad shapes

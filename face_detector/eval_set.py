@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import re
 import sys
 import zlib
 from collections.abc import Sequence
@@ -98,24 +99,35 @@ def fold_of(group: str, folds: int = 5) -> int:
     return zlib.crc32(group.encode()) % folds
 
 
-def read_boxes(folder: Path) -> dict[str, list[list[str]]]:
-    """``boxes.csv`` rows (``x1, y1, x2, y2, label``) by image file."""
-    with (folder / "boxes.csv").open(newline="", encoding="utf-8") as f:
-        rows = list(csv.reader(f))[1:]
-    out: dict[str, list[list[str]]] = {}
-    for file, *rest in rows:
-        out.setdefault(file, []).append(rest)
+def person_groups(dirs: Sequence[Path]) -> dict[str, str]:
+    """Image stem -> person group, from the ``faces.csv`` that maskify writes next to ``boxes.csv``."""
+    out = {}
+    for folder in dirs:
+        if (folder / "faces.csv").is_file():
+            with (folder / "faces.csv").open(newline="", encoding="utf-8") as f:
+                out.update({row["image"]: row["group"] for row in csv.DictReader(f)})
     return out
+
+
+def cv_group(path: Path, groups: dict[str, str]) -> str:
+    """The cross-validation fold of an image: its person group's ``fold_of`` (``person_groups``), the fold in a
+    mosaic's name (``mosaic3_f2_000__mask.jpg``), or the photo's own for images without faces."""
+    stem = path.stem.split("__")[0]
+    mosaic = re.match(r"mosaic\d+_f(\d+)_", stem)
+    if mosaic:
+        return f"fold{mosaic.group(1)}"
+    return f"fold{fold_of(groups.get(stem, stem))}"
 
 
 def write_mosaics(src: Path, dst: Path, *, grid: int, cell_wh: tuple[int, int] = (320, 240), seed: int = 0) -> int:
     """Group photos from single photos: ``grid`` x ``grid`` pictures of ``src`` (a maskify ``--full-images``
     folder) per image, each fitted into a ``cell_wh`` cell (aspect kept), boxes moved along. Pictures of one
     mosaic share a cross-validation fold (``fold_of`` their person group; the fold is in the file name)."""
-    with (src / "faces.csv").open(newline="", encoding="utf-8") as f:
-        group_of = {row["image"]: row["group"] for row in csv.DictReader(f)}
-    boxes = read_boxes(src)
-    stems = sorted({Path(name).name.split("__")[0] for name in boxes})
+    from face_detector.evaluate import read_labelled_folder
+
+    group_of = person_groups([src])
+    labelled = {im.path.relative_to(src).as_posix(): im for im in read_labelled_folder(src, (".jpg",))}
+    stems = sorted({Path(name).name.split("__")[0] for name, image in labelled.items() if image.labels})
     by_fold: dict[int, list[str]] = {}
     for stem in stems:
         by_fold.setdefault(fold_of(group_of.get(stem, stem)), []).append(stem)
@@ -139,10 +151,10 @@ def write_mosaics(src: Path, dst: Path, *, grid: int, cell_wh: tuple[int, int] =
                     x0 = (k % grid) * cw + (cw - small.shape[1]) // 2
                     y0 = (k // grid) * ch + (ch - small.shape[0]) // 2
                     canvas[y0:y0 + small.shape[0], x0:x0 + small.shape[1]] = small
-                    for x1, y1, x2, y2, label in boxes.get(file, []):
-                        xyxy = (x1, y1, x2, y2)
-                        moved = [round(float(v) * scale) + o for v, o in zip(xyxy, (x0, y0, x0, y0), strict=True)]
-                        rows.append([name, *map(str, moved), label])
+                    offset = np.array([x0, y0, x0, y0])
+                    image = labelled[file]
+                    for box, label in zip(image.xyxy, image.labels, strict=True):
+                        rows.append([name, *map(str, (np.round(box * scale).astype(int) + offset).tolist()), label])
                 ok, buf = cv2.imencode(".jpg", canvas, [cv2.IMWRITE_JPEG_QUALITY, 95])
                 if ok:
                     write_bytes_atomic(dst / name, buf.tobytes())

@@ -9,16 +9,31 @@ import numpy as np
 IGNORE = "ignore"
 
 
-def iou_matrix(a_xyxy: np.ndarray, b_xyxy: np.ndarray) -> np.ndarray:
-    """Intersection over union of every box in ``a`` (n, 4) with every box in ``b`` (m, 4): (n, m)."""
+def _intersections(a_xyxy: np.ndarray, b_xyxy: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Intersection areas (n, m) of every box in ``a`` (n, 4) with every box in ``b`` (m, 4), and the areas of
+    ``a`` as (n, 1) and of ``b`` as (1, m)."""
     a = np.asarray(a_xyxy, dtype=np.float64).reshape(-1, 1, 4)
     b = np.asarray(b_xyxy, dtype=np.float64).reshape(1, -1, 4)
     inter_wh = np.clip(np.minimum(a[..., 2:], b[..., 2:]) - np.maximum(a[..., :2], b[..., :2]), 0, None)
-    inter = inter_wh[..., 0] * inter_wh[..., 1]
     area_a = np.prod(np.clip(a[..., 2:] - a[..., :2], 0, None), axis=-1)
     area_b = np.prod(np.clip(b[..., 2:] - b[..., :2], 0, None), axis=-1)
+    return inter_wh[..., 0] * inter_wh[..., 1], area_a, area_b
+
+
+def iou_matrix(a_xyxy: np.ndarray, b_xyxy: np.ndarray) -> np.ndarray:
+    """Intersection over union of every box in ``a`` (n, 4) with every box in ``b`` (m, 4): (n, m)."""
+    inter, area_a, area_b = _intersections(a_xyxy, b_xyxy)
     union = area_a + area_b - inter
     return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+
+
+def overlap_shares(a_xyxy: np.ndarray, b_xyxy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(n, m) twice: the share of each ``a`` box's area inside each ``b`` box, and of each ``b`` box's inside
+    each ``a`` box (0 for empty boxes)."""
+    inter, area_a, area_b = _intersections(a_xyxy, b_xyxy)
+    a_in_b = np.divide(inter, area_a, out=np.zeros_like(inter), where=area_a > 0)
+    b_in_a = np.divide(inter, area_b, out=np.zeros_like(inter), where=area_b > 0)
+    return a_in_b, b_in_a
 
 
 @dataclass(frozen=True)

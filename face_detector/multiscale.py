@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from face_detector.matching import iou_matrix
+from face_detector.matching import iou_matrix, overlap_shares
 
 
 def pass_sizes_wh(
@@ -89,17 +89,11 @@ def nested_in_stronger(xyxy: np.ndarray, min_share: float) -> np.ndarray:
     """bool (n,) for boxes sorted strongest first: True where ``min_share`` of the box lies inside a stronger box
     that is itself kept, or ``min_share`` of that stronger box lies inside it (a part of a face, or a box around
     a face already found; NMS misses both, their IoU being small)."""
-    xyxy = np.asarray(xyxy, np.float64).reshape(-1, 4)
-    area = np.clip(xyxy[:, 2:] - xyxy[:, :2], 0, None).prod(axis=1)
-    nested = np.zeros(len(xyxy), bool)
-    for i in range(1, len(xyxy)):
+    inside, around = overlap_shares(xyxy, xyxy)  # [i, j]: share of box i inside box j / of box j inside box i
+    nested = np.zeros(len(inside), bool)
+    for i in range(1, len(nested)):
         kept = np.flatnonzero(~nested[:i])
-        lo = np.maximum(xyxy[i, :2], xyxy[kept, :2])
-        hi = np.minimum(xyxy[i, 2:], xyxy[kept, 2:])
-        inter = np.clip(hi - lo, 0, None).prod(axis=1)
-        inside_other = inter >= min_share * max(area[i], 1e-9)
-        around_other = inter >= min_share * np.maximum(area[kept], 1e-9)
-        nested[i] = bool((inside_other | around_other).any())
+        nested[i] = bool(((inside[i, kept] >= min_share) | (around[i, kept] >= min_share)).any())
     return nested
 
 

@@ -18,9 +18,7 @@ Never give it the held-out evaluation set: that set must stay unseen to measure 
 from __future__ import annotations
 
 import argparse
-import csv
 import dataclasses
-import re
 import sys
 import time
 from collections.abc import Sequence
@@ -32,9 +30,9 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from face_detector.eval_set import fold_of
+from face_detector.eval_set import cv_group, person_groups
 from face_detector.evaluate import LabelledImage, read_labelled_folder
-from face_detector.matching import IGNORE, iou_matrix
+from face_detector.matching import IGNORE, iou_matrix, overlap_shares
 from face_detector.verifier import verifier_crops
 from maskwatch.cli import add_config_args, config_from_args, run
 from maskwatch.config import Config
@@ -64,50 +62,12 @@ def label_candidates(
     return out
 
 
-def cv_group(path: Path, person_groups: dict[str, str]) -> str:
-    """The cross-validation fold of an image: its person group's ``fold_of`` (``faces.csv``), the fold in a
-    mosaic's name (``mosaic3_f2_000__mask.jpg``), or the photo's own for images without faces."""
-    stem = path.stem.split("__")[0]
-    mosaic = re.match(r"mosaic\d+_f(\d+)_", stem)
-    if mosaic:
-        return f"fold{mosaic.group(1)}"
-    return f"fold{fold_of(person_groups.get(stem, stem))}"
-
-
-def person_groups(dirs: Sequence[Path]) -> dict[str, str]:
-    """Image stem -> person group, from the ``faces.csv`` that maskify writes next to ``boxes.csv``."""
-    out = {}
-    for folder in dirs:
-        if (folder / "faces.csv").is_file():
-            with (folder / "faces.csv").open(newline="", encoding="utf-8") as f:
-                out.update({row["image"]: row["group"] for row in csv.DictReader(f)})
-    return out
-
-
-def share_inside(xyxy: np.ndarray, faces_xyxy: np.ndarray) -> np.ndarray:
-    """float (n,): the largest share of each box's area that lies inside one of ``faces_xyxy``."""
-    xyxy = np.asarray(xyxy, np.float64).reshape(-1, 4)
-    faces_xyxy = np.asarray(faces_xyxy, np.float64).reshape(-1, 4)
+def largest_shares(xyxy: np.ndarray, faces_xyxy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """float (n,) twice: the largest share of each box inside one face box, and of one face box inside each box."""
     if len(xyxy) == 0 or len(faces_xyxy) == 0:
-        return np.zeros(len(xyxy))
-    lo = np.maximum(xyxy[:, None, :2], faces_xyxy[None, :, :2])
-    hi = np.minimum(xyxy[:, None, 2:], faces_xyxy[None, :, 2:])
-    inter = np.clip(hi - lo, 0, None).prod(axis=2)
-    area = np.clip(xyxy[:, 2:] - xyxy[:, :2], 1e-9, None).prod(axis=1)
-    return (inter / area[:, None]).max(axis=1)
-
-
-def share_held(xyxy: np.ndarray, faces_xyxy: np.ndarray) -> np.ndarray:
-    """float (n,): the largest share of one of ``faces_xyxy`` that lies inside each box."""
-    xyxy = np.asarray(xyxy, np.float64).reshape(-1, 4)
-    faces_xyxy = np.asarray(faces_xyxy, np.float64).reshape(-1, 4)
-    if len(xyxy) == 0 or len(faces_xyxy) == 0:
-        return np.zeros(len(xyxy))
-    lo = np.maximum(xyxy[:, None, :2], faces_xyxy[None, :, :2])
-    hi = np.minimum(xyxy[:, None, 2:], faces_xyxy[None, :, 2:])
-    inter = np.clip(hi - lo, 0, None).prod(axis=2)
-    area = np.clip(faces_xyxy[:, 2:] - faces_xyxy[:, :2], 1e-9, None).prod(axis=1)
-    return (inter / area[None, :]).max(axis=1)
+        return np.zeros(len(xyxy)), np.zeros(len(xyxy))
+    inside, held = overlap_shares(xyxy, faces_xyxy)
+    return inside.max(axis=1), held.max(axis=1)
 
 
 def contact_sheet(crops_rgb: Sequence[np.ndarray], captions: Sequence[str], *, columns: int = 10) -> np.ndarray:
@@ -159,8 +119,7 @@ def mine(
         keep = np.concatenate([np.flatnonzero(labels == POSITIVE), negatives]).astype(int)
         crops = verifier_crops(frame, faces.xyxy[keep], context)
         true_faces = image.xyxy[[lb != IGNORE for lb in image.labels]]
-        inside = share_inside(faces.xyxy[keep], true_faces)
-        holds = share_held(faces.xyxy[keep], true_faces)
+        inside, holds = largest_shares(faces.xyxy[keep], true_faces)
         masked = "__mask" in image.path.name
         for i, crop, share, held in zip(keep, crops, inside, holds, strict=True):
             small = cv2.resize(crop, (size_px, size_px), interpolation=cv2.INTER_AREA)
