@@ -262,6 +262,9 @@ def _main(argv: Sequence[str] | None = None) -> int:
     mined = {k: v[used] for k, v in mined.items()}
     labels, masked, groups = labels[used], masked[used], groups[used]
     n_pos = int((labels == POSITIVE).sum())
+    if n_pos == 0 or n_pos == len(labels) or len(set(groups)) < 2:
+        raise UserError(f"{len(labels)} candidate boxes ({n_pos} faces) in {len(set(groups))} fold(s): training "
+                        "needs faces, non-faces and several people (python -m face_detector.eval_set DST --split dev)")
     print(f"{len(labels)} candidates: {n_pos} faces ({int(masked.sum())} masked), {len(labels) - n_pos} not faces, "
           f"{len(set(groups))} folds")  # fmt: skip
     embedder = build_embedder(args.size, cfg)

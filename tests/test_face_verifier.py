@@ -263,3 +263,23 @@ def test_a_face_close_to_the_camera_is_one_box(face_share):
     x1, y1, x2, y2 = faces.xyxy[0]
     eyes_xy = ((np.array([203, 246, 223]) - x0) * 640 / w, (np.array([102, 104, 146]) - y0) * 480 / h)
     assert ((x1 <= eyes_xy[0]) & (eyes_xy[0] <= x2) & (y1 <= eyes_xy[1]) & (eyes_xy[1] <= y2)).all()
+
+
+def test_training_on_a_folder_without_faces_is_one_line_and_exit_2(tmp_path: Path):
+    import subprocess
+    import sys
+
+    import cv2
+
+    folder = tmp_path / "d"
+    (folder / "images").mkdir(parents=True)
+    cv2.imwrite(str(folder / "images" / "blank.jpg"), np.zeros((60, 80, 3), np.uint8))
+    (folder / "boxes.csv").write_text("file,x1,y1,x2,y2,label\n")
+    proc = subprocess.run([sys.executable, "-m", "face_detector.train_verifier", str(folder), "--out",
+                           str(tmp_path / "v")], capture_output=True, text=True, cwd=ROOT, timeout=120)  # fmt: skip
+    if "assets unavailable" in proc.stderr or "not found in any source" in proc.stderr:
+        pytest.skip("SSD face detector assets unavailable")
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1].startswith("error: ") and "Traceback" not in proc.stderr
+    assert "training needs faces, non-faces" in proc.stderr
+    assert not list(tmp_path.glob("v*"))  # nothing written
