@@ -114,7 +114,9 @@ class FaceDetector:
         self.min_aspect_hw, self.max_aspect_hw = float(min_aspect_hw), float(max_aspect_hw)
         self.recheck_size_px = int(recheck_size_px)
         self.recheck_min_confidence = float(recheck_min_confidence)
-        self.recheck_contexts = tuple(float(c) for c in recheck_contexts) or (0.5,)
+        self.recheck_contexts = tuple(float(c) for c in recheck_contexts)
+        if not self.recheck_contexts:
+            raise UserError("face_detector.recheck_contexts is empty: give at least one context, e.g. [0.5]")
         self.recheck_max = int(recheck_max)
         self.recheck_max_confidence = float(recheck_max_confidence)
         self.recheck_at_border = bool(recheck_at_border)

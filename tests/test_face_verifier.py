@@ -283,3 +283,14 @@ def test_training_on_a_folder_without_faces_is_one_line_and_exit_2(tmp_path: Pat
     assert proc.stderr.strip().splitlines()[-1].startswith("error: ") and "Traceback" not in proc.stderr
     assert "training needs faces, non-faces" in proc.stderr
     assert not list(tmp_path.glob("v*"))  # nothing written
+
+
+def test_empty_recheck_contexts_is_a_user_error():
+    from face_detector import FaceDetector
+    from maskwatch.config import load_config
+
+    try:
+        with pytest.raises(UserError, match="recheck_contexts is empty"):
+            FaceDetector.from_config(load_config(overrides=["face_detector.recheck_contexts=[]"]))
+    except UserError as exc:  # the SSD files themselves are missing
+        pytest.skip(f"SSD face detector assets unavailable: {exc}")
