@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from face_detector.blazeface import BlazeFaceVerifier
 from face_detector.multiscale import square_crop, zoom_regions
 from maskwatch.errors import UserError
 from maskwatch.litert import prepare_batch, tflite_predictor
@@ -62,10 +63,19 @@ class FaceVerifier:
         self._predict = tflite_predictor(path, threads)
 
     @classmethod
-    def from_config(cls, cfg: Config) -> FaceVerifier | None:
-        """The verifier named by ``face_detector.verifier`` ("" = none)."""
+    def from_config(cls, cfg: Config) -> FaceVerifier | BlazeFaceVerifier | None:
+        """The verifier named by ``face_detector.verifier`` ("" = none): a trained one, or BlazeFace by its card."""
         fd = cfg.face_detector
-        return cls(cfg.resolve_path(fd.verifier), threads=fd.verifier_threads) if fd.verifier else None
+        if not fd.verifier:
+            return None
+        stem = cfg.resolve_path(fd.verifier)
+        card = read_verifier_card(stem)
+        if card.get("kind") == "blazeface":
+            path = Path(stem).with_suffix(".tflite")
+            if not path.is_file():
+                raise UserError(f"face verifier file {path} is missing (python -m models fetch)")
+            return BlazeFaceVerifier(path, card, threads=fd.verifier_threads)
+        return cls(stem, threads=fd.verifier_threads)
 
     def __call__(self, frame_bgr: np.ndarray, xyxy: np.ndarray) -> np.ndarray:
         xyxy = np.asarray(xyxy).reshape(-1, 4)

@@ -23,8 +23,11 @@ def prepare_batch(crops_bgr: Sequence[np.ndarray], input_size_wh: tuple[int, int
     return batch
 
 
-def tflite_predictor(path: Path, threads: int) -> Callable[[np.ndarray], np.ndarray]:
-    """LiteRT interpreter; the input tensor is resized (and tensors reallocated) only when the batch size changes."""
+def tflite_predictor(path: Path, threads: int, *, all_outputs: bool = False) -> Callable[[np.ndarray], np.ndarray]:
+    """LiteRT interpreter; the input tensor is resized (and tensors reallocated) only when the batch size changes.
+
+    The predictor returns the first output, or with ``all_outputs`` a list of every output.
+    """
     from ai_edge_litert.interpreter import Interpreter
 
     try:
@@ -32,7 +35,7 @@ def tflite_predictor(path: Path, threads: int) -> Callable[[np.ndarray], np.ndar
     except (ValueError, RuntimeError) as exc:
         raise UserError(f"cannot load {path} ({' '.join(str(exc).split())[:200]})") from None
     inp = interp.get_input_details()[0]
-    out_index = interp.get_output_details()[0]["index"]
+    out_indices = [d["index"] for d in interp.get_output_details()]
     shape = [0]
 
     def predict(batch: np.ndarray) -> np.ndarray:
@@ -42,6 +45,8 @@ def tflite_predictor(path: Path, threads: int) -> Callable[[np.ndarray], np.ndar
             shape[0] = len(batch)
         interp.set_tensor(inp["index"], batch)
         interp.invoke()
-        return interp.get_tensor(out_index).copy()
+        if all_outputs:
+            return [interp.get_tensor(i).copy() for i in out_indices]
+        return interp.get_tensor(out_indices[0]).copy()
 
     return predict

@@ -1,0 +1,125 @@
+"""MediaPipe's BlazeFace (short range, 128x128) as a face/not-face check on the SSD's uncertain boxes.
+
+BlazeFace is a second, independent face detector trained by Google on a large and varied set of faces; the SSD and
+it rarely fire on the same non-face thing, while a masked face still looks like a face to both. Each candidate box
+is cut out as a square with ``context`` of its longer side on every side (the face then fills the middle of the crop,
+as in the selfie-range pictures the model was made for), and its P(face) is BlazeFace's best score among the
+anchors whose box overlaps the candidate's at IoU >= ``iou_min``. The model file comes from the Apache-2.0
+``mediapipe==0.10.14`` wheel (``mediapipe/modules/face_detection/face_detection_short_range.tflite``, see
+docs/ASSETS.md); its card (``<stem>.json``, ``"kind": "blazeface"``) holds these settings and the threshold.
+Pure parts (anchors, decoding) work without the model.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from face_detector.matching import iou_matrix
+from face_detector.multiscale import square_crop, zoom_regions
+from maskwatch.litert import tflite_predictor
+
+PAD_BGR = (127.0, 127.0, 127.0)
+# MediaPipe's face_detection_short_range graph: SSD anchors, strides 8, 16, 16, 16 on a 128 px input, one anchor
+# size per stride (fixed_anchor_size), 2 anchors per cell at stride 8 and 2 per layer (6) at stride 16.
+SHORT_RANGE_INPUT_PX = 128
+SHORT_RANGE_CELLS = ((8, 2), (16, 6))  # (stride px, anchors per cell)
+SCORE_CLIP = 100.0
+
+
+def blazeface_anchors(input_px: int = SHORT_RANGE_INPUT_PX, cells: tuple[tuple[int, int], ...] = SHORT_RANGE_CELLS
+                      ) -> np.ndarray:  # fmt: skip
+    """Anchor centres ``(cx, cy)`` (float32 (n, 2), 0-1 of the input) in the model's output order."""
+    centres = []
+    for stride, per_cell in cells:
+        side = -(-input_px // stride)
+        ys, xs = np.meshgrid((np.arange(side) + 0.5) / side, (np.arange(side) + 0.5) / side, indexing="ij")
+        grid = np.stack([xs.ravel(), ys.ravel()], axis=1)
+        centres.append(np.repeat(grid, per_cell, axis=0))
+    return np.concatenate(centres).astype(np.float32)
+
+
+def anchor_group_sizes(input_px: int = SHORT_RANGE_INPUT_PX, cells: tuple[tuple[int, int], ...] = SHORT_RANGE_CELLS
+                       ) -> tuple[int, ...]:  # fmt: skip
+    """Anchors per stride group, in output order (512 and 384 for the short-range model)."""
+    return tuple((-(-input_px // stride)) ** 2 * per_cell for stride, per_cell in cells)
+
+
+def decode_blazeface(regressors: np.ndarray, logits: np.ndarray, anchors: np.ndarray, input_px: int
+                     ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """Boxes ``x1, y1, x2, y2`` (0-1 of the input, float32 (n, 4)) and sigmoid scores (n,) of one image."""
+    reg = np.asarray(regressors, np.float32).reshape(len(anchors), -1)
+    centre = anchors + reg[:, :2] / input_px
+    half = reg[:, 2:4] / input_px / 2
+    boxes = np.concatenate([centre - half, centre + half], axis=1)
+    logits = np.clip(np.asarray(logits, np.float32).reshape(-1), -SCORE_CLIP, SCORE_CLIP)
+    scores = (1.0 / (1.0 + np.exp(-logits.astype(np.float64)))).astype(np.float32)
+    return boxes, scores
+
+
+def candidate_boxes_in_crops(xyxy: np.ndarray, regions_xys: np.ndarray) -> np.ndarray:
+    """Each box in its own square region, as fractions 0-1 of the region (float32 (n, 4))."""
+    xyxy = np.asarray(xyxy, np.float64).reshape(-1, 4)
+    x, y, side = (np.asarray(regions_xys, np.float64)[:, k] for k in range(3))
+    out = (xyxy - np.column_stack([x, y, x, y])) / side[:, None]
+    return out.astype(np.float32)
+
+
+class BlazeFaceVerifier:
+    """Callable: ``verifier(frame_bgr, xyxy) -> P(face)`` float32 (n,), one LiteRT batch per call."""
+
+    def __init__(self, model_path: str | Path, card: dict[str, Any], threads: int = 1) -> None:
+        self.context = float(card["context"])
+        self.threshold = float(card["threshold"])
+        self.iou_min = float(card.get("iou_min", 0.3))
+        self.input_px = int(card.get("input_size_px", SHORT_RANGE_INPUT_PX))
+        self.anchors = blazeface_anchors(self.input_px)
+        self._interp = _Interp(Path(model_path), threads, anchor_group_sizes(self.input_px))
+
+    def __call__(self, frame_bgr: np.ndarray, xyxy: np.ndarray) -> np.ndarray:
+        xyxy = np.asarray(xyxy).reshape(-1, 4)
+        if len(xyxy) == 0:
+            return np.zeros((0,), np.float32)
+        regions = zoom_regions(xyxy, self.context)
+        batch = np.stack([self._prepare(square_crop(frame_bgr, r, PAD_BGR)) for r in regions])
+        regressors, logits = self._interp(batch)
+        targets = candidate_boxes_in_crops(xyxy, regions)
+        p_face = np.zeros(len(xyxy), np.float32)
+        for i in range(len(xyxy)):
+            boxes, scores = decode_blazeface(regressors[i], logits[i], self.anchors, self.input_px)
+            near = iou_matrix(targets[i : i + 1], boxes)[0] >= self.iou_min
+            p_face[i] = scores[near].max() if near.any() else 0.0
+        return p_face
+
+    def _prepare(self, crop_bgr: np.ndarray) -> np.ndarray:
+        resized = cv2.resize(crop_bgr, (self.input_px, self.input_px), interpolation=cv2.INTER_AREA)
+        return cv2.cvtColor(resized, cv2.COLOR_BGR2RGB).astype(np.float32) / 127.5 - 1.0
+
+
+class _Interp:
+    """The two outputs (regressors, logits) of a BlazeFace LiteRT model, per image of a batch."""
+
+    def __init__(self, path: Path, threads: int, group_sizes: tuple[int, ...]) -> None:
+        self._predict = tflite_predictor(path, threads, all_outputs=True)
+        self.group_sizes = group_sizes
+
+    def __call__(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        outputs = self._predict(batch)
+        regressors = next(o for o in outputs if o.shape[-1] == 16)
+        logits = next(o for o in outputs if o.shape[-1] == 1)
+        n = len(batch)
+        return unfold_batch(regressors, n, self.group_sizes), unfold_batch(logits, n, self.group_sizes)
+
+
+def unfold_batch(output: np.ndarray, n_images: int, group_sizes: tuple[int, ...]) -> np.ndarray:
+    """Per-image rows (n, anchors, k) of a batched output. The graph reshapes each stride's head to (1, -1, k)
+    before concatenating them, so a batch comes out as [image 0..n-1 of stride 8, image 0..n-1 of stride 16]."""
+    flat = np.asarray(output).reshape(-1, output.shape[-1])
+    blocks, start = [], 0
+    for size in group_sizes:
+        blocks.append(flat[start:start + n_images * size].reshape(n_images, size, -1))
+        start += n_images * size
+    return np.concatenate(blocks, axis=1).squeeze(-1) if flat.shape[-1] == 1 else np.concatenate(blocks, axis=1)

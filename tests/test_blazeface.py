@@ -1,0 +1,99 @@
+"""BlazeFace as the face/not-face check: anchors, decoding, crops, the shipped model and its card."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from face_detector.blazeface import (
+    SHORT_RANGE_INPUT_PX,
+    BlazeFaceVerifier,
+    blazeface_anchors,
+    candidate_boxes_in_crops,
+    decode_blazeface,
+)
+from face_detector.multiscale import zoom_regions
+from face_detector.verifier import FaceVerifier, read_verifier_card
+from maskwatch.config import load_config
+from maskwatch.errors import UserError
+from models.assets import file_sha256
+
+ROOT = Path(__file__).resolve().parents[1]
+STEM = ROOT / "models" / "blazeface_short_range"
+
+
+def test_anchors_follow_mediapipes_short_range_layout():
+    anchors = blazeface_anchors()
+    assert anchors.shape == (896, 2)
+    assert np.allclose(anchors[:2], [1 / 32, 1 / 32]) and np.allclose(anchors[2], [3 / 32, 1 / 32])
+    assert np.allclose(anchors[32], [1 / 32, 3 / 32])  # row-major: the second row of the 16x16 grid
+    assert np.allclose(anchors[512:518], [1 / 16, 1 / 16]) and np.allclose(anchors[518], [3 / 16, 1 / 16])
+    assert np.allclose(anchors[-1], [15 / 16, 15 / 16])
+
+
+def test_decoding_offsets_the_anchor_and_squashes_scores():
+    anchors = blazeface_anchors()
+    reg = np.zeros((896, 16), np.float32)
+    reg[600, :4] = [12.8, -6.4, 64.0, 32.0]  # +0.1 x, -0.05 y, 0.5 wide, 0.25 tall (of 128 px)
+    logits = np.full(896, -1000.0, np.float32)  # clipped, no overflow
+    logits[600] = 0.0
+    boxes, scores = decode_blazeface(reg, logits, anchors, SHORT_RANGE_INPUT_PX)
+    cx, cy = anchors[600] + [0.1, -0.05]
+    assert np.allclose(boxes[600], [cx - 0.25, cy - 0.125, cx + 0.25, cy + 0.125], atol=1e-6)
+    assert scores[600] == pytest.approx(0.5) and scores.max() == scores[600] and scores.min() >= 0
+    assert np.isfinite(scores).all()
+
+
+def test_candidates_sit_in_the_middle_of_their_crops():
+    xyxy = np.array([[100, 50, 140, 100], [0, 0, 20, 20]])
+    regions = zoom_regions(xyxy, 0.5)  # side = 2 x the longer box side
+    inside = candidate_boxes_in_crops(xyxy, regions)
+    assert np.allclose(inside[0], [0.3, 0.25, 0.7, 0.75]) and np.allclose(inside[1], [0.25, 0.25, 0.75, 0.75])
+
+
+def test_shipped_model_matches_its_card():
+    card = read_verifier_card(STEM)
+    assert card["kind"] == "blazeface" and 0 < card["threshold"] < 1
+    assert file_sha256(STEM.with_suffix(".tflite")) == card["source"]["sha256"]
+
+
+@pytest.fixture(scope="module")
+def astronaut():
+    """skimage's astronaut (BGR), her face box as the SSD gives it, and the same face under a drawn mask."""
+    from skimage import data
+
+    frame = np.ascontiguousarray(data.astronaut()[:, :, ::-1])
+    face = np.array([[179, 58, 272, 177]])
+    masked = frame.copy()
+    x1, _, x2, y2 = face[0]
+    mask_xy = np.array([[x1 + 5, 123], [x2 - 5, 123], [x2 - 15, y2 + 5], [(x1 + x2) // 2, y2 + 15], [x1 + 15, y2 + 5]])
+    cv2.fillPoly(masked, [mask_xy.astype(np.int32)], (235, 200, 170))  # light-blue surgical mask, nose to chin
+    return frame, masked, face
+
+
+def test_blazeface_tells_faces_from_the_rest(astronaut):
+    frame, masked, face = astronaut
+    verifier = BlazeFaceVerifier(STEM.with_suffix(".tflite"), read_verifier_card(STEM), threads=1)
+    threshold = verifier.threshold
+    suit_flag_rocket = np.array([[300, 300, 400, 420], [20, 300, 120, 420], [380, 30, 480, 150], [150, 250, 260, 380]])
+    assert verifier(frame, face)[0] >= threshold
+    assert verifier(masked, face)[0] >= threshold  # the point: a masked face still looks like a face
+    assert (verifier(frame, suit_flag_rocket) < threshold).all()
+    half_face = np.array([[225, 58, 318, 177]])  # the box shifted by half a face: the right box is not there
+    assert verifier(frame, half_face)[0] < verifier(frame, face)[0]
+    both = verifier(frame, np.concatenate([face, suit_flag_rocket]))  # one batch gives each box its own answer
+    assert np.allclose(both, [verifier(frame, face)[0], *verifier(frame, suit_flag_rocket)], atol=1e-5)
+    assert verifier(frame, np.zeros((0, 4))).shape == (0,)
+
+
+def test_config_picks_the_verifier_by_its_card(tmp_path: Path):
+    cfg = load_config(overrides=[f"face_detector.verifier={STEM}"])
+    assert isinstance(FaceVerifier.from_config(cfg), BlazeFaceVerifier)
+    card = json.loads(STEM.with_suffix(".json").read_text())
+    (tmp_path / "bf.json").write_text(json.dumps(card))  # a card without its model file
+    with pytest.raises(UserError, match="missing"):
+        FaceVerifier.from_config(load_config(overrides=[f"face_detector.verifier={tmp_path / 'bf'}"]))
