@@ -58,19 +58,24 @@ def as_bgr(frame: np.ndarray) -> np.ndarray:
 class FaceDetector:
     """The res10 300x300 SSD face detector: ``detector(frame_bgr) -> Faces``.
 
-    One SSD pass per input size (``input_long_sides_px``: frame resized, aspect kept; else ``input_size_wh``),
-    boxes of all passes merged by one NMS. Optional: boxes outside ``[min_aspect_hw, max_aspect_hw]`` are
-    dropped; boxes scoring from ``recheck_min_confidence`` up to ``min_confidence`` get a zoomed second look
-    (a square crop around the box per entry of ``recheck_contexts``, that fraction of its size on every side, at
-    ``recheck_size_px``; all crops in one batch) and are kept only when their best look scores ``min_confidence``
-    or more; so are boxes up to ``recheck_max_confidence`` (1.0: every box gets the second look, which also
-    rejects confident false boxes), and, with ``recheck_at_border``, boxes touching the frame's edge whatever their
-    score (the SSD saw only part of the thing there; confident ghosts at the edge are rejected at the cost of a few
-    border crops). A ``verifier`` (``(frame_bgr, xyxy) -> P(face)``) replaces the second look when given: boxes
-    it scores ``verifier_min_p_face`` or more are kept as found. Last, with ``nested_share``, a box mostly inside a
-    stronger one, or holding most of one, is dropped. With several passes, ``fine_pass_max_box_px`` drops boxes
-    taller than that (in SSD input pixels) from every pass but the coarsest: large faces belong to the coarse pass,
-    a fine pass fires on parts of them (a half face at 0.95 on a webcam close-up).
+    One SSD pass per input size (``input_long_sides_px``: frame resized, aspect kept; else ``input_size_wh``), boxes
+    of all passes merged by one NMS. Optional: boxes outside ``[min_aspect_hw, max_aspect_hw]`` are dropped; boxes
+    scoring from ``recheck_min_confidence`` up to ``min_confidence`` get a zoomed second look (a square crop around
+    the box per entry of ``recheck_contexts``, that fraction of its size on every side, at ``recheck_size_px``; all
+    crops in one batch) and are kept only when their best look scores ``min_confidence`` or more; so are boxes up to
+    ``recheck_max_confidence`` (1.0: every box gets the second look, which also rejects confident false boxes), and,
+    with ``recheck_at_border``, boxes touching the frame's edge whatever their score (the SSD saw only part of the
+    thing there; confident ghosts at the edge are rejected at the cost of a few border crops), and so are boxes
+    flatter than ``recheck_below_aspect_hw`` (a masked face's box is often wider than tall; so is a coin's). A
+    ``verifier`` (``(frame_bgr, xyxy) -> P(face)``, e.g. BlazeFace) works with the second look: boxes it scores
+    below ``verifier_gate`` get no look (the costly SSD crops go to plausible faces only), and a box the look keeps
+    must also score ``verifier_min_p_face``, and the mean of its look's score and P(face) ``verifier_min_mean``
+    (the SSD and the verifier rarely fire strongly on the same non-face). Without the
+    second look (``recheck_size_px`` 0) the verifier alone decides: boxes it scores ``verifier_min_p_face`` or more
+    are kept as found. Last, with ``nested_share``, a box mostly inside a stronger one, or holding most of one, is
+    dropped. With several passes, ``fine_pass_max_box_px`` drops boxes taller than that (in SSD input pixels) from
+    every pass but the coarsest: large faces belong to the coarse pass, a fine pass fires on parts of them (a half
+    face at 0.95 on a webcam close-up).
     """
 
     def __init__(
@@ -91,8 +96,11 @@ class FaceDetector:
         recheck_max: int = 8,
         recheck_max_confidence: float = 1.0,
         recheck_at_border: bool = False,
+        recheck_below_aspect_hw: float = 0.0,
         verifier: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
         verifier_min_p_face: float = 0.5,
+        verifier_gate: float = 0.0,
+        verifier_min_mean: float = 0.0,
         nested_share: float = 0.0,
         fine_pass_max_box_px: int = 0,
     ) -> None:
@@ -120,8 +128,11 @@ class FaceDetector:
         self.recheck_max = int(recheck_max)
         self.recheck_max_confidence = float(recheck_max_confidence)
         self.recheck_at_border = bool(recheck_at_border)
+        self.recheck_below_aspect_hw = float(recheck_below_aspect_hw)
         self.verifier = verifier
         self.verifier_min_p_face = float(verifier_min_p_face)
+        self.verifier_gate = float(verifier_gate)
+        self.verifier_min_mean = float(verifier_min_mean)
         self.nested_share = float(nested_share)
         self.fine_pass_max_box_px = int(fine_pass_max_box_px)
 
@@ -151,8 +162,11 @@ class FaceDetector:
             recheck_max=fd.recheck_max,
             recheck_max_confidence=fd.recheck_max_confidence,
             recheck_at_border=fd.recheck_at_border,
+            recheck_below_aspect_hw=fd.recheck_below_aspect_hw,
             verifier=verifier,
             verifier_min_p_face=min_p_face,
+            verifier_gate=fd.verifier_gate,
+            verifier_min_mean=fd.verifier_min_mean,
             nested_share=fd.nested_share,
             fine_pass_max_box_px=fd.fine_pass_max_box_px,
         )
@@ -213,41 +227,59 @@ class FaceDetector:
     def _recheck(self, frame_bgr: np.ndarray, faces: Faces) -> Faces:
         """Re-score the strongest ``recheck_max`` boxes up to ``recheck_max_confidence`` on zoomed crops.
 
-        Boxes touching the frame's edge are re-scored too with ``recheck_at_border``. A re-scored box is kept
-        when its best second look scores ``min_confidence`` (with that look's box), or, with a ``verifier``
-        instead, when the verifier gives it ``verifier_min_p_face`` (its own box); the other boxes above
+        Boxes touching the frame's edge are re-scored too with ``recheck_at_border``, and boxes wider than
+        ``recheck_below_aspect_hw`` (height / width; often a masked face, sometimes a coin). A re-scored box is kept
+        when its best second look scores ``min_confidence`` (with that look's box) and, with a ``verifier``, the
+        verifier gave the box ``verifier_gate`` and the look's box ``verifier_min_p_face`` (mean with the look's
+        score ``verifier_min_mean``); the other boxes above
         ``min_confidence`` (past ``recheck_max_confidence``, or past the cap) are kept as found.
         """
-        if self.verifier is not None:  # it keeps the boxes it accepts as they are: no use asking about bad shapes
+        verifier_only = self.verifier is not None and self.recheck_size_px <= 0
+        if verifier_only:  # it keeps the boxes it accepts as they are: no use asking about bad shapes
             faces = faces[shape_ok(faces.xyxy, self.min_aspect_hw, self.max_aspect_hw)]
         candidates = faces.confidence <= self.recheck_max_confidence
         if self.recheck_at_border:
             height, width = frame_bgr.shape[:2]
             candidates |= at_border(faces.xyxy, (width, height), BORDER_MARGIN_PX)
+        if self.recheck_below_aspect_hw > 0:
+            candidates |= ~shape_ok(faces.xyxy, self.recheck_below_aspect_hw, float("inf"))
         candidates = np.flatnonzero(candidates)
         unsure = candidates[: self.recheck_max]
         sure = faces.confidence >= self.min_confidence
         sure[unsure] = False
+        if len(unsure) and self.verifier is not None:
+            p_face = np.asarray(self.verifier(frame_bgr, faces.xyxy[unsure]))
+            if verifier_only:
+                sure[unsure[p_face >= self.verifier_min_p_face]] = True
+                return faces[sure]
+            unsure = unsure[p_face >= self.verifier_gate]
         if len(unsure) == 0:
             return faces[sure]
-        if self.verifier is not None:
-            verified = np.asarray(self.verifier(frame_bgr, faces.xyxy[unsure])) >= self.verifier_min_p_face
-            sure[unsure[verified]] = True
-            return faces[sure]
-        # one look per box and context, all in one batch: box k's looks are rows k, k + n, k + 2n, ...
-        regions = np.concatenate([zoom_regions(faces.xyxy[unsure], c) for c in self.recheck_contexts])
+        boxes, scores = self._second_look(frame_bgr, faces.xyxy[unsure])
+        if self.verifier is not None and len(boxes):
+            p_face = np.asarray(self.verifier(frame_bgr, boxes))
+            confirmed = (p_face >= self.verifier_min_p_face) & ((p_face + scores) / 2 >= self.verifier_min_mean)
+            boxes, scores = boxes[confirmed], scores[confirmed]
+        height, width = frame_bgr.shape[:2]
+        return self._select(np.concatenate([faces.xyxy[sure], boxes]), np.concatenate([faces.confidence[sure], scores]),
+                            (width, height), self.min_confidence)  # fmt: skip
+
+    def _second_look(self, frame_bgr: np.ndarray, xyxy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The boxes (n', 4) and scores (n',) of ``xyxy`` that a zoomed look confirms at ``min_confidence``: per box,
+        the best look's box overlapping it at IoU >= 0.4, one look per context, all crops in one SSD batch."""
+        # box k's looks are rows k, k + n, k + 2n, ...
+        regions = np.concatenate([zoom_regions(xyxy, c) for c in self.recheck_contexts])
         crops = [square_crop(frame_bgr, r, MEAN_BGR) for r in regions]
         size = (self.recheck_size_px, self.recheck_size_px)
         rows = split_batch(self.forward(crops, size), len(crops))
-        boxes, scores = [faces.xyxy[sure]], [faces.confidence[sure]]
-        for k, i in enumerate(unsure):
+        boxes, scores = [], []
+        for k in range(len(xyxy)):
             looks = []
-            for j in range(k, len(regions), len(unsure)):
+            for j in range(k, len(regions), len(xyxy)):
                 x, y, side = regions[j]
-                looks.append(best_overlap(*ssd_boxes(rows[j], (x, y, side, side)), faces.xyxy[i], iou_min=0.4))
+                looks.append(best_overlap(*ssd_boxes(rows[j], (x, y, side, side)), xyxy[k], iou_min=0.4))
             box, score = max(looks, key=lambda look: look[1])
             if box is not None and score >= self.min_confidence:
-                boxes.append(box.reshape(1, 4))
-                scores.append(np.array([score]))
-        height, width = frame_bgr.shape[:2]
-        return self._select(np.concatenate(boxes), np.concatenate(scores), (width, height), self.min_confidence)
+                boxes.append(box)
+                scores.append(score)
+        return np.asarray(boxes, np.float64).reshape(-1, 4), np.asarray(scores, np.float64)

@@ -105,11 +105,57 @@ def test_verifier_keeps_weak_faces_and_drops_weak_and_border_ghosts(handmade_det
         return np.array([0.9 if x1 == 240 else 0.1 for x1, *_ in np.asarray(xyxy)])  # only the weak box at x 240
 
     handmade_detector.verifier, handmade_detector.verifier_min_p_face = verifier, 0.5
+    handmade_detector.recheck_size_px = 0  # the verifier alone decides
     faces = handmade_detector(frame)
     assert faces.xyxy.tolist() == [[60, 40, 120, 140], [240, 40, 300, 140]]
     assert faces.confidence.tolist() == pytest.approx([0.95, 0.30])  # kept with its own score
     # asked once, about the border box and the two weak boxes (strongest first); not the sure face nor the 0.05 box
     assert seen == [[[540, 160, 600, 320], [240, 40, 300, 140], [360, 200, 420, 300]]]
+
+
+def test_verifier_gates_the_second_look_and_confirms_its_boxes(handmade_detector):
+    frame = np.zeros((400, 600, 3), np.uint8)
+    frame_pass = handmade_detector.forward(None, None)
+    looked_at, asked = [], []
+
+    def forward(frames, size):
+        if len(frames) == 1 and frames[0].shape == frame.shape:
+            return frame_pass
+        looked_at.append(len(frames))  # every look finds a face at 0.8 in the middle of its crop
+        return np.array([(i, 1, 0.8, 0.25, 0.25, 0.75, 0.75) for i in range(len(frames))], np.float32)[None, None]
+
+    def verifier(frame_bgr, xyxy):  # by the box's centre: the face at x 270 yes, at x 390 so-so, the border ghost no
+        asked.append(np.asarray(xyxy).tolist())
+        centre_x = np.asarray(xyxy, np.float64)[:, 0::2].mean(axis=1)
+        return np.select([centre_x < 330, centre_x < 450], [0.9, 0.5], 0.1)
+
+    handmade_detector.forward = forward
+    handmade_detector.verifier = verifier
+    handmade_detector.verifier_gate, handmade_detector.verifier_min_p_face = 0.3, 0.6
+    faces = handmade_detector(frame)
+    # the border ghost (0.1 < gate) gets no look; both weak boxes do, in one batch; the look's box at x 390 is not
+    # confirmed (0.5 < 0.6); the look's box of the face at x 270 is kept with the look's score
+    assert looked_at == [2]
+    assert asked == [[[540, 160, 600, 320], [240, 40, 300, 140], [360, 200, 420, 300]],
+                     [[220, 40, 320, 140], [340, 200, 440, 300]]]  # fmt: skip
+    assert faces.xyxy.tolist() == [[60, 40, 120, 140], [220, 40, 320, 140]]
+    assert faces.confidence.tolist() == pytest.approx([0.95, 0.8])
+    handmade_detector.verifier_min_mean = 0.9  # the look's 0.8 and P(face) 0.9 average 0.85: not enough
+    assert handmade_detector(frame).xyxy.tolist() == [[60, 40, 120, 140]]
+
+
+def test_a_confident_box_wider_than_tall_is_checked_like_a_weak_one(handmade_detector):
+    frame = np.zeros((400, 600, 3), np.uint8)
+    # a sure face and a sure box 90 px wide, 60 px tall (a coin, or a masked face's upper half)
+    handmade_detector.forward = lambda frames, size: ssd_output((0.95, 0.10, 0.10, 0.20, 0.35),
+                                                                (0.90, 0.50, 0.50, 0.65, 0.65))  # fmt: skip
+    asked = []
+    handmade_detector.verifier = lambda frame_bgr, xyxy: asked.append(np.asarray(xyxy).tolist()) or np.zeros(len(xyxy))
+    handmade_detector.min_aspect_hw = 0.5
+    assert handmade_detector(frame).xyxy.tolist() == [[60, 40, 120, 140]]  # P(face) 0 < gate: no look, dropped
+    assert asked == [[[300, 200, 390, 260]]]
+    handmade_detector.recheck_below_aspect_hw = 0.0  # off: wide boxes pass as found
+    assert handmade_detector(frame).xyxy.tolist() == [[60, 40, 120, 140], [300, 200, 390, 260]]
 
 
 def test_without_uncertain_boxes_the_verifier_is_not_called(handmade_detector):
