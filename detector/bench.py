@@ -53,9 +53,10 @@ LOOP_VARIANTS = {  # our loop again with these overrides, when they change the c
     "single_pass": ("one 300x300 SSD pass, no second look (the reference's face detection)",
                     ["face_detector.input_long_sides_px=[]", "face_detector.recheck_size_px=0",
                      "face_detector.verifier="]),
-    "no_verifier": ("second look without BlazeFace (second round: boxes from 0.2, at most 8, aspect >= 1.0)",
-                    ["face_detector.verifier=", "face_detector.recheck_min_confidence=0.2",
-                     "face_detector.recheck_max=8", "face_detector.min_aspect_hw=1.0"]),
+    "blazeface": ("BlazeFace checks weak boxes from 0.1 (the third round's candidate, not the default)",
+                  ["face_detector.verifier=models/blazeface_short_range", "face_detector.recheck_min_confidence=0.1",
+                   "face_detector.recheck_max=16", "face_detector.min_aspect_hw=0.75",
+                   "face_detector.recheck_below_aspect_hw=1.0"]),
 }
 # The classic tutorial (pyimagesearch detect_mask_video.py) as the reference: its own settings.
 CLASSIC_WIDTH_PX = 400  # imutils.resize(frame, width=400) before detection

@@ -11,6 +11,7 @@ import numpy as np
 
 from face_detector.decoding import select_faces, ssd_boxes
 from face_detector.faces import Faces
+from face_detector.matching import overlap_shares
 from face_detector.multiscale import (
     at_border,
     best_overlap,
@@ -243,7 +244,10 @@ class FaceDetector:
             candidates |= at_border(faces.xyxy, (width, height), BORDER_MARGIN_PX)
         if self.recheck_below_aspect_hw > 0:
             candidates |= ~shape_ok(faces.xyxy, self.recheck_below_aspect_hw, float("inf"))
+        sure = (faces.confidence >= self.min_confidence) & ~candidates
         candidates = np.flatnonzero(candidates)
+        if self.nested_share > 0:  # parts of a sure face, or boxes around one: dropped at the end anyway, unlooked at
+            candidates = candidates[~self._nested_in(faces.xyxy[candidates], faces.xyxy[sure])]
         unsure = candidates[: self.recheck_max]
         sure = faces.confidence >= self.min_confidence
         sure[unsure] = False
@@ -263,6 +267,14 @@ class FaceDetector:
         height, width = frame_bgr.shape[:2]
         return self._select(np.concatenate([faces.xyxy[sure], boxes]), np.concatenate([faces.confidence[sure], scores]),
                             (width, height), self.min_confidence)  # fmt: skip
+
+    def _nested_in(self, xyxy: np.ndarray, sure_xyxy: np.ndarray) -> np.ndarray:
+        """bool (n,): boxes with ``nested_share`` of their area inside one of ``sure_xyxy``, or holding that share of
+        one (the rule of ``nested_in_stronger``, against the sure boxes only)."""
+        if len(xyxy) == 0 or len(sure_xyxy) == 0:
+            return np.zeros(len(xyxy), bool)
+        inside, around = overlap_shares(xyxy, sure_xyxy)
+        return ((inside >= self.nested_share) | (around >= self.nested_share)).any(axis=1)
 
     def _second_look(self, frame_bgr: np.ndarray, xyxy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The boxes (n', 4) and scores (n',) of ``xyxy`` that a zoomed look confirms at ``min_confidence``: per box,

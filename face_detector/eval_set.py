@@ -163,6 +163,21 @@ def write_mosaics(src: Path, dst: Path, *, grid: int, cell_wh: tuple[int, int] =
     return written
 
 
+def own_photos(folder: Path, image_exts: Sequence[str]) -> tuple[list[tuple[str, str, np.ndarray]], int]:
+    """``(key, group, image_bgr)`` of every readable image under ``folder`` (group = the file's stem), and how many
+    files could not be read."""
+    from train.maskify import list_images, read_image
+
+    photos, unreadable = [], 0
+    for path in list_images(folder, image_exts):
+        image = read_image(path)
+        if image is None:
+            unreadable += 1
+            continue
+        photos.append((path.relative_to(folder).as_posix() if folder.is_dir() else path.name, path.stem, image))
+    return photos, unreadable
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m face_detector.eval_set", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
@@ -175,6 +190,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="dev split: share of each video's listed frames to take (0.5)")
     parser.add_argument("--mosaics", type=int, nargs="*", default=[3, 4],
                         help="dev split: also group photos of N x N single photos, per seed (3 4)")
+    parser.add_argument("--photos", type=Path,
+                        help="build the set from your own photos (a folder; each file is its own group) instead of "
+                             "the packaged ones; no_faces/ as for --split")
     parser.add_argument("--cache", type=Path, help="download cache of train.starter_data")
     parser.add_argument("--overwrite", action="store_true", help="replace earlier outputs")
     add_config_args(parser)
@@ -188,12 +206,16 @@ def _main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     cfg = config_from_args(args)
     sources = Sources(args.cache or default_cache(cfg))
-    if args.split == "holdout":
-        items = [i for i in ITEMS if i.holdout and not i.frames and not i.path.endswith("_crop.jpg")]
+    if args.photos is not None:
+        photos, unreadable = own_photos(args.photos, cfg.stream.image_exts)
+        print(f"{args.photos}: {len(photos)} photos" + (f", {unreadable} unreadable (skipped)" if unreadable else ""))
     else:
-        items = [i for i in ITEMS if not i.holdout]
-    stream = sources.images(items, args.frames_scale)
-    photos = [(key, group, image) for key, group, image, _ in stream if image is not None]
+        if args.split == "holdout":
+            items = [i for i in ITEMS if i.holdout and not i.frames and not i.path.endswith("_crop.jpg")]
+        else:
+            items = [i for i in ITEMS if not i.holdout]
+        stream = sources.images(items, args.frames_scale)
+        photos = [(key, group, image) for key, group, image, _ in stream if image is not None]
     textures = sources.textures()
     locator = make_locator("hog", cfg, upsample=2)
     for scale in args.scales:

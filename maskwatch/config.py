@@ -58,16 +58,16 @@ class FaceDetectorConfig:
     min_confidence: float = _range(0.0, 1.0, default=0.5)
     input_size_wh: tuple[int, int] = _range(32, 4096, default=(300, 300))
     input_long_sides_px: tuple[int, ...] = _range(32, 4096, default=(300, 600))
-    min_aspect_hw: float = _range(0.0, 100.0, default=0.75)
+    min_aspect_hw: float = _range(0.0, 100.0, default=1.0)
     max_aspect_hw: float = _range(0.0, 100.0, default=100.0)
     recheck_size_px: int = _range(0, 1024, default=300)
-    recheck_min_confidence: float = _range(0.0, 1.0, default=0.1)
+    recheck_min_confidence: float = _range(0.0, 1.0, default=0.2)
     recheck_contexts: tuple[float, ...] = _range(0.0, 2.0, default=(0.5,))
-    recheck_max: int = _range(0, 100, default=16)
+    recheck_max: int = _range(0, 100, default=8)
     recheck_max_confidence: float = _range(0.0, 1.0, default=0.499)
     recheck_at_border: bool = True
-    recheck_below_aspect_hw: float = _range(0.0, 100.0, default=1.0)
-    verifier: str = "models/blazeface_short_range"
+    recheck_below_aspect_hw: float = _range(0.0, 100.0, default=0.0)
+    verifier: str = ""
     verifier_min_p_face: float = _range(0.0, 1.0, default=0.0)
     verifier_gate: float = _range(0.0, 1.0, default=0.3)
     verifier_min_mean: float = _range(0.0, 1.0, default=0.65)

