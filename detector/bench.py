@@ -56,7 +56,8 @@ LOOP_VARIANTS = {  # our loop again with these overrides, when they change the c
     "blazeface": ("BlazeFace checks weak boxes from 0.1 (the third round's candidate, not the default)",
                   ["face_detector.verifier=models/blazeface_short_range", "face_detector.recheck_min_confidence=0.1",
                    "face_detector.recheck_max=16", "face_detector.min_aspect_hw=0.75",
-                   "face_detector.recheck_below_aspect_hw=1.0"]),
+                   "face_detector.recheck_below_aspect_hw=1.0",
+                   "face_detector.recheck_skip_nested=true"]),
 }
 # The classic tutorial (pyimagesearch detect_mask_video.py) as the reference: its own settings.
 CLASSIC_WIDTH_PX = 400  # imutils.resize(frame, width=400) before detection

@@ -98,6 +98,7 @@ class FaceDetector:
         recheck_max_confidence: float = 1.0,
         recheck_at_border: bool = False,
         recheck_below_aspect_hw: float = 0.0,
+        recheck_skip_nested: bool = False,
         verifier: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
         verifier_min_p_face: float = 0.5,
         verifier_gate: float = 0.0,
@@ -130,6 +131,7 @@ class FaceDetector:
         self.recheck_max_confidence = float(recheck_max_confidence)
         self.recheck_at_border = bool(recheck_at_border)
         self.recheck_below_aspect_hw = float(recheck_below_aspect_hw)
+        self.recheck_skip_nested = bool(recheck_skip_nested)
         self.verifier = verifier
         self.verifier_min_p_face = float(verifier_min_p_face)
         self.verifier_gate = float(verifier_gate)
@@ -164,6 +166,7 @@ class FaceDetector:
             recheck_max_confidence=fd.recheck_max_confidence,
             recheck_at_border=fd.recheck_at_border,
             recheck_below_aspect_hw=fd.recheck_below_aspect_hw,
+            recheck_skip_nested=fd.recheck_skip_nested,
             verifier=verifier,
             verifier_min_p_face=min_p_face,
             verifier_gate=fd.verifier_gate,
@@ -228,12 +231,14 @@ class FaceDetector:
     def _recheck(self, frame_bgr: np.ndarray, faces: Faces) -> Faces:
         """Re-score the strongest ``recheck_max`` boxes up to ``recheck_max_confidence`` on zoomed crops.
 
-        Boxes touching the frame's edge are re-scored too with ``recheck_at_border``, and boxes wider than
-        ``recheck_below_aspect_hw`` (height / width; often a masked face, sometimes a coin). A re-scored box is kept
-        when its best second look scores ``min_confidence`` (with that look's box) and, with a ``verifier``, the
-        verifier gave the box ``verifier_gate`` and the look's box ``verifier_min_p_face`` (mean with the look's
-        score ``verifier_min_mean``); the other boxes above
-        ``min_confidence`` (past ``recheck_max_confidence``, or past the cap) are kept as found.
+        With ``recheck_skip_nested``, boxes ``nested_share`` inside or around a sure box are dropped unlooked at
+        (the nested-box rule would mostly drop them afterwards). Boxes touching the frame's edge are re-scored
+        too with ``recheck_at_border``, and boxes wider than ``recheck_below_aspect_hw`` (height / width; often
+        a masked face, sometimes a coin). A re-scored box is kept when its best second look scores
+        ``min_confidence`` (with that look's box) and, with a ``verifier``, the verifier gave the box
+        ``verifier_gate`` and the look's box ``verifier_min_p_face`` (mean with the look's score
+        ``verifier_min_mean``); the other boxes above ``min_confidence`` (past ``recheck_max_confidence``, or
+        past the cap) are kept as found.
         """
         verifier_only = self.verifier is not None and self.recheck_size_px <= 0
         if verifier_only:  # it keeps the boxes it accepts as they are: no use asking about bad shapes
@@ -246,7 +251,7 @@ class FaceDetector:
             candidates |= ~shape_ok(faces.xyxy, self.recheck_below_aspect_hw, float("inf"))
         sure = (faces.confidence >= self.min_confidence) & ~candidates
         candidates = np.flatnonzero(candidates)
-        if self.nested_share > 0:  # parts of a sure face, or boxes around one: dropped at the end anyway, unlooked at
+        if self.recheck_skip_nested and self.nested_share > 0:  # parts of a sure face, or boxes around one
             candidates = candidates[~self._nested_in(faces.xyxy[candidates], faces.xyxy[sure])]
         unsure = candidates[: self.recheck_max]
         sure = faces.confidence >= self.min_confidence

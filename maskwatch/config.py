@@ -67,6 +67,7 @@ class FaceDetectorConfig:
     recheck_max_confidence: float = _range(0.0, 1.0, default=0.499)
     recheck_at_border: bool = True
     recheck_below_aspect_hw: float = _range(0.0, 100.0, default=0.0)
+    recheck_skip_nested: bool = False
     verifier: str = ""
     verifier_min_p_face: float = _range(0.0, 1.0, default=0.0)
     verifier_gate: float = _range(0.0, 1.0, default=0.3)

@@ -158,7 +158,7 @@ def test_a_confident_box_wider_than_tall_is_checked_like_a_weak_one(handmade_det
     assert handmade_detector(frame).xyxy.tolist() == [[60, 40, 120, 140], [300, 200, 390, 260]]
 
 
-def test_weak_boxes_inside_or_around_a_sure_face_get_no_look(handmade_detector):
+def test_weak_boxes_inside_or_around_a_sure_face_can_skip_the_look(handmade_detector):
     frame = np.zeros((400, 600, 3), np.uint8)
     # a sure face 60 x 100 px; a weak box on its mouth; a weak box around it; a weak box elsewhere
     handmade_detector.forward = lambda frames, size: ssd_output((0.95, 0.10, 0.10, 0.20, 0.35),
@@ -167,8 +167,13 @@ def test_weak_boxes_inside_or_around_a_sure_face_get_no_look(handmade_detector):
                                                                 (0.20, 0.60, 0.50, 0.70, 0.75))  # fmt: skip
     asked = []
     handmade_detector.verifier = lambda frame_bgr, xyxy: asked.append(np.asarray(xyxy).tolist()) or np.zeros(len(xyxy))
+    handmade_detector.recheck_skip_nested = True
     handmade_detector(frame)
     assert asked == [[[360, 200, 420, 300]]]
+    handmade_detector.recheck_skip_nested = False  # off: all three weak boxes are checked
+    asked.clear()
+    handmade_detector(frame)
+    assert asked == [[[72, 100, 108, 132], [30, 0, 150, 200], [360, 200, 420, 300]]]
 
 
 def test_without_uncertain_boxes_the_verifier_is_not_called(handmade_detector):
