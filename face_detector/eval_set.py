@@ -26,6 +26,7 @@ import numpy as np
 from tqdm import tqdm
 
 from maskwatch.cli import add_config_args, config_from_args, run
+from maskwatch.errors import UserError
 from maskwatch.files import write_bytes_atomic, write_text_atomic
 
 # Real faces dlib's frontal detector misses, in source-photo pixels (x1, y1, x2, y2), checked by eye.
@@ -72,9 +73,28 @@ def write_no_faces(dst: Path, split: str = "holdout") -> int:
     return len(images)
 
 
-def add_ignore_rows(folder: Path, scale: float) -> int:
-    """Append the ``UNLABELLED_FACES`` that no labelled box covers to ``folder/boxes.csv`` as ``ignore``."""
+def read_unlabelled(path: Path) -> dict[str, list[tuple[int, int, int, int]]]:
+    """Hand-checked faces dlib misses, from a CSV ``photo,x1,y1,x2,y2`` (photo = file stem; source pixels)."""
+    out: dict[str, list[tuple[int, int, int, int]]] = {}
+    with path.open(newline="", encoding="utf-8") as f:
+        for line, row in enumerate(csv.DictReader(f), start=2):
+            try:
+                box = tuple(int(row[k]) for k in ("x1", "y1", "x2", "y2"))
+            except (KeyError, TypeError, ValueError):
+                raise UserError(f"{path}:{line}: expected photo,x1,y1,x2,y2 with integer pixels") from None
+            out.setdefault(row["photo"], []).append(box)  # type: ignore[arg-type]
+    return out
+
+
+def add_ignore_rows(
+    folder: Path, scale: float, unlabelled: dict[str, list[tuple[int, int, int, int]]] | None = None
+) -> int:
+    """Append the ``unlabelled`` faces (default ``UNLABELLED_FACES``) that no labelled box covers to
+    ``folder/boxes.csv`` as ``ignore``."""
     from face_detector.matching import iou_matrix
+    from train.maskify import safe_name
+
+    unlabelled = UNLABELLED_FACES if unlabelled is None else unlabelled
 
     csv_path = folder / "boxes.csv"
     with csv_path.open(newline="", encoding="utf-8") as f:
@@ -82,8 +102,8 @@ def add_ignore_rows(folder: Path, scale: float) -> int:
     added = 0
     for file in sorted({r[0] for r in rows[1:]}):
         labelled = np.array([[int(v) for v in r[1:5]] for r in rows[1:] if r[0] == file]).reshape(-1, 4)
-        for stem, boxes in UNLABELLED_FACES.items():
-            if stem not in Path(file).name:
+        for stem, boxes in unlabelled.items():
+            if safe_name(stem) not in Path(file).name:
                 continue
             for box in boxes:
                 scaled = [round(v * scale) for v in box]
@@ -192,7 +212,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="dev split: also group photos of N x N single photos, per seed (3 4)")
     parser.add_argument("--photos", type=Path,
                         help="build the set from your own photos (a folder; each file is its own group) instead of "
-                             "the packaged ones; no_faces/ as for --split")
+                             "the packaged ones; faces dlib misses go in PHOTOS/ignore.csv (photo,x1,y1,x2,y2); "
+                             "no_faces/ as for --split")
     parser.add_argument("--cache", type=Path, help="download cache of train.starter_data")
     parser.add_argument("--overwrite", action="store_true", help="replace earlier outputs")
     add_config_args(parser)
@@ -227,7 +248,11 @@ def _main(argv: Sequence[str] | None = None) -> int:
             for key, group, image in tqdm(scaled, desc=folder.name, unit="image", leave=False):
                 maskifier.add(image, key, group, writer)
             writer.close(summary_dict(maskifier, {"seed": seed, "scale": scale, "sources": [k for k, _, _ in photos]}))
-            ignored = add_ignore_rows(folder, scale) if args.split == "holdout" else 0
+            if args.photos is not None:
+                ignore_csv = args.photos / "ignore.csv"
+                ignored = add_ignore_rows(folder, scale, read_unlabelled(ignore_csv)) if ignore_csv.is_file() else 0
+            else:
+                ignored = add_ignore_rows(folder, scale) if args.split == "holdout" else 0
             print(f"{folder}: {maskifier.stats.line()}; {ignored} ignore boxes")
     if args.split == "dev" and 1.0 in args.scales:
         for seed in args.seeds:

@@ -274,3 +274,18 @@ def test_own_photos_are_read_and_corrupt_files_counted(tmp_path):
     photos, unreadable = own_photos(tmp_path, (".jpg", ".png"))
     assert [(key, group, image.shape) for key, group, image in photos] == [("sub/group.jpg", "group", (40, 60, 3))]
     assert unreadable == 1
+
+
+def test_unlabelled_faces_of_own_photos_come_from_a_csv(tmp_path: Path):
+    from face_detector.eval_set import add_ignore_rows, read_unlabelled
+
+    (tmp_path / "ignore.csv").write_text("photo,x1,y1,x2,y2\nbob.ip.flandmark__multi,331,19,355,51\n")
+    unlabelled = read_unlabelled(tmp_path / "ignore.csv")
+    assert unlabelled == {"bob.ip.flandmark__multi": [(331, 19, 355, 51)]}
+    image = "images/bob_ip_flandmark__multi__mask.jpg"  # maskify's file-safe name
+    (tmp_path / "boxes.csv").write_text(f"file,x1,y1,x2,y2,label\n{image},1,2,30,40,mask\n")
+    assert add_ignore_rows(tmp_path, 1.0, unlabelled) == 1
+    assert (tmp_path / "boxes.csv").read_text().splitlines()[-1] == f"{image},331,19,355,51,ignore"
+    (tmp_path / "bad.csv").write_text("photo,x1,y1,x2,y2\nx,1,2,three,4\n")
+    with pytest.raises(UserError, match=r"bad\.csv:2"):
+        read_unlabelled(tmp_path / "bad.csv")
