@@ -11,11 +11,11 @@ import numpy as np
 
 from face_detector.decoding import select_faces, ssd_boxes
 from face_detector.faces import Faces
-from face_detector.matching import overlap_shares
 from face_detector.multiscale import (
     at_border,
     best_overlap,
     fits_fine_pass,
+    nested_in,
     nested_in_stronger,
     pass_sizes_wh,
     shape_ok,
@@ -233,7 +233,7 @@ class FaceDetector:
 
         With ``recheck_skip_nested``, boxes ``nested_share`` inside or around a sure box are dropped unlooked at
         (the nested-box rule would mostly drop them afterwards). Boxes touching the frame's edge are re-scored
-        too with ``recheck_at_border``, and boxes wider than ``recheck_below_aspect_hw`` (height / width; often
+        too with ``recheck_at_border``, and boxes whose height / width is below ``recheck_below_aspect_hw`` (often
         a masked face, sometimes a coin). A re-scored box is kept when its best second look scores
         ``min_confidence`` (with that look's box) and, with a ``verifier``, the verifier gave the box
         ``verifier_gate`` and the look's box ``verifier_min_p_face`` (mean with the look's score
@@ -252,7 +252,7 @@ class FaceDetector:
         sure = (faces.confidence >= self.min_confidence) & ~candidates
         candidates = np.flatnonzero(candidates)
         if self.recheck_skip_nested and self.nested_share > 0:  # parts of a sure face, or boxes around one
-            candidates = candidates[~self._nested_in(faces.xyxy[candidates], faces.xyxy[sure])]
+            candidates = candidates[~nested_in(faces.xyxy[candidates], faces.xyxy[sure], self.nested_share)]
         unsure = candidates[: self.recheck_max]
         sure = faces.confidence >= self.min_confidence
         sure[unsure] = False
@@ -272,14 +272,6 @@ class FaceDetector:
         height, width = frame_bgr.shape[:2]
         return self._select(np.concatenate([faces.xyxy[sure], boxes]), np.concatenate([faces.confidence[sure], scores]),
                             (width, height), self.min_confidence)  # fmt: skip
-
-    def _nested_in(self, xyxy: np.ndarray, sure_xyxy: np.ndarray) -> np.ndarray:
-        """bool (n,): boxes with ``nested_share`` of their area inside one of ``sure_xyxy``, or holding that share of
-        one (the rule of ``nested_in_stronger``, against the sure boxes only)."""
-        if len(xyxy) == 0 or len(sure_xyxy) == 0:
-            return np.zeros(len(xyxy), bool)
-        inside, around = overlap_shares(xyxy, sure_xyxy)
-        return ((inside >= self.nested_share) | (around >= self.nested_share)).any(axis=1)
 
     def _second_look(self, frame_bgr: np.ndarray, xyxy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The boxes (n', 4) and scores (n',) of ``xyxy`` that a zoomed look confirms at ``min_confidence``: per box,

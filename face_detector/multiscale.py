@@ -85,6 +85,15 @@ def at_border(xyxy: np.ndarray, frame_wh: tuple[int, int], margin_px: int) -> np
     )
 
 
+def nested_in(xyxy: np.ndarray, others_xyxy: np.ndarray, min_share: float) -> np.ndarray:
+    """bool (n,): boxes with ``min_share`` of their area inside one of ``others_xyxy``, or holding that share of one
+    (``nested_in_stronger``'s rule against a fixed set of boxes, e.g. the sure faces)."""
+    if len(xyxy) == 0 or len(others_xyxy) == 0:
+        return np.zeros(len(xyxy), bool)
+    inside, around = overlap_shares(xyxy, others_xyxy)
+    return ((inside >= min_share) | (around >= min_share)).any(axis=1)
+
+
 def nested_in_stronger(xyxy: np.ndarray, min_share: float) -> np.ndarray:
     """bool (n,) for boxes sorted strongest first: True where ``min_share`` of the box lies inside a stronger box
     that is itself kept, or ``min_share`` of that stronger box lies inside it (a part of a face, or a box around
