@@ -128,4 +128,8 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    try:
+        sys.exit(main(sys.argv[1:]))
+    except (OSError, LookupError, ValueError, tarfile.TarError, zipfile.BadZipFile) as exc:  # network, archive, member
+        print(f"error: {' '.join(str(exc).split())[:300]}", file=sys.stderr)
+        sys.exit(1)
