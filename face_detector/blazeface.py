@@ -15,14 +15,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 
 from face_detector.matching import iou_matrix
 from face_detector.multiscale import square_crop, zoom_regions
-from maskwatch.litert import tflite_predictor
+from face_detector.verifier import PAD_BGR
+from maskwatch.litert import prepare_batch, tflite_predictor
 
-PAD_BGR = (127.0, 127.0, 127.0)
 # MediaPipe's face_detection_short_range graph: SSD anchors, strides 8, 16, 16, 16 on a 128 px input, one anchor
 # size per stride (fixed_anchor_size), 2 anchors per cell at stride 8 and 2 per layer (6) at stride 16.
 SHORT_RANGE_INPUT_PX = 128
@@ -77,15 +76,19 @@ class BlazeFaceVerifier:
         self.iou_min = float(card.get("iou_min", 0.3))
         self.input_px = int(card.get("input_size_px", SHORT_RANGE_INPUT_PX))
         self.anchors = blazeface_anchors(self.input_px)
-        self._interp = _Interp(Path(model_path), threads, anchor_group_sizes(self.input_px))
+        self.group_sizes = anchor_group_sizes(self.input_px)
+        self._predict = tflite_predictor(Path(model_path), threads, all_outputs=True)
 
     def __call__(self, frame_bgr: np.ndarray, xyxy: np.ndarray) -> np.ndarray:
         xyxy = np.asarray(xyxy).reshape(-1, 4)
         if len(xyxy) == 0:
             return np.zeros((0,), np.float32)
         regions = zoom_regions(xyxy, self.context)
-        batch = np.stack([self._prepare(square_crop(frame_bgr, r, PAD_BGR)) for r in regions])
-        regressors, logits = self._interp(batch)
+        crops = [square_crop(frame_bgr, r, PAD_BGR) for r in regions]
+        batch = prepare_batch(crops, (self.input_px, self.input_px)) / 127.5 - 1.0  # MediaPipe's -1..1 input
+        outputs = self._predict(batch)
+        regressors = unfold_batch(next(o for o in outputs if o.shape[-1] == 16), len(batch), self.group_sizes)
+        logits = unfold_batch(next(o for o in outputs if o.shape[-1] == 1), len(batch), self.group_sizes)
         targets = candidate_boxes_in_crops(xyxy, regions)
         p_face = np.zeros(len(xyxy), np.float32)
         for i in range(len(xyxy)):
@@ -94,32 +97,15 @@ class BlazeFaceVerifier:
             p_face[i] = scores[near].max() if near.any() else 0.0
         return p_face
 
-    def _prepare(self, crop_bgr: np.ndarray) -> np.ndarray:
-        resized = cv2.resize(crop_bgr, (self.input_px, self.input_px), interpolation=cv2.INTER_AREA)
-        return cv2.cvtColor(resized, cv2.COLOR_BGR2RGB).astype(np.float32) / 127.5 - 1.0
-
-
-class _Interp:
-    """The two outputs (regressors, logits) of a BlazeFace LiteRT model, per image of a batch."""
-
-    def __init__(self, path: Path, threads: int, group_sizes: tuple[int, ...]) -> None:
-        self._predict = tflite_predictor(path, threads, all_outputs=True)
-        self.group_sizes = group_sizes
-
-    def __call__(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        outputs = self._predict(batch)
-        regressors = next(o for o in outputs if o.shape[-1] == 16)
-        logits = next(o for o in outputs if o.shape[-1] == 1)
-        n = len(batch)
-        return unfold_batch(regressors, n, self.group_sizes), unfold_batch(logits, n, self.group_sizes)
-
 
 def unfold_batch(output: np.ndarray, n_images: int, group_sizes: tuple[int, ...]) -> np.ndarray:
-    """Per-image rows (n, anchors, k) of a batched output. The graph reshapes each stride's head to (1, -1, k)
-    before concatenating them, so a batch comes out as [image 0..n-1 of stride 8, image 0..n-1 of stride 16]."""
+    """Per-image rows (n, anchors, k) of a batched output ((n, anchors) when k is 1). The graph reshapes each
+    stride's head to (1, -1, k) before concatenating them, so a batch comes out as [image 0..n-1 of stride 8,
+    image 0..n-1 of stride 16]."""
     flat = np.asarray(output).reshape(-1, output.shape[-1])
     blocks, start = [], 0
     for size in group_sizes:
         blocks.append(flat[start:start + n_images * size].reshape(n_images, size, -1))
         start += n_images * size
-    return np.concatenate(blocks, axis=1).squeeze(-1) if flat.shape[-1] == 1 else np.concatenate(blocks, axis=1)
+    out = np.concatenate(blocks, axis=1)
+    return out[..., 0] if out.shape[-1] == 1 else out

