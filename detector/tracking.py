@@ -10,6 +10,11 @@ Coasting: at a key frame, a tracked face that no fresh detection overlaps (IoU >
 following the flow and keeping its P(mask), for up to ``max_missed`` key frames in a row (config
 ``face_detector.track_max_missed``), so a face found once stays found while a mask lowers the SSD's score.
 
+Lost tracks: each point is also tracked back to the previous frame; a point that does not come back within
+``MAX_FB_ERROR_PX`` is unreliable (forward-backward check, Kalal et al. 2010). A face with fewer than
+``MIN_TRACKED_POINTS`` reliable points (it left, was covered, or the scene cut) makes this frame a key frame at once,
+so a box never follows the background while the next key frame is awaited.
+
 Only for frame sequences (videos, cameras, streams): unrelated images need ``detect_every=1``. At every key frame
 the tracked boxes are compared with the fresh detections (``quality()``: mean IoU), so drift is measured.
 """
@@ -35,6 +40,7 @@ LK_PARAMS = {
     "criteria": (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 10, 0.03),
 }
 MIN_TRACKED_POINTS = 4
+MAX_FB_ERROR_PX = 1.0  # a point tracked forward then back must land this close to where it started
 MATCH_IOU = 0.3  # a fresh detection overlapping a tracked box this much is the same face
 MAX_COAST_SCALE = 1.5  # a coasted box whose size drifted beyond this factor of its last detection's is dropped
 DEFAULT_MAX_MISSED = 2  # = config face_detector.track_max_missed's default (a test checks they agree)
@@ -55,6 +61,18 @@ def grid_points(xyxy: np.ndarray) -> np.ndarray:
     fx, fy = np.meshgrid(steps, steps)
     size = xyxy[:, 2:] - xyxy[:, :2]
     return xyxy[:, None, :2] + np.stack([fx.ravel(), fy.ravel()], axis=1)[None] * size[:, None, :]
+
+
+def reliable_flow(gray_before: np.ndarray, gray_now: np.ndarray, points_xy: np.ndarray
+                  ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """Lucas-Kanade flow of ``points_xy`` (float32 (n, k, 2)): which points are reliable (bool (n, k): found, and
+    back within ``MAX_FB_ERROR_PX`` when tracked backwards) and where they moved (float32 (n, k, 2))."""
+    flat = points_xy.reshape(-1, 1, 2)
+    new, status, _ = cv2.calcOpticalFlowPyrLK(gray_before, gray_now, flat, None, **LK_PARAMS)
+    back, status_back, _ = cv2.calcOpticalFlowPyrLK(gray_now, gray_before, new, None, **LK_PARAMS)
+    error_px = np.linalg.norm((back - flat).reshape(-1, 2), axis=1)
+    ok = status.reshape(-1).astype(bool) & status_back.reshape(-1).astype(bool) & (error_px <= MAX_FB_ERROR_PX)
+    return ok.reshape(points_xy.shape[:2]), new.reshape(points_xy.shape)
 
 
 def move_box(box_xyxy: np.ndarray, old_pts: np.ndarray, new_pts: np.ndarray) -> np.ndarray:
@@ -129,6 +147,7 @@ class FaceTracker:
         self._since_key = 0
         self._key = True
         self.keyframes = 0
+        self.early_keyframes = 0  # key frames made early because a track was lost
         self.tracked_frames = 0
         self.model_calls = 0
         self._ious: list[float] = []
@@ -138,13 +157,14 @@ class FaceTracker:
     def detect(self, frame_bgr: np.ndarray) -> Faces:
         """Faces of this frame: the SSD's on a key frame, else the last ones moved along the optical flow."""
         gray = to_gray(frame_bgr) if self.detect_every > 1 else None
-        tracked = self._track(gray) if self._faces is not None and gray is not None else None
-        self._key = tracked is None or self._since_key + 1 >= self.detect_every
+        tracked, lost = self._track(gray) if self._faces is not None and gray is not None else (None, None)
+        self._key = tracked is None or bool(lost.any()) or self._since_key + 1 >= self.detect_every
         if self._key:
+            self.early_keyframes += int(lost is not None and lost.any() and self._since_key + 1 < self.detect_every)
             faces = self._detect(frame_bgr)
             if tracked is not None:
                 self._record_drift(tracked, faces)
-            faces = self._coast(tracked, faces)
+            faces = self._coast(tracked, lost, faces)
             self._since_key, self.keyframes = 0, self.keyframes + 1
         else:
             faces = tracked
@@ -167,9 +187,9 @@ class FaceTracker:
         self.model_calls += 1
         return np.asarray(self._classify(crops_bgr), np.float32)
 
-    def _coast(self, tracked: Faces | None, detected: Faces) -> Faces:
+    def _coast(self, tracked: Faces | None, lost: np.ndarray | None, detected: Faces) -> Faces:
         """The fresh detections, then the tracked faces no detection matched that missed <= ``max_missed`` key
-        frames in a row (their P(mask) is kept for ``classify``)."""
+        frames in a row and did not lose their track (their P(mask) is kept for ``classify``)."""
         self._coasted_probs = np.zeros(0, np.float32)
         if tracked is None or len(tracked) == 0 or self.max_missed == 0:
             self._missed, self._anchor_px = np.zeros(len(detected), np.int64), box_side_px(detected.xyxy)
@@ -177,7 +197,7 @@ class FaceTracker:
         missed = self._missed + 1
         scale = box_side_px(tracked.xyxy) / np.maximum(self._anchor_px, 1.0)
         steady = (scale <= MAX_COAST_SCALE) & (scale >= 1 / MAX_COAST_SCALE)  # flow on the background blows boxes up
-        keep = unmatched(tracked.xyxy, detected.xyxy, MATCH_IOU) & (missed <= self.max_missed) & steady
+        keep = unmatched(tracked.xyxy, detected.xyxy, MATCH_IOU) & (missed <= self.max_missed) & steady & ~lost
         if len(self._probs) == len(tracked):
             self._coasted_probs = self._probs[keep]
         else:  # no remembered labels (the loop did not classify): the coasted faces are classified afresh
@@ -188,27 +208,28 @@ class FaceTracker:
         return Faces(np.concatenate([detected.xyxy, tracked.xyxy[keep]]),
                      np.concatenate([detected.confidence, tracked.confidence[keep]]))  # fmt: skip
 
-    def _track(self, gray: np.ndarray) -> Faces:
+    def _track(self, gray: np.ndarray) -> tuple[Faces, np.ndarray]:
+        """The last faces moved along the flow, and which of them lost their track (bool (n,))."""
         faces = self._faces
         assert faces is not None and self._gray is not None
         if len(faces) == 0:
-            return faces
+            return faces, np.zeros(0, bool)
         old = grid_points(faces.xyxy)
-        new, status, _ = cv2.calcOpticalFlowPyrLK(self._gray, gray, old.reshape(-1, 1, 2), None, **LK_PARAMS)
-        new, status = new.reshape(old.shape), status.reshape(old.shape[:2]).astype(bool)
+        reliable, new = reliable_flow(self._gray, gray, old)
         boxes = []
-        for box, o, n, ok in zip(faces.xyxy, old, new, status, strict=True):
+        for box, o, n, ok in zip(faces.xyxy, old, new, reliable, strict=True):
             boxes.append(move_box(box, o[ok], n[ok]) if ok.sum() >= MIN_TRACKED_POINTS else box.astype(np.float64))
         height, width = gray.shape[:2]
         xyxy = np.rint(np.array(boxes))
         xyxy[:, 0::2] = np.clip(xyxy[:, 0::2], 0, width)
         xyxy[:, 1::2] = np.clip(xyxy[:, 1::2], 0, height)
         keep = (xyxy[:, 2] > xyxy[:, 0]) & (xyxy[:, 3] > xyxy[:, 1])
+        lost = reliable.sum(axis=1) < MIN_TRACKED_POINTS
         if not keep.all():  # a face that left the frame: forget it (and its P(mask)) until the next key frame
             self._probs = self._probs[keep] if len(self._probs) == len(keep) else self._probs
             self._missed = self._missed[keep] if len(self._missed) == len(keep) else self._missed
             self._anchor_px = self._anchor_px[keep] if len(self._anchor_px) == len(keep) else self._anchor_px
-        return Faces(xyxy[keep].astype(np.int32), faces.confidence[keep])
+        return Faces(xyxy[keep].astype(np.int32), faces.confidence[keep]), lost[keep]  # faces that left: dropped
 
     def _record_drift(self, tracked: Faces, detected: Faces) -> None:
         """IoU of each fresh detection with its best tracked box (greedy); unmatched on either side counted."""
@@ -225,6 +246,7 @@ class FaceTracker:
         return {
             "detect_every": self.detect_every,
             "keyframes": self.keyframes,
+            "early_keyframes": self.early_keyframes,
             "tracked_frames": self.tracked_frames,
             "classifier_calls": self.model_calls,
             "drift_mean_iou": round(float(np.mean(self._ious)), 3) if self._ious else None,

@@ -1,4 +1,5 @@
-"""MediaPipe's BlazeFace (short range, 128x128) as a face/not-face check on the SSD's uncertain boxes.
+"""MediaPipe's BlazeFace (short range, 128x128): a face/not-face check of the SSD's uncertain boxes, and a second
+face detector on the whole frame.
 
 BlazeFace is a second, independent face detector trained by Google on a large and varied set of faces; the SSD and
 it rarely fire on the same non-face thing, while a masked face still looks like a face to both. Each candidate box
@@ -8,6 +9,11 @@ anchors whose box overlaps the candidate's at IoU >= ``iou_min``. The model file
 ``mediapipe==0.10.14`` wheel (``mediapipe/modules/face_detection/face_detection_short_range.tflite``, see
 docs/ASSETS.md); its card (``<stem>.json``, ``"kind": "blazeface"``) holds these settings and the threshold.
 Pure parts (anchors, decoding) work without the model.
+
+``BlazeFaceDetector`` runs the model on the whole frame, letterboxed to a square of each of ``sizes_px`` (the graph
+is fully convolutional up to its per-stride reshape, so any multiple of 16 works: 128 sees faces of ~15-100% of the
+frame's longer side, 192 down to ~10%). Its boxes (eyes to mouth) are turned into the SSD's face boxes (brow to
+chin) by the card's ``face_box`` factors, fitted on unmasked faces of the development set.
 """
 
 from __future__ import annotations
@@ -17,6 +23,8 @@ from typing import Any
 
 import numpy as np
 
+from face_detector.decoding import select_faces
+from face_detector.faces import Faces
 from face_detector.matching import iou_matrix
 from face_detector.multiscale import square_crop, zoom_regions
 from face_detector.verifier import PAD_BGR
@@ -27,6 +35,8 @@ from maskwatch.litert import prepare_batch, tflite_predictor
 SHORT_RANGE_INPUT_PX = 128
 SHORT_RANGE_CELLS = ((8, 2), (16, 6))  # (stride px, anchors per cell)
 SCORE_CLIP = 100.0
+LETTERBOX_BGR = (0, 0, 0)
+FRAME_NMS_IOU = 0.3  # MediaPipe's own suppression overlap
 
 
 def blazeface_anchors(input_px: int = SHORT_RANGE_INPUT_PX, cells: tuple[tuple[int, int], ...] = SHORT_RANGE_CELLS
@@ -109,3 +119,53 @@ def unfold_batch(output: np.ndarray, n_images: int, group_sizes: tuple[int, ...]
         start += n_images * size
     out = np.concatenate(blocks, axis=1)
     return out[..., 0] if out.shape[-1] == 1 else out
+
+
+def face_boxes(blazeface_xyxy: np.ndarray, face_box: dict[str, float]) -> np.ndarray:
+    """BlazeFace boxes (float (n, 4)) moved and scaled to face boxes like the SSD's: centre shifted by ``dx``, ``dy``
+    of the box's width, height; width, height times ``width``, ``height``."""
+    b = np.asarray(blazeface_xyxy, np.float64).reshape(-1, 4)
+    w, h = b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]
+    cx = (b[:, 0] + b[:, 2]) / 2 + face_box["dx"] * w
+    cy = (b[:, 1] + b[:, 3]) / 2 + face_box["dy"] * h
+    half_w, half_h = w * face_box["width"] / 2, h * face_box["height"] / 2
+    return np.stack([cx - half_w, cy - half_h, cx + half_w, cy + half_h], axis=1)
+
+
+def letterbox_region(frame_wh: tuple[int, int]) -> np.ndarray:
+    """The square ``(x, y, side)`` centred on the frame that holds all of it."""
+    width, height = frame_wh
+    side = max(width, height)
+    return np.array([(width - side) / 2, (height - side) / 2, side], np.float64)
+
+
+class BlazeFaceDetector:
+    """Callable: ``detector(frame_bgr) -> Faces``: BlazeFace on the whole frame, one pass per entry of ``sizes_px``,
+    boxes of all passes merged by one NMS, as face boxes (``face_boxes``), scores ``min_confidence`` and up."""
+
+    def __init__(self, model_path: str | Path, card: dict[str, Any], sizes_px: tuple[int, ...], *,
+                 min_confidence: float, min_size_px: int = 20, threads: int = 1) -> None:  # fmt: skip
+        self.face_box = {k: float(card["face_box"][k]) for k in ("dx", "dy", "width", "height")}
+        self.sizes_px = tuple(int(s) for s in sizes_px)
+        self.min_confidence, self.min_size_px = float(min_confidence), int(min_size_px)
+        self._passes = [(px, blazeface_anchors(px), tflite_predictor(Path(model_path), threads, all_outputs=True))
+                        for px in self.sizes_px]  # fmt: skip
+
+    def __call__(self, frame_bgr: np.ndarray) -> Faces:
+        height, width = frame_bgr.shape[:2]
+        region = letterbox_region((width, height))
+        square = square_crop(frame_bgr, region, LETTERBOX_BGR)
+        boxes, scores = [], []
+        for px, anchors, predict in self._passes:
+            outputs = predict(prepare_batch([square], (px, px)) / 127.5 - 1.0)
+            regressors = next(o for o in outputs if o.shape[-1] == 16)[0]
+            logits = next(o for o in outputs if o.shape[-1] == 1)[0]
+            unit_xyxy, pass_scores = decode_blazeface(regressors, logits, anchors, px)
+            sure = pass_scores >= self.min_confidence
+            boxes.append(unit_xyxy[sure] * region[2] + np.tile(region[:2], 2))
+            scores.append(pass_scores[sure])
+        if not boxes:
+            return Faces.empty()
+        return select_faces(face_boxes(np.concatenate(boxes), self.face_box), np.concatenate(scores), (width, height),
+                            min_confidence=self.min_confidence, min_size_px=self.min_size_px,
+                            nms_iou=FRAME_NMS_IOU)  # fmt: skip

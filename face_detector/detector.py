@@ -11,7 +11,9 @@ import numpy as np
 
 from face_detector.decoding import select_faces, ssd_boxes
 from face_detector.faces import Faces
+from face_detector.matching import iou_matrix
 from face_detector.multiscale import (
+    add_new_faces,
     at_border,
     best_overlap,
     fits_fine_pass,
@@ -26,12 +28,32 @@ from face_detector.multiscale import (
 from maskwatch.errors import UserError
 
 if TYPE_CHECKING:
+    from face_detector.blazeface import BlazeFaceDetector
     from maskwatch.config import Config
 
 MEAN_BGR = (104.0, 177.0, 123.0)  # the res10 SSD's training mean
 MAX_NETS = 3  # networks kept for large input sizes, one per size; images of many sizes replace the oldest
 SHARED_NET_MAX_AREA = 300 * 300  # inputs up to this many pixels share one network (see FaceDetector._net_for)
 BORDER_MARGIN_PX = 2  # recheck_at_border: a box this close to an edge was (nearly) clipped by the frame
+FRAME_DETECTOR_MAX_IOU = 0.3  # a second detector's face overlapping an SSD face this much is the same face
+
+
+def blazeface_detector(cfg: Config) -> BlazeFaceDetector | None:
+    """BlazeFace on the whole frame as configured (``face_detector.blazeface_passes_px``; [] = None)."""
+    from face_detector.blazeface import BlazeFaceDetector
+    from face_detector.verifier import read_verifier_card, verifier_model_file
+
+    fd = cfg.face_detector
+    if not fd.blazeface_passes_px:
+        return None
+    stem = Path(cfg.resolve_path(fd.blazeface_model))
+    card = read_verifier_card(stem)
+    if card.get("kind") != "blazeface" or "face_box" not in card:
+        raise UserError(f"{stem.with_suffix('.json')} is not a BlazeFace card with face_box factors "
+                        "(face_detector.blazeface_model: models/blazeface_short_range)")  # fmt: skip
+    path = verifier_model_file(stem, "restore it with git, or extract it as models/README.md says")
+    return BlazeFaceDetector(path, card, fd.blazeface_passes_px, min_confidence=fd.blazeface_min_confidence,
+                             min_size_px=fd.min_size_px, threads=fd.verifier_threads)  # fmt: skip
 
 
 def set_opencv_threads(threads: int) -> None:
@@ -76,7 +98,10 @@ class FaceDetector:
     are kept as found. Last, with ``nested_share``, a box mostly inside a stronger one, or holding most of one, is
     dropped. With several passes, ``fine_pass_max_box_px`` drops boxes taller than that (in SSD input pixels) from
     every pass but the coarsest: large faces belong to the coarse pass, a fine pass fires on parts of them (a half
-    face at 0.95 on a webcam close-up).
+    face at 0.95 on a webcam close-up). A ``frame_detector`` (``frame_bgr -> Faces``, e.g. BlazeFace on the whole
+    frame) proposes the faces it finds that no SSD face overlaps (IoU >= ``FRAME_DETECTOR_MAX_IOU``, or nested):
+    close-up masked faces the SSD does not see at all. With the second look on, a proposal is kept only if a look
+    there finds the face (with the look's box and score); without it, it is added as found.
     """
 
     def __init__(
@@ -105,6 +130,7 @@ class FaceDetector:
         verifier_min_mean: float = 0.0,
         nested_share: float = 0.0,
         fine_pass_max_box_px: int = 0,
+        frame_detector: Callable[[np.ndarray], Faces] | None = None,
     ) -> None:
         for path in (prototxt, caffemodel):
             if not Path(path).is_file():
@@ -138,6 +164,7 @@ class FaceDetector:
         self.verifier_min_mean = float(verifier_min_mean)
         self.nested_share = float(nested_share)
         self.fine_pass_max_box_px = int(fine_pass_max_box_px)
+        self.frame_detector = frame_detector
 
     @classmethod
     def from_config(cls, cfg: Config) -> FaceDetector:
@@ -173,6 +200,7 @@ class FaceDetector:
             verifier_min_mean=fd.verifier_min_mean,
             nested_share=fd.nested_share,
             fine_pass_max_box_px=fd.fine_pass_max_box_px,
+            frame_detector=blazeface_detector(cfg),
         )
 
     @property
@@ -221,7 +249,25 @@ class FaceDetector:
         faces = faces[shape_ok(faces.xyxy, self.min_aspect_hw, self.max_aspect_hw)]
         if self.nested_share > 0:
             faces = faces[~nested_in_stronger(faces.xyxy, self.nested_share)]
+        if self.frame_detector is not None:
+            faces = self._add_proposals(frame_bgr, faces)
         return faces
+
+    def _add_proposals(self, frame_bgr: np.ndarray, faces: Faces) -> Faces:
+        """``faces`` and the ``frame_detector``'s faces that none of them overlaps (IoU >= ``FRAME_DETECTOR_MAX_IOU``,
+        or nested). With the second look on, each such proposal is kept only if a look finds the face there, with
+        the look's box and score (two detectors agree: no aspect limit); else it is added as found."""
+        proposals = self.frame_detector(frame_bgr)
+        if len(proposals) and len(faces):
+            new = iou_matrix(proposals.xyxy, faces.xyxy).max(axis=1) < FRAME_DETECTOR_MAX_IOU
+            if self.nested_share > 0:
+                new &= ~nested_in(proposals.xyxy, faces.xyxy, self.nested_share)
+            proposals = proposals[new]
+        if len(proposals) and self.recheck_size_px > 0:
+            height, width = frame_bgr.shape[:2]
+            boxes, scores = self._second_look(frame_bgr, proposals.xyxy)
+            proposals = self._select(boxes, scores, (width, height), self.min_confidence)
+        return add_new_faces(faces, proposals, FRAME_DETECTOR_MAX_IOU)
 
     def _select(self, boxes: np.ndarray, scores: np.ndarray, frame_wh: tuple[int, int], floor: float) -> Faces:
         return select_faces(

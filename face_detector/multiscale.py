@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from face_detector.faces import Faces
 from face_detector.matching import iou_matrix, overlap_shares
 
 
@@ -111,3 +112,14 @@ def fits_fine_pass(xyxy: np.ndarray, input_per_frame_px: float, max_box_px: floa
     ``input_per_frame_px``."""
     heights = np.asarray(xyxy, np.float64).reshape(-1, 4)[:, 3] - np.asarray(xyxy, np.float64).reshape(-1, 4)[:, 1]
     return heights * input_per_frame_px <= max_box_px
+
+
+def add_new_faces(faces: Faces, extra: Faces, max_iou: float) -> Faces:
+    """``faces`` and the ``extra`` faces overlapping none of them at IoU ``max_iou`` or more, strongest first."""
+    if len(extra) == 0:
+        return faces
+    if len(faces):
+        extra = extra[iou_matrix(extra.xyxy, faces.xyxy).max(axis=1) < max_iou]
+    confidence = np.concatenate([faces.confidence, extra.confidence])
+    order = np.argsort(-confidence, kind="stable")
+    return Faces(np.concatenate([faces.xyxy, extra.xyxy])[order], confidence[order])

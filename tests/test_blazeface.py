@@ -9,13 +9,18 @@ import cv2
 import numpy as np
 import pytest
 
+from face_detector import FaceDetector
 from face_detector.blazeface import (
     SHORT_RANGE_INPUT_PX,
+    BlazeFaceDetector,
     BlazeFaceVerifier,
     blazeface_anchors,
     candidate_boxes_in_crops,
     decode_blazeface,
+    face_boxes,
+    letterbox_region,
 )
+from face_detector.matching import iou_matrix
 from face_detector.multiscale import zoom_regions
 from face_detector.verifier import FaceVerifier, read_verifier_card
 from maskwatch.config import load_config
@@ -97,3 +102,40 @@ def test_config_picks_the_verifier_by_its_card(tmp_path: Path):
     (tmp_path / "bf.json").write_text(json.dumps(card))  # a card without its model file
     with pytest.raises(UserError, match="missing"):
         FaceVerifier.from_config(load_config(overrides=[f"face_detector.verifier={tmp_path / 'bf'}"]))
+
+
+def test_blazeface_boxes_become_face_boxes_around_the_same_centre():
+    card = read_verifier_card(STEM)
+    box = np.array([[100.0, 100.0, 200.0, 200.0]])
+    assert np.allclose(face_boxes(box, {"dx": 0.0, "dy": 0.0, "width": 1.0, "height": 1.0}), box)
+    assert np.allclose(face_boxes(box, {"dx": 0.1, "dy": -0.1, "width": 0.8, "height": 1.2}), [[120, 80, 200, 200]])
+    shifted = face_boxes(box, card["face_box"])[0]  # the shipped factors: taller than wide, moved up to the brow
+    assert shifted[3] - shifted[1] > shifted[2] - shifted[0] and shifted[1] < 100
+    assert np.allclose(letterbox_region((640, 480)), [0, -80, 640])
+    assert np.allclose(letterbox_region((3, 5)), [-1, 0, 5])
+
+
+def test_blazeface_on_the_whole_frame_finds_a_masked_face_where_it_is(astronaut):
+    frame, masked, face = astronaut
+    detector = BlazeFaceDetector(STEM.with_suffix(".tflite"), read_verifier_card(STEM), (128,), min_confidence=0.5)
+    for image in (frame, masked):
+        found = detector(image)
+        assert len(found) == 1 and iou_matrix(found.xyxy, face)[0, 0] >= 0.6
+    tall = np.zeros((600, 512, 3), np.uint8)  # the same face in a portrait frame: the letterbox is undone
+    tall[80:592] = frame
+    moved = detector(tall)
+    assert len(moved) == 1 and iou_matrix(moved.xyxy, face + np.array([0, 80, 0, 80]))[0, 0] >= 0.6
+    assert len(detector(np.full((300, 400, 3), 127, np.uint8))) == 0
+    assert len(detector(np.ascontiguousarray(frame[300:, :, :]))) == 0  # the suit and the flag, no face
+
+
+def test_blazeface_frame_passes_need_a_card_with_face_box_factors(tmp_path: Path):
+    assert isinstance(FaceDetector.from_config(load_config()).frame_detector, BlazeFaceDetector)  # the default
+    off = load_config(overrides=["face_detector.blazeface_passes_px=[]"])
+    assert FaceDetector.from_config(off).frame_detector is None
+    card = json.loads(STEM.with_suffix(".json").read_text())
+    del card["face_box"]
+    (tmp_path / "bf.json").write_text(json.dumps(card))
+    overrides = ["face_detector.blazeface_passes_px=[128]", f"face_detector.blazeface_model={tmp_path / 'bf'}"]
+    with pytest.raises(UserError, match="face_box"):
+        FaceDetector.from_config(load_config(overrides=overrides))

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from face_detector import Faces
 from face_detector.eval_set import cv_group, fold_of
 from face_detector.train_verifier import LEFT_OUT, NEGATIVE, POSITIVE, label_candidates, pick_threshold
 from face_detector.verifier import PAD_BGR, FaceVerifier, read_verifier_card, verifier_crops
@@ -360,3 +361,34 @@ def test_empty_recheck_contexts_is_a_user_error():
         pytest.skip(f"SSD face detector assets unavailable: {exc}")
     with pytest.raises(UserError, match="recheck_contexts is empty"):
         FaceDetector(*files, recheck_contexts=())
+
+
+def test_a_second_detectors_faces_are_proposals_for_the_second_look(handmade_detector):
+    frame = np.zeros((400, 600, 3), np.uint8)
+    frame[180:390, 20:180] = 200  # a close-up face the SSD's frame pass does not see
+    frame_pass = handmade_detector.forward(None, None)
+    looked_at = []
+
+    def forward(frames, size):
+        if len(frames) == 1 and frames[0].shape == frame.shape:
+            return frame_pass
+        looked_at.append(len(frames))  # a look finds a face at 0.8 in the middle of a crop centred on the bright face
+        found = [i for i, crop in enumerate(frames) if crop[crop.shape[0] // 2, crop.shape[1] // 2].mean() > 100]
+        return np.array([(i, 1, 0.8, 0.25, 0.25, 0.75, 0.75) for i in found], np.float32).reshape(1, 1, -1, 7)
+
+    def frame_detector(frame_bgr):  # the SSD's sure face again (shifted), the close-up, a thing the look rejects
+        return Faces(np.array([[64, 44, 124, 150], [20, 180, 180, 390], [400, 0, 440, 40]]), np.array([0.9, 0.7, 0.6]))
+
+    handmade_detector.forward = forward
+    ssd_only = handmade_detector(frame)
+    handmade_detector.frame_detector = frame_detector
+    looked_at.clear()
+    faces = handmade_detector(frame)
+    # the close-up is found with the look's box (its crop: a 420 px square around the box's centre, clipped to the
+    # frame) and score; the face the SSD already had is not proposed again; the third proposal's look finds nothing
+    assert faces.xyxy.tolist() == [*ssd_only.xyxy.tolist(), [0, 180, 205, 390]]
+    assert faces.confidence[-1] == pytest.approx(0.8)
+    assert looked_at == [3, 2]  # the SSD's three uncertain boxes, then the two proposals, one batch each
+    handmade_detector.recheck_size_px = 0  # no second look: the proposals are taken as they are
+    plain = handmade_detector(frame).xyxy.tolist()
+    assert [20, 180, 180, 390] in plain and [400, 0, 440, 40] in plain and [64, 44, 124, 150] not in plain

@@ -68,7 +68,7 @@ class FakeModels:
 
     def detect(self, frame_bgr: np.ndarray) -> Faces:
         self.detect_calls += 1
-        return Faces(self.truth[None], [0.9])
+        return Faces.empty() if self.truth is None else Faces(self.truth[None], [0.9])
 
     def classify(self, crops):
         self.classify_calls += 1
@@ -93,16 +93,32 @@ def test_tracker_runs_models_every_nth_frame_and_follows_motion():
 def test_tracker_drops_faces_that_leave_the_frame():
     models = FakeModels()
     tracker = FaceTracker(models.detect, models.classify, detect_every=5)
-    frame = np.full((SIZE_WH[1], SIZE_WH[0], 3), 120, np.uint8)
-    models.truth = np.array([100, 100, 160, 160])
+    frame, _ = _frame(0, _texture())
+    models.truth = np.array([40, 50, 100, 110])
     tracker.classify(tracker.detect(frame).crops(frame))
     # as if a second face had been detected and then moved out of the frame on the right
-    tracker._faces = Faces([[100, 100, 160, 160], [330, 0, 340, 10]], [0.9, 0.9])
+    tracker._faces = Faces([[40, 50, 100, 110], [330, 0, 340, 10]], [0.9, 0.9])
     tracker._probs = np.array([0.8, 0.1], np.float32)
     faces = tracker.detect(frame)
-    assert faces.xyxy.tolist() == [[100, 100, 160, 160]]
+    assert faces.xyxy.tolist() == [[40, 50, 100, 110]]
     assert tracker.classify(faces.crops(frame)).tolist() == pytest.approx([0.8])
     assert models.classify_calls == 1  # the remembered P(mask) of the face that stayed
+    assert tracker.quality()["early_keyframes"] == 0  # leaving the frame is not losing the track
+
+
+def test_a_lost_track_makes_a_key_frame_at_once():
+    models = FakeModels()
+    tracker = FaceTracker(models.detect, models.classify, detect_every=5)
+    texture = _texture()
+    frames = [_frame(i, texture)[0] for i in range(3)]
+    models.truth = _frame(0, texture)[1]
+    for frame in frames:  # key frame, then two tracked frames
+        tracker.classify(tracker.detect(frame).crops(frame))
+    assert (tracker.keyframes, tracker.tracked_frames) == (1, 2)
+    cut = np.ascontiguousarray(np.rot90(frames[2], 2))  # the scene cuts: the face's texture is gone from its place
+    models.truth = None  # and no face is detected any more
+    assert len(tracker.detect(cut)) == 0  # not a box following the background until the 5th frame
+    assert (tracker.keyframes, tracker.quality()["early_keyframes"]) == (2, 1)
 
 
 def test_every_frame_is_the_plain_pair():
@@ -145,7 +161,7 @@ class ScriptedModels:
 def _run(tracker: FaceTracker, frames: int) -> list[tuple[list[list[int]], list[float]]]:
     """(boxes, P(mask)) per frame on a still textured frame, as ``run_loop`` calls the pair."""
     frame = np.full((SIZE_WH[1], SIZE_WH[0], 3), 120, np.uint8)
-    frame[40:200, 60:300] = np.kron(_texture()[:10, :15], np.ones((16, 16, 1), np.uint8))
+    frame[40:200, 60:300] = np.tile(_texture(), (3, 4, 1))[:160, :240]
     out = []
     for _ in range(frames):
         faces = tracker.detect(frame)
