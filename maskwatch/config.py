@@ -82,7 +82,7 @@ class FaceDetectorConfig:
     nms_iou: float = _range(0.0, 1.0, default=0.4)
     crop_margin: float = _range(0.0, 1.0, default=0.0)
     opencv_threads: int = _range(0, 64, default=2)
-    detect_every: int = _range(1, 100, default=3)
+    detect_every: int = _range(1, 100, default=4)
     track_max_missed: int = _range(0, 100, default=2)
 
 
