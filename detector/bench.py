@@ -47,6 +47,7 @@ DEFAULT_SOURCES = ("demo/crowd.mp4", "demo/demo.mp4")
 FORMAT_VERSION = 1
 LOOP_VARIANTS = {  # our loop again with these overrides, when they change the config: where the speed comes from
     "every_frame": ("SSD + classifier on every frame", ["face_detector.detect_every=1"]),
+    "relabel_always": ("every face classified at every key frame", ["face_detector.relabel_every=1"]),
     "recheck_weak": ("second look only at boxes below 0.5", ["face_detector.recheck_max_confidence=0.499"]),
     "pass_600_only": ("the 600 px SSD pass alone (no 300 px pass for large faces)",
                       ["face_detector.input_long_sides_px=[600]"]),
@@ -237,7 +238,8 @@ def worker_loop(spec: dict[str, Any]) -> dict[str, Any]:
     classify = MaskClassifier.from_config(cfg)
     detect = FaceDetector.from_config(cfg)
     every = cfg.face_detector.detect_every
-    tracker = (FaceTracker(detect, classify, detect_every=every, max_missed=cfg.face_detector.track_max_missed)
+    tracker = (FaceTracker(detect, classify, detect_every=every, max_missed=cfg.face_detector.track_max_missed,
+                           relabel_every=cfg.face_detector.relabel_every)
                if every > 1 else None)  # as detector.webcam does
     steps = (tracker.detect, tracker.classify) if tracker else (detect, classify)
     stats = RecordingStats(source=spec["source"], fps_window=cfg.draw.fps_window)
@@ -250,6 +252,7 @@ def worker_loop(spec: dict[str, Any]) -> dict[str, Any]:
     report["settings"] = {
         "detect_every": cfg.face_detector.detect_every,
         "track_max_missed": cfg.face_detector.track_max_missed,
+        "relabel_every": cfg.face_detector.relabel_every,
         "opencv_threads": cfg.face_detector.opencv_threads,
         "classifier_threads": cfg.classifier.threads,
         "classifier_backend": cfg.classifier.backend,

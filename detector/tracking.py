@@ -10,6 +10,11 @@ Coasting: at a key frame, a tracked face that no fresh detection overlaps (IoU >
 following the flow and keeping its P(mask), for up to ``max_missed`` key frames in a row (config
 ``face_detector.track_max_missed``), so a face found once stays found while a mask lowers the SSD's score.
 
+Sure labels are reused: at a key frame, a fresh detection that its track matches (IoU >= ``RELABEL_MIN_IOU``) keeps
+the track's P(mask) when that label is sure (<= 1 - ``SURE_P`` or >= ``SURE_P``) and the classifier saw the face
+fewer than ``relabel_every`` key frames ago (config ``face_detector.relabel_every``; 1 = every face at every key
+frame): the classifier's batch holds only new, unsure and due faces.
+
 Lost tracks: each point is also tracked back to the previous frame; a point that does not come back within
 ``MAX_FB_ERROR_PX`` is unreliable (forward-backward check, Kalal et al. 2010). A face with fewer than
 ``MIN_TRACKED_POINTS`` reliable points (it left, was covered, or the scene cut) makes this frame a key frame at once,
@@ -44,6 +49,8 @@ MAX_FB_ERROR_PX = 1.0  # a point tracked forward then back must land this close 
 MATCH_IOU = 0.3  # a fresh detection overlapping a tracked box this much is the same face
 MAX_COAST_SCALE = 1.5  # a coasted box whose size drifted beyond this factor of its last detection's is dropped
 DEFAULT_MAX_MISSED = 2  # = config face_detector.track_max_missed's default (a test checks they agree)
+RELABEL_MIN_IOU = 0.5  # a fresh detection overlapping a tracked face this much may keep its sure label
+SURE_P = 0.9  # P(mask) at or above this, or at or below 1 - this, is a sure label
 
 
 def to_gray(frame_bgr: np.ndarray) -> np.ndarray:
@@ -110,34 +117,46 @@ def box_side_px(xyxy: np.ndarray) -> np.ndarray:
     return np.sqrt(np.clip(size[:, 2] - size[:, 0], 0, None) * np.clip(size[:, 3] - size[:, 1], 0, None))
 
 
+def match_boxes(a_xyxy: np.ndarray, b_xyxy: np.ndarray, min_iou: float) -> np.ndarray:
+    """int (len(a),): the ``b`` box each ``a`` box is paired with (greedy one-to-one, best IoU first), -1 if none."""
+    iou = box_iou(a_xyxy, b_xyxy)
+    pair = np.full(len(iou), -1, np.int64)
+    if iou.size == 0:
+        return pair
+    for flat in np.argsort(-iou, axis=None, kind="stable"):
+        a, b = np.unravel_index(flat, iou.shape)
+        if iou[a, b] < min_iou:
+            break
+        if pair[a] < 0 and np.isfinite(iou[:, b]).any():
+            pair[a] = b
+            iou[:, b] = -np.inf  # this b box is taken
+    return pair
+
+
 def unmatched(tracked_xyxy: np.ndarray, detected_xyxy: np.ndarray, min_iou: float) -> np.ndarray:
     """bool (len(tracked),): tracked boxes that no detection claims (greedy one-to-one, best IoU first)."""
-    iou = box_iou(tracked_xyxy, detected_xyxy)
-    free = np.ones(len(iou), bool)
-    if iou.size == 0:
-        return free
-    for flat in np.argsort(-iou, axis=None, kind="stable"):
-        t, d = np.unravel_index(flat, iou.shape)
-        if iou[t, d] < min_iou:
-            break
-        if free[t] and np.isfinite(iou[:, d]).any():
-            free[t] = False
-            iou[:, d] = -np.inf  # this detection is taken
-    return free
+    return match_boxes(tracked_xyxy, detected_xyxy, min_iou) < 0
 
 
 class FaceTracker:
     """``detect`` / ``classify`` for ``run_loop``: real models every ``detect_every`` frames, tracking between."""
 
     def __init__(
-        self, detect: Detect, classify: Classify, *, detect_every: int, max_missed: int = DEFAULT_MAX_MISSED
+        self, detect: Detect, classify: Classify, *, detect_every: int, max_missed: int = DEFAULT_MAX_MISSED,
+        relabel_every: int = 1,
     ) -> None:
         if detect_every < 1:
             raise ValueError(f"detect_every must be >= 1, got {detect_every}")
         if max_missed < 0:
             raise ValueError(f"max_missed must be >= 0, got {max_missed}")
+        if relabel_every < 1:
+            raise ValueError(f"relabel_every must be >= 1, got {relabel_every}")
         self._detect, self._classify, self.detect_every = detect, classify, detect_every
-        self.max_missed = max_missed
+        self.max_missed, self.relabel_every = max_missed, relabel_every
+        self._label_age = np.zeros(0, np.int64)  # per face: key frames since the classifier saw it
+        self._fresh_probs = np.zeros(0, np.float32)  # per fresh detection: a reused P(mask), NaN = classify it
+        self._fresh_age = np.zeros(0, np.int64)
+        self.labels_reused = 0
         self._faces: Faces | None = None
         self._probs = np.zeros(0, np.float32)
         self._missed = np.zeros(0, np.int64)  # per face: key frames in a row without a matching detection
@@ -164,6 +183,7 @@ class FaceTracker:
             faces = self._detect(frame_bgr)
             if tracked is not None:
                 self._record_drift(tracked, faces)
+            self._plan_labels(tracked, lost, faces)
             faces = self._coast(tracked, lost, faces)
             self._since_key, self.keyframes = 0, self.keyframes + 1
         else:
@@ -173,15 +193,32 @@ class FaceTracker:
         return faces
 
     def classify(self, crops_bgr: Sequence[np.ndarray]) -> np.ndarray:
-        """P(mask) of the crops of the faces ``detect`` just returned: the model on a key frame (coasted faces keep
-        theirs), else remembered."""
+        """P(mask) of the crops of the faces ``detect`` just returned: on a key frame the model, in one batch, for
+        the fresh detections without a reusable sure label (coasted faces keep theirs), else remembered."""
         n_fresh = len(crops_bgr) - len(self._coasted_probs) if self._key else 0
-        if self._key and n_fresh >= 0:
-            fresh = self._run_model(crops_bgr[:n_fresh]) if n_fresh else np.zeros(0, np.float32)
+        if self._key and n_fresh == len(self._fresh_probs):
+            fresh = self._fresh_probs.copy()
+            due = np.flatnonzero(np.isnan(fresh))
+            if len(due):
+                fresh[due] = self._run_model([crops_bgr[i] for i in due])
+            self.labels_reused += n_fresh - len(due)
             self._probs = np.concatenate([fresh, self._coasted_probs]).astype(np.float32)
         elif self._key or len(crops_bgr) != len(self._probs):
             self._probs = self._run_model(crops_bgr)
+            self._label_age = np.zeros(len(crops_bgr), np.int64)
         return self._probs
+
+    def _plan_labels(self, tracked: Faces | None, lost: np.ndarray | None, detected: Faces) -> None:
+        """Which fresh detections keep their track's sure label (``_fresh_probs``, NaN = classify), and label ages."""
+        probs, age = np.full(len(detected), np.nan, np.float32), np.zeros(len(detected), np.int64)
+        known = tracked is not None and len(self._probs) == len(tracked) == len(self._label_age)
+        if known and self.relabel_every > 1 and len(detected):
+            pair = match_boxes(detected.xyxy, tracked.xyxy, RELABEL_MIN_IOU)
+            for i, j in enumerate(pair):
+                sure = j >= 0 and (self._probs[j] >= SURE_P or self._probs[j] <= 1 - SURE_P)
+                if sure and not lost[j] and self._label_age[j] + 1 < self.relabel_every:
+                    probs[i], age[i] = self._probs[j], self._label_age[j] + 1
+        self._fresh_probs, self._fresh_age = probs, age
 
     def _run_model(self, crops_bgr: Sequence[np.ndarray]) -> np.ndarray:
         self.model_calls += 1
@@ -191,6 +228,7 @@ class FaceTracker:
         """The fresh detections, then the tracked faces no detection matched that missed <= ``max_missed`` key
         frames in a row and did not lose their track (their P(mask) is kept for ``classify``)."""
         self._coasted_probs = np.zeros(0, np.float32)
+        old_age, self._label_age = self._label_age, self._fresh_age
         if tracked is None or len(tracked) == 0 or self.max_missed == 0:
             self._missed, self._anchor_px = np.zeros(len(detected), np.int64), box_side_px(detected.xyxy)
             return detected
@@ -204,6 +242,8 @@ class FaceTracker:
             keep[:] = False
         self._missed = np.concatenate([np.zeros(len(detected), np.int64), missed[keep]])
         self._anchor_px = np.concatenate([box_side_px(detected.xyxy), self._anchor_px[keep]])
+        old_age = old_age if len(old_age) == len(tracked) else np.zeros(len(tracked), np.int64)
+        self._label_age = np.concatenate([self._fresh_age, old_age[keep] + 1])
         self.coasted += int(keep.sum())
         return Faces(np.concatenate([detected.xyxy, tracked.xyxy[keep]]),
                      np.concatenate([detected.confidence, tracked.confidence[keep]]))  # fmt: skip
@@ -229,6 +269,7 @@ class FaceTracker:
             self._probs = self._probs[keep] if len(self._probs) == len(keep) else self._probs
             self._missed = self._missed[keep] if len(self._missed) == len(keep) else self._missed
             self._anchor_px = self._anchor_px[keep] if len(self._anchor_px) == len(keep) else self._anchor_px
+            self._label_age = self._label_age[keep] if len(self._label_age) == len(keep) else self._label_age
         return Faces(xyxy[keep].astype(np.int32), faces.confidence[keep]), lost[keep]  # faces that left: dropped
 
     def _record_drift(self, tracked: Faces, detected: Faces) -> None:
@@ -254,14 +295,17 @@ class FaceTracker:
             "drift_unmatched": self._unmatched,
             "max_missed": self.max_missed,
             "coasted_faces": self.coasted,
+            "relabel_every": self.relabel_every,
+            "labels_reused": self.labels_reused,
         }
 
 
 def with_tracking(
-    detect: Detect, classify: Classify, detect_every: int, max_missed: int = DEFAULT_MAX_MISSED
+    detect: Detect, classify: Classify, detect_every: int, max_missed: int = DEFAULT_MAX_MISSED, relabel_every: int = 1
 ) -> tuple[Detect, Classify]:
     """``(detect, classify)`` unchanged for ``detect_every == 1``, else the pair of a new ``FaceTracker``."""
     if detect_every == 1:
         return detect, classify
-    tracker = FaceTracker(detect, classify, detect_every=detect_every, max_missed=max_missed)
+    tracker = FaceTracker(detect, classify, detect_every=detect_every, max_missed=max_missed,
+                          relabel_every=relabel_every)  # fmt: skip
     return tracker.detect, tracker.classify

@@ -108,7 +108,8 @@ def _main(argv: Sequence[str] | None = None) -> int:
         log = stack.enter_context(JsonlLog(args.log))
         every = cfg.face_detector.detect_every if source.kind != "images" else 1  # images are unrelated
         try:
-            steps = with_tracking(detect, classify, every, cfg.face_detector.track_max_missed)
+            steps = with_tracking(detect, classify, every, cfg.face_detector.track_max_missed,
+                                  cfg.face_detector.relabel_every)
             run_loop(frames, *steps, threshold=cfg.classifier.threshold,
                      style=DrawStyle.from_config(cfg.draw), sink=sink, log=log, stats=stats,
                      crop_margin=cfg.face_detector.crop_margin, show=show, max_frames=args.max_frames)

@@ -21,6 +21,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 
 from face_detector.decoding import select_faces
@@ -132,11 +133,17 @@ def face_boxes(blazeface_xyxy: np.ndarray, face_box: dict[str, float]) -> np.nda
     return np.stack([cx - half_w, cy - half_h, cx + half_w, cy + half_h], axis=1)
 
 
-def letterbox_region(frame_wh: tuple[int, int]) -> np.ndarray:
-    """The square ``(x, y, side)`` centred on the frame that holds all of it."""
-    width, height = frame_wh
-    side = max(width, height)
-    return np.array([(width - side) / 2, (height - side) / 2, side], np.float64)
+def letterbox(frame_bgr: np.ndarray, side_px: int) -> tuple[np.ndarray, float, tuple[int, int]]:
+    """``frame_bgr`` resized to fit a ``side_px`` square (aspect kept) and padded black around the middle: the
+    square, the scale (square px per frame px) and the padding ``(left, top)`` in square px."""
+    height, width = frame_bgr.shape[:2]
+    scale = side_px / max(width, height)
+    new_w, new_h = max(1, round(width * scale)), max(1, round(height * scale))
+    resized = cv2.resize(frame_bgr, (new_w, new_h), interpolation=cv2.INTER_AREA)
+    left, top = (side_px - new_w) // 2, (side_px - new_h) // 2
+    square = cv2.copyMakeBorder(resized, top, side_px - new_h - top, left, side_px - new_w - left,
+                                cv2.BORDER_CONSTANT, value=LETTERBOX_BGR)  # fmt: skip
+    return square, scale, (left, top)
 
 
 class BlazeFaceDetector:
@@ -153,16 +160,15 @@ class BlazeFaceDetector:
 
     def __call__(self, frame_bgr: np.ndarray) -> Faces:
         height, width = frame_bgr.shape[:2]
-        region = letterbox_region((width, height))
-        square = square_crop(frame_bgr, region, LETTERBOX_BGR)
         boxes, scores = [], []
         for px, anchors, predict in self._passes:
+            square, scale, pad_xy = letterbox(frame_bgr, px)
             outputs = predict(prepare_batch([square], (px, px)) / 127.5 - 1.0)
             regressors = next(o for o in outputs if o.shape[-1] == 16)[0]
             logits = next(o for o in outputs if o.shape[-1] == 1)[0]
             unit_xyxy, pass_scores = decode_blazeface(regressors, logits, anchors, px)
             sure = pass_scores >= self.min_confidence
-            boxes.append(unit_xyxy[sure] * region[2] + np.tile(region[:2], 2))
+            boxes.append((unit_xyxy[sure] * px - np.tile(pad_xy, 2)) / scale)
             scores.append(pass_scores[sure])
         if not boxes:
             return Faces.empty()

@@ -84,6 +84,7 @@ class FaceDetectorConfig:
     opencv_threads: int = _range(0, 64, default=2)
     detect_every: int = _range(1, 100, default=4)
     track_max_missed: int = _range(0, 100, default=2)
+    relabel_every: int = _range(1, 100, default=2)
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from face_detector.blazeface import (
     candidate_boxes_in_crops,
     decode_blazeface,
     face_boxes,
-    letterbox_region,
+    letterbox,
 )
 from face_detector.matching import iou_matrix
 from face_detector.multiscale import zoom_regions
@@ -111,8 +111,11 @@ def test_blazeface_boxes_become_face_boxes_around_the_same_centre():
     assert np.allclose(face_boxes(box, {"dx": 0.1, "dy": -0.1, "width": 0.8, "height": 1.2}), [[120, 80, 200, 200]])
     shifted = face_boxes(box, card["face_box"])[0]  # the shipped factors: taller than wide, moved up to the brow
     assert shifted[3] - shifted[1] > shifted[2] - shifted[0] and shifted[1] < 100
-    assert np.allclose(letterbox_region((640, 480)), [0, -80, 640])
-    assert np.allclose(letterbox_region((3, 5)), [-1, 0, 5])
+    square, scale, pad_xy = letterbox(np.full((480, 640, 3), 200, np.uint8), 128)
+    assert square.shape == (128, 128, 3) and scale == pytest.approx(0.2) and pad_xy == (0, 16)
+    assert (square[16:112] == 200).all() and (square[:16] == 0).all() and (square[112:] == 0).all()
+    square, scale, pad_xy = letterbox(np.full((5, 3, 3), 200, np.uint8), 16)  # portrait, odd padding
+    assert square.shape == (16, 16, 3) and pad_xy == (3, 0) and (square[:, 3:13] == 200).all()
 
 
 def test_blazeface_on_the_whole_frame_finds_a_masked_face_where_it_is(astronaut):

@@ -218,3 +218,29 @@ def test_a_coasted_box_whose_size_drifted_is_dropped():
     _run(tracker, 1)
     tracker._anchor_px = tracker._anchor_px / 1.6  # as if the tracked box had grown 1.6x since its detection
     assert _run(tracker, 2) == [([FACE_A], [0.7]), ([], [])]
+
+
+def test_sure_labels_are_reused_until_due_and_new_faces_are_classified_alone():
+    # key frames 0, 2, 4, 6: A; A + new B; A + B; A + B. The classifier is sure (0.95) of every face
+    models = ScriptedModels([[FACE_A], [FACE_A, FACE_B], [FACE_A, FACE_B], [FACE_A, FACE_B]])
+    sure = []
+
+    def classify(crops):
+        sure.append(len(crops))
+        return np.full(len(crops), 0.95, np.float32)
+
+    tracker = FaceTracker(models.detect, classify, detect_every=2, relabel_every=2)
+    frames = _run(tracker, 8)
+    # A classified at 0, reused at 2, due at 4, reused at 6; B new at 2 (alone in the batch), reused at 4, due at 6
+    assert sure == [1, 1, 1, 1]
+    assert all(probs == [0.95] * len(boxes) for boxes, probs in frames)
+    assert tracker.quality()["labels_reused"] == 3
+
+
+def test_unsure_labels_are_classified_at_every_key_frame():
+    models = ScriptedModels([[FACE_A], [FACE_A], [FACE_A]])  # P(mask) 0.7: not sure
+    tracker = FaceTracker(models.detect, models.classify, detect_every=2, relabel_every=5)
+    _run(tracker, 6)
+    assert models.classified == [1, 1, 1] and tracker.quality()["labels_reused"] == 0
+    with pytest.raises(ValueError, match="relabel_every"):
+        FaceTracker(models.detect, models.classify, detect_every=2, relabel_every=0)
