@@ -101,7 +101,7 @@ class FaceDetector:
     face at 0.95 on a webcam close-up). A ``frame_detector`` (``frame_bgr -> Faces``, e.g. BlazeFace on the whole
     frame) proposes the faces it finds that no SSD face overlaps (IoU >= ``FRAME_DETECTOR_MAX_IOU``, or nested):
     close-up masked faces the SSD does not see at all. With the second look on, a proposal is kept only if a look
-    there finds the face (with the look's box and score); without it, it is added as found.
+    there finds the face at ``proposal_min_look`` (with the look's box and score); without it, it is added as found.
     """
 
     def __init__(
@@ -131,6 +131,7 @@ class FaceDetector:
         nested_share: float = 0.0,
         fine_pass_max_box_px: int = 0,
         frame_detector: Callable[[np.ndarray], Faces] | None = None,
+        proposal_min_look: float = 0.5,
     ) -> None:
         for path in (prototxt, caffemodel):
             if not Path(path).is_file():
@@ -165,6 +166,7 @@ class FaceDetector:
         self.nested_share = float(nested_share)
         self.fine_pass_max_box_px = int(fine_pass_max_box_px)
         self.frame_detector = frame_detector
+        self.proposal_min_look = float(proposal_min_look)
 
     @classmethod
     def from_config(cls, cfg: Config) -> FaceDetector:
@@ -201,6 +203,7 @@ class FaceDetector:
             nested_share=fd.nested_share,
             fine_pass_max_box_px=fd.fine_pass_max_box_px,
             frame_detector=blazeface_detector(cfg),
+            proposal_min_look=fd.blazeface_min_look,
         )
 
     @property
@@ -255,8 +258,9 @@ class FaceDetector:
 
     def _add_proposals(self, frame_bgr: np.ndarray, faces: Faces) -> Faces:
         """``faces`` and the ``frame_detector``'s faces that none of them overlaps (IoU >= ``FRAME_DETECTOR_MAX_IOU``,
-        or nested). With the second look on, each such proposal is kept only if a look finds the face there, with
-        the look's box and score (two detectors agree: no aspect limit); else it is added as found."""
+        or nested). With the second look on, each such proposal is kept only if a look finds the face there at
+        ``proposal_min_look`` (and ``min_confidence``), with the look's box and score (two detectors agree: no aspect
+        limit); else it is added as found."""
         proposals = self.frame_detector(frame_bgr)
         if len(proposals) and len(faces):
             new = iou_matrix(proposals.xyxy, faces.xyxy).max(axis=1) < FRAME_DETECTOR_MAX_IOU
@@ -266,7 +270,8 @@ class FaceDetector:
         if len(proposals) and self.recheck_size_px > 0:
             height, width = frame_bgr.shape[:2]
             boxes, scores = self._second_look(frame_bgr, proposals.xyxy)
-            proposals = self._select(boxes, scores, (width, height), self.min_confidence)
+            floor = max(self.min_confidence, self.proposal_min_look)
+            proposals = self._select(boxes, scores, (width, height), floor)
         return add_new_faces(faces, proposals, FRAME_DETECTOR_MAX_IOU)
 
     def _select(self, boxes: np.ndarray, scores: np.ndarray, frame_wh: tuple[int, int], floor: float) -> Faces:

@@ -75,6 +75,7 @@ class FaceDetectorConfig:
     verifier_threads: int = _range(1, 64, default=2)
     blazeface_passes_px: tuple[int, ...] = _range(16, 1024, default=(128,))
     blazeface_min_confidence: float = _range(0.0, 1.0, default=0.4)
+    blazeface_min_look: float = _range(0.0, 1.0, default=0.6)
     blazeface_model: str = "models/blazeface_short_range"
     nested_share: float = _range(0.0, 1.0, default=0.6)
     fine_pass_max_box_px: int = _range(0, 4096, default=120)
