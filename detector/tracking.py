@@ -1,6 +1,6 @@
 """Detection stride: the SSD and the classifier run on every Nth frame; in between, boxes follow the image.
 
-``FaceTracker(detect, classify, detect_every=3)`` gives ``tracker.detect`` and ``tracker.classify`` with the same
+``FaceTracker(detect, classify, detect_every=4)`` gives ``tracker.detect`` and ``tracker.classify`` with the same
 signatures as ``FaceDetector`` and ``MaskClassifier``, so ``run_loop`` uses them unchanged. On a key frame both
 run for real. On the frames between, each box moves by the median Lucas-Kanade optical flow of a grid of points
 inside it (translation plus scale, ~1 ms for a few faces) and keeps the P(mask) of its key frame: ``classify``
