@@ -142,3 +142,31 @@ def test_blazeface_frame_passes_need_a_card_with_face_box_factors(tmp_path: Path
     overrides = ["face_detector.blazeface_passes_px=[128]", f"face_detector.blazeface_model={tmp_path / 'bf'}"]
     with pytest.raises(UserError, match="face_box"):
         FaceDetector.from_config(load_config(overrides=overrides))
+
+
+@pytest.mark.slow
+def test_a_close_up_masked_face_the_ssd_misses_is_found_through_blazeface():
+    """Grace Hopper (matplotlib's sample photo) with a maskify surgical mask, cut as a close-up: the SSD's passes and
+    looks find nothing there; BlazeFace proposes the face and the SSD's look on the proposal confirms it."""
+    pytest.importorskip("dlib")
+    pytest.importorskip("face_recognition_models")
+    import matplotlib.cbook as cbook
+
+    from train.landmarks import Landmarker
+    from train.mask_overlay import box_from_landmarks, render_mask
+    from train.maskify import style_for
+
+    with cbook.get_sample_data("grace_hopper.jpg") as f:
+        photo = cv2.imdecode(np.frombuffer(f.read(), np.uint8), cv2.IMREAD_COLOR)
+    (points,) = Landmarker().find(photo)
+    masked = render_mask(photo, points, style_for("grace", 3), [], seed=3)
+    (x0, y0), (x1, y1) = points.min(axis=0).astype(int), points.max(axis=0).astype(int)
+    w, h = x1 - x0, y1 - y0
+    top, left = max(0, int(y0 - 0.6 * h)), max(0, int(x0 - 0.3 * w))
+    close_up = np.ascontiguousarray(masked[top : int(y1 + 0.3 * h), left : int(x1 + 0.3 * w)])
+    face = np.asarray(box_from_landmarks(points, photo.shape[1::-1]), np.float64) - [left, top, left, top]
+
+    ssd_only = FaceDetector.from_config(load_config(overrides=["face_detector.blazeface_passes_px=[]"]))(close_up)
+    found = FaceDetector.from_config(load_config())(close_up)
+    assert len(ssd_only) == 0
+    assert len(found) == 1 and iou_matrix(found.xyxy, face[None])[0, 0] >= 0.4
