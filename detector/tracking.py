@@ -155,7 +155,6 @@ class FaceTracker:
         self.max_missed, self.relabel_every = max_missed, relabel_every
         self._label_age = np.zeros(0, np.int64)  # per face: key frames since the classifier saw it
         self._fresh_probs = np.zeros(0, np.float32)  # per fresh detection: a reused P(mask), NaN = classify it
-        self._fresh_age = np.zeros(0, np.int64)
         self.labels_reused = 0
         self._faces: Faces | None = None
         self._probs = np.zeros(0, np.float32)
@@ -177,14 +176,16 @@ class FaceTracker:
         """Faces of this frame: the SSD's on a key frame, else the last ones moved along the optical flow."""
         gray = to_gray(frame_bgr) if self.detect_every > 1 else None
         tracked, lost = self._track(gray) if self._faces is not None and gray is not None else (None, None)
-        self._key = tracked is None or bool(lost.any()) or self._since_key + 1 >= self.detect_every
+        track_lost = lost is not None and bool(lost.any())
+        due = self._since_key + 1 >= self.detect_every
+        self._key = tracked is None or track_lost or due
         if self._key:
-            self.early_keyframes += int(lost is not None and lost.any() and self._since_key + 1 < self.detect_every)
+            self.early_keyframes += int(track_lost and not due)
             faces = self._detect(frame_bgr)
             if tracked is not None:
                 self._record_drift(tracked, faces)
-            self._plan_labels(tracked, lost, faces)
-            faces = self._coast(tracked, lost, faces)
+            fresh_age = self._plan_labels(tracked, lost, faces)
+            faces = self._coast(tracked, lost, faces, fresh_age)
             self._since_key, self.keyframes = 0, self.keyframes + 1
         else:
             faces = tracked
@@ -208,8 +209,9 @@ class FaceTracker:
             self._label_age = np.zeros(len(crops_bgr), np.int64)
         return self._probs
 
-    def _plan_labels(self, tracked: Faces | None, lost: np.ndarray | None, detected: Faces) -> None:
-        """Which fresh detections keep their track's sure label (``_fresh_probs``, NaN = classify), and label ages."""
+    def _plan_labels(self, tracked: Faces | None, lost: np.ndarray | None, detected: Faces) -> np.ndarray:
+        """Which fresh detections keep their track's sure label (``_fresh_probs``, NaN = classify); returns their
+        label ages."""
         probs, age = np.full(len(detected), np.nan, np.float32), np.zeros(len(detected), np.int64)
         known = tracked is not None and len(self._probs) == len(tracked) == len(self._label_age)
         if known and self.relabel_every > 1 and len(detected):
@@ -218,17 +220,19 @@ class FaceTracker:
                 sure = j >= 0 and (self._probs[j] >= SURE_P or self._probs[j] <= 1 - SURE_P)
                 if sure and not lost[j] and self._label_age[j] + 1 < self.relabel_every:
                     probs[i], age[i] = self._probs[j], self._label_age[j] + 1
-        self._fresh_probs, self._fresh_age = probs, age
+        self._fresh_probs = probs
+        return age
 
     def _run_model(self, crops_bgr: Sequence[np.ndarray]) -> np.ndarray:
         self.model_calls += 1
         return np.asarray(self._classify(crops_bgr), np.float32)
 
-    def _coast(self, tracked: Faces | None, lost: np.ndarray | None, detected: Faces) -> Faces:
+    def _coast(self, tracked: Faces | None, lost: np.ndarray | None, detected: Faces, fresh_age: np.ndarray
+               ) -> Faces:  # fmt: skip
         """The fresh detections, then the tracked faces no detection matched that missed <= ``max_missed`` key
         frames in a row and did not lose their track (their P(mask) is kept for ``classify``)."""
         self._coasted_probs = np.zeros(0, np.float32)
-        old_age, self._label_age = self._label_age, self._fresh_age
+        old_age, self._label_age = self._label_age, fresh_age
         if tracked is None or len(tracked) == 0 or self.max_missed == 0:
             self._missed, self._anchor_px = np.zeros(len(detected), np.int64), box_side_px(detected.xyxy)
             return detected
@@ -243,7 +247,7 @@ class FaceTracker:
         self._missed = np.concatenate([np.zeros(len(detected), np.int64), missed[keep]])
         self._anchor_px = np.concatenate([box_side_px(detected.xyxy), self._anchor_px[keep]])
         old_age = old_age if len(old_age) == len(tracked) else np.zeros(len(tracked), np.int64)
-        self._label_age = np.concatenate([self._fresh_age, old_age[keep] + 1])
+        self._label_age = np.concatenate([fresh_age, old_age[keep] + 1])
         self.coasted += int(keep.sum())
         return Faces(np.concatenate([detected.xyxy, tracked.xyxy[keep]]),
                      np.concatenate([detected.confidence, tracked.confidence[keep]]))  # fmt: skip
@@ -266,10 +270,9 @@ class FaceTracker:
         keep = (xyxy[:, 2] > xyxy[:, 0]) & (xyxy[:, 3] > xyxy[:, 1])
         lost = reliable.sum(axis=1) < MIN_TRACKED_POINTS
         if not keep.all():  # a face that left the frame: forget it (and its P(mask)) until the next key frame
-            self._probs = self._probs[keep] if len(self._probs) == len(keep) else self._probs
-            self._missed = self._missed[keep] if len(self._missed) == len(keep) else self._missed
-            self._anchor_px = self._anchor_px[keep] if len(self._anchor_px) == len(keep) else self._anchor_px
-            self._label_age = self._label_age[keep] if len(self._label_age) == len(keep) else self._label_age
+            self._probs, self._missed, self._anchor_px, self._label_age = (
+                rows[keep] if len(rows) == len(keep) else rows
+                for rows in (self._probs, self._missed, self._anchor_px, self._label_age))  # fmt: skip
         return Faces(xyxy[keep].astype(np.int32), faces.confidence[keep]), lost[keep]  # faces that left: dropped
 
     def _record_drift(self, tracked: Faces, detected: Faces) -> None:

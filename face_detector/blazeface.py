@@ -97,9 +97,7 @@ class BlazeFaceVerifier:
         regions = zoom_regions(xyxy, self.context)
         crops = [square_crop(frame_bgr, r, PAD_BGR) for r in regions]
         batch = prepare_batch(crops, (self.input_px, self.input_px)) / 127.5 - 1.0  # MediaPipe's -1..1 input
-        outputs = self._predict(batch)
-        regressors = unfold_batch(next(o for o in outputs if o.shape[-1] == 16), len(batch), self.group_sizes)
-        logits = unfold_batch(next(o for o in outputs if o.shape[-1] == 1), len(batch), self.group_sizes)
+        regressors, logits = (unfold_batch(head, len(batch), self.group_sizes) for head in heads(self._predict(batch)))
         targets = candidate_boxes_in_crops(xyxy, regions)
         p_face = np.zeros(len(xyxy), np.float32)
         for i in range(len(xyxy)):
@@ -107,6 +105,11 @@ class BlazeFaceVerifier:
             near = iou_matrix(targets[i : i + 1], boxes)[0] >= self.iou_min
             p_face[i] = scores[near].max() if near.any() else 0.0
         return p_face
+
+
+def heads(outputs: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """The model's two outputs by their last axis: box regressors (16 values per anchor) and score logits (1)."""
+    return next(o for o in outputs if o.shape[-1] == 16), next(o for o in outputs if o.shape[-1] == 1)
 
 
 def unfold_batch(output: np.ndarray, n_images: int, group_sizes: tuple[int, ...]) -> np.ndarray:
@@ -154,6 +157,8 @@ class BlazeFaceDetector:
                  min_confidence: float, min_size_px: int = 20, threads: int = 1) -> None:  # fmt: skip
         self.face_box = {k: float(card["face_box"][k]) for k in ("dx", "dy", "width", "height")}
         self.sizes_px = tuple(int(s) for s in sizes_px)
+        if not self.sizes_px:
+            raise ValueError("BlazeFaceDetector needs at least one input size")
         self.min_confidence, self.min_size_px = float(min_confidence), int(min_size_px)
         self._passes = [(px, blazeface_anchors(px), tflite_predictor(Path(model_path), threads, all_outputs=True))
                         for px in self.sizes_px]  # fmt: skip
@@ -163,15 +168,11 @@ class BlazeFaceDetector:
         boxes, scores = [], []
         for px, anchors, predict in self._passes:
             square, scale, pad_xy = letterbox(frame_bgr, px)
-            outputs = predict(prepare_batch([square], (px, px)) / 127.5 - 1.0)
-            regressors = next(o for o in outputs if o.shape[-1] == 16)[0]
-            logits = next(o for o in outputs if o.shape[-1] == 1)[0]
-            unit_xyxy, pass_scores = decode_blazeface(regressors, logits, anchors, px)
+            regressors, logits = heads(predict(prepare_batch([square], (px, px)) / 127.5 - 1.0))
+            unit_xyxy, pass_scores = decode_blazeface(regressors[0], logits[0], anchors, px)
             sure = pass_scores >= self.min_confidence
             boxes.append((unit_xyxy[sure] * px - np.tile(pad_xy, 2)) / scale)
             scores.append(pass_scores[sure])
-        if not boxes:
-            return Faces.empty()
         return select_faces(face_boxes(np.concatenate(boxes), self.face_box), np.concatenate(scores), (width, height),
                             min_confidence=self.min_confidence, min_size_px=self.min_size_px,
                             nms_iou=FRAME_NMS_IOU)  # fmt: skip

@@ -41,19 +41,23 @@ FRAME_DETECTOR_MAX_IOU = 0.3  # a second detector's face overlapping an SSD face
 def blazeface_detector(cfg: Config) -> BlazeFaceDetector | None:
     """BlazeFace on the whole frame as configured (``face_detector.blazeface_passes_px``; [] = None)."""
     from face_detector.blazeface import BlazeFaceDetector
-    from face_detector.verifier import read_verifier_card, verifier_model_file
+    from face_detector.verifier import BLAZEFACE_HINT, read_verifier_card, verifier_model_file
 
     fd = cfg.face_detector
     if not fd.blazeface_passes_px:
         return None
     stem = Path(cfg.resolve_path(fd.blazeface_model))
+    if not stem.with_suffix(".json").is_file():
+        raise UserError(f"no BlazeFace card at {stem.with_suffix('.json')}: set face_detector.blazeface_model "
+                        "(shipped: models/blazeface_short_range), or turn the pass off with "
+                        "face_detector.blazeface_passes_px=[]")
     card = read_verifier_card(stem)
     if card.get("kind") != "blazeface" or "face_box" not in card:
         raise UserError(f"{stem.with_suffix('.json')} is not a BlazeFace card with face_box factors "
                         "(face_detector.blazeface_model: models/blazeface_short_range)")  # fmt: skip
-    path = verifier_model_file(stem, "restore it with git, or extract it as models/README.md says")
-    return BlazeFaceDetector(path, card, fd.blazeface_passes_px, min_confidence=fd.blazeface_min_confidence,
-                             min_size_px=fd.min_size_px, threads=fd.verifier_threads)  # fmt: skip
+    return BlazeFaceDetector(verifier_model_file(stem, BLAZEFACE_HINT), card, fd.blazeface_passes_px,
+                             min_confidence=fd.blazeface_min_confidence, min_size_px=fd.min_size_px,
+                             threads=fd.verifier_threads)  # fmt: skip
 
 
 def set_opencv_threads(threads: int) -> None:

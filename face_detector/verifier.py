@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from maskwatch.config import Config
 
 PAD_BGR = (127.0, 127.0, 127.0)
+BLAZEFACE_HINT = "restore it with git, or extract it as models/README.md says"  # the shipped BlazeFace is in git
 TRAIN_HINT = "python -m face_detector.train_verifier DEV_DIR [DEV_DIR ...]"
 
 
@@ -78,8 +79,7 @@ class FaceVerifier:
         if card.get("kind") == "blazeface":
             from face_detector.blazeface import BlazeFaceVerifier
 
-            path = verifier_model_file(stem, "restore it with git, or extract it as models/README.md says")
-            return BlazeFaceVerifier(path, card, threads=fd.verifier_threads)
+            return BlazeFaceVerifier(verifier_model_file(stem, BLAZEFACE_HINT), card, threads=fd.verifier_threads)
         return cls(stem, threads=fd.verifier_threads, card=card)
 
     def __call__(self, frame_bgr: np.ndarray, xyxy: np.ndarray) -> np.ndarray:

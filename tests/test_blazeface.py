@@ -142,6 +142,9 @@ def test_blazeface_frame_passes_need_a_card_with_face_box_factors(tmp_path: Path
     overrides = ["face_detector.blazeface_passes_px=[128]", f"face_detector.blazeface_model={tmp_path / 'bf'}"]
     with pytest.raises(UserError, match="face_box"):
         FaceDetector.from_config(load_config(overrides=overrides))
+    missing = load_config(overrides=[f"face_detector.blazeface_model={tmp_path / 'nothing'}"])
+    with pytest.raises(UserError, match=r"no BlazeFace card .*blazeface_passes_px=\[\]"):
+        FaceDetector.from_config(missing)
 
 
 @pytest.mark.slow
