@@ -52,6 +52,7 @@ LOOP_VARIANTS = {  # our loop again with these overrides, when they change the c
     "pass_600_only": ("the 600 px SSD pass alone (no 300 px pass for large faces)",
                       ["face_detector.input_long_sides_px=[600]"]),
     "no_blazeface_pass": ("without BlazeFace's whole-frame pass", ["face_detector.blazeface_passes_px=[]"]),
+    "no_tiles": ("BlazeFace on the whole frame only, no tiles", ["face_detector.blazeface_tile_grid=1"]),
     "single_pass": ("one 300x300 SSD pass, no second look (the reference's face detection)",
                     ["face_detector.input_long_sides_px=[]", "face_detector.recheck_size_px=0",
                      "face_detector.verifier=", "face_detector.blazeface_passes_px=[]"]),

@@ -149,30 +149,67 @@ def letterbox(frame_bgr: np.ndarray, side_px: int) -> tuple[np.ndarray, float, t
     return square, scale, (left, top)
 
 
+def tile_regions(frame_wh: tuple[int, int], grid: int) -> np.ndarray:
+    """``grid`` x ``grid`` tiles of a frame, each ``2 / (grid + 1)`` of its width and height, neighbours overlapping
+    by half (so a face up to ``1 / (grid + 1)`` of the frame lies whole in one tile): int (n, 4) x1, y1, x2, y2."""
+    width, height = frame_wh
+    tile_w, tile_h = round(2 * width / (grid + 1)), round(2 * height / (grid + 1))
+    xs = [round(width * i / (grid + 1)) for i in range(grid)]
+    ys = [round(height * i / (grid + 1)) for i in range(grid)]
+    return np.array([(x, y, min(width, x + tile_w), min(height, y + tile_h)) for y in ys for x in xs], np.int64)
+
+
+def cut_by_tile(xyxy: np.ndarray, tile_xyxy: np.ndarray, frame_wh: tuple[int, int], margin: float = 0.02
+                ) -> np.ndarray:  # fmt: skip
+    """Which boxes (tile coordinates, float (n, 4)) come within ``margin`` of the tile's side of an edge of the
+    tile that lies inside the frame (bool (n,)); the frame's own edges do not count."""
+    x1, y1, x2, y2 = (float(v) for v in tile_xyxy)
+    tile_w, tile_h = x2 - x1, y2 - y1
+    pad_w, pad_h = margin * tile_w, margin * tile_h
+    b = np.asarray(xyxy, np.float64).reshape(-1, 4)
+    return (((b[:, 0] < pad_w) & (x1 > 0)) | ((b[:, 1] < pad_h) & (y1 > 0))
+            | ((b[:, 2] > tile_w - pad_w) & (x2 < frame_wh[0])) | ((b[:, 3] > tile_h - pad_h) & (y2 < frame_wh[1])))
+
+
 class BlazeFaceDetector:
     """Callable: ``detector(frame_bgr) -> Faces``: BlazeFace on the whole frame, one pass per entry of ``sizes_px``,
-    boxes of all passes merged by one NMS, as face boxes (``face_boxes``), scores ``min_confidence`` and up."""
+    boxes of all passes merged by one NMS, as face boxes (``face_boxes``), scores ``min_confidence`` and up.
+
+    With ``tile_grid`` >= 2 the first pass also sees ``tile_grid`` x ``tile_grid`` overlapping tiles
+    (``tile_regions``) in the same batch: faces too small for the whole-frame pass fill more of a tile. A tile
+    drops faces that reach one of its edges inside the frame (``cut_by_tile``): parts of a face it cuts."""
 
     def __init__(self, model_path: str | Path, card: dict[str, Any], sizes_px: tuple[int, ...], *,
-                 min_confidence: float, min_size_px: int = 20, threads: int = 1) -> None:  # fmt: skip
+                 min_confidence: float, min_size_px: int = 20, threads: int = 1,
+                 tile_grid: int = 1) -> None:  # fmt: skip
         self.face_box = {k: float(card["face_box"][k]) for k in ("dx", "dy", "width", "height")}
         self.sizes_px = tuple(int(s) for s in sizes_px)
         if not self.sizes_px:
             raise ValueError("BlazeFaceDetector needs at least one input size")
-        self.min_confidence, self.min_size_px = float(min_confidence), int(min_size_px)
-        self._passes = [(px, blazeface_anchors(px), tflite_predictor(Path(model_path), threads, all_outputs=True))
+        self.min_confidence, self.min_size_px, self.tile_grid = float(min_confidence), int(min_size_px), int(tile_grid)
+        self._passes = [(px, blazeface_anchors(px), anchor_group_sizes(px),
+                         tflite_predictor(Path(model_path), threads, all_outputs=True))
                         for px in self.sizes_px]  # fmt: skip
 
     def __call__(self, frame_bgr: np.ndarray) -> Faces:
         height, width = frame_bgr.shape[:2]
+        whole = np.array([[0, 0, width, height]], np.int64)
+        tiles = tile_regions((width, height), self.tile_grid) if self.tile_grid >= 2 else whole[:0]
         boxes, scores = [], []
-        for px, anchors, predict in self._passes:
-            square, scale, pad_xy = letterbox(frame_bgr, px)
-            regressors, logits = heads(predict(prepare_batch([square], (px, px)) / 127.5 - 1.0))
-            unit_xyxy, pass_scores = decode_blazeface(regressors[0], logits[0], anchors, px)
-            sure = pass_scores >= self.min_confidence
-            boxes.append((unit_xyxy[sure] * px - np.tile(pad_xy, 2)) / scale)
-            scores.append(pass_scores[sure])
-        return select_faces(face_boxes(np.concatenate(boxes), self.face_box), np.concatenate(scores), (width, height),
+        for i, (px, anchors, group_sizes, predict) in enumerate(self._passes):
+            regions = np.vstack([whole, tiles]) if i == 0 else whole
+            squares = [letterbox(frame_bgr[y1:y2, x1:x2], px) for x1, y1, x2, y2 in regions]
+            batch = prepare_batch([sq for sq, _, _ in squares], (px, px)) / 127.5 - 1.0
+            regressors, logits = (unfold_batch(head, len(batch), group_sizes) for head in heads(predict(batch)))
+            for k, (region, (_, scale, pad_xy)) in enumerate(zip(regions, squares, strict=True)):
+                unit_xyxy, region_scores = decode_blazeface(regressors[k], logits[k], anchors, px)
+                sure = region_scores >= self.min_confidence
+                xyxy = face_boxes((unit_xyxy[sure] * px - np.tile(pad_xy, 2)) / scale, self.face_box)
+                if k > 0:
+                    whole_in_tile = ~cut_by_tile(xyxy, region, (width, height))
+                    xyxy, sure = xyxy[whole_in_tile], np.flatnonzero(sure)[whole_in_tile]
+                boxes.append(xyxy + np.tile(region[:2], 2))
+                scores.append(region_scores[sure])
+        return select_faces(np.concatenate(boxes), np.concatenate(scores), (width, height),
                             min_confidence=self.min_confidence, min_size_px=self.min_size_px,
                             nms_iou=FRAME_NMS_IOU)  # fmt: skip

@@ -28,7 +28,7 @@ from face_detector.multiscale import (
 from maskwatch.errors import UserError
 
 if TYPE_CHECKING:
-    from face_detector.blazeface import BlazeFaceDetector
+    from face_detector.blazeface import BlazeFaceDetector, BlazeFaceVerifier
     from maskwatch.config import Config
 
 MEAN_BGR = (104.0, 177.0, 123.0)  # the res10 SSD's training mean
@@ -38,15 +38,11 @@ BORDER_MARGIN_PX = 2  # recheck_at_border: a box this close to an edge was (near
 FRAME_DETECTOR_MAX_IOU = 0.3  # a second detector's face overlapping an SSD face this much is the same face
 
 
-def blazeface_detector(cfg: Config) -> BlazeFaceDetector | None:
-    """BlazeFace on the whole frame as configured (``face_detector.blazeface_passes_px``; [] = None)."""
-    from face_detector.blazeface import BlazeFaceDetector
+def _blazeface_files(cfg: Config) -> tuple[Path, dict]:
+    """The BlazeFace model file and its card (``face_detector.blazeface_model``), with one-line errors."""
     from face_detector.verifier import BLAZEFACE_HINT, read_verifier_card, verifier_model_file
 
-    fd = cfg.face_detector
-    if not fd.blazeface_passes_px:
-        return None
-    stem = Path(cfg.resolve_path(fd.blazeface_model))
+    stem = Path(cfg.resolve_path(cfg.face_detector.blazeface_model))
     if not stem.with_suffix(".json").is_file():
         raise UserError(f"no BlazeFace card at {stem.with_suffix('.json')}: set face_detector.blazeface_model "
                         "(shipped: models/blazeface_short_range), or turn the pass off with "
@@ -55,9 +51,30 @@ def blazeface_detector(cfg: Config) -> BlazeFaceDetector | None:
     if card.get("kind") != "blazeface" or "face_box" not in card:
         raise UserError(f"{stem.with_suffix('.json')} is not a BlazeFace card with face_box factors "
                         "(face_detector.blazeface_model: models/blazeface_short_range)")  # fmt: skip
-    return BlazeFaceDetector(verifier_model_file(stem, BLAZEFACE_HINT), card, fd.blazeface_passes_px,
-                             min_confidence=fd.blazeface_min_confidence, min_size_px=fd.min_size_px,
-                             threads=fd.verifier_threads)  # fmt: skip
+    return verifier_model_file(stem, BLAZEFACE_HINT), card
+
+
+def blazeface_detector(cfg: Config) -> BlazeFaceDetector | None:
+    """BlazeFace on the whole frame as configured (``face_detector.blazeface_passes_px``; [] = None)."""
+    from face_detector.blazeface import BlazeFaceDetector
+
+    fd = cfg.face_detector
+    if not fd.blazeface_passes_px:
+        return None
+    model, card = _blazeface_files(cfg)
+    return BlazeFaceDetector(model, card, fd.blazeface_passes_px, min_confidence=fd.blazeface_min_confidence,
+                             min_size_px=fd.min_size_px, threads=fd.verifier_threads,
+                             tile_grid=fd.blazeface_tile_grid)  # fmt: skip
+
+
+def blazeface_zoomed_check(cfg: Config) -> BlazeFaceVerifier | None:
+    """BlazeFace on a zoomed crop, for whole-frame proposals from ``blazeface_sure`` up (1.0 or no pass: None)."""
+    from face_detector.blazeface import BlazeFaceVerifier
+
+    fd = cfg.face_detector
+    if not fd.blazeface_passes_px or fd.blazeface_sure >= 1.0:
+        return None
+    return BlazeFaceVerifier(*_blazeface_files(cfg), threads=fd.verifier_threads)
 
 
 def set_opencv_threads(threads: int) -> None:
@@ -136,6 +153,9 @@ class FaceDetector:
         fine_pass_max_box_px: int = 0,
         frame_detector: Callable[[np.ndarray], Faces] | None = None,
         proposal_min_look: float = 0.5,
+        proposal_check: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
+        proposal_sure: float = 1.0,
+        proposal_min_check: float = 0.5,
     ) -> None:
         for path in (prototxt, caffemodel):
             if not Path(path).is_file():
@@ -171,6 +191,8 @@ class FaceDetector:
         self.fine_pass_max_box_px = int(fine_pass_max_box_px)
         self.frame_detector = frame_detector
         self.proposal_min_look = float(proposal_min_look)
+        self.proposal_check = proposal_check
+        self.proposal_sure, self.proposal_min_check = float(proposal_sure), float(proposal_min_check)
 
     @classmethod
     def from_config(cls, cfg: Config) -> FaceDetector:
@@ -208,6 +230,9 @@ class FaceDetector:
             fine_pass_max_box_px=fd.fine_pass_max_box_px,
             frame_detector=blazeface_detector(cfg),
             proposal_min_look=fd.blazeface_min_look,
+            proposal_check=(check := blazeface_zoomed_check(cfg)),
+            proposal_sure=fd.blazeface_sure,
+            proposal_min_check=check.threshold if check else 0.5,
         )
 
     @property
@@ -264,7 +289,7 @@ class FaceDetector:
         """``faces`` and the ``frame_detector``'s faces that none of them overlaps (IoU >= ``FRAME_DETECTOR_MAX_IOU``,
         or nested). With the second look on, each such proposal is kept only if a look finds the face there at
         ``proposal_min_look`` (and ``min_confidence``), with the look's box and score (two detectors agree: no aspect
-        limit); else it is added as found."""
+        limit); else it is added as found. A kept proposal nested in a stronger one is dropped (``nested_share``)."""
         proposals = self.frame_detector(frame_bgr)
         if len(proposals) and len(faces):
             new = iou_matrix(proposals.xyxy, faces.xyxy).max(axis=1) < FRAME_DETECTOR_MAX_IOU
@@ -275,8 +300,24 @@ class FaceDetector:
             height, width = frame_bgr.shape[:2]
             boxes, scores = self._second_look(frame_bgr, proposals.xyxy)
             floor = max(self.min_confidence, self.proposal_min_look)
-            proposals = self._select(boxes, scores, (width, height), floor)
+            confirmed = self._select(boxes, scores, (width, height), floor)
+            proposals = add_new_faces(confirmed, self._sure_proposals(frame_bgr, proposals, confirmed), 0.4)
+        if self.nested_share > 0:  # a tile's part of a face next to the whole-frame box of the same face
+            proposals = proposals[~nested_in_stronger(proposals.xyxy, self.nested_share)]
         return add_new_faces(faces, proposals, FRAME_DETECTOR_MAX_IOU)
+
+    def _sure_proposals(self, frame_bgr: np.ndarray, proposals: Faces, confirmed: Faces) -> Faces:
+        """Proposals from ``proposal_sure`` up that no confirmed look overlaps (IoU >= 0.4; the SSD's look misses
+        many masked faces that fill their crop), kept with their own box when ``proposal_check`` on a zoomed crop
+        scores ``proposal_min_check``."""
+        if self.proposal_check is None:
+            return Faces.empty()
+        sure = proposals[proposals.confidence >= max(self.proposal_sure, self.min_confidence)]
+        if len(sure) and len(confirmed):
+            sure = sure[iou_matrix(sure.xyxy, confirmed.xyxy).max(axis=1) < 0.4]
+        if len(sure) == 0:
+            return sure
+        return sure[self.proposal_check(frame_bgr, sure.xyxy) >= self.proposal_min_check]
 
     def _select(self, boxes: np.ndarray, scores: np.ndarray, frame_wh: tuple[int, int], floor: float) -> Faces:
         return select_faces(

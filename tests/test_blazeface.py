@@ -16,9 +16,11 @@ from face_detector.blazeface import (
     BlazeFaceVerifier,
     blazeface_anchors,
     candidate_boxes_in_crops,
+    cut_by_tile,
     decode_blazeface,
     face_boxes,
     letterbox,
+    tile_regions,
 )
 from face_detector.matching import iou_matrix
 from face_detector.multiscale import zoom_regions
@@ -130,6 +132,40 @@ def test_blazeface_on_the_whole_frame_finds_a_masked_face_where_it_is(astronaut)
     assert len(moved) == 1 and iou_matrix(moved.xyxy, face + np.array([0, 80, 0, 80]))[0, 0] >= 0.6
     assert len(detector(np.full((300, 400, 3), 127, np.uint8))) == 0
     assert len(detector(np.ascontiguousarray(frame[300:, :, :]))) == 0  # the suit and the flag, no face
+
+
+def test_tiles_overlap_by_half_so_a_small_face_lies_whole_in_one():
+    assert tile_regions((640, 480), 1).tolist() == [[0, 0, 640, 480]]
+    tiles = tile_regions((640, 480), 2)
+    assert tiles.tolist() == [[0, 0, 427, 320], [213, 0, 640, 320], [0, 160, 427, 480], [213, 160, 640, 480]]
+    for grid, (width, height) in ((2, (640, 480)), (3, (1280, 720)), (4, (333, 999))):
+        tiles = tile_regions((width, height), grid)
+        face_w, face_h = width // (grid + 1), height // (grid + 1)
+        for x in range(0, width - face_w + 1, 7):
+            for y in range(0, height - face_h + 1, 7):
+                inside = ((tiles[:, 0] <= x) & (tiles[:, 1] <= y) & (tiles[:, 2] >= x + face_w)
+                          & (tiles[:, 3] >= y + face_h))  # fmt: skip
+                assert inside.any(), (grid, x, y)
+
+
+def test_a_face_at_a_tiles_inner_edge_is_cut_the_frames_edge_is_not():
+    tile = np.array([213, 160, 640, 480])  # the lower right tile of a 640x480 frame: left and top edges inside
+    boxes = np.array([[2, 50, 60, 120], [100, 1, 150, 60], [380, 250, 427, 320], [100, 100, 160, 170]])
+    assert cut_by_tile(boxes, tile, (640, 480)).tolist() == [True, True, False, False]
+    assert not cut_by_tile(boxes, np.array([0, 0, 640, 480]), (640, 480)).any()  # the whole frame cuts nothing
+
+
+def test_tiles_find_a_masked_face_too_small_for_the_whole_frame_pass(astronaut):
+    _, masked, face = astronaut
+    frame = np.full((768, 1024, 3), 127, np.uint8)  # her face is 9% of the frame's width, 14% of a tile's
+    frame[128:640, 256:768] = masked
+    face = face + np.array([256, 128, 256, 128])
+    card = read_verifier_card(STEM)
+    whole, tiled = (BlazeFaceDetector(STEM.with_suffix(".tflite"), card, (128,), min_confidence=0.4, tile_grid=grid)
+                    for grid in (1, 2))  # fmt: skip
+    assert len(whole(frame)) == 0
+    found = tiled(frame)
+    assert len(found) and iou_matrix(found.xyxy, face).max() >= 0.45
 
 
 def test_blazeface_frame_passes_need_a_card_with_face_box_factors(tmp_path: Path):

@@ -392,3 +392,27 @@ def test_a_second_detectors_faces_are_proposals_for_the_second_look(handmade_det
     handmade_detector.recheck_size_px = 0  # no second look: the proposals are taken as they are
     plain = handmade_detector(frame).xyxy.tolist()
     assert [20, 180, 180, 390] in plain and [400, 0, 440, 40] in plain and [64, 44, 124, 150] not in plain
+
+
+def test_a_sure_proposal_the_look_misses_is_kept_when_a_zoomed_check_agrees(handmade_detector):
+    frame = np.zeros((400, 600, 3), np.uint8)
+    frame_pass = handmade_detector.forward(None, None)
+    nothing = np.zeros((1, 1, 0, 7), np.float32)
+    handmade_detector.forward = lambda frames, size: frame_pass if frames[0].shape == frame.shape else nothing
+    ssd_only = handmade_detector(frame)
+    close_up, weak, thing = [20, 180, 180, 390], [400, 0, 440, 40], [300, 200, 380, 300]
+    handmade_detector.frame_detector = lambda frame_bgr: Faces(np.array([close_up, thing, weak]),
+                                                               np.array([0.8, 0.75, 0.6]))  # fmt: skip
+    asked = []
+
+    def check(frame_bgr, xyxy):  # BlazeFace on a zoomed crop: a face at the close-up only
+        asked.extend(np.asarray(xyxy).tolist())
+        return np.array([0.9 if box[0] == 20 else 0.2 for box in np.asarray(xyxy)])
+
+    assert handmade_detector(frame).xyxy.tolist() == ssd_only.xyxy.tolist()  # no check: the look decides alone
+    handmade_detector.proposal_check, handmade_detector.proposal_sure = check, 0.7
+    handmade_detector.proposal_min_check = 0.6
+    faces = handmade_detector(frame)
+    assert faces.xyxy.tolist() == [*ssd_only.xyxy.tolist(), close_up]  # its own box and BlazeFace's score
+    assert faces.confidence[-1] == pytest.approx(0.8)
+    assert asked == [close_up, thing]  # the proposal below proposal_sure is not checked: the look alone decides
