@@ -169,9 +169,14 @@ def test_tiles_find_a_masked_face_too_small_for_the_whole_frame_pass(astronaut):
 
 
 def test_blazeface_frame_passes_need_a_card_with_face_box_factors(tmp_path: Path):
-    assert isinstance(FaceDetector.from_config(load_config()).frame_detector, BlazeFaceDetector)  # the default
+    default = FaceDetector.from_config(load_config())
+    assert isinstance(default.frame_detector, BlazeFaceDetector) and default.frame_detector.tile_grid == 3
+    assert isinstance(default.proposal_check, BlazeFaceVerifier)  # sure proposals get BlazeFace on a zoomed crop
+    assert default.proposal_sure == 0.7 and default.proposal_min_check == read_verifier_card(STEM)["threshold"]
     off = load_config(overrides=["face_detector.blazeface_passes_px=[]"])
-    assert FaceDetector.from_config(off).frame_detector is None
+    assert FaceDetector.from_config(off).frame_detector is None and FaceDetector.from_config(off).proposal_check is None
+    no_sure = load_config(overrides=["face_detector.blazeface_sure=1.0"])
+    assert FaceDetector.from_config(no_sure).proposal_check is None
     card = json.loads(STEM.with_suffix(".json").read_text())
     del card["face_box"]
     (tmp_path / "bf.json").write_text(json.dumps(card))
