@@ -36,6 +36,7 @@ MAX_NETS = 3  # networks kept for large input sizes, one per size; images of man
 SHARED_NET_MAX_AREA = 300 * 300  # inputs up to this many pixels share one network (see FaceDetector._net_for)
 BORDER_MARGIN_PX = 2  # recheck_at_border: a box this close to an edge was (nearly) clipped by the frame
 FRAME_DETECTOR_MAX_IOU = 0.3  # a second detector's face overlapping an SSD face this much is the same face
+LOOK_IOU = 0.4  # a second look's box overlapping the box it looks at this much is the same face
 
 
 def _blazeface_files(cfg: Config) -> tuple[Path, dict]:
@@ -123,6 +124,9 @@ class FaceDetector:
     frame) proposes the faces it finds that no SSD face overlaps (IoU >= ``FRAME_DETECTOR_MAX_IOU``, or nested):
     close-up masked faces the SSD does not see at all. With the second look on, a proposal is kept only if a look
     there finds the face at ``proposal_min_look`` (with the look's box and score); without it, it is added as found.
+    From ``proposal_sure`` up, a proposal the look misses (a masked face filling the look's crop) is kept with its own
+    box when ``proposal_check`` (``(frame_bgr, xyxy) -> P(face)``, e.g. BlazeFace on a zoomed crop) scores
+    ``proposal_min_check``.
     """
 
     def __init__(
@@ -289,7 +293,9 @@ class FaceDetector:
         """``faces`` and the ``frame_detector``'s faces that none of them overlaps (IoU >= ``FRAME_DETECTOR_MAX_IOU``,
         or nested). With the second look on, each such proposal is kept only if a look finds the face there at
         ``proposal_min_look`` (and ``min_confidence``), with the look's box and score (two detectors agree: no aspect
-        limit); else it is added as found. A kept proposal nested in a stronger one is dropped (``nested_share``)."""
+        limit), or, from ``proposal_sure`` up, with its own box when ``proposal_check`` agrees (``_sure_proposals``);
+        without the look it is added as found. A kept proposal nested in a stronger one is dropped
+        (``nested_share``)."""
         proposals = self.frame_detector(frame_bgr)
         if len(proposals) and len(faces):
             new = iou_matrix(proposals.xyxy, faces.xyxy).max(axis=1) < FRAME_DETECTOR_MAX_IOU
@@ -301,20 +307,20 @@ class FaceDetector:
             boxes, scores = self._second_look(frame_bgr, proposals.xyxy)
             floor = max(self.min_confidence, self.proposal_min_look)
             confirmed = self._select(boxes, scores, (width, height), floor)
-            proposals = add_new_faces(confirmed, self._sure_proposals(frame_bgr, proposals, confirmed), 0.4)
+            proposals = add_new_faces(confirmed, self._sure_proposals(frame_bgr, proposals, confirmed), LOOK_IOU)
         if self.nested_share > 0:  # a tile's part of a face next to the whole-frame box of the same face
             proposals = proposals[~nested_in_stronger(proposals.xyxy, self.nested_share)]
         return add_new_faces(faces, proposals, FRAME_DETECTOR_MAX_IOU)
 
     def _sure_proposals(self, frame_bgr: np.ndarray, proposals: Faces, confirmed: Faces) -> Faces:
-        """Proposals from ``proposal_sure`` up that no confirmed look overlaps (IoU >= 0.4; the SSD's look misses
+        """Proposals from ``proposal_sure`` up that no confirmed look overlaps (``LOOK_IOU``; the SSD's look misses
         many masked faces that fill their crop), kept with their own box when ``proposal_check`` on a zoomed crop
         scores ``proposal_min_check``."""
         if self.proposal_check is None:
             return Faces.empty()
         sure = proposals[proposals.confidence >= max(self.proposal_sure, self.min_confidence)]
         if len(sure) and len(confirmed):
-            sure = sure[iou_matrix(sure.xyxy, confirmed.xyxy).max(axis=1) < 0.4]
+            sure = sure[iou_matrix(sure.xyxy, confirmed.xyxy).max(axis=1) < LOOK_IOU]
         if len(sure) == 0:
             return sure
         return sure[self.proposal_check(frame_bgr, sure.xyxy) >= self.proposal_min_check]
@@ -380,7 +386,7 @@ class FaceDetector:
             looks = []
             for j in range(k, len(regions), len(xyxy)):
                 x, y, side = regions[j]
-                looks.append(best_overlap(*ssd_boxes(rows[j], (x, y, side, side)), xyxy[k], iou_min=0.4))
+                looks.append(best_overlap(*ssd_boxes(rows[j], (x, y, side, side)), xyxy[k], iou_min=LOOK_IOU))
             box, score = max(looks, key=lambda look: look[1])
             if box is not None and score >= self.min_confidence:
                 boxes.append(box)
