@@ -69,11 +69,12 @@ def blazeface_detector(cfg: Config) -> BlazeFaceDetector | None:
 
 
 def blazeface_zoomed_check(cfg: Config) -> BlazeFaceVerifier | None:
-    """BlazeFace on a zoomed crop, for whole-frame proposals from ``blazeface_sure`` up (1.0 or no pass: None)."""
+    """BlazeFace on a zoomed crop, for every proposal (``blazeface_check_all``) or for those from ``blazeface_sure``
+    up (neither, or no pass: None)."""
     from face_detector.blazeface import BlazeFaceVerifier
 
     fd = cfg.face_detector
-    if not fd.blazeface_passes_px or fd.blazeface_sure >= 1.0:
+    if not fd.blazeface_passes_px or (fd.blazeface_sure >= 1.0 and not fd.blazeface_check_all):
         return None
     return BlazeFaceVerifier(*_blazeface_files(cfg), threads=fd.verifier_threads)
 
@@ -159,6 +160,7 @@ class FaceDetector:
         proposal_min_look: float = 0.5,
         proposal_check: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
         proposal_sure: float = 1.0,
+        proposal_check_all: bool = False,
         proposal_min_check: float = 0.5,
     ) -> None:
         for path in (prototxt, caffemodel):
@@ -197,6 +199,7 @@ class FaceDetector:
         self.proposal_min_look = float(proposal_min_look)
         self.proposal_check = proposal_check
         self.proposal_sure, self.proposal_min_check = float(proposal_sure), float(proposal_min_check)
+        self.proposal_check_all = bool(proposal_check_all)
 
     @classmethod
     def from_config(cls, cfg: Config) -> FaceDetector:
@@ -236,6 +239,7 @@ class FaceDetector:
             proposal_min_look=fd.blazeface_min_look,
             proposal_check=(check := blazeface_zoomed_check(cfg)),
             proposal_sure=fd.blazeface_sure,
+            proposal_check_all=fd.blazeface_check_all,
             proposal_min_check=check.threshold if check else 0.5,
         )
 
@@ -302,6 +306,8 @@ class FaceDetector:
             if self.nested_share > 0:
                 new &= ~nested_in(proposals.xyxy, faces.xyxy, self.nested_share)
             proposals = proposals[new]
+        if len(proposals) and self.proposal_check_all and self.proposal_check is not None:
+            proposals = proposals[self.proposal_check(frame_bgr, proposals.xyxy) >= self.proposal_min_check]
         if len(proposals) and self.recheck_size_px > 0:
             height, width = frame_bgr.shape[:2]
             boxes, scores = self._second_look(frame_bgr, proposals.xyxy)
@@ -321,7 +327,7 @@ class FaceDetector:
         sure = proposals[proposals.confidence >= max(self.proposal_sure, self.min_confidence)]
         if len(sure) and len(confirmed):
             sure = sure[iou_matrix(sure.xyxy, confirmed.xyxy).max(axis=1) < LOOK_IOU]
-        if len(sure) == 0:
+        if len(sure) == 0 or self.proposal_check_all:  # all proposals passed the check already
             return sure
         return sure[self.proposal_check(frame_bgr, sure.xyxy) >= self.proposal_min_check]
 

@@ -416,3 +416,31 @@ def test_a_sure_proposal_the_look_misses_is_kept_when_a_zoomed_check_agrees(hand
     assert faces.xyxy.tolist() == [*ssd_only.xyxy.tolist(), close_up]  # its own box and BlazeFace's score
     assert faces.confidence[-1] == pytest.approx(0.8)
     assert asked == [close_up, thing]  # the proposal below proposal_sure is not checked: the look alone decides
+
+
+def test_with_check_all_a_proposal_needs_the_zoomed_check_before_its_look(handmade_detector):
+    frame = np.zeros((400, 600, 3), np.uint8)
+    frame_pass = handmade_detector.forward(None, None)
+    looked_at = []
+
+    def forward(frames, size):  # every look finds a face in the middle of its crop
+        if frames[0].shape == frame.shape:
+            return frame_pass
+        looked_at.append(len(frames))
+        found = [(i, 1, 0.8, 0.25, 0.25, 0.75, 0.75) for i in range(len(frames))]
+        return np.array(found, np.float32).reshape(1, 1, -1, 7)
+
+    handmade_detector.forward = forward
+    ssd_only = handmade_detector(frame)
+    close_up, clock = [20, 180, 180, 390], [400, 200, 480, 280]
+    handmade_detector.frame_detector = lambda frame_bgr: Faces(np.array([close_up, clock]), np.array([0.8, 0.6]))
+    handmade_detector.proposal_check = lambda frame_bgr, xyxy: np.array([0.9 if b[0] == 20 else 0.2 for b in xyxy])
+    handmade_detector.proposal_min_check = 0.6
+    looked_at.clear()
+    assert len(handmade_detector(frame)) == len(ssd_only) + 2  # the look alone confirms both
+    assert looked_at[-1] == 2
+    handmade_detector.proposal_check_all = True
+    looked_at.clear()
+    faces = handmade_detector(frame)
+    assert len(faces) == len(ssd_only) + 1 and faces.xyxy[-1][0] < 100  # the clock fails the check, gets no look
+    assert looked_at[-1] == 1
