@@ -168,6 +168,21 @@ def test_tiles_find_a_masked_face_too_small_for_the_whole_frame_pass(astronaut):
     assert len(found) and iou_matrix(found.xyxy, face).max() >= 0.45
 
 
+@pytest.mark.parametrize("fill", [0.6, 0.9])
+def test_the_default_detector_finds_a_masked_face_filling_a_webcam_frame(astronaut, fill):
+    _, masked, face = astronaut
+    x1, y1, x2, y2 = face[0]
+    height = int((y2 - y1) / fill)
+    width, cx, cy = height * 4 // 3, (x1 + x2) // 2, (y1 + y2) // 2
+    padded = cv2.copyMakeBorder(masked, 300, 300, 300, 300, cv2.BORDER_REFLECT)
+    left, top = cx + 300 - width // 2, cy + 300 - height // 2
+    scale = 640 / width
+    frame = cv2.resize(padded[top:top + height, left:left + width], (640, 480))
+    expected = (face - np.array([left - 300, top - 300] * 2)) * scale  # her face box in the 640x480 frame
+    found = FaceDetector.from_config(load_config())(frame)
+    assert len(found) == 1 and iou_matrix(found.xyxy, expected)[0, 0] >= 0.5
+
+
 def test_blazeface_frame_passes_need_a_card_with_face_box_factors(tmp_path: Path):
     default = FaceDetector.from_config(load_config())
     assert isinstance(default.frame_detector, BlazeFaceDetector) and default.frame_detector.tile_grid == 3
