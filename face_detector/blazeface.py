@@ -203,13 +203,13 @@ class BlazeFaceDetector:
             regressors, logits = (unfold_batch(head, len(batch), group_sizes) for head in heads(predict(batch)))
             for k, (region, (_, scale, pad_xy)) in enumerate(zip(regions, squares, strict=True)):
                 unit_xyxy, region_scores = decode_blazeface(regressors[k], logits[k], anchors, px)
-                sure = region_scores >= self.min_confidence
-                xyxy = face_boxes((unit_xyxy[sure] * px - np.tile(pad_xy, 2)) / scale, self.face_box)
-                if k > 0:
-                    whole_in_tile = ~cut_by_tile(xyxy, region, (width, height))
-                    xyxy, sure = xyxy[whole_in_tile], np.flatnonzero(sure)[whole_in_tile]
+                keep = np.flatnonzero(region_scores >= self.min_confidence)
+                xyxy = face_boxes((unit_xyxy[keep] * px - np.tile(pad_xy, 2)) / scale, self.face_box)
+                if k > 0:  # a tile: drop the parts of faces it cuts
+                    inside = ~cut_by_tile(xyxy, region, (width, height))
+                    xyxy, keep = xyxy[inside], keep[inside]
                 boxes.append(xyxy + np.tile(region[:2], 2))
-                scores.append(region_scores[sure])
+                scores.append(region_scores[keep])
         return select_faces(np.concatenate(boxes), np.concatenate(scores), (width, height),
                             min_confidence=self.min_confidence, min_size_px=self.min_size_px,
                             nms_iou=FRAME_NMS_IOU)  # fmt: skip

@@ -55,28 +55,20 @@ def _blazeface_files(cfg: Config) -> tuple[Path, dict]:
     return verifier_model_file(stem, BLAZEFACE_HINT), card
 
 
-def blazeface_detector(cfg: Config) -> BlazeFaceDetector | None:
-    """BlazeFace on the whole frame as configured (``face_detector.blazeface_passes_px``; [] = None)."""
-    from face_detector.blazeface import BlazeFaceDetector
+def blazeface_parts(cfg: Config) -> tuple[BlazeFaceDetector | None, BlazeFaceVerifier | None]:
+    """BlazeFace on the whole frame (``face_detector.blazeface_passes_px``; [] = None) and BlazeFace on a zoomed
+    crop for its proposals (``blazeface_check_all``, or ``blazeface_sure`` < 1; else None), from one card."""
+    from face_detector.blazeface import BlazeFaceDetector, BlazeFaceVerifier
 
     fd = cfg.face_detector
     if not fd.blazeface_passes_px:
-        return None
+        return None, None
     model, card = _blazeface_files(cfg)
-    return BlazeFaceDetector(model, card, fd.blazeface_passes_px, min_confidence=fd.blazeface_min_confidence,
-                             min_size_px=fd.min_size_px, threads=fd.verifier_threads,
-                             tile_grid=fd.blazeface_tile_grid)  # fmt: skip
-
-
-def blazeface_zoomed_check(cfg: Config) -> BlazeFaceVerifier | None:
-    """BlazeFace on a zoomed crop, for every proposal (``blazeface_check_all``) or for those from ``blazeface_sure``
-    up (neither, or no pass: None)."""
-    from face_detector.blazeface import BlazeFaceVerifier
-
-    fd = cfg.face_detector
-    if not fd.blazeface_passes_px or (fd.blazeface_sure >= 1.0 and not fd.blazeface_check_all):
-        return None
-    return BlazeFaceVerifier(*_blazeface_files(cfg), threads=fd.verifier_threads)
+    detector = BlazeFaceDetector(model, card, fd.blazeface_passes_px, min_confidence=fd.blazeface_min_confidence,
+                                 min_size_px=fd.min_size_px, threads=fd.verifier_threads,
+                                 tile_grid=fd.blazeface_tile_grid)  # fmt: skip
+    checked = fd.blazeface_check_all or fd.blazeface_sure < 1.0
+    return detector, BlazeFaceVerifier(model, card, threads=fd.verifier_threads) if checked else None
 
 
 def set_opencv_threads(threads: int) -> None:
@@ -211,6 +203,7 @@ class FaceDetector:
         set_opencv_threads(fd.opencv_threads)
         verifier = FaceVerifier.from_config(cfg)
         min_p_face = fd.verifier_min_p_face or (verifier.threshold if verifier else 0.5)
+        frame_detector, check = blazeface_parts(cfg)
         return cls(
             resolve("prototxt", cfg),
             resolve("caffemodel", cfg),
@@ -235,9 +228,9 @@ class FaceDetector:
             verifier_min_mean=fd.verifier_min_mean,
             nested_share=fd.nested_share,
             fine_pass_max_box_px=fd.fine_pass_max_box_px,
-            frame_detector=blazeface_detector(cfg),
+            frame_detector=frame_detector,
             proposal_min_look=fd.blazeface_min_look,
-            proposal_check=(check := blazeface_zoomed_check(cfg)),
+            proposal_check=check,
             proposal_sure=fd.blazeface_sure,
             proposal_check_all=fd.blazeface_check_all,
             proposal_min_check=check.threshold if check else 0.5,
