@@ -64,7 +64,7 @@ class FaceDetectorConfig:
     recheck_min_confidence: float = _range(0.0, 1.0, default=0.2)
     recheck_contexts: tuple[float, ...] = _range(0.0, 2.0, default=(0.5,))
     recheck_max: int = _range(0, 100, default=8)
-    recheck_max_confidence: float = _range(0.0, 1.0, default=0.499)
+    recheck_max_confidence: float = _range(0.0, 1.0, default=0.7)
     recheck_at_border: bool = True
     recheck_below_aspect_hw: float = _range(0.0, 100.0, default=0.0)
     recheck_skip_nested: bool = False

@@ -145,6 +145,30 @@ def test_verifier_gates_the_second_look_and_confirms_its_boxes(handmade_detector
     assert handmade_detector(frame).xyxy.tolist() == [[60, 40, 120, 140]]
 
 
+def test_middling_boxes_get_the_second_look_by_default(handmade_detector):
+    from maskwatch.config import Config
+
+    assert Config().face_detector.recheck_max_confidence == handmade_detector.recheck_max_confidence == 0.7
+    frame = np.zeros((400, 600, 3), np.uint8)
+    # a sure face, a middling box (0.6: a jacket, an object), a box above 0.7; every look finds nothing
+    frame_pass = ssd_output((0.95, 0.10, 0.10, 0.20, 0.35), (0.60, 0.40, 0.10, 0.50, 0.35),
+                            (0.75, 0.60, 0.50, 0.70, 0.75))  # fmt: skip
+    looked_at = []
+
+    def forward(frames, size):
+        if len(frames) == 1 and frames[0].shape == frame.shape:
+            return frame_pass
+        looked_at.append(len(frames))
+        return np.zeros((1, 1, len(frames), 7), np.float32)
+
+    handmade_detector.forward = forward
+    assert handmade_detector(frame).xyxy.tolist() == [[60, 40, 120, 140], [360, 200, 420, 300]]
+    assert looked_at == [1]  # only the middling box was looked at, and dropped
+    handmade_detector.recheck_max_confidence = 0.499  # the fifth round's setting: weak boxes only
+    looked_at.clear()
+    assert len(handmade_detector(frame)) == 3 and looked_at == []
+
+
 def test_a_confident_box_wider_than_tall_is_checked_like_a_weak_one(handmade_detector):
     frame = np.zeros((400, 600, 3), np.uint8)
     # a sure face and a sure box 90 px wide, 60 px tall (a coin, or a masked face's upper half)
