@@ -59,16 +59,22 @@ def test_sets_share_no_package(tool) -> None:
         assert not packages[a] & packages[b], (a, b)
 
 
-def test_main_writes_photos_and_ignore_csv(tool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    photo = b"not really a jpeg"
-    src = tmp_path / "a.jpg"
+def one_photo_package(tool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, photo: bytes, name: str) -> str:
+    """A fake package archive holding ``photo`` as ``pkg-1.0/data/<name>``, served instead of the registry's; returns
+    the photo's table line."""
+    src = tmp_path / name
     src.write_bytes(photo)
     archive = tmp_path / "pkg-1.0.tar.gz"
     with tarfile.open(archive, "w:gz") as tf:
-        tf.add(src, arcname="pkg-1.0/data/a.jpg")
-    md5 = hashlib.md5(photo).hexdigest()
+        tf.add(src, arcname=f"pkg-1.0/data/{name}")
     monkeypatch.setattr(tool, "cached_archive", lambda *key: archive)
-    monkeypatch.setitem(tool.SETS, "3", (f"pypi pkg 1.0 sdist MIT {md5} pkg-1.0/data/a.jpg", "pkg__a 1 2 30 40"))
+    return f"pypi pkg 1.0 sdist MIT {hashlib.md5(photo).hexdigest()} pkg-1.0/data/{name}"
+
+
+def test_main_writes_photos_and_ignore_csv(tool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    photo = b"not really a jpeg"
+    line = one_photo_package(tool, tmp_path, monkeypatch, photo, "a.jpg")
+    monkeypatch.setitem(tool.SETS, "3", (line, "pkg__a 1 2 30 40"))
     assert tool.main(["--set", "3", str(tmp_path / "out")]) == 0
     assert (tmp_path / "out" / "pkg__a.jpg").read_bytes() == photo
     assert (tmp_path / "out" / "ignore.csv").read_text() == "photo,x1,y1,x2,y2\npkg__a,1,2,30,40\n"
@@ -80,15 +86,8 @@ def test_main_writes_photos_and_ignore_csv(tool, tmp_path: Path, monkeypatch: py
 def test_main_writes_other_formats_as_png(tool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     ok, buf = cv2.imencode(".pgm", np.full((8, 6), 200, np.uint8))
     assert ok
-    photo = buf.tobytes()
-    src = tmp_path / "a.pgm"
-    src.write_bytes(photo)
-    archive = tmp_path / "pkg-1.0.tar.gz"
-    with tarfile.open(archive, "w:gz") as tf:
-        tf.add(src, arcname="pkg-1.0/data/a.pgm")
-    md5 = hashlib.md5(photo).hexdigest()
-    monkeypatch.setattr(tool, "cached_archive", lambda *key: archive)
-    monkeypatch.setitem(tool.SETS, "4", (f"pypi pkg 1.0 sdist MIT {md5} pkg-1.0/data/a.pgm", ""))
+    line = one_photo_package(tool, tmp_path, monkeypatch, buf.tobytes(), "a.pgm")
+    monkeypatch.setitem(tool.SETS, "4", (line, ""))
     assert tool.main(["--set", "4", str(tmp_path / "out")]) == 0
     image = cv2.imread(str(tmp_path / "out" / "pkg__a.png"))
     assert image is not None and image.shape == (8, 6, 3) and int(image.max()) == 200
