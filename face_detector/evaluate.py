@@ -6,6 +6,8 @@ DIR is evaluated; an image without rows has no face (a folder of non-face photos
 A detection matches a labelled face at IoU >= ``--iou``; detections on ``ignore`` boxes do not count.
 
 ``--options FILE.yaml`` compares several detector settings in one run (``options: [{name, set: [...]}]``).
+Recall is also reported by the labelled box's height (under 64, 64-127, 128-255, 256+ px): small masked faces are
+where the face stage is weakest.
 """
 
 from __future__ import annotations
@@ -34,6 +36,21 @@ from maskwatch.errors import UserError
 from maskwatch.files import write_json_atomic
 
 LABELS = ("mask", "no_mask")
+HEIGHT_BINS_PX = (64, 128, 256)  # upper edges of the face-height bins of the report; the last bin is open
+
+
+def height_bin(height_px: float) -> str:
+    """The report's bin of a face ``height_px`` tall: ``"<64"``, ``"64-127"``, ``"128-255"`` or ``">=256"``."""
+    low = 0
+    for edge in HEIGHT_BINS_PX:
+        if height_px < edge:
+            return f"<{edge}" if low == 0 else f"{low}-{edge - 1}"
+        low = edge
+    return f">={low}"
+
+
+def height_bins() -> list[str]:
+    return [height_bin(edge - 1) for edge in HEIGHT_BINS_PX] + [height_bin(HEIGHT_BINS_PX[-1])]
 
 
 @dataclass(frozen=True)
@@ -49,6 +66,9 @@ class Tally:
 
     faces: dict[str, int] = field(default_factory=lambda: dict.fromkeys(LABELS, 0))
     found: dict[str, int] = field(default_factory=lambda: dict.fromkeys(LABELS, 0))
+    by_height: dict[str, dict[str, list[int]]] = field(  # bin -> label -> [found, faces]
+        default_factory=lambda: {b: {k: [0, 0] for k in LABELS} for b in height_bins()}
+    )
     images: int = 0
     false_positives: int = 0
     ignored: int = 0
@@ -61,6 +81,10 @@ class Tally:
             "recall": recall,
             "faces": self.faces,
             "found": self.found,
+            "by_face_height_px": {
+                b: {k: {"found": f, "faces": n, "recall": f / n if n else None} for k, (f, n) in labels.items()}
+                for b, labels in self.by_height.items()
+            },
             "images": self.images,
             "false_positives": self.false_positives,
             "false_positives_per_image": self.false_positives / self.images if self.images else None,
@@ -125,10 +149,13 @@ def evaluate(
         tally.images += 1
         tally.false_positives += result.false_positives
         tally.ignored += result.ignored
-        for label, found in zip(item.labels, result.found, strict=True):
+        for box, label, found in zip(item.xyxy, item.labels, result.found, strict=True):
             if label in LABELS:
                 tally.faces[label] += 1
                 tally.found[label] += int(found)
+                counts = tally.by_height[height_bin(box[3] - box[1])][label]
+                counts[0] += int(found)
+                counts[1] += 1
         details.append({
             "image": str(item.path),
             "missed": [[*map(int, b), lab] for b, lab, f in zip(item.xyxy, item.labels, result.found, strict=True)
@@ -167,6 +194,19 @@ def format_table(results: Sequence[dict[str, Any]]) -> str:
             f"| {r['name']} | {rec['mask']} | {rec['no_mask']} | {s['false_positives']} ({fpi:.2f}) "
             f"| {ms['wall_mean'] or 0:.1f} | {ms['cpu_mean'] or 0:.1f} |"
         )
+    return "\n".join(lines)
+
+
+def format_height_table(results: Sequence[dict[str, Any]], label: str = "mask") -> str:
+    """A Markdown table of ``label``'s recall by face height: one row per detector setting."""
+    bins = height_bins()
+    lines = [f"| option | {' | '.join(f'{label} {b} px' for b in bins)} |", "|---" * (len(bins) + 1) + "|"]
+    for r in results:
+        cells = []
+        for b in bins:
+            c = r["summary"]["by_face_height_px"][b][label]
+            cells.append("-" if not c["faces"] else f"{c['recall']:.3f} ({c['found']}/{c['faces']})")
+        lines.append(f"| {r['name']} | {' | '.join(cells)} |")
     return "\n".join(lines)
 
 
@@ -214,6 +254,9 @@ def _main(argv: Sequence[str] | None = None) -> int:
     write_json_atomic(out, report)
     print()
     print(format_table(results))
+    for label in LABELS:
+        print()
+        print(format_height_table(results, label))
     skipped = {f for r in results for f in r["unreadable"]}
     if skipped:
         print(f"skipped {len(skipped)} unreadable image(s): {', '.join(sorted(skipped))}")

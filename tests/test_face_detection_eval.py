@@ -6,7 +6,16 @@ import cv2
 import numpy as np
 import pytest
 
-from face_detector.evaluate import format_table, main, read_labelled_folder, read_options
+from face_detector.evaluate import (
+    evaluate,
+    format_height_table,
+    format_table,
+    height_bin,
+    main,
+    read_labelled_folder,
+    read_options,
+)
+from face_detector.faces import Faces
 from face_detector.matching import iou_matrix, match_image
 from face_detector.multiscale import (
     at_border,
@@ -170,6 +179,29 @@ def test_format_table_row():
     }
     row = format_table([{"name": "x", "summary": summary}]).splitlines()[-1]
     assert row == "| x | 0.500 (1/2) | 1.000 (2/2) | 3 (0.75) | 12.3 | 10.0 |"
+
+
+def test_recall_is_reported_by_face_height(tmp_path: Path):
+    assert [height_bin(h) for h in (20, 63, 64, 200, 256, 900)] == ["<64", "<64", "64-127", "128-255", ">=256", ">=256"]
+    frame = np.zeros((600, 800, 3), np.uint8)
+    rows = ("a.jpg,10,10,50,60,mask\n"  # 50 px tall, found
+            "a.jpg,100,10,150,70,mask\n"  # 60 px tall, missed
+            "a.jpg,200,10,300,160,mask\n"  # 150 px tall, found
+            "a.jpg,400,10,600,310,no_mask\n"  # 300 px tall, found
+            "a.jpg,700,10,720,30,ignore\n")  # fmt: skip
+    folder = make_folder(tmp_path, rows, {"a.jpg": frame})
+
+    def detector(frame_bgr):  # a stand-in that finds three of the four faces
+        return Faces(np.array([[10, 10, 50, 60], [200, 10, 300, 160], [400, 10, 600, 310]]), np.ones(3))
+
+    tally, _, _ = evaluate(detector, read_labelled_folder(folder, (".jpg",)))
+    by_height = tally.summary()["by_face_height_px"]
+    assert {b: (v["mask"]["found"], v["mask"]["faces"]) for b, v in by_height.items()} == {
+        "<64": (1, 2), "64-127": (0, 0), "128-255": (1, 1), ">=256": (0, 0)}  # fmt: skip
+    assert by_height[">=256"]["no_mask"] == {"found": 1, "faces": 1, "recall": 1.0}
+    table = format_height_table([{"name": "x", "summary": tally.summary()}])
+    assert table.splitlines()[0] == "| option | mask <64 px | mask 64-127 px | mask 128-255 px | mask >=256 px |"
+    assert table.splitlines()[-1] == "| x | 0.500 (1/2) | - | 1.000 (1/1) | - |"
 
 
 def test_multiscale_merge_keeps_one_box_per_face_across_passes():
