@@ -55,6 +55,8 @@ LOOP_VARIANTS = {  # our loop again with these overrides, when they change the c
     "no_tiles": ("BlazeFace on the whole frame only, no tiles", ["face_detector.blazeface_tile_grid=1"]),
     "check_all": ("every BlazeFace proposal checked on a zoomed crop (option)",
                   ["face_detector.blazeface_check_all=true"]),
+    "no_tile_check": ("tile proposals go to the SSD's look unchecked (the sixth round's first default)",
+                      ["face_detector.blazeface_check_tiles=false"]),
     "single_pass": ("one 300x300 SSD pass, no second look (the reference's face detection)",
                     ["face_detector.input_long_sides_px=[]", "face_detector.recheck_size_px=0",
                      "face_detector.verifier=", "face_detector.blazeface_passes_px=[]"]),

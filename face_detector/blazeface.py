@@ -24,7 +24,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from face_detector.decoding import select_faces
+from face_detector.decoding import select_indices
 from face_detector.faces import Faces
 from face_detector.matching import iou_matrix
 from face_detector.multiscale import square_crop, zoom_regions
@@ -192,10 +192,15 @@ class BlazeFaceDetector:
                         for px in self.sizes_px]  # fmt: skip
 
     def __call__(self, frame_bgr: np.ndarray) -> Faces:
+        return self.detect(frame_bgr)[0]
+
+    def detect(self, frame_bgr: np.ndarray) -> tuple[Faces, np.ndarray]:
+        """The faces and, per face, whether only a tile found it (bool (n,): no box of the whole frame's pass, at any
+        score from ``min_confidence``, overlaps it at ``FRAME_NMS_IOU``)."""
         height, width = frame_bgr.shape[:2]
         whole = np.array([[0, 0, width, height]], np.int64)
         tiles = tile_regions((width, height), self.tile_grid) if self.tile_grid >= 2 else whole[:0]
-        boxes, scores = [], []
+        boxes, scores, from_tile = [], [], []
         for i, (px, anchors, group_sizes, predict) in enumerate(self._passes):
             regions = np.vstack([whole, tiles]) if i == 0 else whole
             squares = [letterbox(frame_bgr[y1:y2, x1:x2], px) for x1, y1, x2, y2 in regions]
@@ -210,6 +215,13 @@ class BlazeFaceDetector:
                     xyxy, keep = xyxy[inside], keep[inside]
                 boxes.append(xyxy + np.tile(region[:2], 2))
                 scores.append(region_scores[keep])
-        return select_faces(np.concatenate(boxes), np.concatenate(scores), (width, height),
-                            min_confidence=self.min_confidence, min_size_px=self.min_size_px,
-                            nms_iou=FRAME_NMS_IOU)  # fmt: skip
+                from_tile.append(np.full(len(keep), k > 0))
+        scores_all, from_tile_all = np.concatenate(scores), np.concatenate(from_tile)
+        kept, rounded = select_indices(np.concatenate(boxes), scores_all, (width, height),
+                                       min_confidence=self.min_confidence, min_size_px=self.min_size_px,
+                                       nms_iou=FRAME_NMS_IOU)  # fmt: skip
+        faces, tile_only = Faces(rounded[kept], scores_all[kept]), np.ones(len(kept), bool)
+        whole_boxes = rounded[~from_tile_all]
+        if len(kept) and len(whole_boxes):  # a face the whole frame's pass also has is not a tile's alone
+            tile_only = iou_matrix(faces.xyxy, whole_boxes).max(axis=1) < FRAME_NMS_IOU
+        return faces, tile_only

@@ -57,7 +57,8 @@ def _blazeface_files(cfg: Config) -> tuple[Path, dict]:
 
 def blazeface_parts(cfg: Config) -> tuple[BlazeFaceDetector | None, BlazeFaceVerifier | None]:
     """BlazeFace on the whole frame (``face_detector.blazeface_passes_px``; [] = None) and BlazeFace on a zoomed
-    crop for its proposals (``blazeface_check_all``, or ``blazeface_sure`` < 1; else None), from one card."""
+    crop for its proposals (``blazeface_check_all`` or ``_tiles``, or ``blazeface_sure`` < 1; else None), from one
+    card."""
     from face_detector.blazeface import BlazeFaceDetector, BlazeFaceVerifier
 
     fd = cfg.face_detector
@@ -67,7 +68,7 @@ def blazeface_parts(cfg: Config) -> tuple[BlazeFaceDetector | None, BlazeFaceVer
     detector = BlazeFaceDetector(model, card, fd.blazeface_passes_px, min_confidence=fd.blazeface_min_confidence,
                                  min_size_px=fd.min_size_px, threads=fd.verifier_threads,
                                  tile_grid=fd.blazeface_tile_grid)  # fmt: skip
-    checked = fd.blazeface_check_all or fd.blazeface_sure < 1.0
+    checked = fd.blazeface_check_all or fd.blazeface_check_tiles or fd.blazeface_sure < 1.0
     return detector, BlazeFaceVerifier(model, card, threads=fd.verifier_threads) if checked else None
 
 
@@ -153,6 +154,7 @@ class FaceDetector:
         proposal_check: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
         proposal_sure: float = 1.0,
         proposal_check_all: bool = False,
+        proposal_check_tiles: bool = False,
         proposal_min_check: float = 0.5,
     ) -> None:
         for path in (prototxt, caffemodel):
@@ -192,6 +194,7 @@ class FaceDetector:
         self.proposal_check = proposal_check
         self.proposal_sure, self.proposal_min_check = float(proposal_sure), float(proposal_min_check)
         self.proposal_check_all = bool(proposal_check_all)
+        self.proposal_check_tiles = bool(proposal_check_tiles)
 
     @classmethod
     def from_config(cls, cfg: Config) -> FaceDetector:
@@ -233,6 +236,7 @@ class FaceDetector:
             proposal_check=check,
             proposal_sure=fd.blazeface_sure,
             proposal_check_all=fd.blazeface_check_all,
+            proposal_check_tiles=fd.blazeface_check_tiles,
             proposal_min_check=check.threshold if check else 0.5,
         )
 
@@ -293,14 +297,16 @@ class FaceDetector:
         limit), or, from ``proposal_sure`` up, with its own box when ``proposal_check`` agrees (``_sure_proposals``);
         without the look it is added as found. A kept proposal nested in a stronger one is dropped
         (``nested_share``)."""
-        proposals = self.frame_detector(frame_bgr)
+        proposals, checked = self._proposals(frame_bgr)
         if len(proposals) and len(faces):
             new = iou_matrix(proposals.xyxy, faces.xyxy).max(axis=1) < FRAME_DETECTOR_MAX_IOU
             if self.nested_share > 0:
                 new &= ~nested_in(proposals.xyxy, faces.xyxy, self.nested_share)
-            proposals = proposals[new]
-        if len(proposals) and self.proposal_check_all and self.proposal_check is not None:
-            proposals = proposals[self.proposal_check(frame_bgr, proposals.xyxy) >= self.proposal_min_check]
+            proposals, checked = proposals[new], checked[new]
+        if checked.any() and self.proposal_check is not None:
+            passed = ~checked
+            passed[checked] = self.proposal_check(frame_bgr, proposals.xyxy[checked]) >= self.proposal_min_check
+            proposals = proposals[passed]
         if len(proposals) and self.recheck_size_px > 0:
             height, width = frame_bgr.shape[:2]
             boxes, scores = self._second_look(frame_bgr, proposals.xyxy)
@@ -310,6 +316,16 @@ class FaceDetector:
         if self.nested_share > 0:  # a tile's part of a face next to the whole-frame box of the same face
             proposals = proposals[~nested_in_stronger(proposals.xyxy, self.nested_share)]
         return add_new_faces(faces, proposals, FRAME_DETECTOR_MAX_IOU)
+
+    def _proposals(self, frame_bgr: np.ndarray) -> tuple[Faces, np.ndarray]:
+        """The ``frame_detector``'s faces, and which of them need ``proposal_check`` before their look (all with
+        ``proposal_check_all``; with ``proposal_check_tiles``, those a tile found, from a frame detector with a
+        ``detect`` method that says so, as ``BlazeFaceDetector``)."""
+        detect = getattr(self.frame_detector, "detect", None)
+        if self.proposal_check_tiles and not self.proposal_check_all and detect is not None:
+            return detect(frame_bgr)
+        proposals = self.frame_detector(frame_bgr)
+        return proposals, np.full(len(proposals), self.proposal_check_all)
 
     def _sure_proposals(self, frame_bgr: np.ndarray, proposals: Faces, confirmed: Faces) -> Faces:
         """Proposals from ``proposal_sure`` up that no confirmed look overlaps (``LOOK_IOU``; the SSD's look misses

@@ -79,6 +79,7 @@ class FaceDetectorConfig:
     blazeface_tile_grid: int = _range(1, 4, default=3)
     blazeface_sure: float = _range(0.0, 1.0, default=0.7)
     blazeface_check_all: bool = False
+    blazeface_check_tiles: bool = True
     blazeface_model: str = "models/blazeface_short_range"
     nested_share: float = _range(0.0, 1.0, default=0.6)
     fine_pass_max_box_px: int = _range(0, 4096, default=120)

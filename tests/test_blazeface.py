@@ -164,8 +164,12 @@ def test_tiles_find_a_masked_face_too_small_for_the_whole_frame_pass(astronaut):
     whole, tiled = (BlazeFaceDetector(STEM.with_suffix(".tflite"), card, (128,), min_confidence=0.4, tile_grid=grid)
                     for grid in (1, 2))  # fmt: skip
     assert len(whole(frame)) == 0
-    found = tiled(frame)
+    found, from_tile = tiled.detect(frame)
     assert len(found) and iou_matrix(found.xyxy, face).max() >= 0.45
+    assert from_tile.tolist() == [True] * len(found)  # only a tile sees her
+    large, large_from_tile = tiled.detect(cv2.resize(frame[128:640, 256:768], (640, 480)))  # she fills the frame
+    her = np.argmax(iou_matrix(large.xyxy, (face - np.array([256, 128] * 2)) * np.array([1.25, 0.9375] * 2))[:, 0])
+    assert not large_from_tile[her]  # the whole frame sees her too, whichever pass's box is kept
 
 
 @pytest.mark.parametrize("fill", [0.6, 0.9])

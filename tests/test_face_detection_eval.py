@@ -205,7 +205,7 @@ def test_recall_is_reported_by_face_height(tmp_path: Path):
 
 
 def test_multiscale_merge_keeps_one_box_per_face_across_passes():
-    from face_detector.decoding import select_faces, ssd_boxes
+    from face_detector.decoding import select_faces, select_indices, ssd_boxes
 
     frame_wh = (800, 400)
 
@@ -223,6 +223,11 @@ def test_multiscale_merge_keeps_one_box_per_face_across_passes():
     faces = select_faces(boxes, scores, frame_wh, min_confidence=0.5, min_size_px=0, nms_iou=0.4)
     assert faces.confidence.tolist() == pytest.approx([0.9, 0.7])
     assert faces.xyxy.tolist() == [[84, 48, 164, 208], [480, 80, 560, 240]]
+    kept, rounded = select_indices(boxes, scores, frame_wh, min_confidence=0.5, min_size_px=0, nms_iou=0.4)
+    assert kept.tolist() == [1, 2]  # indices into the input (the large pass's two boxes), strongest first
+    assert rounded[kept].tolist() == faces.xyxy.tolist()
+    kept, _ = select_indices(boxes, scores, frame_wh, min_confidence=0.95, min_size_px=0, nms_iou=0.4)
+    assert kept.tolist() == []
 
 
 def test_ssd_boxes_of_a_region_map_back_to_the_frame():

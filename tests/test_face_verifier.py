@@ -468,3 +468,41 @@ def test_with_check_all_a_proposal_needs_the_zoomed_check_before_its_look(handma
     faces = handmade_detector(frame)
     assert len(faces) == len(ssd_only) + 1 and faces.xyxy[-1][0] < 100  # the clock fails the check, gets no look
     assert looked_at[-1] == 1
+
+
+def test_with_check_tiles_only_a_tiles_proposal_needs_the_zoomed_check(handmade_detector):
+    frame = np.zeros((400, 600, 3), np.uint8)
+    frame_pass = handmade_detector.forward(None, None)
+    looked_at, asked = [], []
+
+    def forward(frames, size):  # every look finds a face in the middle of its crop
+        if frames[0].shape == frame.shape:
+            return frame_pass
+        looked_at.append(len(frames))
+        found = [(i, 1, 0.8, 0.25, 0.25, 0.75, 0.75) for i in range(len(frames))]
+        return np.array(found, np.float32).reshape(1, 1, -1, 7)
+
+    class FrameDetector:  # the whole frame proposes a close-up (its check would fail), a tile a clock
+        close_up, clock = [20, 180, 180, 390], [400, 200, 480, 280]
+
+        def detect(self, frame_bgr):
+            return Faces(np.array([self.close_up, self.clock]), np.array([0.8, 0.6])), np.array([False, True])
+
+        def __call__(self, frame_bgr):
+            return self.detect(frame_bgr)[0]
+
+    def check(frame_bgr, xyxy):
+        asked.extend(np.asarray(xyxy).tolist())
+        return np.full(len(xyxy), 0.2)
+
+    handmade_detector.forward = forward
+    ssd_only = handmade_detector(frame)
+    handmade_detector.frame_detector, handmade_detector.proposal_check = FrameDetector(), check
+    handmade_detector.proposal_min_check, handmade_detector.proposal_check_tiles = 0.6, True
+    looked_at.clear()
+    faces = handmade_detector(frame)
+    assert asked == [FrameDetector.clock]  # the close-up skips the check, the clock fails it and gets no look
+    assert len(faces) == len(ssd_only) + 1 and faces.xyxy[-1][0] < 100
+    assert looked_at[-1] == 1
+    handmade_detector.proposal_check_tiles = False  # off: the look alone confirms both
+    assert len(handmade_detector(frame)) == len(ssd_only) + 2
