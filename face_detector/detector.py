@@ -120,7 +120,8 @@ class FaceDetector:
     there finds the face at ``proposal_min_look`` (with the look's box and score); without it, it is added as found.
     From ``proposal_sure`` up, a proposal the look misses (a masked face filling the look's crop) is kept with its own
     box when ``proposal_check`` (``(frame_bgr, xyxy) -> P(face)``, e.g. BlazeFace on a zoomed crop) scores
-    ``proposal_min_check``.
+    ``proposal_min_check``. Before their look, every proposal (``proposal_check_all``) or those only a tile found
+    (``proposal_check_tiles``, with a frame detector whose ``detect`` says so) must pass that check too.
     """
 
     def __init__(

@@ -442,19 +442,25 @@ def test_a_sure_proposal_the_look_misses_is_kept_when_a_zoomed_check_agrees(hand
     assert asked == [close_up, thing]  # the proposal below proposal_sure is not checked: the look alone decides
 
 
-def test_with_check_all_a_proposal_needs_the_zoomed_check_before_its_look(handmade_detector):
-    frame = np.zeros((400, 600, 3), np.uint8)
-    frame_pass = handmade_detector.forward(None, None)
-    looked_at = []
+def every_look_finds_a_face(detector, frame: np.ndarray) -> list[int]:
+    """Make ``detector``'s looks find a face in the middle of every crop (its frame pass stays the hand-made one);
+    returns the list the batch size of each look is appended to."""
+    frame_pass, looked_at = detector.forward(None, None), []
 
-    def forward(frames, size):  # every look finds a face in the middle of its crop
+    def forward(frames, size):
         if frames[0].shape == frame.shape:
             return frame_pass
         looked_at.append(len(frames))
         found = [(i, 1, 0.8, 0.25, 0.25, 0.75, 0.75) for i in range(len(frames))]
         return np.array(found, np.float32).reshape(1, 1, -1, 7)
 
-    handmade_detector.forward = forward
+    detector.forward = forward
+    return looked_at
+
+
+def test_with_check_all_a_proposal_needs_the_zoomed_check_before_its_look(handmade_detector):
+    frame = np.zeros((400, 600, 3), np.uint8)
+    looked_at = every_look_finds_a_face(handmade_detector, frame)
     ssd_only = handmade_detector(frame)
     close_up, clock = [20, 180, 180, 390], [400, 200, 480, 280]
     handmade_detector.frame_detector = lambda frame_bgr: Faces(np.array([close_up, clock]), np.array([0.8, 0.6]))
@@ -472,15 +478,7 @@ def test_with_check_all_a_proposal_needs_the_zoomed_check_before_its_look(handma
 
 def test_with_check_tiles_only_a_tiles_proposal_needs_the_zoomed_check(handmade_detector):
     frame = np.zeros((400, 600, 3), np.uint8)
-    frame_pass = handmade_detector.forward(None, None)
-    looked_at, asked = [], []
-
-    def forward(frames, size):  # every look finds a face in the middle of its crop
-        if frames[0].shape == frame.shape:
-            return frame_pass
-        looked_at.append(len(frames))
-        found = [(i, 1, 0.8, 0.25, 0.25, 0.75, 0.75) for i in range(len(frames))]
-        return np.array(found, np.float32).reshape(1, 1, -1, 7)
+    looked_at, asked = every_look_finds_a_face(handmade_detector, frame), []
 
     class FrameDetector:  # the whole frame proposes a close-up (its check would fail), a tile a clock
         close_up, clock = [20, 180, 180, 390], [400, 200, 480, 280]
@@ -495,7 +493,6 @@ def test_with_check_tiles_only_a_tiles_proposal_needs_the_zoomed_check(handmade_
         asked.extend(np.asarray(xyxy).tolist())
         return np.full(len(xyxy), 0.2)
 
-    handmade_detector.forward = forward
     ssd_only = handmade_detector(frame)
     handmade_detector.frame_detector, handmade_detector.proposal_check = FrameDetector(), check
     handmade_detector.proposal_min_check, handmade_detector.proposal_check_tiles = 0.6, True
