@@ -194,8 +194,11 @@ def test_blazeface_frame_passes_need_a_card_with_face_box_factors(tmp_path: Path
     assert default.proposal_sure == 0.7 and default.proposal_min_check == read_verifier_card(STEM)["threshold"]
     off = load_config(overrides=["face_detector.blazeface_passes_px=[]"])
     assert FaceDetector.from_config(off).frame_detector is None and FaceDetector.from_config(off).proposal_check is None
+    assert default.proposal_check_tiles and not default.proposal_check_all  # tile-only proposals get it too
     no_sure = load_config(overrides=["face_detector.blazeface_sure=1.0"])
-    assert FaceDetector.from_config(no_sure).proposal_check is None
+    assert isinstance(FaceDetector.from_config(no_sure).proposal_check, BlazeFaceVerifier)  # for the tiles' proposals
+    no_check = load_config(overrides=["face_detector.blazeface_sure=1.0", "face_detector.blazeface_check_tiles=false"])
+    assert FaceDetector.from_config(no_check).proposal_check is None
     card = json.loads(STEM.with_suffix(".json").read_text())
     del card["face_box"]
     (tmp_path / "bf.json").write_text(json.dumps(card))
