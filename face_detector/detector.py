@@ -307,13 +307,14 @@ class FaceDetector:
         if checked.any() and self.proposal_check is not None:
             passed = ~checked
             passed[checked] = self.proposal_check(frame_bgr, proposals.xyxy[checked]) >= self.proposal_min_check
-            proposals = proposals[passed]
+            proposals, checked = proposals[passed], checked[passed]
         if len(proposals) and self.recheck_size_px > 0:
             height, width = frame_bgr.shape[:2]
             boxes, scores = self._second_look(frame_bgr, proposals.xyxy)
             floor = max(self.min_confidence, self.proposal_min_look)
             confirmed = self._select(boxes, scores, (width, height), floor)
-            proposals = add_new_faces(confirmed, self._sure_proposals(frame_bgr, proposals, confirmed), LOOK_IOU)
+            sure = self._sure_proposals(frame_bgr, proposals, checked, confirmed)
+            proposals = add_new_faces(confirmed, sure, LOOK_IOU)
         if self.nested_share > 0:  # a tile's part of a face next to the whole-frame box of the same face
             proposals = proposals[~nested_in_stronger(proposals.xyxy, self.nested_share)]
         return add_new_faces(faces, proposals, FRAME_DETECTOR_MAX_IOU)
@@ -328,18 +329,20 @@ class FaceDetector:
         proposals = self.frame_detector(frame_bgr)
         return proposals, np.full(len(proposals), self.proposal_check_all)
 
-    def _sure_proposals(self, frame_bgr: np.ndarray, proposals: Faces, confirmed: Faces) -> Faces:
+    def _sure_proposals(self, frame_bgr: np.ndarray, proposals: Faces, checked: np.ndarray, confirmed: Faces
+                        ) -> Faces:  # fmt: skip
         """Proposals from ``proposal_sure`` up that no confirmed look overlaps (``LOOK_IOU``; the SSD's look misses
         many masked faces that fill their crop), kept with their own box when ``proposal_check`` on a zoomed crop
-        scores ``proposal_min_check``."""
+        scores ``proposal_min_check`` (the ``checked`` ones passed it before their look already)."""
         if self.proposal_check is None:
             return Faces.empty()
-        sure = proposals[proposals.confidence >= max(self.proposal_sure, self.min_confidence)]
-        if len(sure) and len(confirmed):
-            sure = sure[iou_matrix(sure.xyxy, confirmed.xyxy).max(axis=1) < LOOK_IOU]
-        if len(sure) == 0 or self.proposal_check_all:  # all proposals passed the check already
-            return sure
-        return sure[self.proposal_check(frame_bgr, sure.xyxy) >= self.proposal_min_check]
+        sure = proposals.confidence >= max(self.proposal_sure, self.min_confidence)
+        if sure.any() and len(confirmed):
+            sure &= iou_matrix(proposals.xyxy, confirmed.xyxy).max(axis=1) < LOOK_IOU
+        ask = np.flatnonzero(sure & ~checked)
+        if len(ask):
+            sure[ask] = self.proposal_check(frame_bgr, proposals.xyxy[ask]) >= self.proposal_min_check
+        return proposals[sure]
 
     def _select(self, boxes: np.ndarray, scores: np.ndarray, frame_wh: tuple[int, int], floor: float) -> Faces:
         return select_faces(
