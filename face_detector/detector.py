@@ -17,6 +17,7 @@ from face_detector.multiscale import (
     at_border,
     best_overlap,
     fits_fine_pass,
+    inside_share,
     nested_in,
     nested_in_stronger,
     pass_sizes_wh,
@@ -97,8 +98,10 @@ def as_bgr(frame: np.ndarray) -> np.ndarray:
 class FaceDetector:
     """The res10 300x300 SSD face detector: ``detector(frame_bgr) -> Faces``.
 
-    One SSD pass per input size (``input_long_sides_px``: frame resized, aspect kept; else ``input_size_wh``), boxes
-    of all passes merged by one NMS. Optional: boxes outside ``[min_aspect_hw, max_aspect_hw]`` are dropped; boxes
+    One SSD pass per input size (``input_long_sides_px``: frame resized, aspect kept; else ``input_size_wh``; plus
+    ``large_frame_pass_px`` for frames at least that large), boxes of all passes merged by one NMS; boxes with less
+    than ``min_inside_share`` of their area inside the frame are dropped first. Optional: boxes outside
+    ``[min_aspect_hw, max_aspect_hw]`` are dropped; boxes
     scoring from ``recheck_min_confidence`` up to ``min_confidence`` get a zoomed second look (a square crop around
     the box per entry of ``recheck_contexts``, that fraction of its size on every side, at ``recheck_size_px``; all
     crops in one batch) and are kept only when their best look scores ``min_confidence`` or more; so are boxes up to
@@ -132,6 +135,8 @@ class FaceDetector:
         min_confidence: float = 0.5,
         input_size_wh: tuple[int, int] = (300, 300),
         input_long_sides_px: Sequence[int] = (),
+        large_frame_pass_px: int = 0,
+        min_inside_share: float = 0.0,
         min_size_px: int = 20,
         nms_iou: float = 0.4,
         min_aspect_hw: float = 0.0,
@@ -171,6 +176,7 @@ class FaceDetector:
         self.min_confidence = float(min_confidence)
         self.input_size_wh = (int(input_size_wh[0]), int(input_size_wh[1]))
         self.input_long_sides_px = tuple(int(s) for s in input_long_sides_px)
+        self.large_frame_pass_px, self.min_inside_share = int(large_frame_pass_px), float(min_inside_share)
         self.min_size_px = int(min_size_px)
         self.nms_iou = float(nms_iou)
         self.min_aspect_hw, self.max_aspect_hw = float(min_aspect_hw), float(max_aspect_hw)
@@ -214,6 +220,8 @@ class FaceDetector:
             min_confidence=fd.min_confidence,
             input_size_wh=fd.input_size_wh,
             input_long_sides_px=fd.input_long_sides_px,
+            large_frame_pass_px=fd.large_frame_pass_px,
+            min_inside_share=fd.min_inside_share,
             min_size_px=fd.min_size_px,
             nms_iou=fd.nms_iou,
             min_aspect_hw=fd.min_aspect_hw,
@@ -270,11 +278,14 @@ class FaceDetector:
     def __call__(self, frame_bgr: np.ndarray) -> Faces:
         frame_bgr = as_bgr(frame_bgr)
         height, width = frame_bgr.shape[:2]
-        sizes = pass_sizes_wh((width, height), self.input_long_sides_px, self.input_size_wh)
+        sizes = pass_sizes_wh((width, height), self.long_sides_px((width, height)), self.input_size_wh)
         coarse_h = min(h for _, h in sizes)
         passes = []
         for size in sizes:
             boxes, scores = ssd_boxes(self.forward([frame_bgr], size), (0, 0, width, height))
+            if self.min_inside_share > 0:  # the SSD's ghosts reaching past the corner of a close-up
+                keep = inside_share(boxes, (width, height)) >= self.min_inside_share
+                boxes, scores = boxes[keep], scores[keep]
             if self.fine_pass_max_box_px > 0 and size[1] > coarse_h:
                 keep = fits_fine_pass(boxes, size[1] / height, self.fine_pass_max_box_px)
                 boxes, scores = boxes[keep], scores[keep]
@@ -290,6 +301,14 @@ class FaceDetector:
         if self.frame_detector is not None:
             faces = self._add_proposals(frame_bgr, faces)
         return faces
+
+    def long_sides_px(self, frame_wh: tuple[int, int]) -> tuple[int, ...]:
+        """The passes' longer sides for a frame: ``input_long_sides_px``, and ``large_frame_pass_px`` when the frame
+        is at least that large (a pass that never upscales: small faces in large photos and video)."""
+        large = self.large_frame_pass_px
+        if self.input_long_sides_px and large > 0 and max(frame_wh) >= large:
+            return (*self.input_long_sides_px, large)
+        return self.input_long_sides_px
 
     def _add_proposals(self, frame_bgr: np.ndarray, faces: Faces) -> Faces:
         """``faces`` and the ``frame_detector``'s faces that none of them overlaps (IoU >= ``FRAME_DETECTOR_MAX_IOU``,

@@ -503,3 +503,40 @@ def test_with_check_tiles_only_a_tiles_proposal_needs_the_zoomed_check(handmade_
     assert looked_at[-1] == 1
     handmade_detector.proposal_check_tiles = False  # off: the look alone confirms both
     assert len(handmade_detector(frame)) == len(ssd_only) + 2
+
+
+def test_inside_share_of_boxes():
+    from face_detector.multiscale import inside_share
+
+    boxes = [[10, 10, 50, 50], [80, 0, 120, 40], [80, 80, 120, 120], [200, 0, 210, 10], [5, 5, 5, 9]]
+    np.testing.assert_allclose(inside_share(np.array(boxes), (100, 100)), [1.0, 0.5, 0.25, 0.0, 0.0])
+
+
+def test_ghost_boxes_mostly_outside_the_frame_are_dropped_before_the_nested_rule(handmade_detector):
+    """A close-up 200x300 (w x h) frame as set 5's denis photo: the SSD's real face at 0.97 and a ghost at 0.99
+    reaching past the bottom-right corner (45% inside); the ghost beat the face through the nested-box rule."""
+    detector = handmade_detector
+    detector.recheck_size_px, detector.min_aspect_hw, detector.nested_share = 0, 0.0, 0.6
+    output = ssd_output((0.97, 0.16, 0.17, 0.88, 0.96), (0.99, 0.47, 0.49, 1.22, 1.29))
+    detector.forward = lambda frames, size: output
+    frame = np.zeros((300, 200, 3), np.uint8)
+    assert detector(frame).xyxy.tolist() == [[94, 147, 200, 300]]  # off: the clipped ghost wins
+    detector.min_inside_share = 0.5
+    assert detector(frame).xyxy.tolist() == [[32, 51, 176, 288]]
+    detector.min_inside_share = 0.4  # the ghost is 0.45 inside
+    assert detector(frame).xyxy.tolist() == [[94, 147, 200, 300]]
+
+
+def test_large_frames_get_one_more_pass_without_upscaling(handmade_detector):
+    detector = handmade_detector
+    detector.input_long_sides_px, detector.large_frame_pass_px = (300, 600), 1200
+    assert detector.long_sides_px((640, 480)) == (300, 600)
+    assert detector.long_sides_px((1199, 800)) == (300, 600)
+    assert detector.long_sides_px((1920, 1080)) == (300, 600, 1200)
+    sizes = []
+    detector.forward = lambda frames, size: sizes.append(tuple(size)) or ssd_output((0.9, 0.1, 0.1, 0.2, 0.3))
+    detector.recheck_size_px = 0
+    detector(np.zeros((1080, 1920, 3), np.uint8))
+    assert sizes == [(300, 169), (600, 338), (1200, 675)]
+    detector.large_frame_pass_px = 0
+    assert detector.long_sides_px((1920, 1080)) == (300, 600)
