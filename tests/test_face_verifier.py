@@ -517,6 +517,7 @@ def test_ghost_boxes_mostly_outside_the_frame_are_dropped_before_the_nested_rule
     reaching past the bottom-right corner (45% inside); the ghost beat the face through the nested-box rule."""
     detector = handmade_detector
     detector.recheck_size_px, detector.min_aspect_hw, detector.nested_share = 0, 0.0, 0.6
+    detector.min_inside_share = 0.0
     output = ssd_output((0.97, 0.16, 0.17, 0.88, 0.96), (0.99, 0.47, 0.49, 1.22, 1.29))
     detector.forward = lambda frames, size: output
     frame = np.zeros((300, 200, 3), np.uint8)
