@@ -241,7 +241,7 @@ def worker_loop(spec: dict[str, Any]) -> dict[str, Any]:
 
     cfg = load_config(spec["config"], spec["overrides"])
     classify = MaskClassifier.from_config(cfg)
-    detect = FaceDetector.from_config(cfg)
+    detect = FaceDetector.from_config(cfg, video=True)  # as detector.webcam builds it for a video
     every = cfg.face_detector.detect_every
     tracker = (FaceTracker(detect, classify, detect_every=every, max_missed=cfg.face_detector.track_max_missed,
                            relabel_every=cfg.face_detector.relabel_every)

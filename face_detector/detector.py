@@ -204,8 +204,9 @@ class FaceDetector:
         self.proposal_check_tiles = bool(proposal_check_tiles)
 
     @classmethod
-    def from_config(cls, cfg: Config) -> FaceDetector:
-        """Build from ``cfg.face_detector``; the model files come from ``models.assets.resolve``."""
+    def from_config(cls, cfg: Config, *, video: bool = False) -> FaceDetector:
+        """Build from ``cfg.face_detector``; the model files come from ``models.assets.resolve``. For ``video``
+        (camera, stream, video file) the large-frame pass runs only with ``large_frame_pass_in_video``."""
         from face_detector.verifier import FaceVerifier
         from models.assets import resolve
 
@@ -220,7 +221,7 @@ class FaceDetector:
             min_confidence=fd.min_confidence,
             input_size_wh=fd.input_size_wh,
             input_long_sides_px=fd.input_long_sides_px,
-            large_frame_pass_px=fd.large_frame_pass_px,
+            large_frame_pass_px=fd.large_frame_pass_px if fd.large_frame_pass_in_video or not video else 0,
             min_inside_share=fd.min_inside_share,
             min_size_px=fd.min_size_px,
             nms_iou=fd.nms_iou,

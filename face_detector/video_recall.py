@@ -124,7 +124,7 @@ def _main(argv: Sequence[str] | None = None) -> int:
             raise UserError(f"{video.with_suffix('.json')} not found (the layout: python -m demo.make_demo)")
     from face_detector.detector import FaceDetector
 
-    detector = FaceDetector.from_config(cfg)
+    detector = FaceDetector.from_config(cfg, video=True)
     every = cfg.face_detector.detect_every
     print("| video | tracking | recall | masked | unmasked | extra boxes | boxes without face |")
     print("|---|---|---|---|---|---|---|")

@@ -541,3 +541,19 @@ def test_large_frames_get_one_more_pass_without_upscaling(handmade_detector):
     assert sizes == [(300, 169), (600, 338), (1200, 675)]
     detector.large_frame_pass_px = 0
     assert detector.long_sides_px((1920, 1080)) == (300, 600)
+
+
+def test_video_gets_the_large_frame_pass_only_when_asked():
+    from face_detector import FaceDetector
+    from maskwatch.config import load_config
+
+    try:
+        photos = FaceDetector.from_config(load_config())
+    except (ImportError, UserError) as exc:
+        pytest.skip(f"SSD face detector assets unavailable: {exc}")
+    assert photos.long_sides_px((1920, 1080)) == (300, 600, 1200)
+    video = FaceDetector.from_config(load_config(), video=True)
+    assert video.long_sides_px((1920, 1080)) == (300, 600)
+    cfg = load_config(overrides=["face_detector.large_frame_pass_in_video=true"])
+    asked = FaceDetector.from_config(cfg, video=True)
+    assert asked.long_sides_px((1920, 1080)) == (300, 600, 1200)
