@@ -99,8 +99,9 @@ class FaceDetector:
     """The res10 300x300 SSD face detector: ``detector(frame_bgr) -> Faces``.
 
     One SSD pass per input size (``input_long_sides_px``: frame resized, aspect kept; else ``input_size_wh``; plus
-    ``large_frame_pass_px`` for frames at least that large), boxes of all passes merged by one NMS; boxes with less
-    than ``min_inside_share`` of their area inside the frame are dropped first. Optional: boxes outside
+    ``large_frame_pass_px`` for frames at least that large, up to their own size with ``large_frame_pass_max_px``),
+    boxes of all passes merged by one NMS; boxes with less than ``min_inside_share`` of their area inside the frame
+    are dropped first. Optional: boxes outside
     ``[min_aspect_hw, max_aspect_hw]`` are dropped; boxes scoring from ``recheck_min_confidence`` up to
     ``min_confidence`` get a zoomed second look (a square crop around the box per entry of ``recheck_contexts``,
     that fraction of its size on every side, at ``recheck_size_px``; all crops in one batch) and are kept only
@@ -136,6 +137,7 @@ class FaceDetector:
         input_size_wh: tuple[int, int] = (300, 300),
         input_long_sides_px: Sequence[int] = (),
         large_frame_pass_px: int = 0,
+        large_frame_pass_max_px: int = 0,
         min_inside_share: float = 0.0,
         min_size_px: int = 20,
         nms_iou: float = 0.4,
@@ -177,6 +179,7 @@ class FaceDetector:
         self.input_size_wh = (int(input_size_wh[0]), int(input_size_wh[1]))
         self.input_long_sides_px = tuple(int(s) for s in input_long_sides_px)
         self.large_frame_pass_px, self.min_inside_share = int(large_frame_pass_px), float(min_inside_share)
+        self.large_frame_pass_max_px = int(large_frame_pass_max_px)
         self.min_size_px = int(min_size_px)
         self.nms_iou = float(nms_iou)
         self.min_aspect_hw, self.max_aspect_hw = float(min_aspect_hw), float(max_aspect_hw)
@@ -222,6 +225,7 @@ class FaceDetector:
             input_size_wh=fd.input_size_wh,
             input_long_sides_px=fd.input_long_sides_px,
             large_frame_pass_px=fd.large_frame_pass_px if fd.large_frame_pass_in_video or not video else 0,
+            large_frame_pass_max_px=fd.large_frame_pass_max_px,
             min_inside_share=fd.min_inside_share,
             min_size_px=fd.min_size_px,
             nms_iou=fd.nms_iou,
@@ -305,11 +309,14 @@ class FaceDetector:
 
     def long_sides_px(self, frame_wh: tuple[int, int]) -> tuple[int, ...]:
         """The passes' longer sides for a frame: ``input_long_sides_px``, and ``large_frame_pass_px`` when the frame
-        is at least that large (a pass that never upscales: small faces in large photos and video)."""
-        large = self.large_frame_pass_px
-        if self.input_long_sides_px and large > 0 and max(frame_wh) >= large:
-            return (*self.input_long_sides_px, large)
-        return self.input_long_sides_px
+        is at least that large (a pass that never upscales: small faces in large photos and video); with
+        ``large_frame_pass_max_px`` above it, that pass sees the frame at its own size, shrunk to at most that."""
+        large, longest = self.large_frame_pass_px, max(frame_wh)
+        if not self.input_long_sides_px or large <= 0 or longest < large:
+            return self.input_long_sides_px
+        if self.large_frame_pass_max_px > large:
+            large = min(longest, self.large_frame_pass_max_px)
+        return (*self.input_long_sides_px, large)
 
     def _add_proposals(self, frame_bgr: np.ndarray, faces: Faces) -> Faces:
         """``faces`` and the ``frame_detector``'s faces that none of them overlaps (IoU >= ``FRAME_DETECTOR_MAX_IOU``,

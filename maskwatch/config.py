@@ -60,6 +60,7 @@ class FaceDetectorConfig:
     input_long_sides_px: tuple[int, ...] = _range(32, 4096, default=(300, 600))
     large_frame_pass_px: int = _range(0, 4096, default=1200)
     large_frame_pass_in_video: bool = False
+    large_frame_pass_max_px: int = _range(0, 8192, default=2560)
     min_inside_share: float = _range(0.0, 1.0, default=0.5)
     min_aspect_hw: float = _range(0.0, 100.0, default=1.0)
     max_aspect_hw: float = _range(0.0, 100.0, default=100.0)

@@ -531,6 +531,7 @@ def test_ghost_boxes_mostly_outside_the_frame_are_dropped_before_the_nested_rule
 def test_large_frames_get_one_more_pass_without_upscaling(handmade_detector):
     detector = handmade_detector
     detector.input_long_sides_px, detector.large_frame_pass_px = (300, 600), 1200
+    detector.large_frame_pass_max_px = 0  # the pass at large_frame_pass_px itself
     assert detector.long_sides_px((640, 480)) == (300, 600)
     assert detector.long_sides_px((1199, 800)) == (300, 600)
     assert detector.long_sides_px((1920, 1080)) == (300, 600, 1200)
@@ -539,6 +540,10 @@ def test_large_frames_get_one_more_pass_without_upscaling(handmade_detector):
     detector.recheck_size_px = 0
     detector(np.zeros((1080, 1920, 3), np.uint8))
     assert sizes == [(300, 169), (600, 338), (1200, 675)]
+    detector.large_frame_pass_max_px = 2560  # the large pass at the frame's own size, shrunk to at most 2560
+    assert detector.long_sides_px((1100, 800)) == (300, 600)
+    assert detector.long_sides_px((1920, 1080)) == (300, 600, 1920)
+    assert detector.long_sides_px((4000, 3000)) == (300, 600, 2560)
     detector.large_frame_pass_px = 0
     assert detector.long_sides_px((1920, 1080)) == (300, 600)
 
@@ -551,9 +556,9 @@ def test_video_gets_the_large_frame_pass_only_when_asked():
         photos = FaceDetector.from_config(load_config())
     except (ImportError, UserError) as exc:
         pytest.skip(f"SSD face detector assets unavailable: {exc}")
-    assert photos.long_sides_px((1920, 1080)) == (300, 600, 1200)
+    assert photos.long_sides_px((1920, 1080)) == (300, 600, 1920)  # at the photo's own size
     video = FaceDetector.from_config(load_config(), video=True)
     assert video.long_sides_px((1920, 1080)) == (300, 600)
     cfg = load_config(overrides=["face_detector.large_frame_pass_in_video=true"])
     asked = FaceDetector.from_config(cfg, video=True)
-    assert asked.long_sides_px((1920, 1080)) == (300, 600, 1200)
+    assert asked.long_sides_px((1920, 1080)) == (300, 600, 1920)
