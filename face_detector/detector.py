@@ -209,7 +209,8 @@ class FaceDetector:
     @classmethod
     def from_config(cls, cfg: Config, *, video: bool = False) -> FaceDetector:
         """Build from ``cfg.face_detector``; the model files come from ``models.assets.resolve``. For ``video``
-        (camera, stream, video file) the large-frame pass runs only with ``large_frame_pass_in_video``."""
+        (camera, stream, video file) the large-frame pass runs only with ``large_frame_pass_in_video``, and at
+        ``large_frame_pass_px`` itself."""
         from face_detector.verifier import FaceVerifier
         from models.assets import resolve
 
@@ -225,7 +226,7 @@ class FaceDetector:
             input_size_wh=fd.input_size_wh,
             input_long_sides_px=fd.input_long_sides_px,
             large_frame_pass_px=fd.large_frame_pass_px if fd.large_frame_pass_in_video or not video else 0,
-            large_frame_pass_max_px=fd.large_frame_pass_max_px,
+            large_frame_pass_max_px=0 if video else fd.large_frame_pass_max_px,  # video: the cheaper fixed size
             min_inside_share=fd.min_inside_share,
             min_size_px=fd.min_size_px,
             nms_iou=fd.nms_iou,
