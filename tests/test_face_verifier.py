@@ -562,3 +562,24 @@ def test_video_gets_the_large_frame_pass_only_when_asked():
     cfg = load_config(overrides=["face_detector.large_frame_pass_in_video=true"])
     asked = FaceDetector.from_config(cfg, video=True)
     assert asked.long_sides_px((1920, 1080)) == (300, 600, 1200)  # in video at the fixed, cheaper size
+
+
+@pytest.mark.parametrize("cut_share", [0.35, 0.65])
+def test_a_face_cut_by_the_frame_edge_is_still_found(cut_share):
+    """skimage's astronaut with the left ``cut_share`` of her face cut off by the frame: dropping SSD boxes mostly
+    outside the frame (``min_inside_share``) keeps the real cut face (the SSD boxes what it sees)."""
+    import cv2
+    from skimage import data
+
+    from face_detector import FaceDetector
+    from maskwatch.config import load_config
+
+    try:
+        detector = FaceDetector.from_config(load_config())
+    except (ImportError, UserError) as exc:
+        pytest.skip(f"SSD face detector assets unavailable: {exc}")
+    frame = cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR)
+    (x1, y1, x2, _y2), = detector(frame).xyxy.tolist()
+    cut = np.ascontiguousarray(frame[:, int(x1 + cut_share * (x2 - x1)):])
+    faces = detector(cut)
+    assert len(faces) == 1 and faces.xyxy[0, 0] == 0 and abs(faces.xyxy[0, 1] - y1) < 20
