@@ -101,11 +101,10 @@ class FaceDetector:
     One SSD pass per input size (``input_long_sides_px``: frame resized, aspect kept; else ``input_size_wh``; plus
     ``large_frame_pass_px`` for frames at least that large, up to their own size with ``large_frame_pass_max_px``),
     boxes of all passes merged by one NMS; boxes with less than ``min_inside_share`` of their area inside the frame
-    are dropped first. Optional: boxes outside
-    ``[min_aspect_hw, max_aspect_hw]`` are dropped; boxes scoring from ``recheck_min_confidence`` up to
-    ``min_confidence`` get a zoomed second look (a square crop around the box per entry of ``recheck_contexts``,
-    that fraction of its size on every side, at ``recheck_size_px``; all crops in one batch) and are kept only
-    when their best look scores ``min_confidence`` or more; so are boxes up to
+    are dropped first. Optional: boxes outside ``[min_aspect_hw, max_aspect_hw]`` are dropped; boxes scoring from
+    ``recheck_min_confidence`` up to ``min_confidence`` get a zoomed second look (a square crop around the box per
+    entry of ``recheck_contexts``, that fraction of its size on every side, at ``recheck_size_px``; all crops in one
+    batch) and are kept only when their best look scores ``min_confidence`` or more; so are boxes up to
     ``recheck_max_confidence`` (1.0: every box gets the second look, which also rejects confident false boxes), and,
     with ``recheck_at_border``, boxes touching the frame's edge whatever their score (the SSD saw only part of the
     thing there; confident ghosts at the edge are rejected at the cost of a few border crops), and so are boxes

@@ -28,12 +28,7 @@ def pass_sizes_wh(
 
 def inside_share(xyxy: np.ndarray, frame_wh: tuple[int, int]) -> np.ndarray:
     """The share of each box's area inside the frame (float (n,); 0 for empty boxes)."""
-    b = np.asarray(xyxy, np.float64).reshape(-1, 4)
-    width, height = frame_wh
-    inner_w = np.clip(np.minimum(b[:, 2], width) - np.maximum(b[:, 0], 0), 0, None)
-    inner_h = np.clip(np.minimum(b[:, 3], height) - np.maximum(b[:, 1], 0), 0, None)
-    area = np.clip(b[:, 2] - b[:, 0], 0, None) * np.clip(b[:, 3] - b[:, 1], 0, None)
-    return np.divide(inner_w * inner_h, area, out=np.zeros(len(b)), where=area > 0)
+    return overlap_shares(xyxy, np.array([[0, 0, *frame_wh]]))[0][:, 0]
 
 
 def split_batch(output: np.ndarray, n_images: int) -> list[np.ndarray]:

@@ -324,20 +324,28 @@ def flatten_alpha(png: bytes) -> bytes:
     return buf.tobytes() if ok else png
 
 
+def _decoded(data: bytes) -> np.ndarray:
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    if image is None:
+        raise ValueError("photo could not be decoded")
+    return image
+
+
+def _png(image: np.ndarray) -> bytes:
+    ok, buf = cv2.imencode(".png", image)
+    if not ok:
+        raise ValueError("photo could not be encoded")
+    return buf.tobytes()
+
+
 def to_png(data: bytes) -> bytes:
     """Another image format (e.g. a PGM) as PNG, which the face stage reads."""
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-    ok, buf = cv2.imencode(".png", image) if image is not None else (False, None)
-    if not ok:
-        raise ValueError("photo could not be decoded")
-    return buf.tobytes()
+    return _png(_decoded(data))
 
 
 def edit_photo(data: bytes, edit: str) -> bytes:
     """The photo turned clockwise (``rotate 90``, ``180``, ``270``) or cut (``crop x1 y1 x2 y2``), as PNG."""
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-    if image is None:
-        raise ValueError("photo could not be decoded")
+    image = _decoded(data)
     verb, *args = edit.split()
     turns = {"90": cv2.ROTATE_90_CLOCKWISE, "180": cv2.ROTATE_180, "270": cv2.ROTATE_90_COUNTERCLOCKWISE}
     if verb == "rotate" and len(args) == 1 and args[0] in turns:
@@ -349,10 +357,7 @@ def edit_photo(data: bytes, edit: str) -> bytes:
         image = image[y1:y2, x1:x2]
     else:
         raise ValueError(f"unknown edit {edit!r} (rotate 90|180|270, crop x1 y1 x2 y2)")
-    ok, buf = cv2.imencode(".png", image)
-    if not ok:
-        raise ValueError("photo could not be encoded")
-    return buf.tobytes()
+    return _png(image)
 
 
 def main(argv: list[str]) -> int:
