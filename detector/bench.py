@@ -230,7 +230,7 @@ def worker_loop(spec: dict[str, Any]) -> dict[str, Any]:
     from detector.sinks import JsonlLog, NullSink
     from detector.stats import STAGES, RunStats
     from detector.tracking import FaceTracker
-    from face_detector import FaceDetector
+    from face_detector import build_face_detector
 
     recorder = FrameRecorder(STAGES)
 
@@ -241,7 +241,7 @@ def worker_loop(spec: dict[str, Any]) -> dict[str, Any]:
 
     cfg = load_config(spec["config"], spec["overrides"])
     classify = MaskClassifier.from_config(cfg)
-    detect = FaceDetector.from_config(cfg, video=True)  # as detector.webcam builds it for a video
+    detect = build_face_detector(cfg, video=True)  # as detector.webcam builds it for a video
     every = cfg.face_detector.detect_every
     tracker = (FaceTracker(detect, classify, detect_every=every, max_missed=cfg.face_detector.track_max_missed,
                            relabel_every=cfg.face_detector.relabel_every)
@@ -421,10 +421,10 @@ def worker_classifier(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def _face_crops(cfg: Config, source: str, count: int) -> list[Any]:
-    """Up to ``count`` real face crops (BGR) from the video, found by the project's SSD."""
-    from face_detector import FaceDetector
+    """Up to ``count`` real face crops (BGR) from the video, found by the project's face detector."""
+    from face_detector import build_face_detector
 
-    detector = FaceDetector.from_config(cfg)
+    detector = build_face_detector(cfg, video=True)
     crops: list[Any] = []
     for frame in _frame_source(source):
         if frame.index % 5 == 0:

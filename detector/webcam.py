@@ -23,7 +23,7 @@ from detector.sinks import ImageDirSink, JsonlLog, NullSink, Sink, VideoSink
 from detector.sources import Frame, FrameSource
 from detector.stats import RunStats, format_summary
 from detector.tracking import with_tracking
-from face_detector import FaceDetector
+from face_detector import build_face_detector
 from maskwatch.cli import add_config_args, config_from_args, run
 from maskwatch.config import PROJECT_ROOT, Config
 from maskwatch.errors import UserError
@@ -103,7 +103,7 @@ def _main(argv: Sequence[str] | None = None) -> int:
         if abs(classify.threshold - cfg.classifier.threshold) > 1e-9:
             print(f"note: labelling with classifier.threshold={cfg.classifier.threshold:g}; the model card "
                   f"suggests {classify.threshold:g} (--set classifier.threshold={classify.threshold:g})")
-        detect = FaceDetector.from_config(cfg, video=source.kind != "images")
+        detect = build_face_detector(cfg, video=source.kind != "images")
         sink = stack.enter_context(_sink(source, args.output, cfg.stream.image_exts))
         log = stack.enter_context(JsonlLog(args.log))
         every = cfg.face_detector.detect_every if source.kind != "images" else 1  # images are unrelated

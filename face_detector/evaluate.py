@@ -17,7 +17,7 @@ import csv
 import statistics
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,7 +28,8 @@ import numpy as np
 import yaml
 from tqdm import tqdm
 
-from face_detector.detector import FaceDetector
+from face_detector import build_face_detector
+from face_detector.faces import Faces
 from face_detector.matching import IGNORE, match_image
 from maskwatch.cli import add_config_args, run
 from maskwatch.config import Config, load_config
@@ -128,7 +129,11 @@ def read_labelled_folder(folder: Path, image_exts: Sequence[str]) -> list[Labell
 
 
 def evaluate(
-    detector: FaceDetector, images: Sequence[LabelledImage], *, iou_min: float = 0.4, desc: str = "evaluate"
+    detector: Callable[[np.ndarray], Faces],
+    images: Sequence[LabelledImage],
+    *,
+    iou_min: float = 0.4,
+    desc: str = "evaluate",
 ) -> tuple[Tally, list[dict[str, Any]], list[str]]:
     """Run ``detector`` on every image; returns the tally, per-image details and unreadable files."""
     tally, details, unreadable = Tally(), [], []
@@ -234,7 +239,7 @@ def _main(argv: Sequence[str] | None = None) -> int:
     results = []
     for name, overrides in read_options(args.options):
         cfg: Config = load_config(args.config, [*args.overrides, *overrides])
-        detector = FaceDetector.from_config(cfg)
+        detector = build_face_detector(cfg)
         tally, details, unreadable = evaluate(detector, images, iou_min=args.iou, desc=name)
         results.append({"name": name, "set": overrides, "face_detector": cfg.to_dict()["face_detector"],
                         "summary": tally.summary(), "unreadable": unreadable, "images": details})  # fmt: skip

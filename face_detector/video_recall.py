@@ -122,9 +122,9 @@ def _main(argv: Sequence[str] | None = None) -> int:
     for video in args.videos:
         if not video.with_suffix(".json").is_file():
             raise UserError(f"{video.with_suffix('.json')} not found (the layout: python -m demo.make_demo)")
-    from face_detector.detector import FaceDetector
+    from face_detector import build_face_detector
 
-    detector = FaceDetector.from_config(cfg, video=True)
+    detector = build_face_detector(cfg, video=True)
     every = cfg.face_detector.detect_every
     print("| video | tracking | recall | masked | unmasked | extra boxes | boxes without face |")
     print("|---|---|---|---|---|---|---|")

@@ -55,6 +55,11 @@ class AssetsConfig:
 
 @dataclass(frozen=True)
 class FaceDetectorConfig:
+    model: str = _choice("centerface", "ssd", default="ssd")
+    centerface_model: str = "models/centerface.onnx"
+    centerface_long_side_px: int = _range(32, 4096, default=640)
+    centerface_min_confidence: float = _range(0.0, 1.0, default=0.5)
+    centerface_nms_iou: float = _range(0.0, 1.0, default=0.3)
     min_confidence: float = _range(0.0, 1.0, default=0.5)
     input_size_wh: tuple[int, int] = _range(32, 4096, default=(300, 300))
     input_long_sides_px: tuple[int, ...] = _range(32, 4096, default=(300, 600))

