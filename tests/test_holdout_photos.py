@@ -15,6 +15,8 @@ import cv2
 import numpy as np
 import pytest
 
+from train.maskify import safe_name
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -27,7 +29,7 @@ def tool():
     return module
 
 
-@pytest.mark.parametrize("number", ["2", "3", "4", "5"])
+@pytest.mark.parametrize("number", ["2", "3", "4", "5", "6"])
 def test_tables_are_well_formed(tool, number: str) -> None:
     table, unlabelled = tool.SETS[number]
     rows = [line.split() for line in table.strip().splitlines()]
@@ -36,6 +38,8 @@ def test_tables_are_well_formed(tool, number: str) -> None:
     assert all((row[0] == "apt") == (row[3] == "deb") and not row[6].startswith("/") for row in rows)
     stems = [f"{row[1].strip('@').replace('/', '-')}__{Path(row[6]).stem}" for row in rows]
     assert len(set(stems)) == len(stems)  # one file name per photo
+    # maskify names the images by safe_name ("petsc3.18-doc" -> "petsc3_18-doc"): still one name per photo
+    assert len({safe_name(stem) for stem in stems}) == len(stems)
     for line in unlabelled.strip().splitlines():
         stem, *box = line.split()
         x1, y1, x2, y2 = map(int, box)
@@ -48,7 +52,7 @@ def test_tables_are_well_formed(tool, number: str) -> None:
 
 
 def test_sets_share_no_photo(tool) -> None:
-    assert sorted(tool.SETS) == ["2", "3", "4", "5"]
+    assert sorted(tool.SETS) == ["2", "3", "4", "5", "6"]
     md5s = {n: [line.split()[5] for line in table.strip().splitlines()] for n, (table, _) in tool.SETS.items()}
     assert all(len(set(m)) == len(m) for m in md5s.values())  # no photo twice in a set
     for a, b in itertools.combinations(md5s, 2):

