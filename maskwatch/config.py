@@ -55,7 +55,7 @@ class AssetsConfig:
 
 @dataclass(frozen=True)
 class FaceDetectorConfig:
-    model: str = _choice("centerface", "ssd", default="ssd")
+    model: str = _choice("centerface", "ssd", default="centerface")
     centerface_model: str = "models/centerface.onnx"
     centerface_long_side_px: int = _range(32, 4096, default=640)
     centerface_min_confidence: float = _range(0.0, 1.0, default=0.5)
