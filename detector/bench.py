@@ -46,7 +46,11 @@ THREAD_COMBOS = ((1, 1), (1, 2), (2, 1), (2, 2), (0, 1))  # (face_detector.openc
 DEFAULT_SOURCES = ("demo/crowd.mp4", "demo/demo.mp4")
 FORMAT_VERSION = 1
 LOOP_VARIANTS = {  # our loop again with these overrides, when they change the config: where the speed comes from
-    "every_frame": ("SSD + classifier on every frame", ["face_detector.detect_every=1"]),
+    "every_frame": ("face detector + classifier on every frame", ["face_detector.detect_every=1"]),
+    "centerface_640_only": ("CenterFace's 640 px pass alone (no 320 px pass for faces filling the frame)",
+                            ["face_detector.centerface_long_sides_px=[640]"]),
+    "ssd": ("the res10 SSD with its passes, looks and BlazeFace (the seventh round's default)",
+            ["face_detector.model=ssd"]),
     "relabel_always": ("every face classified at every key frame", ["face_detector.relabel_every=1"]),
     "recheck_weak": ("second look only at boxes below 0.5", ["face_detector.recheck_max_confidence=0.499"]),
     "pass_600_only": ("the 600 px SSD pass alone (no 300 px pass for large faces)",
@@ -66,6 +70,9 @@ LOOP_VARIANTS = {  # our loop again with these overrides, when they change the c
                    "face_detector.recheck_below_aspect_hw=1.0",
                    "face_detector.recheck_skip_nested=true"]),
 }
+SSD_VARIANTS = frozenset(("recheck_weak", "pass_600_only", "no_blazeface_pass", "no_tiles", "check_all",
+                          "no_tile_check", "single_pass", "blazeface"))  # SSD keys: only when the SSD detects
+CENTERFACE_VARIANTS = frozenset(("centerface_640_only", "ssd"))
 # The classic tutorial (pyimagesearch detect_mask_video.py) as the reference: its own settings.
 CLASSIC_WIDTH_PX = 400  # imutils.resize(frame, width=400) before detection
 CLASSIC_INPUT_PX = 224
@@ -662,9 +669,13 @@ def round_speedup(ours: list[dict[str, Any]], references: list[dict[str, Any]]) 
 
 
 def loop_variants(cfg: Config, config: str | None, overrides: Sequence[str]) -> dict[str, tuple[str, list[str]]]:
-    """The ``LOOP_VARIANTS`` that change this config (a variant whose keys this config lacks is left out)."""
+    """The ``LOOP_VARIANTS`` that change this config (a variant whose keys this config lacks is left out), for its
+    face detector (the SSD's knobs only when ``face_detector.model`` is ``ssd``)."""
     chosen = {}
+    skip = SSD_VARIANTS if cfg.face_detector.model != "ssd" else CENTERFACE_VARIANTS
     for name, (label, extra) in LOOP_VARIANTS.items():
+        if name in skip:
+            continue
         try:
             changed = load_config(config, [*overrides, *extra]) != cfg
         except UserError:

@@ -70,6 +70,11 @@ def test_loop_variants_only_when_they_change_the_config():
     assert "every_frame" in bench.loop_variants(load_config(overrides=["face_detector.detect_every=3"]), None,
                                                 ["face_detector.detect_every=3"])
     assert "every_frame" not in bench.loop_variants(load_config(overrides=every), None, every)
+    default = bench.loop_variants(load_config(), None, [])  # CenterFace: its own knobs and the SSD as a whole
+    assert {"centerface_640_only", "ssd"} <= set(default) and not set(default) & bench.SSD_VARIANTS
+    ssd = ["face_detector.model=ssd"]
+    with_ssd = bench.loop_variants(load_config(overrides=ssd), None, ssd)
+    assert {"single_pass", "no_tiles"} <= set(with_ssd) and not set(with_ssd) & bench.CENTERFACE_VARIANTS
 
 
 # ------------------------------------------------------------------ bad input

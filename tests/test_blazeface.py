@@ -173,7 +173,7 @@ def test_tiles_find_a_masked_face_too_small_for_the_whole_frame_pass(astronaut):
 
 
 @pytest.mark.parametrize("fill", [0.6, 0.9])
-def test_the_default_detector_finds_a_masked_face_filling_a_webcam_frame(astronaut, fill):
+def test_the_ssd_detector_finds_a_masked_face_filling_a_webcam_frame(astronaut, fill):
     _, masked, face = astronaut
     x1, y1, x2, y2 = face[0]
     height = int((y2 - y1) / fill)
