@@ -106,6 +106,14 @@ def test_the_default_finds_a_masked_face_filling_a_webcam_frame(astronaut, fill)
         assert len(CenterFaceDetector(MODEL, long_sides_px=(640,))(frame)) == 0  # why the coarse pass is there
 
 
+@pytest.mark.parametrize("cut_share", [0.35, 0.65])
+def test_a_face_cut_by_the_frame_edge_is_boxed_as_seen(detector, astronaut, cut_share):
+    frame, _, _ = astronaut
+    ((x1, y1, x2, _y2),) = detector(frame).xyxy.tolist()
+    faces = detector(np.ascontiguousarray(frame[:, int(x1 + cut_share * (x2 - x1)) :]))
+    assert len(faces) == 1 and faces.xyxy[0, 0] <= 2 and abs(faces.xyxy[0, 1] - y1) < 20
+
+
 def test_no_face_in_the_cat_the_coffee_or_the_rocket(detector):
     from skimage import data
 
