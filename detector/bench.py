@@ -730,8 +730,8 @@ def format_table(result: dict[str, Any]) -> str:
     lines += _loop_lines("ours", result["loop"])
     if result["loop"].get("tracking"):
         t = result["loop"]["tracking"]
-        lines.append(f"{'':<10} face detector + classifier every {every} frames; tracked boxes vs fresh detections: mean IoU "
-                     f"{_fmt(t['drift_mean_iou'], 3)}, min {_fmt(t['drift_min_iou'], 3)}, unmatched "
+        lines.append(f"{'':<10} face detector + classifier every {every} frames; tracked boxes vs fresh detections: "
+                     f"mean IoU {_fmt(t['drift_mean_iou'], 3)}, min {_fmt(t['drift_min_iou'], 3)}, unmatched "
                      f"{t['drift_unmatched']}")
     for name, variant in (result.get("loop_variants") or {}).items():
         lines += _loop_lines(name, variant)

@@ -96,7 +96,8 @@ def add_ignore_rows(
     folder: Path, scale: float, unlabelled: dict[str, list[tuple[int, int, int, int]]] | None = None
 ) -> int:
     """Append the ``unlabelled`` faces (default ``UNLABELLED_FACES``) that no labelled box covers to
-    ``folder/boxes.csv`` as ``ignore``."""
+    ``folder/boxes.csv`` as ``ignore``, for every image of ``folder/images`` too, also one without a labelled face
+    at this scale (else any box on its real faces would count as a false positive). Re-running adds nothing new."""
     from face_detector.matching import iou_matrix
     from train.maskify import safe_name
 
@@ -106,7 +107,9 @@ def add_ignore_rows(
     with csv_path.open(newline="", encoding="utf-8") as f:
         rows = list(csv.reader(f))
     added = 0
-    for file in sorted({r[0] for r in rows[1:]}):
+    images = folder / "images"
+    on_disk = {f"images/{p.name}" for p in images.iterdir() if p.is_file()} if images.is_dir() else set()
+    for file in sorted({r[0] for r in rows[1:]} | on_disk):
         labelled = np.array([[int(v) for v in r[1:5]] for r in rows[1:] if r[0] == file]).reshape(-1, 4)
         photo = Path(file).name.rsplit("__", 1)[0]  # maskify's name: <photo>__mask.jpg, <photo>__no_mask.jpg
         for stem, boxes in unlabelled.items():

@@ -323,6 +323,12 @@ def test_unlabelled_faces_of_own_photos_come_from_a_csv(tmp_path: Path):
     (tmp_path / "boxes.csv").write_text(f"file,x1,y1,x2,y2,label\n{image},1,2,30,40,mask\n")
     assert add_ignore_rows(tmp_path, 1.0, unlabelled) == 1
     assert (tmp_path / "boxes.csv").read_text().splitlines()[-1] == f"{image},331,19,355,51,ignore"
+    (tmp_path / "images").mkdir()
+    (tmp_path / "images" / "bob_ip_flandmark__multi__no_mask.jpg").write_bytes(b"")  # no face labelled in it
+    assert add_ignore_rows(tmp_path, 1.0, unlabelled) == 1  # its unlabelled face is ignored too; the first not again
+    assert (tmp_path / "boxes.csv").read_text().splitlines()[-1] == (
+        "images/bob_ip_flandmark__multi__no_mask.jpg,331,19,355,51,ignore")
+    (tmp_path / "images" / "bob_ip_flandmark__multi__no_mask.jpg").unlink()
     other = "images/bob_ip_flandmark__multi_2__mask.jpg"  # another photo whose name holds the first one's
     (tmp_path / "boxes.csv").write_text(f"file,x1,y1,x2,y2,label\n{other},1,2,30,40,mask\n")
     assert add_ignore_rows(tmp_path, 1.0, unlabelled) == 0
