@@ -133,7 +133,7 @@ def _main(argv: Sequence[str] | None = None) -> int:
         frames = read_video(video)
         frame_wh = (frames[0].shape[1], frames[0].shape[0])
         detections = [detector(f) for f in tqdm(frames, desc=video.name, unit="frame", file=sys.stderr)]
-        rows = [("SSD every frame", [d.xyxy for d in detections])]
+        rows = [("detector every frame", [d.xyxy for d in detections])]
         rows += [(f"detect_every {every}, max_missed {k}", replay(frames, detections, every, k)) for k in max_missed]
         for name, boxes in rows:
             s = summarize(boxes, meta, frame_wh)
