@@ -68,20 +68,6 @@ def test_shipped_model_matches_its_card():
     assert file_sha256(STEM.with_suffix(".tflite")) == card["source"]["sha256"]
 
 
-@pytest.fixture(scope="module")
-def astronaut():
-    """skimage's astronaut (BGR), her face box as the SSD gives it, and the same face under a drawn mask."""
-    from skimage import data
-
-    frame = np.ascontiguousarray(data.astronaut()[:, :, ::-1])
-    face = np.array([[179, 58, 272, 177]])
-    masked = frame.copy()
-    x1, _, x2, y2 = face[0]
-    mask_xy = np.array([[x1 + 5, 123], [x2 - 5, 123], [x2 - 15, y2 + 5], [(x1 + x2) // 2, y2 + 15], [x1 + 15, y2 + 5]])
-    cv2.fillPoly(masked, [mask_xy.astype(np.int32)], (235, 200, 170))  # light-blue surgical mask, nose to chin
-    return frame, masked, face
-
-
 def test_blazeface_tells_faces_from_the_rest(astronaut):
     frame, masked, face = astronaut
     verifier = BlazeFaceVerifier(STEM.with_suffix(".tflite"), read_verifier_card(STEM), threads=1)
@@ -173,17 +159,10 @@ def test_tiles_find_a_masked_face_too_small_for_the_whole_frame_pass(astronaut):
 
 
 @pytest.mark.parametrize("fill", [0.6, 0.9])
-def test_the_ssd_detector_finds_a_masked_face_filling_a_webcam_frame(astronaut, fill):
+def test_the_ssd_detector_finds_a_masked_face_filling_a_webcam_frame(astronaut, webcam_close_up, fill):
     _, masked, face = astronaut
-    x1, y1, x2, y2 = face[0]
-    height = int((y2 - y1) / fill)
-    width, cx, cy = height * 4 // 3, (x1 + x2) // 2, (y1 + y2) // 2
-    padded = cv2.copyMakeBorder(masked, 300, 300, 300, 300, cv2.BORDER_REFLECT)
-    left, top = cx + 300 - width // 2, cy + 300 - height // 2
-    scale = 640 / width
-    frame = cv2.resize(padded[top:top + height, left:left + width], (640, 480))
-    expected = (face - np.array([left - 300, top - 300] * 2)) * scale  # her face box in the 640x480 frame
-    found = FaceDetector.from_config(load_config())(frame)
+    frame, expected = webcam_close_up(masked, face, fill)
+    found = FaceDetector.from_config(load_config(overrides=["face_detector.model=ssd"]))(frame)
     assert len(found) == 1 and iou_matrix(found.xyxy, expected)[0, 0] >= 0.5
 
 
