@@ -60,6 +60,20 @@ def test_neighbouring_cells_of_one_face_merge_and_two_faces_stay_two():
     assert faces.xyxy.tolist() == [[0, 0, 22, 22]]  # clipped to the frame
 
 
+def test_passes_merge_by_one_nms_and_small_boxes_are_dropped(monkeypatch):
+    """Hand-made passes: the same face from both passes is one box (the stronger), a second face stays, a box
+    under ``min_size_px`` goes."""
+    detector = CenterFaceDetector(MODEL, long_sides_px=(640, 320), min_size_px=20)
+    per_pass = {
+        (640, 480): (np.array([[100.0, 100, 160, 180], [400, 50, 415, 65]]), np.array([0.6, 0.9])),  # face, a speck
+        (320, 256): (np.array([[96.0, 104, 164, 184], [300, 300, 380, 400]]), np.array([0.8, 0.7])),  # same face, 2nd
+    }
+    monkeypatch.setattr(detector, "_pass", lambda frame, size: per_pass[size])
+    faces = detector(np.zeros((480, 640, 3), np.uint8))
+    assert faces.xyxy.tolist() == [[96, 104, 164, 184], [300, 300, 380, 400]]
+    assert np.allclose(faces.confidence, [0.8, 0.7])
+
+
 @pytest.fixture(scope="module")
 def detector() -> CenterFaceDetector:
     return CenterFaceDetector(MODEL)  # 640 + 320 px passes, as configured by default
