@@ -25,7 +25,6 @@ def build_face_detector(cfg: Config, *, video: bool = False) -> Callable[[np.nda
     if cfg.face_detector.model == "centerface":
         from face_detector.centerface import CenterFaceDetector
 
-        set_opencv_threads(cfg.face_detector.opencv_threads)
         return CenterFaceDetector.from_config(cfg)
     return FaceDetector.from_config(cfg, video=video)
 

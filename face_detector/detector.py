@@ -95,6 +95,26 @@ def as_bgr(frame: np.ndarray) -> np.ndarray:
     raise ValueError(f"expected an image of shape (h, w), (h, w, 3) or (h, w, 4), got {frame.shape}")
 
 
+class NetsBySize(dict):
+    """Networks of one model, one per input size (``size_wh -> cv2.dnn.Net``, least recently used first; the last
+    ``max_nets`` kept): OpenCV re-plans a network whose input shape changes, which is costly for large inputs and,
+    for some networks (CenterFace), gives wrong outputs. ``spare``: an already loaded network, used for the first
+    size instead of loading another."""
+
+    def __init__(self, load: Callable[[], cv2.dnn.Net], max_nets: int, spare: cv2.dnn.Net | None = None) -> None:
+        super().__init__()
+        self._load, self.max_nets, self._spare = load, int(max_nets), spare
+
+    def net_for(self, size_wh: tuple[int, int]) -> cv2.dnn.Net:
+        net = self.pop(size_wh, None)
+        if net is None:
+            net, self._spare = self._spare or self._load(), None
+            if len(self) >= self.max_nets:
+                self.pop(next(iter(self)))
+        self[size_wh] = net  # most recently used last
+        return net
+
+
 class FaceDetector:
     """The res10 300x300 SSD face detector: ``detector(frame_bgr) -> Faces``.
 
@@ -173,7 +193,7 @@ class FaceDetector:
         except cv2.error as exc:
             msg = " ".join(str(exc).split())[-200:]
             raise UserError(f"cannot load the SSD face detector from {prototxt}, {caffemodel}: {msg}") from None
-        self._nets: dict[tuple[int, int], cv2.dnn.Net] = {}  # by input size, least recently used first
+        self._nets = NetsBySize(lambda: cv2.dnn.readNetFromCaffe(*self._model_files), MAX_NETS)  # large inputs
         self.min_confidence = float(min_confidence)
         self.input_size_wh = (int(input_size_wh[0]), int(input_size_wh[1]))
         self.input_long_sides_px = tuple(int(s) for s in input_long_sides_px)
@@ -270,15 +290,7 @@ class FaceDetector:
         last ``MAX_NETS`` such sizes kept); the small inputs (the 300 px pass, the second look) share one. Measured
         on crowd.mp4: a network per size was 5-10% faster but held 100 MB more; this split keeps most of the gain
         for ~50 MB (docs/PERFORMANCE.md)."""
-        if size_wh[0] * size_wh[1] <= SHARED_NET_MAX_AREA:
-            return self.net
-        net = self._nets.pop(size_wh, None)
-        if net is None:
-            net = cv2.dnn.readNetFromCaffe(*self._model_files)
-            if len(self._nets) >= MAX_NETS:
-                self._nets.pop(next(iter(self._nets)))
-        self._nets[size_wh] = net  # most recently used last
-        return net
+        return self.net if size_wh[0] * size_wh[1] <= SHARED_NET_MAX_AREA else self._nets.net_for(size_wh)
 
     def __call__(self, frame_bgr: np.ndarray) -> Faces:
         frame_bgr = as_bgr(frame_bgr)

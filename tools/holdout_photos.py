@@ -252,9 +252,6 @@ visp-images-data__Solvay_conference_1927_Version2_2126x1463 395 500 468 590
 visp-images-data__Solvay_conference_1927_Version2_2126x1463 1010 595 1080 690
 visp-images-data__Solvay_conference_1927_Version2_2126x1463 1358 740 1440 840
 """
-# Per set: photos shown upright or cut before use, as "rotate 90|180|270" (clockwise: the angle KPhotoAlbum's demo
-# index.xml stores for these scans) or "crop x1 y1 x2 y2" (source pixels: the part without a dog dlib takes for a
-# face); an edited photo is written as PNG.
 _UNLABELLED6 = """
 bagel__group 68 272 115 332
 bagel__group 375 268 420 325
@@ -267,6 +264,9 @@ gramps__O4 215 55 295 150
 gramps__O5 83 62 126 120
 libjs-jquery-colorbox__ohoopee1 278 35 368 122
 """
+# Per set: photos shown upright or cut before use, as "rotate 90|180|270" (clockwise: the angle KPhotoAlbum's demo
+# index.xml stores for these scans) or "crop x1 y1 x2 y2" (source pixels: the part without a dog dlib takes for a
+# face); an edited photo is written as PNG.
 _EDITS5 = {
     "kphotoalbum__grand_canyon_1": "rotate 180",
     "kphotoalbum__new_wave_1": "rotate 90",
