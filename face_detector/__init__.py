@@ -1,7 +1,7 @@
 """Face detectors on OpenCV DNN: ``build_face_detector(cfg)(frame_bgr) -> Faces``.
 
-``face_detector.model`` picks one: ``centerface`` (``CenterFaceDetector``) or ``ssd`` (``FaceDetector``, the res10 SSD
-with its passes, second looks and BlazeFace proposals).
+``face_detector.model`` picks one: ``centerface`` (``face_detector.centerface``, the default) or ``ssd``
+(``face_detector.ssd``, OpenCV's classic res10 300x300 SSD). Only the chosen module is imported.
 """
 
 from __future__ import annotations
@@ -11,8 +11,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from face_detector.decoding import decode_ssd, select_faces, ssd_boxes
-from face_detector.detector import FaceDetector, as_bgr, set_opencv_threads
+from face_detector.dnn import as_bgr, set_opencv_threads
 from face_detector.faces import Faces, grow_boxes
 
 if TYPE_CHECKING:
@@ -20,23 +19,17 @@ if TYPE_CHECKING:
 
 
 def build_face_detector(cfg: Config, *, video: bool = False) -> Callable[[np.ndarray], Faces]:
-    """The face detector ``cfg.face_detector.model`` names, built once; ``video``: for a camera, stream or video file
-    (the SSD's large-frame pass is for photos unless configured)."""
+    """The face detector ``cfg.face_detector.model`` names, built once. ``video`` changes nothing (kept for the
+    callers written when the SSD had a photo-only pass)."""
+    del video
     if cfg.face_detector.model == "centerface":
         from face_detector.centerface import CenterFaceDetector
 
         return CenterFaceDetector.from_config(cfg)
-    return FaceDetector.from_config(cfg, video=video)
+    from face_detector.ssd import SSDFaceDetector
+
+    return SSDFaceDetector.from_config(cfg)
 
 
-__all__ = [
-    "FaceDetector",
-    "Faces",
-    "as_bgr",
-    "build_face_detector",
-    "decode_ssd",
-    "grow_boxes",
-    "select_faces",
-    "set_opencv_threads",
-    "ssd_boxes",
-]
+
+__all__ = ["Faces", "as_bgr", "build_face_detector", "grow_boxes", "set_opencv_threads"]

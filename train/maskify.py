@@ -28,7 +28,8 @@ from tqdm import tqdm
 from maskwatch.cli import add_config_args, config_from_args, run
 from maskwatch.errors import UserError
 from maskwatch.files import write_bytes_atomic, write_json_atomic, write_text_atomic
-from train.landmarks import Landmarker, iou
+from maskwatch.geometry import iou_matrix
+from train.landmarks import Landmarker
 from train.mask_overlay import SHAPES, MaskStyle, box_from_landmarks, random_style, render_mask
 
 CROP_OUTPUTS = ("with_mask", "without_mask", "groups.csv", "faces.csv", "maskify.json")
@@ -89,9 +90,8 @@ class FaceLocator:
         faces, used = [], set()
         for raw in np.asarray(self.detector(image_bgr)).reshape(-1, 4):
             box = (int(raw[0]), int(raw[1]), int(raw[2]), int(raw[3]))
-            overlaps = [
-                (iou(box, b), i) for i, (b, pts) in enumerate(found) if i not in used and _inside(pts[30], box)
-            ]
+            ious = iou_matrix([box], [b for b, _ in found])[0] if found else []
+            overlaps = [(float(ious[i]), i) for i, (_, pts) in enumerate(found) if i not in used and _inside(pts[30], box)]
             best = max(overlaps, default=(0.0, -1))[1]
             if best >= 0:  # the dlib face whose nose tip is inside the box (the most overlapping one)
                 used.add(best)
@@ -350,9 +350,9 @@ def make_locator(kind: str, cfg: object, upsample: int = 1) -> FaceLocator:
     landmarker = Landmarker(upsample=upsample)
     if kind == "hog":
         return FaceLocator(landmarker)
-    from face_detector import FaceDetector
+    from face_detector.ssd import SSDFaceDetector
 
-    ssd = FaceDetector.from_config(cfg)  # type: ignore[arg-type]
+    ssd = SSDFaceDetector.from_config(cfg)  # type: ignore[arg-type]
     return FaceLocator(landmarker, lambda image_bgr: ssd(image_bgr).xyxy)
 
 

@@ -1,8 +1,9 @@
-"""``python -m face_detector.eval_set DST``: the held-out masked-face evaluation set of the face stage.
+"""Labelled face sets: ``read_labelled_folder`` reads one; ``python -m evaluation.sets DST`` builds the held-out
+masked-face evaluation set of the face stage.
 
 ``--split dev`` builds the development set instead, from the photos and video frames *not* held out (the
-classifier's training photos; the SSD never saw them): settings and the face verifier are chosen and trained on it,
-never on the held-out set. Its ``no_faces/`` uses other library photos than the held-out set's.
+classifier's training photos): settings are chosen on it, never on the held-out set. Its ``no_faces/`` uses other
+library photos than the held-out set's.
 
 Group photos reserved for evaluation (``holdout=True`` in ``train.starter_data``, docs/EVAL_HOLDOUT.md) go through
 maskify (``--full-images`` layout, dlib landmarks with 2x upsampling) once per mask-style seed and image scale:
@@ -15,10 +16,9 @@ from __future__ import annotations
 
 import argparse
 import csv
-import re
 import sys
-import zlib
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -28,6 +28,10 @@ from tqdm import tqdm
 from maskwatch.cli import add_config_args, config_from_args, run
 from maskwatch.errors import UserError
 from maskwatch.files import write_bytes_atomic, write_text_atomic
+from maskwatch.geometry import iou_matrix
+
+LABELS = ("mask", "no_mask")
+IGNORE = "ignore"
 
 # Real faces dlib's frontal detector misses, in source-photo pixels (x1, y1, x2, y2), checked by eye.
 UNLABELLED_FACES: dict[str, list[tuple[int, int, int, int]]] = {
@@ -39,6 +43,44 @@ NO_FACE_IMAGES = ("chelsea", "coffee", "rocket", "hubble_deep_field", "immunohis
 # The development split's photos without faces: scikit-image samples not in the held-out set.
 DEV_NO_FACE_IMAGES = ("horse", "moon", "page", "brick", "grass", "gravel", "retina", "cell", "logo", "colorwheel",
                       "clock", "shepp_logan_phantom")  # fmt: skip
+
+
+@dataclass(frozen=True)
+class LabelledImage:
+    path: Path
+    xyxy: np.ndarray  # int (m, 4)
+    labels: list[str]  # per box: mask, no_mask or ignore
+
+
+def read_labelled_folder(folder: Path, image_exts: Sequence[str]) -> list[LabelledImage]:
+    """All images under ``folder`` with their labelled boxes from ``folder/boxes.csv`` (an image without rows has no
+    face)."""
+    csv_path = folder / "boxes.csv"
+    if not csv_path.is_file():
+        raise UserError(f"{folder}: no boxes.csv (make one with: python -m train.maskify SRC {folder} --full-images)")
+    rows: dict[Path, list[tuple[list[int], str]]] = {}
+    with csv_path.open(newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        missing = {"file", "x1", "y1", "x2", "y2", "label"} - set(reader.fieldnames or ())
+        if missing:
+            raise UserError(f"{csv_path}: missing columns {', '.join(sorted(missing))}")
+        for line, row in enumerate(reader, start=2):
+            label = row["label"].strip()
+            if label not in (*LABELS, IGNORE):
+                raise UserError(f"{csv_path}:{line}: label {label!r} is not one of mask, no_mask, ignore")
+            try:
+                box = [int(float(row[k])) for k in ("x1", "y1", "x2", "y2")]
+            except ValueError:
+                raise UserError(f"{csv_path}:{line}: box coordinates must be numbers") from None
+            rows.setdefault(folder / row["file"], []).append((box, label))
+    exts = {e.lower() for e in image_exts}
+    paths = set(rows) | {p for p in folder.rglob("*") if p.suffix.lower() in exts and p.is_file()}
+    images = []
+    for path in sorted(paths):
+        boxes = rows.get(path, [])
+        xyxy = np.array([b for b, _ in boxes], dtype=np.int64).reshape(-1, 4)
+        images.append(LabelledImage(path, xyxy, [label for _, label in boxes]))
+    return images
 
 
 def library_images(split: str = "holdout") -> dict[str, np.ndarray]:
@@ -98,7 +140,6 @@ def add_ignore_rows(
     """Append the ``unlabelled`` faces (default ``UNLABELLED_FACES``) that no labelled box covers to
     ``folder/boxes.csv`` as ``ignore``, for every image of ``folder/images`` too, also one without a labelled face
     at this scale (else any box on its real faces would count as a false positive). Re-running adds nothing new."""
-    from face_detector.matching import iou_matrix
     from train.maskify import safe_name
 
     unlabelled = UNLABELLED_FACES if unlabelled is None else unlabelled
@@ -124,75 +165,6 @@ def add_ignore_rows(
     return added
 
 
-def fold_of(group: str, folds: int = 5) -> int:
-    """A stable fold number of a person group (cross-validation keeps a person on one side)."""
-    return zlib.crc32(group.encode()) % folds
-
-
-def person_groups(dirs: Sequence[Path]) -> dict[str, str]:
-    """Image stem -> person group, from the ``faces.csv`` that maskify writes next to ``boxes.csv``."""
-    out = {}
-    for folder in dirs:
-        if (folder / "faces.csv").is_file():
-            with (folder / "faces.csv").open(newline="", encoding="utf-8") as f:
-                out.update({row["image"]: row["group"] for row in csv.DictReader(f)})
-    return out
-
-
-def cv_group(path: Path, groups: dict[str, str]) -> str:
-    """The cross-validation fold of an image: its person group's ``fold_of`` (``person_groups``), the fold in a
-    mosaic's name (``mosaic3_f2_000__mask.jpg``), or the photo's own for images without faces."""
-    stem = path.stem.split("__")[0]
-    mosaic = re.match(r"mosaic\d+_f(\d+)_", stem)
-    if mosaic:
-        return f"fold{mosaic.group(1)}"
-    return f"fold{fold_of(groups.get(stem, stem))}"
-
-
-def write_mosaics(src: Path, dst: Path, *, grid: int, cell_wh: tuple[int, int] = (320, 240), seed: int = 0) -> int:
-    """Group photos from single photos: ``grid`` x ``grid`` pictures of ``src`` (a maskify ``--full-images``
-    folder) per image, each fitted into a ``cell_wh`` cell (aspect kept), boxes moved along. Pictures of one
-    mosaic share a cross-validation fold (``fold_of`` their person group; the fold is in the file name)."""
-    from face_detector.evaluate import read_labelled_folder
-
-    group_of = person_groups([src])
-    labelled = {im.path.relative_to(src).as_posix(): im for im in read_labelled_folder(src, (".jpg",))}
-    stems = sorted({Path(name).name.split("__")[0] for name, image in labelled.items() if image.labels})
-    by_fold: dict[int, list[str]] = {}
-    for stem in stems:
-        by_fold.setdefault(fold_of(group_of.get(stem, stem)), []).append(stem)
-    rng = np.random.default_rng(seed)
-    rows, written = [], 0
-    cw, ch = cell_wh
-    for fold, members in sorted(by_fold.items()):
-        members = [members[i] for i in rng.permutation(len(members))]
-        for start in range(0, len(members), grid * grid):
-            chunk = members[start:start + grid * grid]
-            for variant in ("no_mask", "mask"):
-                canvas = np.full((ch * grid, cw * grid, 3), 127, np.uint8)
-                name = f"images/mosaic{grid}_f{fold}_{start // (grid * grid):03d}__{variant}.jpg"
-                for k, stem in enumerate(chunk):
-                    file = f"images/{stem}__{variant}.jpg"
-                    photo = cv2.imread(str(src / file))
-                    if photo is None:
-                        continue
-                    scale = min(cw / photo.shape[1], ch / photo.shape[0])
-                    small = cv2.resize(photo, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-                    x0 = (k % grid) * cw + (cw - small.shape[1]) // 2
-                    y0 = (k // grid) * ch + (ch - small.shape[0]) // 2
-                    canvas[y0:y0 + small.shape[0], x0:x0 + small.shape[1]] = small
-                    offset = np.array([x0, y0, x0, y0])
-                    image = labelled[file]
-                    for box, label in zip(image.xyxy, image.labels, strict=True):
-                        rows.append([name, *map(str, (np.round(box * scale).astype(int) + offset).tolist()), label])
-                ok, buf = cv2.imencode(".jpg", canvas, [cv2.IMWRITE_JPEG_QUALITY, 95])
-                if ok:
-                    write_bytes_atomic(dst / name, buf.tobytes())
-                    written += 1
-    write_text_atomic(dst / "boxes.csv", "file,x1,y1,x2,y2,label\n" + "".join(",".join(r) + "\n" for r in rows))
-    return written
-
-
 def own_photos(folder: Path, image_exts: Sequence[str]) -> tuple[list[tuple[str, str, np.ndarray]], int]:
     """``(key, group, image_bgr)`` of every readable image under ``folder`` (group = the file's stem), and how many
     files could not be read."""
@@ -209,7 +181,7 @@ def own_photos(folder: Path, image_exts: Sequence[str]) -> tuple[list[tuple[str,
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m face_detector.eval_set", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m evaluation.sets", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     parser.add_argument("dst", type=Path, help="output folder (one sub-folder per seed and scale, no_faces/)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3], help="mask-style seeds (1 2 3)")
@@ -218,8 +190,6 @@ def build_parser() -> argparse.ArgumentParser:
                         help="holdout: the evaluation photos (default); dev: the others, for tuning and training")
     parser.add_argument("--frames-scale", type=float, default=0.5,
                         help="dev split: share of each video's listed frames to take (0.5)")
-    parser.add_argument("--mosaics", type=int, nargs="*", default=[3, 4],
-                        help="dev split: also group photos of N x N single photos, per seed (3 4)")
     parser.add_argument("--photos", type=Path,
                         help="build the set from your own photos (a folder; each file is its own group) instead of "
                              "the packaged ones; faces dlib misses go in PHOTOS/ignore.csv (photo,x1,y1,x2,y2); "
@@ -264,11 +234,6 @@ def _main(argv: Sequence[str] | None = None) -> int:
             else:
                 ignored = add_ignore_rows(folder, scale) if args.split == "holdout" else 0
             print(f"{folder}: {maskifier.stats.line()}; {ignored} ignore boxes")
-    if args.split == "dev" and 1.0 in args.scales:
-        for seed in args.seeds:
-            for grid in args.mosaics:
-                src, dst = args.dst / f"s1_seed{seed}", args.dst / f"mosaic{grid}_seed{seed}"
-                print(f"{dst}: {write_mosaics(src, dst, grid=grid, seed=seed)} images")
     print(f"{args.dst / 'no_faces'}: {write_no_faces(args.dst, args.split)} photos without faces")
     return 0
 

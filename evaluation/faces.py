@@ -1,19 +1,17 @@
-"""``python -m face_detector.evaluate DIR [DIR ...]``: recall per label, false positives and speed of the face stage.
+"""``python -m evaluation.faces DIR [DIR ...]``: recall per label, false positives and speed of the configured face
+detector (``face_detector.build_face_detector``; ``--config`` / ``--set`` as everywhere).
 
 DIR holds images and a ``boxes.csv`` (``file,x1,y1,x2,y2,label``; file relative to DIR; label ``mask``,
-``no_mask`` or ``ignore``), as written by ``python -m train.maskify SRC DIR --full-images``. Every image under
-DIR is evaluated; an image without rows has no face (a folder of non-face photos needs only the header line).
-A detection matches a labelled face at IoU >= ``--iou``; detections on ``ignore`` boxes do not count.
-
-``--options FILE.yaml`` compares several detector settings in one run (``options: [{name, set: [...]}]``).
-Recall is also reported by the labelled box's height (under 64, 64-127, 128-255, 256+ px): small masked faces are
-where the face stage is weakest.
+``no_mask`` or ``ignore``), as written by ``python -m train.maskify SRC DIR --full-images`` or
+``python -m evaluation.sets``. Every image under DIR is evaluated; an image without rows has no face. A detection
+matches a labelled face at IoU >= ``--iou``; detections on ``ignore`` boxes do not count. Recall is also reported by
+the labelled box's height (under 64, 64-127, 128-255, 256+ px). To compare two settings, run twice with different
+``--set``.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import statistics
 import sys
 import time
@@ -25,18 +23,16 @@ from typing import Any
 
 import cv2
 import numpy as np
-import yaml
 from tqdm import tqdm
 
+from evaluation.sets import IGNORE, LABELS, LabelledImage, read_labelled_folder
 from face_detector import build_face_detector
 from face_detector.faces import Faces
-from face_detector.matching import IGNORE, match_image
-from maskwatch.cli import add_config_args, run
-from maskwatch.config import Config, load_config
+from maskwatch.cli import add_config_args, config_from_args, run
 from maskwatch.errors import UserError
 from maskwatch.files import write_json_atomic
+from maskwatch.geometry import greedy_match, iou_matrix
 
-LABELS = ("mask", "no_mask")
 HEIGHT_BINS_PX = (64, 128, 256)  # upper edges of the face-height bins of the report; the last bin is open
 
 
@@ -52,13 +48,6 @@ def height_bin(height_px: float) -> str:
 
 def height_bins() -> list[str]:
     return [height_bin(edge - 1) for edge in HEIGHT_BINS_PX] + [height_bin(HEIGHT_BINS_PX[-1])]
-
-
-@dataclass(frozen=True)
-class LabelledImage:
-    path: Path
-    xyxy: np.ndarray  # int (m, 4)
-    labels: list[str]
 
 
 @dataclass
@@ -98,34 +87,36 @@ class Tally:
         }
 
 
-def read_labelled_folder(folder: Path, image_exts: Sequence[str]) -> list[LabelledImage]:
-    """All images under ``folder`` with their labelled boxes from ``folder/boxes.csv``."""
-    csv_path = folder / "boxes.csv"
-    if not csv_path.is_file():
-        raise UserError(f"{folder}: no boxes.csv (make one with: python -m train.maskify SRC {folder} --full-images)")
-    rows: dict[Path, list[tuple[list[int], str]]] = {}
-    with csv_path.open(newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f)
-        missing = {"file", "x1", "y1", "x2", "y2", "label"} - set(reader.fieldnames or ())
-        if missing:
-            raise UserError(f"{csv_path}: missing columns {', '.join(sorted(missing))}")
-        for line, row in enumerate(reader, start=2):
-            label = row["label"].strip()
-            if label not in (*LABELS, IGNORE):
-                raise UserError(f"{csv_path}:{line}: label {label!r} is not one of mask, no_mask, ignore")
-            try:
-                box = [int(float(row[k])) for k in ("x1", "y1", "x2", "y2")]
-            except ValueError:
-                raise UserError(f"{csv_path}:{line}: box coordinates must be numbers") from None
-            rows.setdefault(folder / row["file"], []).append((box, label))
-    exts = {e.lower() for e in image_exts}
-    paths = set(rows) | {p for p in folder.rglob("*") if p.suffix.lower() in exts and p.is_file()}
-    images = []
-    for path in sorted(paths):
-        boxes = rows.get(path, [])
-        xyxy = np.array([b for b, _ in boxes], dtype=np.int64).reshape(-1, 4)
-        images.append(LabelledImage(path, xyxy, [label for _, label in boxes]))
-    return images
+@dataclass(frozen=True)
+class ImageMatch:
+    """Result of one image: which labelled faces were found, how many detections matched nothing."""
+
+    found: np.ndarray  # bool (m,): labelled face i matched a detection (always False for ignore boxes)
+    false_positives: int
+    ignored: int  # detections on ignore boxes: neither rewarded nor penalised
+
+
+def match_image(
+    pred_xyxy: np.ndarray,
+    pred_confidence: np.ndarray,
+    true_xyxy: np.ndarray,
+    true_labels: list[str],
+    *,
+    iou_min: float = 0.4,
+) -> ImageMatch:
+    """Greedy matching, strongest detection first, each labelled face at most once (like PASCAL VOC).
+
+    A detection that overlaps no free labelled face by ``iou_min`` but overlaps an ``ignore`` box is ignored;
+    any other unmatched detection (including a second box on an already found face) is a false positive.
+    """
+    ious = iou_matrix(np.asarray(pred_xyxy).reshape(-1, 4), true_xyxy)
+    is_ignore = np.array([label == IGNORE for label in true_labels], dtype=bool)
+    taken = greedy_match(ious, pred_confidence, iou_min, allowed=~is_ignore)
+    found = np.zeros(len(true_labels), dtype=bool)
+    found[taken[taken >= 0]] = True
+    on_ignore = (ious[:, is_ignore] >= iou_min).any(axis=1) if is_ignore.any() else np.zeros(len(ious), bool)
+    ignored = int((on_ignore & (taken < 0)).sum())
+    return ImageMatch(found, int((taken < 0).sum()) - ignored, ignored)
 
 
 def evaluate(
@@ -170,24 +161,10 @@ def evaluate(
     return tally, details, unreadable
 
 
-def read_options(path: Path | None) -> list[tuple[str, list[str]]]:
-    """Named override sets from ``path`` (``options: [{name: ..., set: [key=value, ...]}]``)."""
-    if path is None:
-        return [("configured", [])]
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-        options = [(str(o["name"]), [str(s) for s in o.get("set", [])]) for o in data["options"]]
-    except (OSError, yaml.YAMLError, KeyError, TypeError) as exc:
-        raise UserError(f"{path}: expected options: [{{name: ..., set: [key=value, ...]}}] ({exc})") from None
-    if not options:
-        raise UserError(f"{path}: no options")
-    return options
-
-
 def format_table(results: Sequence[dict[str, Any]]) -> str:
     """A Markdown table: one row per detector setting."""
     lines = [
-        "| option | recall mask | recall no_mask | false positives (per image) | ms/image wall | ms/image CPU |",
+        "| setting | recall mask | recall no_mask | false positives (per image) | ms/image wall | ms/image CPU |",
         "|---|---|---|---|---|---|",
     ]
     for r in results:
@@ -205,7 +182,7 @@ def format_table(results: Sequence[dict[str, Any]]) -> str:
 def format_height_table(results: Sequence[dict[str, Any]], label: str = "mask") -> str:
     """A Markdown table of ``label``'s recall by face height: one row per detector setting."""
     bins = height_bins()
-    lines = [f"| option | {' | '.join(f'{label} {b} px' for b in bins)} |", "|---" * (len(bins) + 1) + "|"]
+    lines = [f"| setting | {' | '.join(f'{label} {b} px' for b in bins)} |", "|---" * (len(bins) + 1) + "|"]
     for r in results:
         cells = []
         for b in bins:
@@ -216,10 +193,9 @@ def format_height_table(results: Sequence[dict[str, Any]], label: str = "mask") 
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m face_detector.evaluate", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m evaluation.faces", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     parser.add_argument("dirs", nargs="+", type=Path, metavar="DIR", help="labelled folder(s) with boxes.csv")
-    parser.add_argument("--options", type=Path, help="YAML of named detector settings to compare")
     parser.add_argument("--iou", type=float, default=0.4, help="IoU for a detection to match a face (0.4)")
     parser.add_argument("--json", type=Path, help="report path (default: <runs_dir>/face_eval/<time>.json)")
     add_config_args(parser)
@@ -228,43 +204,37 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    base = load_config(args.config, args.overrides)
+    cfg = config_from_args(args)
     images: list[LabelledImage] = []
     for folder in args.dirs:
         if not folder.is_dir():
             raise UserError(f"not a folder: {folder}")
-        images += read_labelled_folder(folder, base.stream.image_exts)
+        images += read_labelled_folder(folder, cfg.stream.image_exts)
     if not images:
         raise UserError(f"no images in {', '.join(map(str, args.dirs))}")
-    results = []
-    for name, overrides in read_options(args.options):
-        cfg: Config = load_config(args.config, [*args.overrides, *overrides])
-        detector = build_face_detector(cfg)
-        tally, details, unreadable = evaluate(detector, images, iou_min=args.iou, desc=name)
-        results.append({"name": name, "set": overrides, "face_detector": cfg.to_dict()["face_detector"],
-                        "summary": tally.summary(), "unreadable": unreadable, "images": details})  # fmt: skip
-        print(format_table(results[-1:]).splitlines()[-1], flush=True)
+    name = " ".join(args.overrides) or "configured"
+    tally, details, unreadable = evaluate(build_face_detector(cfg), images, iou_min=args.iou, desc=name)
+    result = {"name": name, "set": args.overrides, "face_detector": cfg.to_dict()["face_detector"],
+              "summary": tally.summary(), "unreadable": unreadable, "images": details}  # fmt: skip
     report = {
-        "tool": "face_detector.evaluate",
+        "tool": "evaluation.faces",
         "created_utc": datetime.now(UTC).isoformat(timespec="seconds"),
-        "command": " ".join(["python -m face_detector.evaluate", *(argv if argv is not None else sys.argv[1:])]),
+        "command": " ".join(["python -m evaluation.faces", *(argv if argv is not None else sys.argv[1:])]),
         "dirs": [str(d) for d in args.dirs],
         "iou_min": args.iou,
         "opencv": cv2.__version__,
-        "results": results,
+        "results": [result],
     }
-    out = args.json or base.resolve_path(base.paths.runs_dir) / "face_eval" / (
+    out = args.json or cfg.resolve_path(cfg.paths.runs_dir) / "face_eval" / (
         datetime.now(UTC).strftime("%Y%m%d-%H%M%S") + ".json"
     )
     write_json_atomic(out, report)
-    print()
-    print(format_table(results))
+    print(format_table([result]))
     for label in LABELS:
         print()
-        print(format_height_table(results, label))
-    skipped = {f for r in results for f in r["unreadable"]}
-    if skipped:
-        print(f"skipped {len(skipped)} unreadable image(s): {', '.join(sorted(skipped))}")
+        print(format_height_table([result], label))
+    if unreadable:
+        print(f"skipped {len(unreadable)} unreadable image(s): {', '.join(sorted(unreadable))}")
     print(f"wrote {out}")
     return 0
 
