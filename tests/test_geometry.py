@@ -1,0 +1,43 @@
+"""maskwatch.geometry: IoU, overlap shares, NMS and greedy matching on hand-made boxes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from maskwatch.geometry import greedy_match, iou_matrix, nms, overlap_shares
+
+
+def test_iou_matrix_values_and_empty_boxes():
+    a = np.array([[0, 0, 10, 10], [5, 5, 15, 15]])
+    b = np.array([[0, 0, 10, 10], [10, 10, 20, 20], [0, 0, 0, 0]])
+    m = iou_matrix(a, b)
+    assert m.shape == (2, 3)
+    assert m[0].tolist() == pytest.approx([1.0, 0.0, 0.0])
+    assert m[1].tolist() == pytest.approx([25 / 175, 25 / 175, 0.0])
+    assert iou_matrix(np.zeros((0, 4)), b).shape == (0, 3)
+
+
+def test_overlap_shares_both_ways():
+    inside, around = overlap_shares([[0, 0, 10, 10]], [[0, 0, 20, 20], [5, 0, 15, 10]])
+    assert inside[0].tolist() == pytest.approx([1.0, 0.5])
+    assert around[0].tolist() == pytest.approx([0.25, 0.5])
+
+
+def test_nms_keeps_the_strongest_of_overlapping_boxes_strongest_first():
+    boxes = np.array([[0, 0, 10, 10], [1, 1, 11, 11], [50, 50, 60, 60], [0, 0, 10, 10]])
+    scores = np.array([0.7, 0.9, -0.5, 0.2])  # negative scores count too
+    assert nms(boxes, scores, 0.4).tolist() == [1, 2]
+    assert nms(boxes, scores, 0.99).tolist() == [1, 0, 2]  # box 3 is box 0 again (IoU 1)
+    assert nms(boxes, scores, 1.0).tolist() == [1, 0, 3, 2]
+    assert nms(np.zeros((0, 4)), np.zeros(0), 0.4).tolist() == []
+
+
+def test_greedy_match_strongest_first_each_target_once():
+    ious = np.array([[0.9, 0.0], [0.8, 0.5], [0.45, 0.0]])
+    assert greedy_match(ious, np.array([0.5, 0.9, 0.1]), 0.4).tolist() == [-1, 0, -1]  # 1 took target 0 first
+    assert greedy_match(ious, np.array([0.9, 0.5, 0.1]), 0.4).tolist() == [0, 1, -1]
+    assert greedy_match(ious, np.array([0.9, 0.5, 0.1]), 0.6).tolist() == [0, -1, -1]
+    allowed = np.array([False, True])
+    assert greedy_match(ious, np.array([0.9, 0.5, 0.1]), 0.4, allowed).tolist() == [-1, 1, -1]
+    assert greedy_match(np.zeros((2, 0)), np.array([0.9, 0.5]), 0.4).tolist() == [-1, -1]
