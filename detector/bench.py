@@ -48,30 +48,12 @@ FORMAT_VERSION = 1
 LOOP_VARIANTS = {  # our loop again with these overrides, when they change the config: where the speed comes from
     "every_frame": ("face detector + classifier on every frame", ["face_detector.detect_every=1"]),
     "centerface_640_only": ("CenterFace's 640 px pass alone (no 320 px pass for faces filling the frame)",
-                            ["face_detector.centerface_long_sides_px=[640]"]),
-    "ssd": ("the res10 SSD with its passes, looks and BlazeFace (the seventh round's default)",
-            ["face_detector.model=ssd"]),
+                            ["face_detector.long_sides_px=[640]"]),
+    "ssd": ("the classic res10 SSD, one 300x300 pass", ["face_detector.model=ssd"]),
     "relabel_always": ("every face classified at every key frame", ["face_detector.relabel_every=1"]),
-    "recheck_weak": ("second look only at boxes below 0.5", ["face_detector.recheck_max_confidence=0.499"]),
-    "pass_600_only": ("the 600 px SSD pass alone (no 300 px pass for large faces)",
-                      ["face_detector.input_long_sides_px=[600]"]),
-    "no_blazeface_pass": ("without BlazeFace's whole-frame pass", ["face_detector.blazeface_passes_px=[]"]),
-    "no_tiles": ("BlazeFace on the whole frame only, no tiles", ["face_detector.blazeface_tile_grid=1"]),
-    "check_all": ("every BlazeFace proposal checked on a zoomed crop (option)",
-                  ["face_detector.blazeface_check_all=true"]),
-    "no_tile_check": ("tile proposals go to the SSD's look unchecked (the sixth round's first default)",
-                      ["face_detector.blazeface_check_tiles=false"]),
-    "single_pass": ("one 300x300 SSD pass, no second look (the reference's face detection)",
-                    ["face_detector.input_long_sides_px=[]", "face_detector.recheck_size_px=0",
-                     "face_detector.verifier=", "face_detector.blazeface_passes_px=[]"]),
-    "blazeface": ("BlazeFace checks weak boxes from 0.1 (the third round's candidate, not the default)",
-                  ["face_detector.verifier=models/blazeface_short_range", "face_detector.recheck_min_confidence=0.1",
-                   "face_detector.recheck_max=16", "face_detector.min_aspect_hw=0.75",
-                   "face_detector.recheck_below_aspect_hw=1.0",
-                   "face_detector.recheck_skip_nested=true"]),
+    "ssd_300_600": ("the SSD with 300 and 600 px passes", ["face_detector.ssd.long_sides_px=[300, 600]"]),
 }
-SSD_VARIANTS = frozenset(("recheck_weak", "pass_600_only", "no_blazeface_pass", "no_tiles", "check_all",
-                          "no_tile_check", "single_pass", "blazeface"))  # SSD keys: only when the SSD detects
+SSD_VARIANTS = frozenset(("ssd_300_600",))  # SSD keys: only when the SSD detects
 CENTERFACE_VARIANTS = frozenset(("centerface_640_only", "ssd"))
 # The classic tutorial (pyimagesearch detect_mask_video.py) as the reference: its own settings.
 CLASSIC_WIDTH_PX = 400  # imutils.resize(frame, width=400) before detection

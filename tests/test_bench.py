@@ -74,7 +74,7 @@ def test_loop_variants_only_when_they_change_the_config():
     assert {"centerface_640_only", "ssd"} <= set(default) and not set(default) & bench.SSD_VARIANTS
     ssd = ["face_detector.model=ssd"]
     with_ssd = bench.loop_variants(load_config(overrides=ssd), None, ssd)
-    assert {"single_pass", "no_tiles"} <= set(with_ssd) and not set(with_ssd) & bench.CENTERFACE_VARIANTS
+    assert {"ssd_300_600"} <= set(with_ssd) and not set(with_ssd) & bench.CENTERFACE_VARIANTS
 
 
 # ------------------------------------------------------------------ bad input

@@ -93,3 +93,50 @@ def test_cli_help(module: str):
                           cwd=PROJECT_ROOT, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "usage:" in proc.stdout
+
+
+def test_nested_ssd_section_matches_the_yaml_and_takes_overrides():
+    shipped = yaml.safe_load(DEFAULT_CONFIG_PATH.read_text())
+    assert set(shipped["face_detector"]["ssd"]) == set(Config().to_dict()["face_detector"]["ssd"])
+    cfg = load_config(overrides=["face_detector.ssd.long_sides_px=[300, 600]", "face_detector.min_confidence=0.6"])
+    assert cfg.face_detector.ssd.long_sides_px == (300, 600)
+    assert (cfg.face_detector.min_confidence, cfg.face_detector.ssd.min_confidence) == (0.6, 0.5)
+    with pytest.raises(ConfigError, match=r"unknown key face_detector\.ssd\.nms_io, did you mean face_detector\.ssd\."):
+        load_config(overrides=["face_detector.ssd.nms_io=0.3"])
+
+
+@pytest.mark.parametrize(
+    ("key", "message"),
+    [
+        ("face_detector.verifier=x",
+         "face_detector.verifier: removed with the SSD research path (git tag ssd-research)"),
+        ("face_detector.recheck_size_px=300",
+         "face_detector.recheck_size_px: removed with the SSD research path (git tag ssd-research)"),
+        ("face_detector.centerface_min_confidence=0.4",
+         "face_detector.centerface_min_confidence: renamed face_detector.min_confidence"),
+        ("face_detector.input_long_sides_px=[600]",
+         "face_detector.input_long_sides_px: moved to face_detector.ssd.long_sides_px"),
+    ],
+)
+def test_removed_keys_say_what_became_of_them(key: str, message: str):
+    with pytest.raises(ConfigError) as info:
+        load_config(overrides=[key])
+    assert str(info.value) == message
+
+
+def test_removed_keys_in_a_file_exit_2_with_one_line(tmp_path: Path, capsys):
+    from evaluation.faces import main
+
+    path = tmp_path / "old.yaml"
+    path.write_text("face_detector:\n  centerface_long_sides_px: [640]\n")
+    assert main([str(tmp_path), "--config", str(path)]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "error: face_detector.centerface_long_sides_px: renamed face_detector.long_sides_px")
+
+
+def test_removed_keys_are_not_current_keys():
+    from maskwatch.config import REMOVED_KEYS
+
+    current = {f"face_detector.{k}" for k in Config().to_dict()["face_detector"]}
+    assert REMOVED_KEYS and not set(REMOVED_KEYS) & current
+    assert all(key.startswith("face_detector.") and why for key, why in REMOVED_KEYS.items())

@@ -91,7 +91,9 @@ class FaceLocator:
         for raw in np.asarray(self.detector(image_bgr)).reshape(-1, 4):
             box = (int(raw[0]), int(raw[1]), int(raw[2]), int(raw[3]))
             ious = iou_matrix([box], [b for b, _ in found])[0] if found else []
-            overlaps = [(float(ious[i]), i) for i, (_, pts) in enumerate(found) if i not in used and _inside(pts[30], box)]
+            overlaps = [
+                (float(ious[i]), i) for i, (_, pts) in enumerate(found) if i not in used and _inside(pts[30], box)
+            ]
             best = max(overlaps, default=(0.0, -1))[1]
             if best >= 0:  # the dlib face whose nose tip is inside the box (the most overlapping one)
                 used.add(best)
