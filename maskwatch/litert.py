@@ -1,4 +1,4 @@
-"""LiteRT (TFLite) inference without TensorFlow, shared by the mask classifier and the face verifier."""
+"""LiteRT (TFLite) inference without TensorFlow, for the mask classifier."""
 
 from __future__ import annotations
 
