@@ -269,7 +269,7 @@ def worker_loop(spec: dict[str, Any]) -> dict[str, Any]:
         "classifier_threads": cfg.classifier.threads,
         "classifier_backend": cfg.classifier.backend,
         "min_confidence": cfg.face_detector.min_confidence,
-        "model": str(cfg.resolve_path(cfg.classifier.model)),
+        "model": str(cfg.classifier_stem()),
     }
     return report
 
@@ -278,9 +278,9 @@ def _keras_model(cfg: Config) -> tuple[Any, str]:
     """The project's trained ``<stem>.keras`` if present, else the same architecture with random weights."""
     import keras
 
-    from train.card import model_path
+    from maskwatch.card import model_path
 
-    path = model_path(cfg.resolve_path(cfg.classifier.model), "keras")
+    path = model_path(cfg.classifier_stem(), "keras")
     if path.is_file():
         return keras.models.load_model(path, compile=False), str(path)
     from train.model import build_classifier
@@ -373,7 +373,7 @@ def _backend_tflite(cfg: Config, spec: dict[str, Any]) -> dict[str, Any]:
 
     from detector.classifier import MaskClassifier
 
-    clf = MaskClassifier(cfg.resolve_path(cfg.classifier.model), backend="tflite", threads=cfg.classifier.threads)
+    clf = MaskClassifier(cfg.classifier_stem(), backend="tflite", threads=cfg.classifier.threads)
     out: dict[str, Any] = {"threads": cfg.classifier.threads, "batches": {}, "with_preprocessing": {}}
     for b, batch in _batches(clf.input_size_wh, spec["batch_sizes"]).items():
         out["batches"][str(b)] = _latency(clf._predict, batch, spec["repeats"])
@@ -403,7 +403,7 @@ def _backend_onnx(cfg: Config, spec: dict[str, Any]) -> dict[str, Any]:
         import onnxruntime as ort
     except ImportError:
         return {"available": False, "reason": "onnxruntime is not installed"}
-    path = cfg.resolve_path(cfg.classifier.model).with_suffix(".onnx")
+    path = cfg.classifier_stem().with_suffix(".onnx")
     if not path.is_file():
         return {"available": False, "reason": f"no ONNX export of the model ({path.name})"}
     options = ort.SessionOptions()
@@ -463,10 +463,10 @@ def worker_variants(spec: dict[str, Any]) -> dict[str, Any]:
 
     from detector.classifier import MaskClassifier
     from maskwatch.litert import prepare_batch, tflite_predictor
-    from train.card import model_path
+    from maskwatch.card import model_path
 
     cfg = load_config(spec["config"], spec["overrides"])
-    stem = cfg.resolve_path(cfg.classifier.model)
+    stem = cfg.classifier_stem()
     if not model_path(stem, "keras").is_file():
         return {"available": False, "reason": f"needs the trained {model_path(stem, 'keras').name} (python -m train)"}
     clf = MaskClassifier(stem, backend="tflite", threads=cfg.classifier.threads)

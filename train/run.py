@@ -204,7 +204,7 @@ def train_run(cfg: Config, dataset_dir: str | Path, *, progress: bool = True) ->
             "config": cfg.to_dict(),
             "run_dir": str(run_dir),
         }
-        stem = cfg.resolve_path(cfg.classifier.model)
+        stem = cfg.classifier_stem()
         paths = save_classifier(clf, stem, card, tflite=t.tflite)
         log.info("saved %s", ", ".join(str(p) for p in paths.values()))
         return RunResult(run_dir, paths, split, history, metrics, phases)
