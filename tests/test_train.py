@@ -13,6 +13,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from maskwatch.card import card_file
+from maskwatch.checksums import file_sha256
 from maskwatch.config import AugmentConfig
 from maskwatch.errors import UserError
 from train import dataset
@@ -304,9 +306,9 @@ def test_end_to_end_one_epoch_outputs_formats_and_reproducibility(tmp_path, caps
     root = _make_dataset(tmp_path / "ds", per_class=8)
     (root / "without_mask" / "readme.md").write_text("ignored, counted")
     args = ("--set", "train.epochs=1", "--set", "train.image_size=64", "--set", "train.batch_size=4")
-    assert _run_main(tmp_path, root, *args) == 0
+    assert _run_main(tmp_path, root, *args, "--install") == 0
     out = capsys.readouterr().out
-    assert "precision" in out and "run directory:" in out
+    assert "precision" in out and "run directory:" in out and "installed the new model" in out
     (run_dir,) = (tmp_path / "runs").iterdir()
     for name in ("report.txt", "report.json", "history.png", "confusion.png", "roc.png", "config.yaml",
                  "train.log", "split.json", "history_frozen.csv"):
@@ -321,11 +323,14 @@ def test_end_to_end_one_epoch_outputs_formats_and_reproducibility(tmp_path, caps
     assert card["dataset"]["counts"] == {"mask": 8, "no_mask": 8} and card["dataset"]["skipped"] == 1
     assert card["config"]["train"]["epochs"] == 1 and "tensorflow-cpu" in card["versions"]
 
+    files = {kind: card_file(stem, card, kind) for kind in ("keras", "h5", "tflite")}
+    assert all(file_sha256(p) == card["sha256"][k] for k, p in files.items())  # the card pins its files
     x = np.stack([cv2.resize(p, (64, 64)) for p in _photos()]).astype(np.float32)
-    ref = keras.models.load_model(stem.with_suffix(".keras")).predict(x, verbose=0)
+    ref = keras.models.load_model(files["keras"]).predict(x, verbose=0)
     assert ref.std() > 1e-3, "the model must not be constant, or the comparison proves nothing"
-    np.testing.assert_allclose(keras.models.load_model(stem.with_suffix(".h5")).predict(x, verbose=0), ref, atol=1e-4)
-    np.testing.assert_allclose(_tflite_predict(stem.with_suffix(".tflite"), x), ref, atol=1e-4)
+    np.testing.assert_allclose(keras.models.load_model(files["h5"]).predict(x, verbose=0), ref, atol=1e-4)
+    np.testing.assert_allclose(_tflite_predict(files["tflite"], x), ref, atol=1e-4)
+    installed_card = stem.with_suffix(".json").read_bytes()
 
     # Same seed, data and config: the same split and the same first-epoch loss. This run also fine-tunes.
     fine_tune = ("--set", "train.fine_tune_layers=5", "--set", "train.fine_tune_epochs=1")
@@ -334,7 +339,9 @@ def test_end_to_end_one_epoch_outputs_formats_and_reproducibility(tmp_path, caps
     split_a, split_b = (json.loads((d / "split.json").read_text()) for d in (first, second))
     assert split_a == split_b
     assert _first_loss(first) == pytest.approx(_first_loss(second), rel=1e-5)
-    assert not stem.with_suffix(".tflite").exists(), "a stale .tflite of the first model must not stay"
+    assert "is unchanged (install: --install)" in capsys.readouterr().out
+    assert stem.with_suffix(".json").read_bytes() == installed_card, "without --install the detector's model stays"
+    assert (second / "model" / "clf.json").is_file() and not (second / "model" / "clf.tflite").exists()
     phases = json.loads((second / "report.json").read_text())["phases"]
     assert set(phases) == {"frozen", "fine_tune"} and phases["fine_tune"]["unfrozen_layers"] > 0
     assert "per_class" in phases["fine_tune"]["metrics"] and (second / "history_fine_tune.csv").is_file()
