@@ -462,8 +462,8 @@ def worker_variants(spec: dict[str, Any]) -> dict[str, Any]:
     import numpy as np
 
     from detector.classifier import MaskClassifier
-    from maskwatch.litert import prepare_batch, tflite_predictor
     from maskwatch.card import model_path
+    from maskwatch.litert import prepare_batch, tflite_predictor
 
     cfg = load_config(spec["config"], spec["overrides"])
     stem = cfg.classifier_stem()

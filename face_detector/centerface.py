@@ -121,6 +121,16 @@ class CenterFaceDetector:
         (``opencv_threads``) as ``FaceDetector.from_config`` does."""
         fd = cfg.face_detector
         set_opencv_threads(fd.opencv_threads)
+        verify_onnx(cfg.resolve_path(fd.centerface_model), cfg)
         return cls(cfg.resolve_path(fd.centerface_model), long_sides_px=fd.centerface_long_sides_px,
                    min_confidence=fd.centerface_min_confidence, nms_iou=fd.centerface_nms_iou,
                    min_size_px=fd.min_size_px)  # fmt: skip
+
+
+def verify_onnx(path: Path, cfg: Config) -> None:
+    """The CenterFace file must be the pinned one (``SHA256``; ``assets.verify_checksums: false`` accepts another)."""
+    from maskwatch.checksums import cache_path, verify_file
+
+    if path.is_file():
+        verify_file(path, (SHA256,), "face_detector.centerface_model", enabled=cfg.assets.verify_checksums,
+                    cache=cache_path(cfg.resolve_path(cfg.paths.runs_dir)))  # fmt: skip

@@ -1,8 +1,8 @@
 """SHA-256 of model files, checked when they are loaded; a small cache keeps start-up fast.
 
-The cache (``<paths.runs_dir>/cache/sha256.json``) maps a file's resolved path to ``[size, mtime_ns, sha256]``: a file
-whose size and modification time are unchanged is not hashed again. A file changed in place (same size, new mtime)
-is hashed again; the cache only ever skips work, it never decides a check.
+The cache (``<paths.runs_dir>/cache/sha256.json``) maps a file's resolved path to ``[size, mtime_ns, inode,
+sha256]``: a file whose size, modification time and inode are unchanged is not hashed again; any change (a new
+copy, an edit in place) hashes it again.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import hashlib
 import json
 import logging
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from maskwatch.errors import UserError
@@ -38,18 +38,23 @@ def cache_path(runs_dir: Path) -> Path:
     return Path(runs_dir) / "cache" / "sha256.json"
 
 
-def cached_sha256(path: str | Path, cache: Path | None = None) -> str:
-    """``file_sha256(path)``, served from ``cache`` when the file's size and mtime_ns are unchanged."""
+def cached_sha256(
+    path: str | Path, cache: Path | None = None, *, compute: Callable[[Path], str] | None = None, method: str = "file"
+) -> str:
+    """``compute(path)`` (default ``file_sha256``), served from ``cache`` when size and mtime_ns are unchanged.
+
+    ``method`` names ``compute`` in the cache key, so two kinds of checksum of one file never mix.
+    """
     path = Path(path).resolve()
     st = path.stat()
-    key = str(path)
+    key = str(path) if method == "file" else f"{method}:{path}"
     entries = _read_cache(cache) if cache is not None else {}
     hit = entries.get(key)
-    if isinstance(hit, list) and len(hit) == 3 and hit[:2] == [st.st_size, st.st_mtime_ns]:
-        return str(hit[2])
-    digest = file_sha256(path)
+    if isinstance(hit, list) and len(hit) == 4 and hit[:3] == [st.st_size, st.st_mtime_ns, st.st_ino]:
+        return str(hit[3])
+    digest = (compute or file_sha256)(path)
     if cache is not None:
-        entries[key] = [st.st_size, st.st_mtime_ns, digest]
+        entries[key] = [st.st_size, st.st_mtime_ns, st.st_ino, digest]
         _write_cache(cache, entries)
     return digest
 
