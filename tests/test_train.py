@@ -193,6 +193,42 @@ def test_groups_from_csv_and_filename_convention(tmp_path):
     assert by_name["g0__0.png"] == "alice" and by_name["g1__1.png"] == "g1"
 
 
+def test_groups_csv_with_bom_missing_files_and_malformed_rows_warns_with_counts(tmp_path, caplog):
+    root = _make_dataset(tmp_path / "ds", 4)
+    rows = ["file,group", "with_mask/img0.png,alice", "with_mask/gone.png,bob", "without_mask/nope.png,carl",
+            "with_mask/img1.png", ",dave", "without_mask/img0.png,erin,extra"]  # fmt: skip
+    (root / "groups.csv").write_bytes(b"\xef\xbb\xbf" + "\r\n".join(rows).encode() + b"\r\n")  # as Excel writes
+    with caplog.at_level("WARNING"):
+        files, _ = dataset.scan(root, EXTS)
+    groups = {f.path.relative_to(root).as_posix(): f.group for f in files}
+    assert groups["with_mask/img0.png"] == "alice" and groups["without_mask/img0.png"] != "erin"
+    assert "3 row(s) malformed (need file,group) ignored: line 5, line 6, line 7" in caplog.text
+    assert "2 row(s) naming files that do not exist ignored: with_mask/gone.png, without_mask/nope.png" in caplog.text
+
+
+def test_16_bit_grayscale_png_is_scaled_not_white(tmp_path):
+    ramp = (np.linspace(0, 65535, 64 * 64).reshape(64, 64)).astype(np.uint16)
+    path = tmp_path / "ramp16.png"
+    assert cv2.imwrite(str(path), ramp)
+    assert Image.open(path).mode.startswith("I")  # really a 16-bit file
+    rgb = dataset.decode_image(path.read_bytes(), 64)
+    expected = np.rint(ramp / 257.0)
+    assert np.abs(rgb[..., 0].astype(float) - expected).max() <= 1.0
+    assert 120 < rgb.mean() < 135  # a ramp, not near white (Pillow's own convert gives a mean of ~250)
+
+
+def test_same_image_in_both_class_folders_is_skipped_from_both_with_a_warning(tmp_path, caplog):
+    root = _make_dataset(tmp_path / "ds", 4)
+    (root / "without_mask" / "copy.png").write_bytes((root / "with_mask" / "img2.png").read_bytes())
+    with caplog.at_level("WARNING"):
+        data = dataset.load_dataset(root, image_size=32, image_exts=EXTS, min_images_per_class=2, progress=False)
+    assert "same image is in both class folders, skipped from both: with_mask/img2.png and without_mask/copy.png" \
+        in caplog.text
+    names = {p.relative_to(root).as_posix() for p in data.files}
+    assert "with_mask/img2.png" not in names and "without_mask/copy.png" not in names
+    assert len(data.labels) == 7 and set(data.skipped) == {"with_mask/img2.png", "without_mask/copy.png"}
+
+
 def test_too_few_groups_is_a_user_error():
     with pytest.raises(UserError, match="only 3 groups"):
         dataset.split_dataset(np.array([0, 1] * 6), ["a", "b", "c"] * 4, test_fraction=0.2, seed=0)
