@@ -278,9 +278,9 @@ def _keras_model(cfg: Config) -> tuple[Any, str]:
     """The project's trained ``<stem>.keras`` if present, else the same architecture with random weights."""
     import keras
 
-    from maskwatch.card import model_path
+    from maskwatch.card import stem_file
 
-    path = model_path(cfg.classifier_stem(), "keras")
+    path = stem_file(cfg.classifier_stem(), "keras")
     if path.is_file():
         return keras.models.load_model(path, compile=False), str(path)
     from train.model import build_classifier
@@ -462,20 +462,20 @@ def worker_variants(spec: dict[str, Any]) -> dict[str, Any]:
     import numpy as np
 
     from detector.classifier import MaskClassifier
-    from maskwatch.card import model_path
+    from maskwatch.card import stem_file
     from maskwatch.litert import prepare_batch, tflite_predictor
 
     cfg = load_config(spec["config"], spec["overrides"])
     stem = cfg.classifier_stem()
-    if not model_path(stem, "keras").is_file():
-        return {"available": False, "reason": f"needs the trained {model_path(stem, 'keras').name} (python -m train)"}
+    if not stem_file(stem, "keras").is_file():
+        return {"available": False, "reason": f"needs the trained {stem_file(stem, 'keras').name} (python -m train)"}
     clf = MaskClassifier(stem, backend="tflite", threads=cfg.classifier.threads)
     crops = _face_crops(cfg, spec["source"], 64)
     if not crops:
         return {"available": False, "reason": "no face found in the video"}
     faces = prepare_batch(crops, clf.input_size_wh)
     model, model_name = _keras_model(cfg)
-    files = {"float32": model_path(stem, "tflite")}
+    files = {"float32": stem_file(stem, "tflite")}
     out: dict[str, Any] = {"available": True, "model": model_name, "faces": len(faces), "variants": {}}
     with tempfile.TemporaryDirectory(prefix="maskwatch-variants-") as tmp:
         for kind in ("float16", "dynamic_int8", "int8"):

@@ -88,3 +88,11 @@ def verify_card_file(stem: str | Path, card: dict[str, Any], kind: str, *, cache
 
         logging.getLogger(__name__).warning("%s; accepted: assets.verify_checksums is false", message)
     return path
+
+
+def stem_file(stem: str | Path, kind: str) -> Path:
+    """The ``kind`` file of the model at ``stem``: the one its card names, or ``model_path`` without a usable card."""
+    try:
+        return card_file(stem, read_card(stem), kind)
+    except UserError:
+        return model_path(stem, kind)
