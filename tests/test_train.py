@@ -345,7 +345,7 @@ def test_end_to_end_one_epoch_outputs_formats_and_reproducibility(tmp_path, caps
     assert _run_main(tmp_path, root, *args, "--install") == 0
     out = capsys.readouterr().out
     assert "precision" in out and "run directory:" in out and "installed the new model" in out
-    (run_dir,) = (tmp_path / "runs").iterdir()
+    (run_dir,) = (d for d in (tmp_path / "runs").iterdir() if (d / "train.log").is_file())
     for name in ("report.txt", "report.json", "history.png", "confusion.png", "roc.png", "config.yaml",
                  "train.log", "split.json", "history_frozen.csv"):
         assert (run_dir / name).is_file(), name
@@ -371,7 +371,7 @@ def test_end_to_end_one_epoch_outputs_formats_and_reproducibility(tmp_path, caps
     # Same seed, data and config: the same split and the same first-epoch loss. This run also fine-tunes.
     fine_tune = ("--set", "train.fine_tune_layers=5", "--set", "train.fine_tune_epochs=1")
     assert _run_main(tmp_path, root, *args, "--set", "train.tflite=false", *fine_tune) == 0
-    first, second = sorted((tmp_path / "runs").iterdir())
+    first, second = sorted(d for d in (tmp_path / "runs").iterdir() if (d / "train.log").is_file())
     split_a, split_b = (json.loads((d / "split.json").read_text()) for d in (first, second))
     assert split_a == split_b
     assert _first_loss(first) == pytest.approx(_first_loss(second), rel=1e-5)
