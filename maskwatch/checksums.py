@@ -39,13 +39,18 @@ def cache_path(runs_dir: Path) -> Path:
 
 
 def cached_sha256(
-    path: str | Path, cache: Path | None = None, *, compute: Callable[[Path], str] | None = None, method: str = "file"
+    path: str | Path,
+    cache: str | Path | None = None,
+    *,
+    compute: Callable[[Path], str] | None = None,
+    method: str = "file",
 ) -> str:
     """``compute(path)`` (default ``file_sha256``), served from ``cache`` when size and mtime_ns are unchanged.
 
     ``method`` names ``compute`` in the cache key, so two kinds of checksum of one file never mix.
     """
     path = Path(path).resolve()
+    cache = Path(cache) if cache is not None else None
     st = path.stat()
     key = str(path) if method == "file" else f"{method}:{path}"
     entries = _read_cache(cache) if cache is not None else {}
