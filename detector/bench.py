@@ -251,7 +251,7 @@ def worker_loop(spec: dict[str, Any]) -> dict[str, Any]:
         "classifier_threads": cfg.classifier.threads,
         "classifier_backend": cfg.classifier.backend,
         "min_confidence": cfg.face_detector.min_confidence,
-        "model": str(cfg.resolve_path(cfg.classifier.model)),
+        "model": str(cfg.classifier_stem()),
     }
     return report
 
@@ -260,9 +260,9 @@ def _keras_model(cfg: Config) -> tuple[Any, str]:
     """The project's trained ``<stem>.keras`` if present, else the same architecture with random weights."""
     import keras
 
-    from train.card import model_path
+    from maskwatch.card import stem_file
 
-    path = model_path(cfg.resolve_path(cfg.classifier.model), "keras")
+    path = stem_file(cfg.classifier_stem(), "keras")
     if path.is_file():
         return keras.models.load_model(path, compile=False), str(path)
     from train.model import build_classifier
@@ -355,7 +355,7 @@ def _backend_tflite(cfg: Config, spec: dict[str, Any]) -> dict[str, Any]:
 
     from detector.classifier import MaskClassifier
 
-    clf = MaskClassifier(cfg.resolve_path(cfg.classifier.model), backend="tflite", threads=cfg.classifier.threads)
+    clf = MaskClassifier(cfg.classifier_stem(), backend="tflite", threads=cfg.classifier.threads)
     out: dict[str, Any] = {"threads": cfg.classifier.threads, "batches": {}, "with_preprocessing": {}}
     for b, batch in _batches(clf.input_size_wh, spec["batch_sizes"]).items():
         out["batches"][str(b)] = _latency(clf._predict, batch, spec["repeats"])
@@ -385,7 +385,7 @@ def _backend_onnx(cfg: Config, spec: dict[str, Any]) -> dict[str, Any]:
         import onnxruntime as ort
     except ImportError:
         return {"available": False, "reason": "onnxruntime is not installed"}
-    path = cfg.resolve_path(cfg.classifier.model).with_suffix(".onnx")
+    path = cfg.classifier_stem().with_suffix(".onnx")
     if not path.is_file():
         return {"available": False, "reason": f"no ONNX export of the model ({path.name})"}
     options = ort.SessionOptions()
@@ -444,20 +444,20 @@ def worker_variants(spec: dict[str, Any]) -> dict[str, Any]:
     import numpy as np
 
     from detector.classifier import MaskClassifier
+    from maskwatch.card import stem_file
     from maskwatch.litert import prepare_batch, tflite_predictor
-    from train.card import model_path
 
     cfg = load_config(spec["config"], spec["overrides"])
-    stem = cfg.resolve_path(cfg.classifier.model)
-    if not model_path(stem, "keras").is_file():
-        return {"available": False, "reason": f"needs the trained {model_path(stem, 'keras').name} (python -m train)"}
+    stem = cfg.classifier_stem()
+    if not stem_file(stem, "keras").is_file():
+        return {"available": False, "reason": f"needs the trained {stem_file(stem, 'keras').name} (python -m train)"}
     clf = MaskClassifier(stem, backend="tflite", threads=cfg.classifier.threads)
     crops = _face_crops(cfg, spec["source"], 64)
     if not crops:
         return {"available": False, "reason": "no face found in the video"}
     faces = prepare_batch(crops, clf.input_size_wh)
     model, model_name = _keras_model(cfg)
-    files = {"float32": model_path(stem, "tflite")}
+    files = {"float32": stem_file(stem, "tflite")}
     out: dict[str, Any] = {"available": True, "model": model_name, "faces": len(faces), "variants": {}}
     with tempfile.TemporaryDirectory(prefix="maskwatch-variants-") as tmp:
         for kind in ("float16", "dynamic_int8", "int8"):

@@ -12,10 +12,11 @@ from typing import Any
 
 import numpy as np
 
+from maskwatch.card import card_path, read_card, verify_card_file
+from maskwatch.checksums import cache_path
 from maskwatch.config import Config
 from maskwatch.errors import UserError
 from maskwatch.litert import prepare_batch, tflite_predictor
-from train.card import card_path, model_path, read_card
 
 BACKENDS = ("tflite", "keras")
 TRAIN_HINT = "python -m train --dataset DIR"
@@ -36,7 +37,10 @@ def check_card(card: dict[str, Any], where: Path) -> tuple[int, int]:
 class MaskClassifier:
     """Callable: ``classifier(crops_bgr) -> P(mask)`` float32 (n,), all crops in one batch call."""
 
-    def __init__(self, stem: str | Path, backend: str = "tflite", threads: int = 1) -> None:
+    def __init__(
+        self, stem: str | Path, backend: str = "tflite", threads: int = 1, *, hash_cache: Path | None = None,
+        verify_checksums: bool = True,
+    ) -> None:
         if backend not in BACKENDS:
             raise UserError(f"unknown classifier backend {backend!r} (use {' or '.join(BACKENDS)})")
         self.stem = Path(stem)
@@ -46,19 +50,24 @@ class MaskClassifier:
         self.input_size_wh = check_card(self.card, card_path(self.stem))
         self.threshold = float(self.card["threshold"])
         self.backend = backend
-        path = model_path(self.stem, backend)
+        path = verify_card_file(self.stem, self.card, backend, cache=hash_cache, enabled=verify_checksums)
         if not path.is_file():
             other = "keras" if backend == "tflite" else "tflite"
             raise UserError(
                 f"model file {path} is missing: re-export with {TRAIN_HINT} (train.tflite=true), "
                 f"or use --set classifier.backend={other}"
             )
+        if backend == "tflite":
+            _check_tflite_input(path, self.input_size_wh, card_path(self.stem))
         self._predict = tflite_predictor(path, threads) if backend == "tflite" else _keras_predictor(path)
 
     @classmethod
     def from_config(cls, cfg: Config) -> MaskClassifier:
         c = cfg.classifier
-        return cls(cfg.resolve_path(c.model), backend=c.backend, threads=c.threads)
+        return cls(
+            cfg.classifier_stem(), backend=c.backend, threads=c.threads,
+            hash_cache=cache_path(cfg.resolve_path(cfg.paths.runs_dir)), verify_checksums=cfg.assets.verify_checksums,
+        )
 
     def __call__(self, crops_bgr: Sequence[np.ndarray]) -> np.ndarray:
         if len(crops_bgr) == 0:
@@ -68,6 +77,21 @@ class MaskClassifier:
         if probs.shape[1] != 1:
             raise UserError(f"model {self.stem} returns {probs.shape[1]} values per face; expected 1 (P(mask))")
         return probs[:, 0]
+
+
+def _check_tflite_input(path: Path, size_wh: tuple[int, int], card: Path) -> None:
+    """The .tflite's input (N, H, W, 3) must match the card's ``input_size_wh`` (else labels silently change)."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    try:
+        shape = [int(v) for v in Interpreter(model_path=str(path)).get_input_details()[0]["shape"]]
+    except (ValueError, RuntimeError) as exc:
+        raise UserError(f"cannot load {path} ({' '.join(str(exc).split())[:200]})") from None
+    if len(shape) != 4 or (shape[2], shape[1]) != tuple(size_wh) or shape[3] != 3:
+        raise UserError(
+            f"model card {card}: input_size_wh {list(size_wh)} does not match {path.name}'s input "
+            f"{shape[2]}x{shape[1]}x{shape[3]} (card and model from different trainings?)"
+        )
 
 
 def _keras_predictor(path: Path) -> Callable[[np.ndarray], np.ndarray]:

@@ -120,5 +120,15 @@ class CenterFaceDetector:
         """Build from ``cfg.face_detector``; sets OpenCV's threads (``opencv_threads``)."""
         fd = cfg.face_detector
         set_opencv_threads(fd.opencv_threads)
+        verify_onnx(cfg.resolve_path(fd.onnx), cfg)
         return cls(cfg.resolve_path(fd.onnx), long_sides_px=fd.long_sides_px, min_confidence=fd.min_confidence,
                    nms_iou=fd.nms_iou, min_size_px=fd.min_size_px)  # fmt: skip
+
+
+def verify_onnx(path: Path, cfg: Config) -> None:
+    """The CenterFace file must be the pinned one (``SHA256``; ``assets.verify_checksums: false`` accepts another)."""
+    from maskwatch.checksums import cache_path, verify_file
+
+    if path.is_file():
+        verify_file(path, (SHA256,), "face_detector.onnx", enabled=cfg.assets.verify_checksums,
+                    cache=cache_path(cfg.resolve_path(cfg.paths.runs_dir)))  # fmt: skip

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -52,6 +53,7 @@ class AssetsConfig:
     mobilenetv2_weights: str = ""
     download_timeout_s: float = _range(0.1, 600, default=10.0)
     pip_fallback: bool = True
+    verify_checksums: bool = True
 
 
 @dataclass(frozen=True)
@@ -105,7 +107,7 @@ REMOVED_KEYS: dict[str, str] = {
 
 @dataclass(frozen=True)
 class ClassifierConfig:
-    model: str = "models/mask_classifier"
+    model: str = "mask_classifier"
     backend: str = _choice("tflite", "keras", default="tflite")
     threshold: float = _range(0.0, 1.0, default=0.5)
     threads: int = _range(1, 64, default=2)
@@ -159,6 +161,7 @@ class TrainConfig:
     strategy: str = _choice("none", "mirrored", "multi_worker", default="none")
     tflite: bool = True
     val_split: float = _range(0.0, 0.5, default=0.0)
+    install: bool = False
 
 
 @dataclass(frozen=True)
@@ -181,6 +184,13 @@ class Config:
         p = Path(path).expanduser()
         return p if p.is_absolute() else PROJECT_ROOT / p
 
+    def classifier_stem(self) -> Path:
+        """``classifier.model`` as a path: a bare name lives in ``paths.models_dir``, a path is resolved as usual."""
+        model = Path(self.classifier.model).expanduser()
+        if not model.is_absolute() and len(model.parts) == 1:
+            return self.resolve_path(self.paths.models_dir) / model
+        return self.resolve_path(model)
+
 
 def _plain(value: Any) -> Any:
     if isinstance(value, dict):
@@ -194,9 +204,15 @@ def load_config(path: str | Path | None = None, overrides: typing.Sequence[str] 
     """Load ``path`` (default: the project's config.yaml), apply ``key=value`` overrides, check everything."""
     path = Path(path) if path is not None else DEFAULT_CONFIG_PATH
     data: dict[str, Any] = {}
+    if path.is_dir():
+        raise ConfigError(f"config {path} is a directory, not a YAML file")
     if path.exists():
         try:
             loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise ConfigError(f"config {path}: cannot read it ({exc.strerror or exc})") from None
+        except UnicodeDecodeError:
+            raise ConfigError(f"config {path}: not a text (UTF-8 YAML) file") from None
         except yaml.YAMLError as exc:
             raise ConfigError(f"config {path}: not valid YAML ({_one_line(exc)})") from None
         if loaded is not None and not isinstance(loaded, dict):
@@ -296,6 +312,8 @@ def _check_scalar(key: str, value: Any, hint: Any, meta: typing.Mapping[str, Any
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ConfigError(f"{key}: expected a number, got {value!r}")
         value = float(value)
+        if not math.isfinite(value):
+            raise ConfigError(f"{key}: expected a finite number, got {value!r}")
     elif hint is str:
         if isinstance(value, int | float) and not isinstance(value, bool):
             value = str(value)  # e.g. stream.source=0

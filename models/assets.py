@@ -29,6 +29,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from maskwatch.checksums import cache_path, cached_sha256
 from maskwatch.config import Config
 from maskwatch.errors import UserError
 from maskwatch.files import atomic_path
@@ -154,15 +155,26 @@ def checksum(asset: Asset, path: Path) -> str:
     return weights_checksum(path) if asset.check == "content" else file_sha256(path)
 
 
-def verify(asset: Asset, path: Path) -> str:
-    """Return the checksum of ``path``; raise ``ChecksumError`` (one line) unless it is pinned for ``asset``."""
-    actual = checksum(asset, path)
+def verify(asset: Asset, path: Path, *, cache: Path | None = None, enabled: bool = True) -> str:
+    """Return the checksum of ``path``; raise ``ChecksumError`` (one line) unless it is pinned for ``asset``.
+
+    ``cache`` (``maskwatch.checksums``) skips hashing an unchanged file; ``enabled=False``
+    (``assets.verify_checksums: false``) accepts a mismatch with a warning.
+    """
+    actual = cached_sha256(path, cache, compute=lambda p: checksum(asset, p), method=asset.check)
     if actual not in asset.sha256:
         kind = "weights content checksum" if asset.check == "content" else "sha256"
-        raise ChecksumError(
-            f"{asset.name}: {kind} mismatch for {path}: expected {' or '.join(asset.sha256)}, got {actual}"
-        )
+        message = f"{asset.name}: {kind} mismatch for {path}: expected {' or '.join(asset.sha256)}, got {actual}"
+        if not enabled:
+            log.warning("%s (accepted: assets.verify_checksums is false)", message)
+            return actual
+        raise ChecksumError(message)
     return actual
+
+
+def checksum_cache(cfg: Config) -> Path:
+    """The checksum cache of this config (``<paths.runs_dir>/cache/sha256.json``)."""
+    return cache_path(cfg.resolve_path(cfg.paths.runs_dir))
 
 
 def verify_sha256(path: Path, expected: str, what: str) -> None:
@@ -276,14 +288,17 @@ class _Session:
         path = self.cfg.resolve_path(configured)
         if not path.is_file():
             raise UserError(f"assets.{asset.name}: file not found: {path}")
-        return Record(asset.name, path, "config", verify(asset, path), asset.check)
+        digest = verify(asset, path, cache=checksum_cache(self.cfg), enabled=self.cfg.assets.verify_checksums)
+        return Record(asset.name, path, "config", digest, asset.check)
 
     def _from_cache(self, asset: Asset) -> Record | None:
         for folder in cache_dirs(self.cfg):
             path = folder / asset.filename
             if path.is_file():
                 try:
-                    digest = verify(asset, path)
+                    digest = verify(
+                        asset, path, cache=checksum_cache(self.cfg), enabled=self.cfg.assets.verify_checksums
+                    )
                 except ChecksumError as exc:
                     raise ChecksumError(f"{exc}; delete it and run: python -m models fetch") from None
                 return Record(asset.name, path, "cache", digest, asset.check)

@@ -323,3 +323,59 @@ def test_unwritable_cache_is_a_user_error(tmp_path: Path):
     blocker.write_text("a file where the cache folder should be")
     with pytest.raises(UserError, match="cannot create the asset cache"):
         resolve("prototxt", _cfg(tmp_path))
+
+
+# --- verified at load: the pinned CenterFace file, the checksum cache, the opt-out ----------------------------
+
+
+def _centerface_cfg(tmp_path: Path, onnx: Path, *extra: str) -> Config:
+    return load_config(overrides=[f"face_detector.onnx={onnx}", f"paths.runs_dir={tmp_path / 'runs'}",
+                                  *extra])  # fmt: skip
+
+
+def test_bit_flipped_centerface_is_refused_in_one_line(tmp_path: Path, capsys):
+    from face_detector.centerface import CenterFaceDetector
+
+    onnx = tmp_path / "centerface.onnx"
+    data = bytearray((PROJECT_ROOT / "models" / "centerface.onnx").read_bytes())
+    data[len(data) // 2] ^= 0x01  # one bit of one weight
+    onnx.write_bytes(bytes(data))
+    with pytest.raises(UserError, match=r"face_detector.onnx: .*centerface.onnx does not match its pinned sha256") as e:
+        CenterFaceDetector.from_config(_centerface_cfg(tmp_path, onnx))
+    assert "\n" not in str(e.value) and e.value.exit_code == 2
+    detect = CenterFaceDetector.from_config(_centerface_cfg(tmp_path, onnx, "assets.verify_checksums=false"))
+    assert callable(detect)  # knowingly accepted
+
+
+def test_shipped_centerface_passes_and_the_hash_is_cached(tmp_path: Path, monkeypatch):
+    from face_detector.centerface import CenterFaceDetector
+    from maskwatch import checksums
+
+    onnx = tmp_path / "centerface.onnx"
+    onnx.write_bytes((PROJECT_ROOT / "models" / "centerface.onnx").read_bytes())
+    calls: list[Path] = []
+    real = checksums.file_sha256
+    monkeypatch.setattr(checksums, "file_sha256", lambda p: calls.append(p) or real(p))
+    cfg = _centerface_cfg(tmp_path, onnx)
+    CenterFaceDetector.from_config(cfg)
+    CenterFaceDetector.from_config(cfg)
+    assert len(calls) == 1 and (tmp_path / "runs" / "cache" / "sha256.json").is_file()
+    onnx.write_bytes(onnx.read_bytes())  # a new copy (new mtime): hashed again
+    data = bytearray(onnx.read_bytes())
+    data[100] ^= 0x01
+    onnx.write_bytes(bytes(data))
+    with pytest.raises(UserError, match="does not match its pinned sha256"):
+        CenterFaceDetector.from_config(cfg)
+
+
+def test_cached_asset_with_verify_checksums_off_is_accepted_with_a_warning(tmp_path, monkeypatch, caplog):
+    _pin(monkeypatch, "prototxt", b"pinned")
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / ASSETS["prototxt"].filename).write_bytes(b"my own edit")
+    with pytest.raises(UserError, match="sha256 mismatch"):
+        resolve("prototxt", _cfg(tmp_path, f"paths.runs_dir={tmp_path / 'runs'}"))
+    with caplog.at_level(logging.WARNING):
+        cfg = _cfg(tmp_path, f"paths.runs_dir={tmp_path / 'runs'}", "assets.verify_checksums=false")
+        path = resolve("prototxt", cfg)
+    assert path.read_bytes() == b"my own edit" and "verify_checksums is false" in caplog.text

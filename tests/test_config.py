@@ -140,3 +140,35 @@ def test_removed_keys_are_not_current_keys():
     current = {f"face_detector.{k}" for k in Config().to_dict()["face_detector"]}
     assert REMOVED_KEYS and not set(REMOVED_KEYS) & current
     assert all(key.startswith("face_detector.") and why for key, why in REMOVED_KEYS.items())
+
+
+@pytest.mark.parametrize("raw", [".nan", ".inf", "-.inf", ".NaN"])
+@pytest.mark.parametrize("key", ["classifier.threshold", "stream.read_timeout_s", "train.learning_rate"])
+def test_every_float_key_must_be_finite(key: str, raw: str):
+    with pytest.raises(ConfigError, match=f"{key}: expected a finite number"):
+        load_config(overrides=[f"{key}={raw}"])
+
+
+def test_config_naming_a_directory_or_a_binary_file_is_one_line(tmp_path: Path):
+    with pytest.raises(ConfigError, match="is a directory, not a YAML file"):
+        load_config(tmp_path)
+    binary = tmp_path / "model.tflite"
+    binary.write_bytes(bytes(range(256)) * 4)
+    with pytest.raises(ConfigError, match=r"not a text \(UTF-8 YAML\) file"):
+        load_config(binary)
+
+
+@pytest.mark.parametrize("module", ["train", "detector.webcam"])
+def test_cli_config_directory_is_one_line_exit_2(module: str, tmp_path: Path):
+    cmd = [sys.executable, "-m", module, "--config", str(tmp_path), *(["--dataset", "x"] if module == "train" else [])]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=PROJECT_ROOT, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == f"error: config {tmp_path} is a directory, not a YAML file"
+
+
+def test_classifier_model_bare_name_lives_in_models_dir(tmp_path: Path):
+    assert Config().classifier_stem() == PROJECT_ROOT / "models" / "mask_classifier"
+    cfg = load_config(overrides=[f"paths.models_dir={tmp_path}"])
+    assert cfg.classifier_stem() == tmp_path / "mask_classifier"
+    cfg = load_config(overrides=["classifier.model=other/clf"])
+    assert cfg.classifier_stem() == PROJECT_ROOT / "other" / "clf"

@@ -13,6 +13,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from maskwatch.card import card_file
+from maskwatch.checksums import file_sha256
 from maskwatch.config import AugmentConfig
 from maskwatch.errors import UserError
 from train import dataset
@@ -191,6 +193,42 @@ def test_groups_from_csv_and_filename_convention(tmp_path):
     assert by_name["g0__0.png"] == "alice" and by_name["g1__1.png"] == "g1"
 
 
+def test_groups_csv_with_bom_missing_files_and_malformed_rows_warns_with_counts(tmp_path, caplog):
+    root = _make_dataset(tmp_path / "ds", 4)
+    rows = ["file,group", "with_mask/img0.png,alice", "with_mask/gone.png,bob", "without_mask/nope.png,carl",
+            "with_mask/img1.png", ",dave", "without_mask/img0.png,erin,extra"]  # fmt: skip
+    (root / "groups.csv").write_bytes(b"\xef\xbb\xbf" + "\r\n".join(rows).encode() + b"\r\n")  # as Excel writes
+    with caplog.at_level("WARNING"):
+        files, _ = dataset.scan(root, EXTS)
+    groups = {f.path.relative_to(root).as_posix(): f.group for f in files}
+    assert groups["with_mask/img0.png"] == "alice" and groups["without_mask/img0.png"] != "erin"
+    assert "3 row(s) malformed (need file,group) ignored: line 5, line 6, line 7" in caplog.text
+    assert "2 row(s) naming files that do not exist ignored: with_mask/gone.png, without_mask/nope.png" in caplog.text
+
+
+def test_16_bit_grayscale_png_is_scaled_not_white(tmp_path):
+    ramp = (np.linspace(0, 65535, 64 * 64).reshape(64, 64)).astype(np.uint16)
+    path = tmp_path / "ramp16.png"
+    assert cv2.imwrite(str(path), ramp)
+    assert Image.open(path).mode.startswith("I")  # really a 16-bit file
+    rgb = dataset.decode_image(path.read_bytes(), 64)
+    expected = np.rint(ramp / 257.0)
+    assert np.abs(rgb[..., 0].astype(float) - expected).max() <= 1.0
+    assert 120 < rgb.mean() < 135  # a ramp, not near white (Pillow's own convert gives a mean of ~250)
+
+
+def test_same_image_in_both_class_folders_is_skipped_from_both_with_a_warning(tmp_path, caplog):
+    root = _make_dataset(tmp_path / "ds", 4)
+    (root / "without_mask" / "copy.png").write_bytes((root / "with_mask" / "img2.png").read_bytes())
+    with caplog.at_level("WARNING"):
+        data = dataset.load_dataset(root, image_size=32, image_exts=EXTS, min_images_per_class=2, progress=False)
+    assert "same image is in both class folders, skipped from both: with_mask/img2.png and without_mask/copy.png" \
+        in caplog.text
+    names = {p.relative_to(root).as_posix() for p in data.files}
+    assert "with_mask/img2.png" not in names and "without_mask/copy.png" not in names
+    assert len(data.labels) == 7 and set(data.skipped) == {"with_mask/img2.png", "without_mask/copy.png"}
+
+
 def test_too_few_groups_is_a_user_error():
     with pytest.raises(UserError, match="only 3 groups"):
         dataset.split_dataset(np.array([0, 1] * 6), ["a", "b", "c"] * 4, test_fraction=0.2, seed=0)
@@ -304,10 +342,10 @@ def test_end_to_end_one_epoch_outputs_formats_and_reproducibility(tmp_path, caps
     root = _make_dataset(tmp_path / "ds", per_class=8)
     (root / "without_mask" / "readme.md").write_text("ignored, counted")
     args = ("--set", "train.epochs=1", "--set", "train.image_size=64", "--set", "train.batch_size=4")
-    assert _run_main(tmp_path, root, *args) == 0
+    assert _run_main(tmp_path, root, *args, "--install") == 0
     out = capsys.readouterr().out
-    assert "precision" in out and "run directory:" in out
-    (run_dir,) = (tmp_path / "runs").iterdir()
+    assert "precision" in out and "run directory:" in out and "installed the new model" in out
+    (run_dir,) = (d for d in (tmp_path / "runs").iterdir() if (d / "train.log").is_file())
     for name in ("report.txt", "report.json", "history.png", "confusion.png", "roc.png", "config.yaml",
                  "train.log", "split.json", "history_frozen.csv"):
         assert (run_dir / name).is_file(), name
@@ -321,20 +359,25 @@ def test_end_to_end_one_epoch_outputs_formats_and_reproducibility(tmp_path, caps
     assert card["dataset"]["counts"] == {"mask": 8, "no_mask": 8} and card["dataset"]["skipped"] == 1
     assert card["config"]["train"]["epochs"] == 1 and "tensorflow-cpu" in card["versions"]
 
+    files = {kind: card_file(stem, card, kind) for kind in ("keras", "h5", "tflite")}
+    assert all(file_sha256(p) == card["sha256"][k] for k, p in files.items())  # the card pins its files
     x = np.stack([cv2.resize(p, (64, 64)) for p in _photos()]).astype(np.float32)
-    ref = keras.models.load_model(stem.with_suffix(".keras")).predict(x, verbose=0)
+    ref = keras.models.load_model(files["keras"]).predict(x, verbose=0)
     assert ref.std() > 1e-3, "the model must not be constant, or the comparison proves nothing"
-    np.testing.assert_allclose(keras.models.load_model(stem.with_suffix(".h5")).predict(x, verbose=0), ref, atol=1e-4)
-    np.testing.assert_allclose(_tflite_predict(stem.with_suffix(".tflite"), x), ref, atol=1e-4)
+    np.testing.assert_allclose(keras.models.load_model(files["h5"]).predict(x, verbose=0), ref, atol=1e-4)
+    np.testing.assert_allclose(_tflite_predict(files["tflite"], x), ref, atol=1e-4)
+    installed_card = stem.with_suffix(".json").read_bytes()
 
     # Same seed, data and config: the same split and the same first-epoch loss. This run also fine-tunes.
     fine_tune = ("--set", "train.fine_tune_layers=5", "--set", "train.fine_tune_epochs=1")
     assert _run_main(tmp_path, root, *args, "--set", "train.tflite=false", *fine_tune) == 0
-    first, second = sorted((tmp_path / "runs").iterdir())
+    first, second = sorted(d for d in (tmp_path / "runs").iterdir() if (d / "train.log").is_file())
     split_a, split_b = (json.loads((d / "split.json").read_text()) for d in (first, second))
     assert split_a == split_b
     assert _first_loss(first) == pytest.approx(_first_loss(second), rel=1e-5)
-    assert not stem.with_suffix(".tflite").exists(), "a stale .tflite of the first model must not stay"
+    assert "is unchanged (install: --install)" in capsys.readouterr().out
+    assert stem.with_suffix(".json").read_bytes() == installed_card, "without --install the detector's model stays"
+    assert (second / "model" / "clf.json").is_file() and not (second / "model" / "clf.tflite").exists()
     phases = json.loads((second / "report.json").read_text())["phases"]
     assert set(phases) == {"frozen", "fine_tune"} and phases["fine_tune"]["unfrozen_layers"] > 0
     assert "per_class" in phases["fine_tune"]["metrics"] and (second / "history_fine_tune.csv").is_file()

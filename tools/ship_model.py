@@ -18,6 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from maskwatch.checksums import file_sha256
 from maskwatch.cli import run
 from maskwatch.errors import UserError
 from maskwatch.files import write_json_atomic
@@ -52,6 +53,7 @@ def _main(argv: Sequence[str] | None = None) -> int:
         raise UserError(f"no model card at {card_path}")
     card = json.loads(card_path.read_text(encoding="utf-8"))
     card["files"] = {k: v for k, v in card.get("files", {}).items() if k in SHIPPED}
+    card["sha256"] = {k: file_sha256(args.stem.parent / v) for k, v in card["files"].items()}
     card["regenerated_by_training"] = ["keras", "h5"]
     card["reproduce"] = args.command
     card["data_provenance"] = _provenance(args.dataset)

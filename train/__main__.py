@@ -1,8 +1,9 @@
 """``python -m train --dataset DIR``: train the Mask / No Mask classifier.
 
 DIR holds with_mask/ and without_mask/ (jpg, jpeg, png, bmp, webp; any case), optionally groups.csv. Writes a run
-directory under paths.runs_dir (report, plots, config, log) and the model at classifier.model (.keras, .h5,
-.tflite, .json card). See docs/TRAINING.md.
+directory under paths.runs_dir (report, plots, config, log, and the model in model/: .keras, .h5, .tflite, .json
+card). With --install (or train.install) the model replaces the detector's (classifier.model) if it is at least as
+accurate as the current one on the run's test split; --force installs it anyway. See docs/TRAINING.md.
 """
 
 from __future__ import annotations
@@ -22,6 +23,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--dataset", required=True, help="folder with with_mask/ and without_mask/")
     parser.add_argument("--quiet", action="store_true", help="no progress bars (one Keras line per epoch)")
+    parser.add_argument("--install", action="store_true", default=None,
+                        help="install the model for the detector if at least as good as the current one")
+    parser.add_argument("--force", action="store_true", help="install the model even if it is worse")
     add_config_args(parser)
     return parser
 
@@ -33,7 +37,9 @@ def _main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from train.run import train_run
 
-    result = train_run(cfg, args.dataset, progress=not args.quiet and sys.stderr.isatty())
+    result = train_run(
+        cfg, args.dataset, progress=not args.quiet and sys.stderr.isatty(), install=args.install, force=args.force
+    )
     print(f"run directory: {result.run_dir}")
     print(f"model card: {result.model_paths['card']}")
     return 0

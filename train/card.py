@@ -1,4 +1,4 @@
-"""The model card ``<stem>.json`` beside a classifier: build it and read it back, without TensorFlow.
+"""Build the model card ``<stem>.json`` of a trained classifier, without TensorFlow (reading it: maskwatch/card.py).
 
 The card says how to feed the model (input size, colour order, value range) and what its output means, so the
 detector needs no conversion step. Format: docs/DESIGN.md ("The classifier model files").
@@ -8,35 +8,27 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib.metadata
-import json
 import platform
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from maskwatch.errors import UserError
+from maskwatch.card import (  # noqa: F401 - re-exported for training code
+    CLASS_NAMES,
+    FILE_SUFFIXES,
+    FORMAT_VERSION,
+    OUTPUT,
+    POSITIVE_CLASS,
+    card_file,
+    card_path,
+    model_path,
+    read_card,
+)
 
-FORMAT_VERSION = 1
-CLASS_NAMES = ("mask", "no_mask")
-POSITIVE_CLASS = "mask"
-OUTPUT = "sigmoid P(mask)"
-FILE_SUFFIXES = {"tflite": ".tflite", "keras": ".keras", "h5": ".h5"}
 _VERSION_PACKAGES = (
     "tensorflow", "tensorflow-cpu", "keras", "numpy", "opencv-python", "ai-edge-litert", "scikit-learn",
 )
-
-
-def card_path(stem: str | Path) -> Path:
-    """``models/mask_classifier`` -> ``models/mask_classifier.json``."""
-    stem = Path(stem)
-    return stem.with_name(stem.name + ".json")
-
-
-def model_path(stem: str | Path, kind: str) -> Path:
-    """Path of the ``kind`` file (``tflite``, ``keras``, ``h5``) of a model stem."""
-    stem = Path(stem)
-    return stem.with_name(stem.name + FILE_SUFFIXES[kind])
 
 
 def library_versions() -> dict[str, str]:
@@ -82,20 +74,3 @@ def jsonable(value: Any) -> Any:
     if isinstance(value, float) and value != value:  # NaN is not valid JSON
         return None
     return value
-
-
-def read_card(stem: str | Path) -> dict[str, Any]:
-    """Read and check ``<stem>.json``; a missing, unreadable or foreign card is a one-line ``UserError``."""
-    path = card_path(stem)
-    if not path.is_file():
-        raise UserError(f"no model card {path}: train a model first (python -m train --dataset DIR)")
-    try:
-        card = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise UserError(f"model card {path} is not readable JSON ({exc})") from None
-    if not isinstance(card, dict) or card.get("format_version") != FORMAT_VERSION:
-        raise UserError(f"model card {path}: expected format_version {FORMAT_VERSION}")
-    for key in ("input_size_wh", "threshold", "files", "positive_class"):
-        if key not in card:
-            raise UserError(f"model card {path}: missing key {key!r}")
-    return card

@@ -101,13 +101,31 @@ def _read_groups_csv(root: Path) -> dict[str, str]:
     if not path.is_file():
         return {}
     try:
-        with path.open(newline="", encoding="utf-8") as fh:
-            rows = list(csv.DictReader(fh))
+        with path.open(newline="", encoding="utf-8-sig") as fh:  # utf-8-sig: Excel's byte-order mark
+            reader = csv.DictReader(fh)
+            rows = list(reader)
+            columns = reader.fieldnames or []
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise UserError(f"{path}: not a readable CSV ({exc})") from None
-    if rows and not {"file", "group"} <= set(rows[0]):
-        raise UserError(f"{path}: expected the columns file,group")
-    return {Path(r["file"]).as_posix(): r["group"] for r in rows if r.get("file") and r.get("group")}
+    if rows and not {"file", "group"} <= {c.strip() for c in columns}:
+        raise UserError(f"{path}: expected the columns file,group, found {','.join(columns)}")
+    groups: dict[str, str] = {}
+    malformed: list[str] = []
+    missing: list[str] = []
+    for line, row in enumerate(rows, start=2):
+        row = {(k or "").strip(): v for k, v in row.items()}
+        file, group = (row.get("file") or "").strip(), (row.get("group") or "").strip()
+        if not file or not group or None in row.values() or row.get(""):
+            malformed.append(f"line {line}")
+        elif not (root / file).is_file():
+            missing.append(file)
+        else:
+            groups[Path(file).as_posix()] = group
+    for what, items in (("malformed (need file,group)", malformed), ("naming files that do not exist", missing)):
+        if items:
+            first = ", ".join(items[:3]) + (", ..." if len(items) > 3 else "")
+            log.warning("%s: %d row(s) %s ignored: %s", path, len(items), what, first)
+    return groups
 
 
 def decode_image(data: bytes, size: int) -> np.ndarray:
@@ -131,12 +149,22 @@ def decode_image(data: bytes, size: int) -> np.ndarray:
         rgba = img.convert("RGBA")
         white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         img = Image.alpha_composite(white, rgba)
-    rgb = np.asarray(img.convert("RGB"))
+    rgb = np.asarray(_to_8bit(img).convert("RGB"))
     if rgb.shape[0] < 2 or rgb.shape[1] < 2:
         raise ValueError(f"too small ({rgb.shape[1]}x{rgb.shape[0]} pixels)")
     shrink = rgb.shape[0] > size or rgb.shape[1] > size
     interp = cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
     return cv2.resize(rgb, (size, size), interpolation=interp)
+
+
+def _to_8bit(img: Image.Image) -> Image.Image:
+    """16-bit (and 32-bit integer) grayscale scaled to 8 bit; Pillow's convert would clip it to near white."""
+    if not (img.mode.startswith("I;16") or img.mode == "I"):
+        return img
+    values = np.asarray(img, dtype=np.float64)
+    if img.mode.startswith("I;16") or values.max(initial=0) > 255:
+        values = values / 257.0  # 65535 -> 255
+    return Image.fromarray(np.clip(np.rint(values), 0, 255).astype(np.uint8), mode="L")
 
 
 def load_dataset(
@@ -147,8 +175,7 @@ def load_dataset(
 
     files, skipped = scan(root, image_exts)
     root = Path(root)
-    images, labels, groups, kept = [], [], [], []
-    digest = hashlib.sha256()
+    images, labels, groups, kept, hashes = [], [], [], [], []
     for item in tqdm(files, desc="loading images", unit="img", disable=not progress):
         rel = item.path.relative_to(root).as_posix()
         try:
@@ -160,7 +187,12 @@ def load_dataset(
         labels.append(item.label)
         groups.append(item.group)
         kept.append(item.path)
-        digest.update(f"{item.label}\0{rel}\0{hashlib.sha256(data).hexdigest()}\n".encode())
+        hashes.append(hashlib.sha256(data).hexdigest())
+    keep = _drop_cross_class_duplicates(root, kept, labels, hashes, skipped)
+    images, labels, groups, kept, hashes = ([seq[i] for i in keep] for seq in (images, labels, groups, kept, hashes))
+    digest = hashlib.sha256()
+    for label, path, sha in zip(labels, kept, hashes, strict=True):
+        digest.update(f"{label}\0{path.relative_to(root).as_posix()}\0{sha}\n".encode())
     if skipped:
         listing = "; ".join(f"{f}: {why}" for f, why in sorted(skipped.items()))
         log.warning("skipped %d file(s): %s", len(skipped), listing)
@@ -174,6 +206,25 @@ def load_dataset(
         skipped=skipped,
         content_sha256=digest.hexdigest(),
     )
+
+
+def _drop_cross_class_duplicates(
+    root: Path, files: list[Path], labels: list[int], hashes: list[str], skipped: dict[str, str]
+) -> list[int]:
+    """Indices to keep: a file whose exact bytes are also in the other class folder is skipped in both (its label
+    contradicts itself), with a warning naming both files."""
+    by_hash: dict[str, list[int]] = {}
+    for i, sha in enumerate(hashes):
+        by_hash.setdefault(sha, []).append(i)
+    drop: set[int] = set()
+    for idx in by_hash.values():
+        if len({labels[i] for i in idx}) > 1:
+            names = [files[i].relative_to(root).as_posix() for i in idx]
+            log.warning("the same image is in both class folders, skipped from both: %s", " and ".join(names))
+            for name in names:
+                skipped[name] = f"same image in both class folders ({', '.join(n for n in names if n != name)})"
+            drop.update(idx)
+    return [i for i in range(len(files)) if i not in drop]
 
 
 def _check_counts(root: Path, labels: np.ndarray, minimum: int) -> None:

@@ -1,7 +1,9 @@
 """Save a trained classifier as ``<stem>.keras``, ``<stem>.h5``, ``<stem>.tflite`` and the card ``<stem>.json``.
 
 Every file is written atomically; the old card is removed first and the new one written last, so a reader that
-finds a card always finds the model files it lists complete and from the same training.
+finds a card always finds the model files it lists complete and from the same training; the card records each
+file's SHA-256, which the detector checks. Training writes into its run folder; ``train.install`` puts a model where
+the detector looks.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import io
 from pathlib import Path
 from typing import Any
 
+from maskwatch.checksums import file_sha256
 from maskwatch.files import atomic_path, write_json_atomic
 from train.card import base_card, card_path, jsonable, model_path
 
@@ -62,6 +65,7 @@ def save_classifier(model: Any, stem: str | Path, card: dict[str, Any], *, tflit
     full_card.update(card)
     full_card["input_size_wh"] = list(input_size_wh)
     full_card["files"] = {kind: p.name for kind, p in sorted(paths.items())}
+    full_card["sha256"] = {kind: file_sha256(p) for kind, p in sorted(paths.items())}
     write_json_atomic(json_path, jsonable(full_card))
     paths["card"] = json_path
     return paths

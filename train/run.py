@@ -1,7 +1,8 @@
 """One training run, the seed's twelve steps in order: data, split, augmentation, model, train, evaluate, save.
 
 ``train_run(cfg, dataset_dir)`` writes ``runs/<timestamp>/`` (config, log, history, reports, plots, best
-checkpoint) and the final model files at ``classifier.model`` (``<stem>.keras``, ``.h5``, ``.tflite``, ``.json``).
+checkpoint) and the model files in ``runs/<timestamp>/model/`` (``<stem>.keras``, ``.h5``, ``.tflite``, ``.json``);
+``--install`` / ``train.install`` then puts them at ``classifier.model`` if not worse (train/install.py).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from maskwatch.config import Config
 from maskwatch.files import write_json_atomic, write_text_atomic
 from train import augment, dataset, evaluate, model, plots
 from train.card import jsonable
+from train.install import run_model_stem
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +34,7 @@ class RunResult:
     history: dict[str, list[float]]
     metrics: dict[str, Any]
     phases: dict[str, Any] = field(default_factory=dict)
+    install: dict[str, Any] = field(default_factory=dict)  # installed, reason, accuracies, line (empty: not asked)
 
 
 def make_run_dir(cfg: Config) -> Path:
@@ -107,8 +110,14 @@ def predict_validation_callback(val_ds: Any, labels: np.ndarray) -> Any:
     return PredictValidation()
 
 
-def train_run(cfg: Config, dataset_dir: str | Path, *, progress: bool = True) -> RunResult:
-    """Run the twelve steps; return where everything went and the test metrics."""
+def train_run(
+    cfg: Config, dataset_dir: str | Path, *, progress: bool = True, install: bool | None = None, force: bool = False
+) -> RunResult:
+    """Run the twelve steps; return where everything went and the test metrics.
+
+    The model goes to ``<run_dir>/model/``; with ``install`` (default ``train.install``) or ``force`` it then
+    replaces ``classifier.model`` if at least as accurate on this run's test split (``force``: always).
+    """
     t = cfg.train
     # Step 1: load images and labels (RGB, image_size square), skipping and counting unusable files.
     data = dataset.load_dataset(
@@ -204,13 +213,37 @@ def train_run(cfg: Config, dataset_dir: str | Path, *, progress: bool = True) ->
             "config": cfg.to_dict(),
             "run_dir": str(run_dir),
         }
-        stem = cfg.resolve_path(cfg.classifier.model)
+        target = cfg.classifier_stem()
+        stem = run_model_stem(run_dir, target.name)
         paths = save_classifier(clf, stem, card, tflite=t.tflite)
         log.info("saved %s", ", ".join(str(p) for p in paths.values()))
-        return RunResult(run_dir, paths, split, history, metrics, phases)
+        install_info = _install(cfg, stem, target, run_dir, data, split, install, force)
+        return RunResult(run_dir, paths, split, history, metrics, phases, install_info)
     finally:
         logging.getLogger().removeHandler(file_log)
         file_log.close()
+
+
+def _install(
+    cfg: Config, stem: Path, target: Path, run_dir: Path, data: dataset.Dataset, split: dataset.Split,
+    install: bool | None, force: bool,
+) -> dict[str, Any]:
+    """Compare with the installed model on the test split and install when asked and not worse."""
+    if not (cfg.train.install if install is None else install) and not force:
+        line = f"the new model is in {stem.parent}; the detector's model {target} is unchanged (install: --install)"
+        print(line)
+        return {"installed": False, "reason": "not asked", "line": line}
+    from train.install import decide, describe, install_model, result_summary
+
+    decision = decide(stem, target, data.images_rgb[split.test], data.labels[split.test], force=force)
+    if decision.install:
+        install_model(stem, target, run_dir / "replaced_model")
+    line = describe(decision, stem, target)
+    print(line)
+    log.info("%s", line)
+    info = {**result_summary(decision), "line": line}
+    write_json_atomic(run_dir / "install.json", jsonable(info))
+    return info
 
 
 def _base_weights(cfg: Config) -> Path:
