@@ -43,9 +43,14 @@ def _slices(images_rgb: np.ndarray, labels: np.ndarray, idx: np.ndarray) -> Any:
 
 
 def train_pipeline(
-    images_rgb: np.ndarray, labels: np.ndarray, idx: np.ndarray, *, batch_size: int, augmenter: Any, seed: int
+    images_rgb: np.ndarray, labels: np.ndarray, idx: np.ndarray, *, batch_size: int, augmenter: Any, seed: int,
+    replicas: int = 1,
 ) -> Any:
-    """Shuffled, augmented float32 RGB 0-255 batches of the training images ``idx`` (reshuffled every epoch)."""
+    """Shuffled, augmented float32 RGB 0-255 batches of the training images ``idx`` (reshuffled every epoch).
+
+    With several replicas a last partial batch is dropped (reshuffled, so no image is left out for good): a batch
+    smaller than the replicas leaves one with no image, which Keras 3's distributed training step cannot take.
+    """
     import tensorflow as tf
 
     def augment(x: Any, y: Any) -> tuple[Any, Any]:
@@ -54,7 +59,7 @@ def train_pipeline(
     return (
         _slices(images_rgb, labels, idx)
         .shuffle(len(idx), seed=seed, reshuffle_each_iteration=True)
-        .batch(batch_size)
+        .batch(batch_size, drop_remainder=replicas > 1 and len(idx) >= batch_size)
         .map(augment)  # sequential map: the same seed gives the same augmented batches
         .prefetch(tf.data.AUTOTUNE)
     )

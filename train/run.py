@@ -148,13 +148,14 @@ def train_run(
         # Step 3: augmentation layers, applied to the training pipeline only (outside the strategy scope:
         # they belong to the input pipeline, not to the replicated model).
         augmenter = augment.build_augmenter(cfg.augment, seed=t.seed)
+        strategy = make_strategy(t.strategy)
         train_ds = augment.train_pipeline(
-            data.images_rgb, data.labels, fit_idx, batch_size=t.batch_size, augmenter=augmenter, seed=t.seed
+            data.images_rgb, data.labels, fit_idx, batch_size=t.batch_size, augmenter=augmenter, seed=t.seed,
+            replicas=strategy.num_replicas_in_sync,
         )
         val_ds = augment.eval_pipeline(
             data.images_rgb, data.labels, split.test if val_idx is None else val_idx, batch_size=t.batch_size
         )
-        strategy = make_strategy(t.strategy)
         log.info("distribution: %s, %d replica(s)", t.strategy, strategy.num_replicas_in_sync)
         with strategy.scope():
             # Steps 4-6: MobileNetV2 + ImageNet weights, the classic head, base frozen in inference mode.
