@@ -14,7 +14,8 @@ import numpy as np
 
 from maskwatch.config import Config
 from maskwatch.errors import UserError
-from maskwatch.litert import prepare_batch, tflite_predictor
+from maskwatch.litert import tflite_predictor
+from maskwatch.preprocess import prepare_batch
 from train.card import card_path, model_path, read_card
 
 BACKENDS = ("tflite", "keras")
