@@ -16,7 +16,8 @@ from maskwatch.card import card_path, read_card, verify_card_file
 from maskwatch.checksums import cache_path
 from maskwatch.config import Config
 from maskwatch.errors import UserError
-from maskwatch.litert import prepare_batch, tflite_predictor
+from maskwatch.litert import tflite_predictor
+from maskwatch.preprocess import prepare_batch
 
 BACKENDS = ("tflite", "keras")
 TRAIN_HINT = "python -m train --dataset DIR"

@@ -13,7 +13,11 @@ from maskwatch.errors import UserError
 
 
 def prepare_batch(crops_bgr: Sequence[np.ndarray], input_size_wh: tuple[int, int]) -> np.ndarray:
-    """Crops resized to ``input_size_wh`` and turned RGB: float32 (n, H, W, 3), raw 0-255 (the model contract)."""
+    """Crops resized (``INTER_AREA``) to ``input_size_wh`` and turned RGB: float32 (n, H, W, 3), raw 0-255.
+
+    The face verifier's and BlazeFace's contract (their training shrinks with ``INTER_AREA`` too). The mask
+    classifier's input is ``maskwatch.preprocess.prepare_batch`` (the training rule), not this.
+    """
     w, h = input_size_wh
     batch = np.empty((len(crops_bgr), h, w, 3), np.float32)
     for i, crop in enumerate(crops_bgr):

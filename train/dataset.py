@@ -18,11 +18,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import cv2
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from maskwatch.errors import UserError
+from maskwatch.preprocess import resize_face
 
 log = logging.getLogger(__name__)
 
@@ -152,9 +152,7 @@ def decode_image(data: bytes, size: int) -> np.ndarray:
     rgb = np.asarray(_to_8bit(img).convert("RGB"))
     if rgb.shape[0] < 2 or rgb.shape[1] < 2:
         raise ValueError(f"too small ({rgb.shape[1]}x{rgb.shape[0]} pixels)")
-    shrink = rgb.shape[0] > size or rgb.shape[1] > size
-    interp = cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
-    return cv2.resize(rgb, (size, size), interpolation=interp)
+    return resize_face(rgb, (size, size))
 
 
 def _to_8bit(img: Image.Image) -> Image.Image:
