@@ -253,7 +253,7 @@ def _main(argv: Sequence[str] | None = None) -> int:
         "opencv": cv2.__version__,
         "results": results,
     }
-    out = args.json or base.resolve_path(base.paths.runs_dir) / "face_eval" / (
+    out = args.json or base.output_path(base.paths.runs_dir) / "face_eval" / (
         datetime.now(UTC).strftime("%Y%m%d-%H%M%S") + ".json"
     )
     write_json_atomic(out, report)

@@ -36,7 +36,7 @@ class RunResult:
 
 def make_run_dir(cfg: Config) -> Path:
     """``runs/<UTC timestamp>/``, unique even for two runs in the same second."""
-    root = cfg.resolve_path(cfg.paths.runs_dir)
+    root = cfg.output_path(cfg.paths.runs_dir)
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%d-%H%M%S")
     for n in range(1000):
         run_dir = root / (stamp if n == 0 else f"{stamp}-{n}")
@@ -204,7 +204,7 @@ def train_run(cfg: Config, dataset_dir: str | Path, *, progress: bool = True) ->
             "config": cfg.to_dict(),
             "run_dir": str(run_dir),
         }
-        stem = cfg.resolve_path(cfg.classifier.model)
+        stem = cfg.output_path(cfg.classifier.model)
         paths = save_classifier(clf, stem, card, tflite=t.tflite)
         log.info("saved %s", ", ".join(str(p) for p in paths.values()))
         return RunResult(run_dir, paths, split, history, metrics, phases)
