@@ -839,7 +839,7 @@ def _main(argv: Sequence[str] | None = None) -> int:
     cfg = config_from_args(args)
     result = benchmark(args, cfg)
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%d-%H%M%S")
-    out = Path(args.out) if args.out else cfg.resolve_path(cfg.paths.runs_dir) / "bench" / f"bench-{stamp}.json"
+    out = Path(args.out) if args.out else cfg.output_path(cfg.paths.runs_dir) / "bench" / f"bench-{stamp}.json"
     write_json_atomic(out, result)
     print(format_table(result))
     print(f"\nwrote {out}")

@@ -53,7 +53,7 @@ def apply_demo(args: argparse.Namespace, cfg: Config) -> None:
     video = PROJECT_ROOT / DEMO_VIDEO
     if not video.is_file():
         raise UserError(f"the demo video {DEMO_VIDEO} is missing: restore it with {DEMO_VIDEO_HINT}")
-    out = cfg.resolve_path(cfg.paths.runs_dir) / "demo"
+    out = cfg.output_path(cfg.paths.runs_dir) / "demo"
     args.source = str(video)
     args.no_display = True
     args.output = args.output or str(out / "annotated.mp4")

@@ -225,7 +225,7 @@ def _main(argv: Sequence[str] | None = None) -> int:
         "opencv": cv2.__version__,
         "results": [result],
     }
-    out = args.json or cfg.resolve_path(cfg.paths.runs_dir) / "face_eval" / (
+    out = args.json or cfg.output_path(cfg.paths.runs_dir) / "face_eval" / (
         datetime.now(UTC).strftime("%Y%m%d-%H%M%S") + ".json"
     )
     write_json_atomic(out, report)

@@ -12,7 +12,8 @@ from maskwatch.errors import UserError
 
 def add_config_args(parser: argparse.ArgumentParser) -> None:
     """Add ``--config PATH`` and repeatable ``--set section.key=value``."""
-    parser.add_argument("--config", metavar="PATH", help="config file (default: the project's config.yaml)")
+    parser.add_argument("--config", metavar="PATH",
+                        help="config file (default: ./config.yaml if there is one, else the shipped default)")
     parser.add_argument(
         "--set",
         dest="overrides",

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import glob
 import math
 import types
 import typing
@@ -23,8 +24,12 @@ import yaml
 
 from maskwatch.errors import ConfigError
 
+# The folder holding the project's packages: the checkout (editable install) or site-packages. Shipped files
+# (models/*.tflite, demo/demo.mp4, ...) are package data under it; path rules: docs/configuration.md ("Paths").
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_CONFIG_PATH = PROJECT_ROOT / "config.yaml"
+# The shipped default config: package data (maskwatch/config.yaml links to the checkout's config.yaml).
+DEFAULT_CONFIG_PATH = Path(__file__).resolve().parent / "config.yaml"
+USER_CONFIG_NAME = "config.yaml"  # found in the current folder when --config is not given
 
 
 def _range(lo: float | None = None, hi: float | None = None, default: Any = dataclasses.MISSING) -> Any:
@@ -180,16 +185,33 @@ class Config:
         return _plain(dataclasses.asdict(self))
 
     def resolve_path(self, path: str | Path) -> Path:
-        """A relative path in the config is relative to the project root, not to the working directory."""
+        """An input (model, asset): a relative path is the user's file in the current folder if there is one
+        (``path`` itself or ``path.*``, e.g. a model stem), else the shipped file under ``PROJECT_ROOT``."""
         p = Path(path).expanduser()
-        return p if p.is_absolute() else PROJECT_ROOT / p
+        if p.is_absolute():
+            return p
+        user = Path.cwd() / p
+        shipped = PROJECT_ROOT / p
+        return shipped if not _exists(user) and _exists(shipped) else user
 
-    def classifier_stem(self) -> Path:
-        """``classifier.model`` as a path: a bare name lives in ``paths.models_dir``, a path is resolved as usual."""
+    def output_path(self, path: str | Path) -> Path:
+        """An output (runs, caches, a trained model): a relative path is under the current folder."""
+        p = Path(path).expanduser()
+        return p if p.is_absolute() else Path.cwd() / p
+
+    def classifier_stem(self, *, output: bool = False) -> Path:
+        """``classifier.model`` as a path: a bare name lives in ``paths.models_dir``, a path is resolved as usual
+        (as an input, or with ``output`` as the place a trained model is installed to)."""
+        resolve = self.output_path if output else self.resolve_path
         model = Path(self.classifier.model).expanduser()
         if not model.is_absolute() and len(model.parts) == 1:
-            return self.resolve_path(self.paths.models_dir) / model
-        return self.resolve_path(model)
+            model = Path(self.paths.models_dir).expanduser() / model
+        return resolve(model)
+
+
+def _exists(path: Path) -> bool:
+    """``path`` or a file ``path.<suffix>`` (model stems name several files)."""
+    return path.exists() or (path.parent.is_dir() and any(path.parent.glob(f"{glob.escape(path.name)}.*")))
 
 
 def _plain(value: Any) -> Any:
@@ -200,9 +222,15 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def default_config_path() -> Path:
+    """``config.yaml`` in the current folder if there is one, else the shipped default."""
+    user = Path.cwd() / USER_CONFIG_NAME
+    return user if user.is_file() else DEFAULT_CONFIG_PATH
+
+
 def load_config(path: str | Path | None = None, overrides: typing.Sequence[str] = ()) -> Config:
-    """Load ``path`` (default: the project's config.yaml), apply ``key=value`` overrides, check everything."""
-    path = Path(path) if path is not None else DEFAULT_CONFIG_PATH
+    """Load ``path`` (default: ./config.yaml, else the shipped one), apply ``key=value`` overrides, check all."""
+    path = Path(path) if path is not None else default_config_path()
     data: dict[str, Any] = {}
     if path.is_dir():
         raise ConfigError(f"config {path} is a directory, not a YAML file")

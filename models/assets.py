@@ -189,7 +189,7 @@ def verify_sha256(path: Path, expected: str, what: str) -> None:
 def user_cache_dir(cfg: Config) -> Path:
     """``paths.cache_dir``, or ``$XDG_CACHE_HOME/maskwatch`` (default ``~/.cache/maskwatch``)."""
     if cfg.paths.cache_dir:
-        return cfg.resolve_path(cfg.paths.cache_dir)
+        return cfg.output_path(cfg.paths.cache_dir)
     return Path(os.environ.get("XDG_CACHE_HOME") or "~/.cache").expanduser() / "maskwatch"
 
 

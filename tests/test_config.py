@@ -71,11 +71,6 @@ def test_missing_and_broken_files(tmp_path: Path):
         load_config(bad)
 
 
-def test_relative_paths_resolve_against_project_root():
-    assert Config().resolve_path("models/x") == PROJECT_ROOT / "models/x"
-    assert Config().resolve_path("/abs/x") == Path("/abs/x")
-
-
 @pytest.mark.parametrize("module", ["detector.webcam", "train"])
 def test_cli_bad_config_key_is_one_line_exit_2(module: str):
     cmd = [sys.executable, "-m", module, "--set", "train.epoch=5"]

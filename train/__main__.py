@@ -9,12 +9,17 @@ accurate as the current one on the run's test split; --force installs it anyway.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import logging
 import os
 import sys
 from collections.abc import Sequence
 
 from maskwatch.cli import add_config_args, config_from_args, run
+from maskwatch.errors import UserError
+
+# Import name -> distribution of the `train` extra (pyproject.toml [project.optional-dependencies]).
+TRAIN_MODULES = {"tensorflow": "tensorflow", "sklearn": "scikit-learn", "matplotlib": "matplotlib"}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -30,9 +35,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def check_train_extra() -> None:
+    """Training's libraries are an extra: say how to install them instead of an ImportError."""
+    missing = [dist for module, dist in TRAIN_MODULES.items() if importlib.util.find_spec(module) is None]
+    if missing:
+        raise UserError(f"training needs {', '.join(missing)}: pip install 'maskwatch[train]' "
+                        "(from a checkout: pip install -e '.[train]')")
+
+
 def _main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     cfg = config_from_args(args)
+    check_train_extra()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from train.run import train_run

@@ -39,7 +39,7 @@ class RunResult:
 
 def make_run_dir(cfg: Config) -> Path:
     """``runs/<UTC timestamp>/``, unique even for two runs in the same second."""
-    root = cfg.resolve_path(cfg.paths.runs_dir)
+    root = cfg.output_path(cfg.paths.runs_dir)
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%d-%H%M%S")
     for n in range(1000):
         run_dir = root / (stamp if n == 0 else f"{stamp}-{n}")
@@ -214,7 +214,7 @@ def train_run(
             "config": cfg.to_dict(),
             "run_dir": str(run_dir),
         }
-        target = cfg.classifier_stem()
+        target = cfg.classifier_stem(output=True)
         stem = run_model_stem(run_dir, target.name)
         paths = save_classifier(clf, stem, card, tflite=t.tflite)
         log.info("saved %s", ", ".join(str(p) for p in paths.values()))

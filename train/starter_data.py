@@ -220,7 +220,7 @@ def builtin_image(key: str) -> np.ndarray:
 
 
 def default_cache(cfg: Config) -> Path:
-    base = cfg.resolve_path(cfg.paths.cache_dir) if cfg.paths.cache_dir else Path.home() / ".cache" / "maskwatch"
+    base = cfg.output_path(cfg.paths.cache_dir) if cfg.paths.cache_dir else Path.home() / ".cache" / "maskwatch"
     return base / "starter_sources"
 
 
