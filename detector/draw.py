@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from face_detector import Faces
+from maskwatch.faces import Faces
 from maskwatch.config import DrawConfig
 
 FONT = cv2.FONT_HERSHEY_SIMPLEX

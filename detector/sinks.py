@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 
 from detector.sources import DEFAULT_FPS, Frame
-from face_detector import Faces
+from maskwatch.faces import Faces
 from maskwatch.errors import UserError
 from maskwatch.files import atomic_path
 

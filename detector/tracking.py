@@ -32,7 +32,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from face_detector import Faces
+from maskwatch.faces import Faces
 
 Detect = Callable[[np.ndarray], Faces]
 Classify = Callable[[Sequence[np.ndarray]], np.ndarray]

@@ -13,7 +13,7 @@ import numpy as np
 
 from face_detector.decoding import decode_ssd, select_faces, ssd_boxes
 from face_detector.detector import FaceDetector, as_bgr, set_opencv_threads
-from face_detector.faces import Faces, grow_boxes
+from maskwatch.faces import Faces, grow_boxes
 
 if TYPE_CHECKING:
     from maskwatch.config import Config

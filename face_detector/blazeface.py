@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 
 from face_detector.decoding import select_indices
-from face_detector.faces import Faces
+from maskwatch.faces import Faces
 from face_detector.matching import iou_matrix
 from face_detector.multiscale import square_crop, zoom_regions
 from face_detector.verifier import PAD_BGR

@@ -20,7 +20,7 @@ import numpy as np
 
 from face_detector.decoding import select_faces
 from face_detector.detector import NetsBySize, as_bgr, set_opencv_threads
-from face_detector.faces import Faces
+from maskwatch.faces import Faces
 from maskwatch.errors import UserError
 
 if TYPE_CHECKING:

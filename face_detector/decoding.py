@@ -5,7 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from face_detector.faces import Faces
+from maskwatch.faces import Faces
 
 
 def ssd_boxes(output: np.ndarray, region_xywh: tuple[float, float, float, float]) -> tuple[np.ndarray, np.ndarray]:

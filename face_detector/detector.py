@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 
 from face_detector.decoding import select_faces, ssd_boxes
-from face_detector.faces import Faces
+from maskwatch.faces import Faces
 from face_detector.matching import iou_matrix
 from face_detector.multiscale import (
     add_new_faces,

@@ -29,7 +29,7 @@ import yaml
 from tqdm import tqdm
 
 from face_detector import build_face_detector
-from face_detector.faces import Faces
+from maskwatch.faces import Faces
 from face_detector.matching import IGNORE, match_image
 from maskwatch.cli import add_config_args, run
 from maskwatch.config import Config, load_config

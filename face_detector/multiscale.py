@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from face_detector.faces import Faces
+from maskwatch.faces import Faces
 from face_detector.matching import iou_matrix, overlap_shares
 
 

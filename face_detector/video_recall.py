@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from face_detector.faces import Faces
+from maskwatch.faces import Faces
 from maskwatch.cli import add_config_args, config_from_args, run
 from maskwatch.errors import UserError
 

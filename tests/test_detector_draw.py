@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from detector.draw import FONT, PAD_PX, DrawStyle, counts_text, draw, label_box, label_text
-from face_detector import Faces
+from maskwatch.faces import Faces
 from maskwatch.config import load_config
 
 STYLE = DrawStyle.from_config(load_config().draw)

@@ -24,7 +24,7 @@ from detector.loop import run_loop
 from detector.sinks import JsonlLog, VideoSink
 from detector.sources import Frame
 from detector.stats import STAGES, RunStats
-from face_detector import Faces
+from maskwatch.faces import Faces
 from maskwatch.config import load_config
 from maskwatch.litert import prepare_batch
 

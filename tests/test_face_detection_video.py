@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from face_detector import Faces
+from maskwatch.faces import Faces
 from face_detector.video_recall import face_present, main, replay, summarize, tile_hits
 
 META = {  # 2 x 1 mosaic of 200 x 100: tile 0 masked, tile 1 has no face from frame 2 on

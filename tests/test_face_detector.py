@@ -3,7 +3,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from face_detector import FaceDetector, Faces, decode_ssd, grow_boxes, set_opencv_threads
+from face_detector import FaceDetector, decode_ssd, set_opencv_threads
+from maskwatch.faces import Faces, grow_boxes
 
 W, H = 640, 480
 
@@ -86,10 +87,10 @@ def test_decode_nms_keeps_the_strongest_of_overlapping_boxes():
 
 
 def test_decode_empty_outputs():
-    assert decode(np.zeros((1, 1, 0, 7), np.float32)).empty()
-    assert decode(ssd_output((0.1, 0.1, 0.1, 0.5, 0.5))).empty()
+    assert len(decode(np.zeros((1, 1, 0, 7), np.float32))) == 0
+    assert len(decode(ssd_output((0.1, 0.1, 0.1, 0.5, 0.5)))) == 0
     nan = ssd_output((np.nan, 0.1, 0.1, 0.5, 0.5), (0.9, np.nan, 0.1, 0.5, 0.5))
-    assert decode(nan).empty()
+    assert len(decode(nan)) == 0
 
 
 def test_decode_rejects_malformed_output():
@@ -102,8 +103,8 @@ def test_decode_rejects_malformed_output():
 
 def test_faces_len_empty_indexing_and_read_only():
     faces = Faces(np.array([[0, 0, 10, 10], [5, 5, 30, 40]]), np.array([0.9, 0.6]))
-    assert len(faces) == 2 and not faces.empty()
-    assert Faces.empty().empty() and len(Faces.empty()) == 0
+    assert len(faces) == 2 and not (len(faces) == 0)
+    assert len(Faces.empty()) == 0
     strong = faces[faces.confidence > 0.7]
     assert isinstance(strong, Faces) and strong.xyxy.tolist() == [[0, 0, 10, 10]]
     assert faces[1].xyxy.tolist() == [[5, 5, 30, 40]]
@@ -184,7 +185,7 @@ def test_real_photo_has_exactly_one_face_around_eyes_and_mouth(detector, name, r
     ids=["coffee", "chelsea_cat", "black", "white"],
 )
 def test_no_face_in_non_face_frames(detector, frame_fn):
-    assert detector(frame_fn()).empty()
+    assert len(detector(frame_fn())) == 0
 
 
 def test_grayscale_and_bgra_inputs(detector):

@@ -14,7 +14,7 @@ from detector.tracking import (
     unmatched,
     with_tracking,
 )
-from face_detector import Faces
+from maskwatch.faces import Faces
 from maskwatch.config import load_config
 
 SIZE_WH = (320, 240)
