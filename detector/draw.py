@@ -7,8 +7,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from maskwatch.faces import Faces
 from maskwatch.config import DrawConfig
+from maskwatch.faces import Faces
 
 FONT = cv2.FONT_HERSHEY_SIMPLEX
 PAD_PX = 3  # space between a label's text and the edge of its filled background

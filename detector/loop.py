@@ -15,8 +15,8 @@ from detector.draw import DrawStyle, draw, is_mask
 from detector.sinks import JsonlLog, Sink, frame_record
 from detector.sources import Frame
 from detector.stats import RunStats
-from maskwatch.faces import Faces
 from maskwatch.errors import UserError
+from maskwatch.faces import Faces
 
 QUIT_KEYS = (ord("q"), ord("Q"), 27)  # q or Esc
 

@@ -18,8 +18,8 @@ import cv2
 import numpy as np
 
 from detector.sources import DEFAULT_FPS, Frame
-from maskwatch.faces import Faces
 from maskwatch.errors import UserError
+from maskwatch.faces import Faces
 from maskwatch.files import atomic_path
 
 VIDEO_FOURCC = "mp4v"

@@ -25,10 +25,10 @@ import cv2
 import numpy as np
 
 from face_detector.decoding import select_indices
-from maskwatch.faces import Faces
 from face_detector.matching import iou_matrix
 from face_detector.multiscale import square_crop, zoom_regions
 from face_detector.verifier import PAD_BGR
+from maskwatch.faces import Faces
 from maskwatch.litert import prepare_batch, tflite_predictor
 
 # MediaPipe's face_detection_short_range graph: SSD anchors, strides 8, 16, 16, 16 on a 128 px input, one anchor

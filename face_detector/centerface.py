@@ -20,8 +20,8 @@ import numpy as np
 
 from face_detector.decoding import select_faces
 from face_detector.detector import NetsBySize, as_bgr, set_opencv_threads
-from maskwatch.faces import Faces
 from maskwatch.errors import UserError
+from maskwatch.faces import Faces
 
 if TYPE_CHECKING:
     from maskwatch.config import Config

@@ -10,7 +10,6 @@ import cv2
 import numpy as np
 
 from face_detector.decoding import select_faces, ssd_boxes
-from maskwatch.faces import Faces
 from face_detector.matching import iou_matrix
 from face_detector.multiscale import (
     add_new_faces,
@@ -27,6 +26,7 @@ from face_detector.multiscale import (
     zoom_regions,
 )
 from maskwatch.errors import UserError
+from maskwatch.faces import Faces
 
 if TYPE_CHECKING:
     from face_detector.blazeface import BlazeFaceDetector, BlazeFaceVerifier

@@ -29,11 +29,11 @@ import yaml
 from tqdm import tqdm
 
 from face_detector import build_face_detector
-from maskwatch.faces import Faces
 from face_detector.matching import IGNORE, match_image
 from maskwatch.cli import add_config_args, run
 from maskwatch.config import Config, load_config
 from maskwatch.errors import UserError
+from maskwatch.faces import Faces
 from maskwatch.files import write_json_atomic
 
 LABELS = ("mask", "no_mask")

@@ -6,8 +6,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from maskwatch.faces import Faces
 from face_detector.matching import iou_matrix, overlap_shares
+from maskwatch.faces import Faces
 
 
 def pass_sizes_wh(

@@ -19,9 +19,9 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from maskwatch.faces import Faces
 from maskwatch.cli import add_config_args, config_from_args, run
 from maskwatch.errors import UserError
+from maskwatch.faces import Faces
 
 # Clips whose face leaves the picture: (path inside the package, start_s) -> first frame without a face at 15 FPS
 # (face_noface.mov cuts to a cartoon title; checked by eye on demo/crowd.mp4).

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from detector.draw import FONT, PAD_PX, DrawStyle, counts_text, draw, label_box, label_text
-from maskwatch.faces import Faces
 from maskwatch.config import load_config
+from maskwatch.faces import Faces
 
 STYLE = DrawStyle.from_config(load_config().draw)
 

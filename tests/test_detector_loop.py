@@ -24,8 +24,8 @@ from detector.loop import run_loop
 from detector.sinks import JsonlLog, VideoSink
 from detector.sources import Frame
 from detector.stats import STAGES, RunStats
-from maskwatch.faces import Faces
 from maskwatch.config import load_config
+from maskwatch.faces import Faces
 from maskwatch.litert import prepare_batch
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -15,7 +15,6 @@ from face_detector.evaluate import (
     read_labelled_folder,
     read_options,
 )
-from maskwatch.faces import Faces
 from face_detector.matching import iou_matrix, match_image
 from face_detector.multiscale import (
     at_border,
@@ -27,6 +26,7 @@ from face_detector.multiscale import (
     zoom_regions,
 )
 from maskwatch.errors import UserError
+from maskwatch.faces import Faces
 
 # --- matching ------------------------------------------------------------------------------------------------
 

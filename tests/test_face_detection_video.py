@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from maskwatch.faces import Faces
 from face_detector.video_recall import face_present, main, replay, summarize, tile_hits
+from maskwatch.faces import Faces
 
 META = {  # 2 x 1 mosaic of 200 x 100: tile 0 masked, tile 1 has no face from frame 2 on
     "mosaic_cols_rows": [2, 1],

@@ -103,7 +103,7 @@ def test_decode_rejects_malformed_output():
 
 def test_faces_len_empty_indexing_and_read_only():
     faces = Faces(np.array([[0, 0, 10, 10], [5, 5, 30, 40]]), np.array([0.9, 0.6]))
-    assert len(faces) == 2 and not (len(faces) == 0)
+    assert len(faces) == 2
     assert len(Faces.empty()) == 0
     strong = faces[faces.confidence > 0.7]
     assert isinstance(strong, Faces) and strong.xyxy.tolist() == [[0, 0, 10, 10]]

@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from maskwatch.faces import Faces
 from face_detector.eval_set import cv_group, fold_of
 from face_detector.train_verifier import LEFT_OUT, NEGATIVE, POSITIVE, label_candidates, pick_threshold
 from face_detector.verifier import PAD_BGR, FaceVerifier, read_verifier_card, verifier_crops
 from maskwatch.errors import UserError
+from maskwatch.faces import Faces
 
 ROOT = Path(__file__).resolve().parents[1]
 

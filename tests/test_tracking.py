@@ -14,8 +14,8 @@ from detector.tracking import (
     unmatched,
     with_tracking,
 )
-from maskwatch.faces import Faces
 from maskwatch.config import load_config
+from maskwatch.faces import Faces
 
 SIZE_WH = (320, 240)
 SIDE_PX = 60
