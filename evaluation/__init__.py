@@ -1,0 +1,1 @@
+"""Evaluation tools (benchmark, detection on videos): not imported by the runtime."""
