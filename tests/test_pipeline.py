@@ -83,6 +83,7 @@ def _record_demo() -> list[dict]:
     return out
 
 
+@pytest.mark.slow
 def test_golden_default_pipeline_on_the_demo_video():
     got = _record_demo()
     if os.environ.get("MASKWATCH_REGENERATE_GOLDEN"):
