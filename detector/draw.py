@@ -7,8 +7,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from face_detector import Faces
 from maskwatch.config import DrawConfig
+from maskwatch.faces import MASK, NO_MASK, Faces
 
 FONT = cv2.FONT_HERSHEY_SIMPLEX
 PAD_PX = 3  # space between a label's text and the edge of its filled background
@@ -29,16 +29,13 @@ class DrawStyle:
                    draw.thickness_px)
 
 
-def is_mask(prob_mask: np.ndarray | float, threshold: float) -> np.ndarray:
-    """True where P(mask) is at or above ``threshold``."""
-    return np.asarray(prob_mask) >= threshold
-
-
-def label_text(prob_mask: float, threshold: float) -> str:
-    """``Mask 97.2%`` (P(mask)) or ``No Mask 88.1%`` (1 - P(mask))."""
-    if prob_mask >= threshold:
+def label_text(prob_mask: float, label: int) -> str:
+    """``Mask 97.2%`` (P(mask)), ``No Mask 88.1%`` (1 - P(mask)) or ``Unknown`` for a face's label code."""
+    if label == MASK:
         return f"Mask {100 * prob_mask:.1f}%"
-    return f"No Mask {100 * (1 - prob_mask):.1f}%"
+    if label == NO_MASK:
+        return f"No Mask {100 * (1 - prob_mask):.1f}%"
+    return "Unknown"
 
 
 def counts_text(n_mask: int, n_no_mask: int) -> str:
@@ -75,30 +72,25 @@ def _text_block(image: np.ndarray, text: str, rect_xyxy: tuple[int, int, int, in
 def draw(
     frame_bgr: np.ndarray,
     faces: Faces,
-    prob_mask: np.ndarray,
-    *,
-    threshold: float,
     style: DrawStyle,
     fps: float | None = None,
 ) -> np.ndarray:
     """A new frame with every face boxed and labelled, and the FPS (if given) and face counts at the bottom
-    left (labels sit above the boxes, so the top of the frame is theirs).
+    left (labels sit above the boxes, so the top of the frame is theirs). Colours and texts follow ``faces.label``.
 
     Boxes are end-exclusive (``Faces``): the rectangle's last pixel row and column are ``x2 - 1``, ``y2 - 1``.
     """
     out = frame_bgr.copy()
     frame_wh = (out.shape[1], out.shape[0])
-    masked = is_mask(prob_mask, threshold)
-    for box, prob, mask in zip(faces.xyxy.tolist(), np.asarray(prob_mask).tolist(), masked.tolist(), strict=True):
+    for box, prob, label in zip(faces.xyxy.tolist(), faces.prob_mask.tolist(), faces.label.tolist(), strict=True):
         x1, y1, x2, y2 = box
-        color = style.mask_color_bgr if mask else style.no_mask_color_bgr
+        color = style.mask_color_bgr if label == MASK else style.no_mask_color_bgr
         cv2.rectangle(out, (x1, y1), (max(x1, x2 - 1), max(y1, y2 - 1)), color, style.thickness_px)
-        text = label_text(prob, threshold)
+        text = label_text(prob, label)
         (tw, th), baseline = cv2.getTextSize(text, FONT, style.font_scale, 1)
         _text_block(out, text, label_box(box, (tw, th), baseline, frame_wh), th, color, style)
     lines = [f"FPS {fps:.1f}"] if fps is not None else []
-    n_mask = int(masked.sum())
-    lines.append(counts_text(n_mask, len(faces) - n_mask))
+    lines.append(counts_text(int((faces.label == MASK).sum()), int((faces.label == NO_MASK).sum())))
     sizes = [cv2.getTextSize(text, FONT, style.font_scale, 1) for text in lines]
     top = max(0, out.shape[0] - sum(th + baseline + 2 * PAD_PX for (_, th), baseline in sizes))
     for text, ((tw, th), baseline) in zip(lines, sizes, strict=True):

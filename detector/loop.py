@@ -1,27 +1,25 @@
-"""The per-frame loop: read -> detect -> classify (one batch) -> draw -> write / log / show."""
+"""The per-frame loop: read -> pipeline (detect, track, classify) -> draw -> write / log / show."""
 
 from __future__ import annotations
 
 import os
 import sys
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from typing import Self
 
 import cv2
 import numpy as np
 
-from detector.draw import DrawStyle, draw, is_mask
-from detector.sinks import JsonlLog, Sink, frame_record
+from detector.draw import DrawStyle, draw
+from detector.sinks import JsonlLog, NullSink, Sink, frame_record
 from detector.sources import Frame
 from detector.stats import RunStats
-from face_detector import Faces
 from maskwatch.errors import UserError
+from maskwatch.faces import MASK, NO_MASK, Faces
 
 QUIT_KEYS = (ord("q"), ord("Q"), 27)  # q or Esc
-
-Detect = Callable[[np.ndarray], Faces]
-Classify = Callable[[Sequence[np.ndarray]], np.ndarray]
 
 
 class Window:
@@ -51,24 +49,29 @@ class Window:
             pass
 
 
+@dataclass(frozen=True)
+class Outputs:
+    """Where the loop's results go: the annotated frames and the JSONL log."""
+
+    sink: Sink = field(default_factory=NullSink)
+    log: JsonlLog = field(default_factory=lambda: JsonlLog(None))
+
+
 def run_loop(
     frames: Iterable[Frame],
-    detect: Detect,
-    classify: Classify,
+    pipeline: Callable[[np.ndarray], Faces],
     *,
-    threshold: float,
     style: DrawStyle,
-    sink: Sink,
-    log: JsonlLog,
+    outputs: Outputs,
     stats: RunStats,
-    crop_margin: float = 0.0,
     show: Callable[[np.ndarray], bool] | None = None,
     max_frames: int | None = None,
 ) -> RunStats:
     """Process ``frames`` until they end, ``max_frames`` were processed, or ``show`` returns False.
 
-    All faces of a frame are classified in one ``classify`` call. ``stats`` is updated frame by frame, so it is
-    complete up to the last finished frame even if the loop is interrupted.
+    ``pipeline`` gives each frame's face record (``detector.pipeline.Pipeline``; its ``last_timings_ms``, if any,
+    split the stats' detect and classify stages). ``stats`` is updated frame by frame, so it is complete up to the
+    last finished frame even if the loop is interrupted.
     """
     it = iter(frames)
     while max_frames is None or stats.frames < max_frames:
@@ -77,21 +80,24 @@ def run_loop(
         if frame is None:
             break
         t1 = time.perf_counter()
-        faces = detect(frame.image_bgr)
+        faces = pipeline(frame.image_bgr)
         t2 = time.perf_counter()
-        prob_mask = classify(faces.crops(frame.image_bgr, margin=crop_margin)) if len(faces) else np.zeros(0)
+        annotated = draw(frame.image_bgr, faces, style, fps=stats.smoothed_fps())
         t3 = time.perf_counter()
-        annotated = draw(frame.image_bgr, faces, prob_mask, threshold=threshold, style=style,
-                         fps=stats.smoothed_fps())
-        t4 = time.perf_counter()
-        sink.write(frame, annotated)
-        log.write(frame_record(frame, faces, prob_mask, threshold))
+        outputs.sink.write(frame, annotated)
+        outputs.log.write(frame_record(frame, faces))
         keep_going = show(annotated) if show is not None else True
-        t5 = time.perf_counter()
-        n_mask = int(is_mask(prob_mask, threshold).sum())
-        stats.add_frame(n_mask, len(faces) - n_mask, {
-            "read": t1 - t0, "detect": t2 - t1, "classify": t3 - t2, "draw": t4 - t3, "write": t5 - t4,
-        })
+        t4 = time.perf_counter()
+        stats.add_frame(int((faces.label == MASK).sum()), int((faces.label == NO_MASK).sum()),
+                        {"read": t1 - t0, **_model_stages_s(pipeline, t2 - t1), "draw": t3 - t2, "write": t4 - t3})
         if not keep_going:
             break
     return stats
+
+
+def _model_stages_s(pipeline: Callable[[np.ndarray], Faces], total_s: float) -> dict[str, float]:
+    """Seconds of the pipeline's detect and classify stages (all detect if it does not time them)."""
+    ms = getattr(pipeline, "last_timings_ms", None)
+    if not ms:
+        return {"detect": total_s, "classify": 0.0}
+    return {"detect": ms["detect"] / 1000, "classify": ms["classify"] / 1000}

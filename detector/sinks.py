@@ -18,8 +18,8 @@ import cv2
 import numpy as np
 
 from detector.sources import DEFAULT_FPS, Frame
-from face_detector import Faces
 from maskwatch.errors import UserError
+from maskwatch.faces import Faces
 from maskwatch.files import atomic_path
 
 VIDEO_FOURCC = "mp4v"
@@ -123,8 +123,9 @@ class NullSink:
         return None
 
 
-def frame_record(frame: Frame, faces: Faces, prob_mask: np.ndarray, threshold: float) -> dict[str, Any]:
-    """The JSONL log line of one frame (shape fixed by the detector issue; tools read it)."""
+def frame_record(frame: Frame, faces: Faces) -> dict[str, Any]:
+    """The JSONL log line of one frame (shape fixed by the detector issue, ``track_id`` added; tools read it).
+    ``prob_mask`` is null for a face not classified."""
     return {
         "source": frame.source,
         "frame": int(frame.index),
@@ -132,12 +133,14 @@ def frame_record(frame: Frame, faces: Faces, prob_mask: np.ndarray, threshold: f
         "faces": [
             {
                 "box": [int(v) for v in box],
-                "label": "mask" if prob >= threshold else "no_mask",
-                "prob_mask": round(float(prob), 5),
+                "label": label,
+                "prob_mask": round(prob, 5) if prob == prob else None,
                 "det_conf": round(float(conf), 5),
+                "track_id": track_id,
             }
-            for box, prob, conf in zip(faces.xyxy.tolist(), np.asarray(prob_mask).tolist(),
-                                       faces.confidence.tolist(), strict=True)
+            for box, label, prob, conf, track_id in zip(faces.xyxy.tolist(), faces.label_names,
+                                                        faces.prob_mask.tolist(), faces.confidence.tolist(),
+                                                        faces.track_id.tolist(), strict=True)
         ],
     }
 

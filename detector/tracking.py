@@ -1,41 +1,36 @@
-"""Detection stride: the SSD and the classifier run on every Nth frame; in between, boxes follow the image.
+"""Face tracks between key frames: ``FaceTracker.update(frame_bgr, detections | None) -> Faces``.
 
-``FaceTracker(detect, classify, detect_every=4)`` gives ``tracker.detect`` and ``tracker.classify`` with the same
-signatures as ``FaceDetector`` and ``MaskClassifier``, so ``run_loop`` uses them unchanged. On a key frame both
-run for real. On the frames between, each box moves by the median Lucas-Kanade optical flow of a grid of points
-inside it (translation plus scale, ~1 ms for a few faces) and keeps the P(mask) of its key frame: ``classify``
-returns those remembered values for the crops of the tracked boxes (same order) instead of running the model.
+The pipeline (``detector.pipeline``) decides the key frames and runs the face detector on them. ``update`` with
+detections matches them to the tracks (``match_tracks``: greedy one-to-one, best IoU first, IoU >= ``MATCH_IOU``):
+a matched detection keeps its track's id, an unmatched one starts a new track with a new id. ``update(frame, None)``
+carries the tracks along the optical flow: each box moves by the median Lucas-Kanade flow of a grid of points inside
+it (translation plus scale, ~1 ms for a few faces) and keeps its P(mask).
 
-Coasting: at a key frame, a tracked face that no fresh detection overlaps (IoU >= ``MATCH_IOU``) is kept, still
-following the flow and keeping its P(mask), for up to ``max_missed`` key frames in a row (config
-``face_detector.track_max_missed``), so a face found once stays found while a mask lowers the SSD's score.
+Coasting: a track no detection matches is kept, still following the flow and keeping its P(mask), for up to
+``max_missed`` key frames in a row (config ``tracking.max_missed``), unless its size drifted beyond
+``MAX_COAST_SCALE`` of its last detection's (flow on the background blows boxes up).
 
-Sure labels are reused: at a key frame, a fresh detection that its track matches (IoU >= ``RELABEL_MIN_IOU``) keeps
-the track's P(mask) when that label is sure (<= 1 - ``SURE_P`` or >= ``SURE_P``) and the classifier saw the face
-fewer than ``relabel_every`` key frames ago (config ``face_detector.relabel_every``; 1 = every face at every key
-frame): the classifier's batch holds only new, unsure and due faces.
+Sure labels are reused: a matched detection overlapping its track by IoU >= ``RELABEL_MIN_IOU`` keeps the track's
+P(mask) when that label is sure (<= 1 - ``SURE_P`` or >= ``SURE_P``) and the classifier saw the face fewer than
+``relabel_every`` key frames ago (config ``tracking.relabel_every``); every other face comes back with P(mask) NaN,
+and the pipeline classifies those in one batch and hands the results back (``set_prob_mask``).
 
 Lost tracks: each point is also tracked back to the previous frame; a point that does not come back within
-``MAX_FB_ERROR_PX`` is unreliable (forward-backward check, Kalal et al. 2010). A face with fewer than
-``MIN_TRACKED_POINTS`` reliable points (it left, was covered, or the scene cut) makes this frame a key frame at once,
-so a box never follows the background while the next key frame is awaited.
-
-Only for frame sequences (videos, cameras, streams): unrelated images need ``detect_every=1``. At every key frame
-the tracked boxes are compared with the fresh detections (``quality()``: mean IoU), so drift is measured.
+``MAX_FB_ERROR_PX`` is unreliable (forward-backward check, Kalal et al. 2010). ``follow`` says whether a face kept
+fewer than ``MIN_TRACKED_POINTS`` reliable points (it left, was covered, or the scene cut): the pipeline then makes
+this frame a key frame at once. Only for frame sequences: unrelated images need no tracker.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
 from typing import Any
 
 import cv2
 import numpy as np
 
-from face_detector import Faces
-
-Detect = Callable[[np.ndarray], Faces]
-Classify = Callable[[Sequence[np.ndarray]], np.ndarray]
+from maskwatch.faces import Faces
 
 GRID_POINTS = 5  # per side: 25 flow points per face
 GRID_INSET = 0.2  # points span the middle 60 % of the box (the face, not the background)
@@ -48,7 +43,7 @@ MIN_TRACKED_POINTS = 4
 MAX_FB_ERROR_PX = 1.0  # a point tracked forward then back must land this close to where it started
 MATCH_IOU = 0.3  # a fresh detection overlapping a tracked box this much is the same face
 MAX_COAST_SCALE = 1.5  # a coasted box whose size drifted beyond this factor of its last detection's is dropped
-DEFAULT_MAX_MISSED = 2  # = config face_detector.track_max_missed's default (a test checks they agree)
+DEFAULT_MAX_MISSED = 2  # = config tracking.max_missed's default (a test checks they agree)
 RELABEL_MIN_IOU = 0.5  # a fresh detection overlapping a tracked face this much may keep its sure label
 SURE_P = 0.9  # P(mask) at or above this, or at or below 1 - this, is a sure label
 
@@ -138,161 +133,148 @@ def unmatched(tracked_xyxy: np.ndarray, detected_xyxy: np.ndarray, min_iou: floa
     return match_boxes(tracked_xyxy, detected_xyxy, min_iou) < 0
 
 
-class FaceTracker:
-    """``detect`` / ``classify`` for ``run_loop``: real models every ``detect_every`` frames, tracking between."""
+def match_tracks(detected_xyxy: np.ndarray, tracked_xyxy: np.ndarray) -> np.ndarray:
+    """int (len(detected),): the track each detection continues, -1 = a new face. The one matcher of the tracker
+    (a later issue replaces it with ByteTrack's)."""
+    return match_boxes(detected_xyxy, tracked_xyxy, MATCH_IOU)
 
-    def __init__(
-        self, detect: Detect, classify: Classify, *, detect_every: int, max_missed: int = DEFAULT_MAX_MISSED,
-        relabel_every: int = 1,
-    ) -> None:
-        if detect_every < 1:
-            raise ValueError(f"detect_every must be >= 1, got {detect_every}")
+
+def is_sure(prob_mask: float) -> bool:
+    """A P(mask) so close to 0 or 1 that the label may be reused without the classifier."""
+    return prob_mask >= SURE_P or prob_mask <= 1 - SURE_P
+
+
+@dataclass
+class Track:
+    """One tracked face: where it is, where it was last detected, its P(mask) and how old all that is."""
+
+    track_id: int
+    box_xyxy: np.ndarray  # float64 (4,): the box now
+    confidence: float  # detector score when last detected
+    detected_xyxy: np.ndarray  # float64 (4,): the box when last detected
+    prob_mask: float = float("nan")  # NaN = to be classified
+    missed: int = 0  # key frames in a row without a matching detection
+    label_age: int = 0  # key frames since the classifier saw it
+    lost: bool = False  # the optical flow lost it on the last frame
+
+    def steady(self) -> bool:
+        """Its size is within ``MAX_COAST_SCALE`` of its last detection's."""
+        scale = float(box_side_px(self.box_xyxy)[0] / max(float(box_side_px(self.detected_xyxy)[0]), 1.0))
+        return 1 / MAX_COAST_SCALE <= scale <= MAX_COAST_SCALE
+
+
+class FaceTracker:
+    """Tracks of the faces of a frame sequence; ``update`` once per frame (see the module docstring)."""
+
+    def __init__(self, *, max_missed: int = DEFAULT_MAX_MISSED, relabel_every: int = 1) -> None:
         if max_missed < 0:
             raise ValueError(f"max_missed must be >= 0, got {max_missed}")
         if relabel_every < 1:
             raise ValueError(f"relabel_every must be >= 1, got {relabel_every}")
-        self._detect, self._classify, self.detect_every = detect, classify, detect_every
         self.max_missed, self.relabel_every = max_missed, relabel_every
-        self._label_age = np.zeros(0, np.int64)  # per face: key frames since the classifier saw it
-        self._fresh_probs = np.zeros(0, np.float32)  # per fresh detection: a reused P(mask), NaN = classify it
-        self.labels_reused = 0
-        self._faces: Faces | None = None
-        self._probs = np.zeros(0, np.float32)
-        self._missed = np.zeros(0, np.int64)  # per face: key frames in a row without a matching detection
-        self._anchor_px = np.zeros(0)  # per face: sqrt(area) of its box when last detected
-        self._coasted_probs = np.zeros(0, np.float32)  # P(mask) of the coasted faces that end this key frame's list
+        self.tracks: list[Track] = []
         self._gray: np.ndarray | None = None
-        self._since_key = 0
-        self._key = True
-        self.keyframes = 0
-        self.early_keyframes = 0  # key frames made early because a track was lost
-        self.tracked_frames = 0
-        self.model_calls = 0
+        self._followed: np.ndarray | None = None  # the frame the tracks were last moved to
+        self._next_id = 0
+        self._detected_before = False
+        self.coasted = 0
+        self.labels_reused = 0
         self._ious: list[float] = []
         self._unmatched = 0
-        self.coasted = 0
 
-    def detect(self, frame_bgr: np.ndarray) -> Faces:
-        """Faces of this frame: the SSD's on a key frame, else the last ones moved along the optical flow."""
-        gray = to_gray(frame_bgr) if self.detect_every > 1 else None
-        tracked, lost = self._track(gray) if self._faces is not None and gray is not None else (None, None)
-        track_lost = lost is not None and bool(lost.any())
-        due = self._since_key + 1 >= self.detect_every
-        self._key = tracked is None or track_lost or due
-        if self._key:
-            self.early_keyframes += int(track_lost and not due)
-            faces = self._detect(frame_bgr)
-            if tracked is not None:
-                self._record_drift(tracked, faces)
-            fresh_age = self._plan_labels(tracked, lost, faces)
-            faces = self._coast(tracked, lost, faces, fresh_age)
-            self._since_key, self.keyframes = 0, self.keyframes + 1
-        else:
-            faces = tracked
-            self._since_key, self.tracked_frames = self._since_key + 1, self.tracked_frames + 1
-        self._faces, self._gray = faces, gray
-        return faces
+    def follow(self, frame_bgr: np.ndarray) -> bool:
+        """Move the tracks along the optical flow to ``frame_bgr`` (once per frame); True if one lost its track.
+        Faces that left the frame are dropped."""
+        if self._followed is frame_bgr:
+            return any(t.lost for t in self.tracks)
+        gray = to_gray(frame_bgr)
+        if self._gray is not None and self.tracks:
+            self._move(self._gray, gray)
+        self._gray, self._followed = gray, frame_bgr
+        return any(t.lost for t in self.tracks)
 
-    def classify(self, crops_bgr: Sequence[np.ndarray]) -> np.ndarray:
-        """P(mask) of the crops of the faces ``detect`` just returned: on a key frame the model, in one batch, for
-        the fresh detections without a reusable sure label (coasted faces keep theirs), else remembered."""
-        n_fresh = len(crops_bgr) - len(self._coasted_probs) if self._key else 0
-        if self._key and n_fresh == len(self._fresh_probs):
-            fresh = self._fresh_probs.copy()
-            due = np.flatnonzero(np.isnan(fresh))
-            if len(due):
-                fresh[due] = self._run_model([crops_bgr[i] for i in due])
-            self.labels_reused += n_fresh - len(due)
-            self._probs = np.concatenate([fresh, self._coasted_probs]).astype(np.float32)
-        elif self._key or len(crops_bgr) != len(self._probs):
-            self._probs = self._run_model(crops_bgr)
-            self._label_age = np.zeros(len(crops_bgr), np.int64)
-        return self._probs
+    def update(self, frame_bgr: np.ndarray, detections: Faces | None) -> Faces:
+        """The faces of ``frame_bgr``: the tracks moved along the flow (``detections`` None), or the detections
+        matched to the tracks, then the coasted tracks. P(mask) NaN = the face needs the classifier."""
+        self.follow(frame_bgr)
+        if detections is not None:
+            if self._detected_before:
+                self._record_drift(detections)
+            self._detected_before = True
+            self.tracks = self._matched(detections) + self._coasting(detections)
+        return self.faces()
 
-    def _plan_labels(self, tracked: Faces | None, lost: np.ndarray | None, detected: Faces) -> np.ndarray:
-        """Which fresh detections keep their track's sure label (``_fresh_probs``, NaN = classify); returns their
-        label ages."""
-        probs, age = np.full(len(detected), np.nan, np.float32), np.zeros(len(detected), np.int64)
-        known = tracked is not None and len(self._probs) == len(tracked) == len(self._label_age)
-        if known and self.relabel_every > 1 and len(detected):
-            pair = match_boxes(detected.xyxy, tracked.xyxy, RELABEL_MIN_IOU)
-            for i, j in enumerate(pair):
-                sure = j >= 0 and (self._probs[j] >= SURE_P or self._probs[j] <= 1 - SURE_P)
-                if sure and not lost[j] and self._label_age[j] + 1 < self.relabel_every:
-                    probs[i], age[i] = self._probs[j], self._label_age[j] + 1
-        self._fresh_probs = probs
-        return age
+    def faces(self) -> Faces:
+        """The tracks as a face record (boxes, confidence, P(mask), track id; labels are the pipeline's)."""
+        if not self.tracks:
+            return Faces.empty()
+        return Faces(np.rint([t.box_xyxy for t in self.tracks]), [t.confidence for t in self.tracks],
+                     prob_mask=[t.prob_mask for t in self.tracks], track_id=[t.track_id for t in self.tracks])
 
-    def _run_model(self, crops_bgr: Sequence[np.ndarray]) -> np.ndarray:
-        self.model_calls += 1
-        return np.asarray(self._classify(crops_bgr), np.float32)
+    def set_prob_mask(self, track_ids: Iterable[int], prob_mask: Iterable[float]) -> None:
+        """The classifier's P(mask) of these tracks (their label age restarts)."""
+        by_id = {t.track_id: t for t in self.tracks}
+        for track_id, prob in zip(track_ids, prob_mask, strict=True):
+            by_id[int(track_id)].prob_mask, by_id[int(track_id)].label_age = float(prob), 0
 
-    def _coast(self, tracked: Faces | None, lost: np.ndarray | None, detected: Faces, fresh_age: np.ndarray
-               ) -> Faces:  # fmt: skip
-        """The fresh detections, then the tracked faces no detection matched that missed <= ``max_missed`` key
-        frames in a row and did not lose their track (their P(mask) is kept for ``classify``)."""
-        self._coasted_probs = np.zeros(0, np.float32)
-        old_age, self._label_age = self._label_age, fresh_age
-        if tracked is None or len(tracked) == 0 or self.max_missed == 0:
-            self._missed, self._anchor_px = np.zeros(len(detected), np.int64), box_side_px(detected.xyxy)
-            return detected
-        missed = self._missed + 1
-        scale = box_side_px(tracked.xyxy) / np.maximum(self._anchor_px, 1.0)
-        steady = (scale <= MAX_COAST_SCALE) & (scale >= 1 / MAX_COAST_SCALE)  # flow on the background blows boxes up
-        keep = unmatched(tracked.xyxy, detected.xyxy, MATCH_IOU) & (missed <= self.max_missed) & steady & ~lost
-        if len(self._probs) == len(tracked):
-            self._coasted_probs = self._probs[keep]
-        else:  # no remembered labels (the loop did not classify): the coasted faces are classified afresh
-            keep[:] = False
-        self._missed = np.concatenate([np.zeros(len(detected), np.int64), missed[keep]])
-        self._anchor_px = np.concatenate([box_side_px(detected.xyxy), self._anchor_px[keep]])
-        old_age = old_age if len(old_age) == len(tracked) else np.zeros(len(tracked), np.int64)
-        self._label_age = np.concatenate([fresh_age, old_age[keep] + 1])
-        self.coasted += int(keep.sum())
-        return Faces(np.concatenate([detected.xyxy, tracked.xyxy[keep]]),
-                     np.concatenate([detected.confidence, tracked.confidence[keep]]))  # fmt: skip
+    def _matched(self, detections: Faces) -> list[Track]:
+        """One track per detection, in the detections' order: its matched track's, or a new one."""
+        pair = match_tracks(detections.xyxy, np.array([t.box_xyxy for t in self.tracks]).reshape(-1, 4))
+        out = []
+        for box, conf, j in zip(detections.xyxy.astype(np.float64), detections.confidence.tolist(), pair.tolist(),
+                                strict=True):  # fmt: skip
+            if j < 0:
+                out.append(Track(self._next_id, box, conf, box))
+                self._next_id += 1
+                continue
+            old = self.tracks[j]
+            reuse = (self.relabel_every > 1 and not old.lost and is_sure(old.prob_mask)
+                     and old.label_age + 1 < self.relabel_every
+                     and box_iou(box, old.box_xyxy)[0, 0] >= RELABEL_MIN_IOU)  # fmt: skip
+            self.labels_reused += int(reuse)
+            out.append(replace(old, box_xyxy=box, confidence=conf, detected_xyxy=box, missed=0, lost=False,
+                               prob_mask=old.prob_mask if reuse else float("nan"),
+                               label_age=old.label_age + 1 if reuse else 0))  # fmt: skip
+        return out
 
-    def _track(self, gray: np.ndarray) -> tuple[Faces, np.ndarray]:
-        """The last faces moved along the flow, and which of them lost their track (bool (n,))."""
-        faces = self._faces
-        assert faces is not None and self._gray is not None
-        if len(faces) == 0:
-            return faces, np.zeros(0, bool)
-        old = grid_points(faces.xyxy)
-        reliable, new = reliable_flow(self._gray, gray, old)
-        boxes = []
-        for box, o, n, ok in zip(faces.xyxy, old, new, reliable, strict=True):
-            boxes.append(move_box(box, o[ok], n[ok]) if ok.sum() >= MIN_TRACKED_POINTS else box.astype(np.float64))
-        height, width = gray.shape[:2]
-        xyxy = np.rint(np.array(boxes))
-        xyxy[:, 0::2] = np.clip(xyxy[:, 0::2], 0, width)
-        xyxy[:, 1::2] = np.clip(xyxy[:, 1::2], 0, height)
-        keep = (xyxy[:, 2] > xyxy[:, 0]) & (xyxy[:, 3] > xyxy[:, 1])
-        lost = reliable.sum(axis=1) < MIN_TRACKED_POINTS
-        if not keep.all():  # a face that left the frame: forget it (and its P(mask)) until the next key frame
-            self._probs, self._missed, self._anchor_px, self._label_age = (
-                rows[keep] if len(rows) == len(keep) else rows
-                for rows in (self._probs, self._missed, self._anchor_px, self._label_age))  # fmt: skip
-        return Faces(xyxy[keep].astype(np.int32), faces.confidence[keep]), lost[keep]  # faces that left: dropped
+    def _coasting(self, detections: Faces) -> list[Track]:
+        """The tracks no detection matched that may coast one more key frame (missed count raised)."""
+        claimed = set(match_tracks(detections.xyxy, np.array([t.box_xyxy for t in self.tracks]).reshape(-1, 4))
+                      .tolist())  # fmt: skip
+        keep = [replace(t, missed=t.missed + 1, label_age=t.label_age + 1)
+                for i, t in enumerate(self.tracks)
+                if i not in claimed and t.missed + 1 <= self.max_missed and t.steady() and not t.lost
+                and not np.isnan(t.prob_mask)]  # fmt: skip
+        self.coasted += len(keep)
+        return keep
 
-    def _record_drift(self, tracked: Faces, detected: Faces) -> None:
-        """IoU of each fresh detection with its best tracked box (greedy); unmatched on either side counted."""
-        if len(tracked) == 0 or len(detected) == 0:
-            self._unmatched += abs(len(tracked) - len(detected))
+    def _move(self, gray_before: np.ndarray, gray_now: np.ndarray) -> None:
+        """Every track moved along the flow; tracks with an empty box (they left the frame) dropped."""
+        old = grid_points(np.array([t.box_xyxy for t in self.tracks]))
+        reliable, new = reliable_flow(gray_before, gray_now, old)
+        height, width = gray_now.shape[:2]
+        kept = []
+        for track, o, n, ok in zip(self.tracks, old, new, reliable, strict=True):
+            lost = ok.sum() < MIN_TRACKED_POINTS
+            box = np.rint(track.box_xyxy if lost else move_box(track.box_xyxy, o[ok], n[ok]))
+            box[0::2], box[1::2] = np.clip(box[0::2], 0, width), np.clip(box[1::2], 0, height)
+            if box[2] > box[0] and box[3] > box[1]:  # a face that left the frame: forgotten
+                kept.append(replace(track, box_xyxy=box, lost=bool(lost)))
+        self.tracks = kept
+
+    def _record_drift(self, detections: Faces) -> None:
+        """IoU of each fresh detection with its best tracked box; unmatched on either side counted."""
+        tracked = np.array([t.box_xyxy for t in self.tracks]).reshape(-1, 4)
+        if len(tracked) == 0 or len(detections) == 0:
+            self._unmatched += abs(len(tracked) - len(detections))
             return
-        iou = box_iou(detected.xyxy, tracked.xyxy)
-        best = iou.max(axis=1)
+        best = box_iou(detections.xyxy, tracked).max(axis=1)
         self._ious.extend(best[best > 0].tolist())
-        self._unmatched += int((best == 0).sum()) + max(0, len(tracked) - len(detected))
+        self._unmatched += int((best == 0).sum()) + max(0, len(tracked) - len(detections))
 
     def quality(self) -> dict[str, Any]:
-        """Counts of key and tracked frames, model calls, and how well tracked boxes matched fresh detections."""
+        """How well tracked boxes matched fresh detections, coasted faces, reused labels."""
         return {
-            "detect_every": self.detect_every,
-            "keyframes": self.keyframes,
-            "early_keyframes": self.early_keyframes,
-            "tracked_frames": self.tracked_frames,
-            "classifier_calls": self.model_calls,
             "drift_mean_iou": round(float(np.mean(self._ious)), 3) if self._ious else None,
             "drift_min_iou": round(float(np.min(self._ious)), 3) if self._ious else None,
             "drift_unmatched": self._unmatched,
@@ -301,14 +283,3 @@ class FaceTracker:
             "relabel_every": self.relabel_every,
             "labels_reused": self.labels_reused,
         }
-
-
-def with_tracking(
-    detect: Detect, classify: Classify, detect_every: int, max_missed: int = DEFAULT_MAX_MISSED, relabel_every: int = 1
-) -> tuple[Detect, Classify]:
-    """``(detect, classify)`` unchanged for ``detect_every == 1``, else the pair of a new ``FaceTracker``."""
-    if detect_every == 1:
-        return detect, classify
-    tracker = FaceTracker(detect, classify, detect_every=detect_every, max_missed=max_missed,
-                          relabel_every=relabel_every)  # fmt: skip
-    return tracker.detect, tracker.classify

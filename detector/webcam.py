@@ -1,7 +1,8 @@
 """``python -m detector.webcam``: the real-time mask detector (webcam, video files, streams, images).
 
-Each frame: find faces (SSD), classify all of them in one batch (Mask / No Mask), draw labelled boxes and an
-FPS overlay, then show and / or write the frame. ``q`` or Esc in the window quits; so does Ctrl-C.
+Each frame: find faces (CenterFace by default; in video every few frames, tracked between), classify the faces that
+need it in one batch (Mask / No Mask), draw labelled boxes and an FPS overlay, then show and / or write the frame.
+``q`` or Esc in the window quits; so does Ctrl-C.
 """
 
 from __future__ import annotations
@@ -16,14 +17,12 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import FrameType
 
-from detector.classifier import MaskClassifier
 from detector.draw import DrawStyle
-from detector.loop import Window, run_loop
+from detector.loop import Outputs, Window, run_loop
+from detector.pipeline import Pipeline
 from detector.sinks import ImageDirSink, JsonlLog, NullSink, Sink, VideoSink
 from detector.sources import Frame, FrameSource
 from detector.stats import RunStats, format_summary
-from detector.tracking import with_tracking
-from face_detector import build_face_detector
 from maskwatch.cli import add_config_args, config_from_args, run
 from maskwatch.config import PROJECT_ROOT, Config
 from maskwatch.errors import UserError
@@ -99,20 +98,16 @@ def _main(argv: Sequence[str] | None = None) -> int:
     with contextlib.closing(raw_frames), contextlib.ExitStack() as stack:
         frames = _primed(raw_frames)
         show = stack.enter_context(Window()) if display else None
-        classify = MaskClassifier.from_config(cfg)
-        if abs(classify.threshold - cfg.classifier.threshold) > 1e-9:
+        pipeline = Pipeline.from_config(cfg, video=source.kind != "images")  # images are unrelated: no tracking
+        card_threshold = getattr(pipeline.classify, "threshold", cfg.classifier.threshold)
+        if abs(card_threshold - cfg.classifier.threshold) > 1e-9:
             print(f"note: labelling with classifier.threshold={cfg.classifier.threshold:g}; the model card "
-                  f"suggests {classify.threshold:g} (--set classifier.threshold={classify.threshold:g})")
-        detect = build_face_detector(cfg, video=source.kind != "images")
-        sink = stack.enter_context(_sink(source, args.output, cfg.stream.image_exts))
-        log = stack.enter_context(JsonlLog(args.log))
-        every = cfg.face_detector.detect_every if source.kind != "images" else 1  # images are unrelated
+                  f"suggests {card_threshold:g} (--set classifier.threshold={card_threshold:g})")
+        outputs = Outputs(stack.enter_context(_sink(source, args.output, cfg.stream.image_exts)),
+                          stack.enter_context(JsonlLog(args.log)))  # fmt: skip
         try:
-            steps = with_tracking(detect, classify, every, cfg.face_detector.track_max_missed,
-                                  cfg.face_detector.relabel_every)
-            run_loop(frames, *steps, threshold=cfg.classifier.threshold,
-                     style=DrawStyle.from_config(cfg.draw), sink=sink, log=log, stats=stats,
-                     crop_margin=cfg.face_detector.crop_margin, show=show, max_frames=args.max_frames)
+            run_loop(frames, pipeline, style=DrawStyle.from_config(cfg.draw), outputs=outputs, stats=stats,
+                     show=show, max_frames=args.max_frames)
         finally:
             stats.skipped_images = len(source.skipped)
             _report(stats, args, source.kind)

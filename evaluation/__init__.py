@@ -1,1 +1,1 @@
-"""Evaluation of the product on labelled sets (never imported by the runtime): ``python -m evaluation.faces``."""
+"""Evaluation tools (benchmark, detection on videos): not imported by the runtime."""

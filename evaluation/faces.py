@@ -27,9 +27,9 @@ from tqdm import tqdm
 
 from evaluation.sets import IGNORE, LABELS, LabelledImage, read_labelled_folder
 from face_detector import build_face_detector
-from face_detector.faces import Faces
 from maskwatch.cli import add_config_args, config_from_args, run
 from maskwatch.errors import UserError
+from maskwatch.faces import Faces
 from maskwatch.files import write_json_atomic
 from maskwatch.geometry import greedy_match, iou_matrix
 

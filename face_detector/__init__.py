@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from face_detector.dnn import as_bgr, set_opencv_threads
-from face_detector.faces import Faces, grow_boxes
+from maskwatch.faces import Faces, grow_boxes
 
 if TYPE_CHECKING:
     from maskwatch.config import Config

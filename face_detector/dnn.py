@@ -8,7 +8,7 @@ from collections.abc import Callable
 import cv2
 import numpy as np
 
-from face_detector.faces import Faces
+from maskwatch.faces import Faces
 from maskwatch.geometry import nms
 
 

@@ -17,8 +17,8 @@ import cv2
 import numpy as np
 
 from face_detector.dnn import NetsBySize, as_bgr, select_faces, set_opencv_threads
-from face_detector.faces import Faces
 from maskwatch.errors import UserError
+from maskwatch.faces import Faces
 
 if TYPE_CHECKING:
     from maskwatch.config import Config

@@ -80,9 +80,12 @@ class FaceDetectorConfig:
     min_size_px: int = _range(0, 10000, default=20)
     opencv_threads: int = _range(0, 64, default=2)
     ssd: SSDConfig = field(default_factory=SSDConfig)
-    crop_margin: float = _range(0.0, 1.0, default=0.0)
+
+
+@dataclass(frozen=True)
+class TrackingConfig:
     detect_every: int = _range(1, 100, default=4)
-    track_max_missed: int = _range(0, 100, default=2)
+    max_missed: int = _range(0, 100, default=2)
     relabel_every: int = _range(1, 100, default=2)
 
 
@@ -95,6 +98,10 @@ REMOVED_KEYS: dict[str, str] = {
     "face_detector.centerface_nms_iou": "renamed face_detector.nms_iou",
     "face_detector.input_size_wh": "moved to face_detector.ssd.input_size_wh",
     "face_detector.input_long_sides_px": "moved to face_detector.ssd.long_sides_px",
+    "face_detector.detect_every": "moved to tracking.detect_every",
+    "face_detector.track_max_missed": "moved to tracking.max_missed",
+    "face_detector.relabel_every": "moved to tracking.relabel_every",
+    "face_detector.crop_margin": "moved to classifier.crop_margin",
     **{
         f"face_detector.{key}": _SSD_RESEARCH
         for key in (
@@ -116,6 +123,7 @@ class ClassifierConfig:
     backend: str = _choice("tflite", "keras", default="tflite")
     threshold: float = _range(0.0, 1.0, default=0.5)
     threads: int = _range(1, 64, default=2)
+    crop_margin: float = _range(0.0, 1.0, default=0.0)
 
 
 @dataclass(frozen=True)
@@ -174,6 +182,7 @@ class Config:
     paths: PathsConfig = field(default_factory=PathsConfig)
     assets: AssetsConfig = field(default_factory=AssetsConfig)
     face_detector: FaceDetectorConfig = field(default_factory=FaceDetectorConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
     classifier: ClassifierConfig = field(default_factory=ClassifierConfig)
     draw: DrawConfig = field(default_factory=DrawConfig)
     stream: StreamConfig = field(default_factory=StreamConfig)

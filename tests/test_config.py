@@ -167,3 +167,16 @@ def test_classifier_model_bare_name_lives_in_models_dir(tmp_path: Path):
     assert cfg.classifier_stem() == tmp_path / "mask_classifier"
     cfg = load_config(overrides=["classifier.model=other/clf"])
     assert cfg.classifier_stem() == PROJECT_ROOT / "other" / "clf"
+
+
+@pytest.mark.parametrize(("old", "new"), [
+    ("face_detector.detect_every=3", "tracking.detect_every"),
+    ("face_detector.track_max_missed=1", "tracking.max_missed"),
+    ("face_detector.relabel_every=1", "tracking.relabel_every"),
+    ("face_detector.crop_margin=0.1", "classifier.crop_margin"),
+])
+def test_moved_keys_say_where_they_went(old: str, new: str):
+    with pytest.raises(ConfigError, match=f"^{old.split('=')[0]}: moved to {new}$"):
+        load_config(overrides=[old])
+    cfg = load_config(overrides=[f"{new}=1"])
+    assert cfg.to_dict()[new.split(".")[0]][new.split(".")[1]] == 1

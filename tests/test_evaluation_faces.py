@@ -11,8 +11,8 @@ import pytest
 
 from evaluation.faces import evaluate, format_height_table, format_table, height_bin, main, match_image
 from evaluation.sets import read_labelled_folder
-from face_detector.faces import Faces
 from maskwatch.errors import UserError
+from maskwatch.faces import Faces
 
 # --- matching ------------------------------------------------------------------------------------------------
 

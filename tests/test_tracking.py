@@ -1,21 +1,15 @@
-"""Detection stride with optical-flow box tracking (``detector.tracking``): pure geometry and a moving texture."""
+"""Optical-flow face tracks (``detector.tracking``) and the key frames the pipeline makes with them: pure geometry
+and a moving texture, fake detector and classifier."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from detector.tracking import (
-    DEFAULT_MAX_MISSED,
-    FaceTracker,
-    box_iou,
-    grid_points,
-    move_box,
-    unmatched,
-    with_tracking,
-)
-from face_detector import Faces
+from detector.pipeline import Pipeline
+from detector.tracking import DEFAULT_MAX_MISSED, FaceTracker, Track, box_iou, grid_points, move_box, unmatched
 from maskwatch.config import load_config
+from maskwatch.faces import Faces
 
 SIZE_WH = (320, 240)
 SIDE_PX = 60
@@ -77,55 +71,61 @@ class FakeModels:
 
 def test_tracker_runs_models_every_nth_frame_and_follows_motion():
     models, texture = FakeModels(), _texture()
-    tracker = FaceTracker(models.detect, models.classify, detect_every=3)
+    tracker = Pipeline(models.detect, models.classify, detect_every=3)
     for i in range(10):
         frame, models.truth = _frame(i, texture)
-        faces = tracker.detect(frame)
-        probs = tracker.classify(faces.crops(frame))
+        faces = tracker(frame)
+        probs = faces.prob_mask
         assert len(faces) == 1 and probs.tolist() == pytest.approx([0.8])
         np.testing.assert_allclose(faces.xyxy[0], models.truth, atol=2)  # tracked boxes follow the square
     assert models.detect_calls == models.classify_calls == 4  # frames 0, 3, 6, 9
     q = tracker.quality()
     assert (q["keyframes"], q["tracked_frames"], q["classifier_calls"]) == (4, 6, 4)
+    assert faces.label_names == ["mask"]
     assert q["drift_mean_iou"] > 0.9 and q["drift_unmatched"] == 0
 
 
 def test_tracker_drops_faces_that_leave_the_frame():
     models = FakeModels()
-    tracker = FaceTracker(models.detect, models.classify, detect_every=5)
+    tracker = Pipeline(models.detect, models.classify, detect_every=5)
     frame, _ = _frame(0, _texture())
     models.truth = np.array([40, 50, 100, 110])
-    tracker.classify(tracker.detect(frame).crops(frame))
+    tracker(frame)
     # as if a second face had been detected and then moved out of the frame on the right
-    tracker._faces = Faces([[40, 50, 100, 110], [330, 0, 340, 10]], [0.9, 0.9])
-    tracker._probs = np.array([0.8, 0.1], np.float32)
-    faces = tracker.detect(frame)
+    gone = np.array([330.0, 0, 340, 10])
+    tracker.tracker.tracks.append(Track(7, gone, 0.9, gone, prob_mask=0.1))
+    faces = tracker(frame.copy())
     assert faces.xyxy.tolist() == [[40, 50, 100, 110]]
-    assert tracker.classify(faces.crops(frame)).tolist() == pytest.approx([0.8])
+    assert faces.prob_mask.tolist() == pytest.approx([0.8])
     assert models.classify_calls == 1  # the remembered P(mask) of the face that stayed
     assert tracker.quality()["early_keyframes"] == 0  # leaving the frame is not losing the track
 
 
 def test_a_lost_track_makes_a_key_frame_at_once():
     models = FakeModels()
-    tracker = FaceTracker(models.detect, models.classify, detect_every=5)
+    tracker = Pipeline(models.detect, models.classify, detect_every=5)
     texture = _texture()
     frames = [_frame(i, texture)[0] for i in range(3)]
     models.truth = _frame(0, texture)[1]
     for frame in frames:  # key frame, then two tracked frames
-        tracker.classify(tracker.detect(frame).crops(frame))
+        tracker(frame)
     assert (tracker.keyframes, tracker.tracked_frames) == (1, 2)
     cut = np.ascontiguousarray(np.rot90(frames[2], 2))  # the scene cuts: the face's texture is gone from its place
     models.truth = None  # and no face is detected any more
-    assert len(tracker.detect(cut)) == 0  # not a box following the background until the 5th frame
+    assert len(tracker(cut)) == 0  # not a box following the background until the 5th frame
     assert (tracker.keyframes, tracker.quality()["early_keyframes"]) == (2, 1)
 
 
-def test_every_frame_is_the_plain_pair():
+def test_every_frame_runs_both_models_without_tracking():
     models = FakeModels()
-    assert with_tracking(models.detect, models.classify, 1) == (models.detect, models.classify)
+    pipeline = Pipeline(models.detect, models.classify, detect_every=1)
+    frame, models.truth = _frame(0, _texture())
+    for _ in range(3):
+        faces = pipeline(frame)
+    assert pipeline.tracker is None and faces.track_id.tolist() == [-1]
+    assert models.detect_calls == models.classify_calls == 3
     with pytest.raises(ValueError, match="detect_every"):
-        FaceTracker(models.detect, models.classify, detect_every=0)
+        Pipeline(models.detect, models.classify, detect_every=0)
 
 
 def test_unmatched_is_greedy_one_to_one():
@@ -158,22 +158,21 @@ class ScriptedModels:
         return np.full(len(crops), 0.7, np.float32)
 
 
-def _run(tracker: FaceTracker, frames: int) -> list[tuple[list[list[int]], list[float]]]:
-    """(boxes, P(mask)) per frame on a still textured frame, as ``run_loop`` calls the pair."""
+def _run(tracker: Pipeline, frames: int) -> list[tuple[list[list[int]], list[float]]]:
+    """(boxes, P(mask)) per frame on a still textured frame (a new array per frame, as a video gives)."""
     frame = np.full((SIZE_WH[1], SIZE_WH[0], 3), 120, np.uint8)
     frame[40:200, 60:300] = np.tile(_texture(), (3, 4, 1))[:160, :240]
     out = []
     for _ in range(frames):
-        faces = tracker.detect(frame)
-        probs = tracker.classify(faces.crops(frame)) if len(faces) else np.zeros(0)
-        out.append((faces.xyxy.tolist(), np.round(np.asarray(probs, float), 3).tolist()))
+        faces = tracker(frame.copy())
+        out.append((faces.xyxy.tolist(), np.round(faces.prob_mask.astype(float), 3).tolist()))
     return out
 
 
 def test_a_missed_face_coasts_with_its_label_then_is_dropped():
     # key frames 0, 2, 4, 6: found, missed, missed, missed
     models = ScriptedModels([[FACE_A], [], [], []])
-    tracker = FaceTracker(models.detect, models.classify, detect_every=2, max_missed=2)
+    tracker = Pipeline(models.detect, models.classify, detect_every=2, max_missed=2)
     frames = _run(tracker, 8)
     for i in range(6):  # found on key frame 0, coasted through key frames 2 and 4 (and the frames between)
         boxes, probs = frames[i]
@@ -188,7 +187,7 @@ def test_a_matching_detection_resets_the_misses_and_new_faces_come_first():
     # key frames 0, 2, 4, 6, 8: A; nothing; A shifted + new B; B only; B only
     shifted_a = [104, 62, 164, 132]
     models = ScriptedModels([[FACE_A], [], [shifted_a, FACE_B], [FACE_B], [FACE_B]])
-    tracker = FaceTracker(models.detect, models.classify, detect_every=2, max_missed=1)
+    tracker = Pipeline(models.detect, models.classify, detect_every=2, max_missed=1)
     frames = _run(tracker, 10)
     assert len(frames[2][0]) == 1  # A coasted (1 miss)
     assert frames[4][0] == [shifted_a, FACE_B]  # A found again (misses reset), B new
@@ -200,23 +199,25 @@ def test_a_matching_detection_resets_the_misses_and_new_faces_come_first():
 
 def test_without_coasting_boxes_are_replaced():
     models = ScriptedModels([[FACE_A], []])
-    tracker = FaceTracker(models.detect, models.classify, detect_every=2, max_missed=0)
+    tracker = Pipeline(models.detect, models.classify, detect_every=2, max_missed=0)
     frames = _run(tracker, 3)
     assert len(frames[1][0]) == 1 and frames[2] == ([], [])
     with pytest.raises(ValueError, match="max_missed"):
-        FaceTracker(models.detect, models.classify, detect_every=2, max_missed=-1)
+        FaceTracker(max_missed=-1)
 
 
 def test_default_max_missed_is_the_config_default():
-    assert load_config().face_detector.track_max_missed == DEFAULT_MAX_MISSED
+    assert load_config().tracking.max_missed == DEFAULT_MAX_MISSED
 
 
 def test_a_coasted_box_whose_size_drifted_is_dropped():
     """Flow on the background can blow a box up once its face is gone; such a box is not coasted."""
     models = ScriptedModels([[FACE_A], []])
-    tracker = FaceTracker(models.detect, models.classify, detect_every=2, max_missed=2)
+    tracker = Pipeline(models.detect, models.classify, detect_every=2, max_missed=2)
     _run(tracker, 1)
-    tracker._anchor_px = tracker._anchor_px / 1.6  # as if the tracked box had grown 1.6x since its detection
+    track = tracker.tracker.tracks[0]  # as if the tracked box had grown 1.6x since its detection
+    center = (track.detected_xyxy[:2] + track.detected_xyxy[2:]) / 2
+    track.detected_xyxy = np.concatenate([center, center]) + (track.detected_xyxy - np.tile(center, 2)) / 1.6
     assert _run(tracker, 2) == [([FACE_A], [0.7]), ([], [])]
 
 
@@ -229,7 +230,7 @@ def test_sure_labels_are_reused_until_due_and_new_faces_are_classified_alone():
         sure.append(len(crops))
         return np.full(len(crops), 0.95, np.float32)
 
-    tracker = FaceTracker(models.detect, classify, detect_every=2, relabel_every=2)
+    tracker = Pipeline(models.detect, classify, detect_every=2, relabel_every=2)
     frames = _run(tracker, 8)
     # A classified at 0, reused at 2, due at 4, reused at 6; B new at 2 (alone in the batch), reused at 4, due at 6
     assert sure == [1, 1, 1, 1]
@@ -239,8 +240,19 @@ def test_sure_labels_are_reused_until_due_and_new_faces_are_classified_alone():
 
 def test_unsure_labels_are_classified_at_every_key_frame():
     models = ScriptedModels([[FACE_A], [FACE_A], [FACE_A]])  # P(mask) 0.7: not sure
-    tracker = FaceTracker(models.detect, models.classify, detect_every=2, relabel_every=5)
+    tracker = Pipeline(models.detect, models.classify, detect_every=2, relabel_every=5)
     _run(tracker, 6)
     assert models.classified == [1, 1, 1] and tracker.quality()["labels_reused"] == 0
     with pytest.raises(ValueError, match="relabel_every"):
-        FaceTracker(models.detect, models.classify, detect_every=2, relabel_every=0)
+        FaceTracker(relabel_every=0)
+
+
+def test_matched_detections_keep_their_track_id_and_new_faces_get_new_ones():
+    # key frames 0, 2, 4: A; A shifted + new B; B only (A coasts)
+    shifted_a = [104, 62, 164, 132]
+    models = ScriptedModels([[FACE_A], [shifted_a, FACE_B], [FACE_B]])
+    pipeline = Pipeline(models.detect, models.classify, detect_every=2, max_missed=1)
+    frame = np.full((SIZE_WH[1], SIZE_WH[0], 3), 120, np.uint8)
+    frame[40:200, 60:300] = np.tile(_texture(), (3, 4, 1))[:160, :240]
+    ids = [pipeline(frame.copy()).track_id.tolist() for _ in range(5)]
+    assert ids == [[0], [0], [0, 1], [0, 1], [1, 0]]

@@ -1,10 +1,10 @@
-"""``python -m face_detector.video_recall demo/crowd.mp4``: per-frame face recall on a mosaic demo video, with and
+"""``python -m evaluation.video demo/crowd.mp4``: per-frame face recall on a mosaic demo video, with and
 without coasting.
 
 The demo videos (``python -m demo.make_demo``) are mosaics of one face per tile; ``demo/<name>.json`` says which
 tiles are masked. A tile counts as found on a frame when a box's centre lies in it. Detections of every frame are
-computed once with the configured detector, then replayed through ``detector.tracking.FaceTracker`` with
-``detect_every`` and each ``--max-missed`` value, so the options differ only in tracking.
+computed once with the configured detector, then replayed through ``detector.pipeline.Pipeline`` with
+``tracking.detect_every`` and each ``--max-missed`` value, so the options differ only in tracking.
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from face_detector.faces import Faces
 from maskwatch.cli import add_config_args, config_from_args, run
 from maskwatch.errors import UserError
+from maskwatch.faces import Faces
 
 # Clips whose face leaves the picture: (path inside the package, start_s) -> first frame without a face at 15 FPS
 # (face_noface.mov cuts to a cartoon title; checked by eye on demo/crowd.mp4).
@@ -75,18 +75,15 @@ def summarize(boxes_per_frame: Sequence[np.ndarray], meta: dict, frame_wh: tuple
 
 def replay(frames_bgr: Sequence[np.ndarray], detections: Sequence[Faces], detect_every: int, max_missed: int
            ) -> list[np.ndarray]:  # fmt: skip
-    """Boxes per frame of a ``FaceTracker`` fed the cached ``detections`` (constant P(mask))."""
-    from detector.tracking import FaceTracker
+    """Boxes per frame of a ``Pipeline`` fed the cached ``detections`` (constant P(mask))."""
+    from detector.pipeline import Pipeline
 
     index = 0
-    tracker = FaceTracker(lambda _frame: detections[index], lambda crops: np.full(len(crops), 0.5, np.float32),
-                          detect_every=detect_every, max_missed=max_missed)  # fmt: skip
+    pipeline = Pipeline(lambda _frame: detections[index], lambda crops: np.full(len(crops), 0.5, np.float32),
+                        detect_every=detect_every, max_missed=max_missed)  # fmt: skip
     boxes = []
     for index, frame in enumerate(frames_bgr):  # noqa: B007 - read by the lambda above
-        faces = tracker.detect(frame)
-        if len(faces):
-            tracker.classify(faces.crops(frame))
-        boxes.append(faces.xyxy)
+        boxes.append(pipeline(frame).xyxy)
     return boxes
 
 
@@ -105,9 +102,9 @@ def read_video(path: Path) -> list[np.ndarray]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m face_detector.video_recall", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m evaluation.video", description=__doc__.split("\n")[0])
     parser.add_argument("videos", nargs="+", type=Path, help="demo videos with a <name>.json layout beside them")
-    parser.add_argument("--max-missed", default="0,1,2,3,5", help="track_max_missed values to compare")
+    parser.add_argument("--max-missed", default="0,1,2,3,5", help="tracking.max_missed values to compare")
     add_config_args(parser)
     return parser
 
@@ -125,7 +122,7 @@ def _main(argv: Sequence[str] | None = None) -> int:
     from face_detector import build_face_detector
 
     detector = build_face_detector(cfg, video=True)
-    every = cfg.face_detector.detect_every
+    every = cfg.tracking.detect_every
     print("| video | tracking | recall | masked | unmasked | extra boxes | boxes without face |")
     print("|---|---|---|---|---|---|---|")
     for video in args.videos:

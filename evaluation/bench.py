@@ -1,18 +1,13 @@
-"""``python -m detector.bench --source VIDEO``: how fast is the loop, and how much faster than the classic one?
+"""``python -m evaluation.bench --source VIDEO``: how fast is the loop, and how much faster than the classic one?
 
 Headless. Every measurement runs in its own fresh Python process, so memory, start-up time and threads are those of
 that process alone (the parent never imports TensorFlow):
 
-- ``loop``: the detector's ``run_loop`` built as ``detector.webcam`` builds it (TFLite classifier, detection
-  stride with tracking) on the video: FPS, ms per frame and per stage, faces per frame, peak RSS,
-  launch-to-first-annotated-frame, whether TensorFlow got imported, tracking drift; ``loop_every_frame`` the same
-  with ``face_detector.detect_every=1``;
+- ``loop``: the detector's ``run_loop`` on ``Pipeline.from_config`` as ``detector.webcam`` builds it on the video:
+  FPS, ms per frame and per stage, faces per frame, peak RSS, launch-to-first-annotated-frame, whether TensorFlow
+  got imported, tracking drift; ``loop_variants``: the same under each override set of ``LOOP_VARIANTS``;
 - ``reference``: the classic tutorial loop (pyimagesearch ``detect_mask_video.py``: SSD, then ONE Keras
-  ``model.predict`` per frame over all faces) on the same video; our FPS / its FPS is the speed-up;
-- ``classifier``: model latency per batch size for each backend (Keras ``predict``, Keras under ``tf.function``,
-  TFLite, ONNX Runtime if installed);
-- ``threads`` (``--thread-sweep``): the loop under each OpenCV x classifier thread combination;
-- ``tflite_variants`` (``--variants``): float16 / int8 exports against the float32 model.
+  ``model.predict`` per frame over all faces) on the same video; our FPS / its FPS is the speed-up.
 
 Writes one JSON file (``runs/bench/bench-<UTC time>.json`` unless ``--out``) and prints a table.
 docs/PERFORMANCE.md explains every field.
@@ -22,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import datetime as dt
 import importlib.metadata
 import json
@@ -41,31 +37,21 @@ from maskwatch.config import PROJECT_ROOT, Config, load_config
 from maskwatch.errors import UserError
 from maskwatch.files import write_json_atomic
 
-BATCH_SIZES = (1, 2, 4, 8)
-THREAD_COMBOS = ((1, 1), (1, 2), (2, 1), (2, 2), (0, 1))  # (face_detector.opencv_threads, classifier.threads)
 DEFAULT_SOURCES = ("demo/crowd.mp4", "demo/demo.mp4")
-FORMAT_VERSION = 1
-LOOP_VARIANTS = {  # our loop again with these overrides, when they change the config: where the speed comes from
-    "every_frame": ("face detector + classifier on every frame", ["face_detector.detect_every=1"]),
-    "centerface_640_only": ("CenterFace's 640 px pass alone (no 320 px pass for faces filling the frame)",
-                            ["face_detector.long_sides_px=[640]"]),
-    "ssd": ("the classic res10 SSD, one 300x300 pass", ["face_detector.model=ssd"]),
-    "relabel_always": ("every face classified at every key frame", ["face_detector.relabel_every=1"]),
-    "ssd_300_600": ("the SSD with 300 and 600 px passes", ["face_detector.ssd.long_sides_px=[300, 600]"]),
+FORMAT_VERSION = 2
+LOOP_VARIANTS = {  # our loop again with these overrides (when they change the config): where the speed comes from
+    "every_frame": ("face detector + classifier on every frame", ["tracking.detect_every=1"]),
+    "relabel_always": ("every face classified at every key frame", ["tracking.relabel_every=1"]),
 }
-SSD_VARIANTS = frozenset(("ssd_300_600",))  # SSD keys: only when the SSD detects
-CENTERFACE_VARIANTS = frozenset(("centerface_640_only", "ssd"))
-# The classic tutorial (pyimagesearch detect_mask_video.py) as the reference: its own settings.
 CLASSIC_WIDTH_PX = 400  # imutils.resize(frame, width=400) before detection
 CLASSIC_INPUT_PX = 224
 TARGETS = {
     "speedup_vs_reference_min": 5.0,
-    "classifier_ms_per_face_batch1_max": 3.0,
     "peak_rss_mb_max": 350.0,
     "first_frame_s_max": 1.5,
 }
 _VERSION_PACKAGES = (
-    "numpy", "opencv-python", "ai-edge-litert", "tensorflow-cpu", "tensorflow", "keras", "onnxruntime", "imutils",
+    "numpy", "opencv-python", "ai-edge-litert", "tensorflow-cpu", "tensorflow", "keras", "imutils",
 )
 
 
@@ -122,13 +108,8 @@ def speedup(ours_fps: float | None, reference_fps: float | None) -> float | None
 def check_targets(result: dict[str, Any]) -> list[dict[str, Any]]:
     """Each target of the issue with the measured value and whether it is met (``None`` = not measured)."""
     loop = result.get("loop") or {}
-    tflite = ((result.get("classifier") or {}).get("backends") or {}).get("tflite") or {}
-    batch1 = (tflite.get("batches") or {}).get("1") or {}
-    per_face = {b: v.get("ms_per_face") for b, v in (tflite.get("batches") or {}).items()}
     rows = [
         ("speedup vs reference loop", result.get("speedup"), ">=", TARGETS["speedup_vs_reference_min"]),
-        ("classifier ms per face, batch 1 (tflite)", batch1.get("ms_per_face"), "<=",
-         TARGETS["classifier_ms_per_face_batch1_max"]),
         ("detector peak RSS MB", loop.get("peak_rss_mb"), "<=", TARGETS["peak_rss_mb_max"]),
         ("launch to first annotated frame s", loop.get("first_frame_s"), "<=", TARGETS["first_frame_s_max"]),
     ]
@@ -136,11 +117,6 @@ def check_targets(result: dict[str, Any]) -> list[dict[str, Any]]:
     for name, value, op, limit in rows:
         met = None if value is None else (value >= limit if op == ">=" else value <= limit)
         out.append({"target": name, "value": value, "op": op, "limit": limit, "met": met})
-    batched = [v for b, v in per_face.items() if b != "1" and v is not None]
-    cheaper = None if batch1.get("ms_per_face") is None or not batched else (
-        all(v < batch1["ms_per_face"] for v in batched))
-    out.append({"target": "batched calls cheaper per face than batch 1 (tflite)", "value": per_face, "op": "<",
-                "limit": batch1.get("ms_per_face"), "met": cheaper})
     out.append({"target": "TensorFlow not imported by the detector loop",
                 "value": loop.get("tensorflow_imported"), "op": "==", "limit": False,
                 "met": None if not loop else loop.get("tensorflow_imported") is False})
@@ -211,15 +187,12 @@ class FrameRecorder:
 
 
 def worker_loop(spec: dict[str, Any]) -> dict[str, Any]:
-    """Our loop: the detector's own ``run_loop`` with the components built from config as the detector does,
+    """Our loop: the detector's own ``run_loop`` on ``Pipeline.from_config`` as the detector builds it for a video,
     headless, no output file; a ``RunStats`` subclass records every frame."""
-    from detector.classifier import MaskClassifier
     from detector.draw import DrawStyle
-    from detector.loop import run_loop
-    from detector.sinks import JsonlLog, NullSink
+    from detector.loop import Outputs, run_loop
+    from detector.pipeline import Pipeline
     from detector.stats import STAGES, RunStats
-    from detector.tracking import FaceTracker
-    from face_detector import build_face_detector
 
     recorder = FrameRecorder(STAGES)
 
@@ -229,28 +202,18 @@ def worker_loop(spec: dict[str, Any]) -> dict[str, Any]:
             recorder.add(stage_s, n_mask + n_no_mask)
 
     cfg = load_config(spec["config"], spec["overrides"])
-    classify = MaskClassifier.from_config(cfg)
-    detect = build_face_detector(cfg, video=True)  # as detector.webcam builds it for a video
-    every = cfg.face_detector.detect_every
-    tracker = (FaceTracker(detect, classify, detect_every=every, max_missed=cfg.face_detector.track_max_missed,
-                           relabel_every=cfg.face_detector.relabel_every)
-               if every > 1 else None)  # as detector.webcam does
-    steps = (tracker.detect, tracker.classify) if tracker else (detect, classify)
+    pipeline = Pipeline.from_config(cfg, video=True)
     stats = RecordingStats(source=spec["source"], fps_window=cfg.draw.fps_window)
-    with NullSink() as sink, JsonlLog(None) as log:
-        run_loop(_frame_source(spec["source"]), *steps,
-                 threshold=cfg.classifier.threshold, style=DrawStyle.from_config(cfg.draw), sink=sink, log=log,
-                 stats=stats, crop_margin=cfg.face_detector.crop_margin, max_frames=spec["frames"] or None)
+    run_loop(_frame_source(spec["source"]), pipeline, style=DrawStyle.from_config(cfg.draw), outputs=Outputs(),
+             stats=stats, max_frames=spec["frames"] or None)
     report = recorder.report(spec["launch_time"], spec["warmup"])
-    report["tracking"] = tracker.quality() if tracker else None
+    report["tracking"] = pipeline.quality()
     report["settings"] = {
-        "detect_every": cfg.face_detector.detect_every,
-        "track_max_missed": cfg.face_detector.track_max_missed,
-        "relabel_every": cfg.face_detector.relabel_every,
+        **dataclasses.asdict(cfg.tracking),
+        "face_detector": cfg.face_detector.model,
         "opencv_threads": cfg.face_detector.opencv_threads,
         "classifier_threads": cfg.classifier.threads,
         "classifier_backend": cfg.classifier.backend,
-        "min_confidence": cfg.face_detector.min_confidence,
         "model": str(cfg.classifier_stem()),
     }
     return report
@@ -327,162 +290,9 @@ def worker_reference(spec: dict[str, Any]) -> dict[str, Any]:
     return report
 
 
-def _latency(call: Any, batch: Any, repeats: int) -> dict[str, Any]:
-    """Warm up twice, then time ``repeats`` calls; ms per call and per face."""
-    for _ in range(2):
-        call(batch)
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        call(batch)
-        times.append(time.perf_counter() - t0)
-    stats = summarize_ms(times)
-    stats["ms_per_face"] = round(stats["median_ms"] / len(batch), 3)
-    return stats
-
-
-def _batches(input_size_wh: tuple[int, int], batch_sizes: Sequence[int]) -> dict[int, Any]:
-    import numpy as np
-
-    rng = np.random.default_rng(0)
-    w, h = input_size_wh
-    return {b: rng.uniform(0, 255, (b, h, w, 3)).astype(np.float32) for b in batch_sizes}
-
-
-def _backend_tflite(cfg: Config, spec: dict[str, Any]) -> dict[str, Any]:
-    """The detector's runtime as the detector builds it (``MaskClassifier``), on ready batches and on BGR crops."""
-    import numpy as np
-
-    from detector.classifier import MaskClassifier
-
-    clf = MaskClassifier(cfg.classifier_stem(), backend="tflite", threads=cfg.classifier.threads)
-    out: dict[str, Any] = {"threads": cfg.classifier.threads, "batches": {}, "with_preprocessing": {}}
-    for b, batch in _batches(clf.input_size_wh, spec["batch_sizes"]).items():
-        out["batches"][str(b)] = _latency(clf._predict, batch, spec["repeats"])
-        crops = [np.ascontiguousarray(img[:160, :140, ::-1].astype(np.uint8)) for img in batch]  # face-sized BGR
-        out["with_preprocessing"][str(b)] = _latency(clf, crops, spec["repeats"])
-    return out
-
-
-def _backend_keras(cfg: Config, spec: dict[str, Any]) -> dict[str, Any]:
-    import tensorflow as tf
-
-    model, model_name = _keras_model(cfg)
-    size_wh = tuple(model.input_shape[1:3])[::-1]
-    graph = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
-    predict: dict[str, Any] = {"model": model_name, "batches": {}}
-    function: dict[str, Any] = {"model": model_name, "batches": {}}
-    for b, batch in _batches(size_wh, spec["batch_sizes"]).items():
-        predict["batches"][str(b)] = _latency(lambda x: model.predict(x, batch_size=32, verbose=0), batch,
-                                              spec["repeats"])
-        function["batches"][str(b)] = _latency(lambda x: graph(tf.constant(x)).numpy(), batch, spec["repeats"])
-    return {"keras_predict": predict, "keras_tf_function": function}
-
-
-def _backend_onnx(cfg: Config, spec: dict[str, Any]) -> dict[str, Any]:
-    """ONNX Runtime on ``<stem>.onnx`` when both exist (the project does not export ONNX itself)."""
-    try:
-        import onnxruntime as ort
-    except ImportError:
-        return {"available": False, "reason": "onnxruntime is not installed"}
-    path = cfg.classifier_stem().with_suffix(".onnx")
-    if not path.is_file():
-        return {"available": False, "reason": f"no ONNX export of the model ({path.name})"}
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = cfg.classifier.threads
-    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    name = session.get_inputs()[0].name
-    size_wh = tuple(session.get_inputs()[0].shape[1:3])[::-1]
-    out: dict[str, Any] = {"available": True, "threads": cfg.classifier.threads, "batches": {}}
-    for b, batch in _batches(size_wh, spec["batch_sizes"]).items():
-        out["batches"][str(b)] = _latency(lambda x: session.run(None, {name: x}), batch, spec["repeats"])
-    return out
-
-
-def worker_classifier(spec: dict[str, Any]) -> dict[str, Any]:
-    """Classifier latency per batch size: TFLite first (before TensorFlow is imported), then Keras, then ONNX."""
-    cfg = load_config(spec["config"], spec["overrides"])
-    backends: dict[str, Any] = {"tflite": _backend_tflite(cfg, spec)}
-    if spec.get("tensorflow", True):
-        backends.update(_backend_keras(cfg, spec))
-    backends["onnxruntime"] = _backend_onnx(cfg, spec)
-    return {"repeats": spec["repeats"], "backends": backends}
-
-
-def _face_crops(cfg: Config, source: str, count: int) -> list[Any]:
-    """Up to ``count`` real face crops (BGR) from the video, found by the project's face detector."""
-    from face_detector import build_face_detector
-
-    detector = build_face_detector(cfg, video=True)
-    crops: list[Any] = []
-    for frame in _frame_source(source):
-        if frame.index % 5 == 0:
-            crops += detector(frame.image_bgr).crops(frame.image_bgr, cfg.face_detector.crop_margin)
-        if len(crops) >= count:
-            break
-    return crops[:count]
-
-
-def _tflite_variant(model: Any, kind: str, calibration: Any) -> bytes:
-    """The Keras model converted to TFLite: ``float16`` weights, ``dynamic_int8`` weights, or full ``int8``
-    (weights and activations, calibrated on ``calibration``; float input and output)."""
-    import tensorflow as tf
-
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    if kind == "float16":
-        converter.target_spec.supported_types = [tf.float16]
-    elif kind == "int8":
-        converter.representative_dataset = lambda: ([x[None]] for x in calibration)
-    with contextlib.redirect_stdout(sys.stderr):
-        return converter.convert()
-
-
-def worker_variants(spec: dict[str, Any]) -> dict[str, Any]:
-    """float16 / int8 TFLite exports of the Keras model against the shipped float32 ``.tflite``: size, latency at
-    batch 1 and 4, and how far P(mask) moves on real face crops from the video (labels at the card's threshold)."""
-    import numpy as np
-
-    from detector.classifier import MaskClassifier
-    from maskwatch.card import stem_file
-    from maskwatch.litert import prepare_batch, tflite_predictor
-
-    cfg = load_config(spec["config"], spec["overrides"])
-    stem = cfg.classifier_stem()
-    if not stem_file(stem, "keras").is_file():
-        return {"available": False, "reason": f"needs the trained {stem_file(stem, 'keras').name} (python -m train)"}
-    clf = MaskClassifier(stem, backend="tflite", threads=cfg.classifier.threads)
-    crops = _face_crops(cfg, spec["source"], 64)
-    if not crops:
-        return {"available": False, "reason": "no face found in the video"}
-    faces = prepare_batch(crops, clf.input_size_wh)
-    model, model_name = _keras_model(cfg)
-    files = {"float32": stem_file(stem, "tflite")}
-    out: dict[str, Any] = {"available": True, "model": model_name, "faces": len(faces), "variants": {}}
-    with tempfile.TemporaryDirectory(prefix="maskwatch-variants-") as tmp:
-        for kind in ("float16", "dynamic_int8", "int8"):
-            files[kind] = Path(tmp) / f"{kind}.tflite"
-            files[kind].write_bytes(_tflite_variant(model, kind, faces[:32]))
-        reference = None
-        for kind, path in files.items():
-            predict = tflite_predictor(path, cfg.classifier.threads)
-            probs = np.concatenate([predict(faces[i : i + 1]).reshape(-1) for i in range(len(faces))])
-            reference = probs if reference is None else reference
-            labels_equal = (probs >= clf.threshold) == (reference >= clf.threshold)
-            out["variants"][kind] = {
-                "size_bytes": path.stat().st_size,
-                "batches": {str(b): _latency(predict, faces[:b], spec["repeats"]) for b in (1, 4) if b <= len(faces)},
-                "max_abs_diff_p_mask": round(float(np.abs(probs - reference).max()), 4),
-                "label_agreement": round(float(labels_equal.mean()), 4),
-            }
-    return out
-
-
 WORKERS = {
     "loop": worker_loop,
     "reference": worker_reference,
-    "classifier": worker_classifier,
-    "variants": worker_variants,
 }
 
 
@@ -515,7 +325,7 @@ def run_worker(kind: str, spec: dict[str, Any], *, timeout_s: float = 1800.0) ->
     """Run one worker in a fresh interpreter and return its JSON result; a failure is a one-line ``UserError``."""
     with tempfile.TemporaryDirectory(prefix="maskwatch-bench-") as tmp:
         spec_path, result_path = Path(tmp) / "spec.json", Path(tmp) / "result.json"
-        cmd = [sys.executable, "-m", "detector.bench", "--worker", kind, "--spec", str(spec_path),
+        cmd = [sys.executable, "-m", "evaluation.bench", "--worker", kind, "--spec", str(spec_path),
                "--result", str(result_path)]
         env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": _pythonpath()}
         spec_path.write_text(json.dumps({**spec, "launch_time": time.time()}))  # the clock starts here
@@ -547,43 +357,6 @@ def _say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def _sweep(base: dict[str, Any], settings: dict[Any, list[str]], rounds: int, what: str) -> dict[Any, list[dict]]:
-    """Our loop under each setting (extra overrides), each run in a fresh process; ``rounds`` passes, every other
-    one in reverse order, so a change of machine load does not favour one end of the list."""
-    runs: dict[Any, list[dict[str, Any]]] = {key: [] for key in settings}
-    keys = list(settings)
-    for r in range(rounds):
-        for key in keys if r % 2 == 0 else keys[::-1]:
-            _say(f"  {what} ({r + 1}/{rounds}): {' '.join(settings[key])}")
-            runs[key].append(run_worker("loop", {**base, "overrides": [*base["overrides"], *settings[key]]}))
-    return runs
-
-
-def thread_sweep(base: dict[str, Any], combos: Sequence[tuple[int, int]], rounds: int) -> list[dict[str, Any]]:
-    """The loop under each (OpenCV threads, classifier threads) combination; each row is the round with the
-    median FPS, ``fps_rounds`` lists them all."""
-    settings = {(cv, clf): [f"face_detector.opencv_threads={cv}", f"classifier.threads={clf}"] for cv, clf in combos}
-    rows = []
-    for (cv_threads, clf_threads), results in _sweep(base, settings, rounds, "threads").items():
-        res = _median_round(results)
-        rows.append({"opencv_threads": cv_threads, "classifier_threads": clf_threads, "fps": res["fps"],
-                     "fps_rounds": [x["fps"] for x in results], "ms_per_frame": res["ms_per_frame"],
-                     "stages_mean_ms": {k: v["mean_ms"] for k, v in res["stages"].items()}})
-    return rows
-
-
-def stride_sweep(base: dict[str, Any], strides: Sequence[int], rounds: int) -> list[dict[str, Any]]:
-    """The loop under each ``face_detector.detect_every``: FPS (median round) and how far tracked boxes drift."""
-    settings = {every: [f"face_detector.detect_every={every}"] for every in strides}
-    rows = []
-    for every, results in _sweep(base, settings, rounds, "stride").items():
-        res = _median_round(results)
-        rows.append({"detect_every": every, "fps": res["fps"], "fps_rounds": [x["fps"] for x in results],
-                     "ms_per_frame": res["ms_per_frame"], "faces_per_frame": res["faces_per_frame"],
-                     "tracking": res["tracking"]})
-    return rows
-
-
 def benchmark(args: argparse.Namespace, cfg: Config) -> dict[str, Any]:
     """All steps; loop and reference alternate ``--rounds`` times so both see the same machine load."""
     source = Path(args.source).expanduser().resolve() if args.source else default_source(cfg)
@@ -594,7 +367,7 @@ def benchmark(args: argparse.Namespace, cfg: Config) -> dict[str, Any]:
     result: dict[str, Any] = {
         "format_version": FORMAT_VERSION,
         "created_utc": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "command": "python -m detector.bench " + " ".join(sys.argv[1:] if args.argv is None else args.argv),
+        "command": "python -m evaluation.bench " + " ".join(sys.argv[1:] if args.argv is None else args.argv),
         "source": str(source),
         "machine": machine_info(),
         "targets_spec": TARGETS,
@@ -629,16 +402,6 @@ def benchmark(args: argparse.Namespace, cfg: Config) -> dict[str, Any]:
     }
     _say("the detector CLI on one frame")
     result["detector_cli"] = run_detector_cli(source, args.config, args.overrides)
-    _say("classifier latency per batch size")
-    result["classifier"] = run_worker("classifier", {**base, "batch_sizes": list(args.batch_sizes),
-                                                     "repeats": args.repeats, "tensorflow": not args.no_reference})
-    result["threads"] = (thread_sweep({**base, "frames": args.frames}, args.thread_combos, args.rounds)
-                         if args.thread_sweep else None)
-    result["strides"] = (stride_sweep({**base, "frames": args.frames}, args.stride_sweep, args.rounds)
-                         if args.stride_sweep else None)
-    if args.variants:
-        _say("float16 / int8 TFLite exports")
-    result["tflite_variants"] = run_worker("variants", {**base, "repeats": args.repeats}) if args.variants else None
     result["machine"]["load_avg_1_5_15_after"] = [round(v, 2) for v in os.getloadavg()]
     result["targets"] = check_targets(result)
     return result
@@ -651,13 +414,9 @@ def round_speedup(ours: list[dict[str, Any]], references: list[dict[str, Any]]) 
 
 
 def loop_variants(cfg: Config, config: str | None, overrides: Sequence[str]) -> dict[str, tuple[str, list[str]]]:
-    """The ``LOOP_VARIANTS`` that change this config (a variant whose keys this config lacks is left out), for its
-    face detector (the SSD's knobs only when ``face_detector.model`` is ``ssd``)."""
+    """The ``LOOP_VARIANTS`` that change this config (a variant whose keys this config lacks is left out)."""
     chosen = {}
-    skip = SSD_VARIANTS if cfg.face_detector.model != "ssd" else CENTERFACE_VARIANTS
     for name, (label, extra) in LOOP_VARIANTS.items():
-        if name in skip:
-            continue
         try:
             changed = load_config(config, [*overrides, *extra]) != cfg
         except UserError:
@@ -699,10 +458,6 @@ def _loop_lines(name: str, res: dict[str, Any] | None) -> list[str]:
     ]
 
 
-def _cells(batches: dict[str, Any]) -> str:
-    return "  ".join(f"b{b} {_fmt(v['median_ms'], 2)} ({_fmt(v['ms_per_face'], 2)})" for b, v in batches.items())
-
-
 def format_table(result: dict[str, Any]) -> str:
     """The human-readable summary printed at the end."""
     m = result["machine"]
@@ -723,38 +478,6 @@ def format_table(result: dict[str, Any]) -> str:
     lines.append(f"{'cli':<10} {cli.get('command')}: {_fmt(cli.get('wall_s_one_frame'), 2)} s launch to exit, "
                  f"peak RSS {_fmt(cli.get('peak_rss_mb'))} MB")
     lines.append(f"speed-up: {_fmt(result['speedup'], 2)}x (per round: {result['rounds']['speedup']})")
-    lines += ["", "classifier latency, median ms per call (ms per face):"]
-    for name, backend in result["classifier"]["backends"].items():
-        batches = backend.get("batches")
-        if not batches:
-            lines.append(f"  {name:<18} {backend.get('reason', 'not available')}")
-            continue
-        lines.append(f"  {name:<18} {_cells(batches)}")
-    tflite_pre = result["classifier"]["backends"]["tflite"].get("with_preprocessing") or {}
-    if tflite_pre:
-        lines.append(f"  {'tflite+resize':<18} {_cells(tflite_pre)}")
-    variants = result.get("tflite_variants")
-    if variants and variants.get("available"):
-        lines += ["", f"TFLite exports on {variants['faces']} face crops of the video (vs float32):"]
-        for kind, v in variants["variants"].items():
-            lines.append(f"  {kind:<13} {v['size_bytes'] / 2**20:>5.2f} MB  {_cells(v['batches'])}  max |dP| "
-                         f"{v['max_abs_diff_p_mask']:.4f}  same label {100 * v['label_agreement']:.1f}%")
-    elif variants:
-        lines += ["", f"TFLite exports: {variants.get('reason')}"]
-    if result.get("strides"):
-        lines += ["", "detect_every: fps, mean ms/frame, tracked boxes vs fresh detections (mean / min IoU)"]
-        for row in result["strides"]:
-            t = row["tracking"] or {}
-            ms = _fmt(row["ms_per_frame"]["mean_ms"])
-            lines.append(f"  {row['detect_every']:>3}: {_fmt(row['fps']):>6} fps  {ms} ms  "
-                         f"IoU {_fmt(t.get('drift_mean_iou'), 3)} / {_fmt(t.get('drift_min_iou'), 3)}  "
-                         f"(rounds: {row['fps_rounds']})")
-    if result.get("threads"):
-        lines += ["", "threads (opencv + classifier): fps, mean ms/frame"]
-        for row in result["threads"]:
-            lines.append(f"  {row['opencv_threads'] or 'default':>7} + {row['classifier_threads']}: "
-                         f"{_fmt(row['fps']):>6} fps  {_fmt(row['ms_per_frame']['mean_ms'])} ms  "
-                         f"(rounds: {row['fps_rounds']})")
     lines += ["", "targets:"]
     for t in result["targets"]:
         mark = {True: "met ", False: "MISS", None: "n/a "}[t["met"]]
@@ -765,28 +488,8 @@ def format_table(result: dict[str, Any]) -> str:
 # ---------------------------------------------------------------- command line
 
 
-def _batch_sizes(text: str) -> tuple[int, ...]:
-    try:
-        sizes = tuple(int(v) for v in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
-    if not sizes or min(sizes) < 1:
-        raise argparse.ArgumentTypeError("batch sizes must be >= 1")
-    return sizes
-
-
-def _thread_combos(text: str) -> tuple[tuple[int, int], ...]:
-    try:
-        combos = tuple((int(a), int(b)) for a, b in (item.split("x") for item in text.split(",")))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected e.g. 1x1,2x1 (OpenCV x classifier threads), got {text!r}") from None
-    if not combos or any(a < 0 or b < 1 for a, b in combos):
-        raise argparse.ArgumentTypeError("OpenCV threads must be >= 0 and classifier threads >= 1")
-    return combos
-
-
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m detector.bench", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m evaluation.bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--source", help=f"video file with faces (default: {' or '.join(DEFAULT_SOURCES)})")
     parser.add_argument("--frames", type=int, default=300, help="frames of our loop per run (0 = all; default 300)")
@@ -795,18 +498,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--warmup", type=int, default=5, help="first frames left out of the FPS (default 5)")
     parser.add_argument("--rounds", type=int, default=1,
                         help="alternate our loop and the reference this many times; the median is kept")
-    parser.add_argument("--batch-sizes", type=_batch_sizes, default=BATCH_SIZES, help="default 1,2,4,8")
-    parser.add_argument("--repeats", type=int, default=30, help="timed calls per batch size (default 30)")
-    parser.add_argument("--stride-sweep", type=_batch_sizes, metavar="N,...",
-                        help="also run the loop with each face_detector.detect_every, e.g. 1,2,3,4,6")
-    parser.add_argument("--thread-sweep", action="store_true",
-                        help="also run the loop under each OpenCV x classifier thread combination")
-    parser.add_argument("--thread-combos", type=_thread_combos, default=THREAD_COMBOS, metavar="CVxCLF,...",
-                        help="combinations for --thread-sweep (default 1x1,1x2,2x1,2x2,0x1; 0 = OpenCV's default)")
-    parser.add_argument("--variants", action="store_true",
-                        help="also export float16 / int8 TFLite models from <model>.keras and compare them")
     parser.add_argument("--no-reference", action="store_true",
-                        help="skip everything that needs TensorFlow (reference loop, Keras backends)")
+                        help="skip the classic reference loop (it needs TensorFlow)")
     parser.add_argument("--out", help="JSON path (default: <runs_dir>/bench/bench-<UTC time>.json)")
     parser.add_argument("--worker", choices=sorted(WORKERS), help=argparse.SUPPRESS)
     parser.add_argument("--spec", help=argparse.SUPPRESS)
@@ -819,9 +512,8 @@ def _check_args(args: argparse.Namespace) -> None:
     for name in ("frames", "reference_frames", "warmup"):
         if getattr(args, name) < 0:
             raise UserError(f"--{name.replace('_', '-')} must be >= 0")
-    for name in ("rounds", "repeats"):
-        if getattr(args, name) < 1:
-            raise UserError(f"--{name} must be >= 1")
+    if args.rounds < 1:
+        raise UserError("--rounds must be >= 1")
     for name in ("frames", "reference_frames"):
         value = getattr(args, name)
         if value and value <= args.warmup:

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from detector.draw import FONT, PAD_PX, DrawStyle, counts_text, draw, label_box, label_text
-from face_detector import Faces
 from maskwatch.config import load_config
+from maskwatch.faces import MASK, NO_MASK, UNKNOWN, Faces
 
 STYLE = DrawStyle.from_config(load_config().draw)
 
@@ -28,10 +28,11 @@ def _label_height(text: str) -> int:
 
 
 def test_label_and_count_texts():
-    assert label_text(0.972, 0.5) == "Mask 97.2%"
-    assert label_text(0.119, 0.5) == "No Mask 88.1%"
-    assert label_text(0.5, 0.5) == "Mask 50.0%"
-    assert label_text(0.6, 0.7) == "No Mask 40.0%"
+    assert label_text(0.972, MASK) == "Mask 97.2%"
+    assert label_text(0.119, NO_MASK) == "No Mask 88.1%"
+    assert label_text(0.5, MASK) == "Mask 50.0%"
+    assert label_text(0.6, NO_MASK) == "No Mask 40.0%"
+    assert label_text(float("nan"), UNKNOWN) == "Unknown"
     assert counts_text(2, 1) == "3 faces: 2 mask, 1 no mask"
     assert counts_text(0, 1) == "1 face: 0 mask, 1 no mask"
     assert counts_text(0, 0) == "0 faces"
@@ -41,7 +42,7 @@ def test_golden_two_faces_and_overlay():
     frame = np.full((240, 320, 3), 90, np.uint8)
     frame[::7] = 140  # some texture, so a stray pixel anywhere shows
     faces = Faces(np.array([[60, 100, 140, 200], [200, 5, 300, 90]]), np.array([0.99, 0.8]))
-    got = draw(frame, faces, np.array([0.9, 0.2]), threshold=0.5, style=STYLE, fps=12.5)
+    got = draw(frame, faces.with_labels(np.array([0.9, 0.2]), 0.5), STYLE, fps=12.5)
 
     want = frame.copy()
     # Face 1, Mask: box, label above it.
@@ -64,16 +65,16 @@ def test_golden_no_face_no_fps():
     frame = np.zeros((50, 200, 3), np.uint8)
     want = frame.copy()
     _block(want, "0 faces", 0, 50 - _label_height("0 faces"), (0, 0, 0))
-    np.testing.assert_array_equal(draw(frame, Faces.empty(), np.zeros(0), threshold=0.5, style=STYLE), want)
+    np.testing.assert_array_equal(draw(frame, Faces.empty(), STYLE), want)
 
 
 def test_draw_is_pure():
     rng = np.random.default_rng(1)
     frame = rng.integers(0, 255, (120, 160, 3), dtype=np.uint8)
     before = frame.copy()
-    faces = Faces(np.array([[10, 40, 60, 100]]), np.array([0.9]))
-    a = draw(frame, faces, np.array([0.3]), threshold=0.5, style=STYLE, fps=30.0)
-    b = draw(frame, faces, np.array([0.3]), threshold=0.5, style=STYLE, fps=30.0)
+    faces = Faces(np.array([[10, 40, 60, 100]]), np.array([0.9])).with_labels(np.array([0.3]), 0.5)
+    a = draw(frame, faces, STYLE, fps=30.0)
+    b = draw(frame, faces, STYLE, fps=30.0)
     np.testing.assert_array_equal(frame, before)
     assert a is not frame and not np.shares_memory(a, frame)
     np.testing.assert_array_equal(a, b)
@@ -83,8 +84,8 @@ def test_draw_is_pure():
 def test_style_colours_come_from_config():
     cfg = load_config(overrides=["draw.mask_color_bgr=[255, 0, 255]", "draw.thickness_px=1"])
     style = DrawStyle.from_config(cfg.draw)
-    out = draw(np.zeros((100, 100, 3), np.uint8), Faces(np.array([[20, 50, 80, 90]]), np.array([1.0])),
-               np.array([0.99]), threshold=0.5, style=style)
+    faces = Faces(np.array([[20, 50, 80, 90]]), np.array([1.0])).with_labels(np.array([0.99]), 0.5)
+    out = draw(np.zeros((100, 100, 3), np.uint8), faces, style)
     assert tuple(out[70, 20]) == (255, 0, 255)
     assert tuple(out[70, 21]) == (0, 0, 0)  # thickness 1
 

@@ -20,19 +20,20 @@ import pytest
 from detector import webcam
 from detector.classifier import MaskClassifier
 from detector.draw import DrawStyle
-from detector.loop import run_loop
+from detector.loop import Outputs, run_loop
+from detector.pipeline import Pipeline
 from detector.sinks import JsonlLog, VideoSink
 from detector.sources import Frame
 from detector.stats import STAGES, RunStats
-from face_detector import Faces
 from maskwatch.config import load_config
+from maskwatch.faces import Faces
 from maskwatch.litert import prepare_batch
 
 ROOT = Path(__file__).resolve().parents[1]
 N_FRAMES = 12
 SIZE_WH = (320, 240)
 LOG_KEYS = {"source", "frame", "time_s", "faces"}
-FACE_KEYS = {"box", "label", "prob_mask", "det_conf"}
+FACE_KEYS = {"box", "label", "prob_mask", "det_conf", "track_id"}
 
 
 def _photos_bgr() -> tuple[np.ndarray, np.ndarray]:
@@ -313,7 +314,7 @@ def test_loop_classifies_each_frame_in_one_batch_and_counts_add_up(tmp_path: Pat
     clf = FakeClassifier()
     stats = RunStats(fps_window=3)
     with VideoSink(tmp_path / "o.mp4") as sink, JsonlLog(tmp_path / "l.jsonl") as log:
-        run_loop(_fake_frames(6), _three_faces, clf, threshold=0.5, style=DrawStyle(), sink=sink, log=log,
+        run_loop(_fake_frames(6), Pipeline(_three_faces, clf), style=DrawStyle(), outputs=Outputs(sink, log),
                  stats=stats)
     assert clf.batches == [3] * 6
     summary = stats.summary()
@@ -328,8 +329,8 @@ def test_interrupted_run_leaves_a_playable_video_and_the_log(tmp_path: Path):
     stats = RunStats()
     out = tmp_path / "o.mp4"
     with pytest.raises(KeyboardInterrupt), VideoSink(out) as sink, JsonlLog(tmp_path / "l.jsonl") as log:
-        run_loop(_fake_frames(20, stop_after=5), _three_faces, FakeClassifier(), threshold=0.5, style=DrawStyle(),
-                 sink=sink, log=log, stats=stats)
+        run_loop(_fake_frames(20, stop_after=5), Pipeline(_three_faces, FakeClassifier()), style=DrawStyle(),
+                 outputs=Outputs(sink, log), stats=stats)
     assert stats.frames == 5
     assert len(_read_video(out)) == 5
     assert len((tmp_path / "l.jsonl").read_text().splitlines()) == 5
@@ -347,8 +348,8 @@ def test_window_quits_on_q_or_esc(monkeypatch: pytest.MonkeyPatch, tmp_path: Pat
     monkeypatch.setenv("DISPLAY", ":0")
     stats = RunStats()
     with loop.Window() as window, JsonlLog(None) as log:
-        run_loop(_fake_frames(10), _three_faces, FakeClassifier(), threshold=0.5, style=DrawStyle(),
-                 sink=VideoSink(tmp_path / "unused.mp4"), log=log, stats=stats, show=window)
+        run_loop(_fake_frames(10), Pipeline(_three_faces, FakeClassifier()), style=DrawStyle(),
+                 outputs=Outputs(VideoSink(tmp_path / "unused.mp4"), log), stats=stats, show=window)
     assert stats.frames == 3 and len(shown) == 3
     for key, keep_going in ((27, False), (ord("Q"), False), (ord("a"), True), (-1, True)):
         monkeypatch.setattr(loop.cv2, "waitKey", lambda ms, key=key: key)

@@ -1,11 +1,11 @@
-"""Per-frame recall on mosaic demo videos (``face_detector.video_recall``): pure helpers and a tracked replay."""
+"""Per-frame recall on mosaic demo videos (``evaluation.video``): pure helpers and a tracked replay."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from face_detector import Faces
-from face_detector.video_recall import face_present, main, replay, summarize, tile_hits
+from evaluation.video import face_present, main, replay, summarize, tile_hits
+from maskwatch.faces import Faces
 
 META = {  # 2 x 1 mosaic of 200 x 100: tile 0 masked, tile 1 has no face from frame 2 on
     "mosaic_cols_rows": [2, 1],
@@ -26,7 +26,7 @@ def test_tile_hits_by_box_centre_and_extra_boxes():
 
 
 def test_face_present_and_summary(monkeypatch):
-    import face_detector.video_recall as vr
+    import evaluation.video as vr
 
     monkeypatch.setattr(vr, "NO_FACE_FROM", {("feat/tests/data/face_noface.mov", 0.0): 2})
     assert face_present(META, 3).tolist() == [[True, True], [True, True], [True, False]]

@@ -1,0 +1,102 @@
+"""``Pipeline``: face detector -> tracker -> classifier, built once; ``pipeline(frame_bgr) -> Faces``.
+
+The one wiring of the models, used by ``python -m detector.webcam``, the benchmark and the video evaluation. In
+video (``detect_every`` > 1) the face detector runs on key frames only: every ``detect_every``-th frame, or at once
+when a track is lost; between, the tracker carries the faces along the optical flow. The classifier sees, in one
+batch per frame, only the faces without a P(mask): new ones, unsure ones and those due for a relabel.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from detector.tracking import DEFAULT_MAX_MISSED, FaceTracker
+from maskwatch.faces import Faces
+
+if TYPE_CHECKING:
+    from maskwatch.config import Config
+
+Detect = Callable[[np.ndarray], Faces]
+Classify = Callable[[Sequence[np.ndarray]], np.ndarray]
+
+
+class Pipeline:
+    """``pipeline(frame_bgr) -> Faces`` with boxes, confidence, P(mask), label and track id (-1 without tracking).
+
+    ``last_timings_ms``: ``detect`` (face detector and optical flow) and ``classify`` of the last frame.
+    """
+
+    def __init__(
+        self, detect: Detect, classify: Classify, *, threshold: float = 0.5, crop_margin: float = 0.0,
+        detect_every: int = 1, max_missed: int = DEFAULT_MAX_MISSED, relabel_every: int = 1,
+    ) -> None:  # fmt: skip
+        if detect_every < 1:
+            raise ValueError(f"detect_every must be >= 1, got {detect_every}")
+        self.detect, self.classify = detect, classify
+        self.threshold, self.crop_margin, self.detect_every = threshold, crop_margin, detect_every
+        tracker = FaceTracker(max_missed=max_missed, relabel_every=relabel_every)
+        self.tracker = tracker if detect_every > 1 else None
+        self._since_key: int | None = None  # frames since the last key frame (None: none yet)
+        self.keyframes = self.early_keyframes = self.tracked_frames = self.model_calls = 0
+        self.last_timings_ms: dict[str, float] = {"detect": 0.0, "classify": 0.0}
+
+    @classmethod
+    def from_config(cls, cfg: Config, *, video: bool) -> Pipeline:
+        """The configured face detector and classifier; tracking only for ``video`` (images are unrelated)."""
+        from detector.classifier import MaskClassifier
+        from face_detector import build_face_detector
+
+        classify = MaskClassifier.from_config(cfg)
+        detect = build_face_detector(cfg, video=video)
+        t = cfg.tracking
+        return cls(detect, classify, threshold=cfg.classifier.threshold, crop_margin=cfg.classifier.crop_margin,
+                   detect_every=t.detect_every if video else 1, max_missed=t.max_missed,
+                   relabel_every=t.relabel_every)  # fmt: skip
+
+    def __call__(self, frame_bgr: np.ndarray) -> Faces:
+        t0 = time.perf_counter()
+        faces = self._locate(frame_bgr)
+        t1 = time.perf_counter()
+        faces = self._label(frame_bgr, faces)
+        t2 = time.perf_counter()
+        self.last_timings_ms = {"detect": 1000 * (t1 - t0), "classify": 1000 * (t2 - t1)}
+        return faces
+
+    def _locate(self, frame_bgr: np.ndarray) -> Faces:
+        """This frame's boxes: the detector's on a key frame (matched to the tracks), else the tracked ones."""
+        if self.tracker is None:
+            self.keyframes += 1
+            return self.detect(frame_bgr)
+        lost = self.tracker.follow(frame_bgr)
+        due = self._since_key is None or self._since_key + 1 >= self.detect_every
+        if not (due or lost):
+            self._since_key = (self._since_key or 0) + 1
+            self.tracked_frames += 1
+            return self.tracker.update(frame_bgr, None)
+        self.keyframes += 1
+        self.early_keyframes += int(not due)
+        self._since_key = 0
+        return self.tracker.update(frame_bgr, self.detect(frame_bgr))
+
+    def _label(self, frame_bgr: np.ndarray, faces: Faces) -> Faces:
+        """P(mask) of the faces that have none, in one classifier batch (written back to their tracks), and every
+        face's label."""
+        prob = faces.prob_mask.copy()
+        todo = np.flatnonzero(np.isnan(prob))
+        if len(todo):
+            self.model_calls += 1
+            prob[todo] = np.asarray(self.classify(faces[todo].crops(frame_bgr, self.crop_margin)), np.float32)
+            if self.tracker is not None:
+                self.tracker.set_prob_mask(faces.track_id[todo], prob[todo])
+        return faces.with_labels(prob, self.threshold)
+
+    def quality(self) -> dict[str, Any]:
+        """Key and tracked frames, classifier calls, and the tracker's figures (drift, coasting, reused labels)."""
+        counts = {"detect_every": self.detect_every, "keyframes": self.keyframes,
+                  "early_keyframes": self.early_keyframes, "tracked_frames": self.tracked_frames,
+                  "classifier_calls": self.model_calls}  # fmt: skip
+        return counts | (self.tracker.quality() if self.tracker is not None else {})
