@@ -31,6 +31,7 @@ import cv2
 import numpy as np
 
 from maskwatch.faces import Faces
+from maskwatch.geometry import iou_matrix, match_by_iou
 
 GRID_POINTS = 5  # per side: 25 flow points per face
 GRID_INSET = 0.2  # points span the middle 60 % of the box (the face, not the background)
@@ -95,48 +96,21 @@ def move_box(box_xyxy: np.ndarray, old_pts: np.ndarray, new_pts: np.ndarray) -> 
     return np.concatenate([center - half, center + half])
 
 
-def box_iou(a_xyxy: np.ndarray, b_xyxy: np.ndarray) -> np.ndarray:
-    """IoU matrix (len(a), len(b)) of two sets of boxes."""
-    a = np.asarray(a_xyxy, np.float64).reshape(-1, 1, 4)
-    b = np.asarray(b_xyxy, np.float64).reshape(1, -1, 4)
-    wh = np.clip(np.minimum(a[..., 2:], b[..., 2:]) - np.maximum(a[..., :2], b[..., :2]), 0, None)
-    inter = wh[..., 0] * wh[..., 1]
-    area = lambda x: (x[..., 2] - x[..., 0]) * (x[..., 3] - x[..., 1])  # noqa: E731
-    union = area(a) + area(b) - inter
-    return np.where(union > 0, inter / np.maximum(union, 1e-9), 0.0)
-
-
 def box_side_px(xyxy: np.ndarray) -> np.ndarray:
     """float (n,): sqrt of each box's area in pixels."""
     size = np.asarray(xyxy, np.float64).reshape(-1, 4)
     return np.sqrt(np.clip(size[:, 2] - size[:, 0], 0, None) * np.clip(size[:, 3] - size[:, 1], 0, None))
 
 
-def match_boxes(a_xyxy: np.ndarray, b_xyxy: np.ndarray, min_iou: float) -> np.ndarray:
-    """int (len(a),): the ``b`` box each ``a`` box is paired with (greedy one-to-one, best IoU first), -1 if none."""
-    iou = box_iou(a_xyxy, b_xyxy)
-    pair = np.full(len(iou), -1, np.int64)
-    if iou.size == 0:
-        return pair
-    for flat in np.argsort(-iou, axis=None, kind="stable"):
-        a, b = np.unravel_index(flat, iou.shape)
-        if iou[a, b] < min_iou:
-            break
-        if pair[a] < 0 and np.isfinite(iou[:, b]).any():
-            pair[a] = b
-            iou[:, b] = -np.inf  # this b box is taken
-    return pair
-
-
 def unmatched(tracked_xyxy: np.ndarray, detected_xyxy: np.ndarray, min_iou: float) -> np.ndarray:
     """bool (len(tracked),): tracked boxes that no detection claims (greedy one-to-one, best IoU first)."""
-    return match_boxes(tracked_xyxy, detected_xyxy, min_iou) < 0
+    return match_by_iou(tracked_xyxy, detected_xyxy, min_iou) < 0
 
 
 def match_tracks(detected_xyxy: np.ndarray, tracked_xyxy: np.ndarray) -> np.ndarray:
     """int (len(detected),): the track each detection continues, -1 = a new face. The one matcher of the tracker
     (a later issue replaces it with ByteTrack's)."""
-    return match_boxes(detected_xyxy, tracked_xyxy, MATCH_IOU)
+    return match_by_iou(detected_xyxy, tracked_xyxy, MATCH_IOU)
 
 
 def is_sure(prob_mask: float) -> bool:
@@ -230,7 +204,7 @@ class FaceTracker:
             old = self.tracks[j]
             reuse = (self.relabel_every > 1 and not old.lost and is_sure(old.prob_mask)
                      and old.label_age + 1 < self.relabel_every
-                     and box_iou(box, old.box_xyxy)[0, 0] >= RELABEL_MIN_IOU)  # fmt: skip
+                     and iou_matrix(box, old.box_xyxy)[0, 0] >= RELABEL_MIN_IOU)  # fmt: skip
             self.labels_reused += int(reuse)
             out.append(replace(old, box_xyxy=box, confidence=conf, detected_xyxy=box, missed=0, lost=False,
                                prob_mask=old.prob_mask if reuse else float("nan"),
@@ -268,7 +242,7 @@ class FaceTracker:
         if len(tracked) == 0 or len(detections) == 0:
             self._unmatched += abs(len(tracked) - len(detections))
             return
-        best = box_iou(detections.xyxy, tracked).max(axis=1)
+        best = iou_matrix(detections.xyxy, tracked).max(axis=1)
         self._ious.extend(best[best > 0].tolist())
         self._unmatched += int((best == 0).sum()) + max(0, len(tracked) - len(detections))
 

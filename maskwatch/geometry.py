@@ -60,3 +60,18 @@ def greedy_match(ious: np.ndarray, scores: np.ndarray, iou_min: float, allowed: 
         if best >= 0 and candidates[best] >= iou_min:
             taken[p], free[best] = best, False
     return taken
+
+
+def match_by_iou(a_xyxy: np.ndarray, b_xyxy: np.ndarray, min_iou: float) -> np.ndarray:
+    """int (len(a),): the ``b`` box each ``a`` box is paired with, one to one, best IoU first (at least
+    ``min_iou``), -1 if none (frame-to-frame association, where no side has scores)."""
+    iou = iou_matrix(np.asarray(a_xyxy).reshape(-1, 4), np.asarray(b_xyxy).reshape(-1, 4))
+    pair = np.full(len(iou), -1, np.int64)
+    for flat in np.argsort(-iou, axis=None, kind="stable"):
+        a, b = np.unravel_index(flat, iou.shape)
+        if iou[a, b] < min_iou:
+            break
+        if pair[a] < 0 and np.isfinite(iou[:, b]).any():
+            pair[a] = b
+            iou[:, b] = -np.inf  # this b box is taken
+    return pair

@@ -2,30 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 
 from maskwatch.errors import UserError
-
-
-def prepare_batch(crops_bgr: Sequence[np.ndarray], input_size_wh: tuple[int, int]) -> np.ndarray:
-    """Crops resized (``INTER_AREA``) to ``input_size_wh`` and turned RGB: float32 (n, H, W, 3), raw 0-255.
-
-    The face verifier's and BlazeFace's contract (their training shrinks with ``INTER_AREA`` too). The mask
-    classifier's input is ``maskwatch.preprocess.prepare_batch`` (the training rule), not this.
-    """
-    w, h = input_size_wh
-    batch = np.empty((len(crops_bgr), h, w, 3), np.float32)
-    for i, crop in enumerate(crops_bgr):
-        if crop.ndim != 3 or crop.shape[0] == 0 or crop.shape[1] == 0:
-            raise ValueError(f"crop {i} is empty or not a colour image: shape {crop.shape}")
-        resized = cv2.resize(crop, (w, h), interpolation=cv2.INTER_AREA)
-        batch[i] = cv2.cvtColor(resized, cv2.COLOR_BGR2RGB)
-    return batch
 
 
 def tflite_predictor(path: Path, threads: int, *, all_outputs: bool = False) -> Callable[[np.ndarray], Any]:

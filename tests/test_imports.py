@@ -36,6 +36,4 @@ def test_the_detector_command_imports_no_training_evaluation_or_research_code(tm
     modules = json.loads(line.removeprefix("MODULES "))
     assert "detector.pipeline" in modules and "detector.tracking" in modules  # the probe ran the real loop
     assert [m for m in modules if any(_is(m, name) for name in FORBIDDEN)] == []
-    # FOR THE LEAD: detector/classifier.py still imports train.card (another developer moves it to
-    # maskwatch/card.py); once merged, this must hold with no exception: drop the ("train", "train.card") filter.
-    assert [m for m in modules if _is(m, "train") and m not in ("train", "train.card")] == []
+    assert [m for m in modules if _is(m, "train")] == []

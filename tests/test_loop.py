@@ -27,7 +27,6 @@ from detector.sources import Frame
 from detector.stats import STAGES, RunStats
 from maskwatch.config import load_config
 from maskwatch.faces import Faces
-from maskwatch.litert import prepare_batch
 
 ROOT = Path(__file__).resolve().parents[1]
 N_FRAMES = 12
@@ -212,14 +211,6 @@ def test_tflite_and_keras_backends_agree(face_video: Path, tiny_model: Path):
     np.testing.assert_allclose(lite(crops[:1]), p_lite[:1], atol=1e-6)  # batch size changes are handled
     assert lite([]).shape == (0,)
     assert lite.input_size_wh == (32, 32)
-
-
-def test_prepare_batch_resizes_and_converts_to_rgb():
-    crop = np.zeros((10, 30, 3), np.uint8)
-    crop[..., 0] = 255  # blue in BGR
-    batch = prepare_batch([crop, crop[:5]], (8, 6))
-    assert batch.shape == (2, 6, 8, 3) and batch.dtype == np.float32
-    assert (batch[..., 2] == 255).all() and (batch[..., 0] == 0).all()  # blue is the last channel in RGB
 
 
 # ------------------------------------------------------------------ bad input: one line, exit code 2

@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 
 from detector.pipeline import Pipeline
-from detector.tracking import box_iou
 from maskwatch.faces import Faces
+from maskwatch.geometry import iou_matrix
 
 ROOT = Path(__file__).resolve().parents[1]
 GOLDEN = Path(__file__).with_name("golden") / "pipeline_demo.json"
@@ -61,7 +61,7 @@ def golden_differences(got: list[dict], want: list[dict], min_iou: float = MIN_I
             problems.append(f"frame {w['frame']}: {len(g['boxes'])} faces, recorded {len(w['boxes'])}")
             continue
         for box, label in zip(w["boxes"], w["labels"], strict=True):
-            iou = box_iou(np.array([box]), np.array(g["boxes"]).reshape(-1, 4))[0]
+            iou = iou_matrix(np.array([box]), np.array(g["boxes"]).reshape(-1, 4))[0]
             same = [i for i, lab in enumerate(g["labels"]) if lab == label and iou[i] >= min_iou]
             if not same:
                 problems.append(f"frame {w['frame']}: no {label} box with IoU >= {min_iou} for {box}")

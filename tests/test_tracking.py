@@ -7,20 +7,21 @@ import numpy as np
 import pytest
 
 from detector.pipeline import Pipeline
-from detector.tracking import DEFAULT_MAX_MISSED, FaceTracker, Track, box_iou, grid_points, move_box, unmatched
+from detector.tracking import DEFAULT_MAX_MISSED, FaceTracker, Track, grid_points, move_box, unmatched
 from maskwatch.config import load_config
 from maskwatch.faces import Faces
+from maskwatch.geometry import iou_matrix
 
 SIZE_WH = (320, 240)
 SIDE_PX = 60
 STEP_PX = 2
 
 
-def test_box_iou():
+def test_iou_matrix():
     a = np.array([[0, 0, 10, 10]])
     b = np.array([[0, 0, 10, 10], [5, 0, 15, 10], [20, 20, 30, 30]])
-    np.testing.assert_allclose(box_iou(a, b), [[1.0, 50 / 150, 0.0]])
-    assert box_iou(np.zeros((0, 4)), b).shape == (0, 3)
+    np.testing.assert_allclose(iou_matrix(a, b), [[1.0, 50 / 150, 0.0]])
+    assert iou_matrix(np.zeros((0, 4)), b).shape == (0, 3)
 
 
 def test_grid_points_inside_box():
