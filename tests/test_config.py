@@ -21,6 +21,13 @@ def test_every_shipped_key_has_a_comment():
             assert "#" in line, f"key without a comment: {line!r}"
 
 
+def test_every_comment_is_one_line_of_at_most_120_characters():
+    lines = DEFAULT_CONFIG_PATH.read_text().splitlines()
+    body = lines[next(i for i, line in enumerate(lines) if not line.startswith("#")):]  # after the header
+    assert [line for line in body if line.lstrip().startswith("#")] == [], "a comment continues on its own line"
+    assert [line for line in lines if len(line) > 120] == []
+
+
 def test_every_dataclass_field_is_in_the_shipped_yaml():
     shipped = yaml.safe_load(DEFAULT_CONFIG_PATH.read_text())
     for section, values in Config().to_dict().items():
