@@ -35,7 +35,7 @@ def missing_onnxruntime_message() -> str:
 
 def graph_for_size(model_bytes: bytes, size_wh: tuple[int, int]) -> bytes:
     """The serialized CenterFace graph with input dims (1, 3, h, w) and matching output dims, initializers removed
-    from the graph inputs."""
+    from the graph inputs, inner shapes (``value_info``, e.g. of a quantized file) left to ONNX Runtime."""
     import onnx
 
     model = onnx.load_model_from_string(model_bytes)
@@ -43,6 +43,7 @@ def graph_for_size(model_bytes: bytes, size_wh: tuple[int, int]) -> bytes:
     inputs = [node for node in model.graph.input if node.name not in initializers]
     del model.graph.input[:]
     model.graph.input.extend(inputs)
+    del model.graph.value_info[:]
     width, height = size_wh
     dims = {INPUT_NAME: (1, 3, height, width)}
     dims |= {name: (1, channels, height // STRIDE_PX, width // STRIDE_PX)

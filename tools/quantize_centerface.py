@@ -29,6 +29,7 @@ from maskwatch.errors import UserError
 
 FRAME_WH = (640, 480)
 PHOTO_EXTS = (".jpg", ".jpeg", ".png")
+OPSET = 13  # per-channel quantization needs 13 or later
 
 
 def calibration_frames(photos: list[Path], count: int, seed: int = 0) -> Iterator[np.ndarray]:
@@ -48,6 +49,14 @@ def calibration_frames(photos: list[Path], count: int, seed: int = 0) -> Iterato
         yield frame
 
 
+def upgraded(model_bytes: bytes, opset: int = OPSET) -> bytes:
+    """The graph at ``opset`` (the file's 9 has no per-channel DequantizeLinear)."""
+    import onnx
+    from onnx import version_converter
+
+    return version_converter.convert_version(onnx.load_model_from_string(model_bytes), opset).SerializeToString()
+
+
 def quantize_int8(model_bytes: bytes, dst: Path, photos: list[Path], frames: int) -> None:
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -64,7 +73,7 @@ def quantize_int8(model_bytes: bytes, dst: Path, photos: list[Path], frames: int
 
     with tempfile.TemporaryDirectory() as tmp:
         fp32, prepared = Path(tmp) / "fp32.onnx", Path(tmp) / "prepared.onnx"
-        fp32.write_bytes(graph_for_size(model_bytes, FRAME_WH))
+        fp32.write_bytes(upgraded(graph_for_size(model_bytes, FRAME_WH)))
         quant_pre_process(str(fp32), str(prepared))
         quantize_static(str(prepared), str(dst), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
                         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)  # fmt: skip
