@@ -143,9 +143,9 @@ def test_config_picks_the_detector_and_bad_files_fail_clearly(tmp_path: Path):
         CenterFaceDetector(tmp_path / "missing.onnx")
     with pytest.raises(UserError, match="long_sides_px is empty"):
         CenterFaceDetector(MODEL, long_sides_px=())
-    with pytest.raises(UserError, match="face_detector.backend: 'tflite' is not one of onnxruntime, opencv"):
+    with pytest.raises(UserError, match=r"face_detector\.backend: 'tflite' is not one of onnxruntime, opencv"):
         CenterFaceDetector(MODEL, backend="tflite")
     (tmp_path / "bad.onnx").write_bytes(b"not a network")
     for backend in ("onnxruntime", "opencv"):
-        with pytest.raises(UserError, match="cannot load the CenterFace detector from .*bad.onnx"):
+        with pytest.raises(UserError, match=r"cannot load the CenterFace detector from .*bad\.onnx"):
             CenterFaceDetector(tmp_path / "bad.onnx", backend=backend)

@@ -76,8 +76,9 @@ def _main(argv: list[str] | None) -> int:
             times.setdefault((name, "detector call"), []).append(_ms(lambda d=detector: d(frame)))
     columns = [*("x".join(map(str, s)) for s in sizes), "detector call"]
     h, w = frame.shape[:2]
-    print(f"CenterFace, median ms of {args.runs} alternating rounds; OpenCV threads {fd.opencv_threads}, ONNX Runtime "
-          f"threads {fd.threads}; detector call on {args.video.name} frame 0 ({w}x{h}), passes {list(fd.long_sides_px)}")
+    print(f"CenterFace, median ms of {args.runs} alternating rounds; OpenCV threads {fd.opencv_threads}, "
+          f"ONNX Runtime threads {fd.threads}; detector call on {args.video.name} frame 0 ({w}x{h}), "
+          f"passes {list(fd.long_sides_px)}")
     print("| variant | " + " | ".join(f"forward {c}" if c[0].isdigit() else c for c in columns) + " |")
     print("|---" * (len(columns) + 1) + "|")
     for name in variants:
