@@ -67,7 +67,7 @@ class MaskClassifier:
         c = cfg.classifier
         return cls(
             cfg.classifier_stem(), backend=c.backend, threads=c.threads,
-            hash_cache=cache_path(cfg.resolve_path(cfg.paths.runs_dir)), verify_checksums=cfg.assets.verify_checksums,
+            hash_cache=cache_path(cfg), verify_checksums=cfg.assets.verify_checksums,
         )
 
     def __call__(self, crops_bgr: Sequence[np.ndarray]) -> np.ndarray:

@@ -1,7 +1,8 @@
-"""Face detectors on OpenCV DNN: ``build_face_detector(cfg)(frame_bgr) -> Faces``.
+"""Face detectors: ``build_face_detector(cfg)(frame_bgr) -> Faces``.
 
-``face_detector.model`` picks one: ``centerface`` (``face_detector.centerface``, the default) or ``ssd``
-(``face_detector.ssd``, OpenCV's classic res10 300x300 SSD). Only the chosen module is imported.
+``face_detector.model`` picks one: ``centerface`` (``face_detector.centerface``, the default; on ONNX Runtime or
+OpenCV DNN, ``face_detector.backend``) or ``ssd`` (``face_detector.ssd``, OpenCV's classic res10 300x300 SSD, on
+OpenCV DNN). Only the chosen module is imported.
 """
 
 from __future__ import annotations
@@ -29,7 +30,6 @@ def build_face_detector(cfg: Config, *, video: bool = False) -> Callable[[np.nda
     from face_detector.ssd import SSDFaceDetector
 
     return SSDFaceDetector.from_config(cfg)
-
 
 
 __all__ = ["Faces", "as_bgr", "build_face_detector", "grow_boxes", "set_opencv_threads"]

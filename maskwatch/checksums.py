@@ -14,11 +14,15 @@ import logging
 import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from maskwatch.errors import UserError
 
 log = logging.getLogger(__name__)
 _CHUNK_BYTES = 1 << 20
+
+if TYPE_CHECKING:
+    from maskwatch.config import Config
 
 
 class ChecksumMismatch(UserError):
@@ -34,8 +38,9 @@ def file_sha256(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-def cache_path(runs_dir: Path) -> Path:
-    return Path(runs_dir) / "cache" / "sha256.json"
+def cache_path(cfg: Config) -> Path:
+    """The checksum cache of a configuration: ``<paths.runs_dir>/cache/sha256.json`` (an output)."""
+    return cfg.output_path(cfg.paths.runs_dir) / "cache" / "sha256.json"
 
 
 def cached_sha256(

@@ -73,11 +73,13 @@ class SSDConfig:
 @dataclass(frozen=True)
 class FaceDetectorConfig:
     model: str = _choice("centerface", "ssd", default="centerface")
+    backend: str = _choice("onnxruntime", "opencv", default="onnxruntime")
     onnx: str = "models/centerface.onnx"
     long_sides_px: tuple[int, ...] = _range(32, 4096, default=(640, 320))
     min_confidence: float = _range(0.0, 1.0, default=0.5)
     nms_iou: float = _range(0.0, 1.0, default=0.3)
     min_size_px: int = _range(0, 10000, default=20)
+    threads: int = _range(0, 64, default=2)
     opencv_threads: int = _range(0, 64, default=2)
     ssd: SSDConfig = field(default_factory=SSDConfig)
 

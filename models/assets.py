@@ -174,7 +174,7 @@ def verify(asset: Asset, path: Path, *, cache: Path | None = None, enabled: bool
 
 def checksum_cache(cfg: Config) -> Path:
     """The checksum cache of this config (``<paths.runs_dir>/cache/sha256.json``)."""
-    return cache_path(cfg.resolve_path(cfg.paths.runs_dir))
+    return cache_path(cfg)
 
 
 def verify_sha256(path: Path, expected: str, what: str) -> None:

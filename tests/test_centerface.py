@@ -1,4 +1,5 @@
-"""CenterFace: input sizes and decoding on hand-made outputs (no weights), the shipped model on real photos."""
+"""CenterFace: input sizes and decoding on hand-made outputs (no weights), the shipped model on real photos (both
+backends; their boxes compared in test_onnx_backend.py)."""
 
 from __future__ import annotations
 
@@ -75,9 +76,9 @@ def test_passes_merge_by_one_nms_and_small_boxes_are_dropped(monkeypatch):
     assert np.allclose(faces.confidence, [0.8, 0.7])
 
 
-@pytest.fixture(scope="module")
-def detector() -> CenterFaceDetector:
-    return CenterFaceDetector(MODEL)  # 640 + 320 px passes, as configured by default
+@pytest.fixture(scope="module", params=["onnxruntime", "opencv"])
+def detector(request) -> CenterFaceDetector:
+    return CenterFaceDetector(MODEL, backend=request.param)  # 640 + 320 px passes, as configured by default
 
 
 def test_finds_the_face_masked_or_not_and_small(detector, astronaut):
@@ -142,6 +143,9 @@ def test_config_picks_the_detector_and_bad_files_fail_clearly(tmp_path: Path):
         CenterFaceDetector(tmp_path / "missing.onnx")
     with pytest.raises(UserError, match="long_sides_px is empty"):
         CenterFaceDetector(MODEL, long_sides_px=())
+    with pytest.raises(UserError, match=r"face_detector\.backend: 'tflite' is not one of onnxruntime, opencv"):
+        CenterFaceDetector(MODEL, backend="tflite")
     (tmp_path / "bad.onnx").write_bytes(b"not a network")
-    with pytest.raises(UserError, match="cannot load the CenterFace detector"):
-        CenterFaceDetector(tmp_path / "bad.onnx")
+    for backend in ("onnxruntime", "opencv"):
+        with pytest.raises(UserError, match=r"cannot load the CenterFace detector from .*bad\.onnx"):
+            CenterFaceDetector(tmp_path / "bad.onnx", backend=backend)

