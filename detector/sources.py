@@ -154,16 +154,33 @@ def image_frames(path: Path, image_exts: tuple[str, ...], *, skipped: list[str] 
     skipped = [] if skipped is None else skipped
     images = list_images(path, image_exts)
     for image_path in images:
-        image = cv2.imread(str(image_path), cv2.IMREAD_COLOR)
+        image, problem = read_image(image_path)
         if image is None:
             if path.is_file():
-                raise UserError(f"cannot read image {image_path} (damaged or not an image)")
-            _warn(f"skipped unreadable image {image_path.name}")
+                raise UserError(f"cannot read image {image_path} ({problem})")
+            kind, _, detail = problem.partition(": ")
+            _warn(f"skipped {kind} image {image_path.name} ({detail})")
             skipped.append(image_path.name)
             continue
         yield Frame(0, 0.0, image, image_path.name, 0.0)
     if len(skipped) == len(images):
         raise UserError(f"none of the {len(images)} images in {path} could be read")
+
+
+def read_image(path: Path) -> tuple[np.ndarray | None, str]:
+    """BGR pixels, or ``None`` and why: ``unreadable ...`` or ``truncated ...`` (OpenCV decodes a cut JPEG with a
+    grey lower part without an error, so a JPEG must end after its last scan)."""
+    try:
+        data = np.fromfile(path, np.uint8)
+    except OSError as exc:
+        return None, f"unreadable: {exc.strerror or exc}"
+    raw = data.tobytes()
+    if raw[:2] == b"\xff\xd8" and raw.rfind(b"\xff\xd9") < raw.rfind(b"\xff\xda"):  # no end marker after last scan
+        return None, "truncated: the JPEG file ends before its image data"
+    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    if image is None:
+        return None, "unreadable: damaged or not an image"
+    return image, ""
 
 
 # ---------------------------------------------------------------- cameras and streams
