@@ -10,7 +10,6 @@ recovers the leftover (``<name>.recovered.mp4``) or removes it if nothing in it 
 from __future__ import annotations
 
 import contextlib
-import errno
 import json
 import os
 import re
@@ -26,6 +25,7 @@ import numpy as np
 
 from detector.sources import DEFAULT_FPS, Frame
 from face_detector import Faces
+from maskwatch.cli import DISK_FULL
 from maskwatch.errors import UserError
 from maskwatch.files import atomic_path
 
@@ -33,7 +33,6 @@ VIDEO_CODEC = "mpeg4"  # MPEG-4 Part 2, as OpenCV's mp4v: fast to encode, every 
 FORMATS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".avi": "avi"}
 # fragmented MP4: a self-contained fragment per keyframe, readable up to the last one written when the file is cut
 MP4_FLAGS = {"movflags": "frag_keyframe+empty_moov+default_base_moof", "flush_packets": "1"}
-DISK_FULL = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
 LEFTOVER = re.compile(r"^\.(?P<stem>.+?)\.(?:(?P<pid>\d+)\.)?[^.]+\.tmp(?P<suffix>\.(?:mp4|m4v|mov|mkv|avi))$")
 
 

@@ -138,3 +138,16 @@ def test_full_disk_is_one_line_and_keeps_what_was_written(outputs: list[str], li
         assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
     else:
         assert sum(1 for line in lines if line.endswith("}")) >= len(lines) - 1
+
+
+def test_a_full_disk_anywhere_else_is_one_line(capsys):
+    import errno
+
+    from maskwatch.cli import run
+
+    def fails(argv: object) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device", "runs/demo/summary.json")
+
+    assert run(fails) == 2
+    assert capsys.readouterr().err == ("error: disk full writing runs/demo/summary.json: free some space (files "
+                                       "written so far are kept)\n")
