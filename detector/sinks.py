@@ -2,9 +2,9 @@
 
 Every sink is a context manager. The video is written under a hidden temporary name beside the final one and
 renamed when the sink closes, also after Ctrl-C, an error or a full disk, so the final name never holds a
-half-written file. The video stays readable when cut (fragmented MP4, Matroska or AVI, a keyframe every second):
-a run killed hard (SIGKILL, power loss) loses only its last second or so, and the next run writing to that folder
-recovers the leftover (``<name>.recovered.mp4``) or removes it if nothing in it can be read.
+half-written file. The video stays readable when cut (fragmented MP4 with one fragment per frame, Matroska or
+AVI): a run killed hard (SIGKILL, power loss) loses only its last frame or so, and the next run writing to that
+folder recovers the leftover (``<name>.recovered.mp4``) or removes it if nothing in it can be read.
 """
 
 from __future__ import annotations
@@ -31,8 +31,8 @@ from maskwatch.files import atomic_path
 
 VIDEO_CODEC = "mpeg4"  # MPEG-4 Part 2, as OpenCV's mp4v: fast to encode, every player reads it
 FORMATS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".avi": "avi"}
-# fragmented MP4: a self-contained fragment per keyframe, readable up to the last one written when the file is cut
-MP4_FLAGS = {"movflags": "frag_keyframe+empty_moov+default_base_moof", "flush_packets": "1"}
+# fragmented MP4: one self-contained fragment per frame, written at once: a cut file is readable up to its last one
+MP4_FLAGS = {"movflags": "frag_every_frame+empty_moov+default_base_moof", "flush_packets": "1"}
 LEFTOVER = re.compile(r"^\.(?P<stem>.+?)\.(?:(?P<pid>\d+)\.)?[^.]+\.tmp(?P<suffix>\.(?:mp4|m4v|mov|mkv|avi))$")
 
 
@@ -45,7 +45,7 @@ class Sink(Protocol):
 class VideoSink:
     """Annotated frames as an MPEG-4 video sized from the first frame; fps from the source (else 30).
 
-    ``keyframe_every_s``: seconds between keyframes, i.e. the most a hard kill loses (one MP4 fragment).
+    ``keyframe_every_s``: seconds between keyframes (where a player can start; a cut file decodes past them).
     """
 
     def __init__(self, path: str | Path, *, keyframe_every_s: float = 1.0) -> None:

@@ -49,7 +49,7 @@ def _lines(path: Path) -> list[dict]:
 
 
 @pytest.mark.slow
-def test_sigkill_at_a_random_moment_keeps_all_but_the_last_seconds(long_video: Path, tmp_path: Path):
+def test_sigkill_at_a_random_moment_keeps_all_but_the_last_second(long_video: Path, tmp_path: Path):
     out, log = tmp_path / "out.mp4", tmp_path / "log.jsonl"
     proc = _detector(["--source", str(long_video), "--output", str(out), "--log", str(log)], fast=False)
     deadline = time.monotonic() + 60
@@ -68,7 +68,8 @@ def test_sigkill_at_a_random_moment_keeps_all_but_the_last_seconds(long_video: P
     messages = recover_leftovers(tmp_path)
     kept = count_frames(tmp_path / "out.recovered.mp4")
     assert messages == [f"recovered {kept} frames of a killed run's recording: {tmp_path / 'out.recovered.mp4'}"]
-    assert len(logged) - 3 * FPS <= kept <= len(logged), (kept, len(logged))
+    print(f"kept {kept} of {len(logged)} logged frames")
+    assert len(logged) - FPS <= kept <= len(logged), (kept, len(logged))  # seen: all but the frame in the encoder
     assert not leftover.exists()
 
 
