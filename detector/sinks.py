@@ -1,8 +1,10 @@
 """Where annotated frames and per-frame records go: a video file, a folder of images, a JSONL log.
 
-Every sink is a context manager. The video writer is opened on the first frame (its size) under a temporary name
-and renamed to the final name when the sink closes, also after Ctrl-C or an error, so a stopped run leaves a
-playable file and the final name never holds a half-written one (only SIGKILL leaves a hidden temporary file).
+Every sink is a context manager. The video is written under a hidden temporary name beside the final one and
+renamed when the sink closes, also after Ctrl-C, an error or a full disk, so the final name never holds a
+half-written file. The video stays readable when cut (fragmented MP4 with one fragment per frame, Matroska or
+AVI): a run killed hard (SIGKILL, power loss) loses only its last frame or so, and the next run writing to that
+folder recovers the leftover (``<name>.recovered.mp4``) or removes it if nothing in it can be read.
 """
 
 from __future__ import annotations
@@ -10,19 +12,28 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import tempfile
+import re
+import secrets
+import sys
+from fractions import Fraction
 from pathlib import Path
 from typing import Any, Protocol, Self, TextIO
 
+import av
 import cv2
 import numpy as np
 
 from detector.sources import DEFAULT_FPS, Frame
+from maskwatch.cli import DISK_FULL
 from maskwatch.errors import UserError
 from maskwatch.faces import Faces
 from maskwatch.files import atomic_path
 
-VIDEO_FOURCC = "mp4v"
+VIDEO_CODEC = "mpeg4"  # MPEG-4 Part 2, as OpenCV's mp4v: fast to encode, every player reads it
+FORMATS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".avi": "avi"}
+# fragmented MP4: one self-contained fragment per frame, written at once: a cut file is readable up to its last one
+MP4_FLAGS = {"movflags": "frag_every_frame+empty_moov+default_base_moof", "flush_packets": "1"}
+LEFTOVER = re.compile(r"^\.(?P<stem>.+?)\.(?:(?P<pid>\d+)\.)?[^.]+\.tmp(?P<suffix>\.(?:mp4|m4v|mov|mkv|avi))$")
 
 
 class Sink(Protocol):
@@ -32,52 +43,153 @@ class Sink(Protocol):
 
 
 class VideoSink:
-    """Annotated frames as an mp4v video sized from the first frame; fps from the source (else 30)."""
+    """Annotated frames as an MPEG-4 video sized from the first frame; fps from the source (else 30).
 
-    def __init__(self, path: str | Path) -> None:
+    ``keyframe_every_s``: seconds between keyframes (where a player can start; a cut file decodes past them).
+    """
+
+    def __init__(self, path: str | Path, *, keyframe_every_s: float = 1.0) -> None:
         self.path = Path(path)
         if self.path.is_dir():
             raise UserError(f"--output {self.path} is a folder; a video source writes a video file, e.g. out.mp4")
-        self._writer: cv2.VideoWriter | None = None
+        if self.path.suffix.lower() not in FORMATS:
+            raise UserError(f"cannot write video {self.path}: use a file name ending in {', '.join(FORMATS)}")
+        self.keyframe_every_s = keyframe_every_s
+        self._container: Any = None
+        self._stream: Any = None
         self._tmp: Path | None = None
         self._size_wh: tuple[int, int] | None = None
         self.frames = 0
 
     def __enter__(self) -> Self:
+        for message in recover_leftovers(self.path.parent):
+            print(message, file=sys.stderr)
         return self
 
     def write(self, frame: Frame, annotated_bgr: np.ndarray) -> None:
         h, w = annotated_bgr.shape[:2]
-        if self._writer is None:
+        if self._container is None:
             self._open((w, h), frame.fps or DEFAULT_FPS)
         elif (w, h) != self._size_wh:
             raise UserError(f"frame {frame.index} is {w}x{h}, the video {self.path} is {self._size_wh}")
-        assert self._writer is not None
-        self._writer.write(annotated_bgr)
+        try:
+            for packet in self._stream.encode(av.VideoFrame.from_ndarray(annotated_bgr, format="bgr24")):
+                self._container.mux(packet)
+        except OSError as exc:
+            raise self._write_error(exc) from None
         self.frames += 1
+
+    def _write_error(self, exc: OSError) -> UserError:
+        if exc.errno in DISK_FULL:
+            return UserError(f"disk full while writing video {self.path}: stopped; the video so far is kept "
+                             f"(about {self.frames} frames) and so is the log")
+        return UserError(f"cannot write video {self.path}: {exc.strerror or exc}")
 
     def _open(self, size_wh: tuple[int, int], fps: float) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.stem}.", suffix=f".tmp{self.path.suffix}",
-                                   dir=self.path.parent)
-        os.close(fd)
-        os.unlink(tmp)  # the writer creates it, with the usual permissions (mkstemp's are 0600)
-        self._tmp = Path(tmp)
-        writer = cv2.VideoWriter(tmp, cv2.VideoWriter_fourcc(*VIDEO_FOURCC), fps, size_wh)
-        if not writer.isOpened():
-            self._tmp.unlink(missing_ok=True)
-            raise UserError(f"cannot write video {self.path} (use a .mp4 or .avi file name)")
-        self._writer, self._size_wh = writer, size_wh
+        suffix = self.path.suffix
+        self._tmp = self.path.with_name(f".{self.path.stem}.{os.getpid()}.{secrets.token_hex(4)}.tmp{suffix}")
+        fmt = FORMATS[suffix.lower()]
+        try:
+            container = av.open(str(self._tmp), "w", format=fmt, options=MP4_FLAGS if fmt in ("mp4", "mov") else {})
+        except OSError as exc:
+            raise UserError(f"cannot write video {self.path}: {exc.strerror or exc}") from None
+        rate = Fraction(fps).limit_denominator(1001)
+        stream = container.add_stream(VIDEO_CODEC, rate=rate)
+        stream.width, stream.height = size_wh
+        stream.pix_fmt = "yuv420p"
+        stream.gop_size = max(1, round(fps * self.keyframe_every_s))
+        stream.bit_rate = int(min(size_wh[0] * size_wh[1] * fps, 50e6))  # ~1 bit per pixel, as OpenCV's writer
+        self._container, self._stream, self._size_wh = container, stream, size_wh
 
     def __exit__(self, *exc: object) -> None:
-        """Finish the file and give it its final name, however the run ended (Ctrl-C, lost stream, error)."""
-        if self._writer is None or self._tmp is None:
+        """Finish the file and give it its final name, however the run ended (Ctrl-C, lost stream, full disk)."""
+        if self._container is None or self._tmp is None:
             return
-        self._writer.release()
+        try:
+            for packet in self._stream.encode():
+                self._container.mux(packet)
+            self._container.close()
+        except OSError:  # a full disk: keep what is on it, cut after its last whole fragment
+            with contextlib.suppress(OSError):
+                self._container.close()
+            trim_mp4(self._tmp)
         if self.frames:
             os.replace(self._tmp, self.path)
         else:
             self._tmp.unlink(missing_ok=True)
+
+
+def recover_leftovers(folder: Path) -> list[str]:
+    """Recordings of killed runs in ``folder`` (hidden temporary files whose process is gone): each is renamed
+    ``<name>.recovered<suffix>`` (numbered if taken) if frames can be read from it, else removed. One line each."""
+    messages = []
+    with contextlib.suppress(OSError):
+        for path in sorted(folder.iterdir()):
+            match = LEFTOVER.match(path.name)
+            if match is None or not path.is_file() or (match["pid"] and _alive(int(match["pid"]))):
+                continue
+            trim_mp4(path)
+            n = count_frames(path)
+            if n == 0:
+                path.unlink(missing_ok=True)
+                messages.append(f"removed an unreadable leftover recording of a killed run: {path}")
+                continue
+            target = _free_name(folder, f"{match['stem']}.recovered", match["suffix"])
+            os.replace(path, target)
+            messages.append(f"recovered {n} frames of a killed run's recording: {target}")
+    return messages
+
+
+def trim_mp4(path: Path) -> None:
+    """Cut an MP4 / MOV file after its last whole top-level box (FFmpeg refuses a file whose last fragment header
+    is cut short). Other formats are left as they are (their readers stop at a cut)."""
+    if path.suffix.lower() not in (".mp4", ".m4v", ".mov"):
+        return
+    size, pos, good = path.stat().st_size, 0, 0
+    with path.open("r+b") as f:
+        while pos + 8 <= size:
+            f.seek(pos)
+            header = f.read(16)
+            box = int.from_bytes(header[:4], "big")
+            if box == 1 and len(header) == 16:
+                box = int.from_bytes(header[8:16], "big")
+            if box < 8 or pos + box > size:
+                break
+            pos += box
+            if header[4:8] in (b"mdat", b"moov", b"mfra"):  # a fragment ends with its data
+                good = pos
+        if good and good < size:
+            f.truncate(good)
+
+
+def count_frames(path: Path) -> int:
+    """Frames OpenCV can decode from ``path`` (0 if it cannot open it)."""
+    cap = cv2.VideoCapture(str(path))
+    n = 0
+    while cap.isOpened() and cap.grab():
+        n += 1
+    cap.release()
+    return n
+
+
+def _free_name(folder: Path, stem: str, suffix: str) -> Path:
+    path, k = folder / f"{stem}{suffix}", 2
+    while path.exists():
+        path, k = folder / f"{stem}-{k}{suffix}", k + 1
+    return path
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 class ImageDirSink:
@@ -164,8 +276,12 @@ class JsonlLog:
     def write(self, record: dict[str, Any]) -> None:
         if self._file is None:
             return
-        self._file.write(json.dumps(record, separators=(",", ":")) + "\n")
-        self._file.flush()
+        try:
+            self._file.write(json.dumps(record, separators=(",", ":")) + "\n")
+            self._file.flush()
+        except OSError as exc:
+            what = "disk full while writing" if exc.errno in DISK_FULL else f"cannot write ({exc.strerror})"
+            raise UserError(f"{what} the log {self.path}: stopped; its first {self.lines} lines are kept") from None
         self.lines += 1
 
     def __exit__(self, *exc: object) -> None:

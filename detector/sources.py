@@ -9,6 +9,7 @@ so capture never waits for inference; video files are read in order, every frame
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 import threading
@@ -87,9 +88,10 @@ class FrameSource:
         if self.kind == "camera":
             return camera_frames(int(self.spec), timeout_s=s.read_timeout_s)
         if self.kind == "stream":
-            finite = _open_finite_video(self.spec)
-            if finite is not None:  # a video file served over HTTP: every frame in order, no reconnects
-                return capture_frames(finite, _safe_url(self.spec), _safe_url(self.spec))
+            finite = _open_finite_video(self.spec, s.read_timeout_s)
+            if finite is not None:  # a video file served over HTTP: every frame in order; resumed if cut short
+                return http_video_frames(self.spec, finite, attempts=s.reconnect_attempts,
+                                         backoff_s=s.reconnect_backoff_s, timeout_s=s.read_timeout_s)
             return stream_frames(
                 self.spec, attempts=s.reconnect_attempts, backoff_s=s.reconnect_backoff_s, timeout_s=s.read_timeout_s
             )
@@ -107,14 +109,16 @@ def video_frames(path: Path) -> Iterator[Frame]:
     return capture_frames(cv2.VideoCapture(str(path)), str(path), path.name)
 
 
-def capture_frames(cap: cv2.VideoCapture, where: str, name: str) -> Iterator[Frame]:
-    """Every frame of an opened finite video (a file, or a file served over HTTP) in order; releases ``cap``."""
+def capture_frames(cap: cv2.VideoCapture, where: str, name: str, *, first_index: int = 0, fps: float | None = None,
+                   expected: int | None = None) -> Iterator[Frame]:
+    """Every frame of an opened finite video (a file, or a file served over HTTP) in order; releases ``cap``.
+    ``first_index``: the index of its next frame (resuming); ``expected`` 0: no warning if it ends early."""
     try:
         if not cap.isOpened():
             raise UserError(f"cannot read video {where} (not a video, or an unsupported or damaged file)")
-        fps = _fps(cap)
-        expected = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
-        index = 0
+        fps = _fps(cap) if fps is None else fps
+        expected = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0) if expected is None else expected
+        index = first_index
         while True:
             ok, image = cap.read()
             if not ok or image is None:
@@ -154,16 +158,33 @@ def image_frames(path: Path, image_exts: tuple[str, ...], *, skipped: list[str] 
     skipped = [] if skipped is None else skipped
     images = list_images(path, image_exts)
     for image_path in images:
-        image = cv2.imread(str(image_path), cv2.IMREAD_COLOR)
+        image, problem = read_image(image_path)
         if image is None:
             if path.is_file():
-                raise UserError(f"cannot read image {image_path} (damaged or not an image)")
-            _warn(f"skipped unreadable image {image_path.name}")
+                raise UserError(f"cannot read image {image_path} ({problem})")
+            kind, _, detail = problem.partition(": ")
+            _warn(f"skipped {kind} image {image_path.name} ({detail})")
             skipped.append(image_path.name)
             continue
         yield Frame(0, 0.0, image, image_path.name, 0.0)
     if len(skipped) == len(images):
         raise UserError(f"none of the {len(images)} images in {path} could be read")
+
+
+def read_image(path: Path) -> tuple[np.ndarray | None, str]:
+    """BGR pixels, or ``None`` and why: ``unreadable ...`` or ``truncated ...`` (OpenCV decodes a cut JPEG with a
+    grey lower part without an error, so a JPEG must end after its last scan)."""
+    try:
+        data = np.fromfile(path, np.uint8)
+    except OSError as exc:
+        return None, f"unreadable: {exc.strerror or exc}"
+    raw = data.tobytes()
+    if raw[:2] == b"\xff\xd8" and raw.rfind(b"\xff\xd9") < raw.rfind(b"\xff\xda"):  # no end marker after last scan
+        return None, "truncated: the JPEG file ends before its image data"
+    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    if image is None:
+        return None, "unreadable: damaged or not an image"
+    return image, ""
 
 
 # ---------------------------------------------------------------- cameras and streams
@@ -189,14 +210,18 @@ class LatestFrameReader:
         self._thread.start()
 
     def _run(self) -> None:
-        while not self._stop:
-            ok, image = self._capture.read()
-            with self._cond:
-                if not ok or image is None:
-                    self._failed = True
+        try:
+            while not self._stop:
+                ok, image = self._capture.read()
+                with self._cond:
+                    if not ok or image is None:
+                        return
+                    self._image, self._stamp, self._seq = image, time.monotonic(), self._seq + 1
                     self._cond.notify_all()
-                    return
-                self._image, self._stamp, self._seq = image, time.monotonic(), self._seq + 1
+        finally:  # the thread owns the capture: a read that was stuck still releases it (socket) when it returns
+            self._capture.release()
+            with self._cond:
+                self._failed = True
                 self._cond.notify_all()
 
     def read(self, timeout_s: float) -> tuple[np.ndarray, float] | None:
@@ -209,11 +234,10 @@ class LatestFrameReader:
             return self._image, self._stamp
 
     def close(self, join_timeout_s: float = 2.0) -> None:
-        """Stop the thread and release the capture (left to the thread if a read hangs past the timeout)."""
+        """Stop the thread; it releases the capture when its current read returns (a stream's read gives up after
+        its read timeout, so a stalled connection is closed, not leaked)."""
         self._stop = True
         self._thread.join(timeout=join_timeout_s)
-        if not self._thread.is_alive():
-            self._capture.release()
 
 
 def camera_frames(index: int, *, timeout_s: float) -> Iterator[Frame]:
@@ -257,7 +281,7 @@ def stream_frames(
 ) -> Iterator[Frame]:
     """Live frames of a network stream. A dropped (or refused) connection is reopened up to ``attempts`` times
     in a row, waiting ``backoff_s``, then twice as long, ...; then a ``UserError`` says the stream is gone."""
-    open_capture = open_capture or _open_stream
+    open_capture = open_capture or functools.partial(_open_stream, timeout_s=timeout_s)
     name = _safe_url(url)
     index, attempt, start_s = 0, 0, time.monotonic()
     while True:
@@ -269,7 +293,7 @@ def stream_frames(
                     index, attempt = frame.index + 1, 0
                     yield frame
             finally:
-                reader.close()
+                reader.close(join_timeout_s=timeout_s + 1.0)
         if attempt >= attempts:
             what = "cannot connect to" if index == 0 else "lost the connection to"
             raise UserError(f"{what} stream {name} (gave up after {attempts} reconnect attempts)")
@@ -280,17 +304,58 @@ def stream_frames(
         sleep(wait_s)
 
 
-def _open_finite_video(url: str) -> cv2.VideoCapture | None:
+def http_video_frames(
+    url: str, cap: cv2.VideoCapture, *, attempts: int, backoff_s: float, timeout_s: float,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Iterator[Frame]:
+    """Every frame of a video file served over HTTP, in order. If the transfer ends before the file's last frame,
+    it is reopened (up to ``attempts`` times in a row, with back-off) and resumed after the last frame read; then
+    one line says how far it got."""
+    name = _safe_url(url)
+    expected, index, attempt = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)), 0, 0
+    fps = _fps(cap)
+    try:
+        while True:
+            skipped = 0
+            while skipped < index and cap.grab():  # resume: skip the frames already delivered
+                skipped += 1
+            if cap.isOpened() and skipped == index:
+                for frame in capture_frames(cap, name, name, first_index=index, fps=fps, expected=0):
+                    index, attempt = frame.index + 1, 0
+                    yield frame
+            cap.release()
+            if index >= expected:
+                return
+            if attempt >= attempts:
+                _warn(f"{name} ended after {index} of {expected} frames (gave up after {attempts} reconnect attempts)")
+                return
+            attempt += 1
+            wait_s = backoff_s * 2 ** (attempt - 1)
+            _warn(f"{name} ended after {index} of {expected} frames; reconnect {attempt}/{attempts} in {wait_s:g} s")
+            sleep(wait_s)
+            cap = open_capture(url, timeout_s)
+    finally:
+        cap.release()
+
+
+def open_capture(url: str, timeout_s: float) -> cv2.VideoCapture:
+    """``cv2.VideoCapture`` on FFmpeg whose opening and every read give up after ``timeout_s`` of silence."""
+    ms = max(1, round(timeout_s * 1000))
+    params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, ms]
+    return cv2.VideoCapture(url, cv2.CAP_FFMPEG, params)
+
+
+def _open_finite_video(url: str, timeout_s: float) -> cv2.VideoCapture | None:
     """An opened capture if ``url`` is a video file (it reports a frame count), else ``None``: a live stream."""
-    cap = cv2.VideoCapture(url)
+    cap = open_capture(url, timeout_s)
     if cap.isOpened() and cap.get(cv2.CAP_PROP_FRAME_COUNT) > 0:
         return cap
     cap.release()
     return None
 
 
-def _open_stream(url: str) -> Capture | None:
-    cap = cv2.VideoCapture(url)
+def _open_stream(url: str, timeout_s: float) -> Capture | None:
+    cap = open_capture(url, timeout_s)
     if cap.isOpened():
         return cap
     cap.release()

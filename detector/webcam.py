@@ -19,6 +19,7 @@ from types import FrameType
 
 from detector.draw import DrawStyle
 from detector.loop import Outputs, Window, run_loop
+from detector.outputs import check_outputs
 from detector.pipeline import Pipeline
 from detector.sinks import ImageDirSink, JsonlLog, NullSink, Sink, VideoSink
 from detector.sources import Frame, FrameSource
@@ -41,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--output", metavar="PATH", help="annotated video (.mp4), or a folder for image sources")
     parser.add_argument("--log", metavar="PATH.jsonl", help="one JSON line per frame: boxes, labels, P(mask)")
     parser.add_argument("--summary", metavar="PATH.json", help="save the end-of-run summary as JSON")
+    parser.add_argument("--overwrite", action="store_true", help="replace existing output files (else refused)")
     parser.add_argument("--max-frames", metavar="N", type=int, help="stop after N frames")
     parser.add_argument("--demo", action="store_true", help=f"run on {DEMO_VIDEO} headless; outputs in runs/demo/")
     add_config_args(parser)
@@ -91,6 +93,8 @@ def _main(argv: Sequence[str] | None = None) -> int:
         apply_demo(args, cfg)
     source = FrameSource(args.source if args.source is not None else cfg.stream.source, cfg)
     display = cfg.stream.display and not args.no_display
+    check_outputs([source.spec], {"--output": args.output, "--log": args.log, "--summary": args.summary},
+                  overwrite=args.overwrite or args.demo, images=source.kind == "images")  # before models load
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _sigterm_to_interrupt)  # `kill` closes the video like Ctrl-C does
     stats = RunStats(source=source.spec, fps_window=cfg.draw.fps_window)

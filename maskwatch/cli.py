@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import sys
 from collections.abc import Callable, Sequence
 
 from maskwatch.config import Config, load_config
 from maskwatch.errors import UserError
+
+DISK_FULL = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
 
 
 def add_config_args(parser: argparse.ArgumentParser) -> None:
@@ -38,3 +41,9 @@ def run(main: Callable[[Sequence[str] | None], int | None], argv: Sequence[str] 
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except OSError as exc:
+        if exc.errno not in DISK_FULL:
+            raise
+        print(f"error: disk full writing {exc.filename or 'a file'}: free some space (files written so far are kept)",
+              file=sys.stderr)
+        return UserError.exit_code

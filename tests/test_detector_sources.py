@@ -215,3 +215,20 @@ def test_video_file_over_http_is_read_in_order_to_its_end(tmp_path: Path):
     assert [f.index for f in frames] == list(range(30))
     assert frames[0].image_bgr.shape == (48, 64, 3) and frames[0].source == url
     assert frames[-1].time_s == pytest.approx(2.9)
+
+
+def test_truncated_jpeg_in_a_folder_is_skipped_with_a_warning_naming_it(tmp_path: Path, capsys):
+    rng = np.random.default_rng(1)
+    image = rng.integers(0, 255, (120, 160, 3), dtype=np.uint8)
+    cv2.imwrite(str(tmp_path / "good.jpg"), image)
+    data = (tmp_path / "good.jpg").read_bytes()
+    (tmp_path / "cut.jpg").write_bytes(data[: len(data) * 6 // 10])
+    assert cv2.imread(str(tmp_path / "cut.jpg")) is not None  # OpenCV alone accepts it (grey lower part)
+    (tmp_path / "trailer.jpg").write_bytes(data + b"extra bytes some cameras append")  # still a whole image
+    skipped: list[str] = []
+    frames = list(image_frames(tmp_path, EXTS, skipped=skipped))
+    assert [f.source for f in frames] == ["good.jpg", "trailer.jpg"]
+    assert skipped == ["cut.jpg"]
+    assert "skipped truncated image cut.jpg (the JPEG file ends before its image data)" in capsys.readouterr().err
+    with pytest.raises(UserError, match=r"cannot read image .*cut\.jpg \(truncated"):
+        list(image_frames(tmp_path / "cut.jpg", EXTS))

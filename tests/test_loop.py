@@ -156,7 +156,7 @@ def test_max_frames_and_image_folder(face_video: Path, tiny_model: Path, tmp_pat
     cv2.imwrite(str(images / "a_scene.png"), _scene(0))
     cv2.imwrite(str(images / "b_small.jpg"), cv2.resize(_scene(3), (200, 150)))
     (images / "c_broken.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
-    rc, stdout, err = _run_cli(["--source", str(images), "--output", str(annotated), "--log", str(log),
+    rc, stdout, err = _run_cli(["--source", str(images), "--output", str(annotated), "--log", str(log), "--overwrite",
                                 "--summary", str(tmp_path / "s.json"), "--set", f"classifier.model={tiny_model}"],
                                capsys)
     assert rc == 0, err

@@ -1,0 +1,112 @@
+"""Output paths: never a source, never another output, existing files only with --overwrite, writable up front."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from detector import webcam
+from detector.outputs import check_outputs
+from maskwatch.errors import UserError
+
+
+def _video(path: Path) -> Path:
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 10.0, (64, 48))
+    for i in range(3):
+        writer.write(np.full((48, 64, 3), 40 * i, np.uint8))
+    writer.release()
+    return path
+
+
+def _read_only_dir(tmp_path: Path) -> Path:
+    """A folder this process cannot create files in (root ignores permission bits: use /sys there)."""
+    if os.geteuid() == 0:
+        if not sys.platform.startswith("linux") or not Path("/sys").is_dir():
+            pytest.skip("needs a read-only folder")
+        return Path("/sys")
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o555)
+    return ro
+
+
+def test_output_that_is_the_source_is_refused_also_through_a_symlink_or_relative_path(tmp_path: Path,
+                                                                                        monkeypatch):
+    clip = _video(tmp_path / "clip.mp4")
+    (tmp_path / "link.mp4").symlink_to(clip)
+    monkeypatch.chdir(tmp_path)
+    for out in (clip, tmp_path / "link.mp4", "clip.mp4", "./sub/../clip.mp4"):
+        with pytest.raises(UserError, match="is the source"):
+            check_outputs([str(clip)], {"--log": out}, overwrite=True)
+
+
+def test_image_folder_output_over_its_source_folder_is_refused(tmp_path: Path):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    (photos / "a.jpg").write_bytes(b"x")
+    with pytest.raises(UserError, match="is the source folder"):
+        check_outputs([photos], {"--output": photos}, overwrite=True, images=True)
+    with pytest.raises(UserError, match="is the source folder"):  # one image, its own folder as the output
+        check_outputs([photos / "a.jpg"], {"--output": f"{photos}/"}, overwrite=True, images=True)
+    with pytest.raises(UserError, match="is the source"):  # a log named like a source image in the source folder
+        check_outputs([photos], {"--log": photos / "a.jpg"}, overwrite=True, images=True)
+    check_outputs([photos], {"--output": photos / "annotated", "--log": photos / "log.jsonl"}, overwrite=False,
+                  images=True)  # a sub-folder and a new file are fine
+
+
+def test_two_outputs_with_one_name_are_refused(tmp_path: Path):
+    with pytest.raises(UserError, match="is the same file as --output"):
+        check_outputs([], {"--output": tmp_path / "o.mp4", "--log": tmp_path / "x" / ".." / "o.mp4"},
+                      overwrite=True)
+    with pytest.raises(UserError, match="same file"):  # only the case differs: refused everywhere (macOS, Windows)
+        check_outputs([], {"--log": tmp_path / "run.json", "--summary": tmp_path / "RUN.json"}, overwrite=True)
+
+
+def test_existing_output_needs_overwrite(tmp_path: Path):
+    (tmp_path / "log.jsonl").write_text("{}\n")
+    with pytest.raises(UserError, match="exists: add --overwrite"):
+        check_outputs(["0"], {"--log": tmp_path / "log.jsonl"}, overwrite=False)
+    check_outputs(["0"], {"--log": tmp_path / "log.jsonl"}, overwrite=True)
+    photos, out = tmp_path / "photos", tmp_path / "out"
+    photos.mkdir()
+    out.mkdir()
+    (photos / "a.jpg").write_bytes(b"x")
+    check_outputs([photos], {"--output": out}, overwrite=False, images=True)  # an existing empty folder is fine
+    (out / "a.jpg").write_bytes(b"old")
+    with pytest.raises(UserError, match=r"already holds a\.jpg"):
+        check_outputs([photos], {"--output": out}, overwrite=False, images=True)
+
+
+def test_unwritable_location_is_one_line(tmp_path: Path):
+    ro = _read_only_dir(tmp_path)
+    for out in (ro / "o.mp4", ro / "new" / "deeper" / "log.jsonl"):
+        with pytest.raises(UserError, match="cannot write in"):
+            check_outputs([], {"--log": out}, overwrite=False)
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(UserError, match="is a file"):
+        check_outputs([], {"--summary": tmp_path / "file" / "s.json"}, overwrite=False)
+
+
+@pytest.mark.parametrize("option", ["--log", "--output", "--summary"])
+def test_cli_refuses_before_models_load_and_the_source_survives(option: str, tmp_path: Path, capsys):
+    clip = _video(tmp_path / "clip.mp4")
+    before = clip.read_bytes()
+    # a model that does not exist: the output check must come first, so this error never shows
+    rc = webcam.main(["--source", str(clip), option, str(clip), "--no-display",
+                      "--set", f"classifier.model={tmp_path / 'none'}"])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1 and "is the source" in err, err
+    assert clip.read_bytes() == before
+
+
+def test_cli_read_only_output_is_one_line_before_models_load(tmp_path: Path, capsys):
+    clip = _video(tmp_path / "clip.mp4")
+    rc = webcam.main(["--source", str(clip), "--output", str(_read_only_dir(tmp_path) / "o.mp4"), "--no-display",
+                      "--set", f"classifier.model={tmp_path / 'none'}"])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1 and "--output: cannot write in" in err, err

@@ -1,0 +1,154 @@
+"""Recordings survive hard kills and full disks: the detector in a subprocess, killed with SIGKILL or limited with
+RLIMIT_FSIZE, keeps its video (all but the last second or so) and its JSONL log line by line."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import resource
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from detector.sinks import JsonlLog, VideoSink, count_frames, recover_leftovers
+from detector.sources import Frame
+
+ROOT = Path(__file__).resolve().parents[1]
+FPS = 10.0
+FAST = ["--no-display", "--set", "face_detector.long_sides_px=[160]"]  # any speed works; this one saves CPU
+
+
+@pytest.fixture(scope="module")
+def long_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """40 s of moving noise at 10 fps, 320x240 (the detector needs well over 10 s for it)."""
+    path = tmp_path_factory.mktemp("long") / "long.mp4"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), FPS, (320, 240))
+    rng = np.random.default_rng(0)
+    base = rng.integers(0, 255, (240, 640, 3), dtype=np.uint8)
+    for i in range(400):
+        writer.write(np.ascontiguousarray(base[:, i % 320 : i % 320 + 320]))
+    writer.release()
+    return path
+
+
+def _detector(args: list[str], *, fast: bool = True, **kwargs: object) -> subprocess.Popen[str]:
+    args = [*args, *FAST] if fast else [*args, "--no-display"]
+    return subprocess.Popen([sys.executable, "-m", "detector.webcam", *args], cwd=ROOT, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kwargs)
+
+
+def _lines(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+@pytest.mark.slow
+def test_sigkill_at_a_random_moment_keeps_all_but_the_last_second(long_video: Path, tmp_path: Path):
+    out, log = tmp_path / "out.mp4", tmp_path / "log.jsonl"
+    proc = _detector(["--source", str(long_video), "--output", str(out), "--log", str(log)], fast=False)
+    deadline = time.monotonic() + 60
+    while not (log.exists() and log.stat().st_size) and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.1)
+    time.sleep(random.uniform(2.0, 4.0))
+    assert proc.poll() is None, "the run ended before the kill: make the video longer"
+    proc.kill()
+    proc.communicate()
+    logged = _lines(log)  # every line complete: the log is flushed line by line
+    assert [r["frame"] for r in logged] == list(range(len(logged)))
+    assert not out.exists()
+    (leftover,) = [p for p in tmp_path.iterdir() if p.name.startswith(".out.")]
+
+    # the next run writing there recovers it, with one line
+    messages = recover_leftovers(tmp_path)
+    kept = count_frames(tmp_path / "out.recovered.mp4")
+    assert messages == [f"recovered {kept} frames of a killed run's recording: {tmp_path / 'out.recovered.mp4'}"]
+    print(f"kept {kept} of {len(logged)} logged frames")
+    assert len(logged) - FPS <= kept <= len(logged), (kept, len(logged))  # seen: all but the frame in the encoder
+    assert not leftover.exists()
+
+
+def test_unreadable_leftover_is_removed_and_a_live_runs_file_is_left_alone(tmp_path: Path):
+    dead = tmp_path / ".out.123456789.abcd.tmp.mp4"  # no such pid
+    dead.write_bytes(b"\x00" * 100)
+    live = tmp_path / f".out.{os.getpid()}.abcd.tmp.mp4"
+    live.write_bytes(b"\x00" * 100)
+    (tmp_path / ".summary.x1.tmp.json").write_text("{}")  # not a recording
+    assert recover_leftovers(tmp_path) == [f"removed an unreadable leftover recording of a killed run: {dead}"]
+    assert not dead.exists() and live.exists() and (tmp_path / ".summary.x1.tmp.json").exists()
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".mkv", ".avi"])
+def test_video_cut_anywhere_stays_readable(suffix: str, tmp_path: Path):
+    out = tmp_path / f"o{suffix}"
+    rng = np.random.default_rng(0)
+    with VideoSink(out) as sink:
+        for i in range(60):
+            image = rng.integers(0, 255, (48, 64, 3), dtype=np.uint8)  # noise: every frame has real bytes
+            sink.write(Frame(i, i / FPS, image, "x", FPS), image)
+    assert count_frames(out) == 60
+    data = out.read_bytes()
+    for share in (0.3, 0.6, 0.9):  # anywhere: also inside an MP4 fragment's header (trimmed on recovery)
+        cut = tmp_path / f".cut.123456789.x.tmp{suffix}"
+        cut.write_bytes(data[: int(len(data) * share)])
+        (message,) = recover_leftovers(tmp_path)
+        assert message.startswith("recovered ")
+        assert count_frames(tmp_path / f"cut.recovered{suffix}") >= 60 * share - 2 * FPS
+        (tmp_path / f"cut.recovered{suffix}").unlink()
+
+
+def test_jsonl_log_is_flushed_line_by_line(tmp_path: Path):
+    with JsonlLog(tmp_path / "l.jsonl") as log:
+        for i in range(3):
+            log.write({"frame": i})
+            assert (tmp_path / "l.jsonl").read_text().splitlines()[-1] == json.dumps({"frame": i}).replace(" ", "")
+
+
+def _file_size_limit(n_bytes: int):
+    def limit() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # writes past the limit fail with EFBIG instead of a kill
+        resource.setrlimit(resource.RLIMIT_FSIZE, (n_bytes, n_bytes))
+    return limit
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("outputs", "limit", "message"), [
+    (["--output", "OUT"], 300_000, "disk full while writing video"),
+    (["--log", "LOG"], 2_000, "disk full while writing the log"),
+])
+def test_full_disk_is_one_line_and_keeps_what_was_written(outputs: list[str], limit: int, message: str,
+                                                          long_video: Path, tmp_path: Path):
+    out, log = tmp_path / "out.mp4", tmp_path / "log.jsonl"
+    args = [{"OUT": str(out), "LOG": str(log)}.get(a, a) for a in outputs]
+    if "--log" not in args:
+        args += ["--log", str(log)]
+    proc = _detector(["--source", str(long_video), *args], preexec_fn=_file_size_limit(limit))
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 2, err
+    assert err.count("\n") == 1 and err.startswith("error: ") and message in err, err
+    lines = log.read_text().splitlines()
+    assert 0 < len(lines) < 400
+    if "--output" in args:
+        kept = count_frames(out)
+        assert 0 < kept <= len(lines) and len(lines) - kept <= 3 * FPS, (kept, len(lines))
+        assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+    else:
+        assert sum(1 for line in lines if line.endswith("}")) >= len(lines) - 1
+
+
+def test_a_full_disk_anywhere_else_is_one_line(capsys):
+    import errno
+
+    from maskwatch.cli import run
+
+    def fails(argv: object) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device", "runs/demo/summary.json")
+
+    assert run(fails) == 2
+    assert capsys.readouterr().err == ("error: disk full writing runs/demo/summary.json: free some space (files "
+                                       "written so far are kept)\n")
