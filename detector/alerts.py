@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 EVENT = "no_mask"
 FACE_CROP_MARGIN = 0.25  # the face snapshot: the box grown by this share of its size on every side
 JPEG_QUALITY = 90
+CLOCK_EPS_S = 1e-6  # frame times are i / fps: 2.8 - 1.8 < 1.0 in floating point
 
 
 @dataclass(frozen=True)
@@ -80,9 +81,9 @@ class AlertRules:
         return triggers
 
     def _due(self, state: _TrackState, time_s: float) -> bool:
-        if state.no_mask_since_s is None or time_s - state.no_mask_since_s < self.no_mask_s:
+        if state.no_mask_since_s is None or time_s - state.no_mask_since_s < self.no_mask_s - CLOCK_EPS_S:
             return False
-        return state.last_alert_s is None or time_s - state.last_alert_s >= self.cooldown_s
+        return state.last_alert_s is None or time_s - state.last_alert_s >= self.cooldown_s - CLOCK_EPS_S
 
     def _forget(self, time_s: float) -> None:
         """Drop tracks gone longer than the gap and the cooldown (they could neither continue a run nor be muted)."""
