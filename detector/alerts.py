@@ -151,7 +151,7 @@ class Alerts:
         self.close_timeout_s = close_timeout_s
         self.events: list[dict[str, Any]] = []
         self.snapshot_errors = 0
-        self._banner: tuple[float, str] | None = None
+        self._alerted_s: dict[int, float] = {}  # track id -> time of its last alert (for the banner)
 
     @classmethod
     def from_config(cls, cfg: AlertsConfig, snapshots_dir: Path | None) -> Alerts:
@@ -187,16 +187,19 @@ class Alerts:
             ).to_dict()  # fmt: skip
             for worker in self.workers:
                 worker.submit(event)
-            self._banner = (frame.time_s, f"NO MASK: person {trig.track_id}")
+            self._alerted_s[trig.track_id] = frame.time_s
             events.append(event)
         self.events.extend(events)
         return events
 
     def banner(self, time_s: float) -> str | None:
-        """The banner text to draw at ``time_s``: the last alert's, for ``banner_s`` seconds (None = no banner)."""
-        if self._banner is None or self.banner_s <= 0 or time_s - self._banner[0] >= self.banner_s:
+        """The banner text at ``time_s``: the people alerted in the last ``banner_s`` seconds (None = no banner).
+        The frame an alert fires on is already drawn: the banner starts on the next one."""
+        self._alerted_s = {t: s for t, s in self._alerted_s.items() if time_s - s < self.banner_s}
+        if not self._alerted_s:
             return None
-        return self._banner[1]
+        people = ", ".join(str(t) for t in sorted(self._alerted_s))
+        return f"NO MASK: person{'s' if len(self._alerted_s) > 1 else ''} {people}"
 
     def summary_line(self) -> str:
         """``alerts: 2 fired; webhook: 2 sent, mqtt: 1 sent 1 failed`` (for the end of the run)."""

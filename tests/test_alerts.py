@@ -15,13 +15,14 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import ClassVar
 
 import cv2
 import numpy as np
 import pytest
 
 from detector import alert_actions
-from detector.alerts import Alerts, AlertRules, SnapshotWriter, snapshot_folder
+from detector.alerts import AlertRules, Alerts, SnapshotWriter, snapshot_folder
 from detector.draw import DrawStyle, draw
 from detector.loop import Outputs, run_loop
 from detector.sinks import JsonlLog
@@ -96,9 +97,9 @@ def test_several_people_are_independent():
 
 
 class _Collector(http.server.BaseHTTPRequestHandler):
-    received: list[tuple[str, dict]] = []
+    received: ClassVar[list[tuple[str, dict]]] = []
 
-    def do_POST(self) -> None:  # noqa: N802 - http.server's name
+    def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers["Content-Length"]))
         type(self).received.append((self.headers["Content-Type"], json.loads(body)))
         self.send_response(204)
@@ -298,8 +299,9 @@ def test_banner_is_drawn_across_the_top_after_an_alert():
     assert (bannered[2, :, 2] == 230).mean() > 0.8  # the no-mask colour fills the bar
     alerts = Alerts(AlertRules(no_mask_s=0.0, cooldown_s=100.0), banner_s=2.0)
     assert alerts.banner(0.0) is None
-    alerts.update(next(_frames(1)), _faces((3, NO_MASK)), frame)
-    assert alerts.banner(1.9) == "NO MASK: person 3" and alerts.banner(2.0) is None
+    alerts.update(next(_frames(1)), _faces((3, NO_MASK), (12, NO_MASK)), frame)
+    assert alerts.banner(1.9) == "NO MASK: persons 3, 12" and alerts.banner(2.0) is None
+    assert Alerts(AlertRules(0.0, 100.0), banner_s=0.0).banner(0.0) is None
 
 
 def _frame_times_s(alerts: Alerts | None, n: int = 40, delay_s: float = 0.02) -> list[float]:
