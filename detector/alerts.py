@@ -10,6 +10,7 @@ frame the sinks get, so whatever the drawing hides is hidden in them too) and ha
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
@@ -143,7 +144,7 @@ class Alerts:
     A context manager: leaving it stops the workers (waiting up to ``close_timeout_s`` for queued events).
     """
 
-    def __init__(self, rules: AlertRules, receivers: list[Receiver] = (), *,  # type: ignore[assignment]
+    def __init__(self, rules: AlertRules, receivers: Sequence[Receiver] = (), *,
                  snapshots: SnapshotWriter | None = None, banner_s: float = 0.0, queue_size: int = 32,
                  close_timeout_s: float = 2.0) -> None:  # fmt: skip
         self.rules, self.snapshots, self.banner_s = rules, snapshots, banner_s
