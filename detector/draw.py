@@ -74,9 +74,11 @@ def draw(
     faces: Faces,
     style: DrawStyle,
     fps: float | None = None,
+    banner: str | None = None,
 ) -> np.ndarray:
     """A new frame with every face boxed and labelled, and the FPS (if given) and face counts at the bottom
     left (labels sit above the boxes, so the top of the frame is theirs). Colours and texts follow ``faces.label``.
+    ``banner`` (an alert's text) is drawn last, across the top, in the no-mask colour.
 
     Boxes are end-exclusive (``Faces``): the rectangle's last pixel row and column are ``x2 - 1``, ``y2 - 1``.
     """
@@ -97,4 +99,16 @@ def draw(
         bottom = top + th + baseline + 2 * PAD_PX
         _text_block(out, text, (0, top, tw + 2 * PAD_PX, bottom), th, OVERLAY_BG_BGR, style)
         top = bottom
+    if banner:
+        _banner(out, banner, style)
     return out
+
+
+def _banner(image: np.ndarray, text: str, style: DrawStyle) -> None:
+    """``text`` centred in a full-width bar across the top of ``image`` (twice the label font size)."""
+    scale = 2 * style.font_scale
+    (tw, th), baseline = cv2.getTextSize(text, FONT, scale, 2)
+    bar_h = th + baseline + 4 * PAD_PX
+    cv2.rectangle(image, (0, 0), (image.shape[1] - 1, bar_h - 1), style.no_mask_color_bgr, cv2.FILLED)
+    x = max(PAD_PX, (image.shape[1] - tw) // 2)
+    cv2.putText(image, text, (x, 2 * PAD_PX + th), FONT, scale, style.text_color_bgr, 2, cv2.LINE_AA)

@@ -7,7 +7,7 @@ import sys
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Self
+from typing import Any, Protocol, Self
 
 import cv2
 import numpy as np
@@ -20,6 +20,13 @@ from maskwatch.errors import UserError
 from maskwatch.faces import MASK, NO_MASK, Faces
 
 QUIT_KEYS = (ord("q"), ord("Q"), 27)  # q or Esc
+
+
+class FrameAlerts(Protocol):
+    """What the loop needs of alerts (``detector.alerts.Alerts``): this frame's events, and the banner to draw."""
+
+    def update(self, frame: Frame, faces: Faces, annotated_bgr: np.ndarray) -> list[dict[str, Any]]: ...
+    def banner(self, time_s: float) -> str | None: ...
 
 
 class Window:
@@ -66,12 +73,14 @@ def run_loop(
     stats: RunStats,
     show: Callable[[np.ndarray], bool] | None = None,
     max_frames: int | None = None,
+    alerts: FrameAlerts | None = None,
 ) -> RunStats:
     """Process ``frames`` until they end, ``max_frames`` were processed, or ``show`` returns False.
 
     ``pipeline`` gives each frame's face record (``detector.pipeline.Pipeline``; its ``last_timings_ms``, if any,
     split the stats' detect and classify stages). ``stats`` is updated frame by frame, so it is complete up to the
-    last finished frame even if the loop is interrupted.
+    last finished frame even if the loop is interrupted. ``alerts`` (optional) sees every frame's faces and annotated
+    frame; its events go into that frame's log line as ``"alerts": [...]`` and its banner onto the frame.
     """
     it = iter(frames)
     while max_frames is None or stats.frames < max_frames:
@@ -82,10 +91,12 @@ def run_loop(
         t1 = time.perf_counter()
         faces = pipeline(frame.image_bgr)
         t2 = time.perf_counter()
-        annotated = draw(frame.image_bgr, faces, style, fps=stats.smoothed_fps())
+        banner = alerts.banner(frame.time_s) if alerts is not None else None
+        annotated = draw(frame.image_bgr, faces, style, fps=stats.smoothed_fps(), banner=banner)
         t3 = time.perf_counter()
+        events = alerts.update(frame, faces, annotated) if alerts is not None else []
         outputs.sink.write(frame, annotated)
-        outputs.log.write(frame_record(frame, faces))
+        outputs.log.write(frame_record(frame, faces) | ({"alerts": events} if events else {}))
         keep_going = show(annotated) if show is not None else True
         t4 = time.perf_counter()
         stats.add_frame(int((faces.label == MASK).sum()), int((faces.label == NO_MASK).sum()),

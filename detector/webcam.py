@@ -17,6 +17,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import FrameType
 
+from detector.alerts import Alerts, snapshot_folder
 from detector.draw import DrawStyle
 from detector.loop import Outputs, Window, run_loop
 from detector.outputs import check_outputs
@@ -44,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--summary", metavar="PATH.json", help="save the end-of-run summary as JSON")
     parser.add_argument("--overwrite", action="store_true", help="replace existing output files (else refused)")
     parser.add_argument("--max-frames", metavar="N", type=int, help="stop after N frames")
+    parser.add_argument("--alerts", action="store_true", help="alert on unmasked people (alerts.* in the config)")
     parser.add_argument("--demo", action="store_true", help=f"run on {DEMO_VIDEO} headless; outputs in runs/demo/")
     add_config_args(parser)
     return parser
@@ -109,13 +111,25 @@ def _main(argv: Sequence[str] | None = None) -> int:
                   f"suggests {card_threshold:g} (--set classifier.threshold={card_threshold:g})")
         outputs = Outputs(stack.enter_context(_sink(source, args.output, cfg.stream.image_exts)),
                           stack.enter_context(JsonlLog(args.log)))  # fmt: skip
+        alerts = _alerts(cfg, args, source, stack) if cfg.alerts.enabled or args.alerts else None
         try:
             run_loop(frames, pipeline, style=DrawStyle.from_config(cfg.draw), outputs=outputs, stats=stats,
-                     show=show, max_frames=args.max_frames)
+                     show=show, max_frames=args.max_frames, alerts=alerts)
         finally:
             stats.skipped_images = len(source.skipped)
             _report(stats, args, source.kind)
     return 0
+
+
+def _alerts(cfg: Config, args: argparse.Namespace, source: FrameSource, stack: contextlib.ExitStack) -> Alerts:
+    """The configured alerts, closed by ``stack`` (then their summary line is printed)."""
+    if source.kind == "images" or cfg.tracking.detect_every < 2:
+        print("alerts: no alert can fire: they need track ids (a video source and tracking.detect_every > 1)")
+    folder = snapshot_folder(cfg.alerts, cfg.output_path(cfg.paths.runs_dir), log=args.log, output=args.output)
+    alerts = Alerts.from_config(cfg.alerts, cfg.output_path(folder) if folder is not None else None)
+    stack.callback(lambda: print(alerts.summary_line() + (f"; snapshots in {folder}" if alerts.events and folder
+                                                           else "")))  # fmt: skip
+    return stack.enter_context(alerts)
 
 
 def _report(stats: RunStats, args: argparse.Namespace, kind: str) -> None:

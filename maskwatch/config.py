@@ -149,6 +149,26 @@ class StreamConfig:
 
 
 @dataclass(frozen=True)
+class AlertsConfig:
+    enabled: bool = False
+    no_mask_s: float = _range(0.0, 3600.0, default=2.0)
+    cooldown_s: float = _range(0.0, 86400.0, default=60.0)
+    gap_s: float = _range(0.0, 3600.0, default=1.0)
+    snapshots: bool = True
+    snapshots_dir: str = ""
+    banner_s: float = _range(0.0, 3600.0, default=3.0)
+    bell: bool = False
+    desktop: bool = False
+    command: str = ""
+    webhook_url: str = ""
+    mqtt_host: str = ""
+    mqtt_port: int = _range(1, 65535, default=1883)
+    mqtt_topic: str = "maskwatch/alerts"
+    timeout_s: float = _range(0.1, 600.0, default=5.0)
+    queue_size: int = _range(1, 100000, default=32)
+
+
+@dataclass(frozen=True)
 class AugmentConfig:
     rotation_deg: float = _range(0.0, 180.0, default=20.0)
     zoom: float = _range(0.0, 0.9, default=0.15)
@@ -188,6 +208,7 @@ class Config:
     classifier: ClassifierConfig = field(default_factory=ClassifierConfig)
     draw: DrawConfig = field(default_factory=DrawConfig)
     stream: StreamConfig = field(default_factory=StreamConfig)
+    alerts: AlertsConfig = field(default_factory=AlertsConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
 

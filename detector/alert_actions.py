@@ -1,0 +1,194 @@
+"""Alert receivers (terminal bell, desktop notification, shell command, webhook, MQTT) and the worker thread that
+feeds each one from a bounded queue.
+
+Every receiver is a ``Receiver(name, send)`` where ``send(event_dict)`` may block or raise: it runs on its own
+daemon thread (``Worker``), never on the video loop. A full queue drops the event and counts it; a failure is
+printed once per receiver in one line, counted, and the run goes on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import queue
+import shutil
+import subprocess
+import sys
+import threading
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from maskwatch.errors import UserError
+
+if TYPE_CHECKING:
+    from maskwatch.config import AlertsConfig
+
+Event = dict[str, Any]
+_STOP = object()
+
+
+@dataclass
+class Receiver:
+    """``send(event)`` delivers one event (may block, may raise); ``close()`` releases its connection."""
+
+    name: str
+    send: Callable[[Event], None]
+    close: Callable[[], None] = field(default=lambda: None)
+
+
+class Worker:
+    """One receiver's daemon thread and bounded queue; ``submit`` never blocks."""
+
+    def __init__(self, receiver: Receiver, queue_size: int = 32) -> None:
+        self.receiver = receiver
+        self.sent = self.failed = self.dropped = 0
+        self._queue: queue.Queue[object] = queue.Queue(maxsize=queue_size)
+        self._thread = threading.Thread(target=self._run, name=f"alerts-{receiver.name}", daemon=True)
+        self._thread.start()
+
+    def submit(self, event: Event) -> bool:
+        """Queue ``event``; False (and one more dropped) if the queue is full."""
+        try:
+            self._queue.put_nowait(event)
+        except queue.Full:
+            self.dropped += 1
+            if self.dropped == 1:
+                print(f"alerts: {self.receiver.name} is behind, its queue is full: dropping events (counted)",
+                      flush=True)
+            return False
+        return True
+
+    def _run(self) -> None:
+        while (event := self._queue.get()) is not _STOP:
+            try:
+                self.receiver.send(event)  # type: ignore[arg-type]
+                self.sent += 1
+            except Exception as exc:  # any receiver failure: one line, the run goes on
+                self.failed += 1
+                if self.failed == 1:
+                    print(f"alerts: {self.receiver.name} failed: {_one_line(exc)} (further failures counted, "
+                          "not shown)", flush=True)
+        with contextlib.suppress(Exception):
+            self.receiver.close()
+
+    def stop(self) -> None:
+        """Ask the thread to end after the queued events (the stop mark waits if the queue is full)."""
+        threading.Thread(target=self._queue.put, args=(_STOP,), daemon=True).start()
+
+    def join(self, timeout_s: float) -> None:
+        self._thread.join(timeout_s)
+
+    def status(self) -> str:
+        """``webhook: 2 sent, 1 failed, 0 dropped``."""
+        return f"{self.receiver.name}: {self.sent} sent, {self.failed} failed, {self.dropped} dropped"
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return f"{type(exc).__name__}: {text}" if not text.startswith(type(exc).__name__) else text
+
+
+# ---------------------------------------------------------------- receivers
+
+
+def bell() -> Receiver:
+    """The terminal bell (BEL on stderr)."""
+
+    def send(event: Event) -> None:
+        sys.stderr.write("\a")
+        sys.stderr.flush()
+
+    return Receiver("bell", send)
+
+
+def desktop(timeout_s: float) -> Receiver | None:
+    """A desktop notification via ``notify-send`` (Linux); None where there is none."""
+    exe = shutil.which("notify-send")
+    if exe is None:
+        return None
+
+    def send(event: Event) -> None:
+        subprocess.run([exe, "-u", "critical", "maskwatch: no mask", _event_text(event)], check=True,
+                       timeout=timeout_s, capture_output=True)  # fmt: skip
+
+    return Receiver("desktop", send)
+
+
+def command(cmd: str, timeout_s: float) -> Receiver:
+    """``cmd`` run by the shell, the event as one JSON line on its stdin; a non-zero exit is a failure."""
+
+    def send(event: Event) -> None:
+        proc = subprocess.run(cmd, shell=True, input=json.dumps(event) + "\n", text=True, timeout=timeout_s,
+                              capture_output=True)  # fmt: skip
+        if proc.returncode != 0:
+            tail = " ".join(proc.stderr.split())[-200:]
+            raise RuntimeError(f"exit code {proc.returncode}" + (f" ({tail})" if tail else ""))
+
+    return Receiver("command", send)
+
+
+def webhook(url: str, timeout_s: float) -> Receiver:
+    """An HTTP POST of the event as JSON (``Content-Type: application/json``); a non-2xx answer is a failure."""
+
+    def send(event: Event) -> None:
+        request = urllib.request.Request(url, data=json.dumps(event).encode("utf-8"), method="POST",
+                                         headers={"Content-Type": "application/json"})  # fmt: skip
+        with urllib.request.urlopen(request, timeout=timeout_s) as response:
+            response.read()
+
+    return Receiver("webhook", send)
+
+
+def mqtt(host: str, port: int, topic: str, timeout_s: float, qos: int = 1) -> Receiver:
+    """An MQTT publish of the event as JSON to ``topic`` (paho-mqtt; connects on the first event, reconnects)."""
+    import paho.mqtt.client as paho
+
+    client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id="", protocol=paho.MQTTv311)
+    client.connect_timeout = timeout_s
+    state = {"connected": False}
+
+    def send(event: Event) -> None:
+        if not state["connected"]:
+            client.connect(host, port, keepalive=60)
+            client.loop_start()  # the network thread; it reconnects on its own after a drop
+            state["connected"] = True
+        info = client.publish(topic, json.dumps(event), qos=qos)
+        info.wait_for_publish(timeout_s)
+        if not info.is_published():
+            raise TimeoutError(f"not acknowledged by {host}:{port} within {timeout_s:g} s")
+
+    def close() -> None:
+        if state["connected"]:
+            client.loop_stop()
+            client.disconnect()
+
+    return Receiver(f"mqtt {host}:{port}", send, close)
+
+
+def _event_text(event: Event) -> str:
+    return f"person {event['track_id']} without a mask for {event['time_s'] - event['since_s']:.1f} s " \
+           f"({event['source']}, frame {event['frame']})"
+
+
+def build_receivers(cfg: AlertsConfig) -> list[Receiver]:
+    """The receivers ``cfg`` turns on; a desktop notification where there is none is skipped with one line."""
+    receivers = []
+    if cfg.bell:
+        receivers.append(bell())
+    if cfg.desktop:
+        note = desktop(cfg.timeout_s)
+        if note is None:
+            print("alerts: no desktop notifications here (notify-send not found): skipped", flush=True)
+        else:
+            receivers.append(note)
+    if cfg.command:
+        receivers.append(command(cfg.command, cfg.timeout_s))
+    if cfg.webhook_url:
+        if not cfg.webhook_url.lower().startswith(("http://", "https://")):
+            raise UserError(f"alerts.webhook_url must be an http:// or https:// URL, got {cfg.webhook_url!r}")
+        receivers.append(webhook(cfg.webhook_url, cfg.timeout_s))
+    if cfg.mqtt_host:
+        receivers.append(mqtt(cfg.mqtt_host, cfg.mqtt_port, cfg.mqtt_topic, cfg.timeout_s))
+    return receivers

@@ -1,0 +1,401 @@
+"""Alerts: the rule on a fake clock, every receiver against a real local one (HTTP server, mosquitto broker, shell),
+snapshots, a hanging or refusing receiver next to the loop, and the demo end to end."""
+
+from __future__ import annotations
+
+import contextlib
+import http.server
+import json
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import ClassVar
+
+import cv2
+import numpy as np
+import pytest
+
+from detector import alert_actions
+from detector.alerts import AlertRules, Alerts, SnapshotWriter, snapshot_folder
+from detector.draw import DrawStyle, draw
+from detector.loop import Outputs, run_loop
+from detector.sinks import JsonlLog
+from detector.sources import Frame
+from detector.stats import RunStats
+from maskwatch.config import AlertsConfig, load_config
+from maskwatch.faces import MASK, NO_MASK, NO_TRACK, UNKNOWN, Faces
+
+ROOT = Path(__file__).resolve().parents[1]
+FPS = 10.0
+
+
+def _faces(*people: tuple[int, int]) -> Faces:
+    """One face per ``(track_id, label)``, side by side, 40 px wide."""
+    n = len(people)
+    xyxy = [[10 + 50 * i, 20, 50 + 50 * i, 70] for i in range(n)]
+    labels = [label for _, label in people]
+    prob = [0.9 if label == MASK else 0.1 if label == NO_MASK else np.nan for label in labels]
+    return Faces(np.array(xyxy).reshape(-1, 4), np.full(n, 0.9), np.array(prob), np.array(labels),
+                 np.array([t for t, _ in people]))
+
+
+def _run_rules(rules: AlertRules, timeline: list[tuple[tuple[int, int], ...]]) -> list[tuple[float, int, float]]:
+    """Feed one frame per ``FPS`` tick; ``(time_s, track_id, since_s)`` of every trigger."""
+    fired = []
+    for i, people in enumerate(timeline):
+        t = i / FPS
+        fired += [(round(t, 3), trig.track_id, round(trig.since_s, 3)) for trig in rules.update(_faces(*people), t)]
+    return fired
+
+
+# ------------------------------------------------------------------ the rule, on a fake clock
+
+
+def test_unmasked_person_fires_once_then_again_only_after_the_cooldown():
+    rules = AlertRules(no_mask_s=2.0, cooldown_s=5.0, gap_s=1.0)
+    fired = _run_rules(rules, [((1, NO_MASK),)] * 131)  # 13 s unmasked
+    assert fired == [(2.0, 1, 0.0), (7.0, 1, 0.0), (12.0, 1, 0.0)]
+
+
+def test_masked_and_unknown_people_never_fire_and_a_mask_restarts_the_count():
+    rules = AlertRules(no_mask_s=1.0, cooldown_s=60.0)
+    timeline = [((1, MASK), (2, UNKNOWN), (NO_TRACK, NO_MASK))] * 50
+    # track 3: unmasked 0.8 s, masked one frame, unmasked again: the count starts over at 0.9 s
+    timeline += [((3, NO_MASK),)] * 8 + [((3, MASK),)] + [((3, UNKNOWN),)] * 3 + [((3, NO_MASK),)] * 20
+    fired = _run_rules(rules, timeline)
+    assert fired == [(6.2 + 1.0, 3, 6.2)]  # unknown frames neither start nor end a run
+    assert all(track == 3 for _, track, _ in fired)
+
+
+def test_a_person_who_leaves_and_comes_back():
+    rules = AlertRules(no_mask_s=1.0, cooldown_s=4.0, gap_s=0.5)
+    away, here = (), ((5, NO_MASK),)
+    # 0.0-0.7 s here (too short), away 1 s (> gap: starts over), back at 1.8 s: fires at 2.8 s
+    timeline = [here] * 8 + [away] * 10 + [here] * 12
+    # leaves again for 0.3 s (< gap: the same run), back: muted by the cooldown until 6.8 s
+    timeline += [away] * 3 + [here] * 40
+    # gone for good; a newcomer with another track id fires on its own
+    timeline += [away] * 60 + [((6, NO_MASK),)] * 11
+    fired = _run_rules(rules, timeline)
+    assert fired == [(2.8, 5, 1.8), (6.8, 5, 1.8), (14.3, 6, 13.3)]
+    assert len(rules) == 1  # track 5 was forgotten once gone longer than the cooldown
+
+
+def test_several_people_are_independent():
+    rules = AlertRules(no_mask_s=0.5, cooldown_s=100.0)
+    timeline = [((1, NO_MASK), (2, MASK))] * 10 + [((1, NO_MASK), (2, NO_MASK))] * 10
+    assert _run_rules(rules, timeline) == [(0.5, 1, 0.0), (1.5, 2, 1.0)]
+
+
+# ------------------------------------------------------------------ receivers against real local servers
+
+
+class _Collector(http.server.BaseHTTPRequestHandler):
+    received: ClassVar[list[tuple[str, dict]]] = []
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        type(self).received.append((self.headers["Content-Type"], json.loads(body)))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        return None
+
+
+@contextlib.contextmanager
+def _http_server() -> Iterator[tuple[str, list]]:
+    handler = type("Handler", (_Collector,), {"received": []})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/hook", handler.received
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@contextlib.contextmanager
+def _silent_server() -> Iterator[int]:
+    """A port that accepts connections and never answers (a hung receiver)."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(64)
+    try:
+        yield sock.getsockname()[1]
+    finally:
+        sock.close()
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _wait_for(condition, timeout_s: float = 10.0) -> bool:
+    end = time.monotonic() + timeout_s
+    while time.monotonic() < end:
+        if condition():
+            return True
+        time.sleep(0.02)
+    return condition()
+
+
+EVENT = {"event": "no_mask", "track_id": 3, "source": "cam.mp4", "frame": 40, "time_s": 4.0, "since_s": 2.0,
+         "box": [1, 2, 30, 40], "prob_mask": 0.1, "snapshot_frame": None, "snapshot_face": None, "utc": "x"}
+
+
+def test_webhook_posts_the_event_as_json():
+    with _http_server() as (url, received):
+        worker = alert_actions.Worker(alert_actions.webhook(url, timeout_s=5.0))
+        assert worker.submit(EVENT)
+        assert _wait_for(lambda: worker.sent == 1)
+        worker.stop()
+        worker.join(5)
+    assert received == [("application/json", EVENT)]
+    assert (worker.failed, worker.dropped) == (0, 0)
+
+
+@pytest.fixture(scope="module")
+def mosquitto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+    exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+    if not Path(exe).exists():
+        pytest.fail("mosquitto is not installed: apt-get install -y mosquitto (.ci/run does it)")
+    port = _closed_port()
+    conf = tmp_path_factory.mktemp("mqtt") / "mosquitto.conf"
+    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
+    proc = subprocess.Popen([exe, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        def up() -> bool:
+            with socket.socket() as s:
+                return s.connect_ex(("127.0.0.1", port)) == 0
+        assert _wait_for(up, 10), f"mosquitto did not start: {proc.stderr.read1().decode() if proc.poll() else ''}"
+        yield port
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_mqtt_publishes_the_event_to_a_real_broker(mosquitto: int):
+    import paho.mqtt.client as paho
+
+    got: list[tuple[str, dict]] = []
+    subscribed = threading.Event()
+    sub = paho.Client(paho.CallbackAPIVersion.VERSION2)
+    sub.on_message = lambda c, u, msg: got.append((msg.topic, json.loads(msg.payload)))
+    sub.on_subscribe = lambda *a: subscribed.set()
+    sub.on_connect = lambda c, u, f, rc, p: c.subscribe("site/alerts", qos=1)
+    sub.connect("127.0.0.1", mosquitto)
+    sub.loop_start()
+    try:
+        assert subscribed.wait(10)
+        worker = alert_actions.Worker(alert_actions.mqtt("127.0.0.1", mosquitto, "site/alerts", timeout_s=5.0))
+        for k in range(2):
+            worker.submit({**EVENT, "frame": k})
+        assert _wait_for(lambda: len(got) == 2), (worker.status(), got)
+        worker.stop()
+        worker.join(5)
+    finally:
+        sub.loop_stop()
+        sub.disconnect()
+    assert got == [("site/alerts", {**EVENT, "frame": 0}), ("site/alerts", {**EVENT, "frame": 1})]
+    assert (worker.sent, worker.failed) == (2, 0)
+
+
+def test_command_gets_the_event_on_stdin_and_a_failing_one_is_reported_once(tmp_path: Path, capsys):
+    out = tmp_path / "events.jsonl"
+    worker = alert_actions.Worker(alert_actions.command(f"cat >> '{out}'", timeout_s=10))
+    for k in range(3):
+        worker.submit({**EVENT, "frame": k})
+    assert _wait_for(lambda: worker.sent == 3, 20)
+    assert [json.loads(line)["frame"] for line in out.read_text().splitlines()] == [0, 1, 2]
+    assert json.loads(out.read_text().splitlines()[0]) == EVENT | {"frame": 0}
+
+    bad = alert_actions.Worker(alert_actions.command("echo nope >&2; exit 3", timeout_s=10))
+    for _ in range(3):
+        bad.submit(EVENT)
+    assert _wait_for(lambda: bad.failed == 3, 20)
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("alerts:")]
+    assert lines == ["alerts: command failed: RuntimeError: exit code 3 (nope) (further failures counted, not shown)"]
+
+
+def test_desktop_notification_is_skipped_with_one_line_where_missing(monkeypatch: pytest.MonkeyPatch, capsys):
+    monkeypatch.setattr(alert_actions.shutil, "which", lambda name: None)
+    receivers = alert_actions.build_receivers(AlertsConfig(desktop=True, bell=True))
+    assert [r.name for r in receivers] == ["bell"]
+    assert capsys.readouterr().out == "alerts: no desktop notifications here (notify-send not found): skipped\n"
+
+
+def test_a_webhook_that_is_not_http_is_a_user_error():
+    from maskwatch.errors import UserError
+
+    with pytest.raises(UserError, match="http:// or https://"):
+        alert_actions.build_receivers(AlertsConfig(webhook_url="ftp://x"))
+
+
+# ------------------------------------------------------------------ snapshots, banner, the loop
+
+
+def _scene(i: int) -> np.ndarray:
+    return np.full((240, 320, 3), 90 + i % 50, np.uint8)
+
+
+def _frames(n: int) -> Iterator[Frame]:
+    for i in range(n):
+        yield Frame(i, i / FPS, _scene(i), "cam.mp4", FPS)
+
+
+class _Unmasked:
+    """A pipeline: two unmasked people (tracks 7, 8) in every frame, after a fixed model time ``delay_s``."""
+
+    def __init__(self, delay_s: float = 0.0) -> None:
+        self.delay_s = delay_s
+
+    def __call__(self, frame_bgr: np.ndarray) -> Faces:
+        if self.delay_s:
+            time.sleep(self.delay_s)
+        return _faces((7, NO_MASK), (8, NO_MASK))
+
+
+def test_loop_logs_alerts_and_saves_valid_jpeg_snapshots(tmp_path: Path):
+    snaps = tmp_path / "run" / "snapshots"
+    alerts = Alerts(AlertRules(no_mask_s=1.0, cooldown_s=100.0), snapshots=SnapshotWriter(snaps), banner_s=2.0)
+    with alerts, JsonlLog(tmp_path / "log.jsonl") as log:
+        run_loop(_frames(25), _Unmasked(), style=DrawStyle(), outputs=Outputs(log=log), stats=RunStats(),
+                 alerts=alerts)
+    records = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    with_alerts = [r for r in records if "alerts" in r]
+    assert [r["frame"] for r in with_alerts] == [10]  # 1.0 s at 10 fps
+    events = with_alerts[0]["alerts"]
+    assert [e["track_id"] for e in events] == [7, 8] and events == alerts.events
+    e = events[0]
+    assert set(e) == {"event", "track_id", "source", "frame", "time_s", "since_s", "box", "prob_mask",
+                      "snapshot_frame", "snapshot_face", "utc"}
+    assert (e["event"], e["source"], e["frame"], e["time_s"], e["since_s"]) == ("no_mask", "cam.mp4", 10, 1.0, 0.0)
+    assert e["box"] == [10, 20, 50, 70] and e["prob_mask"] == pytest.approx(0.1)
+    assert sorted(p.name for p in snaps.iterdir()) == ["cam_f000010_t7_face.jpg", "cam_f000010_t7_frame.jpg",
+                                                       "cam_f000010_t8_face.jpg", "cam_f000010_t8_frame.jpg"]
+    frame_jpg, face_jpg = cv2.imread(e["snapshot_frame"]), cv2.imread(e["snapshot_face"])
+    assert Path(e["snapshot_frame"]).read_bytes()[:3] == b"\xff\xd8\xff"
+    assert frame_jpg.shape == (240, 320, 3)
+    assert face_jpg.shape == (50 + 2 * 12, 40 + 2 * 10, 3)  # the box grown by 25 % on every side
+    # the snapshot is the annotated frame: the red no-mask box is in it
+    assert np.abs(frame_jpg[20:70, 10].astype(int) - (0, 0, 230)).max() < 60
+
+
+def test_banner_is_drawn_across_the_top_after_an_alert():
+    frame = np.full((120, 200, 3), 128, np.uint8)
+    plain = draw(frame, Faces.empty(), DrawStyle())
+    bannered = draw(frame, Faces.empty(), DrawStyle(), banner="NO MASK: person 3")
+    assert np.array_equal(plain[60:], bannered[60:])
+    assert (bannered[2, :, 2] == 230).mean() > 0.8  # the no-mask colour fills the bar
+    alerts = Alerts(AlertRules(no_mask_s=0.0, cooldown_s=100.0), banner_s=2.0)
+    assert alerts.banner(0.0) is None
+    alerts.update(next(_frames(1)), _faces((3, NO_MASK), (12, NO_MASK)), frame)
+    assert alerts.banner(1.9) == "NO MASK: persons 3, 12" and alerts.banner(2.0) is None
+    assert Alerts(AlertRules(0.0, 100.0), banner_s=0.0).banner(0.0) is None
+
+
+def _frame_times_s(alerts: Alerts | None, n: int = 40, delay_s: float = 0.02) -> list[float]:
+    """Per-frame wall time of the loop with ``alerts`` (every frame fires for both people)."""
+    stamps: list[float] = []
+
+    def frames() -> Iterator[Frame]:
+        for frame in _frames(n):
+            stamps.append(time.perf_counter())
+            yield frame
+        stamps.append(time.perf_counter())
+
+    with JsonlLog(None) as log:
+        run_loop(frames(), _Unmasked(delay_s), style=DrawStyle(), outputs=Outputs(log=log), stats=RunStats(),
+                 alerts=alerts)
+    return np.diff(stamps).tolist()
+
+
+def test_hanging_or_refusing_receivers_do_not_slow_the_loop(capsys):
+    names = ("hung webhook", "refused webhook", "hung mqtt", "refused mqtt")
+    with _silent_server() as hung_port:
+        refused = _closed_port()
+        receivers = [alert_actions.webhook(f"http://127.0.0.1:{hung_port}/", timeout_s=1.5),
+                     alert_actions.webhook(f"http://127.0.0.1:{refused}/", timeout_s=1.5),
+                     alert_actions.mqtt("127.0.0.1", hung_port, "t", timeout_s=1.5),
+                     alert_actions.mqtt("127.0.0.1", refused, "t", timeout_s=1.5)]
+        for name, r in zip(names, receivers, strict=True):
+            r.name = name
+        alerts = Alerts(AlertRules(no_mask_s=0.0, cooldown_s=0.0), receivers, queue_size=4, close_timeout_s=0.1)
+        baseline = _frame_times_s(None)
+        with alerts:
+            slowed = _frame_times_s(alerts)
+        status = {w.receiver.name: w for w in alerts.workers}
+        assert len(alerts.events) == 80  # every frame, both people
+        ratio = statistics.median(slowed) / statistics.median(baseline)
+        assert ratio < 1.2, (statistics.median(slowed), statistics.median(baseline))
+        assert max(slowed) < 0.1, max(slowed)
+        assert status["hung webhook"].dropped >= 80 - 4 - 1  # one in flight, the queue full, the rest dropped
+        assert status["hung webhook"].sent == 0
+    for worker in alerts.workers:  # the hung ones fail fast now that their server is gone
+        worker.join(20)
+    assert not any(w._thread.is_alive() for w in alerts.workers)
+    assert status["refused webhook"].failed >= 1 and status["refused mqtt"].failed >= 1
+    assert all(w.sent == 0 for w in alerts.workers)
+    failed = [line for line in capsys.readouterr().out.splitlines() if " failed: " in line]
+    assert len(failed) == len({line.split(" failed")[0] for line in failed})  # once per receiver
+    refused_lines = [line for line in failed if line.startswith("alerts: refused")]
+    assert len(refused_lines) == 2 and all("Connection refused" in line for line in refused_lines), failed
+
+
+def test_snapshot_folder_rules(tmp_path: Path):
+    cfg = AlertsConfig()
+    assert snapshot_folder(cfg, tmp_path, log="out/log.jsonl", output="x/a.mp4") == Path("out/snapshots")
+    assert snapshot_folder(cfg, tmp_path, log=None, output="x/a.mp4") == Path("x/snapshots")
+    assert snapshot_folder(AlertsConfig(snapshots_dir="snaps"), tmp_path, log="l.jsonl", output=None) == Path("snaps")
+    auto = snapshot_folder(cfg, tmp_path, log=None, output=None)
+    assert auto.parent.parent == tmp_path and auto.parent.name.startswith("alerts-") and auto.name == "snapshots"
+    assert snapshot_folder(AlertsConfig(snapshots=False), tmp_path, log="l.jsonl", output=None) is None
+
+
+def test_alerts_section_in_the_shipped_config():
+    cfg = load_config(overrides=["alerts.no_mask_s=1.5", "alerts.mqtt_port=8883"])
+    assert (cfg.alerts.enabled, cfg.alerts.no_mask_s, cfg.alerts.mqtt_port) == (False, 1.5, 8883)
+
+
+# ------------------------------------------------------------------ the demo end to end
+
+
+@pytest.mark.slow
+def test_demo_fires_once_per_unmasked_person(tmp_path: Path):
+    hook_log = tmp_path / "hook.jsonl"
+    with _http_server() as (url, received):
+        proc = subprocess.run(
+            [sys.executable, "-m", "detector.webcam", "--demo", "--alerts", "--set", f"paths.runs_dir={tmp_path}",
+             "--set", "alerts.no_mask_s=1.0", "--set", f"alerts.webhook_url={url}",
+             "--set", f"alerts.command=cat >> '{hook_log}'"],
+            cwd=ROOT, capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    records = [json.loads(line) for line in (tmp_path / "demo" / "log.jsonl").read_text().splitlines()]
+    events = [e for r in records for e in r.get("alerts", [])]
+    demo = json.loads((ROOT / "demo" / "demo.json").read_text())
+    cols, rows = demo["mosaic_cols_rows"]
+    width, height = demo["size_wh"]
+    unmasked = {i for i, tile in enumerate(demo["tiles"]) if not tile["masked"]}
+
+    def tile_of(box: list[int]) -> int:
+        cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+        return int(cy // (height / rows)) * cols + int(cx // (width / cols))
+
+    assert sorted(tile_of(e["box"]) for e in events) == sorted(unmasked), events  # once per unmasked person
+    for e in events:
+        assert e["time_s"] - e["since_s"] >= 1.0
+        assert cv2.imread(e["snapshot_frame"]) is not None and cv2.imread(e["snapshot_face"]) is not None
+        assert Path(e["snapshot_frame"]).parent == tmp_path / "demo" / "snapshots"
+    assert [body for _, body in received] == events
+    assert [json.loads(line) for line in hook_log.read_text().splitlines()] == events
+    assert f"alerts: {len(events)} fired" in proc.stdout
