@@ -1,7 +1,9 @@
-"""``MaskClassifier``: P(mask) for a batch of BGR face crops, from the model that ``train`` saved.
+"""``MaskClassifier``: P(mask) and the per-class probabilities of a batch of BGR face crops, from the model that
+``train`` saved.
 
 Backends: ``tflite`` (default) runs ``<stem>.tflite`` with LiteRT and never imports TensorFlow; ``keras`` loads
-``<stem>.keras`` and imports TensorFlow only when selected. The card ``<stem>.json`` gives the input size.
+``<stem>.keras`` and imports TensorFlow only when selected. The card ``<stem>.json`` gives the input size, the output
+(``sigmoid P(mask)``, or ``softmax`` over its ``class_names``, e.g. no_mask, mask, incorrect) and the class names.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from maskwatch.card import card_path, read_card, verify_card_file
+from maskwatch.card import CLASS_NAMES, OUTPUT, OUTPUT_SOFTMAX, card_path, read_card, verify_card_file
 from maskwatch.checksums import cache_path
 from maskwatch.config import Config
 from maskwatch.errors import UserError
@@ -35,8 +37,31 @@ def check_card(card: dict[str, Any], where: Path) -> tuple[int, int]:
     return int(size[0]), int(size[1])
 
 
+def card_classes(card: dict[str, Any], where: Path) -> tuple[str, ...]:
+    """The class names of the model's output columns: ``mask, no_mask`` for a sigmoid P(mask) model (column 0 is
+    P(mask), column 1 of ``probabilities`` its complement), the card's ``class_names`` for a softmax model."""
+    output = card.get("output", OUTPUT)
+    if output == OUTPUT:
+        return CLASS_NAMES
+    names = card.get("class_names")
+    if output != OUTPUT_SOFTMAX:
+        raise UserError(
+            f"model card {where}: output is {output!r}, the detector reads {OUTPUT!r} or {OUTPUT_SOFTMAX!r}"
+        )
+    if not (isinstance(names, list) and len(names) >= 2 and len(set(names)) == len(names)
+            and all(isinstance(n, str) for n in names) and {"mask", "no_mask"} <= set(names)):  # fmt: skip
+        raise UserError(f"model card {where}: a softmax model needs distinct class_names with mask and no_mask, "
+                        f"got {names!r}")  # fmt: skip
+    return tuple(names)
+
+
 class MaskClassifier:
-    """Callable: ``classifier(crops_bgr) -> P(mask)`` float32 (n,), all crops in one batch call."""
+    """Callable: ``classifier(crops_bgr) -> P(mask)`` float32 (n,), all crops in one batch call.
+
+    ``probabilities(crops_bgr)`` float32 (n, k): one column per ``class_names`` entry (a binary model: P(mask),
+    1 - P(mask)); ``predict(probs)`` turns those into class indices (binary: P(mask) >= ``threshold``; softmax:
+    the most probable class).
+    """
 
     def __init__(
         self, stem: str | Path, backend: str = "tflite", threads: int = 1, *, hash_cache: Path | None = None,
@@ -49,6 +74,8 @@ class MaskClassifier:
             raise UserError(f"no trained model at {card_path(self.stem)}: create one with {TRAIN_HINT}")
         self.card = read_card(self.stem)
         self.input_size_wh = check_card(self.card, card_path(self.stem))
+        self.class_names = card_classes(self.card, card_path(self.stem))
+        self.softmax = self.card.get("output", OUTPUT) == OUTPUT_SOFTMAX
         self.threshold = float(self.card["threshold"])
         self.backend = backend
         path = verify_card_file(self.stem, self.card, backend, cache=hash_cache, enabled=verify_checksums)
@@ -71,13 +98,27 @@ class MaskClassifier:
         )
 
     def __call__(self, crops_bgr: Sequence[np.ndarray]) -> np.ndarray:
+        return self.probabilities(crops_bgr)[:, self.class_names.index("mask")]
+
+    def probabilities(self, crops_bgr: Sequence[np.ndarray]) -> np.ndarray:
+        """float32 (n, len(class_names)): the probability of each class for each crop, one batch call."""
+        k = len(self.class_names)
         if len(crops_bgr) == 0:
-            return np.zeros((0,), np.float32)
+            return np.zeros((0, k), np.float32)
         batch = prepare_batch(crops_bgr, self.input_size_wh)
         probs = np.asarray(self._predict(batch), np.float32).reshape(len(crops_bgr), -1)
-        if probs.shape[1] != 1:
-            raise UserError(f"model {self.stem} returns {probs.shape[1]} values per face; expected 1 (P(mask))")
-        return probs[:, 0]
+        expected = k if self.softmax else 1
+        if probs.shape[1] != expected:
+            raise UserError(f"model {self.stem} returns {probs.shape[1]} values per face; its card says {expected} "
+                            f"({self.card.get('output', OUTPUT)})")  # fmt: skip
+        return probs if self.softmax else np.concatenate([probs, 1 - probs], axis=1)
+
+    def predict(self, probs: np.ndarray) -> np.ndarray:
+        """int (n,) indices into ``class_names`` of ``probabilities``' rows."""
+        probs = np.asarray(probs).reshape(-1, len(self.class_names))
+        if self.softmax:
+            return np.argmax(probs, axis=1)
+        return np.where(probs[:, 0] >= self.threshold, 0, 1)
 
 
 def _check_tflite_input(path: Path, size_wh: tuple[int, int], card: Path) -> None:

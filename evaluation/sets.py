@@ -52,9 +52,11 @@ class LabelledImage:
     labels: list[str]  # per box: mask, no_mask or ignore
 
 
-def read_labelled_folder(folder: Path, image_exts: Sequence[str]) -> list[LabelledImage]:
+def read_labelled_folder(
+    folder: Path, image_exts: Sequence[str], labels: Sequence[str] = LABELS
+) -> list[LabelledImage]:
     """All images under ``folder`` with their labelled boxes from ``folder/boxes.csv`` (an image without rows has no
-    face)."""
+    face); ``labels`` are the accepted labels besides ``ignore`` (``incorrect`` too for a three-class set)."""
     csv_path = folder / "boxes.csv"
     if not csv_path.is_file():
         raise UserError(f"{folder}: no boxes.csv (make one with: python -m train.maskify SRC {folder} --full-images)")
@@ -66,8 +68,8 @@ def read_labelled_folder(folder: Path, image_exts: Sequence[str]) -> list[Labell
             raise UserError(f"{csv_path}: missing columns {', '.join(sorted(missing))}")
         for line, row in enumerate(reader, start=2):
             label = row["label"].strip()
-            if label not in (*LABELS, IGNORE):
-                raise UserError(f"{csv_path}:{line}: label {label!r} is not one of mask, no_mask, ignore")
+            if label not in (*labels, IGNORE):
+                raise UserError(f"{csv_path}:{line}: label {label!r} is not one of {', '.join((*labels, IGNORE))}")
             try:
                 box = [int(float(row[k])) for k in ("x1", "y1", "x2", "y2")]
             except ValueError:

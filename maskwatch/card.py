@@ -20,6 +20,8 @@ FORMAT_VERSION = 1
 CLASS_NAMES = ("mask", "no_mask")
 POSITIVE_CLASS = "mask"
 OUTPUT = "sigmoid P(mask)"
+OUTPUT_SOFTMAX = "softmax"  # one probability per class, in the card's class_names order
+CLASS_NAMES_3 = ("no_mask", "mask", "incorrect")  # a three-class model's softmax columns
 FILE_SUFFIXES = {"tflite": ".tflite", "keras": ".keras", "h5": ".h5"}
 TRAIN_HINT = "python -m train --dataset DIR"
 

@@ -132,6 +132,7 @@ class ClassifierConfig:
 class DrawConfig:
     mask_color_bgr: tuple[int, int, int] = _color((0, 200, 0))
     no_mask_color_bgr: tuple[int, int, int] = _color((0, 0, 230))
+    incorrect_color_bgr: tuple[int, int, int] = _color((0, 140, 255))
     text_color_bgr: tuple[int, int, int] = _color((255, 255, 255))
     font_scale: float = _range(0.1, 5.0, default=0.5)
     thickness_px: int = _range(1, 20, default=2)

@@ -22,6 +22,7 @@ from train.mask_overlay import (  # noqa: E402
     MOUTH,
     NOSE_TIP_AND_NOSTRILS,
     SHAPES,
+    WRONG_PLACEMENTS,
     MaskStyle,
     box_from_landmarks,
     mask_polygon,
@@ -46,6 +47,28 @@ def astronaut_landmarks(landmarker: Landmarker, astronaut_bgr: np.ndarray) -> np
     found = landmarker.find(astronaut_bgr)
     assert len(found) == 1
     return found[0]
+
+
+NOSE_TIP = 30
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_wrong_placements_uncover_the_nose_or_the_mouth(astronaut_landmarks: np.ndarray, shape: str) -> None:
+    pts = astronaut_landmarks
+    assert points_inside(mask_polygon(pts, shape, "correct"), pts[[NOSE_TIP]]).all()
+    below = mask_polygon(pts, shape, "below_nose")
+    assert not points_inside(below, pts[NOSE_TIP_AND_NOSTRILS]).any()  # nose tip and nostrils visible
+    assert points_inside(below, pts[MOUTH]).all()  # the mouth still covered
+    chin = mask_polygon(pts, shape, "on_chin")
+    assert not points_inside(chin, pts[MOUTH]).any() and points_inside(chin, pts[[8]]).all()  # mouth out, chin in
+    for side, uncovered_corner, covered_corner in ((1, 48, 54), (-1, 54, 48)):  # mouth corners: 48 near jaw 0
+        aside = mask_polygon(pts, shape, "to_side", side)
+        assert not points_inside(aside, pts[[NOSE_TIP, uncovered_corner]]).any()
+        assert points_inside(aside, pts[[covered_corner]]).all()
+    for placement in WRONG_PLACEMENTS:
+        assert not points_inside(mask_polygon(pts, shape, placement), pts[EYES]).any()
+    with pytest.raises(ValueError, match="placement"):
+        mask_polygon(pts, shape, "on_forehead")
 
 
 @pytest.mark.parametrize("shape", SHAPES)
@@ -159,7 +182,7 @@ def test_faces_without_landmarks_or_too_small_are_skipped_and_counted(
     assert [f.landmarks_xy is not None for f in faces] == [True, False, False]
 
     class Collect:
-        def write(self, image_bgr, masked_bgr, faces, good, key, group) -> None:
+        def write(self, image_bgr, masked_bgr, faces, good, key, group, incorrect=()) -> None:
             self.good = list(good)
 
     maskifier = Maskifier(locator, min_face_px=40)
@@ -176,7 +199,7 @@ def test_small_faces_are_skipped(landmarker: Landmarker, astronaut_bgr: np.ndarr
     maskifier = Maskifier(FaceLocator(landmarker), min_face_px=400)
 
     class Collect:
-        def write(self, image_bgr, masked_bgr, faces, good, key, group) -> None:
+        def write(self, image_bgr, masked_bgr, faces, good, key, group, incorrect=()) -> None:
             self.good = list(good)
 
     writer = Collect()
@@ -188,3 +211,31 @@ def test_missing_source_is_one_line_error(tmp_path: Path, capsys: pytest.Capture
     assert main([str(tmp_path / "nope"), str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: source not found") and "\n" not in err
+
+
+def test_three_classes_write_incorrect_masks_in_the_same_groups(photos: Path, tmp_path: Path) -> None:
+    dst = tmp_path / "three"
+    assert main([str(photos), str(dst), "--classes", "3", "--seed", "3"]) == 0
+    names = {d: sorted(p.name for p in (dst / d).iterdir()) for d in ("with_mask", "without_mask", "incorrect_mask")}
+    assert names["with_mask"] == names["without_mask"] == names["incorrect_mask"] and len(names["with_mask"]) == 2
+    rows = {r["file"]: r["group"] for r in csv.DictReader((dst / "groups.csv").open())}
+    for name in names["with_mask"]:
+        assert len({rows[f"{d}/{name}"] for d in names}) == 1  # one person, one side of the split
+        plain, right, wrong = (cv2.imread(str(dst / d / name)).astype(int)
+                               for d in ("without_mask", "with_mask", "incorrect_mask"))  # fmt: skip
+        assert np.abs(wrong - plain).mean() > 5 and np.abs(wrong - right).mean() > 5
+    # the binary layout's masks are unchanged by the third class (same seed, same keys)
+    two = tmp_path / "two"
+    assert main([str(photos), str(two), "--seed", "3"]) == 0
+    for name in names["with_mask"]:
+        assert (two / "with_mask" / name).read_bytes() == (dst / "with_mask" / name).read_bytes()
+    assert not (two / "incorrect_mask").exists()
+
+
+def test_three_classes_full_images_have_one_image_per_wrong_placement(photos: Path, tmp_path: Path) -> None:
+    dst = tmp_path / "full3"
+    assert main([str(photos), str(dst), "--full-images", "--classes", "3"]) == 0
+    rows = list(csv.DictReader((dst / "boxes.csv").open()))
+    wrong = {r["file"] for r in rows if r["label"] == "incorrect"}
+    assert wrong == {f"images/{stem}__{p}.jpg" for stem in ("astronaut", "people_hopper") for p in WRONG_PLACEMENTS}
+    assert sum(r["label"] == "mask" for r in rows) == sum(r["label"] == "no_mask" for r in rows) == 2

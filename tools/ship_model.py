@@ -41,12 +41,27 @@ def _provenance(dataset: Path) -> dict[str, object]:
     }
 
 
+def _three_class_eval(path: Path) -> dict[str, object]:
+    """A held-out evaluation of ``python -m evaluation.three_class`` (every model it compared, on the same faces)."""
+    report = json.loads(path.read_text(encoding="utf-8"))
+    keep = ("faces", "mask_no_mask_accuracy", "mask_no_mask_by_face_height_px", "incorrect_precision",
+            "incorrect_recall", "incorrect_recall_by_placement", "predicted_by_label")  # fmt: skip
+    return {
+        "command": f"python -m evaluation.three_class {report['dir']} --boxes {report['boxes']}",
+        "faces": report["faces"],
+        "missed_by_face_detector": report["missed"],
+        "models": {name: {k: r[k] for k in keep} for name, r in report["models"].items()},
+    }
+
+
 def _main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python tools/ship_model.py", description=__doc__)
     parser.add_argument("--stem", type=Path, default=ROOT / "models" / "mask_classifier")
     parser.add_argument("--dataset", type=Path, default=ROOT / "data" / "starter")
     parser.add_argument("--eval-json", type=Path, help="report of tools/eval_classifier_boxes.py on the held-out set")
     parser.add_argument("--command", action="append", default=[], help="a command that reproduced it (repeatable)")
+    parser.add_argument("--three-class-eval", type=Path, action="append", default=[],
+                        help="a python -m evaluation.three_class --json report (repeatable)")  # fmt: skip
     args = parser.parse_args(argv)
     card_path = args.stem.with_suffix(".json")
     if not card_path.is_file():
@@ -69,6 +84,8 @@ def _main(argv: Sequence[str] | None = None) -> int:
             "command": "python tools/eval_classifier_boxes.py data/eval_holdout",
             **{k: report[k] for k in ("n", "accuracy", "f1_mask", "f1_no_mask", "threshold", "wrong")},
         }
+    if args.three_class_eval:
+        card["held_out_photos"] = [_three_class_eval(path) for path in args.three_class_eval]
     write_json_atomic(card_path, card)
     print(f"wrote {card_path}: files {card['files']}")
     return 0

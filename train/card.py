@@ -16,9 +16,11 @@ import numpy as np
 
 from maskwatch.card import (  # noqa: F401 - re-exported for training code
     CLASS_NAMES,
+    CLASS_NAMES_3,
     FILE_SUFFIXES,
     FORMAT_VERSION,
     OUTPUT,
+    OUTPUT_SOFTMAX,
     POSITIVE_CLASS,
     card_file,
     card_path,
@@ -42,13 +44,17 @@ def library_versions() -> dict[str, str]:
     return versions
 
 
-def base_card(input_size_wh: tuple[int, int], threshold: float) -> dict[str, Any]:
-    """The fixed part of every card: classes, input and output contract, versions, creation time."""
+def base_card(input_size_wh: tuple[int, int], threshold: float, n_classes: int = 2) -> dict[str, Any]:
+    """The fixed part of every card: classes, input and output contract, versions, creation time.
+
+    Two classes: ``output`` "sigmoid P(mask)", ``class_names`` mask, no_mask. Three: ``output`` "softmax" and
+    ``class_names`` in the order of the softmax columns (no_mask, mask, incorrect); ``threshold`` is then unused.
+    """
     return {
         "format_version": FORMAT_VERSION,
-        "class_names": list(CLASS_NAMES),
+        "class_names": list(CLASS_NAMES if n_classes == 2 else CLASS_NAMES_3),
         "positive_class": POSITIVE_CLASS,
-        "output": OUTPUT,
+        "output": OUTPUT if n_classes == 2 else OUTPUT_SOFTMAX,
         "input_size_wh": [int(input_size_wh[0]), int(input_size_wh[1])],
         "input_color": "RGB",
         "input_range": [0, 255],

@@ -1,4 +1,5 @@
-"""Steps 1-2: load a folder dataset (``with_mask/``, ``without_mask/``) as RGB arrays and split it.
+"""Steps 1-2: load a folder dataset (``with_mask/``, ``without_mask/``, optionally ``incorrect_mask/``) as RGB arrays
+and split it. Labels: 0 = without_mask, 1 = with_mask, 2 = incorrect_mask (a third folder makes a three-class set).
 
 Groups (photos of the same person or crops of the same photo) come from ``DIR/groups.csv`` (columns ``file,group``;
 ``file`` relative to DIR, e.g. ``with_mask/a.jpg``) or, without that file, from the filename convention
@@ -27,6 +28,8 @@ from maskwatch.preprocess import resize_face
 log = logging.getLogger(__name__)
 
 CLASS_DIRS = ("with_mask", "without_mask")  # label 1 = with_mask = the positive class "mask"
+INCORRECT_DIR = "incorrect_mask"  # label 2, optional: a mask worn wrong
+LABEL_NAMES = ("no_mask", "mask", "incorrect")  # class name of label 0, 1, 2
 GROUPS_FILE = "groups.csv"
 GROUP_SEPARATOR = "__"
 MAX_IMAGE_PIXELS = 100_000_000  # larger images are skipped (decoding one would take gigabytes)
@@ -35,7 +38,7 @@ MAX_IMAGE_PIXELS = 100_000_000  # larger images are skipped (decoding one would 
 @dataclass(frozen=True)
 class ImageFile:
     path: Path
-    label: int  # 1 = with_mask, 0 = without_mask
+    label: int  # 1 = with_mask, 0 = without_mask, 2 = incorrect_mask
     group: str
 
 
@@ -52,13 +55,24 @@ class Dataset:
 
     def summary(self) -> dict:
         """Counts per class, groups, skipped files and the content hash (for the model card)."""
+        names = (("mask", 1), ("no_mask", 0), ("incorrect", 2))[: self.n_classes]
         return {
-            "counts": {name: int((self.labels == label).sum()) for name, label in (("mask", 1), ("no_mask", 0))},
+            "counts": {name: int((self.labels == label).sum()) for name, label in names},
             "groups": len(set(self.groups)),
             "skipped": len(self.skipped),
             "skipped_files": dict(sorted(self.skipped.items())),
             "content_sha256": self.content_sha256,
         }
+
+    @property
+    def n_classes(self) -> int:
+        """2 (mask / no mask) or 3 (with the incorrect_mask folder)."""
+        return 3 if (self.labels == 2).any() else 2
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        """Class name of label 0, 1 (and 2)."""
+        return LABEL_NAMES[: self.n_classes]
 
 
 @dataclass(frozen=True)
@@ -78,7 +92,7 @@ def scan(root: str | Path, image_exts: Sequence[str]) -> tuple[list[ImageFile], 
     groups = _read_groups_csv(root)
     files: list[ImageFile] = []
     ignored: dict[str, str] = {}
-    for label, name in ((1, "with_mask"), (0, "without_mask")):
+    for label, name in _class_folders(root):
         class_dir = root / name
         if not class_dir.is_dir():
             raise UserError(f"class folder missing: {class_dir} (expected {root}/with_mask and {root}/without_mask)")
@@ -89,6 +103,12 @@ def scan(root: str | Path, image_exts: Sequence[str]) -> tuple[list[ImageFile], 
                 continue
             files.append(ImageFile(path, label, groups.get(rel) or _group_from_name(path, rel)))
     return files, ignored
+
+
+def _class_folders(root: Path) -> list[tuple[int, str]]:
+    """(label, folder) of the classes: both binary ones, plus ``incorrect_mask`` when that folder exists."""
+    folders = [(1, "with_mask"), (0, "without_mask")]
+    return [*folders, (2, INCORRECT_DIR)] if (root / INCORRECT_DIR).is_dir() else folders
 
 
 def _group_from_name(path: Path, rel: str) -> str:
@@ -227,10 +247,10 @@ def _drop_cross_class_duplicates(
 
 def _check_counts(root: Path, labels: np.ndarray, minimum: int) -> None:
     need = max(minimum, 2)  # at least one image per class on each side of the split
-    for label, name in ((1, "with_mask"), (0, "without_mask")):
+    for label, name in _class_folders(root):
         count = int((labels == label).sum())
         if count == 0:
-            raise UserError(f"no usable images in {root / name}: both classes are needed")
+            raise UserError(f"no usable images in {root / name}: every class folder needs images")
         if count < need:
             raise UserError(
                 f"only {count} usable image(s) in {root / name}, need at least {need} (train.min_images_per_class)"
@@ -260,6 +280,6 @@ def split_dataset(labels: np.ndarray, groups: Sequence[str], *, test_fraction: f
         folds = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
         train, test = next(folds.split(idx, labels, group_ids))
     for side, name in ((train, "training"), (test, "test")):
-        if len(np.unique(labels[side])) < 2:
-            raise UserError(f"the group-aware split left the {name} set with one class: add images or groups")
+        if len(np.unique(labels[side])) < len(np.unique(labels)):
+            raise UserError(f"the group-aware split left the {name} set without a class: add images or groups")
     return Split(np.sort(train), np.sort(test))

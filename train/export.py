@@ -19,13 +19,14 @@ from train.card import base_card, card_path, jsonable, model_path
 
 
 def check_contract(model: Any) -> tuple[int, int]:
-    """Input (None, H, W, 3) float, output (None, 1): return the input size (W, H) or raise ``ValueError``."""
+    """Input (None, H, W, 3) float, output (None, 1) or (None, 3): return the input size (W, H) or raise
+    ``ValueError``."""
     in_shape = tuple(model.input_shape)
     out_shape = tuple(model.output_shape)
     if len(in_shape) != 4 or in_shape[0] is not None or in_shape[3] != 3 or None in in_shape[1:]:
         raise ValueError(f"classifier input must be (None, H, W, 3), got {in_shape}")
-    if out_shape != (None, 1):
-        raise ValueError(f"classifier output must be (None, 1) sigmoid P(mask), got {out_shape}")
+    if out_shape not in ((None, 1), (None, 3)):
+        raise ValueError(f"classifier output must be (None, 1) sigmoid P(mask) or (None, 3) softmax, got {out_shape}")
     return int(in_shape[2]), int(in_shape[1])
 
 
@@ -61,7 +62,8 @@ def save_classifier(model: Any, stem: str | Path, card: dict[str, Any], *, tflit
         paths["tflite"] = tflite_path
     else:
         tflite_path.unlink(missing_ok=True)  # a stale .tflite from an older model must not be picked up
-    full_card = base_card(input_size_wh, card.get("threshold", 0.5))
+    n_classes = 2 if model.output_shape[-1] == 1 else int(model.output_shape[-1])
+    full_card = base_card(input_size_wh, card.get("threshold", 0.5), n_classes)
     full_card.update(card)
     full_card["input_size_wh"] = list(input_size_wh)
     full_card["files"] = {kind: p.name for kind, p in sorted(paths.items())}

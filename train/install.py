@@ -126,9 +126,12 @@ def accuracy_on(stem: Path, images_rgb: np.ndarray, labels: np.ndarray) -> float
     card = read_card(stem)
     backend = "tflite" if "tflite" in card["files"] else "keras"
     clf = MaskClassifier(stem, backend=backend, threads=2)
+    from train.dataset import LABEL_NAMES
+
     crops_bgr = [np.ascontiguousarray(img[..., ::-1]) for img in images_rgb]
-    p_mask = np.concatenate([clf(crops_bgr[i : i + 32]) for i in range(0, len(crops_bgr), 32)])
-    return float(np.mean((p_mask >= clf.threshold) == (np.asarray(labels) == 1)))
+    probs = np.concatenate([clf.probabilities(crops_bgr[i : i + 32]) for i in range(0, len(crops_bgr), 32)])
+    predicted = [clf.class_names[k] for k in clf.predict(probs)]
+    return float(np.mean([p == LABEL_NAMES[t] for p, t in zip(predicted, np.asarray(labels), strict=True)]))
 
 
 def decide(new_stem: Path, current_stem: Path, images_rgb: np.ndarray, labels: Sequence[int], *,

@@ -1,7 +1,9 @@
 """Synthetic face masks drawn from 68-point landmarks (pure functions: no model files, no I/O).
 
 Landmark indices (0-based, iBUG 68): jaw 0-16 (chin 8), brows 17-26, nose bridge 27-30, nostrils 31-35,
-eyes 36-47, lips 48-67. A mask runs from the nose bridge along the jaw, below the chin.
+eyes 36-47, lips 48-67. A mask worn right runs from the nose bridge along the jaw, below the chin; worn wrong
+(``placement``) it sits below the nose (nose tip and nostrils visible), on the chin (mouth visible) or pulled to one
+side (nose tip and one mouth corner visible).
 
     style = random_style(np.random.default_rng(0))
     masked_bgr = render_mask(image_bgr, landmarks_xy, style)
@@ -22,6 +24,9 @@ JAW = slice(0, 17)
 EYES = slice(36, 48)
 NOSE_TIP_AND_NOSTRILS = slice(30, 36)
 MOUTH = slice(48, 68)
+CORRECT = "correct"
+WRONG_PLACEMENTS = ("below_nose", "on_chin", "to_side")
+PLACEMENTS = (CORRECT, *WRONG_PLACEMENTS)
 
 # Colours of real masks (BGR): surgical blue/green/white, black, grey, navy, pink, beige, red, olive.
 PALETTE_BGR = (
@@ -98,13 +103,39 @@ def face_axes(landmarks_xy: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
     return down, right, float(np.linalg.norm(pts[8] - eyes))
 
 
-def mask_polygon(landmarks_xy: np.ndarray, shape: str = "surgical") -> np.ndarray:
-    """The mask outline (k, 2) float: nose bridge, along the jaw, below the chin; never over the eyes."""
+def mask_polygon(
+    landmarks_xy: np.ndarray, shape: str = "surgical", placement: str = CORRECT, side: int = 1
+) -> np.ndarray:
+    """The mask outline (k, 2) float; never over the eyes.
+
+    ``correct``: nose bridge, along the jaw, below the chin. ``below_nose``: top edge under the nostrils.
+    ``on_chin``: top edge under the lower lip, hanging below the chin. ``to_side``: the correct mask slid sideways
+    (``side`` 1: towards jaw landmark 16, -1: towards landmark 0) until the nose tip is uncovered.
+    """
     if shape not in SHAPES:
         raise ValueError(f"mask shape {shape!r} is not one of {', '.join(SHAPES)}")
+    if placement not in PLACEMENTS:
+        raise ValueError(f"mask placement {placement!r} is not one of {', '.join(PLACEMENTS)}")
     pts = np.asarray(landmarks_xy, np.float64)
     if pts.shape != (68, 2):
         raise ValueError(f"expected 68 landmarks (68, 2), got {pts.shape}")
+    if placement == "below_nose":
+        return _lowered_polygon(pts, shape, top_idx=33, side_idx=(3, 13), uncovered=NOSE_TIP_AND_NOSTRILS)
+    if placement == "on_chin":
+        return _lowered_polygon(pts, shape, top_idx=57, side_idx=(4, 12), uncovered=MOUTH, chin_extra=0.3)
+    polygon = _correct_polygon(pts, shape)
+    if placement == "to_side":
+        _, right, _ = face_axes(pts)
+        face_w = float(np.linalg.norm(pts[16] - pts[0]))
+        for share in np.linspace(0.15, 0.6, 10):  # slide until the nose tip is out
+            moved = polygon + (1 if side >= 0 else -1) * share * face_w * right
+            if not points_inside(moved, pts[[30]]).any():
+                return moved
+        return moved
+    return polygon
+
+
+def _correct_polygon(pts: np.ndarray, shape: str) -> np.ndarray:
     down, _, height = face_axes(pts)
     top_t = {"surgical": 0.35, "cloth": 0.1, "n95": 0.25}[shape]  # along the bridge 28 -> 29
     chin_drop = {"surgical": 0.05, "cloth": 0.1, "n95": 0.14}[shape]
@@ -113,15 +144,40 @@ def mask_polygon(landmarks_xy: np.ndarray, shape: str = "surgical") -> np.ndarra
         top = pts[28] + (top_t + lower) * (pts[29] - pts[28])
         left = pts[1] + lower * (pts[2] - pts[1])
         right = pts[15] + lower * (pts[14] - pts[15])
-        top_curve = np.vstack([
-            _quad_bezier(left, (left + top) / 2 - 0.05 * height * down, top, 8),
-            _quad_bezier(top, (top + right) / 2 - 0.05 * height * down, right, 8)[1:],
-        ])  # fmt: skip
-        jaw = pts[jaw_idx[::-1]].copy()
-        weights = np.cos(np.linspace(-np.pi / 2, np.pi / 2, len(jaw))) ** 2  # most below the chin
-        jaw += (chin_drop * height * weights)[:, None] * down
-        polygon = np.vstack([top_curve, jaw])
+        polygon = np.vstack([_top_curve(left, top, right, 0.05 * height * down), _jaw(pts, jaw_idx, chin_drop)])
         if not points_inside(polygon, pts[EYES]).any():
+            return polygon
+    return polygon
+
+
+def _top_curve(left: np.ndarray, top: np.ndarray, right: np.ndarray, lift: np.ndarray) -> np.ndarray:
+    return np.vstack([
+        _quad_bezier(left, (left + top) / 2 - lift, top, 8),
+        _quad_bezier(top, (top + right) / 2 - lift, right, 8)[1:],
+    ])  # fmt: skip
+
+
+def _jaw(pts: np.ndarray, jaw_idx: Sequence[int], chin_drop: float) -> np.ndarray:
+    """The jaw points right to left, pushed down (most at the chin) by ``chin_drop`` x eye-to-chin."""
+    down, _, height = face_axes(pts)
+    jaw = pts[list(jaw_idx)[::-1]].copy()
+    weights = np.cos(np.linspace(-np.pi / 2, np.pi / 2, len(jaw))) ** 2  # most below the chin
+    return jaw + (chin_drop * height * weights)[:, None] * down
+
+
+def _lowered_polygon(pts: np.ndarray, shape: str, *, top_idx: int, side_idx: tuple[int, int], uncovered: slice,
+                     chin_extra: float = 0.0) -> np.ndarray:  # fmt: skip
+    """A mask pulled down: the top edge just below landmark ``top_idx`` (lowered until no ``uncovered`` landmark is
+    inside), its sides at the jaw points ``side_idx``, the bottom below the chin."""
+    down, _, height = face_axes(pts)
+    chin_drop = {"surgical": 0.08, "cloth": 0.12, "n95": 0.16}[shape] + chin_extra
+    a, b = side_idx
+    for gap in np.linspace(0.04, 0.3, 8):
+        top = pts[top_idx] + gap * height * down
+        left, right = pts[a] + 0.5 * gap * height * down, pts[b] + 0.5 * gap * height * down
+        jaw = _jaw(pts, range(a + 1, b), chin_drop)
+        polygon = np.vstack([_top_curve(left, top, right, 0.03 * height * down), jaw])
+        if not points_inside(polygon, pts[uncovered]).any():
             return polygon
     return polygon
 
@@ -192,10 +248,13 @@ def render_mask(
     textures: Sequence[np.ndarray] = (),
     *,
     seed: int = 0,
+    placement: str = CORRECT,
+    side: int = 1,
 ) -> np.ndarray:
-    """A new image with a mask of ``style`` over the face at ``landmarks_xy`` (soft edges, shading, grain)."""
+    """A new image with a mask of ``style`` at ``placement`` (``side``: see ``mask_polygon``) on the face at
+    ``landmarks_xy`` (soft edges, shading, grain)."""
     pts = np.asarray(landmarks_xy, np.float64)
-    polygon = mask_polygon(pts, style.shape)
+    polygon = mask_polygon(pts, style.shape, placement, side)
     h_img, w_img = image_bgr.shape[:2]
     face_w = float(np.ptp(pts[JAW, 0])) or 1.0
     pad = int(np.ceil(face_w * style.edge_softness * 3)) + 2

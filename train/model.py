@@ -13,8 +13,9 @@ from typing import Any
 BASE_NAME = "mobilenetv2_base"
 
 
-def build_classifier(image_size: int, base_weights: Path | None) -> Any:
-    """Input -> Rescaling -> MobileNetV2 (frozen, inference-mode BN) -> AvgPool -> Flatten -> 128 -> 0.5 -> 1."""
+def build_classifier(image_size: int, base_weights: Path | None, n_classes: int = 2) -> Any:
+    """Input -> Rescaling -> MobileNetV2 (frozen, inference-mode BN) -> AvgPool -> Flatten -> 128 -> 0.5 -> output:
+    Dense(1, sigmoid) P(mask) for 2 classes, Dense(3, softmax) over the labels 0, 1, 2 for 3."""
     import keras
 
     inputs = keras.Input((image_size, image_size, 3), name="image_rgb_0_255")
@@ -31,12 +32,22 @@ def build_classifier(image_size: int, base_weights: Path | None) -> Any:
     x = keras.layers.Flatten(name="head_flatten")(x)
     x = keras.layers.Dense(128, activation="relu", name="head_dense")(x)
     x = keras.layers.Dropout(0.5, name="head_dropout")(x)
-    outputs = keras.layers.Dense(1, activation="sigmoid", name="p_mask")(x)
+    if n_classes == 2:
+        outputs = keras.layers.Dense(1, activation="sigmoid", name="p_mask")(x)
+    else:
+        outputs = keras.layers.Dense(n_classes, activation="softmax", name="class_probs")(x)
     return keras.Model(inputs, outputs, name="mask_classifier")
 
 
+def n_outputs_classes(model: Any) -> int:
+    """2 for a one-output sigmoid model, else the softmax width."""
+    width = int(model.output_shape[-1])
+    return 2 if width == 1 else width
+
+
 def compile_classifier(model: Any, *, learning_rate: float, decay_rate: float = 0.0) -> None:
-    """Step 7: binary cross-entropy, Adam, accuracy; ``decay_rate`` > 0 gives lr / (1 + decay_rate * step).
+    """Step 7: binary cross-entropy (sigmoid model) or categorical cross-entropy on integer labels (softmax model),
+    Adam, accuracy; ``decay_rate`` > 0 gives lr / (1 + decay_rate * step).
 
     The classic ``Adam(lr=INIT_LR, decay=INIT_LR / EPOCHS)`` is ``decay_rate = learning_rate / epochs`` (Keras 2
     applied it per optimizer step; Keras 3 ignores ``decay=``, so it is an InverseTimeDecay schedule here).
@@ -46,11 +57,11 @@ def compile_classifier(model: Any, *, learning_rate: float, decay_rate: float = 
     lr: Any = learning_rate
     if decay_rate > 0:
         lr = keras.optimizers.schedules.InverseTimeDecay(learning_rate, decay_steps=1, decay_rate=decay_rate)
-    model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate=lr),
-        loss="binary_crossentropy",
-        metrics=[keras.metrics.BinaryAccuracy(name="accuracy")],
-    )
+    if n_outputs_classes(model) == 2:
+        loss, metric = "binary_crossentropy", keras.metrics.BinaryAccuracy(name="accuracy")
+    else:  # labels stay integers (n, 1): the sparse form of categorical cross-entropy
+        loss, metric = "sparse_categorical_crossentropy", keras.metrics.SparseCategoricalAccuracy(name="accuracy")
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate=lr), loss=loss, metrics=[metric])
 
 
 def unfreeze_top(model: Any, n_layers: int) -> int:

@@ -79,3 +79,18 @@ def plot_roc(fpr: Sequence[float], tpr: Sequence[float], auc: float | None, path
     ax.set_title("ROC curve (test set)")
     ax.legend(loc="lower right")
     return _save(fig, path)
+
+
+def plot_roc_one_vs_rest(
+    curves: Mapping[str, Mapping[str, Sequence[float]]], aucs: Mapping[str, float], path: Path
+) -> Path:
+    """ROC curve of each class against the rest (a three-class model's softmax), with the chance diagonal."""
+    fig, ax = _figure()
+    for name, curve in curves.items():
+        ax.plot(curve["fpr"], curve["tpr"], label=f"{name} vs rest (AUC = {aucs[name]:.3f})")
+    ax.plot([0, 1], [0, 1], linestyle="--", color="grey", label="chance")
+    ax.set_xlabel("false positive rate")
+    ax.set_ylabel("true positive rate")
+    ax.set_title("ROC curves, one vs rest (test set)")
+    ax.legend(loc="lower right")
+    return _save(fig, path)

@@ -102,10 +102,16 @@ def predict_validation_callback(val_ds: Any, labels: np.ndarray) -> Any:
 
     class PredictValidation(keras.callbacks.Callback):
         def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
-            p = np.clip(self.model.predict(val_ds, verbose=0).reshape(-1).astype(np.float64), 1e-7, 1 - 1e-7)
-            if logs is not None:
-                logs["val_loss"] = float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
-                logs["val_accuracy"] = float(np.mean((p > 0.5) == (y > 0.5)))
+            out = np.clip(self.model.predict(val_ds, verbose=0).astype(np.float64), 1e-7, 1 - 1e-7)
+            if logs is None:
+                return
+            if out.shape[1] > 1:  # softmax: categorical cross-entropy on the true class
+                logs["val_loss"] = float(-np.mean(np.log(out[np.arange(len(y)), y.astype(int)])))
+                logs["val_accuracy"] = float(np.mean(np.argmax(out, axis=1) == y))
+                return
+            p = out.reshape(-1)
+            logs["val_loss"] = float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
+            logs["val_accuracy"] = float(np.mean((p > 0.5) == (y > 0.5)))
 
     return PredictValidation()
 
@@ -159,8 +165,8 @@ def train_run(
         log.info("distribution: %s, %d replica(s)", t.strategy, strategy.num_replicas_in_sync)
         with strategy.scope():
             # Steps 4-6: MobileNetV2 + ImageNet weights, the classic head, base frozen in inference mode.
-            clf = model.build_classifier(t.image_size, base_weights)
-            # Step 7: binary cross-entropy, Adam with the classic decay as a schedule, accuracy.
+            clf = model.build_classifier(t.image_size, base_weights, data.n_classes)
+            # Step 7: binary (3 classes: categorical) cross-entropy, Adam with the classic decay as a schedule.
             model.compile_classifier(
                 clf, learning_rate=t.learning_rate, decay_rate=t.learning_rate / t.epochs if t.lr_decay else 0.0
             )
@@ -195,8 +201,12 @@ def train_run(
         _write_reports(run_dir, result, phases)
         # Step 11: plots.
         plots.plot_history(history, run_dir / "history.png", title="Mask classifier")
-        plots.plot_confusion(result["confusion_matrix"]["matrix"], evaluate.CLASS_NAMES, run_dir / "confusion.png")
-        plots.plot_roc(result["roc_curve"]["fpr"], result["roc_curve"]["tpr"], result["roc_auc"], run_dir / "roc.png")
+        plots.plot_confusion(result["confusion_matrix"]["matrix"], result["class_names"], run_dir / "confusion.png")
+        if data.n_classes == 2:
+            plots.plot_roc(result["roc_curve"]["fpr"], result["roc_curve"]["tpr"], result["roc_auc"],
+                           run_dir / "roc.png")  # fmt: skip
+        else:
+            plots.plot_roc_one_vs_rest(result["roc_curves"], result["roc_auc_per_class"], run_dir / "roc.png")
 
         # Step 12: save .keras, .h5, .tflite and the model card, atomically, card last.
         from train.export import save_classifier
@@ -307,8 +317,8 @@ def _fit(
 
 
 def _evaluate(clf: Any, test_ds: Any, labels: np.ndarray, threshold: float) -> dict[str, Any]:
-    p_mask = clf.predict(test_ds, verbose=0).reshape(-1)
-    result = evaluate.evaluate(labels, p_mask, threshold)
+    probs = clf.predict(test_ds, verbose=0)
+    result = evaluate.evaluate(labels, probs[:, 0] if probs.shape[1] == 1 else probs, threshold)
     print(result["report_text"])
     log.info("test accuracy %.4f, ROC-AUC %s", result["accuracy"], result["roc_auc"])
     return result
@@ -318,7 +328,7 @@ def _write_reports(run_dir: Path, result: dict[str, Any], phases: dict[str, Any]
     cm = result["confusion_matrix"]["matrix"]
     lines = [
         result["report_text"],
-        "confusion matrix (rows true, columns predicted; mask, no_mask):",
+        f"confusion matrix (rows true, columns predicted; {', '.join(result['class_names'])}):",
         *(f"  {row}" for row in cm),
         f"ROC-AUC: {result['roc_auc']}",
         f"threshold: {result['threshold']}",
@@ -329,7 +339,8 @@ def _write_reports(run_dir: Path, result: dict[str, Any], phases: dict[str, Any]
 
 def _split_counts(data: dataset.Dataset, split: dataset.Split) -> dict[str, Any]:
     def counts(idx: np.ndarray) -> dict[str, int]:
-        return {"mask": int((data.labels[idx] == 1).sum()), "no_mask": int((data.labels[idx] == 0).sum())}
+        names = (("mask", 1), ("no_mask", 0), ("incorrect", 2))[: data.n_classes]
+        return {name: int((data.labels[idx] == label).sum()) for name, label in names}
 
     return {"train": counts(split.train), "test": counts(split.test)}
 

@@ -7,7 +7,8 @@ installed. Faces are found with the project's face detector (plus dlib's frontal
 per photo or video) and ``provenance.csv`` (package, version, path inside, licence, SHA-256).
 
 The photos listed in docs/EVAL_HOLDOUT.md are never used for training; ``--eval-dir DIR`` writes them as
-whole-image face detection evaluation set (``maskify --full-images`` layout: images/ + boxes.csv).
+whole-image face detection evaluation set (``maskify --full-images`` layout: images/ + boxes.csv). ``--classes 3``
+adds masks worn wrong: ``incorrect_mask/`` in DST, and in the evaluation set one image per wrong placement.
 """
 
 from __future__ import annotations
@@ -240,6 +241,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="extra shrunk copies of every photo: small, soft faces (default 1)")  # fmt: skip
     parser.add_argument("--downscale-range", type=float, nargs=2, default=[0.3, 0.7], metavar=("MIN", "MAX"),
                         help="shrink factor range (default 0.3 0.7)")  # fmt: skip
+    parser.add_argument("--classes", type=int, choices=(2, 3), default=2,
+                        help="3: also masks worn wrong (incorrect_mask/, see train.maskify --classes)")  # fmt: skip
     parser.add_argument("--overwrite", action="store_true", help="replace earlier outputs in DST / --eval-dir")
     add_config_args(parser)
     return parser
@@ -339,8 +342,8 @@ def _main(argv: Sequence[str] | None = None) -> int:
     train_items = [i for i in ITEMS if not i.holdout]
     locator = make_locator(args.faces, cfg)
     textures = sources.textures()
-    writer = CropWriter(args.dst, overwrite=args.overwrite)
-    maskifier = Maskifier(locator, seed=args.seed, textures=textures)
+    writer = CropWriter(args.dst, overwrite=args.overwrite, classes=args.classes)
+    maskifier = Maskifier(locator, seed=args.seed, textures=textures, classes=args.classes)
     rows = _write_set(train_items, writer, sources, maskifier, builtins=True, frames_scale=args.frames_scale,
                       desc="starter set", downscale_share=args.downscale_share,
                       downscale_range=tuple(args.downscale_range), small_copies=args.small_copies)  # fmt: skip
@@ -348,10 +351,11 @@ def _main(argv: Sequence[str] | None = None) -> int:
     options = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
     writer.close(summary_dict(maskifier, options))
     print(f"starter set: {maskifier.stats.line()}")
-    print(f"wrote {args.dst} ({maskifier.stats.masked} faces x 2 images, groups.csv, provenance.csv)")
+    print(f"wrote {args.dst} ({maskifier.stats.masked} faces x {args.classes} images, groups.csv, provenance.csv)")
     if args.eval_dir:
         eval_writer = FullImageWriter(args.eval_dir, overwrite=args.overwrite)
-        eval_maskifier = Maskifier(make_locator(args.faces, cfg, upsample=2), seed=args.seed + 1, textures=textures)
+        eval_maskifier = Maskifier(make_locator(args.faces, cfg, upsample=2), seed=args.seed + 1, textures=textures,
+                                   classes=args.classes, every_placement=True)  # fmt: skip
         holdout = [i for i in ITEMS if i.holdout and not i.path.endswith("_crop.jpg")]
         rows = _write_set(holdout, eval_writer, sources, eval_maskifier, builtins=False, frames_scale=1.0,
                           desc="evaluation set")  # fmt: skip

