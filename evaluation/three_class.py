@@ -180,7 +180,7 @@ def _main(argv: Sequence[str] | None = None) -> int:
         from face_detector import build_face_detector
 
         detector = build_face_detector(cfg)
-    crops, missed = face_crops(images, detector, iou_min=args.iou, margin=cfg.face_detector.crop_margin)
+    crops, missed = face_crops(images, detector, iou_min=args.iou, margin=cfg.classifier.crop_margin)
     if not crops:
         raise UserError(f"no labelled face of {args.dir} was found")
     results = {
