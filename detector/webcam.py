@@ -20,7 +20,7 @@ from types import FrameType
 from detector.draw import DrawStyle
 from detector.loop import Outputs, Window, run_loop
 from detector.pipeline import Pipeline
-from detector.sinks import ImageDirSink, JsonlLog, NullSink, Sink, VideoSink
+from detector.sinks import ImageDirSink, NullSink, Sink, VideoSink, open_log
 from detector.sources import Frame, FrameSource
 from detector.stats import RunStats, format_summary
 from maskwatch.cli import add_config_args, config_from_args, run
@@ -39,7 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "URL (default: stream.source in the config, camera 0)")
     parser.add_argument("--no-display", action="store_true", help="do not open a window (headless)")
     parser.add_argument("--output", metavar="PATH", help="annotated video (.mp4), or a folder for image sources")
-    parser.add_argument("--log", metavar="PATH.jsonl", help="one JSON line per frame: boxes, labels, P(mask)")
+    parser.add_argument("--log", metavar="PATH.jsonl|PATH.csv",
+                        help="per-frame log: one JSON line per frame (boxes, labels, P(mask)); .csv: one row per face")
     parser.add_argument("--summary", metavar="PATH.json", help="save the end-of-run summary as JSON")
     parser.add_argument("--max-frames", metavar="N", type=int, help="stop after N frames")
     parser.add_argument("--demo", action="store_true", help=f"run on {DEMO_VIDEO} headless; outputs in runs/demo/")
@@ -104,7 +105,7 @@ def _main(argv: Sequence[str] | None = None) -> int:
             print(f"note: labelling with classifier.threshold={cfg.classifier.threshold:g}; the model card "
                   f"suggests {card_threshold:g} (--set classifier.threshold={card_threshold:g})")
         outputs = Outputs(stack.enter_context(_sink(source, args.output, cfg.stream.image_exts)),
-                          stack.enter_context(JsonlLog(args.log)))  # fmt: skip
+                          stack.enter_context(open_log(args.log)))  # fmt: skip
         try:
             run_loop(frames, pipeline, style=DrawStyle.from_config(cfg.draw), outputs=outputs, stats=stats,
                      show=show, max_frames=args.max_frames)
