@@ -20,6 +20,7 @@ from types import FrameType
 from detector.draw import DrawStyle
 from detector.loop import Outputs, Window, run_loop
 from detector.pipeline import Pipeline
+from detector.progress import expected_frames, progress_name, with_progress
 from detector.sinks import ImageDirSink, NullSink, Sink, VideoSink, open_log
 from detector.sources import Frame, FrameSource
 from detector.stats import RunStats, format_summary
@@ -43,6 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="per-frame log: one JSON line per frame (boxes, labels, P(mask)); .csv: one row per face")
     parser.add_argument("--summary", metavar="PATH.json", help="save the end-of-run summary as JSON")
     parser.add_argument("--max-frames", metavar="N", type=int, help="stop after N frames")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar / status line on stderr (shown "
+                        "headless when stderr is a terminal)")
     parser.add_argument("--demo", action="store_true", help=f"run on {DEMO_VIDEO} headless; outputs in runs/demo/")
     add_config_args(parser)
     return parser
@@ -98,6 +101,10 @@ def _main(argv: Sequence[str] | None = None) -> int:
     raw_frames = source.frames()
     with contextlib.closing(raw_frames), contextlib.ExitStack() as stack:
         frames = _primed(raw_frames)
+        if not display and not args.quiet:
+            frames = stack.enter_context(contextlib.closing(with_progress(
+                frames, stats, name=progress_name(source), total=expected_frames(source, cfg.stream.image_exts,
+                                                                                 args.max_frames))))
         show = stack.enter_context(Window()) if display else None
         pipeline = Pipeline.from_config(cfg, video=source.kind != "images")  # images are unrelated: no tracking
         card_threshold = getattr(pipeline.classify, "threshold", cfg.classifier.threshold)
@@ -111,6 +118,8 @@ def _main(argv: Sequence[str] | None = None) -> int:
                      show=show, max_frames=args.max_frames)
         finally:
             stats.skipped_images = len(source.skipped)
+            if hasattr(frames, "close"):
+                frames.close()  # the progress bar ends before the summary
             _report(stats, args, source.kind)
     return 0
 
