@@ -17,6 +17,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import FrameType
 
+from detector.batch import is_batch, run_batch
 from detector.draw import DrawStyle
 from detector.loop import Outputs, Window, run_loop
 from detector.pipeline import Pipeline
@@ -36,8 +37,9 @@ DEMO_VIDEO_HINT = "git checkout -- demo/demo.mp4, or rebuild it with python -m d
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m detector.webcam", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--source", help="camera index, video file, image file or folder, or rtsp:// / http(s):// "
-                        "URL (default: stream.source in the config, camera 0)")
+    parser.add_argument("--source", action="append", help="camera index, video file, image file or folder, or "
+                        "rtsp:// / http(s):// URL (default: stream.source in the config, camera 0). Several --source, "
+                        "a glob or a folder of videos: a batch, one worker per source (docs/DETECTOR.md)")
     parser.add_argument("--no-display", action="store_true", help="do not open a window (headless)")
     parser.add_argument("--output", metavar="PATH", help="annotated video (.mp4), or a folder for image sources")
     parser.add_argument("--log", metavar="PATH.jsonl|PATH.csv",
@@ -47,6 +49,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--quiet", action="store_true", help="no progress bar / status line on stderr (shown "
                         "headless when stderr is a terminal)")
     parser.add_argument("--demo", action="store_true", help=f"run on {DEMO_VIDEO} headless; outputs in runs/demo/")
+    batch = parser.add_argument_group("batch (several sources; --output/--log/--summary name the files per source)")
+    batch.add_argument("--workers", metavar="N", type=int, help="sources processed at once (default: CPU count)")
+    batch.add_argument("--run-dir", metavar="DIR", help="outputs in DIR/<source>/ (default: runs/batch-<time>)")
+    batch.add_argument("--engine", choices=("local", "ray"), default="local",
+                       help="local worker processes, or Ray tasks (pip install 'maskwatch[cluster]')")
+    batch.add_argument("--ray-address", metavar="ADDR", help="Ray cluster to join, e.g. ray://head:10001 or auto "
+                       "(default: start a local Ray instance)")
     add_config_args(parser)
     return parser
 
@@ -93,6 +102,10 @@ def _main(argv: Sequence[str] | None = None) -> int:
         raise UserError(f"--max-frames must be at least 1, got {args.max_frames}")
     if args.demo:
         apply_demo(args, cfg)
+    elif is_batch(args.source, cfg.stream.image_exts):
+        return run_batch(args, cfg)
+    elif args.source:
+        args.source = args.source[0]
     source = FrameSource(args.source if args.source is not None else cfg.stream.source, cfg)
     display = cfg.stream.display and not args.no_display
     if threading.current_thread() is threading.main_thread():
