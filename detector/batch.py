@@ -262,7 +262,8 @@ def run_batch(args: argparse.Namespace, cfg: Config) -> int:
     workers = args.workers or os.cpu_count() or 1
     if workers < 1:
         raise UserError(f"--workers must be at least 1, got {args.workers}")
-    run_dir, jobs = plan_jobs(args, cfg, workers if args.engine == "local" else 1)
+    # a Ray task holds one CPU: one thread per runtime (as plan_jobs gives when workers = cores)
+    run_dir, jobs = plan_jobs(args, cfg, workers if args.engine == "local" else (os.cpu_count() or 1))
     bar = tqdm(total=len(jobs), desc="sources", unit="source", file=sys.stderr,
                disable=True if args.quiet else None)
     failed: list[str] = []
