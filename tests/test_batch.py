@@ -137,3 +137,12 @@ def test_ray_engine_gives_the_local_engines_logs(clips: list[Path], tmp_path: Pa
         runs[engine] = _logs(run_dir, ["cam1", "cam2"], "log.jsonl")
         assert json.loads((run_dir / "summary.json").read_text())["total"]["frames"] == 2 * N_FRAMES
     assert runs["ray"] == runs["local"]
+
+
+@pytest.mark.slow
+def test_batch_benchmark_compares_worker_counts(capsys):
+    from evaluation import batch as bench
+
+    assert bench.main(["--copies", "2", "--workers", "1", "2", "--max-frames", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "2 worker(s): median" in out and "speed-up" in out and "logs identical across runs: yes" in out
