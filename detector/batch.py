@@ -259,6 +259,8 @@ def format_combined(combined: dict[str, Any]) -> str:
 
 def run_batch(args: argparse.Namespace, cfg: Config) -> int:
     """``python -m detector.webcam --source A --source B ...``: every source, combined summary, exit code."""
+    if not args.source:
+        raise UserError("a batch needs --source (several times, a glob or a folder of videos)")
     workers = args.workers or os.cpu_count() or 1
     if workers < 1:
         raise UserError(f"--workers must be at least 1, got {args.workers}")

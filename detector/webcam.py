@@ -102,7 +102,7 @@ def _main(argv: Sequence[str] | None = None) -> int:
         raise UserError(f"--max-frames must be at least 1, got {args.max_frames}")
     if args.demo:
         apply_demo(args, cfg)
-    elif is_batch(args.source, cfg.stream.image_exts):
+    elif args.engine == "ray" or is_batch(args.source, cfg.stream.image_exts):
         return run_batch(args, cfg)
     elif args.source:
         args.source = args.source[0]
