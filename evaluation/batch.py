@@ -2,14 +2,15 @@
 
 Runs ``python -m detector.webcam --source COPY1 ... --workers N`` on ``--copies`` copies of a video for each
 ``--workers`` value, alternating the values ``--rounds`` times (the machine may be shared: compare the ratio of
-runs made side by side), then prints the wall seconds, the speed-up over the first value, the load average, and
-whether every run wrote byte-identical logs.
+runs made side by side), then prints the wall and CPU seconds (on a busy machine a second worker may find no idle
+core), the speed-up over the first value, the load average, and whether every run wrote byte-identical logs.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -21,17 +22,21 @@ from pathlib import Path
 from maskwatch.config import PROJECT_ROOT
 
 
-def run_once(videos: list[Path], workers: int, run_dir: Path, extra: list[str]) -> float:
-    """Wall seconds of one batch run (the whole command: start-up, models, every video)."""
+def run_once(videos: list[Path], workers: int, run_dir: Path, extra: list[str]) -> tuple[float, float]:
+    """Wall and CPU seconds (user + system of the command and its workers) of one batch run: start-up, models,
+    every video."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     argv = [sys.executable, "-m", "detector.webcam", *(a for v in videos for a in ("--source", str(v))),
             "--workers", str(workers), "--run-dir", str(run_dir), "--quiet", *extra]
     t0 = time.perf_counter()
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")]))}
     proc = subprocess.run(argv, capture_output=True, text=True, cwd=run_dir.parent, env=env, check=False)
     wall_s = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu_s = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
     if proc.returncode != 0:
         raise SystemExit(f"error: batch run failed ({proc.returncode}): {proc.stderr.strip().splitlines()[-1]}")
-    return wall_s
+    return wall_s, cpu_s
 
 
 def logs(run_dir: Path) -> dict[str, bytes]:
@@ -59,11 +64,12 @@ def main(argv: list[str] | None = None) -> int:
         for r in range(args.rounds):
             for w in args.workers:
                 run_dir = root / f"r{r}-w{w}"
-                walls[w].append(run_once(videos, w, run_dir, extra))
+                wall_s, cpu_s = run_once(videos, w, run_dir, extra)
+                walls[w].append(wall_s)
                 got = logs(run_dir)
                 reference = reference or got
                 identical &= got == reference and len(got) == args.copies
-                print(f"round {r + 1}, {w} worker(s): {walls[w][-1]:.1f} s wall "
+                print(f"round {r + 1}, {w} worker(s): {wall_s:.1f} s wall, {cpu_s:.1f} s CPU "
                       f"(load {os.getloadavg()[0]:.2f})", flush=True)
         base = statistics.median(walls[args.workers[0]])
         for w in args.workers:
