@@ -10,6 +10,7 @@ folder recovers the leftover (``<name>.recovered.mp4``) or removes it if nothing
 from __future__ import annotations
 
 import contextlib
+import csv
 import json
 import os
 import re
@@ -288,3 +289,33 @@ class JsonlLog:
         if self._file is not None:
             with contextlib.suppress(OSError):
                 self._file.close()
+
+
+CSV_COLUMNS = ("source", "frame", "time_s", "x1", "y1", "x2", "y2", "label", "prob_mask", "det_conf", "track_id")
+
+
+class CsvLog(JsonlLog):
+    """The log as CSV, one row per face (``CSV_COLUMNS``; ``prob_mask`` empty when not classified), flushed per
+    frame. A frame without faces writes no row."""
+
+    def __enter__(self) -> Self:
+        super().__enter__()
+        if self._file is not None:
+            self._writer = csv.writer(self._file, lineterminator="\n")
+            self._writer.writerow(CSV_COLUMNS)
+        return self
+
+    def write(self, record: dict[str, Any]) -> None:
+        if self._file is None:
+            return
+        for face in record["faces"]:
+            prob = face["prob_mask"]
+            self._writer.writerow([record["source"], record["frame"], record["time_s"], *face["box"], face["label"],
+                                   "" if prob is None else prob, face["det_conf"], face["track_id"]])
+        self._file.flush()
+        self.lines += 1
+
+
+def open_log(path: str | Path | None) -> JsonlLog:
+    """``--log``: CSV when the file name ends in ``.csv`` (any case), JSON lines otherwise; ``None``: no log."""
+    return CsvLog(path) if path is not None and Path(path).suffix.lower() == ".csv" else JsonlLog(path)

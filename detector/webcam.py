@@ -18,11 +18,13 @@ from pathlib import Path
 from types import FrameType
 
 from detector.alerts import Alerts, snapshot_folder
+from detector.batch import is_batch, run_batch
 from detector.draw import DrawStyle
 from detector.loop import Outputs, Window, run_loop
 from detector.outputs import check_outputs
 from detector.pipeline import Pipeline
-from detector.sinks import ImageDirSink, JsonlLog, NullSink, Sink, VideoSink
+from detector.progress import expected_frames, progress_name, with_progress
+from detector.sinks import ImageDirSink, NullSink, Sink, VideoSink, open_log
 from detector.sources import Frame, FrameSource
 from detector.stats import RunStats, format_summary
 from maskwatch.cli import add_config_args, config_from_args, run
@@ -37,16 +39,27 @@ DEMO_VIDEO_HINT = "git checkout -- demo/demo.mp4, or rebuild it with python -m d
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m detector.webcam", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--source", help="camera index, video file, image file or folder, or rtsp:// / http(s):// "
-                        "URL (default: stream.source in the config, camera 0)")
+    parser.add_argument("--source", action="append", help="camera index, video file, image file or folder, or "
+                        "rtsp:// / http(s):// URL (default: stream.source in the config, camera 0). Several --source, "
+                        "a glob or a folder of videos: a batch, one worker per source (docs/DETECTOR.md)")
     parser.add_argument("--no-display", action="store_true", help="do not open a window (headless)")
     parser.add_argument("--output", metavar="PATH", help="annotated video (.mp4), or a folder for image sources")
-    parser.add_argument("--log", metavar="PATH.jsonl", help="one JSON line per frame: boxes, labels, P(mask)")
+    parser.add_argument("--log", metavar="PATH.jsonl|PATH.csv",
+                        help="per-frame log: one JSON line per frame (boxes, labels, P(mask)); .csv: one row per face")
     parser.add_argument("--summary", metavar="PATH.json", help="save the end-of-run summary as JSON")
     parser.add_argument("--overwrite", action="store_true", help="replace existing output files (else refused)")
     parser.add_argument("--max-frames", metavar="N", type=int, help="stop after N frames")
     parser.add_argument("--alerts", action="store_true", help="alert on unmasked people (alerts.* in the config)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar / status line on stderr (shown "
+                        "headless when stderr is a terminal)")
     parser.add_argument("--demo", action="store_true", help=f"run on {DEMO_VIDEO} headless; outputs in runs/demo/")
+    batch = parser.add_argument_group("batch (several sources; --output/--log/--summary name the files per source)")
+    batch.add_argument("--workers", metavar="N", type=int, help="sources processed at once (default: CPU count)")
+    batch.add_argument("--run-dir", metavar="DIR", help="outputs in DIR/<source>/ (default: runs/batch-<time>)")
+    batch.add_argument("--engine", choices=("local", "ray"), default="local",
+                       help="local worker processes, or Ray tasks (pip install 'maskwatch[cluster]')")
+    batch.add_argument("--ray-address", metavar="ADDR", help="Ray cluster to join, e.g. ray://head:10001 or auto "
+                       "(default: start a local Ray instance)")
     add_config_args(parser)
     return parser
 
@@ -93,6 +106,10 @@ def _main(argv: Sequence[str] | None = None) -> int:
         raise UserError(f"--max-frames must be at least 1, got {args.max_frames}")
     if args.demo:
         apply_demo(args, cfg)
+    elif args.engine == "ray" or is_batch(args.source, cfg.stream.image_exts):
+        return run_batch(args, cfg)
+    elif args.source:
+        args.source = args.source[0]
     source = FrameSource(args.source if args.source is not None else cfg.stream.source, cfg)
     display = cfg.stream.display and not args.no_display
     check_outputs([source.spec], {"--output": args.output, "--log": args.log, "--summary": args.summary},
@@ -103,6 +120,10 @@ def _main(argv: Sequence[str] | None = None) -> int:
     raw_frames = source.frames()
     with contextlib.closing(raw_frames), contextlib.ExitStack() as stack:
         frames = _primed(raw_frames)
+        if not display and not args.quiet:
+            frames = stack.enter_context(contextlib.closing(with_progress(
+                frames, stats, name=progress_name(source), total=expected_frames(source, cfg.stream.image_exts,
+                                                                                 args.max_frames))))
         show = stack.enter_context(Window()) if display else None
         pipeline = Pipeline.from_config(cfg, video=source.kind != "images")  # images are unrelated: no tracking
         card_threshold = getattr(pipeline.classify, "threshold", cfg.classifier.threshold)
@@ -110,13 +131,15 @@ def _main(argv: Sequence[str] | None = None) -> int:
             print(f"note: labelling with classifier.threshold={cfg.classifier.threshold:g}; the model card "
                   f"suggests {card_threshold:g} (--set classifier.threshold={card_threshold:g})")
         outputs = Outputs(stack.enter_context(_sink(source, args.output, cfg.stream.image_exts)),
-                          stack.enter_context(JsonlLog(args.log)))  # fmt: skip
+                          stack.enter_context(open_log(args.log)))  # fmt: skip
         alerts = _alerts(cfg, args, source, stack) if cfg.alerts.enabled or args.alerts else None
         try:
             run_loop(frames, pipeline, style=DrawStyle.from_config(cfg.draw), outputs=outputs, stats=stats,
                      show=show, max_frames=args.max_frames, alerts=alerts)
         finally:
             stats.skipped_images = len(source.skipped)
+            if hasattr(frames, "close"):
+                frames.close()  # the progress bar ends before the summary
             _report(stats, args, source.kind)
     return 0
 

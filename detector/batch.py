@@ -1,0 +1,292 @@
+"""Many sources at once: ``--source`` given several times (or a folder / glob of videos), one worker per source.
+
+Each source runs headless in its own worker process (``--workers N``, default: the CPU count) or in a Ray task
+(``--engine ray``, ``detector.cluster``), with its own outputs in ``<run>/<source-name>/`` (annotated video, log,
+summary); the run folder gets a combined ``summary.json`` (per source and total). A failing source reports its one
+line and the others go on; the exit code is 2 if any failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import glob
+import multiprocessing
+import os
+import sys
+import time
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from maskwatch.config import Config, load_config
+from maskwatch.errors import UserError
+from maskwatch.files import write_json_atomic
+
+VIDEO_EXTS = (".mp4", ".avi", ".mov", ".mkv", ".m4v", ".webm", ".mpg", ".mpeg", ".wmv")
+GLOB_CHARS = set("*?[")
+THREAD_KEYS = ("face_detector.opencv_threads", "classifier.threads")
+
+
+@dataclass(frozen=True)
+class Job:
+    """One source of a batch and where its outputs go (``out_dir``/``output_name`` ...; a name "" = not written)."""
+
+    name: str
+    source: str
+    out_dir: str
+    config: str | None = None
+    overrides: tuple[str, ...] = ()
+    output_name: str = "annotated.mp4"
+    log_name: str = "log.jsonl"
+    summary_name: str = "summary.json"
+    max_frames: int | None = None
+
+
+@dataclass
+class Result:
+    """What became of one job: its run summary, or the one-line error that stopped it (``summary`` then holds
+    the frames done before it, if any)."""
+
+    name: str
+    source: str
+    out_dir: str
+    summary: dict[str, Any] | None = None
+    error: str | None = None
+    seconds: float = 0.0
+    outputs: dict[str, str] = field(default_factory=dict)
+
+
+# ---------------------------------------------------------------- which sources
+
+
+def expand_sources(specs: Sequence[str], image_exts: tuple[str, ...]) -> list[str]:
+    """The ``--source`` values as a list of sources: a glob becomes its matches (sorted), a folder holding videos
+    and no images becomes its videos (an image folder stays one source); anything else stays as it is (checked
+    when its worker opens it)."""
+    images = {e.lower() for e in image_exts}
+    out: list[str] = []
+    for spec in specs:
+        path = Path(spec).expanduser()
+        if "://" not in spec and GLOB_CHARS & set(spec) and not path.exists():
+            matches = sorted(glob.glob(str(path)))
+            if not matches:
+                raise UserError(f"--source {spec} matches no file")
+            out.extend(matches)
+        elif path.is_dir() and not any(p.suffix.lower() in images for p in path.iterdir() if p.is_file()):
+            videos = sorted(str(p) for p in path.iterdir() if p.is_file() and p.suffix.lower() in VIDEO_EXTS)
+            out.extend(videos or [spec])  # neither: the image-folder error of its run ("no images ...")
+        else:
+            out.append(spec)
+    return out
+
+
+def is_batch(specs: Sequence[str] | None, image_exts: tuple[str, ...]) -> bool:
+    """More than one source, a glob, or a folder of videos: the batch path; else the single-source run."""
+    if not specs:
+        return False
+    return len(specs) > 1 or expand_sources(specs, image_exts) != list(specs)
+
+
+def source_names(sources: Sequence[str]) -> list[str]:
+    """A folder name per source: the file stem (``clip`` for clip.mp4), ``camera0``, ``stream1``; repeats get
+    ``-2``, ``-3``, ..."""
+    names: list[str] = []
+    for i, spec in enumerate(sources):
+        if spec.strip().isdigit():
+            base = f"camera{spec.strip()}"
+        elif "://" in spec:
+            base = f"stream{i + 1}"
+        else:
+            base = Path(spec).expanduser().stem or f"source{i + 1}"
+        name, n = base, 1
+        while name in names:
+            n += 1
+            name = f"{base}-{n}"
+        names.append(name)
+    return names
+
+
+def thread_overrides(workers: int, overrides: Sequence[str], cpus: int | None = None) -> tuple[str, ...]:
+    """Split the cores between the workers (each runtime gets cores // workers threads, at least 1) unless
+    ``--set`` chose the thread counts."""
+    threads = max(1, (cpus or os.cpu_count() or 1) // max(workers, 1))
+    given = {o.split("=", 1)[0].strip() for o in overrides}
+    return tuple(overrides) + tuple(f"{key}={threads}" for key in THREAD_KEYS if key not in given)
+
+
+def plan_jobs(args: argparse.Namespace, cfg: Config, workers: int) -> tuple[Path, list[Job]]:
+    """The run folder (``--run-dir``, else ``<runs_dir>/batch-<time>``) and one job per source. ``--output``,
+    ``--log`` and ``--summary`` give the file names inside each source's folder."""
+    sources = expand_sources(args.source, cfg.stream.image_exts)
+    run_dir = Path(args.run_dir) if args.run_dir else cfg.output_path(cfg.paths.runs_dir) / time.strftime(
+        "batch-%Y%m%d-%H%M%S")
+    overrides = thread_overrides(workers, args.overrides)
+    config = str(Path(args.config).resolve()) if args.config else None
+    names = {k: Path(v).name for k, v in (("output_name", args.output), ("log_name", args.log),
+                                          ("summary_name", args.summary)) if v}  # fmt: skip
+    jobs = [Job(name, src, str((run_dir / name).resolve()), config, overrides, max_frames=args.max_frames, **names)
+            for name, src in zip(source_names(sources), sources, strict=True)]
+    return run_dir, jobs
+
+
+# ---------------------------------------------------------------- one source (in a worker)
+
+_MODELS: dict[tuple[Any, bool], Any] = {}  # per worker process: the models, built once
+
+
+def _pipeline(cfg: Config, video: bool) -> Any:
+    """A fresh Pipeline (new tracker) around this process's models, which are built on first use only."""
+    from detector.pipeline import Pipeline
+
+    key = (cfg, video)
+    if key not in _MODELS:
+        _MODELS[key] = Pipeline.from_config(cfg, video=video)
+    base, t = _MODELS[key], cfg.tracking
+    return Pipeline(base.detect, base.classify, threshold=base.threshold, crop_margin=base.crop_margin,
+                    detect_every=base.detect_every, max_missed=t.max_missed, relabel_every=t.relabel_every)
+
+
+def run_job(job: Job) -> Result:
+    """Run one source headless into its folder; never raises (errors become ``Result.error``)."""
+    from detector.draw import DrawStyle
+    from detector.loop import Outputs, run_loop
+    from detector.sinks import open_log
+    from detector.sources import FrameSource
+    from detector.stats import RunStats
+    from detector.webcam import _sink
+
+    t0 = time.perf_counter()
+    result = Result(job.name, job.source, job.out_dir)
+    stats: RunStats | None = None
+    try:
+        cfg = load_config(job.config, job.overrides)
+        source = FrameSource(job.source, cfg)
+        stats = RunStats(source=source.spec, fps_window=cfg.draw.fps_window)
+        out = Path(job.out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        paths = {k: str(out / n) for k, n in (("video", job.output_name), ("log", job.log_name)) if n}
+        raw = source.frames()
+        with contextlib.closing(raw), contextlib.ExitStack() as stack:
+            frames = iter(raw)
+            first = next(frames, None)  # opens the source: its errors before the models load
+            pipeline = _pipeline(cfg, source.kind != "images")
+            outputs = Outputs(stack.enter_context(_sink(source, paths.get("video"), cfg.stream.image_exts)),
+                              stack.enter_context(open_log(paths.get("log"))))  # fmt: skip
+            chained = frames if first is None else _prepend(first, frames)
+            try:
+                run_loop(chained, pipeline, style=DrawStyle.from_config(cfg.draw), outputs=outputs, stats=stats,
+                         max_frames=job.max_frames)
+            finally:
+                stats.skipped_images = len(source.skipped)
+        result.outputs = paths
+    except UserError as exc:
+        result.error = str(exc)
+    except KeyboardInterrupt:
+        result.error = "interrupted"
+    except Exception as exc:  # one source's crash must not stop the batch: report it in one line
+        result.error = f"{type(exc).__name__}: {exc}".splitlines()[0]
+    if stats is not None and stats.frames:
+        result.summary = stats.summary()
+        if job.summary_name:
+            path = Path(job.out_dir) / job.summary_name
+            write_json_atomic(path, result.summary)
+            result.outputs["summary"] = str(path)
+    result.seconds = round(time.perf_counter() - t0, 3)
+    return result
+
+
+def _prepend(first: Any, rest: Iterable[Any]) -> Iterable[Any]:
+    yield first
+    yield from rest
+
+
+# ---------------------------------------------------------------- engines
+
+
+def run_local(jobs: Sequence[Job], workers: int, on_done: Callable[[Result], None]) -> list[Result]:
+    """Each job in a process of a spawn-context pool of ``workers`` processes; results in job order."""
+    results: dict[int, Result] = {}
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=ctx) as pool:
+        futures = {pool.submit(run_job, job): i for i, job in enumerate(jobs)}
+        try:
+            for future in as_completed(futures):
+                i = futures[future]
+                try:
+                    results[i] = future.result()
+                except Exception as exc:  # the worker process died (killed, out of memory)
+                    job = jobs[i]
+                    results[i] = Result(job.name, job.source, job.out_dir, error=f"worker failed: {exc}")
+                on_done(results[i])
+        except KeyboardInterrupt:
+            pool.shutdown(wait=True, cancel_futures=True)  # the workers got Ctrl-C too and close their files
+            raise
+    return [results[i] for i in range(len(jobs))]
+
+
+# ---------------------------------------------------------------- the combined summary
+
+
+def combine(results: Sequence[Result], wall_s: float) -> dict[str, Any]:
+    """Per-source results and the totals (frames, faces, mask, no mask, failed, wall seconds, frames / wall s)."""
+    done = [r.summary for r in results if r.summary]
+    total: dict[str, Any] = {k: sum(s[k] for s in done) for k in ("frames", "faces", "mask", "no_mask")}
+    total["share_no_mask"] = round(total["no_mask"] / total["faces"], 4) if total["faces"] else None
+    total.update(sources=len(results), failed=sum(r.error is not None for r in results), wall_s=round(wall_s, 2),
+                 fps=round(total["frames"] / wall_s, 2) if wall_s > 0 else None)
+    return {"sources": [asdict(r) for r in results], "total": total}
+
+
+def format_combined(combined: dict[str, Any]) -> str:
+    """One line per source, then the total."""
+    lines = []
+    for r in combined["sources"]:
+        s = r["summary"]
+        counts = (f"{s['frames']} frames, {s['faces']} faces ({s['mask']} mask, {s['no_mask']} no mask), "
+                  f"{s['fps_mean']} FPS" if s else "")
+        lines.append(f"{r['name']}: " + (f"error: {r['error']}" + (f" (after {counts})" if s else "")
+                                         if r["error"] else counts))
+    t = combined["total"]
+    lines.append(f"total: {t['sources']} sources ({t['failed']} failed), {t['frames']} frames, {t['faces']} faces "
+                 f"({t['mask']} mask, {t['no_mask']} no mask) in {t['wall_s']:.1f} s ({t['fps']} frames/s)")
+    return "\n".join(lines)
+
+
+def run_batch(args: argparse.Namespace, cfg: Config) -> int:
+    """``python -m detector.webcam --source A --source B ...``: every source, combined summary, exit code."""
+    if not args.source:
+        raise UserError("a batch needs --source (several times, a glob or a folder of videos)")
+    workers = args.workers or os.cpu_count() or 1
+    if workers < 1:
+        raise UserError(f"--workers must be at least 1, got {args.workers}")
+    # a Ray task holds one CPU: one thread per runtime (as plan_jobs gives when workers = cores)
+    run_dir, jobs = plan_jobs(args, cfg, workers if args.engine == "local" else (os.cpu_count() or 1))
+    bar = tqdm(total=len(jobs), desc="sources", unit="source", file=sys.stderr,
+               disable=True if args.quiet else None)
+    failed: list[str] = []
+
+    def on_done(result: Result) -> None:
+        if result.error:
+            failed.append(result.name)
+            bar.write(f"error: {result.name} ({result.source}): {result.error}", file=sys.stderr)
+        bar.set_postfix_str(f"failed {len(failed)}", refresh=False)
+        bar.update(1)
+
+    t0 = time.perf_counter()
+    with bar:
+        if args.engine == "ray":
+            from detector.cluster import run_ray
+
+            results = run_ray(jobs, cfg, address=args.ray_address, workers=args.workers, on_done=on_done)
+        else:
+            results = run_local(jobs, workers, on_done)
+    combined = combine(results, time.perf_counter() - t0)
+    write_json_atomic(run_dir / "summary.json", combined)
+    print(format_combined(combined))
+    print(f"outputs: {run_dir}/<source>/, combined summary: {run_dir / 'summary.json'}")
+    return 2 if failed else 0

@@ -1,0 +1,114 @@
+"""``--engine ray``: the batch as Ray tasks, one per source, on a local Ray instance or a cluster (``--ray-address``).
+
+The driver reads the model files (face detector, classifier card and weights) once and puts them in Ray's object
+store; each worker process writes them to a temporary folder on its node once and points its config there, so the
+nodes need the package (``pip install 'maskwatch[cluster]'``) but not the models. Sources and the run folder are
+paths each node must reach (a shared file system). Every task runs ``detector.batch.run_job``: the same code as the
+local engine, so the same results.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from pathlib import Path
+
+from detector.batch import Job, Result, run_job
+from maskwatch.card import card_file, card_path, read_card
+from maskwatch.config import Config
+from maskwatch.errors import UserError
+
+INSTALL_HINT = "pip install 'maskwatch[cluster]' (or pip install ray)"
+
+ModelFiles = dict[str, tuple[str, bytes]]  # config key -> (file name, bytes); classifier.model -> its card
+
+
+def model_files(cfg: Config) -> ModelFiles:
+    """The bytes of every model file the configured pipeline loads, by the config key that names it."""
+    files: ModelFiles = {}
+    if cfg.face_detector.model == "centerface":
+        path = cfg.resolve_path(cfg.face_detector.onnx)
+        files["face_detector.onnx"] = (path.name, _read(path))
+    else:
+        from models.assets import resolve
+
+        for name in ("prototxt", "caffemodel"):
+            path = resolve(name, cfg)
+            files[f"assets.{name}"] = (path.name, _read(path))
+    stem = cfg.classifier_stem()
+    card = card_path(stem)
+    weights = card_file(stem, read_card(stem), cfg.classifier.backend)
+    files["classifier.model"] = (card.name, _read(card))
+    files[f"classifier.{cfg.classifier.backend}"] = (weights.name, _read(weights))
+    return files
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise UserError(f"cannot read model file {path}: {exc.strerror}") from None
+
+
+_UNPACKED: dict[str, Path] = {}  # per worker process: the model folder of each shipped set of files
+
+
+def unpack(files: ModelFiles) -> tuple[str, ...]:
+    """Write ``files`` to a folder of this process (once per set) and return the overrides that point there."""
+    digest = hashlib.sha256(b"".join(name.encode() + data for name, data in files.values())).hexdigest()[:16]
+    folder = _UNPACKED.get(digest)
+    if folder is None:
+        folder = Path(tempfile.mkdtemp(prefix=f"maskwatch-models-{digest}-"))
+        for name, data in files.values():
+            (folder / name).write_bytes(data)
+        _UNPACKED[digest] = folder
+    overrides = []
+    for key, (name, _) in files.items():
+        if key == "classifier.model":
+            overrides.append(f"{key}={folder / name.removesuffix('.json')}")
+        elif not key.startswith("classifier."):  # the weights: found beside the card
+            overrides.append(f"{key}={folder / name}")
+    return tuple(overrides)
+
+
+def run_shipped(job: Job, files: ModelFiles) -> Result:
+    """A Ray task's body: the shipped models, then the same ``run_job`` as the local engine."""
+    return run_job(replace(job, overrides=job.overrides + unpack(files)))
+
+
+def run_ray(jobs: Sequence[Job], cfg: Config, *, address: str | None, workers: int | None,
+            on_done: Callable[[Result], None]) -> list[Result]:  # fmt: skip
+    """One Ray task (1 CPU) per job; ``address`` None starts a local Ray instance with ``workers`` CPUs (default:
+    all). Results in job order."""
+    try:
+        import ray
+    except ImportError:
+        raise UserError(f"--engine ray needs Ray: {INSTALL_HINT}") from None
+    files = model_files(cfg)
+    try:
+        # A local instance runs this very code (also from a checkout); cluster nodes use their installed package.
+        local_env = {"env_vars": {"PYTHONPATH": str(Path(__file__).resolve().parents[1])}}
+        ray.init(address=address, num_cpus=None if address else workers, include_dashboard=False,
+                 logging_level="WARNING", runtime_env=None if address else local_env)  # fmt: skip
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        raise UserError(f"cannot connect to Ray at {address or 'a local instance'}: {exc}".splitlines()[0]) from None
+    try:
+        files_ref = ray.put(files)
+        task = ray.remote(num_cpus=1, max_retries=0)(run_shipped)
+        pending = {task.remote(job, files_ref): i for i, job in enumerate(jobs)}
+        results: dict[int, Result] = {}
+        while pending:
+            done, _ = ray.wait(list(pending), num_returns=1)
+            i = pending.pop(done[0])
+            try:
+                results[i] = ray.get(done[0])
+            except Exception as exc:  # the task's worker died (node lost, out of memory)
+                job = jobs[i]
+                results[i] = Result(job.name, job.source, job.out_dir, error=f"ray task failed: {exc}".splitlines()[0])
+            on_done(results[i])
+        return [results[i] for i in range(len(jobs))]
+    finally:
+        ray.shutdown()
+

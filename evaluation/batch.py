@@ -1,0 +1,84 @@
+"""``python -m evaluation.batch``: batch speed-up by worker count, with the logs compared.
+
+Runs ``python -m detector.webcam --source COPY1 ... --workers N`` on ``--copies`` copies of a video for each
+``--workers`` value, alternating the values ``--rounds`` times (the machine may be shared: compare the ratio of
+runs made side by side), then prints the wall and CPU seconds (on a busy machine a second worker may find no idle
+core), the speed-up over the first value, the load average, and whether every run wrote byte-identical logs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from maskwatch.config import PROJECT_ROOT
+
+
+def run_once(videos: list[Path], workers: int, run_dir: Path, extra: list[str]) -> tuple[float, float]:
+    """Wall and CPU seconds (user + system of the command and its workers) of one batch run: start-up, models,
+    every video."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    argv = [sys.executable, "-m", "detector.webcam", *(a for v in videos for a in ("--source", str(v))),
+            "--workers", str(workers), "--run-dir", str(run_dir), "--quiet", *extra]
+    t0 = time.perf_counter()
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")]))}
+    proc = subprocess.run(argv, capture_output=True, text=True, cwd=run_dir.parent, env=env, check=False)
+    wall_s = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu_s = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    if proc.returncode != 0:
+        raise SystemExit(f"error: batch run failed ({proc.returncode}): {proc.stderr.strip().splitlines()[-1]}")
+    return wall_s, cpu_s
+
+
+def logs(run_dir: Path) -> dict[str, bytes]:
+    return {p.parent.name: p.read_bytes() for p in sorted(run_dir.glob("*/log.jsonl"))}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m evaluation.batch", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--video", default=str(PROJECT_ROOT / "demo" / "demo.mp4"), help="the video to copy")
+    parser.add_argument("--copies", type=int, default=4, help="videos in the batch (default 4)")
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="worker counts (default 1 2)")
+    parser.add_argument("--rounds", type=int, default=1, help="alternating rounds (default 1)")
+    parser.add_argument("--max-frames", type=int, help="frames per video (default: all)")
+    args = parser.parse_args(argv)
+    extra = ["--max-frames", str(args.max_frames)] if args.max_frames else []
+    with tempfile.TemporaryDirectory(prefix="maskwatch-batch-") as tmp:
+        root = Path(tmp)
+        videos = [Path(shutil.copy(args.video, root / f"video{i + 1}{Path(args.video).suffix}"))
+                  for i in range(args.copies)]
+        walls: dict[int, list[float]] = {w: [] for w in args.workers}
+        reference: dict[str, bytes] | None = None
+        identical = True
+        print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+        for r in range(args.rounds):
+            for w in args.workers:
+                run_dir = root / f"r{r}-w{w}"
+                wall_s, cpu_s = run_once(videos, w, run_dir, extra)
+                walls[w].append(wall_s)
+                got = logs(run_dir)
+                reference = reference or got
+                identical &= got == reference and len(got) == args.copies
+                print(f"round {r + 1}, {w} worker(s): {wall_s:.1f} s wall, {cpu_s:.1f} s CPU "
+                      f"(load {os.getloadavg()[0]:.2f})", flush=True)
+        base = statistics.median(walls[args.workers[0]])
+        for w in args.workers:
+            med = statistics.median(walls[w])
+            print(f"{w} worker(s): median {med:.1f} s wall, speed-up {base / med:.2f}x over {args.workers[0]}")
+        print(f"logs identical across runs: {'yes' if identical else 'NO'}")
+        print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} CPUs")
+    return 0 if identical else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,148 @@
+"""Many sources: one worker per source, per-source outputs, a combined summary; the Ray engine gives the same logs.
+
+The end-to-end tests run the shipped models (CenterFace + the shipped classifier, no TensorFlow) on the first frames
+of copies of the demo video.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from detector import webcam
+from detector.batch import Result, combine, expand_sources, format_combined, is_batch, source_names, thread_overrides
+from detector.cluster import model_files, unpack
+from maskwatch.config import PROJECT_ROOT, load_config
+
+CFG = load_config()
+EXTS = CFG.stream.image_exts
+N_FRAMES = 8
+
+
+def _touch(path: Path) -> Path:
+    path.write_bytes(b"")
+    return path
+
+
+def test_expand_sources_globs_and_folders_of_videos(tmp_path: Path):
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    a, b = _touch(videos / "b.mp4"), _touch(videos / "a.MOV")
+    _touch(videos / "notes.txt")
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    cv2.imwrite(str(photos / "x.png"), np.zeros((4, 4, 3), np.uint8))
+    assert expand_sources([str(videos)], EXTS) == [str(b), str(a)]  # sorted: a.MOV, b.mp4
+    assert expand_sources([str(videos / "*.mp4"), "0"], EXTS) == [str(a), "0"]
+    assert expand_sources([str(photos)], EXTS) == [str(photos)]  # an image folder is one source
+    assert is_batch([str(videos)], EXTS) and is_batch(["a.mp4", "b.mp4"], EXTS)
+    assert not is_batch([str(photos)], EXTS) and not is_batch(["clip.mp4"], EXTS) and not is_batch(None, EXTS)
+    with pytest.raises(Exception, match="matches no file"):
+        expand_sources([str(tmp_path / "*.avi")], EXTS)
+
+
+def test_source_names_are_unique_folder_names():
+    assert source_names(["x/clip.mp4", "y/clip.mp4", "0", "rtsp://cam/s", "clip.avi"]) == [
+        "clip", "clip-2", "camera0", "stream4", "clip-3"]
+
+
+def test_threads_are_split_between_workers_unless_set():
+    assert thread_overrides(2, [], cpus=2) == ("face_detector.opencv_threads=1", "classifier.threads=1")
+    assert thread_overrides(1, ["classifier.threads=3"], cpus=4) == ("classifier.threads=3",
+                                                                     "face_detector.opencv_threads=4")
+
+
+def test_combined_summary_totals_and_one_line_per_failure():
+    ok = {"frames": 10, "faces": 4, "mask": 1, "no_mask": 3, "fps_mean": 5.0}
+    results = [Result("a", "a.mp4", "/r/a", summary=ok), Result("b", "b.mp4", "/r/b", error="source not found: b.mp4")]
+    combined = combine(results, wall_s=4.0)
+    assert combined["total"] == {"frames": 10, "faces": 4, "mask": 1, "no_mask": 3, "share_no_mask": 0.75,
+                                 "sources": 2, "failed": 1, "wall_s": 4.0, "fps": 2.5}
+    lines = format_combined(combined).splitlines()
+    assert lines[1] == "b: error: source not found: b.mp4"
+    assert lines[2].startswith("total: 2 sources (1 failed), 10 frames")
+
+
+def test_shipped_model_files_load_from_their_copy(tmp_path: Path):
+    from detector.classifier import MaskClassifier
+
+    files = model_files(CFG)
+    overrides = unpack(files)
+    assert unpack(files) == overrides  # once per worker process
+    cfg = load_config(None, overrides)
+    assert cfg.resolve_path(cfg.face_detector.onnx).read_bytes() == files["face_detector.onnx"][1]
+    assert cfg.classifier_stem().parent != CFG.classifier_stem().parent
+    crops = [np.full((40, 40, 3), 120, np.uint8)]
+    assert MaskClassifier.from_config(cfg)(crops) == pytest.approx(MaskClassifier.from_config(CFG)(crops))
+
+
+# ---------------------------------------------------------------- end to end
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    folder = tmp_path_factory.mktemp("clips")
+    return [Path(shutil.copy(PROJECT_ROOT / "demo" / "demo.mp4", folder / f"cam{i}.mp4")) for i in (1, 2)]
+
+
+def _logs(run_dir: Path, names: list[str], log_name: str) -> dict[str, str]:
+    return {name: (run_dir / name / log_name).read_text() for name in names}
+
+
+@pytest.mark.slow
+def test_batch_runs_every_source_and_matches_single_runs(clips: list[Path], tmp_path: Path, capsys):
+    run_dir = tmp_path / "run"
+    argv = [a for c in clips for a in ("--source", str(c))] + ["--source", str(tmp_path / "missing.mp4"),
+           "--workers", "2", "--max-frames", str(N_FRAMES), "--run-dir", str(run_dir), "--log", "log.csv", "--quiet"]
+    rc = webcam.main(argv)
+    out, err = capsys.readouterr()
+    assert rc == 2  # one source failed, the others ran
+    assert "error: missing (" in err and "source not found" in err
+    combined = json.loads((run_dir / "summary.json").read_text())
+    assert [s["name"] for s in combined["sources"]] == ["cam1", "cam2", "missing"]
+    assert combined["total"]["frames"] == 2 * N_FRAMES and combined["total"]["failed"] == 1
+    for name in ("cam1", "cam2"):
+        assert sorted(p.name for p in (run_dir / name).iterdir()) == ["annotated.mp4", "log.csv", "summary.json"]
+        assert json.loads((run_dir / name / "summary.json").read_text())["frames"] == N_FRAMES
+    assert "total: 3 sources (1 failed)" in out
+    batch_logs = _logs(run_dir, ["cam1", "cam2"], "log.csv")
+    for clip in clips:  # the single-source run (2 threads) writes the same log as its batch worker (1 thread)
+        single = tmp_path / f"{clip.stem}.csv"
+        assert webcam.main(["--source", str(clip), "--no-display", "--quiet", "--max-frames", str(N_FRAMES),
+                            "--log", str(single)]) == 0
+        rows = batch_logs[clip.stem].splitlines()
+        assert len(rows) > N_FRAMES and single.read_text() == batch_logs[clip.stem]
+
+
+@pytest.mark.slow
+def test_ray_engine_gives_the_local_engines_logs(clips: list[Path], tmp_path: Path):
+    pytest.importorskip("ray", reason="the cluster extra: pip install -e '.[cluster]'")
+    runs = {}
+    for engine in ("local", "ray"):
+        run_dir = tmp_path / engine
+        argv = [a for c in clips for a in ("--source", str(c))] + [
+            "--engine", engine, "--workers", "2", "--max-frames", str(N_FRAMES), "--run-dir", str(run_dir)]
+        env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT), "RAY_USAGE_STATS_ENABLED": "0"}
+        proc = subprocess.run([sys.executable, "-m", "detector.webcam", *argv], cwd=tmp_path, env=env,
+                              capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        runs[engine] = _logs(run_dir, ["cam1", "cam2"], "log.jsonl")
+        assert json.loads((run_dir / "summary.json").read_text())["total"]["frames"] == 2 * N_FRAMES
+    assert runs["ray"] == runs["local"]
+
+
+@pytest.mark.slow
+def test_batch_benchmark_compares_worker_counts(capsys):
+    from evaluation import batch as bench
+
+    assert bench.main(["--copies", "2", "--workers", "1", "2", "--max-frames", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "2 worker(s): median" in out and "speed-up" in out and "logs identical across runs: yes" in out

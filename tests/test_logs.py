@@ -1,0 +1,59 @@
+"""``--log``: JSON lines by default, CSV (one row per face) when the file name ends in .csv."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from detector.sinks import CSV_COLUMNS, CsvLog, JsonlLog, frame_record, open_log
+from detector.sources import Frame
+from maskwatch.faces import MASK, NO_MASK, Faces
+
+
+def _records() -> list[dict]:
+    image = np.zeros((60, 80, 3), np.uint8)
+    two = Faces(np.array([[1, 2, 30, 40], [40, 5, 70, 50]]), np.array([0.9, 0.7]),
+                prob_mask=np.array([0.97, np.nan]), label=np.array([MASK, NO_MASK]), track_id=np.array([3, -1]))
+    return [frame_record(Frame(0, 0.0, image, "clip.mp4", 10.0), two),
+            frame_record(Frame(1, 0.1, image, "clip.mp4", 10.0), Faces.empty()),
+            frame_record(Frame(2, 0.2, image, "clip.mp4", 10.0), two[[0]])]
+
+
+def _write(log: JsonlLog, records: list[dict]) -> None:
+    with log:
+        for record in records:
+            log.write(record)
+
+
+@pytest.mark.parametrize(("name", "kind"), [("log.csv", CsvLog), ("LOG.CSV", CsvLog), ("log.jsonl", JsonlLog),
+                                            ("log.txt", JsonlLog)])
+def test_open_log_picks_the_format_by_file_name(name: str, kind: type, tmp_path: Path):
+    assert type(open_log(tmp_path / name)) is kind
+
+
+def test_csv_has_one_row_per_face_and_agrees_with_jsonl(tmp_path: Path):
+    records = _records()
+    _write(open_log(tmp_path / "log.csv"), records)
+    _write(open_log(tmp_path / "log.jsonl"), records)
+    with (tmp_path / "log.csv").open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    lines = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    assert len(lines) == 3
+    from_jsonl = [{"source": r["source"], "frame": str(r["frame"]), "time_s": str(r["time_s"]),
+                   **dict(zip(("x1", "y1", "x2", "y2"), map(str, face["box"]), strict=True)),
+                   "label": face["label"], "prob_mask": "" if face["prob_mask"] is None else str(face["prob_mask"]),
+                   "det_conf": str(face["det_conf"]), "track_id": str(face["track_id"])}
+                  for r in lines for face in r["faces"]]
+    assert tuple(rows[0]) == CSV_COLUMNS
+    assert rows == from_jsonl
+    assert [(r["frame"], r["label"], r["prob_mask"], r["track_id"]) for r in rows] == [
+        ("0", "mask", "0.97", "3"), ("0", "no_mask", "", "-1"), ("2", "mask", "0.97", "3")]
+
+
+def test_no_log_path_writes_nothing(tmp_path: Path):
+    _write(open_log(None), _records())
+    assert list(tmp_path.iterdir()) == []
