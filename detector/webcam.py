@@ -18,8 +18,8 @@ from pathlib import Path
 from types import FrameType
 
 from detector.draw import DrawStyle
+from detector.live import pipeline_for
 from detector.loop import Outputs, Window, run_loop
-from detector.pipeline import Pipeline
 from detector.sinks import ImageDirSink, JsonlLog, NullSink, Sink, VideoSink
 from detector.sources import Frame, FrameSource
 from detector.stats import RunStats, format_summary
@@ -98,7 +98,8 @@ def _main(argv: Sequence[str] | None = None) -> int:
     with contextlib.closing(raw_frames), contextlib.ExitStack() as stack:
         frames = _primed(raw_frames)
         show = stack.enter_context(Window()) if display else None
-        pipeline = Pipeline.from_config(cfg, video=source.kind != "images")  # images are unrelated: no tracking
+        pipeline = pipeline_for(cfg, source.kind)  # live for cameras/streams, in order for videos, images untracked
+        stack.callback(getattr(pipeline, "close", lambda: None))
         card_threshold = getattr(pipeline.classify, "threshold", cfg.classifier.threshold)
         if abs(card_threshold - cfg.classifier.threshold) > 1e-9:
             print(f"note: labelling with classifier.threshold={cfg.classifier.threshold:g}; the model card "
