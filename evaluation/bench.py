@@ -709,18 +709,20 @@ def round_speedup(ours: list[dict[str, Any]], references: list[dict[str, Any]]) 
 def loop_variants(cfg: Config, config: str | None, overrides: Sequence[str]
                   ) -> tuple[dict[str, tuple[str, list[str]]], dict[str, str]]:  # fmt: skip
     """The ``LOOP_VARIANTS`` to run, and the skipped ones with the reason: a key this config lacks (e.g. a backend
-    before it exists), or overrides that change nothing (the default loop is that variant)."""
-    chosen, skipped = {}, {}
+    before it exists), or overrides that give the default loop's or an earlier variant's config."""
+    chosen, skipped, seen = {}, {}, [("the default loop", cfg)]
     for name, (label, extra) in LOOP_VARIANTS.items():
         try:
-            changed = load_config(config, [*overrides, *extra]) != cfg
+            variant = load_config(config, [*overrides, *extra])
         except UserError as exc:
             skipped[name] = f"not in this config: {exc}"
             continue
-        if changed:
+        same = next((other for other, c in seen if c == variant), None)
+        if same is None:
             chosen[name] = (label, list(extra))
+            seen.append((name, variant))
         else:
-            skipped[name] = "same as the default loop (" + ", ".join(extra) + ")"
+            skipped[name] = f"same as {same} (" + ", ".join(extra) + ")"
     return chosen, skipped
 
 
