@@ -850,7 +850,7 @@ def write_chart(result: dict[str, Any], path: Path) -> Path | None:
     ax = axes[0]
     names = list(loops)
     fps = [loops[n]["fps"] or 0 for n in names]
-    ax.barh(names, fps, color=["grey"] + ["tab:blue"] * (len(names) - 1))
+    ax.barh(names, fps, color=["grey" if n == "classic" else "tab:blue" for n in names])
     ref = (result.get("reference") or {}).get("fps")
     for i, value in enumerate(fps):
         ax.text(value, i, f" {value:.1f}" + (f" ({value / ref:.1f}x)" if ref else ""), va="center")

@@ -269,7 +269,9 @@ def test_bench_writes_every_field(face_video, tiny_model, ssd_available, tmp_pat
     assert set(paced) == {"in_order", "live"}
     for name, res in paced.items():
         assert 1 <= res["paced"]["frames_shown"] <= res["paced"]["source_frames"] <= N_FRAMES
-        assert res["paced"]["live"] is (name == "live") and res["frame_ms"]["max_ms"] >= res["frame_ms"]["p95_ms"]
+        assert res["paced"]["live"] is (name == "live")
+        frame_ms = res["frame_ms"]  # empty when a loaded machine showed no more frames than --warmup
+        assert frame_ms["n"] == 0 or frame_ms["max_ms"] >= frame_ms["p95_ms"] >= frame_ms["median_ms"]
     assert paced["live"]["tracking"]["live"] is True and paced["live"]["tracking"]["results_applied"] >= 1
 
     models = result["models"]
