@@ -20,9 +20,9 @@ from types import FrameType
 from detector.alerts import Alerts, snapshot_folder
 from detector.batch import is_batch, run_batch
 from detector.draw import DrawStyle
+from detector.live import pipeline_for
 from detector.loop import Outputs, Window, run_loop
 from detector.outputs import check_outputs
-from detector.pipeline import Pipeline
 from detector.progress import expected_frames, progress_name, with_progress
 from detector.sinks import ImageDirSink, NullSink, Sink, VideoSink, open_log
 from detector.sources import Frame, FrameSource
@@ -125,7 +125,8 @@ def _main(argv: Sequence[str] | None = None) -> int:
                 frames, stats, name=progress_name(source), total=expected_frames(source, cfg.stream.image_exts,
                                                                                  args.max_frames))))
         show = stack.enter_context(Window()) if display else None
-        pipeline = Pipeline.from_config(cfg, video=source.kind != "images")  # images are unrelated: no tracking
+        pipeline = pipeline_for(cfg, source.kind)  # live for cameras/streams, in order for videos, images untracked
+        stack.callback(getattr(pipeline, "close", lambda: None))
         card_threshold = getattr(pipeline.classify, "threshold", cfg.classifier.threshold)
         if abs(card_threshold - cfg.classifier.threshold) > 1e-9:
             print(f"note: labelling with classifier.threshold={cfg.classifier.threshold:g}; the model card "

@@ -89,6 +89,7 @@ class TrackingConfig:
     detect_every: int = _range(1, 100, default=4)
     max_missed: int = _range(0, 100, default=2)
     relabel_every: int = _range(1, 100, default=2)
+    live: str = _choice("auto", "on", "off", default="auto")
 
 
 _SSD_RESEARCH = "removed with the SSD research path (git tag ssd-research)"

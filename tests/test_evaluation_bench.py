@@ -23,10 +23,12 @@ STATS_KEYS = {"n", "median_ms", "p90_ms", "mean_ms"}
 # ------------------------------------------------------------------ pure helpers
 
 
-def test_summarize_ms_median_p90_mean():
+def test_summarize_ms_median_p90_p95_max_mean():
     stats = bench.summarize_ms([i / 1000 for i in range(1, 11)])  # 1..10 ms
-    assert stats == {"n": 10, "median_ms": 5.5, "p90_ms": 9.0, "mean_ms": 5.5}
-    assert bench.summarize_ms([0.002]) == {"n": 1, "median_ms": 2.0, "p90_ms": 2.0, "mean_ms": 2.0}
+    assert stats == {"n": 10, "median_ms": 5.5, "p90_ms": 9.0, "p95_ms": 10.0, "max_ms": 10.0, "mean_ms": 5.5}
+    assert bench.summarize_ms([i / 1000 for i in range(1, 101)])["p95_ms"] == 95.0
+    assert bench.summarize_ms([0.002]) == {"n": 1, "median_ms": 2.0, "p90_ms": 2.0, "p95_ms": 2.0, "max_ms": 2.0,
+                                           "mean_ms": 2.0}
     assert bench.summarize_ms([])["median_ms"] is None
 
 
@@ -39,18 +41,56 @@ def test_speedup():
     assert bench.speedup(30.0, 0.0) is None
 
 
-def _result(speedup: float, rss: float, first_s: float, tf: bool) -> dict:
-    return {"speedup": speedup, "loop": {"peak_rss_mb": rss, "first_frame_s": first_s, "tensorflow_imported": tf}}
+def _result(speedup: float, every: float, live_p95: float, rss: float, first_s: float, tf: bool) -> dict:
+    return {"speedup": speedup, "loop": {"peak_rss_mb": rss, "first_frame_s": first_s, "tensorflow_imported": tf},
+            "loop_variants": {"every_frame": {"speedup": every}},
+            "paced": {"live": {"frame_ms": {"p95_ms": live_p95, "mean_ms": 10.0}}}}
 
 
 def test_check_targets_met_and_missed():
-    good = bench.check_targets(_result(6.0, 200.0, 1.0, False))
-    assert [t["met"] for t in good] == [True] * 4
-    bad = bench.check_targets(_result(4.0, 400.0, 2.0, True))
-    assert [t["met"] for t in bad] == [False] * 4
-    assert bad[0]["value"] == 4.0 and bad[0]["limit"] == bench.TARGETS["speedup_vs_reference_min"]
+    good = bench.check_targets(_result(11.0, 3.5, 14.0, 200.0, 0.9, False))
+    assert [t["met"] for t in good] == [True] * 6
+    bad = bench.check_targets(_result(9.0, 2.0, 16.0, 400.0, 1.2, True))
+    assert [t["met"] for t in bad] == [False] * 6
+    assert bad[0]["value"] == 9.0 and bad[0]["limit"] == bench.TARGETS["speedup_vs_reference_min"] == 10.0
+    assert bad[2]["value"] == 1.6  # p95 / mean
     missing = bench.check_targets({"speedup": None, "loop": None})
-    assert [t["met"] for t in missing] == [None] * 4
+    assert [t["met"] for t in missing] == [None] * 6
+
+
+def test_flops_counted_from_an_onnx_graph(tmp_path):
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper, numpy_helper
+
+    conv_w = numpy_helper.from_array(np.zeros((8, 3, 3, 3), np.float32), "w")  # 3 -> 8 channels, 3x3
+    dw_w = numpy_helper.from_array(np.zeros((8, 1, 3, 3), np.float32), "dw")  # depthwise, group 8
+    up_w = numpy_helper.from_array(np.zeros((8, 4, 2, 2), np.float32), "up")  # ConvTranspose 8 -> 4, x2
+    graph = helper.make_graph(
+        [helper.make_node("Conv", ["x", "w"], ["a"], pads=[1, 1, 1, 1]),
+         helper.make_node("Conv", ["a", "dw"], ["b"], pads=[1, 1, 1, 1], group=8),
+         helper.make_node("ConvTranspose", ["b", "up"], ["y"], strides=[2, 2])],
+        "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [10, 3, 32, 32])],  # fixed dims, like CenterFace
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], [conv_w, dw_w, up_w])
+    path = tmp_path / "tiny.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), path)
+    macs = 16 * 16 * 8 * 3 * 9 + 16 * 16 * 8 * 9 + 16 * 16 * 8 * 4 * 4  # conv, depthwise, transposed (input side)
+    assert bench.onnx_flops(path, (1, 3, 16, 16)) == 2 * macs
+    assert bench.onnx_flops(path, (2, 3, 16, 16)) == 4 * macs
+
+
+def test_flops_of_the_shipped_models():
+    pytest.importorskip("onnx")
+    from maskwatch.config import load_config
+
+    cfg = load_config()
+    path = cfg.resolve_path(cfg.face_detector.onnx)
+    big, small = bench.onnx_flops(path, (1, 3, 512, 640)), bench.onnx_flops(path, (1, 3, 256, 320))
+    assert big == pytest.approx(4 * small, rel=0.01)  # fully convolutional: FLOPs grow with the pixels
+    assert 3e9 < bench.onnx_flops(path, (1, 3, 480, 640)) < 5e9  # a MobileNetV2 backbone at 640x480
+    tflite = cfg.classifier_stem().with_suffix(".tflite")
+    if tflite.is_file():  # MobileNetV2 1.0 at 224: ~300 M multiply-adds (Sandler et al. 2018) + the small head
+        assert 2 * 290e6 < bench.tflite_flops(tflite) < 2 * 320e6
+    assert bench.gflops_per_s(2_000_000_000, 100.0) == 20.0 and bench.gflops_per_s(None, 5.0) is None
 
 
 def test_machine_info():
@@ -65,10 +105,20 @@ def test_loop_variants_only_when_they_change_the_config():
     from maskwatch.config import load_config
 
     every = ["tracking.detect_every=1"]
-    assert "every_frame" in bench.loop_variants(load_config(overrides=["tracking.detect_every=3"]), None,
-                                                ["tracking.detect_every=3"])
-    assert "every_frame" not in bench.loop_variants(load_config(overrides=every), None, every)
-    assert set(bench.loop_variants(load_config(), None, [])) == set(bench.LOOP_VARIANTS)
+    chosen, _ = bench.loop_variants(load_config(overrides=["tracking.detect_every=3"]), None,
+                                    ["tracking.detect_every=3"])
+    assert "every_frame" in chosen
+    chosen, skipped = bench.loop_variants(load_config(overrides=every), None, every)
+    assert "every_frame" not in chosen and skipped["every_frame"].startswith("same as the default loop")
+    chosen, skipped = bench.loop_variants(load_config(), None, [])
+    assert set(chosen) | set(skipped) == set(bench.LOOP_VARIANTS) and not set(chosen) & set(skipped)
+    assert {"every_frame", "relabel_always"} <= set(chosen)
+    try:  # before the ONNX Runtime backend exists the backend variants are skipped with a note, after it one runs
+        load_config(overrides=["face_detector.backend=opencv"])
+    except Exception:
+        assert skipped["centerface_opencv"].startswith("not in this config")
+    else:
+        assert ("centerface_opencv" in chosen) != ("centerface_onnxruntime" in chosen)
 
 
 # ------------------------------------------------------------------ bad input
@@ -187,7 +237,7 @@ def test_bench_writes_every_field(face_video, tiny_model, ssd_available, tmp_pat
     assert f"wrote {out}" in captured.out and "speed-up" in captured.out
     result = json.loads(out.read_text())
 
-    assert result["format_version"] == 2 and result["source"] == str(face_video.resolve())
+    assert result["format_version"] == 3 and result["source"] == str(face_video.resolve())
     machine = result["machine"]
     assert machine["cpu_model"] and machine["cpu_cores"] >= 1
     assert {"python", "numpy", "opencv-python", "ai-edge-litert"} <= set(machine["versions"])
@@ -213,3 +263,21 @@ def test_bench_writes_every_field(face_video, tiny_model, ssd_available, tmp_pat
     assert cli["wall_s_one_frame"] > 0 and cli["peak_rss_mb"] > 10
 
     assert {t["target"] for t in result["targets"]} == {t["target"] for t in bench.check_targets({})}
+    assert all(why for why in result["skipped_variants"].values())
+
+    paced = result["paced"]  # the video at its own frame rate, newest frame only
+    assert set(paced) == {"in_order", "live"}
+    for name, res in paced.items():
+        assert 1 <= res["paced"]["frames_shown"] <= res["paced"]["source_frames"] <= N_FRAMES
+        assert res["paced"]["live"] is (name == "live")
+        frame_ms = res["frame_ms"]  # empty when a loaded machine showed no more frames than --warmup
+        assert frame_ms["n"] == 0 or frame_ms["max_ms"] >= frame_ms["p95_ms"] >= frame_ms["median_ms"]
+    assert paced["live"]["tracking"]["live"] is True and paced["live"]["tracking"]["results_applied"] >= 1
+
+    models = result["models"]
+    for row in models["centerface"]:
+        assert row["flops"] > 1e8 and row["ms"]["opencv"] > 0 and row["gflops_per_s"]["opencv"] > 0
+    assert models["classifier"]["flops_per_face"] > 0 and models["classifier"]["batch_1_ms"] > 0
+    assert result["matmul"]["gflops_per_s"] > 0 and result["matmul"]["threads"] >= 1
+    assert "GFLOP/s" in captured.out
+    assert out.with_suffix(".png").read_bytes()[:4] == b"\x89PNG"

@@ -1,0 +1,214 @@
+"""``LivePipeline``: the pipeline for cameras and streams, where no frame waits for the face detector.
+
+The face detector and the classifier run on one worker thread (OpenCV DNN, ONNX Runtime and LiteRT release the
+GIL while they compute); each frame only moves the tracks along the optical flow and picks up a finished result:
+
+1. a detection is submitted (a reference to the frame and its grayscale) when the worker is idle and
+   ``detect_every`` frames passed since the last one, or at once when a track is lost;
+2. the worker finds the faces on that frame and classifies them (one batch);
+3. a later frame applies the result: the detection's boxes are carried forward by the optical flow from the
+   detection's frame to this one (``carry_boxes``), then matched to the tracks (``FaceTracker.update``), which the
+   flow moved meanwhile; a face that needs a P(mask) takes the worker's one for its box.
+
+One detection is in flight at a time and results are applied in the order they were submitted (a result older
+than the last applied one is dropped), so boxes never jump back. Video files keep ``Pipeline``: deterministic,
+in order, every frame (``tracking.live``: auto = live for cameras and streams only).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from detector.pipeline import Classify, Detect, Pipeline
+from detector.tracking import MIN_TRACKED_POINTS, FaceTracker, grid_points, move_box, reliable_flow, to_gray
+from maskwatch.faces import Faces
+from maskwatch.geometry import match_by_iou
+
+if TYPE_CHECKING:
+    from maskwatch.config import Config
+
+LIVE_KINDS = ("camera", "stream")  # source kinds that get the live pipeline under tracking.live: auto
+SAME_BOX_IOU = 0.5  # a tracked face and a carried detection overlapping this much are the same box
+
+
+def use_live(mode: str, source_kind: str) -> bool:
+    """Whether ``tracking.live`` (auto | on | off) selects the live pipeline for this source kind; images never."""
+    if source_kind == "images" or mode == "off":
+        return False
+    return mode == "on" or source_kind in LIVE_KINDS
+
+
+def carry_boxes(gray_then: np.ndarray, gray_now: np.ndarray, xyxy: np.ndarray) -> np.ndarray:
+    """Boxes of frame ``gray_then`` moved to frame ``gray_now`` by the optical flow of a grid of points in each
+    (the tracker's MedianFlow step); a box with too few reliable points stays put. float64 (n, 4), clipped."""
+    xyxy = np.asarray(xyxy, np.float64).reshape(-1, 4)
+    if len(xyxy) == 0 or gray_then is gray_now:
+        return xyxy.copy()
+    old = grid_points(xyxy)
+    reliable, new = reliable_flow(gray_then, gray_now, old)
+    out = np.array([move_box(box, o[ok], n[ok]) if ok.sum() >= MIN_TRACKED_POINTS else box
+                    for box, o, n, ok in zip(xyxy, old, new, reliable, strict=True)])  # fmt: skip
+    height, width = gray_now.shape[:2]
+    out[:, 0::2], out[:, 1::2] = np.clip(out[:, 0::2], 0, width), np.clip(out[:, 1::2], 0, height)
+    return out
+
+
+@dataclass(frozen=True)
+class Detection:
+    """A worker's result: the faces of frame ``seq`` with their P(mask), and how long the worker took."""
+
+    seq: int
+    faces: Faces
+    prob_mask: np.ndarray
+    worker_s: float
+
+
+class LivePipeline(Pipeline):
+    """``pipeline(frame_bgr) -> Faces`` without waiting for the detector (see the module docstring).
+
+    ``last_timings_ms``: ``detect`` = optical flow and applying a result on this frame, ``classify`` = the
+    classifier on this frame (only for a face the worker did not classify, normally 0). ``close()`` stops the
+    worker. ``applied`` lists ``(submitted frame, applied frame)`` of each result, in order.
+    """
+
+    def __init__(self, detect: Detect, classify: Classify, **kwargs: Any) -> None:
+        super().__init__(detect, classify, **kwargs)
+        if self.tracker is None:  # detect_every 1: detect as often as the worker can
+            self.tracker = FaceTracker(max_missed=kwargs.get("max_missed", 2),
+                                       relabel_every=kwargs.get("relabel_every", 1))  # fmt: skip
+        self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="live-detector")
+        self._pending: tuple[concurrent.futures.Future[Detection], np.ndarray] | None = None  # + its frame's gray
+        self._seq = -1  # index of the current frame
+        self._last_submit: int | None = None
+        self._last_applied = -1
+        self.applied: list[tuple[int, int]] = []
+        self.worker_ms: list[float] = []
+        self.dropped = 0
+        self._classify_lock = threading.Lock()
+        self.classify = self._locked_classify(classify)
+
+    def __call__(self, frame_bgr: np.ndarray) -> Faces:
+        t0 = time.perf_counter()
+        self._seq += 1
+        tracker = self.tracker
+        assert tracker is not None
+        lost = tracker.follow(frame_bgr)
+        gray: list[np.ndarray] = []  # this frame's grayscale, made only when a detection is applied or submitted
+        faces = self._apply_ready(frame_bgr, gray)
+        if faces is None:
+            self.tracked_frames += 1
+            faces = tracker.update(frame_bgr, None)
+        self._maybe_submit(frame_bgr, gray, lost)
+        t1 = time.perf_counter()
+        faces = self._label(frame_bgr, faces)  # classifier only for faces the worker's result did not cover
+        t2 = time.perf_counter()
+        self.last_timings_ms = {"detect": 1000 * (t1 - t0), "classify": 1000 * (t2 - t1)}
+        return faces
+
+    def _maybe_submit(self, frame_bgr: np.ndarray, gray: list[np.ndarray], lost: bool) -> None:
+        if self._pending is not None:
+            return
+        due = self._last_submit is None or self._seq - self._last_submit >= self.detect_every
+        if not (due or lost):
+            return
+        self.early_keyframes += int(not due)
+        self._last_submit = self._seq
+        self._pending = (self._executor.submit(self._work, self._seq, frame_bgr), _gray(frame_bgr, gray))
+
+    def _locked_classify(self, classify: Classify) -> Classify:
+        def locked(crops: Sequence[np.ndarray]) -> np.ndarray:
+            with self._classify_lock:  # one interpreter: never called from two threads at once
+                return classify(crops)
+
+        locked.threshold = getattr(classify, "threshold", self.threshold)  # type: ignore[attr-defined]
+        return locked
+
+    def _work(self, seq: int, frame_bgr: np.ndarray) -> Detection:
+        """On the worker thread: the detector and the classifier on one frame."""
+        t0 = time.perf_counter()
+        faces = self.detect(frame_bgr)
+        prob = np.empty(0, np.float32)
+        if len(faces):
+            prob = np.asarray(self.classify(faces.crops(frame_bgr, self.crop_margin)), np.float32).reshape(-1)
+        return Detection(seq, faces, prob, time.perf_counter() - t0)
+
+    def _apply_ready(self, frame_bgr: np.ndarray, gray: list[np.ndarray]) -> Faces | None:
+        """The finished detection (if any) carried to this frame and matched to the tracks; None if none is ready."""
+        if self._pending is None or not self._pending[0].done():
+            return None
+        future, gray_then = self._pending
+        self._pending = None
+        result = future.result()  # a worker exception surfaces here, on the frame that would apply it
+        self.worker_ms.append(1000 * result.worker_s)
+        if result.seq <= self._last_applied:
+            self.dropped += 1
+            return None
+        self._last_applied = result.seq
+        self.applied.append((result.seq, self._seq))
+        self.keyframes += 1
+        self.model_calls += int(len(result.faces) > 0)
+        carried = carry_boxes(gray_then, _gray(frame_bgr, gray), result.faces.xyxy)
+        detections = Faces(np.rint(carried), result.faces.confidence)
+        keep = (detections.xyxy[:, 2] > detections.xyxy[:, 0]) & (detections.xyxy[:, 3] > detections.xyxy[:, 1])
+        assert self.tracker is not None
+        faces = self.tracker.update(frame_bgr, detections[np.flatnonzero(keep)])
+        return self._with_worker_prob(faces, detections.xyxy[keep], result.prob_mask[keep])
+
+    def _with_worker_prob(self, faces: Faces, carried_xyxy: np.ndarray, prob: np.ndarray) -> Faces:
+        """Faces without a P(mask) take the worker's P(mask) of the carried detection with their box."""
+        todo = np.flatnonzero(np.isnan(faces.prob_mask))
+        if len(todo) == 0 or len(carried_xyxy) == 0:
+            return faces
+        pair = match_by_iou(faces.xyxy[todo], carried_xyxy, SAME_BOX_IOU)
+        hit = pair >= 0
+        if not hit.any():
+            return faces
+        assert self.tracker is not None
+        self.tracker.set_prob_mask(faces.track_id[todo[hit]], prob[pair[hit]])
+        new_prob = faces.prob_mask.copy()
+        new_prob[todo[hit]] = prob[pair[hit]]
+        return faces.with_labels(new_prob, self.threshold)
+
+    def wait_idle(self, timeout_s: float | None = None) -> None:
+        """Block until the detection in flight (if any) is finished (tests and a clean shutdown)."""
+        if self._pending is not None:
+            concurrent.futures.wait([self._pending[0]], timeout=timeout_s)
+
+    def close(self) -> None:
+        """Stop the worker (a detection in flight finishes in the background and is dropped)."""
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+    def quality(self) -> dict[str, Any]:
+        """``Pipeline.quality`` plus the live figures: results applied / dropped, frames from submission to
+        application, and the worker's ms per detection."""
+        lag = [applied - submitted for submitted, applied in self.applied]
+        return super().quality() | {
+            "live": True,
+            "results_applied": len(self.applied),
+            "results_dropped": self.dropped,
+            "lag_frames_mean": round(float(np.mean(lag)), 2) if lag else None,
+            "lag_frames_max": max(lag, default=None),
+            "worker_ms_mean": round(float(np.mean(self.worker_ms)), 2) if self.worker_ms else None,
+        }
+
+
+def _gray(frame_bgr: np.ndarray, cache: list[np.ndarray]) -> np.ndarray:
+    if not cache:
+        cache.append(to_gray(frame_bgr))
+    return cache[0]
+
+
+def pipeline_for(cfg: Config, source_kind: str) -> Pipeline:
+    """The pipeline ``detector.webcam`` uses for a source kind: live for cameras and streams (``tracking.live``),
+    the in-order ``Pipeline`` for video files, no tracking for images."""
+    video = source_kind != "images"
+    cls = LivePipeline if use_live(cfg.tracking.live, source_kind) else Pipeline
+    return cls.from_config(cfg, video=video)
+
