@@ -82,7 +82,9 @@ def run_loop(
         t1 = time.perf_counter()
         faces = pipeline(frame.image_bgr)
         t2 = time.perf_counter()
-        annotated = draw(frame.image_bgr, faces, style, fps=stats.smoothed_fps())
+        stats.people.update(faces, frame.time_s)
+        counts = stats.people.counts() if stats.people.persons else None  # images (no track ids): face counts
+        annotated = draw(frame.image_bgr, faces, style, fps=stats.smoothed_fps(), people=counts)
         t3 = time.perf_counter()
         outputs.sink.write(frame, annotated)
         outputs.log.write(frame_record(frame, faces))

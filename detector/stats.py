@@ -1,4 +1,5 @@
-"""Run statistics: per-stage timings, smoothed FPS for the overlay, and the end-of-run summary."""
+"""Run statistics: per-stage timings, smoothed FPS for the overlay, the people of the run, and the end-of-run
+summary."""
 
 from __future__ import annotations
 
@@ -7,12 +8,15 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from detector.people import People
+
 STAGES = ("read", "detect", "classify", "draw", "write")
 
 
 @dataclass
 class RunStats:
-    """Counts and timings of one run; ``add_frame`` once per processed frame."""
+    """Counts and timings of one run; ``add_frame`` once per processed frame. ``people``: the persons by track id
+(the loop updates it with each frame's faces)."""
 
     source: str = ""
     fps_window: int = 30
@@ -23,6 +27,7 @@ class RunStats:
     skipped_images: int = 0
     frame_fps: list[float] = field(default_factory=list)
     stage_s: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))
+    people: People = field(default_factory=People)
     _recent_s: deque[float] = field(default_factory=deque)
 
     def add_frame(self, n_mask: int, n_no_mask: int, stage_s: dict[str, float]) -> None:
@@ -46,8 +51,8 @@ class RunStats:
         return len(self._recent_s) / total_s if total_s > 0 else None
 
     def summary(self) -> dict[str, Any]:
-        """Plain-JSON summary: counts, share without mask, FPS (mean = frames / processing seconds; median of the
-        per-frame FPS), mean ms per stage."""
+        """Plain-JSON summary: face counts (per frame, summed), share without mask, FPS (mean = frames / processing
+        seconds; median of the per-frame FPS), mean ms per stage, and the people (``People.summary``)."""
         n = max(self.frames, 1)
         total_s = sum(self.stage_s.values())
         return {
@@ -61,6 +66,7 @@ class RunStats:
             "fps_median": round(statistics.median(self.frame_fps), 2) if self.frame_fps else None,
             "stage_ms": {stage: round(1000 * self.stage_s[stage] / n, 2) for stage in STAGES},
             "skipped_images": self.skipped_images,
+            "people": self.people.summary(),
         }
 
 
@@ -76,6 +82,12 @@ def format_summary(summary: dict[str, Any]) -> str:
         f"{summary['no_mask']} no mask ({share_text})",
         f"{fps_text}; ms per frame: {stages}",
     ]
+    people = summary.get("people")
+    if people and people["seen"]:
+        by = people["seen_by_label"]
+        unknown = f", {by['unknown']} unknown" if by.get("unknown") else ""
+        lines.append(f"{people['seen']} {'person' if people['seen'] == 1 else 'people'} seen: {by['mask']} mask, "
+                     f"{by['no_mask']} no mask{unknown}")
     if summary.get("skipped_images"):
         lines.append(f"{_plural(summary['skipped_images'], 'unreadable image')} skipped")
     return "\n".join(lines)

@@ -42,6 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--log", metavar="PATH.jsonl", help="one JSON line per frame: boxes, labels, P(mask)")
     parser.add_argument("--summary", metavar="PATH.json", help="save the end-of-run summary as JSON")
     parser.add_argument("--max-frames", metavar="N", type=int, help="stop after N frames")
+    parser.add_argument("--blur-faces", nargs="?", const="all", choices=("none", "all", "masked"),
+                        help="blur faces in the shown and saved frames: all (the default of the flag), or masked = "
+                        "all but no_mask (default: privacy.blur in the config)")
     parser.add_argument("--demo", action="store_true", help=f"run on {DEMO_VIDEO} headless; outputs in runs/demo/")
     add_config_args(parser)
     return parser
@@ -106,8 +109,8 @@ def _main(argv: Sequence[str] | None = None) -> int:
         outputs = Outputs(stack.enter_context(_sink(source, args.output, cfg.stream.image_exts)),
                           stack.enter_context(JsonlLog(args.log)))  # fmt: skip
         try:
-            run_loop(frames, pipeline, style=DrawStyle.from_config(cfg.draw), outputs=outputs, stats=stats,
-                     show=show, max_frames=args.max_frames)
+            style = DrawStyle.from_config(cfg.draw, args.blur_faces or cfg.privacy.blur)
+            run_loop(frames, pipeline, style=style, outputs=outputs, stats=stats, show=show, max_frames=args.max_frames)
         finally:
             stats.skipped_images = len(source.skipped)
             _report(stats, args, source.kind)
