@@ -10,7 +10,7 @@ import numpy as np
 
 from detector.people import Counts
 from maskwatch.config import DrawConfig
-from maskwatch.faces import MASK, NO_MASK, Faces, grow_boxes
+from maskwatch.faces import MASK, NO_MASK, NO_TRACK, Faces, grow_boxes
 
 FONT = cv2.FONT_HERSHEY_SIMPLEX
 PAD_PX = 3  # space between a label's text and the edge of its filled background
@@ -113,20 +113,21 @@ def draw(
     fps: float | None = None,
     people: Counts | None = None,
 ) -> np.ndarray:
-    """A new frame with the faces blurred as ``style.blur`` says, every face boxed and labelled, and the FPS (if
-    given) and counts at the bottom left: people in view and seen so far by label when ``people`` is given, else
-    this frame's faces (labels sit above the boxes, so the top of the frame is theirs). Colours and texts follow
-    ``faces.label``.
+    """A new frame with the faces blurred as ``style.blur`` says, every face boxed and labelled (a tracked face's
+    label starts with its id: ``#3 Mask 97.2%``), and the FPS (if given) and counts at the bottom left: people in
+    view and seen so far by label when ``people`` is given, else this frame's faces (labels sit above the boxes, so
+    the top of the frame is theirs). Colours and texts follow ``faces.label``.
 
     Boxes are end-exclusive (``Faces``): the rectangle's last pixel row and column are ``x2 - 1``, ``y2 - 1``.
     """
     out = blur_faces(frame_bgr, faces, style.blur)
     frame_wh = (out.shape[1], out.shape[0])
-    for box, prob, label in zip(faces.xyxy.tolist(), faces.prob_mask.tolist(), faces.label.tolist(), strict=True):
+    for box, prob, label, track_id in zip(faces.xyxy.tolist(), faces.prob_mask.tolist(), faces.label.tolist(),
+                                          faces.track_id.tolist(), strict=True):  # fmt: skip
         x1, y1, x2, y2 = box
         color = style.mask_color_bgr if label == MASK else style.no_mask_color_bgr
         cv2.rectangle(out, (x1, y1), (max(x1, x2 - 1), max(y1, y2 - 1)), color, style.thickness_px)
-        text = label_text(prob, label)
+        text = label_text(prob, label) if track_id == NO_TRACK else f"#{track_id} {label_text(prob, label)}"
         (tw, th), baseline = cv2.getTextSize(text, FONT, style.font_scale, 1)
         _text_block(out, text, label_box(box, (tw, th), baseline, frame_wh), th, color, style)
     lines = [f"FPS {fps:.1f}"] if fps is not None else []
