@@ -18,9 +18,10 @@ and the pipeline classifies those in one batch and hands the results back (``set
 Identities: a track keeps its id while it is matched. A track that stops being matched (coasted too long, lost by
 the flow, left the frame) is remembered, unseen and not drawn, for ``memory_keyframes`` key frames (config
 ``tracking.memory_keyframes``, ByteTrack's lost-track buffer): a detection no live track claims that overlaps a
-remembered box by IoU >= ``MEMORY_IOU`` takes that id back (a face missed for a moment, or covered by another while
-crossing, stays the same person). Association is by box overlap only (no appearance): a face that leaves the
-picture and comes back elsewhere is a new person.
+remembered box by IoU >= ``MEMORY_IOU`` takes that id back; the remembered box moves on at the track's last
+velocity between detections (SORT's constant-velocity prediction). A face missed for a moment, or covered by
+another while crossing, stays the same person. Association is by box overlap only (no appearance): a face that
+leaves the picture and comes back elsewhere is a new person.
 
 Votes: a track's label comes from the classifier's P(mask) over its last ``vote_keyframes`` classifications
 (``vote``: their mean, with a hysteresis of ``vote_hysteresis`` around the threshold once a label is set), and is
@@ -161,6 +162,21 @@ class Track:
     votes: tuple[float, ...] = ()  # the classifier's last P(mask) values, newest last
     label: int = UNKNOWN  # voted label code
     hidden: int = 0  # key frames it has been remembered unseen
+    seen_frame: int = 0  # frame number of its last detection
+    velocity_xy: tuple[float, float] = (0.0, 0.0)  # pixels per frame of its box centre between detections
+
+    def predicted_xyxy(self, frame: int) -> np.ndarray:
+        """Its last detected box moved on at its velocity to ``frame``."""
+        shift = np.array(self.velocity_xy) * (frame - self.seen_frame)
+        return self.detected_xyxy + np.concatenate([shift, shift])
+
+    def velocity_to(self, box_xyxy: np.ndarray, frame: int) -> tuple[float, float]:
+        """Its velocity after a detection at ``box_xyxy`` on ``frame`` (half the new estimate, half the old)."""
+        if frame <= self.seen_frame:
+            return self.velocity_xy
+        moved = ((box_xyxy[:2] + box_xyxy[2:]) - (self.detected_xyxy[:2] + self.detected_xyxy[2:])) / 2
+        new = moved / (frame - self.seen_frame)
+        return (float(new[0] + self.velocity_xy[0]) / 2, float(new[1] + self.velocity_xy[1]) / 2)
 
     def vote_mean(self) -> float:
         """Mean P(mask) of the votes (NaN without any)."""
@@ -196,6 +212,8 @@ class FaceTracker:
         self._gray: np.ndarray | None = None
         self._followed: np.ndarray | None = None  # the frame the tracks were last moved to
         self._next_id = 0
+        self._claimed: set[int] = set()  # ids (``id()``) of the tracks the last key frame's detections continued
+        self._frame = 0  # frames seen
         self._detected_before = False
         self.coasted = 0
         self.labels_reused = 0
@@ -208,6 +226,7 @@ class FaceTracker:
         if self._followed is frame_bgr:
             return any(t.lost for t in self.tracks)
         gray = to_gray(frame_bgr)
+        self._frame += 1
         if self._gray is not None and self.tracks:
             self._move(self._gray, gray)
         self._gray, self._followed = gray, frame_bgr
@@ -259,20 +278,28 @@ class FaceTracker:
         """One track per detection, in the detections' order: its matched track's, or a new one."""
         pair = match_tracks(detections.xyxy, np.array([t.box_xyxy for t in self.tracks]).reshape(-1, 4))
         fresh = np.flatnonzero(pair < 0)
-        back = match_by_iou(detections.xyxy[fresh], np.array([t.box_xyxy for t in self.memory]).reshape(-1, 4),
-                            MEMORY_IOU)  # fmt: skip
-        revived = {int(d): self.memory[int(m)] for d, m in zip(fresh, back, strict=True) if m >= 0}
+        # second stage: the rest against the unclaimed live tracks and the remembered ones, at their predicted boxes
+        # (a box the flow dragged away with someone passing in front is found again where its face went on)
+        unclaimed = [t for j, t in enumerate(self.tracks) if j not in set(pair.tolist())]
+        candidates = unclaimed + self.memory
+        predicted = np.array([t.predicted_xyxy(self._frame) for t in candidates]).reshape(-1, 4)
+        back = match_by_iou(detections.xyxy[fresh], predicted, MEMORY_IOU)
+        revived = {int(d): candidates[int(m)] for d, m in zip(fresh, back, strict=True) if m >= 0}
         self.memory = [t for t in self.memory if all(t is not r for r in revived.values())]
+        self._claimed = {id(t) for j, t in enumerate(self.tracks) if j in set(pair.tolist())}
+        self._claimed |= {id(t) for t in revived.values()}
         self.revived += len(revived)
         out = []
         for i, (box, conf, j) in enumerate(zip(detections.xyxy.astype(np.float64), detections.confidence.tolist(),
                                                pair.tolist(), strict=True)):  # fmt: skip
             if i in revived:
-                out.append(replace(revived[i], box_xyxy=box, confidence=conf, detected_xyxy=box, missed=0,
-                                   lost=False, hidden=0, prob_mask=float("nan"), label_age=0))  # fmt: skip
+                old = revived[i]
+                out.append(replace(old, box_xyxy=box, confidence=conf, detected_xyxy=box, missed=0, lost=False,
+                                   hidden=0, prob_mask=float("nan"), label_age=0, seen_frame=self._frame,
+                                   velocity_xy=old.velocity_to(box, self._frame)))  # fmt: skip
                 continue
             if j < 0:
-                out.append(Track(self._next_id, box, conf, box))
+                out.append(Track(self._next_id, box, conf, box, seen_frame=self._frame))
                 self._next_id += 1
                 continue
             old = self.tracks[j]
@@ -282,17 +309,16 @@ class FaceTracker:
                      and iou_matrix(box, old.box_xyxy)[0, 0] >= RELABEL_MIN_IOU)  # fmt: skip
             self.labels_reused += int(reuse)
             out.append(replace(old, box_xyxy=box, confidence=conf, detected_xyxy=box, missed=0, lost=False,
+                               seen_frame=self._frame, velocity_xy=old.velocity_to(box, self._frame),
                                prob_mask=old.prob_mask if reuse else float("nan"),
                                label_age=old.label_age + 1 if reuse else 0))  # fmt: skip
         return out
 
     def _coasting(self, detections: Faces) -> list[Track]:
         """The tracks no detection matched that may coast one more key frame (missed count raised)."""
-        claimed = set(match_tracks(detections.xyxy, np.array([t.box_xyxy for t in self.tracks]).reshape(-1, 4))
-                      .tolist())  # fmt: skip
         keep, gone = [], []
-        for i, t in enumerate(self.tracks):
-            if i in claimed:
+        for t in self.tracks:
+            if id(t) in self._claimed:  # continued by a detection (``_matched``)
                 continue
             if t.missed + 1 <= self.max_missed and t.steady() and not t.lost and not np.isnan(t.prob_mask):
                 keep.append(replace(t, missed=t.missed + 1, label_age=t.label_age + 1))
