@@ -7,7 +7,16 @@ import numpy as np
 import pytest
 
 from detector.pipeline import Pipeline
-from detector.tracking import DEFAULT_MAX_MISSED, FaceTracker, Track, grid_points, move_box, unmatched, vote
+from detector.tracking import (
+    DEFAULT_MAX_MISSED,
+    MEMORY_IOU,
+    FaceTracker,
+    Track,
+    grid_points,
+    move_box,
+    unmatched,
+    vote,
+)
 from maskwatch.config import load_config
 from maskwatch.faces import MASK, NO_MASK, UNKNOWN, Faces
 from maskwatch.geometry import iou_matrix
@@ -354,3 +363,12 @@ def test_video_pipeline_from_config_tracks_even_with_every_frame_detected():
     frame, models.truth = _frame(0, _texture())
     ids = [pipeline(frame).track_id.tolist() for _ in range(3)]
     assert ids == [[0], [0], [0]]
+
+
+def test_a_face_covered_while_walking_is_found_again_further_on():
+    # walks right 8 px per frame; covered (not detected) on frames 4-9; found again where it walked to
+    walk = [[40 + 8 * k, 60, 100 + 8 * k, 120] for k in range(14)]
+    script = [[b] if not 4 <= k <= 9 else [] for k, b in enumerate(walk)]
+    faces = _frames(_voting(Script(script), max_missed=0), 14)
+    assert faces[12].track_id.tolist() == faces[0].track_id.tolist()
+    assert iou_matrix(np.array(walk[3]), np.array(walk[10]))[0, 0] < MEMORY_IOU  # not where it was last seen
