@@ -26,6 +26,7 @@ from detector.sinks import JsonlLog, VideoSink
 from detector.sources import Frame
 from detector.stats import STAGES, RunStats
 from maskwatch.config import load_config
+from maskwatch.errors import ConfigError
 from maskwatch.faces import Faces
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -366,3 +367,13 @@ def test_single_image_to_single_output_file(tiny_model: Path, tmp_path: Path, ca
     assert rc == 0, err
     assert cv2.imread(str(out)).shape == (SIZE_WH[1], SIZE_WH[0], 3)
     assert "1 frame, 2 faces: 1 mask, 1 no mask" in stdout
+
+
+def test_blur_faces_flag_defaults_to_all_and_config_key_otherwise():
+    parser = webcam.build_parser()
+    assert parser.parse_args(["--blur-faces"]).blur_faces == "all"
+    assert parser.parse_args(["--blur-faces", "masked"]).blur_faces == "masked"
+    assert parser.parse_args([]).blur_faces is None  # then privacy.blur decides
+    assert load_config(overrides=["privacy.blur=masked"]).privacy.blur == "masked"
+    with pytest.raises(ConfigError, match=r"privacy\.blur"):
+        load_config(overrides=["privacy.blur=faces"])
