@@ -17,7 +17,7 @@ from detector.sinks import JsonlLog, NullSink, Sink, frame_record
 from detector.sources import Frame
 from detector.stats import RunStats
 from maskwatch.errors import UserError
-from maskwatch.faces import MASK, NO_MASK, Faces
+from maskwatch.faces import MASK, NO_MASK, UNKNOWN, Faces
 
 QUIT_KEYS = (ord("q"), ord("Q"), 27)  # q or Esc
 
@@ -91,7 +91,8 @@ def run_loop(
         keep_going = show(annotated) if show is not None else True
         t4 = time.perf_counter()
         stats.add_frame(int((faces.label == MASK).sum()), int((faces.label == NO_MASK).sum()),
-                        {"read": t1 - t0, **_model_stages_s(pipeline, t2 - t1), "draw": t3 - t2, "write": t4 - t3})
+                        {"read": t1 - t0, **_model_stages_s(pipeline, t2 - t1), "draw": t3 - t2, "write": t4 - t3},
+                        int((faces.label == UNKNOWN).sum()))  # fmt: skip
         if not keep_going:
             break
     return stats

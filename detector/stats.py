@@ -24,16 +24,18 @@ class RunStats:
     faces: int = 0
     mask: int = 0
     no_mask: int = 0
+    unknown: int = 0
     skipped_images: int = 0
     frame_fps: list[float] = field(default_factory=list)
     stage_s: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))
     people: People = field(default_factory=People)
     _recent_s: deque[float] = field(default_factory=deque)
 
-    def add_frame(self, n_mask: int, n_no_mask: int, stage_s: dict[str, float]) -> None:
-        """Count one frame: its mask / no-mask faces and the seconds each stage took."""
+    def add_frame(self, n_mask: int, n_no_mask: int, stage_s: dict[str, float], n_unknown: int = 0) -> None:
+        """Count one frame: its mask / no-mask / unknown faces and the seconds each stage took."""
         self.frames += 1
-        self.faces += n_mask + n_no_mask
+        self.faces += n_mask + n_no_mask + n_unknown
+        self.unknown += n_unknown
         self.mask += n_mask
         self.no_mask += n_no_mask
         for stage in STAGES:
@@ -61,7 +63,8 @@ class RunStats:
             "faces": self.faces,
             "mask": self.mask,
             "no_mask": self.no_mask,
-            "share_no_mask": round(self.no_mask / self.faces, 4) if self.faces else None,
+            "unknown": self.unknown,
+            "share_no_mask": round(self.no_mask / labelled, 4) if (labelled := self.mask + self.no_mask) else None,
             "fps_mean": round(self.frames / total_s, 2) if total_s > 0 else None,  # throughput
             "fps_median": round(statistics.median(self.frame_fps), 2) if self.frame_fps else None,
             "stage_ms": {stage: round(1000 * self.stage_s[stage] / n, 2) for stage in STAGES},
@@ -73,13 +76,14 @@ class RunStats:
 def format_summary(summary: dict[str, Any]) -> str:
     """A few human-readable lines of ``RunStats.summary()``."""
     share = summary["share_no_mask"]
+    unknown_text = f", {summary['unknown']} unknown" if summary.get("unknown") else ""
     share_text = f"{100 * share:.1f}% without mask" if share is not None else "no face seen"
     fps = summary["fps_mean"]
     fps_text = f"{fps:.1f} FPS mean, {summary['fps_median']:.1f} median" if fps is not None else "no timing"
     stages = ", ".join(f"{k} {v:.1f}" for k, v in summary["stage_ms"].items())
     lines = [
         f"{_plural(summary['frames'], 'frame')}, {_plural(summary['faces'], 'face')}: {summary['mask']} mask, "
-        f"{summary['no_mask']} no mask ({share_text})",
+        f"{summary['no_mask']} no mask{unknown_text} ({share_text})",
         f"{fps_text}; ms per frame: {stages}",
     ]
     people = summary.get("people")
