@@ -1,4 +1,5 @@
-"""Pure drawing: coloured labelled face boxes, an FPS line and face counts on a copy of the frame."""
+"""Pure drawing: coloured labelled face boxes, an FPS line and people counts on a copy of the frame; faces blurred
+first for privacy (``DrawStyle.blur``: ``none``, ``all``, or ``masked`` = every face not labelled no_mask)."""
 
 from __future__ import annotations
 
@@ -7,12 +8,16 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from detector.people import Counts
 from maskwatch.config import DrawConfig
-from maskwatch.faces import MASK, NO_MASK, Faces
+from maskwatch.faces import MASK, NO_MASK, NO_TRACK, Faces, grow_boxes
 
 FONT = cv2.FONT_HERSHEY_SIMPLEX
 PAD_PX = 3  # space between a label's text and the edge of its filled background
 OVERLAY_BG_BGR = (0, 0, 0)
+BLUR_MODES = ("none", "all", "masked")
+BLUR_MARGIN = 0.15  # a blurred region is the box grown by this share of its size on every side (hair, chin)
+BLUR_CELLS = 3  # the region is averaged down to this many cells across, then smoothed back up: no face is left
 
 
 @dataclass(frozen=True)
@@ -22,11 +27,34 @@ class DrawStyle:
     text_color_bgr: tuple[int, int, int] = (255, 255, 255)
     font_scale: float = 0.5
     thickness_px: int = 2
+    blur: str = "none"  # one of BLUR_MODES
+
+    def __post_init__(self) -> None:
+        if self.blur not in BLUR_MODES:
+            raise ValueError(f"blur must be one of {', '.join(BLUR_MODES)}, got {self.blur!r}")
 
     @classmethod
-    def from_config(cls, draw: DrawConfig) -> DrawStyle:
+    def from_config(cls, draw: DrawConfig, blur: str = "none") -> DrawStyle:
+        """The draw section's colours and sizes; ``blur`` from ``privacy.blur`` or ``--blur-faces``."""
         return cls(draw.mask_color_bgr, draw.no_mask_color_bgr, draw.text_color_bgr, draw.font_scale,
-                   draw.thickness_px)
+                   draw.thickness_px, blur)
+
+
+def blur_faces(frame_bgr: np.ndarray, faces: Faces, mode: str) -> np.ndarray:
+    """A copy of ``frame_bgr`` with the faces blurred beyond recognition: every face (``all``), every face not
+    labelled no_mask (``masked``: the compliant stay private, violations stay visible), or none (``none``).
+    Used for the shown and saved frames and for snapshots."""
+    if mode not in BLUR_MODES:
+        raise ValueError(f"blur must be one of {', '.join(BLUR_MODES)}, got {mode!r}")
+    out = frame_bgr.copy()
+    chosen = faces.label != NO_MASK if mode == "masked" else np.full(len(faces), mode == "all")
+    height, width = out.shape[:2]
+    for x1, y1, x2, y2 in grow_boxes(faces.xyxy[chosen], BLUR_MARGIN, (width, height)).tolist():
+        if x2 - x1 < 1 or y2 - y1 < 1:
+            continue
+        cells = cv2.resize(out[y1:y2, x1:x2], (BLUR_CELLS, BLUR_CELLS), interpolation=cv2.INTER_AREA)
+        out[y1:y2, x1:x2] = cv2.resize(cells, (x2 - x1, y2 - y1), interpolation=cv2.INTER_LINEAR)
+    return out
 
 
 def label_text(prob_mask: float, label: int) -> str:
@@ -36,6 +64,15 @@ def label_text(prob_mask: float, label: int) -> str:
     if label == NO_MASK:
         return f"No Mask {100 * (1 - prob_mask):.1f}%"
     return "Unknown"
+
+
+def people_text(prefix: str, by_label: dict[str, int]) -> str:
+    """``in view: 3 (2 mask, 1 no mask)``; ``unknown`` listed only when there is one."""
+    n = sum(by_label.values())
+    parts = [f"{by_label.get('mask', 0)} mask", f"{by_label.get('no_mask', 0)} no mask"]
+    if by_label.get("unknown", 0):
+        parts.append(f"{by_label['unknown']} unknown")
+    return f"{prefix}: {n} ({', '.join(parts)})"
 
 
 def counts_text(n_mask: int, n_no_mask: int) -> str:
@@ -75,24 +112,31 @@ def draw(
     style: DrawStyle,
     fps: float | None = None,
     banner: str | None = None,
+    people: Counts | None = None,
 ) -> np.ndarray:
-    """A new frame with every face boxed and labelled, and the FPS (if given) and face counts at the bottom
-    left (labels sit above the boxes, so the top of the frame is theirs). Colours and texts follow ``faces.label``.
-    ``banner`` (an alert's text) is drawn last, across the top, in the no-mask colour.
+    """A new frame with the faces blurred as ``style.blur`` says, every face boxed and labelled (a tracked face's
+    label starts with its id: ``#3 Mask 97.2%``), and the FPS (if given) and counts at the bottom left: people in
+    view and seen so far by label when ``people`` is given, else this frame's faces (labels sit above the boxes, so
+    the top of the frame is theirs). Colours and texts follow ``faces.label``. ``banner`` (an alert's text) is drawn
+    last, across the top, in the no-mask colour.
 
     Boxes are end-exclusive (``Faces``): the rectangle's last pixel row and column are ``x2 - 1``, ``y2 - 1``.
     """
-    out = frame_bgr.copy()
+    out = blur_faces(frame_bgr, faces, style.blur)
     frame_wh = (out.shape[1], out.shape[0])
-    for box, prob, label in zip(faces.xyxy.tolist(), faces.prob_mask.tolist(), faces.label.tolist(), strict=True):
+    for box, prob, label, track_id in zip(faces.xyxy.tolist(), faces.prob_mask.tolist(), faces.label.tolist(),
+                                          faces.track_id.tolist(), strict=True):  # fmt: skip
         x1, y1, x2, y2 = box
         color = style.mask_color_bgr if label == MASK else style.no_mask_color_bgr
         cv2.rectangle(out, (x1, y1), (max(x1, x2 - 1), max(y1, y2 - 1)), color, style.thickness_px)
-        text = label_text(prob, label)
+        text = label_text(prob, label) if track_id == NO_TRACK else f"#{track_id} {label_text(prob, label)}"
         (tw, th), baseline = cv2.getTextSize(text, FONT, style.font_scale, 1)
         _text_block(out, text, label_box(box, (tw, th), baseline, frame_wh), th, color, style)
     lines = [f"FPS {fps:.1f}"] if fps is not None else []
-    lines.append(counts_text(int((faces.label == MASK).sum()), int((faces.label == NO_MASK).sum())))
+    if people is not None:
+        lines += [people_text("in view", people.in_view), people_text("seen", people.seen)]
+    else:
+        lines.append(counts_text(int((faces.label == MASK).sum()), int((faces.label == NO_MASK).sum())))
     sizes = [cv2.getTextSize(text, FONT, style.font_scale, 1) for text in lines]
     top = max(0, out.shape[0] - sum(th + baseline + 2 * PAD_PX for (_, th), baseline in sizes))
     for text, ((tw, th), baseline) in zip(lines, sizes, strict=True):

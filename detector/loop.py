@@ -17,7 +17,7 @@ from detector.sinks import JsonlLog, NullSink, Sink, frame_record
 from detector.sources import Frame
 from detector.stats import RunStats
 from maskwatch.errors import UserError
-from maskwatch.faces import MASK, NO_MASK, Faces
+from maskwatch.faces import MASK, NO_MASK, UNKNOWN, Faces
 
 QUIT_KEYS = (ord("q"), ord("Q"), 27)  # q or Esc
 
@@ -91,8 +91,10 @@ def run_loop(
         t1 = time.perf_counter()
         faces = pipeline(frame.image_bgr)
         t2 = time.perf_counter()
+        stats.people.update(faces, frame.time_s)
+        counts = stats.people.counts() if stats.people.persons else None  # images (no track ids): face counts
         banner = alerts.banner(frame.time_s) if alerts is not None else None
-        annotated = draw(frame.image_bgr, faces, style, fps=stats.smoothed_fps(), banner=banner)
+        annotated = draw(frame.image_bgr, faces, style, fps=stats.smoothed_fps(), banner=banner, people=counts)
         t3 = time.perf_counter()
         events = alerts.update(frame, faces, annotated) if alerts is not None else []
         outputs.sink.write(frame, annotated)
@@ -100,7 +102,8 @@ def run_loop(
         keep_going = show(annotated) if show is not None else True
         t4 = time.perf_counter()
         stats.add_frame(int((faces.label == MASK).sum()), int((faces.label == NO_MASK).sum()),
-                        {"read": t1 - t0, **_model_stages_s(pipeline, t2 - t1), "draw": t3 - t2, "write": t4 - t3})
+                        {"read": t1 - t0, **_model_stages_s(pipeline, t2 - t1), "draw": t3 - t2, "write": t4 - t3},
+                        int((faces.label == UNKNOWN).sum()))  # fmt: skip
         if not keep_going:
             break
     return stats

@@ -3,7 +3,9 @@
 The one wiring of the models, used by ``python -m detector.webcam``, the benchmark and the video evaluation. In
 video (``detect_every`` > 1) the face detector runs on key frames only: every ``detect_every``-th frame, or at once
 when a track is lost; between, the tracker carries the faces along the optical flow. The classifier sees, in one
-batch per frame, only the faces without a P(mask): new ones, unsure ones and those due for a relabel.
+batch per frame, only the faces without a P(mask): new ones, unsure ones and those due for a relabel. Tracked
+faces carry a track id and their track's voted label (``detector.tracking``: mean P(mask) of the last key frames,
+``unknown`` while there are too few).
 """
 
 from __future__ import annotations
@@ -33,13 +35,17 @@ class Pipeline:
     def __init__(
         self, detect: Detect, classify: Classify, *, threshold: float = 0.5, crop_margin: float = 0.0,
         detect_every: int = 1, max_missed: int = DEFAULT_MAX_MISSED, relabel_every: int = 1,
+        track: bool | None = None, memory_keyframes: int = 0, vote_keyframes: int = 1, vote_min_keyframes: int = 1,
+        vote_hysteresis: float = 0.0,
     ) -> None:  # fmt: skip
         if detect_every < 1:
             raise ValueError(f"detect_every must be >= 1, got {detect_every}")
         self.detect, self.classify = detect, classify
         self.threshold, self.crop_margin, self.detect_every = threshold, crop_margin, detect_every
-        tracker = FaceTracker(max_missed=max_missed, relabel_every=relabel_every)
-        self.tracker = tracker if detect_every > 1 else None
+        tracker = FaceTracker(max_missed=max_missed, relabel_every=relabel_every, memory_keyframes=memory_keyframes,
+                              vote_keyframes=vote_keyframes, vote_min_keyframes=vote_min_keyframes,
+                              vote_hysteresis=vote_hysteresis, threshold=threshold)  # fmt: skip
+        self.tracker = tracker if (detect_every > 1 if track is None else track) else None
         self._since_key: int | None = None  # frames since the last key frame (None: none yet)
         self.keyframes = self.early_keyframes = self.tracked_frames = self.model_calls = 0
         self.last_timings_ms: dict[str, float] = {"detect": 0.0, "classify": 0.0}
@@ -55,7 +61,9 @@ class Pipeline:
         t = cfg.tracking
         return cls(detect, classify, threshold=cfg.classifier.threshold, crop_margin=cfg.classifier.crop_margin,
                    detect_every=t.detect_every if video else 1, max_missed=t.max_missed,
-                   relabel_every=t.relabel_every)  # fmt: skip
+                   relabel_every=t.relabel_every, track=video, memory_keyframes=t.memory_keyframes,
+                   vote_keyframes=t.vote_keyframes, vote_min_keyframes=t.vote_min_keyframes,
+                   vote_hysteresis=t.vote_hysteresis)  # fmt: skip
 
     def __call__(self, frame_bgr: np.ndarray) -> Faces:
         t0 = time.perf_counter()
@@ -83,15 +91,16 @@ class Pipeline:
         return self.tracker.update(frame_bgr, self.detect(frame_bgr))
 
     def _label(self, frame_bgr: np.ndarray, faces: Faces) -> Faces:
-        """P(mask) of the faces that have none, in one classifier batch (written back to their tracks), and every
-        face's label."""
+        """P(mask) of the faces that have none, in one classifier batch, and every face's label: its track's vote
+        (the new P(mask) are written back as votes), or the threshold rule without tracking."""
         prob = faces.prob_mask.copy()
         todo = np.flatnonzero(np.isnan(prob))
         if len(todo):
             self.model_calls += 1
             prob[todo] = np.asarray(self.classify(faces[todo].crops(frame_bgr, self.crop_margin)), np.float32)
-            if self.tracker is not None:
-                self.tracker.set_prob_mask(faces.track_id[todo], prob[todo])
+        if self.tracker is not None:
+            self.tracker.set_prob_mask(faces.track_id[todo], prob[todo])
+            return self.tracker.voted()
         return faces.with_labels(prob, self.threshold)
 
     def quality(self) -> dict[str, Any]:

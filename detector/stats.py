@@ -1,4 +1,5 @@
-"""Run statistics: per-stage timings, smoothed FPS for the overlay, and the end-of-run summary."""
+"""Run statistics: per-stage timings, smoothed FPS for the overlay, the people of the run, and the end-of-run
+summary."""
 
 from __future__ import annotations
 
@@ -7,12 +8,15 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from detector.people import People
+
 STAGES = ("read", "detect", "classify", "draw", "write")
 
 
 @dataclass
 class RunStats:
-    """Counts and timings of one run; ``add_frame`` once per processed frame."""
+    """Counts and timings of one run; ``add_frame`` once per processed frame. ``people``: the persons by track id
+(the loop updates it with each frame's faces)."""
 
     source: str = ""
     fps_window: int = 30
@@ -20,15 +24,18 @@ class RunStats:
     faces: int = 0
     mask: int = 0
     no_mask: int = 0
+    unknown: int = 0
     skipped_images: int = 0
     frame_fps: list[float] = field(default_factory=list)
     stage_s: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))
+    people: People = field(default_factory=People)
     _recent_s: deque[float] = field(default_factory=deque)
 
-    def add_frame(self, n_mask: int, n_no_mask: int, stage_s: dict[str, float]) -> None:
-        """Count one frame: its mask / no-mask faces and the seconds each stage took."""
+    def add_frame(self, n_mask: int, n_no_mask: int, stage_s: dict[str, float], n_unknown: int = 0) -> None:
+        """Count one frame: its mask / no-mask / unknown faces and the seconds each stage took."""
         self.frames += 1
-        self.faces += n_mask + n_no_mask
+        self.faces += n_mask + n_no_mask + n_unknown
+        self.unknown += n_unknown
         self.mask += n_mask
         self.no_mask += n_no_mask
         for stage in STAGES:
@@ -46,8 +53,8 @@ class RunStats:
         return len(self._recent_s) / total_s if total_s > 0 else None
 
     def summary(self) -> dict[str, Any]:
-        """Plain-JSON summary: counts, share without mask, FPS (mean = frames / processing seconds; median of the
-        per-frame FPS), mean ms per stage."""
+        """Plain-JSON summary: face counts (per frame, summed), share without mask, FPS (mean = frames / processing
+        seconds; median of the per-frame FPS), mean ms per stage, and the people (``People.summary``)."""
         n = max(self.frames, 1)
         total_s = sum(self.stage_s.values())
         return {
@@ -56,26 +63,35 @@ class RunStats:
             "faces": self.faces,
             "mask": self.mask,
             "no_mask": self.no_mask,
-            "share_no_mask": round(self.no_mask / self.faces, 4) if self.faces else None,
+            "unknown": self.unknown,
+            "share_no_mask": round(self.no_mask / labelled, 4) if (labelled := self.mask + self.no_mask) else None,
             "fps_mean": round(self.frames / total_s, 2) if total_s > 0 else None,  # throughput
             "fps_median": round(statistics.median(self.frame_fps), 2) if self.frame_fps else None,
             "stage_ms": {stage: round(1000 * self.stage_s[stage] / n, 2) for stage in STAGES},
             "skipped_images": self.skipped_images,
+            "people": self.people.summary(),
         }
 
 
 def format_summary(summary: dict[str, Any]) -> str:
     """A few human-readable lines of ``RunStats.summary()``."""
     share = summary["share_no_mask"]
+    unknown_text = f", {summary['unknown']} unknown" if summary.get("unknown") else ""
     share_text = f"{100 * share:.1f}% without mask" if share is not None else "no face seen"
     fps = summary["fps_mean"]
     fps_text = f"{fps:.1f} FPS mean, {summary['fps_median']:.1f} median" if fps is not None else "no timing"
     stages = ", ".join(f"{k} {v:.1f}" for k, v in summary["stage_ms"].items())
     lines = [
         f"{_plural(summary['frames'], 'frame')}, {_plural(summary['faces'], 'face')}: {summary['mask']} mask, "
-        f"{summary['no_mask']} no mask ({share_text})",
+        f"{summary['no_mask']} no mask{unknown_text} ({share_text})",
         f"{fps_text}; ms per frame: {stages}",
     ]
+    people = summary.get("people")
+    if people and people["seen"]:
+        by = people["seen_by_label"]
+        unknown = f", {by['unknown']} unknown" if by.get("unknown") else ""
+        lines.append(f"{people['seen']} {'person' if people['seen'] == 1 else 'people'} seen: {by['mask']} mask, "
+                     f"{by['no_mask']} no mask{unknown}")
     if summary.get("skipped_images"):
         lines.append(f"{_plural(summary['skipped_images'], 'unreadable image')} skipped")
     return "\n".join(lines)

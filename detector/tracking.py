@@ -15,6 +15,19 @@ P(mask) when that label is sure (<= 1 - ``SURE_P`` or >= ``SURE_P``) and the cla
 ``relabel_every`` key frames ago (config ``tracking.relabel_every``); every other face comes back with P(mask) NaN,
 and the pipeline classifies those in one batch and hands the results back (``set_prob_mask``).
 
+Identities: a track keeps its id while it is matched. A track that stops being matched (coasted too long, lost by
+the flow, left the frame) is remembered, unseen and not drawn, for ``memory_keyframes`` key frames (config
+``tracking.memory_keyframes``, ByteTrack's lost-track buffer): a detection no live track claims that overlaps a
+remembered box by IoU >= ``MEMORY_IOU`` takes that id back; the remembered box moves on at the track's last
+velocity between detections (SORT's constant-velocity prediction). A face missed for a moment, or covered by
+another while crossing, stays the same person. Association is by box overlap only (no appearance): a face that
+leaves the picture and comes back elsewhere is a new person.
+
+Votes: a track's label comes from the classifier's P(mask) over its last ``vote_keyframes`` classifications
+(``vote``: their mean, with a hysteresis of ``vote_hysteresis`` around the threshold once a label is set), and is
+``UNKNOWN`` until ``vote_min_keyframes`` classifications exist; one bad frame does not flip a box. ``voted()`` gives
+the faces with the mean as P(mask) and the voted label.
+
 Lost tracks: each point is also tracked back to the previous frame; a point that does not come back within
 ``MAX_FB_ERROR_PX`` is unreliable (forward-backward check, Kalal et al. 2010). ``follow`` says whether a face kept
 fewer than ``MIN_TRACKED_POINTS`` reliable points (it left, was covered, or the scene cut): the pipeline then makes
@@ -30,7 +43,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from maskwatch.faces import Faces
+from maskwatch.faces import MASK, NO_MASK, UNKNOWN, Faces
 from maskwatch.geometry import iou_matrix, match_by_iou
 
 GRID_POINTS = 5  # per side: 25 flow points per face
@@ -47,6 +60,7 @@ MAX_COAST_SCALE = 1.5  # a coasted box whose size drifted beyond this factor of 
 DEFAULT_MAX_MISSED = 2  # = config tracking.max_missed's default (a test checks they agree)
 RELABEL_MIN_IOU = 0.5  # a fresh detection overlapping a tracked face this much may keep its sure label
 SURE_P = 0.9  # P(mask) at or above this, or at or below 1 - this, is a sure label
+MEMORY_IOU = 0.2  # a new detection overlapping a remembered (unseen) track this much takes its id back
 
 
 def to_gray(frame_bgr: np.ndarray) -> np.ndarray:
@@ -108,9 +122,24 @@ def unmatched(tracked_xyxy: np.ndarray, detected_xyxy: np.ndarray, min_iou: floa
 
 
 def match_tracks(detected_xyxy: np.ndarray, tracked_xyxy: np.ndarray) -> np.ndarray:
-    """int (len(detected),): the track each detection continues, -1 = a new face. The one matcher of the tracker
-    (a later issue replaces it with ByteTrack's)."""
+    """int (len(detected),): the live track each detection continues, -1 = none (then the remembered tracks are
+    tried, then it is a new face). The one matcher of the tracker."""
     return match_by_iou(detected_xyxy, tracked_xyxy, MATCH_IOU)
+
+
+def vote(votes: Iterable[float], previous: int, *, threshold: float, min_votes: int, hysteresis: float) -> int:
+    """A track's label code from its recent P(mask) ``votes``: ``UNKNOWN`` with fewer than ``min_votes``; else
+    ``MASK`` if their mean is >= ``threshold``, ``NO_MASK`` below, except that a track labelled ``previous`` keeps
+    that label until the mean crosses the threshold by more than ``hysteresis``."""
+    votes = [v for v in votes if v == v]
+    if len(votes) < max(min_votes, 1):
+        return UNKNOWN
+    mean = float(np.mean(votes))
+    if previous == MASK and mean >= threshold - hysteresis:
+        return MASK
+    if previous == NO_MASK and mean < threshold + hysteresis:
+        return NO_MASK
+    return MASK if mean >= threshold else NO_MASK
 
 
 def is_sure(prob_mask: float) -> bool:
@@ -130,6 +159,28 @@ class Track:
     missed: int = 0  # key frames in a row without a matching detection
     label_age: int = 0  # key frames since the classifier saw it
     lost: bool = False  # the optical flow lost it on the last frame
+    votes: tuple[float, ...] = ()  # the classifier's last P(mask) values, newest last
+    label: int = UNKNOWN  # voted label code
+    hidden: int = 0  # key frames it has been remembered unseen
+    seen_frame: int = 0  # frame number of its last detection
+    velocity_xy: tuple[float, float] = (0.0, 0.0)  # pixels per frame of its box centre between detections
+
+    def predicted_xyxy(self, frame: int) -> np.ndarray:
+        """Its last detected box moved on at its velocity to ``frame``."""
+        shift = np.array(self.velocity_xy) * (frame - self.seen_frame)
+        return self.detected_xyxy + np.concatenate([shift, shift])
+
+    def velocity_to(self, box_xyxy: np.ndarray, frame: int) -> tuple[float, float]:
+        """Its velocity after a detection at ``box_xyxy`` on ``frame`` (half the new estimate, half the old)."""
+        if frame <= self.seen_frame:
+            return self.velocity_xy
+        moved = ((box_xyxy[:2] + box_xyxy[2:]) - (self.detected_xyxy[:2] + self.detected_xyxy[2:])) / 2
+        new = moved / (frame - self.seen_frame)
+        return (float(new[0] + self.velocity_xy[0]) / 2, float(new[1] + self.velocity_xy[1]) / 2)
+
+    def vote_mean(self) -> float:
+        """Mean P(mask) of the votes (NaN without any)."""
+        return float(np.mean(self.votes)) if self.votes else float("nan")
 
     def steady(self) -> bool:
         """Its size is within ``MAX_COAST_SCALE`` of its last detection's."""
@@ -140,16 +191,29 @@ class Track:
 class FaceTracker:
     """Tracks of the faces of a frame sequence; ``update`` once per frame (see the module docstring)."""
 
-    def __init__(self, *, max_missed: int = DEFAULT_MAX_MISSED, relabel_every: int = 1) -> None:
+    def __init__(
+        self, *, max_missed: int = DEFAULT_MAX_MISSED, relabel_every: int = 1, memory_keyframes: int = 0,
+        vote_keyframes: int = 1, vote_min_keyframes: int = 1, vote_hysteresis: float = 0.0, threshold: float = 0.5,
+    ) -> None:  # fmt: skip
         if max_missed < 0:
             raise ValueError(f"max_missed must be >= 0, got {max_missed}")
         if relabel_every < 1:
             raise ValueError(f"relabel_every must be >= 1, got {relabel_every}")
+        if memory_keyframes < 0 or vote_keyframes < 1 or not 1 <= vote_min_keyframes <= vote_keyframes:
+            raise ValueError(f"need memory_keyframes >= 0 and 1 <= vote_min_keyframes <= vote_keyframes, got "
+                             f"{memory_keyframes}, {vote_min_keyframes}, {vote_keyframes}")
         self.max_missed, self.relabel_every = max_missed, relabel_every
+        self.memory_keyframes = memory_keyframes
+        self.vote_keyframes, self.vote_min, self.vote_hysteresis = vote_keyframes, vote_min_keyframes, vote_hysteresis
+        self.threshold = threshold
         self.tracks: list[Track] = []
+        self.memory: list[Track] = []  # unseen tracks whose ids may come back
+        self.revived = 0
         self._gray: np.ndarray | None = None
         self._followed: np.ndarray | None = None  # the frame the tracks were last moved to
         self._next_id = 0
+        self._claimed: set[int] = set()  # ids (``id()``) of the tracks the last key frame's detections continued
+        self._frame = 0  # frames seen
         self._detected_before = False
         self.coasted = 0
         self.labels_reused = 0
@@ -162,6 +226,7 @@ class FaceTracker:
         if self._followed is frame_bgr:
             return any(t.lost for t in self.tracks)
         gray = to_gray(frame_bgr)
+        self._frame += 1
         if self._gray is not None and self.tracks:
             self._move(self._gray, gray)
         self._gray, self._followed = gray, frame_bgr
@@ -175,8 +240,17 @@ class FaceTracker:
             if self._detected_before:
                 self._record_drift(detections)
             self._detected_before = True
+            self.memory = [replace(t, hidden=t.hidden + 1) for t in self.memory if t.hidden < self.memory_keyframes]
             self.tracks = self._matched(detections) + self._coasting(detections)
         return self.faces()
+
+    def voted(self) -> Faces:
+        """The tracks as a face record with the voted labels, and the mean of the votes as P(mask)."""
+        if not self.tracks:
+            return Faces.empty()
+        return Faces(np.rint([t.box_xyxy for t in self.tracks]), [t.confidence for t in self.tracks],
+                     prob_mask=[t.vote_mean() for t in self.tracks], label=[t.label for t in self.tracks],
+                     track_id=[t.track_id for t in self.tracks])  # fmt: skip
 
     def faces(self) -> Faces:
         """The tracks as a face record (boxes, confidence, P(mask), track id; labels are the pipeline's)."""
@@ -186,39 +260,71 @@ class FaceTracker:
                      prob_mask=[t.prob_mask for t in self.tracks], track_id=[t.track_id for t in self.tracks])
 
     def set_prob_mask(self, track_ids: Iterable[int], prob_mask: Iterable[float]) -> None:
-        """The classifier's P(mask) of these tracks (their label age restarts)."""
+        """The classifier's P(mask) of these tracks (their label age restarts; each is one more vote)."""
         by_id = {t.track_id: t for t in self.tracks}
         for track_id, prob in zip(track_ids, prob_mask, strict=True):
-            by_id[int(track_id)].prob_mask, by_id[int(track_id)].label_age = float(prob), 0
+            track = by_id[int(track_id)]
+            track.prob_mask, track.label_age = float(prob), 0
+            track.votes = (*track.votes, float(prob))[-self.vote_keyframes:]
+            track.label = vote(track.votes, track.label, threshold=self.threshold, min_votes=self.vote_min,
+                               hysteresis=self.vote_hysteresis)  # fmt: skip
+
+    def _forget(self, gone: Iterable[Track]) -> None:
+        """Remember tracks that are no longer seen (for up to ``memory_keyframes`` key frames)."""
+        if self.memory_keyframes > 0:
+            self.memory.extend(replace(t, hidden=0, lost=False) for t in gone)
 
     def _matched(self, detections: Faces) -> list[Track]:
         """One track per detection, in the detections' order: its matched track's, or a new one."""
         pair = match_tracks(detections.xyxy, np.array([t.box_xyxy for t in self.tracks]).reshape(-1, 4))
+        fresh = np.flatnonzero(pair < 0)
+        # second stage: the rest against the unclaimed live tracks and the remembered ones, at their predicted boxes
+        # (a box the flow dragged away with someone passing in front is found again where its face went on)
+        unclaimed = [t for j, t in enumerate(self.tracks) if j not in set(pair.tolist())]
+        candidates = unclaimed + self.memory
+        predicted = np.array([t.predicted_xyxy(self._frame) for t in candidates]).reshape(-1, 4)
+        back = match_by_iou(detections.xyxy[fresh], predicted, MEMORY_IOU)
+        revived = {int(d): candidates[int(m)] for d, m in zip(fresh, back, strict=True) if m >= 0}
+        self.memory = [t for t in self.memory if all(t is not r for r in revived.values())]
+        self._claimed = {id(t) for j, t in enumerate(self.tracks) if j in set(pair.tolist())}
+        self._claimed |= {id(t) for t in revived.values()}
+        self.revived += len(revived)
         out = []
-        for box, conf, j in zip(detections.xyxy.astype(np.float64), detections.confidence.tolist(), pair.tolist(),
-                                strict=True):  # fmt: skip
+        for i, (box, conf, j) in enumerate(zip(detections.xyxy.astype(np.float64), detections.confidence.tolist(),
+                                               pair.tolist(), strict=True)):  # fmt: skip
+            if i in revived:
+                old = revived[i]
+                out.append(replace(old, box_xyxy=box, confidence=conf, detected_xyxy=box, missed=0, lost=False,
+                                   hidden=0, prob_mask=float("nan"), label_age=0, seen_frame=self._frame,
+                                   velocity_xy=old.velocity_to(box, self._frame)))  # fmt: skip
+                continue
             if j < 0:
-                out.append(Track(self._next_id, box, conf, box))
+                out.append(Track(self._next_id, box, conf, box, seen_frame=self._frame))
                 self._next_id += 1
                 continue
             old = self.tracks[j]
             reuse = (self.relabel_every > 1 and not old.lost and is_sure(old.prob_mask)
+                     and len(old.votes) >= self.vote_min
                      and old.label_age + 1 < self.relabel_every
                      and iou_matrix(box, old.box_xyxy)[0, 0] >= RELABEL_MIN_IOU)  # fmt: skip
             self.labels_reused += int(reuse)
             out.append(replace(old, box_xyxy=box, confidence=conf, detected_xyxy=box, missed=0, lost=False,
+                               seen_frame=self._frame, velocity_xy=old.velocity_to(box, self._frame),
                                prob_mask=old.prob_mask if reuse else float("nan"),
                                label_age=old.label_age + 1 if reuse else 0))  # fmt: skip
         return out
 
     def _coasting(self, detections: Faces) -> list[Track]:
         """The tracks no detection matched that may coast one more key frame (missed count raised)."""
-        claimed = set(match_tracks(detections.xyxy, np.array([t.box_xyxy for t in self.tracks]).reshape(-1, 4))
-                      .tolist())  # fmt: skip
-        keep = [replace(t, missed=t.missed + 1, label_age=t.label_age + 1)
-                for i, t in enumerate(self.tracks)
-                if i not in claimed and t.missed + 1 <= self.max_missed and t.steady() and not t.lost
-                and not np.isnan(t.prob_mask)]  # fmt: skip
+        keep, gone = [], []
+        for t in self.tracks:
+            if id(t) in self._claimed:  # continued by a detection (``_matched``)
+                continue
+            if t.missed + 1 <= self.max_missed and t.steady() and not t.lost and not np.isnan(t.prob_mask):
+                keep.append(replace(t, missed=t.missed + 1, label_age=t.label_age + 1))
+            else:
+                gone.append(t)
+        self._forget(gone)
         self.coasted += len(keep)
         return keep
 
@@ -227,13 +333,16 @@ class FaceTracker:
         old = grid_points(np.array([t.box_xyxy for t in self.tracks]))
         reliable, new = reliable_flow(gray_before, gray_now, old)
         height, width = gray_now.shape[:2]
-        kept = []
+        kept, left = [], []
         for track, o, n, ok in zip(self.tracks, old, new, reliable, strict=True):
             lost = ok.sum() < MIN_TRACKED_POINTS
             box = np.rint(track.box_xyxy if lost else move_box(track.box_xyxy, o[ok], n[ok]))
             box[0::2], box[1::2] = np.clip(box[0::2], 0, width), np.clip(box[1::2], 0, height)
-            if box[2] > box[0] and box[3] > box[1]:  # a face that left the frame: forgotten
+            if box[2] > box[0] and box[3] > box[1]:
                 kept.append(replace(track, box_xyxy=box, lost=bool(lost)))
+            else:  # a face that left the frame: no longer drawn
+                left.append(track)
+        self._forget(left)
         self.tracks = kept
 
     def _record_drift(self, detections: Faces) -> None:
@@ -256,4 +365,6 @@ class FaceTracker:
             "coasted_faces": self.coasted,
             "relabel_every": self.relabel_every,
             "labels_reused": self.labels_reused,
+            "memory_keyframes": self.memory_keyframes,
+            "ids_revived": self.revived,
         }

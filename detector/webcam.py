@@ -52,6 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--alerts", action="store_true", help="alert on unmasked people (alerts.* in the config)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar / status line on stderr (shown "
                         "headless when stderr is a terminal)")
+    parser.add_argument("--blur-faces", nargs="?", const="all", choices=("none", "all", "masked"),
+                        help="blur faces in the shown and saved frames: all (the default of the flag), or masked = "
+                        "all but no_mask (default: privacy.blur in the config)")
     parser.add_argument("--demo", action="store_true", help=f"run on {DEMO_VIDEO} headless; outputs in runs/demo/")
     batch = parser.add_argument_group("batch (several sources; --output/--log/--summary name the files per source)")
     batch.add_argument("--workers", metavar="N", type=int, help="sources processed at once (default: CPU count)")
@@ -135,8 +138,9 @@ def _main(argv: Sequence[str] | None = None) -> int:
                           stack.enter_context(open_log(args.log)))  # fmt: skip
         alerts = _alerts(cfg, args, source, stack) if cfg.alerts.enabled or args.alerts else None
         try:
-            run_loop(frames, pipeline, style=DrawStyle.from_config(cfg.draw), outputs=outputs, stats=stats,
-                     show=show, max_frames=args.max_frames, alerts=alerts)
+            style = DrawStyle.from_config(cfg.draw, args.blur_faces or cfg.privacy.blur)
+            run_loop(frames, pipeline, style=style, outputs=outputs, stats=stats, show=show,
+                     max_frames=args.max_frames, alerts=alerts)
         finally:
             stats.skipped_images = len(source.skipped)
             if hasattr(frames, "close"):

@@ -338,9 +338,9 @@ def worker_loop(spec: dict[str, Any]) -> dict[str, Any]:
     recorder = FrameRecorder(STAGES)
 
     class RecordingStats(RunStats):
-        def add_frame(self, n_mask: int, n_no_mask: int, stage_s: dict[str, float]) -> None:
-            super().add_frame(n_mask, n_no_mask, stage_s)
-            recorder.add(stage_s, n_mask + n_no_mask)
+        def add_frame(self, n_mask: int, n_no_mask: int, stage_s: dict[str, float], n_unknown: int = 0) -> None:
+            super().add_frame(n_mask, n_no_mask, stage_s, n_unknown)
+            recorder.add(stage_s, n_mask + n_no_mask + n_unknown)
 
     cfg = load_config(spec["config"], spec["overrides"])
     pipeline = (LivePipeline if spec.get("live") else Pipeline).from_config(cfg, video=True)

@@ -90,6 +90,15 @@ class TrackingConfig:
     max_missed: int = _range(0, 100, default=2)
     relabel_every: int = _range(1, 100, default=2)
     live: str = _choice("auto", "on", "off", default="auto")
+    memory_keyframes: int = _range(0, 1000, default=8)
+    vote_keyframes: int = _range(1, 100, default=5)
+    vote_min_keyframes: int = _range(1, 100, default=2)
+    vote_hysteresis: float = _range(0.0, 0.5, default=0.1)
+
+    def __post_init__(self) -> None:
+        if self.vote_min_keyframes > self.vote_keyframes:
+            raise ConfigError(f"tracking.vote_min_keyframes ({self.vote_min_keyframes}) must be at most "
+                              f"tracking.vote_keyframes ({self.vote_keyframes})")
 
 
 _SSD_RESEARCH = "removed with the SSD research path (git tag ssd-research)"
@@ -138,6 +147,11 @@ class DrawConfig:
     font_scale: float = _range(0.1, 5.0, default=0.5)
     thickness_px: int = _range(1, 20, default=2)
     fps_window: int = _range(1, 1000, default=30)
+
+
+@dataclass(frozen=True)
+class PrivacyConfig:
+    blur: str = _choice("none", "all", "masked", default="none")
 
 
 @dataclass(frozen=True)
@@ -209,6 +223,7 @@ class Config:
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     classifier: ClassifierConfig = field(default_factory=ClassifierConfig)
     draw: DrawConfig = field(default_factory=DrawConfig)
+    privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
     stream: StreamConfig = field(default_factory=StreamConfig)
     alerts: AlertsConfig = field(default_factory=AlertsConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)

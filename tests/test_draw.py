@@ -6,9 +6,11 @@ import cv2
 import numpy as np
 import pytest
 
-from detector.draw import FONT, PAD_PX, DrawStyle, counts_text, draw, label_box, label_text
+from detector.draw import FONT, PAD_PX, DrawStyle, blur_faces, counts_text, draw, label_box, label_text, people_text
+from detector.people import Counts
 from maskwatch.config import load_config
 from maskwatch.faces import MASK, NO_MASK, UNKNOWN, Faces
+from maskwatch.geometry import iou_matrix
 
 STYLE = DrawStyle.from_config(load_config().draw)
 
@@ -106,3 +108,46 @@ def test_labels_stay_inside_the_frame(seed: int):
 def test_label_above_box_when_room_right_edge_shifts_left():
     assert label_box((50, 60, 90, 100), (30, 10), 4, (200, 200)) == (50, 60 - 20, 86, 60)
     assert label_box((180, 60, 199, 100), (30, 10), 4, (200, 200)) == (200 - 36, 40, 200, 60)
+
+
+# privacy: blurred faces (issue 21)
+
+
+def test_blur_modes_choose_the_faces():
+    rng = np.random.default_rng(1)
+    frame = rng.integers(0, 256, (100, 200, 3), dtype=np.uint8)
+    faces = Faces(np.array([[10, 10, 60, 60], [110, 10, 160, 60]]), np.array([1.0, 1.0])).with_labels(
+        np.array([0.9, 0.1]), 0.5)  # masked left, unmasked right
+    def changed(out):
+        return [not np.array_equal(out[10:60, x:x + 50], frame[10:60, x:x + 50]) for x in (10, 110)]
+    assert changed(blur_faces(frame, faces, "all")) == [True, True]
+    assert changed(blur_faces(frame, faces, "masked")) == [True, False]  # the violation stays visible
+    assert changed(blur_faces(frame, faces, "none")) == [False, False]
+    out = draw(frame, faces, DrawStyle(blur="all"))
+    assert tuple(out[30, 10]) == DrawStyle().mask_color_bgr  # boxes and labels are still drawn
+    assert out[35:55, 15:55].std() < frame[35:55, 15:55].std() / 4  # the face itself is gone (below its label)
+    with pytest.raises(ValueError, match="blur"):
+        DrawStyle(blur="faces")
+
+
+def test_a_blurred_face_is_not_found_by_the_face_detector(astronaut):
+    from face_detector import build_face_detector
+
+    frame, masked, face = astronaut
+    detect = build_face_detector(load_config())
+    assert len(detect(frame)) == 1  # the real photo's face is found ...
+    faces = Faces(face, np.array([1.0])).with_labels(np.array([0.2]), 0.5)
+    for image, mode, label in ((frame, "all", 0.2), (masked, "masked", 0.9)):
+        blurred = blur_faces(image, faces.with_labels(np.array([label]), 0.5), mode)
+        found = detect(blurred)
+        assert len(found) == 0 or iou_matrix(found.xyxy, face).max() == 0, mode  # ... and not once blurred
+
+
+def test_overlay_counts_people_in_view_and_seen():
+    assert people_text("in view", {"mask": 2, "no_mask": 1, "unknown": 0}) == "in view: 3 (2 mask, 1 no mask)"
+    assert people_text("seen", {"mask": 0, "no_mask": 1, "unknown": 2}) == "seen: 3 (0 mask, 1 no mask, 2 unknown)"
+    counts = Counts({"mask": 1, "no_mask": 0, "unknown": 0}, {"mask": 3, "no_mask": 2, "unknown": 0})
+    frame = np.zeros((240, 320, 3), np.uint8)
+    with_counts = draw(frame, Faces.empty(), DrawStyle(), people=counts)
+    without = draw(frame, Faces.empty(), DrawStyle())
+    assert (with_counts.any(axis=2).sum(axis=1) > 0).sum() > (without.any(axis=2).sum(axis=1) > 0).sum()  # 2 lines

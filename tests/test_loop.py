@@ -26,6 +26,7 @@ from detector.sinks import JsonlLog, VideoSink
 from detector.sources import Frame
 from detector.stats import STAGES, RunStats
 from maskwatch.config import load_config
+from maskwatch.errors import ConfigError
 from maskwatch.faces import Faces
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -122,10 +123,13 @@ def test_video_headless_output_log_summary(face_video: Path, tiny_model: Path, t
             assert all(isinstance(v, int) for v in face["box"])
             assert 0 <= x1 < x2 <= SIZE_WH[0] and 0 <= y1 < y2 <= SIZE_WH[1]
             assert 0 <= face["prob_mask"] <= 1 and 0 <= face["det_conf"] <= 1
-            assert face["label"] == ("mask" if face["prob_mask"] >= 0.5 else "no_mask")
-        # Both real faces found in every frame; the astronaut (left) is "mask", the blue Grace Hopper "no_mask".
+            assert face["track_id"] in (0, 1)  # two people, each keeps their id
+            if face["label"] != "unknown":  # voted: the mean P(mask) of the person's classifications
+                assert face["label"] == ("mask" if face["prob_mask"] >= 0.5 else "no_mask")
+        # Both real faces found in every frame; the astronaut (left) is "mask", the blue Grace Hopper "no_mask";
+        # unknown only until the second classification (the second key frame, frame 4)
         labels = {("left" if f["box"][0] < 160 else "right"): f["label"] for f in rec["faces"]}
-        assert labels == {"left": "mask", "right": "no_mask"}, rec
+        assert labels == ({"left": "mask", "right": "no_mask"} if i >= 4 else {"left": "unknown", "right": "unknown"})
 
     frames = _read_video(out)
     assert len(frames) == N_FRAMES
@@ -135,12 +139,20 @@ def test_video_headless_output_log_summary(face_video: Path, tiny_model: Path, t
     summary = json.loads(summary_path.read_text())
     faces = [f for rec in records for f in rec["faces"]]
     assert summary["frames"] == N_FRAMES
-    assert summary["faces"] == len(faces) == summary["mask"] + summary["no_mask"] == 2 * N_FRAMES
+    assert len(faces) == 2 * N_FRAMES
+    assert summary["mask"] + summary["no_mask"] == 2 * (N_FRAMES - 4) and summary["unknown"] == 2 * 4
+    assert summary["faces"] == 2 * N_FRAMES
+    people = summary["people"]
+    assert people["seen"] == 2 and people["seen_by_label"] == {"mask": 1, "no_mask": 1, "unknown": 0}
+    assert [p["frames"] for p in people["persons"]] == [N_FRAMES, N_FRAMES]
+    assert people["persons"][0]["last_seen_s"] == pytest.approx((N_FRAMES - 1) / 10)
     assert summary["mask"] == sum(f["label"] == "mask" for f in faces)
-    assert summary["share_no_mask"] == pytest.approx(summary["no_mask"] / summary["faces"], abs=1e-4)
+    assert summary["share_no_mask"] == pytest.approx(summary["no_mask"] / (summary["mask"] + summary["no_mask"]),
+                                                     abs=1e-4)  # of the labelled faces
     assert set(summary["stage_ms"]) == set(STAGES)
     assert summary["fps_mean"] > 0 and summary["fps_median"] > 0
     assert f"{N_FRAMES} frames, {2 * N_FRAMES} faces" in stdout and str(out) in stdout
+    assert "2 people seen: 1 mask, 1 no mask" in stdout
 
 
 @pytest.mark.slow
@@ -357,3 +369,13 @@ def test_single_image_to_single_output_file(tiny_model: Path, tmp_path: Path, ca
     assert rc == 0, err
     assert cv2.imread(str(out)).shape == (SIZE_WH[1], SIZE_WH[0], 3)
     assert "1 frame, 2 faces: 1 mask, 1 no mask" in stdout
+
+
+def test_blur_faces_flag_defaults_to_all_and_config_key_otherwise():
+    parser = webcam.build_parser()
+    assert parser.parse_args(["--blur-faces"]).blur_faces == "all"
+    assert parser.parse_args(["--blur-faces", "masked"]).blur_faces == "masked"
+    assert parser.parse_args([]).blur_faces is None  # then privacy.blur decides
+    assert load_config(overrides=["privacy.blur=masked"]).privacy.blur == "masked"
+    with pytest.raises(ConfigError, match=r"privacy\.blur"):
+        load_config(overrides=["privacy.blur=faces"])

@@ -7,9 +7,18 @@ import numpy as np
 import pytest
 
 from detector.pipeline import Pipeline
-from detector.tracking import DEFAULT_MAX_MISSED, FaceTracker, Track, grid_points, move_box, unmatched
+from detector.tracking import (
+    DEFAULT_MAX_MISSED,
+    MEMORY_IOU,
+    FaceTracker,
+    Track,
+    grid_points,
+    move_box,
+    unmatched,
+    vote,
+)
 from maskwatch.config import load_config
-from maskwatch.faces import Faces
+from maskwatch.faces import MASK, NO_MASK, UNKNOWN, Faces
 from maskwatch.geometry import iou_matrix
 
 SIZE_WH = (320, 240)
@@ -257,3 +266,109 @@ def test_matched_detections_keep_their_track_id_and_new_faces_get_new_ones():
     frame[40:200, 60:300] = np.tile(_texture(), (3, 4, 1))[:160, :240]
     ids = [pipeline(frame.copy()).track_id.tolist() for _ in range(5)]
     assert ids == [[0], [0], [0, 1], [0, 1], [1, 0]]
+
+
+# identities and votes (issue 21): synthetic sequences, scripted detector and classifier
+
+
+class Script:
+    """Frame k's detections and P(mask) from lists: ``boxes[k]`` (list of boxes), ``probs[k]`` (one per box)."""
+
+    def __init__(self, boxes: list[list[list[int]]], probs: list[list[float]] | None = None) -> None:
+        self.boxes, self.probs, self.k = boxes, probs, -1
+
+    def detect(self, frame_bgr: np.ndarray) -> Faces:
+        self.k += 1
+        boxes = self.boxes[self.k]
+        return Faces(np.array(boxes, np.int32).reshape(-1, 4), np.full(len(boxes), 0.9, np.float32))
+
+    def classify(self, crops):
+        if self.probs is None:
+            return np.full(len(crops), 0.8, np.float32)
+        return np.full(len(crops), self.probs[self.k][0], np.float32)
+
+
+def _voting(script: Script, **kw) -> Pipeline:
+    params = {"detect_every": 1, "track": True, "relabel_every": 1, "memory_keyframes": 8, "vote_keyframes": 5,
+              "vote_min_keyframes": 2, "vote_hysteresis": 0.1} | kw
+    return Pipeline(script.detect, script.classify, **params)
+
+
+def _frames(pipeline: Pipeline, n: int) -> list[Faces]:
+    frame = np.full((SIZE_WH[1], SIZE_WH[0], 3), 120, np.uint8)
+    frame[20:220, 20:300] = np.tile(_texture(), (4, 5, 1))[:200, :280]
+    return [pipeline(frame.copy()) for _ in range(n)]
+
+
+def test_crossing_faces_keep_their_ids():
+    # A walks right, B walks left on a slightly lower line; they pass each other (boxes overlap up to IoU ~0.3)
+    a = [[40 + 12 * k, 60, 100 + 12 * k, 120] for k in range(16)]
+    b = [[240 - 12 * k, 90, 300 - 12 * k, 150] for k in range(16)]
+    faces = _frames(_voting(Script([[p, q] for p, q in zip(a, b, strict=True)])), 16)
+    ids = [f.track_id.tolist() for f in faces]
+    assert all(i == ids[0] for i in ids) and len(set(ids[0])) == 2
+    assert max(iou_matrix(np.array(a), np.array(b)).diagonal()) > 0.25  # they really overlapped
+
+
+def test_a_face_missed_for_a_while_comes_back_with_its_id_and_label():
+    box = [100, 60, 160, 130]
+    script = [[box]] * 3 + [[]] * 4 + [[box]] * 2  # found, missed for 4 key frames (> max_missed 2), found again
+    faces = _frames(_voting(Script(script), max_missed=2), 9)
+    assert [len(f) for f in faces] == [1, 1, 1, 1, 1, 0, 0, 1, 1]  # coasted 2 key frames, then unseen
+    assert faces[-1].track_id.tolist() == faces[0].track_id.tolist()
+    assert faces[7].label_names == ["mask"]  # its votes came back with it
+    before = _frames(_voting(Script(script), max_missed=2, memory_keyframes=0), 9)
+    assert before[-1].track_id.tolist() != before[0].track_id.tolist()  # without memory: a new person
+
+
+def test_a_face_coming_back_elsewhere_or_too_late_is_a_new_person():
+    box, far = [100, 60, 160, 130], [220, 150, 280, 220]
+    faces = _frames(_voting(Script([[box], [], [far]])), 3)
+    assert faces[2].track_id.tolist() != faces[0].track_id.tolist()
+    late = _frames(_voting(Script([[box]] + [[]] * 6 + [[box]]), max_missed=0, memory_keyframes=3), 8)
+    assert late[7].track_id.tolist() != late[0].track_id.tolist()
+
+
+def test_one_wrong_frame_does_not_flip_the_voted_label_and_thin_evidence_is_unknown():
+    box = [100, 60, 160, 130]
+    probs = [[0.9], [0.85], [0.9], [0.1], [0.9], [0.88]]  # one bad classification at key frame 3
+    faces = _frames(_voting(Script([[box]] * 6, probs)), 6)
+    assert [f.label_names[0] for f in faces] == ["unknown", "mask", "mask", "mask", "mask", "mask"]
+    assert faces[3].prob_mask[0] == pytest.approx(np.mean([0.9, 0.85, 0.9, 0.1]))
+    before = _frames(_voting(Script([[box]] * 6, probs), vote_keyframes=1, vote_min_keyframes=1,
+                             vote_hysteresis=0.0), 6)  # fmt: skip
+    assert [f.label_names[0] for f in before] == ["mask", "mask", "mask", "no_mask", "mask", "mask"]
+
+
+def test_vote_hysteresis_and_a_real_change_of_label():
+    kw = {"threshold": 0.5, "min_votes": 2, "hysteresis": 0.1}
+    assert vote([0.9], UNKNOWN, **kw) == UNKNOWN
+    assert vote([0.45, 0.5], MASK, **kw) == MASK  # mean 0.475: within the hysteresis, stays mask
+    assert vote([0.45, 0.5], UNKNOWN, **kw) == NO_MASK
+    assert vote([0.3, 0.35], MASK, **kw) == NO_MASK  # clearly below: changes
+    assert vote([0.55, 0.58], NO_MASK, **kw) == NO_MASK and vote([0.65, 0.7], NO_MASK, **kw) == MASK
+    box = [100, 60, 160, 130]
+    probs = [[0.9]] * 3 + [[0.1]] * 7  # the person really took the mask off: the label follows after a few votes
+    labels = [f.label_names[0] for f in _frames(_voting(Script([[box]] * 10, probs)), 10)]
+    assert labels[:3] == ["unknown", "mask", "mask"] and labels[-1] == "no_mask"
+    assert labels.index("no_mask") == 6 and labels[6:] == ["no_mask"] * 4  # 3 votes of 0.1 to change
+
+
+def test_video_pipeline_from_config_tracks_even_with_every_frame_detected():
+    models = FakeModels()
+    cfg = load_config(overrides=["tracking.detect_every=1"])
+    t = cfg.tracking
+    pipeline = Pipeline(models.detect, models.classify, detect_every=1, track=True, vote_min_keyframes=1,
+                        memory_keyframes=t.memory_keyframes)  # fmt: skip
+    frame, models.truth = _frame(0, _texture())
+    ids = [pipeline(frame).track_id.tolist() for _ in range(3)]
+    assert ids == [[0], [0], [0]]
+
+
+def test_a_face_covered_while_walking_is_found_again_further_on():
+    # walks right 8 px per frame; covered (not detected) on frames 4-9; found again where it walked to
+    walk = [[40 + 8 * k, 60, 100 + 8 * k, 120] for k in range(14)]
+    script = [[b] if not 4 <= k <= 9 else [] for k, b in enumerate(walk)]
+    faces = _frames(_voting(Script(script), max_missed=0), 14)
+    assert faces[12].track_id.tolist() == faces[0].track_id.tolist()
+    assert iou_matrix(np.array(walk[3]), np.array(walk[10]))[0, 0] < MEMORY_IOU  # not where it was last seen
