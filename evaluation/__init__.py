@@ -1,0 +1,1 @@
+"""Evaluations of the whole pipeline on labelled photos (never imported by the runtime)."""
