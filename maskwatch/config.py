@@ -141,6 +141,11 @@ class AugmentConfig:
     shear: float = _range(0.0, 0.9, default=0.15)
     horizontal_flip: bool = True
     fill_mode: str = _choice("nearest", "reflect", "wrap", "constant", default="nearest")
+    low_res_share: float = _range(0.0, 1.0, default=0.0)
+    low_res_min_px: int = _range(2, 4096, default=16)
+    blur_share: float = _range(0.0, 1.0, default=0.0)
+    jpeg_share: float = _range(0.0, 1.0, default=0.0)
+    noise_std: float = _range(0.0, 64.0, default=0.0)
 
 
 @dataclass(frozen=True)
