@@ -260,11 +260,58 @@ def write_faces_csv(results: Sequence[FaceResult], path: Path) -> None:
     write_text_atomic(path, buf.getvalue())
 
 
+def relabel(results: Sequence[FaceResult], cfg: Config, unsure_band: tuple[float, float],
+            min_face_px: int) -> list[FaceResult]:
+    """The found faces labelled again with another band and minimum size (no new inference)."""
+    from dataclasses import replace
+
+    found = [r for r in results if r.found]
+    labels = label_faces([r.prob_mask for r in found], [r.height_px for r in found],
+                         threshold=cfg.classifier.threshold, unsure_band=unsure_band, min_face_px=min_face_px)
+    return [replace(r, label=str(lb)) for r, lb in zip(found, labels, strict=True)]
+
+
+def choose_decision(results: Sequence[FaceResult], cfg: Config, *, accuracy_min: float = 0.97,
+                    unknown_max: float = 0.05, small_accuracy_min: float = 0.90) -> dict[str, object]:
+    """On development data: the narrowest band around the threshold that lifts every label's accuracy from 32 px up
+    to ``accuracy_min`` with at most ``unknown_max`` unknown (else the most accurate band within that share), then
+    the lowest minimum face height below which faces under 32 px fall short of ``small_accuracy_min``."""
+    t = cfg.classifier.threshold
+    trials = []
+    for half in np.round(np.arange(0.0, min(t, 1 - t) + 1e-9, 0.025), 3):
+        band = (round(t - half, 3), round(t + half, 3)) if half > 0 else (t, t)
+        big = [r for r in relabel(results, cfg, band, 0) if r.height_px >= 32]
+        accs = [_counts([r for r in big if r.truth == lb])["accuracy"] for lb in (MASK, NO_MASK)]
+        share = _counts(big)["unknown_share"] or 0.0
+        trials.append({"band": band, "min_accuracy": min((a for a in accs if a is not None), default=0.0), "unknown_share": share})
+    ok = [tr for tr in trials if tr["unknown_share"] <= unknown_max]
+    good = [tr for tr in ok if tr["min_accuracy"] >= accuracy_min]
+    best = good[0] if good else max(ok, key=lambda tr: tr["min_accuracy"])
+    min_px = 32
+    for m in range(8, 33, 2):
+        small = [r for r in relabel(results, cfg, best["band"], m) if 0 < r.height_px < 32 and r.label != UNKNOWN]
+        accs = [_counts([r for r in small if r.truth == lb])["accuracy"] for lb in (MASK, NO_MASK)]
+        if all(a is None or a >= small_accuracy_min for a in accs):
+            min_px = m
+            break
+    return {"unsure_band": list(best["band"]), "min_face_px": min_px, "band_trials": trials}
+
+
+def read_faces_csv(path: Path) -> list[FaceResult]:
+    """The rows ``write_faces_csv`` wrote (to choose settings again without running the pipeline)."""
+    with path.open(newline="", encoding="utf-8") as fh:
+        return [FaceResult(image=r["image"], truth=r["truth"], look=r["look"], true_height_px=int(r["true_height_px"]),
+                           found=r["found"] == "True", height_px=int(r["height_px"]), prob_mask=float(r["prob_mask"]),
+                           label=r["label"]) for r in csv.DictReader(fh)]
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m evaluation.classifier", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("dirs", nargs="+", type=Path, metavar="DIR", help="labelled folder(s) with boxes.csv")
     parser.add_argument("--out", type=Path, default=Path("runs/eval/classifier"), help="output folder")
+    parser.add_argument("--choose", action="store_true",
+                        help="development data only: also print the unsure band and minimum face size to configure")
     add_config_args(parser)
     return parser
 
@@ -288,6 +335,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     write_faces_csv(results, args.out / "faces.csv")
     plot_reliability(report["calibration"], args.out / "reliability.png")
     print(text + f"wrote {args.out}/report.txt, report.json, faces.csv, reliability.png")
+    if args.choose:
+        choice = choose_decision(results, cfg)
+        write_json_atomic(args.out / "choice.json", choice)
+        print(f"chosen on these folders: classifier.unsure_band={choice['unsure_band']} "
+              f"classifier.min_face_px={choice['min_face_px']} (trials in {args.out}/choice.json)")
     return 0
 
 

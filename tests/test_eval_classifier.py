@@ -82,3 +82,19 @@ def test_command_end_to_end(tmp_path: Path, monkeypatch) -> None:
 
 def test_missing_boxes_is_a_user_error(tmp_path: Path) -> None:
     assert ev.run(ev.main, [str(tmp_path)]) == 2
+
+
+def test_choose_decision_widens_the_band_only_as_needed(tmp_path: Path) -> None:
+    cfg = load_config()
+    sure = [ev.FaceResult("a", t, "", 80, True, 80, p, "") for t, p in (("mask", 0.99), ("no_mask", 0.01)) * 30]
+    shaky = [ev.FaceResult("b", "mask", "", 80, True, 80, 0.45, ""), ev.FaceResult("b", "no_mask", "", 80, True, 80,
+                                                                                   0.58, "")]
+    tiny = [ev.FaceResult("c", "no_mask", "", 12, True, 12, 0.9, "")] * 3 + [
+        ev.FaceResult("c", "no_mask", "", 20, True, 20, 0.1, "")] * 3
+    choice = ev.choose_decision(sure + shaky + tiny, cfg)
+    low, high = choice["unsure_band"]
+    assert low < 0.45 and 0.58 < high and high - low <= 0.2  # both shaky faces unknown, no wider
+    assert choice["min_face_px"] == 14  # the 12 px faces are wrong, the 20 px ones right
+    path = tmp_path / "faces.csv"
+    ev.write_faces_csv(sure[:2], path)
+    assert ev.read_faces_csv(path) == sure[:2]
