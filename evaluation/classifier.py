@@ -283,7 +283,8 @@ def choose_decision(results: Sequence[FaceResult], cfg: Config, *, accuracy_min:
         big = [r for r in relabel(results, cfg, band, 0) if r.height_px >= 32]
         accs = [_counts([r for r in big if r.truth == lb])["accuracy"] for lb in (MASK, NO_MASK)]
         share = _counts(big)["unknown_share"] or 0.0
-        trials.append({"band": band, "min_accuracy": min((a for a in accs if a is not None), default=0.0), "unknown_share": share})
+        worst = min((a for a in accs if a is not None), default=0.0)
+        trials.append({"band": band, "min_accuracy": worst, "unknown_share": share})
     ok = [tr for tr in trials if tr["unknown_share"] <= unknown_max]
     good = [tr for tr in ok if tr["min_accuracy"] >= accuracy_min]
     best = good[0] if good else max(ok, key=lambda tr: tr["min_accuracy"])
