@@ -136,6 +136,8 @@ class ClassifierConfig:
     threshold: float = _range(0.0, 1.0, default=0.5)
     threads: int = _range(1, 64, default=2)
     crop_margin: float = _range(0.0, 1.0, default=0.0)
+    unsure_band: tuple[float, float] = _range(0.0, 1.0, default=(0.5, 0.5))
+    min_face_px: int = _range(0, 10000, default=0)
 
 
 @dataclass(frozen=True)
@@ -144,6 +146,7 @@ class DrawConfig:
     no_mask_color_bgr: tuple[int, int, int] = _color((0, 0, 230))
     incorrect_color_bgr: tuple[int, int, int] = _color((0, 140, 255))
     text_color_bgr: tuple[int, int, int] = _color((255, 255, 255))
+    unknown_color_bgr: tuple[int, int, int] = _color((160, 160, 160))
     font_scale: float = _range(0.1, 5.0, default=0.5)
     thickness_px: int = _range(1, 20, default=2)
     fps_window: int = _range(1, 1000, default=30)
@@ -193,6 +196,11 @@ class AugmentConfig:
     shear: float = _range(0.0, 0.9, default=0.15)
     horizontal_flip: bool = True
     fill_mode: str = _choice("nearest", "reflect", "wrap", "constant", default="nearest")
+    low_res_share: float = _range(0.0, 1.0, default=0.0)
+    low_res_min_px: int = _range(2, 4096, default=16)
+    blur_share: float = _range(0.0, 1.0, default=0.0)
+    jpeg_share: float = _range(0.0, 1.0, default=0.0)
+    noise_std: float = _range(0.0, 64.0, default=0.0)
 
 
 @dataclass(frozen=True)

@@ -164,6 +164,7 @@ def test_full_images_write_boxes(photos: Path, tmp_path: Path) -> None:
         ("images/people_hopper__mask.jpg", "mask"),
         ("images/people_hopper__no_mask.jpg", "no_mask"),
     ]
+    assert all((r["look"] != "") == (r["label"] == "mask") for r in rows)  # each mask's look, for evaluations
     masked = cv2.imread(str(dst / "images" / "astronaut__mask.jpg"))
     assert masked.shape == (512, 512, 3)
     box = next(r for r in rows if r["file"] == "images/astronaut__mask.jpg")
@@ -182,13 +183,14 @@ def test_faces_without_landmarks_or_too_small_are_skipped_and_counted(
     assert [f.landmarks_xy is not None for f in faces] == [True, False, False]
 
     class Collect:
-        def write(self, image_bgr, masked_bgr, faces, good, key, group, incorrect=()) -> None:
-            self.good = list(good)
+        def write(self, image_bgr, masked_bgr, faces, good, key, group, incorrect=(), looks=()) -> None:
+            self.good, self.looks = list(good), list(looks)
 
     maskifier = Maskifier(locator, min_face_px=40)
     writer = Collect()
     maskifier.add(astronaut_bgr, "astronaut.png", "astronaut", writer)  # type: ignore[arg-type]
     assert len(writer.good) == 1 and isinstance(writer.good[0], Face)
+    assert len(writer.looks) == 1 and writer.looks[0].split()[-1] in ("surgical", "cloth", "n95", "pattern", "texture")
     assert maskifier.stats.faces == 3 and maskifier.stats.masked == 1
     assert maskifier.stats.skipped_no_landmarks == 2  # the suit patch and the 20 px box have no landmarks
     maskifier.add(None, "broken.jpg", "broken", writer)  # type: ignore[arg-type]
@@ -199,8 +201,8 @@ def test_small_faces_are_skipped(landmarker: Landmarker, astronaut_bgr: np.ndarr
     maskifier = Maskifier(FaceLocator(landmarker), min_face_px=400)
 
     class Collect:
-        def write(self, image_bgr, masked_bgr, faces, good, key, group, incorrect=()) -> None:
-            self.good = list(good)
+        def write(self, image_bgr, masked_bgr, faces, good, key, group, incorrect=(), looks=()) -> None:
+            self.good, self.looks = list(good), list(looks)
 
     writer = Collect()
     maskifier.add(astronaut_bgr, "astronaut.png", "astronaut", writer)  # type: ignore[arg-type]

@@ -2,7 +2,9 @@
 
 The classic ImageDataGenerator parameters map to: RandomRotation (degrees / 360 of a turn), RandomZoom (x and y
 independently, +-zoom), RandomTranslation (+-shift of height / width), RandomShear (x, up to ``shear`` of the image
-width, either sign), RandomFlip("horizontal"), all with the same fill mode.
+width, either sign), RandomFlip("horizontal"), all with the same fill mode. ``Degrade`` then applies the faults of
+small, far or compressed faces to both classes alike: low resolution (shrunk with ``INTER_AREA``-like area averaging,
+enlarged back bilinearly, as ``maskwatch.preprocess`` enlarges a small crop), blur, JPEG and noise.
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ def build_augmenter(cfg: AugmentConfig, seed: int) -> Any:
         layers.append(keras.layers.RandomShear(x_factor=cfg.shear, fill_mode=fill, seed=seed + 3))
     if cfg.horizontal_flip:
         layers.append(keras.layers.RandomFlip("horizontal", seed=seed + 4))
+    if cfg.low_res_share > 0 or cfg.blur_share > 0 or cfg.jpeg_share > 0 or cfg.noise_std > 0:
+        layers.append(degrade_layer(cfg, seed=seed + 5))
     return keras.Sequential(layers or [keras.layers.Identity()], name="augment")  # all off: unchanged images
 
 
@@ -73,3 +77,46 @@ def eval_pipeline(images_rgb: np.ndarray, labels: np.ndarray, idx: np.ndarray, *
         return tf.cast(x, tf.float32), y
 
     return _slices(images_rgb, labels, idx).batch(batch_size).map(as_float).prefetch(tf.data.AUTOTUNE)
+
+
+def degrade_layer(cfg: AugmentConfig, seed: int) -> Any:
+    """A Keras layer that, in training only, degrades each image of a batch like a small or poor face crop."""
+    import keras
+    import tensorflow as tf
+
+    class Degrade(keras.layers.Layer):
+        def __init__(self) -> None:
+            super().__init__(name="degrade")
+            self.seed = seed
+
+        def _one(self, x: Any) -> Any:
+            size = tf.shape(x)[:2]
+            u = tf.random.uniform([6], seed=self.seed)
+            if cfg.low_res_share > 0:
+                side = tf.cast(cfg.low_res_min_px + u[1] * tf.cast(size[0] - cfg.low_res_min_px, tf.float32), tf.int32)
+                low = tf.image.resize(tf.image.resize(x, [side, side], method="area"), size, method="bilinear")
+                x = tf.where(u[0] < cfg.low_res_share, low, x)
+            if cfg.blur_share > 0:
+                sigma = 0.5 + u[3]
+                k = tf.range(-3, 4, dtype=tf.float32)
+                g = tf.exp(-(k**2) / (2 * sigma**2))
+                g = g / tf.reduce_sum(g)
+                kernel = tf.tile(tf.reshape(g[:, None] * g[None, :], [7, 7, 1, 1]), [1, 1, 3, 1])
+                padded = tf.pad(x[None], [[0, 0], [3, 3], [3, 3], [0, 0]], mode="SYMMETRIC")
+                blurred = tf.nn.depthwise_conv2d(padded, kernel, [1, 1, 1, 1], "VALID")[0]
+                x = tf.where(u[2] < cfg.blur_share, blurred, x)
+            if cfg.jpeg_share > 0:
+                quality = tf.cast(30 + u[5] * 60, tf.int32)
+                jpeg = tf.image.adjust_jpeg_quality(tf.clip_by_value(x, 0, 255) / 255.0, quality) * 255.0
+                x = tf.where(u[4] < cfg.jpeg_share, jpeg, x)
+            if cfg.noise_std > 0:
+                x = x + tf.random.normal(tf.shape(x), seed=self.seed + 1) * (u[5] * cfg.noise_std)
+            return tf.clip_by_value(x, 0.0, 255.0)
+
+        def call(self, x: Any, training: bool = False) -> Any:
+            if not training:
+                return x
+            out = tf.map_fn(self._one, x, fn_output_signature=tf.TensorSpec(x.shape[1:], tf.float32))
+            return tf.ensure_shape(out, x.shape)  # keep the static shape (the distributed input split needs it)
+
+    return Degrade()

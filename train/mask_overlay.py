@@ -33,6 +33,7 @@ PALETTE_BGR = (
     (219, 190, 143), (200, 215, 160), (235, 235, 235), (40, 40, 40), (150, 150, 150),
     (90, 45, 30), (190, 170, 240), (170, 200, 220), (50, 50, 180), (60, 110, 90),
 )  # fmt: skip
+PALETTE_NAMES = ("blue", "green", "white", "black", "grey", "navy", "pink", "beige", "red", "olive")
 
 # The res10 SSD's boxes relative to the landmarks (median over 83 faces of the starter photos):
 # left/right at the jaw's extremes, top at eye level minus 0.63 x (eye-to-chin), bottom at the chin.
@@ -80,6 +81,14 @@ def random_style(rng: np.random.Generator, n_textures: int = 0, shapes: Sequence
         edge_softness=float(rng.uniform(0.004, 0.02)),
         angle_deg=float(rng.uniform(-30, 30)),
     )
+
+
+def look_name(style: MaskStyle) -> str:
+    """A short name of how a mask looks, e.g. "white surgical", "cloth pattern", "n95 texture" (for evaluations)."""
+    if style.look != "solid":
+        return f"{style.shape} {style.look}"
+    dist = [sum((a - b) ** 2 for a, b in zip(style.color_bgr, c, strict=True)) for c in PALETTE_BGR]
+    return f"{PALETTE_NAMES[int(np.argmin(dist))]} {style.shape}"
 
 
 def _unit(v: np.ndarray) -> np.ndarray:

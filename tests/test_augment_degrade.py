@@ -1,0 +1,41 @@
+"""``train.augment``'s degradations (low resolution, blur, JPEG, noise): training only, label-blind."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from maskwatch.config import AugmentConfig
+
+
+def _noise(n: int = 4, size: int = 64) -> np.ndarray:
+    return np.random.default_rng(0).integers(0, 256, (n, size, size, 3)).astype(np.float32)
+
+
+def _roughness(x: np.ndarray) -> float:
+    return float(np.abs(np.diff(x, axis=2)).mean())
+
+
+def test_low_resolution_and_blur_smooth_images_only_in_training() -> None:
+    from train.augment import degrade_layer
+
+    cfg = dataclasses.replace(AugmentConfig(), low_res_share=1.0, low_res_min_px=8, blur_share=1.0)
+    layer = degrade_layer(cfg, seed=3)
+    x = _noise()
+    out = np.asarray(layer(x, training=True))
+    assert out.shape == x.shape and out.min() >= 0 and out.max() <= 255
+    assert _roughness(out) < 0.5 * _roughness(x)
+    np.testing.assert_array_equal(np.asarray(layer(x, training=False)), x)
+
+
+def test_jpeg_and_noise_change_pixels_and_off_means_absent() -> None:
+    from train.augment import build_augmenter, degrade_layer
+
+    cfg = dataclasses.replace(AugmentConfig(), jpeg_share=1.0, noise_std=8.0)
+    x = np.full((2, 32, 32, 3), 128.0, np.float32)
+    x[:, :, :16] = 40.0
+    out = np.asarray(degrade_layer(cfg, seed=1)(x, training=True))
+    assert 0.5 < np.abs(out - x).mean() < 20
+    off = dataclasses.replace(AugmentConfig(), low_res_share=0.0, blur_share=0.0, jpeg_share=0.0, noise_std=0.0)
+    assert "degrade" not in [layer.name for layer in build_augmenter(off, seed=0).layers]

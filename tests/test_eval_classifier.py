@@ -1,0 +1,100 @@
+"""``evaluation.classifier``: matching, bins, calibration and the report, on hand-made folders and results."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from evaluation import classifier as ev
+from maskwatch.config import load_config
+
+
+def test_height_bins_and_matching() -> None:
+    assert [ev.height_bin(h) for h in (0, 31, 32, 63, 64, 127, 128, 900)] == [
+        "<32", "<32", "32-63", "32-63", "64-127", "64-127", "128+", "128+"]
+    true = np.array([[0, 0, 10, 10], [20, 20, 40, 40], [100, 100, 110, 110]])
+    pred = np.array([[21, 21, 40, 40], [0, 0, 10, 11], [1, 1, 10, 10]])
+    match = ev.match_boxes(pred, np.array([0.9, 0.8, 0.95]), true, 0.4)
+    assert match.tolist() == [2, 0, -1]  # the strongest detection takes the first face; the third face is missed
+
+
+def test_calibration_error() -> None:
+    perfect = ev.calibration(np.array([0.05] * 20 + [0.95] * 20), np.array([0] * 19 + [1] + [1] * 19 + [0]))
+    assert perfect["ece"] == 0.0
+    bad = ev.calibration(np.array([0.95] * 10), np.zeros(10))
+    assert bad["ece"] == 0.95 and sum(b["faces"] for b in bad["bins"]) == 10
+
+
+def _folder(tmp_path: Path) -> Path:
+    img = np.full((200, 300, 3), 128, np.uint8)
+    (tmp_path / "images").mkdir(parents=True)
+    cv2.imwrite(str(tmp_path / "images" / "a.jpg"), img)
+    (tmp_path / "boxes.csv").write_text(
+        "file,x1,y1,x2,y2,label,look\n"
+        "images/a.jpg,10,10,30,30,mask,white surgical\n"
+        "images/a.jpg,100,10,200,110,no_mask,\n"
+        "images/a.jpg,220,100,260,140,mask,cloth pattern\n"
+        "images/a.jpg,0,150,20,170,ignore,\n"
+    )
+    return tmp_path
+
+
+def test_evaluate_and_report_with_a_fake_pipeline(tmp_path: Path) -> None:
+    _folder(tmp_path / "set")
+    cfg = load_config(overrides=["classifier.unsure_band=[0.3, 0.7]", "classifier.min_face_px=0"])
+    boxes = np.array([[10, 10, 30, 30], [100, 10, 200, 110], [220, 100, 260, 140], [0, 150, 20, 170]])
+
+    def fake(frame: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        assert frame.shape == (200, 300, 3)
+        return boxes, np.array([0.9, 0.9, 0.9, 0.9]), np.array([0.2, 0.1, 0.5, 0.9])
+
+    images = [im for f in ev.find_folders([tmp_path]) for im in ev.read_folder(f)]
+    results = list(ev.evaluate_images(images, fake, cfg))
+    assert [(r.truth, r.label, r.height_px) for r in results] == [
+        ("mask", "no_mask", 20), ("no_mask", "no_mask", 100), ("mask", "unknown", 40)]
+    report = ev.summarize(results)
+    assert report["per_label_height_bin"]["mask"]["<32"] == {
+        "faces": 1, "correct": 0, "unknown": 0, "accuracy": 0.0, "unknown_share": 0.0}
+    assert report["per_label_height_bin"]["mask"]["32-63"]["unknown"] == 1
+    assert report["per_label_height_bin"]["no_mask"]["64-127"]["accuracy"] == 1.0
+    assert report["confusion_truth_x_label"]["mask"] == {"mask": 0, "no_mask": 1, "unknown": 1}
+    assert set(report["per_look"]) == {"white surgical", "cloth pattern"}
+    assert report["unknown_share_from_32px"] == 0.5
+    text = ev.format_report(report, {"model": "x"})
+    assert "32-63" in text and "expected calibration error" in text
+
+
+def test_command_end_to_end(tmp_path: Path, monkeypatch) -> None:
+    """The command writes text, JSON, CSV and PNG; the pipeline part is the only piece replaced."""
+    folder = _folder(tmp_path / "set")
+    monkeypatch.setattr(ev, "pipeline_classify", lambda cfg: lambda frame: (
+        np.array([[100, 10, 200, 110]]), np.array([0.9]), np.array([0.02])))
+    out = tmp_path / "out"
+    assert ev.main([str(folder), "--out", str(out)]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["missed_by_face_detector"] == {"mask": 2, "no_mask": 0}
+    assert report["per_label"]["no_mask"]["accuracy"] == 1.0
+    assert (out / "reliability.png").stat().st_size > 1000 and (out / "faces.csv").read_text().count("\n") == 4
+
+
+def test_missing_boxes_is_a_user_error(tmp_path: Path) -> None:
+    assert ev.run(ev.main, [str(tmp_path)]) == 2
+
+
+def test_choose_decision_widens_the_band_only_as_needed(tmp_path: Path) -> None:
+    cfg = load_config()
+    sure = [ev.FaceResult("a", t, "", 80, True, 80, p, "") for t, p in (("mask", 0.99), ("no_mask", 0.01)) * 30]
+    shaky = [ev.FaceResult("b", "mask", "", 80, True, 80, 0.45, ""), ev.FaceResult("b", "no_mask", "", 80, True, 80,
+                                                                                   0.58, "")]
+    tiny = [ev.FaceResult("c", "no_mask", "", 12, True, 12, 0.9, "")] * 3 + [
+        ev.FaceResult("c", "no_mask", "", 20, True, 20, 0.1, "")] * 3
+    choice = ev.choose_decision(sure + shaky + tiny, cfg)
+    low, high = choice["unsure_band"]
+    assert low < 0.45 and high > 0.58 and high - low <= 0.2  # both shaky faces unknown, no wider
+    assert choice["min_face_px"] == 14  # the 12 px faces are wrong, the 20 px ones right
+    path = tmp_path / "faces.csv"
+    ev.write_faces_csv(sure[:2], path)
+    assert ev.read_faces_csv(path) == sure[:2]

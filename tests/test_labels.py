@@ -1,0 +1,43 @@
+"""``maskwatch.labels.label_faces``: mask / no_mask / unknown from P(mask) and face height."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from maskwatch.config import load_config
+from maskwatch.labels import DISPLAY, count_labels, label_faces
+
+
+def test_labels_threshold_band_and_size() -> None:
+    p = [0.95, 0.05, 0.5, 0.3, 0.75, 0.95, float("nan")]
+    h = [100, 100, 100, 100, 100, 20, 100]
+    labels = label_faces(p, h, threshold=0.5, unsure_band=(0.2, 0.8), min_face_px=24)
+    assert labels.tolist() == ["mask", "no_mask", "unknown", "unknown", "unknown", "unknown", "unknown"]
+    assert count_labels(labels) == {"mask": 1, "no_mask": 1, "unknown": 5}
+
+
+def test_empty_band_and_no_minimum_never_say_unknown() -> None:
+    labels = label_faces([0.5, 0.49, 0.0, 1.0], [1, 1, 1, 1], threshold=0.5, unsure_band=(0.5, 0.5), min_face_px=0)
+    assert labels.tolist() == ["mask", "no_mask", "no_mask", "mask"]
+    assert label_faces([], [], threshold=0.5, unsure_band=(0.2, 0.8), min_face_px=10).shape == (0,)
+
+
+def test_band_edges_are_decided_and_shapes_checked() -> None:
+    labels = label_faces([0.2, 0.8], [50, 50], threshold=0.5, unsure_band=(0.2, 0.8), min_face_px=50)
+    assert labels.tolist() == ["no_mask", "mask"]  # strictly inside the band is unknown; height == minimum is judged
+    with pytest.raises(ValueError, match="2 probabilities but 1"):
+        label_faces([0.1, 0.2], [10], threshold=0.5, unsure_band=(0.2, 0.8), min_face_px=0)
+
+
+def test_config_holds_the_decision_keys() -> None:
+    cfg = load_config()
+    low, high = cfg.classifier.unsure_band
+    assert 0 <= low <= cfg.classifier.threshold <= high <= 1 or low >= high
+    assert cfg.classifier.min_face_px >= 0
+    assert len(cfg.draw.unknown_color_bgr) == 3 and DISPLAY["unknown"] == "?"
+    b, g, r = cfg.draw.unknown_color_bgr
+    assert max(b, g, r) - min(b, g, r) <= 10  # grey
+    labels = label_faces(np.array([0.9]), np.array([200]), threshold=cfg.classifier.threshold,
+                         unsure_band=cfg.classifier.unsure_band, min_face_px=cfg.classifier.min_face_px)
+    assert labels.tolist() == ["mask"]
