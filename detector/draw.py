@@ -25,6 +25,7 @@ class DrawStyle:
     mask_color_bgr: tuple[int, int, int] = (0, 200, 0)
     no_mask_color_bgr: tuple[int, int, int] = (0, 0, 230)
     text_color_bgr: tuple[int, int, int] = (255, 255, 255)
+    unknown_color_bgr: tuple[int, int, int] = (160, 160, 160)
     font_scale: float = 0.5
     thickness_px: int = 2
     blur: str = "none"  # one of BLUR_MODES
@@ -36,8 +37,8 @@ class DrawStyle:
     @classmethod
     def from_config(cls, draw: DrawConfig, blur: str = "none") -> DrawStyle:
         """The draw section's colours and sizes; ``blur`` from ``privacy.blur`` or ``--blur-faces``."""
-        return cls(draw.mask_color_bgr, draw.no_mask_color_bgr, draw.text_color_bgr, draw.font_scale,
-                   draw.thickness_px, blur)
+        return cls(draw.mask_color_bgr, draw.no_mask_color_bgr, draw.text_color_bgr, draw.unknown_color_bgr,
+                   draw.font_scale, draw.thickness_px, blur)
 
 
 def blur_faces(frame_bgr: np.ndarray, faces: Faces, mode: str) -> np.ndarray:
@@ -58,12 +59,12 @@ def blur_faces(frame_bgr: np.ndarray, faces: Faces, mode: str) -> np.ndarray:
 
 
 def label_text(prob_mask: float, label: int) -> str:
-    """``Mask 97.2%`` (P(mask)), ``No Mask 88.1%`` (1 - P(mask)) or ``Unknown`` for a face's label code."""
+    """``Mask 97.2%`` (P(mask)), ``No Mask 88.1%`` (1 - P(mask)) or ``?`` (unknown) for a face's label code."""
     if label == MASK:
         return f"Mask {100 * prob_mask:.1f}%"
     if label == NO_MASK:
         return f"No Mask {100 * (1 - prob_mask):.1f}%"
-    return "Unknown"
+    return "?"
 
 
 def people_text(prefix: str, by_label: dict[str, int]) -> str:
@@ -75,12 +76,13 @@ def people_text(prefix: str, by_label: dict[str, int]) -> str:
     return f"{prefix}: {n} ({', '.join(parts)})"
 
 
-def counts_text(n_mask: int, n_no_mask: int) -> str:
-    """``3 faces: 2 mask, 1 no mask`` (``0 faces`` when there is none)."""
-    n = n_mask + n_no_mask
+def counts_text(n_mask: int, n_no_mask: int, n_unknown: int = 0) -> str:
+    """``3 faces: 2 mask, 1 no mask`` (``, 1 unknown`` when there is one; ``0 faces`` when there is none)."""
+    n = n_mask + n_no_mask + n_unknown
     if n == 0:
         return "0 faces"
-    return f"{n} face{'s' if n != 1 else ''}: {n_mask} mask, {n_no_mask} no mask"
+    unknown = f", {n_unknown} unknown" if n_unknown else ""
+    return f"{n} face{'s' if n != 1 else ''}: {n_mask} mask, {n_no_mask} no mask{unknown}"
 
 
 def label_box(
@@ -127,7 +129,7 @@ def draw(
     for box, prob, label, track_id in zip(faces.xyxy.tolist(), faces.prob_mask.tolist(), faces.label.tolist(),
                                           faces.track_id.tolist(), strict=True):  # fmt: skip
         x1, y1, x2, y2 = box
-        color = style.mask_color_bgr if label == MASK else style.no_mask_color_bgr
+        color = {MASK: style.mask_color_bgr, NO_MASK: style.no_mask_color_bgr}.get(label, style.unknown_color_bgr)
         cv2.rectangle(out, (x1, y1), (max(x1, x2 - 1), max(y1, y2 - 1)), color, style.thickness_px)
         text = label_text(prob, label) if track_id == NO_TRACK else f"#{track_id} {label_text(prob, label)}"
         (tw, th), baseline = cv2.getTextSize(text, FONT, style.font_scale, 1)
@@ -136,7 +138,8 @@ def draw(
     if people is not None:
         lines += [people_text("in view", people.in_view), people_text("seen", people.seen)]
     else:
-        lines.append(counts_text(int((faces.label == MASK).sum()), int((faces.label == NO_MASK).sum())))
+        n_mask, n_no_mask = int((faces.label == MASK).sum()), int((faces.label == NO_MASK).sum())
+        lines.append(counts_text(n_mask, n_no_mask, len(faces) - n_mask - n_no_mask))
     sizes = [cv2.getTextSize(text, FONT, style.font_scale, 1) for text in lines]
     top = max(0, out.shape[0] - sum(th + baseline + 2 * PAD_PX for (_, th), baseline in sizes))
     for text, ((tw, th), baseline) in zip(lines, sizes, strict=True):

@@ -107,7 +107,7 @@ class LivePipeline(Pipeline):
             faces = tracker.update(frame_bgr, None)
         self._maybe_submit(frame_bgr, gray, lost)
         t1 = time.perf_counter()
-        faces = self._label(frame_bgr, faces)  # classifier only for faces the worker's result did not cover
+        faces = self._unsure(self._label(frame_bgr, faces))  # classifier only for faces the worker left
         t2 = time.perf_counter()
         self.last_timings_ms = {"detect": 1000 * (t1 - t0), "classify": 1000 * (t2 - t1)}
         return faces

@@ -18,6 +18,8 @@ import numpy as np
 
 from detector.tracking import DEFAULT_MAX_MISSED, FaceTracker
 from maskwatch.faces import Faces
+from maskwatch.labels import UNKNOWN as UNKNOWN_NAME
+from maskwatch.labels import label_faces
 
 if TYPE_CHECKING:
     from maskwatch.config import Config
@@ -36,12 +38,13 @@ class Pipeline:
         self, detect: Detect, classify: Classify, *, threshold: float = 0.5, crop_margin: float = 0.0,
         detect_every: int = 1, max_missed: int = DEFAULT_MAX_MISSED, relabel_every: int = 1,
         track: bool | None = None, memory_keyframes: int = 0, vote_keyframes: int = 1, vote_min_keyframes: int = 1,
-        vote_hysteresis: float = 0.0,
+        vote_hysteresis: float = 0.0, unsure_band: tuple[float, float] = (0.5, 0.5), min_face_px: int = 0,
     ) -> None:  # fmt: skip
         if detect_every < 1:
             raise ValueError(f"detect_every must be >= 1, got {detect_every}")
         self.detect, self.classify = detect, classify
         self.threshold, self.crop_margin, self.detect_every = threshold, crop_margin, detect_every
+        self.unsure_band, self.min_face_px = unsure_band, min_face_px
         tracker = FaceTracker(max_missed=max_missed, relabel_every=relabel_every, memory_keyframes=memory_keyframes,
                               vote_keyframes=vote_keyframes, vote_min_keyframes=vote_min_keyframes,
                               vote_hysteresis=vote_hysteresis, threshold=threshold)  # fmt: skip
@@ -63,13 +66,14 @@ class Pipeline:
                    detect_every=t.detect_every if video else 1, max_missed=t.max_missed,
                    relabel_every=t.relabel_every, track=video, memory_keyframes=t.memory_keyframes,
                    vote_keyframes=t.vote_keyframes, vote_min_keyframes=t.vote_min_keyframes,
-                   vote_hysteresis=t.vote_hysteresis)  # fmt: skip
+                   vote_hysteresis=t.vote_hysteresis, unsure_band=cfg.classifier.unsure_band,
+                   min_face_px=cfg.classifier.min_face_px)  # fmt: skip
 
     def __call__(self, frame_bgr: np.ndarray) -> Faces:
         t0 = time.perf_counter()
         faces = self._locate(frame_bgr)
         t1 = time.perf_counter()
-        faces = self._label(frame_bgr, faces)
+        faces = self._unsure(self._label(frame_bgr, faces))
         t2 = time.perf_counter()
         self.last_timings_ms = {"detect": 1000 * (t1 - t0), "classify": 1000 * (t2 - t1)}
         return faces
@@ -89,6 +93,15 @@ class Pipeline:
         self.early_keyframes += int(not due)
         self._since_key = 0
         return self.tracker.update(frame_bgr, self.detect(frame_bgr))
+
+    def _unsure(self, faces: Faces) -> Faces:
+        """Faces too small to judge, or with a P(mask) in ``unsure_band``, labelled unknown (``label_faces``)."""
+        if not len(faces) or (self.min_face_px <= 0 and self.unsure_band[0] >= self.unsure_band[1]):
+            return faces
+        heights = faces.xyxy[:, 3] - faces.xyxy[:, 1]
+        labels = label_faces(np.nan_to_num(faces.prob_mask, nan=0.5), heights, threshold=self.threshold,
+                             unsure_band=self.unsure_band, min_face_px=self.min_face_px)  # fmt: skip
+        return faces.with_unknown(labels == UNKNOWN_NAME)
 
     def _label(self, frame_bgr: np.ndarray, faces: Faces) -> Faces:
         """P(mask) of the faces that have none, in one classifier batch, and every face's label: its track's vote

@@ -98,6 +98,12 @@ class Faces:
         prob = np.asarray(prob_mask, np.float32)
         return replace(self, prob_mask=prob, label=labels_from_prob(prob, threshold))
 
+    def with_unknown(self, chosen: np.ndarray) -> Faces:
+        """A copy with the chosen faces (bool (n,)) labelled unknown; P(mask) kept."""
+        label = self.label.copy()
+        label[np.asarray(chosen, bool)] = UNKNOWN
+        return replace(self, label=label)
+
     def with_track_ids(self, track_id: np.ndarray) -> Faces:
         """A copy with these track ids."""
         return replace(self, track_id=track_id)

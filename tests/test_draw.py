@@ -34,10 +34,19 @@ def test_label_and_count_texts():
     assert label_text(0.119, NO_MASK) == "No Mask 88.1%"
     assert label_text(0.5, MASK) == "Mask 50.0%"
     assert label_text(0.6, NO_MASK) == "No Mask 40.0%"
-    assert label_text(float("nan"), UNKNOWN) == "Unknown"
+    assert label_text(float("nan"), UNKNOWN) == "?"
     assert counts_text(2, 1) == "3 faces: 2 mask, 1 no mask"
     assert counts_text(0, 1) == "1 face: 0 mask, 1 no mask"
     assert counts_text(0, 0) == "0 faces"
+    assert counts_text(1, 1, 2) == "4 faces: 1 mask, 1 no mask, 2 unknown"
+
+
+def test_unknown_faces_are_grey_with_a_question_mark():
+    assert label_text(0.5, UNKNOWN) == "?"
+    frame = np.zeros((120, 160, 3), np.uint8)
+    faces = Faces([[40, 40, 100, 110]], [0.9]).with_labels(np.array([0.7]), 0.5).with_unknown(np.array([True]))
+    out = draw(frame, faces, DrawStyle())
+    assert tuple(out[80, 40]) == DrawStyle().unknown_color_bgr  # the box's left edge
 
 
 def test_golden_two_faces_and_overlay():

@@ -104,3 +104,19 @@ def test_golden_comparison_catches_a_moved_box_and_a_flipped_label():
     assert len(golden_differences(moved, want)) == 1
     assert len(golden_differences(flipped, want)) == 1
     assert golden_differences(fewer, want) == ["frame 0: 1 faces, recorded 2"]
+
+
+def test_small_or_unsure_faces_are_unknown():
+    """classifier.min_face_px and classifier.unsure_band (maskwatch.labels.label_faces) label faces unknown."""
+    from maskwatch.faces import MASK, NO_MASK, UNKNOWN
+
+    boxes = np.array([[0, 0, 20, 20], [30, 0, 130, 100], [140, 0, 240, 100], [250, 0, 350, 100]])
+    probs = np.array([0.99, 0.55, 0.95, 0.05], np.float32)
+    detect = lambda frame: Faces(boxes, np.ones(4))  # noqa: E731
+    classify = lambda crops: probs[: len(crops)]  # noqa: E731
+    frame = np.zeros((120, 360, 3), np.uint8)
+    plain = Pipeline(detect, classify)(frame)
+    assert plain.label.tolist() == [MASK, MASK, MASK, NO_MASK]
+    unsure = Pipeline(detect, classify, unsure_band=(0.3, 0.7), min_face_px=32)(frame)
+    assert unsure.label.tolist() == [UNKNOWN, UNKNOWN, MASK, NO_MASK]
+    assert unsure.prob_mask.tolist() == pytest.approx(probs.tolist())
