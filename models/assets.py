@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from maskwatch.checksums import cache_path, cached_sha256
+from maskwatch.checksums import cache_path, cached_sha256, file_sha256
 from maskwatch.config import Config
 from maskwatch.errors import UserError
 from maskwatch.files import atomic_path
@@ -119,14 +119,6 @@ class ChecksumError(AssetError):
 
 
 # ---------------------------------------------------------------------------------------------- checksums
-
-
-def file_sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(_CHUNK_BYTES):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def weights_checksum(path: str | Path) -> str:

@@ -13,10 +13,10 @@ from face_detector import build_face_detector
 from face_detector.centerface import SHA256, CenterFaceDetector, centerface_boxes, input_size_wh
 from face_detector.dnn import select_faces
 from face_detector.ssd import SSDFaceDetector
+from maskwatch.checksums import file_sha256
 from maskwatch.config import PROJECT_ROOT, load_config
 from maskwatch.errors import UserError
 from maskwatch.geometry import iou_matrix
-from models.assets import file_sha256
 
 MODEL = PROJECT_ROOT / "models" / "centerface.onnx"
 
