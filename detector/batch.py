@@ -141,14 +141,12 @@ _MODELS: dict[tuple[Any, bool], Any] = {}  # per worker process: the models, bui
 
 def _pipeline(cfg: Config, video: bool) -> Any:
     """A fresh Pipeline (new tracker) around this process's models, which are built on first use only."""
-    from detector.pipeline import Pipeline
+    from detector.pipeline import Pipeline, build_models
 
     key = (cfg, video)
     if key not in _MODELS:
-        _MODELS[key] = Pipeline.from_config(cfg, video=video)
-    base, t = _MODELS[key], cfg.tracking
-    return Pipeline(base.detect, base.classify, threshold=base.threshold, crop_margin=base.crop_margin,
-                    detect_every=base.detect_every, max_missed=t.max_missed, relabel_every=t.relabel_every)
+        _MODELS[key] = build_models(cfg, video=video)
+    return Pipeline.from_config(cfg, video=video, models=_MODELS[key])
 
 
 def run_job(job: Job) -> Result:
@@ -179,7 +177,7 @@ def run_job(job: Job) -> Result:
                               stack.enter_context(open_log(paths.get("log"))))  # fmt: skip
             chained = frames if first is None else _prepend(first, frames)
             try:
-                run_loop(chained, pipeline, style=DrawStyle.from_config(cfg.draw), outputs=outputs, stats=stats,
+                run_loop(chained, pipeline, style=DrawStyle.from_config(cfg.draw, cfg.privacy.blur), outputs=outputs, stats=stats,
                          max_frames=job.max_frames)
             finally:
                 stats.skipped_images = len(source.skipped)

@@ -28,6 +28,14 @@ Detect = Callable[[np.ndarray], Faces]
 Classify = Callable[[Sequence[np.ndarray]], np.ndarray]
 
 
+def build_models(cfg: Config, *, video: bool) -> tuple[Detect, Classify]:
+    """The configured face detector and mask classifier, built once."""
+    from detector.classifier import MaskClassifier
+    from face_detector import build_face_detector
+
+    return build_face_detector(cfg, video=video), MaskClassifier.from_config(cfg)
+
+
 class Pipeline:
     """``pipeline(frame_bgr) -> Faces`` with boxes, confidence, P(mask), label and track id (-1 without tracking).
 
@@ -54,13 +62,10 @@ class Pipeline:
         self.last_timings_ms: dict[str, float] = {"detect": 0.0, "classify": 0.0}
 
     @classmethod
-    def from_config(cls, cfg: Config, *, video: bool) -> Pipeline:
-        """The configured face detector and classifier; tracking only for ``video`` (images are unrelated)."""
-        from detector.classifier import MaskClassifier
-        from face_detector import build_face_detector
-
-        classify = MaskClassifier.from_config(cfg)
-        detect = build_face_detector(cfg, video=video)
+    def from_config(cls, cfg: Config, *, video: bool, models: tuple[Detect, Classify] | None = None) -> Pipeline:
+        """The configured face detector and classifier (or ``models`` already built from this config, for a fresh
+        tracker around them); tracking only for ``video`` (images are unrelated)."""
+        detect, classify = models if models is not None else build_models(cfg, video=video)
         t = cfg.tracking
         return cls(detect, classify, threshold=cfg.classifier.threshold, crop_margin=cfg.classifier.crop_margin,
                    detect_every=t.detect_every if video else 1, max_missed=t.max_missed,
