@@ -177,8 +177,8 @@ def run_job(job: Job) -> Result:
                               stack.enter_context(open_log(paths.get("log"))))  # fmt: skip
             chained = frames if first is None else _prepend(first, frames)
             try:
-                run_loop(chained, pipeline, style=DrawStyle.from_config(cfg.draw, cfg.privacy.blur), outputs=outputs, stats=stats,
-                         max_frames=job.max_frames)
+                style = DrawStyle.from_config(cfg.draw, cfg.privacy.blur)
+                run_loop(chained, pipeline, style=style, outputs=outputs, stats=stats, max_frames=job.max_frames)
             finally:
                 stats.skipped_images = len(source.skipped)
         result.outputs = paths
