@@ -25,6 +25,7 @@ from detector.pipeline import Pipeline
 from detector.sinks import ImageDirSink, JsonlLog, NullSink, Sink, VideoSink
 from detector.sources import Frame, FrameSource
 from detector.stats import RunStats, format_summary
+from detector.web import Viewer, WebServer, parse_serve
 from maskwatch.cli import add_config_args, config_from_args, run
 from maskwatch.config import PROJECT_ROOT, Config
 from maskwatch.errors import UserError
@@ -46,6 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--overwrite", action="store_true", help="replace existing output files (else refused)")
     parser.add_argument("--max-frames", metavar="N", type=int, help="stop after N frames")
     parser.add_argument("--alerts", action="store_true", help="alert on unmasked people (alerts.* in the config)")
+    parser.add_argument("--serve", metavar="[HOST:]PORT", help="serve the live web view (web.* in the config; "
+                        "a non-loopback HOST needs the token printed at start)")
     parser.add_argument("--demo", action="store_true", help=f"run on {DEMO_VIDEO} headless; outputs in runs/demo/")
     add_config_args(parser)
     return parser
@@ -112,9 +115,10 @@ def _main(argv: Sequence[str] | None = None) -> int:
         outputs = Outputs(stack.enter_context(_sink(source, args.output, cfg.stream.image_exts)),
                           stack.enter_context(JsonlLog(args.log)))  # fmt: skip
         alerts = _alerts(cfg, args, source, stack) if cfg.alerts.enabled or args.alerts else None
+        viewer = _viewer(cfg, args, alerts, stack) if args.serve or cfg.web.port else None
         try:
             run_loop(frames, pipeline, style=DrawStyle.from_config(cfg.draw), outputs=outputs, stats=stats,
-                     show=show, max_frames=args.max_frames, alerts=alerts)
+                     show=show, max_frames=args.max_frames, alerts=alerts, viewer=viewer)
         finally:
             stats.skipped_images = len(source.skipped)
             _report(stats, args, source.kind)
@@ -130,6 +134,18 @@ def _alerts(cfg: Config, args: argparse.Namespace, source: FrameSource, stack: c
     stack.callback(lambda: print(alerts.summary_line() + (f"; snapshots in {folder}" if alerts.events and folder
                                                            else "")))  # fmt: skip
     return stack.enter_context(alerts)
+
+
+def _viewer(cfg: Config, args: argparse.Namespace, alerts: Alerts | None, stack: contextlib.ExitStack) -> Viewer:
+    """The web view's holder, its server started now and stopped by ``stack``."""
+    host, port = parse_serve(args.serve, cfg.web.host) if args.serve else (cfg.web.host, cfg.web.port)
+    snapshots = alerts.snapshots.folder if alerts is not None and alerts.snapshots is not None else None
+    viewer = Viewer(cfg.web.jpeg_quality, snapshots)
+    server = stack.enter_context(WebServer(viewer, host, port))
+    stack.callback(viewer.finish)
+    print(f"web view: {server.url}" + ("  (the token is needed off this machine)" if server.token else ""),
+          flush=True)
+    return viewer
 
 
 def _report(stats: RunStats, args: argparse.Namespace, kind: str) -> None:
