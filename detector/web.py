@@ -11,6 +11,7 @@ run's snapshot folder), ``/healthz``. Binding to an address other than loopback 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import secrets
 import threading
@@ -232,10 +233,8 @@ class WebServer:
         """From any thread: wake the stream handlers (a new frame, or closing)."""
         loop = self._loop
         if loop is not None and not loop.is_closed():
-            try:
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
                 loop.call_soon_threadsafe(self._set_new_frame)
-            except RuntimeError:  # the loop closed meanwhile
-                pass
 
     def _set_new_frame(self) -> None:
         assert self._new_frame is not None
@@ -274,8 +273,11 @@ class WebServer:
             while not self._closing:
                 jpeg, seq = self.viewer.latest_jpeg()
                 if jpeg is None or seq == seen:
+                    if request.transport is None or request.transport.is_closing():
+                        break  # the viewer left while no frame came
                     assert self._new_frame is not None
-                    await self._new_frame.wait()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._new_frame.wait(), timeout=1.0)
                     continue
                 seen = seq
                 await resp.write(f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpeg)}\r\n\r\n"
