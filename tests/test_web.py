@@ -194,9 +194,10 @@ def _publish_times_s(viewer: Viewer, n: int) -> list[float]:
 
 
 def test_stalled_viewer_does_not_slow_publishing() -> None:
+    """Blocks of publish calls with one reading viewer, alternating with blocks where a stalled viewer is added
+    (alternating, so the shared machine's load falls on both alike)."""
     viewer = Viewer(jpeg_quality=80)
     with WebServer(viewer, "127.0.0.1", 0) as server:
-        # baseline: one viewer that reads everything
         received = [0]
         done = threading.Event()
 
@@ -208,25 +209,27 @@ def test_stalled_viewer_does_not_slow_publishing() -> None:
         reader = threading.Thread(target=read_all, daemon=True)
         reader.start()
         _wait_for(lambda: viewer.viewers == 1)
-        baseline = _publish_times_s(viewer, 120)
+        reading, stalled = [], []
+        for _ in range(4):
+            reading += _publish_times_s(viewer, 30)
+            sock = _stalled_stream(server.port)
+            try:
+                _wait_for(lambda: viewer.viewers == 2)
+                encoded_before, received_before = viewer.frames_encoded, received[0]
+                stalled += _publish_times_s(viewer, 30)
+                assert viewer.frames_encoded - encoded_before == 30
+                assert received[0] > received_before  # the other viewer still gets frames
+                status, body, _ = _get(server.url + "api/status")  # and the server still answers
+                assert status == 200 and json.loads(body)["viewers"] == 2
+            finally:
+                sock.close()
+            while viewer.viewers > 1:  # the server notices the closed socket on its next write
+                _publish_times_s(viewer, 1)
         done.set()
         while reader.is_alive():  # the reader checks ``done`` between chunks
             _publish_times_s(viewer, 1)
-        _wait_for(lambda: viewer.viewers == 0)
-        assert received[0] > 1_000_000
-        # the same with only a stalled viewer connected (it still counts as a viewer, so frames are encoded)
-        sock = _stalled_stream(server.port)
-        try:
-            _wait_for(lambda: viewer.viewers == 1)
-            encoded_before = viewer.frames_encoded
-            stalled = _publish_times_s(viewer, 120)
-            assert viewer.frames_encoded - encoded_before == 120
-            status, body, _ = _get(server.url + "api/status")  # the server still answers others
-            assert status == 200 and json.loads(body)["viewers"] == 1
-        finally:
-            sock.close()
-    base_ms, stalled_ms = 1000 * statistics.median(baseline), 1000 * statistics.median(stalled)
-    print(f"publish median: {base_ms:.2f} ms with a reading viewer, {stalled_ms:.2f} ms with a stalled one")
+    base_ms, stalled_ms = 1000 * statistics.median(reading), 1000 * statistics.median(stalled)
+    print(f"publish median: {base_ms:.2f} ms with a reading viewer, {stalled_ms:.2f} ms with a stalled one added")
     assert stalled_ms <= 1.10 * base_ms
 
 
