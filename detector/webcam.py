@@ -16,6 +16,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from detector.alerts import Alerts, snapshot_folder
 from detector.draw import DrawStyle
@@ -25,7 +26,9 @@ from detector.pipeline import Pipeline
 from detector.sinks import ImageDirSink, JsonlLog, NullSink, Sink, VideoSink
 from detector.sources import Frame, FrameSource
 from detector.stats import RunStats, format_summary
-from detector.web import Viewer, WebServer, parse_serve
+
+if TYPE_CHECKING:
+    from detector.web import Viewer
 from maskwatch.cli import add_config_args, config_from_args, run
 from maskwatch.config import PROJECT_ROOT, Config
 from maskwatch.errors import UserError
@@ -138,6 +141,12 @@ def _alerts(cfg: Config, args: argparse.Namespace, source: FrameSource, stack: c
 
 def _viewer(cfg: Config, args: argparse.Namespace, alerts: Alerts | None, stack: contextlib.ExitStack) -> Viewer:
     """The web view's holder, its server started now and stopped by ``stack``."""
+    try:
+        from detector.web import Viewer, WebServer, parse_serve  # the optional extra [web] (aiohttp)
+    except ModuleNotFoundError as exc:
+        if exc.name != "aiohttp":
+            raise
+        raise UserError("the web view (--serve) needs aiohttp: pip install 'maskwatch[web]'") from None
     host, port = parse_serve(args.serve, cfg.web.host) if args.serve else (cfg.web.host, cfg.web.port)
     snapshots = alerts.snapshots.folder if alerts is not None and alerts.snapshots is not None else None
     viewer = Viewer(cfg.web.jpeg_quality, snapshots)

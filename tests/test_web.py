@@ -278,7 +278,7 @@ def test_cli_serve_headless_demo() -> None:
             try:
                 status, body, _ = _get(f"http://127.0.0.1:{port}/api/status")
                 s = json.loads(body)
-                if s["frame"] is not None:
+                if status == 200 and s["frame"] is not None:
                     seen.append(s)
             except (urllib.error.URLError, ConnectionError):
                 pass
@@ -289,6 +289,13 @@ def test_cli_serve_headless_demo() -> None:
     assert proc.returncode == 0, out
     assert f"web view: http://127.0.0.1:{port}/" in out
     assert seen and any(s["in_view"]["total"] > 0 for s in seen) and seen[-1]["fps"] > 0
+
+
+def test_detector_imports_aiohttp_only_to_serve() -> None:
+    """aiohttp is the optional extra [web]: the detector without --serve runs without it."""
+    code = "import sys, detector.webcam; print('aiohttp' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
 
 
 def _demo_frames(stop: threading.Event) -> Iterator[Frame]:
