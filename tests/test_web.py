@@ -193,6 +193,9 @@ def _publish_times_s(viewer: Viewer, n: int) -> list[float]:
     return times
 
 
+BLOCK = 15  # publish calls per block (each ~250 KB: a stalled socket's buffers fill within the first few)
+
+
 def test_stalled_viewer_does_not_slow_publishing() -> None:
     """Blocks of publish calls with one reading viewer, alternating with blocks where a stalled viewer is added
     (alternating, so the shared machine's load falls on both alike)."""
@@ -210,14 +213,14 @@ def test_stalled_viewer_does_not_slow_publishing() -> None:
         reader.start()
         _wait_for(lambda: viewer.viewers == 1)
         reading, stalled = [], []
-        for _ in range(4):
-            reading += _publish_times_s(viewer, 30)
+        for _ in range(10):
+            reading += _publish_times_s(viewer, BLOCK)
             sock = _stalled_stream(server.port)
             try:
                 _wait_for(lambda: viewer.viewers == 2)
                 encoded_before, received_before = viewer.frames_encoded, received[0]
-                stalled += _publish_times_s(viewer, 30)
-                assert viewer.frames_encoded - encoded_before == 30
+                stalled += _publish_times_s(viewer, BLOCK)
+                assert viewer.frames_encoded - encoded_before == BLOCK
                 assert received[0] > received_before  # the other viewer still gets frames
                 status, body, _ = _get(server.url + "api/status")  # and the server still answers
                 assert status == 200 and json.loads(body)["viewers"] == 2
@@ -230,7 +233,7 @@ def test_stalled_viewer_does_not_slow_publishing() -> None:
             _publish_times_s(viewer, 1)
     base_ms, stalled_ms = 1000 * statistics.median(reading), 1000 * statistics.median(stalled)
     print(f"publish median: {base_ms:.2f} ms with a reading viewer, {stalled_ms:.2f} ms with a stalled one added")
-    assert stalled_ms <= 1.10 * base_ms
+    assert stalled_ms <= 1.10 * base_ms, (base_ms, stalled_ms)
 
 
 def test_non_local_bind_needs_the_token() -> None:
