@@ -330,10 +330,11 @@ async function tick() {
       const row = document.createElement("div");
       if (a.snapshot_face) { const im = document.createElement("img"); im.src = a.snapshot_face + q; row.append(im); }
       const t = document.createElement("span");
-      t.textContent = "person " + a.track_id + " no mask " + a.since_s.toFixed(1) + " s (" + a.utc + ")";
+      t.textContent = (a.utc || "").slice(11, 19) + " UTC: person " + a.track_id + ", no mask for "
+        + (a.time_s - a.since_s).toFixed(1) + " s";
       row.append(t); box.append(row);
     }
-    $("state").textContent = (s.running ? "live" : "run ended") + ", frame " + s.frame + ", stream frames " + frames;
+    $("state").textContent = (s.running ? "live" : "run ended") + ", frame " + s.frame + ", " + s.source;
   } catch (e) { $("state").textContent = "disconnected"; }
 }
 window.addEventListener("load", () => {

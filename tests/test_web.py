@@ -312,7 +312,7 @@ def _demo_frames(stop: threading.Event) -> Iterator[Frame]:
         for frame in FrameSource(str(ROOT / "demo" / "demo.mp4"), cfg).frames():
             if stop.is_set():
                 return
-            yield Frame(index=index, time_s=frame.time_s, image_bgr=frame.image_bgr, source=frame.source)
+            yield Frame(index=index, time_s=index / (frame.fps or 25.0), image_bgr=frame.image_bgr, source=frame.source)
             index += 1
 
 
@@ -331,18 +331,21 @@ def test_browser_shows_stream_and_counts(tmp_path: Path) -> None:
     from detector.pipeline import Pipeline
     from maskwatch.config import load_config
 
+    from detector.alerts import AlertRules, Alerts, SnapshotWriter
+
     cfg = load_config()
     pipeline = Pipeline.from_config(cfg, video=True)
-    viewer = Viewer(cfg.web.jpeg_quality)
+    alerts = Alerts(AlertRules(no_mask_s=1.0, cooldown_s=600.0), snapshots=SnapshotWriter(tmp_path / "snapshots"))
+    viewer = Viewer(cfg.web.jpeg_quality, tmp_path / "snapshots")
     stop = threading.Event()
     stats = RunStats(source="demo.mp4")
     loop = threading.Thread(target=run_loop, args=(_demo_frames(stop), pipeline),
                             kwargs={"style": DrawStyle.from_config(cfg.draw), "outputs": Outputs(), "stats": stats,
-                                    "viewer": viewer}, daemon=True)
+                                    "viewer": viewer, "alerts": alerts}, daemon=True)
     loop.start()
     try:
-        with WebServer(viewer, "127.0.0.1", 0) as server:
-            _wait_for(lambda: stats.frames > 5, 60)
+        with alerts, WebServer(viewer, "127.0.0.1", 0) as server:
+            _wait_for(lambda: viewer.status()["alerts_total"] >= 2, 90)  # the demo's two unmasked people
             dom = _chromium(["--dump-dom"], tmp_path / "profile1", server.url).stdout
             png = tmp_path / "web_view.png"
             _chromium([f"--screenshot={png}"], tmp_path / "profile2", server.url)
@@ -354,6 +357,7 @@ def test_browser_shows_stream_and_counts(tmp_path: Path) -> None:
     assert all(v.replace(".", "").isdigit() for v in values.values()), values
     assert int(values["in-total"]) > 0 and int(values["seen-frames"]) > 5 and float(values["fps"]) > 0
     assert 'data-frames="' in dom and "live, frame" in dom
+    assert int(_element_text(dom, "alerts-total")) >= 2 and dom.count('src="/snapshots/') >= 2  # thumbnails
     image = cv2.imread(str(png))
     assert image is not None and image.shape[:2] == (700, 1000)
     assert image.std() > 10  # not blank
