@@ -29,6 +29,13 @@ class FrameAlerts(Protocol):
     def banner(self, time_s: float) -> str | None: ...
 
 
+class FrameViewer(Protocol):
+    """What the loop needs of a live view (``detector.web.Viewer``): every frame, its faces and events."""
+
+    def publish(self, frame: Frame, faces: Faces, annotated_bgr: np.ndarray, stats: RunStats,
+                events: list[dict[str, Any]]) -> None: ...
+
+
 class Window:
     """An OpenCV window; calling it shows a frame and returns False once q or Esc was pressed."""
 
@@ -74,13 +81,15 @@ def run_loop(
     show: Callable[[np.ndarray], bool] | None = None,
     max_frames: int | None = None,
     alerts: FrameAlerts | None = None,
+    viewer: FrameViewer | None = None,
 ) -> RunStats:
     """Process ``frames`` until they end, ``max_frames`` were processed, or ``show`` returns False.
 
     ``pipeline`` gives each frame's face record (``detector.pipeline.Pipeline``; its ``last_timings_ms``, if any,
     split the stats' detect and classify stages). ``stats`` is updated frame by frame, so it is complete up to the
     last finished frame even if the loop is interrupted. ``alerts`` (optional) sees every frame's faces and annotated
-    frame; its events go into that frame's log line as ``"alerts": [...]`` and its banner onto the frame.
+    frame; its events go into that frame's log line as ``"alerts": [...]`` and its banner onto the frame. ``viewer``
+    (optional, the web view) gets every annotated frame with its faces and events; it must not block.
     """
     it = iter(frames)
     while max_frames is None or stats.frames < max_frames:
@@ -99,6 +108,8 @@ def run_loop(
         events = alerts.update(frame, faces, annotated) if alerts is not None else []
         outputs.sink.write(frame, annotated)
         outputs.log.write(frame_record(frame, faces) | ({"alerts": events} if events else {}))
+        if viewer is not None:
+            viewer.publish(frame, faces, annotated, stats, events)
         keep_going = show(annotated) if show is not None else True
         t4 = time.perf_counter()
         stats.add_frame(int((faces.label == MASK).sum()), int((faces.label == NO_MASK).sum()),

@@ -16,6 +16,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from detector.alerts import Alerts, snapshot_folder
 from detector.batch import is_batch, run_batch
@@ -27,6 +28,9 @@ from detector.progress import expected_frames, progress_name, with_progress
 from detector.sinks import ImageDirSink, NullSink, Sink, VideoSink, open_log
 from detector.sources import Frame, FrameSource
 from detector.stats import RunStats, format_summary
+
+if TYPE_CHECKING:
+    from detector.web import Viewer
 from maskwatch.cli import add_config_args, config_from_args, run
 from maskwatch.config import PROJECT_ROOT, Config
 from maskwatch.errors import UserError
@@ -55,6 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--blur-faces", nargs="?", const="all", choices=("none", "all", "masked"),
                         help="blur faces in the shown and saved frames: all (the default of the flag), or masked = "
                         "all but no_mask (default: privacy.blur in the config)")
+    parser.add_argument("--serve", metavar="[HOST:]PORT", help="serve the live web view (web.* in the config; "
+                        "a non-loopback HOST needs the token printed at start)")
     parser.add_argument("--demo", action="store_true", help=f"run on {DEMO_VIDEO} headless; outputs in runs/demo/")
     batch = parser.add_argument_group("batch (several sources; --output/--log/--summary name the files per source)")
     batch.add_argument("--workers", metavar="N", type=int, help="sources processed at once (default: CPU count)")
@@ -137,10 +143,11 @@ def _main(argv: Sequence[str] | None = None) -> int:
         outputs = Outputs(stack.enter_context(_sink(source, args.output, cfg.stream.image_exts)),
                           stack.enter_context(open_log(args.log)))  # fmt: skip
         alerts = _alerts(cfg, args, source, stack) if cfg.alerts.enabled or args.alerts else None
+        viewer = _viewer(cfg, args, alerts, stack) if args.serve or cfg.web.port else None
         try:
             style = DrawStyle.from_config(cfg.draw, args.blur_faces or cfg.privacy.blur)
             run_loop(frames, pipeline, style=style, outputs=outputs, stats=stats, show=show,
-                     max_frames=args.max_frames, alerts=alerts)
+                     max_frames=args.max_frames, alerts=alerts, viewer=viewer)
         finally:
             stats.skipped_images = len(source.skipped)
             if hasattr(frames, "close"):
@@ -158,6 +165,24 @@ def _alerts(cfg: Config, args: argparse.Namespace, source: FrameSource, stack: c
     stack.callback(lambda: print(alerts.summary_line() + (f"; snapshots in {folder}" if alerts.events and folder
                                                            else "")))  # fmt: skip
     return stack.enter_context(alerts)
+
+
+def _viewer(cfg: Config, args: argparse.Namespace, alerts: Alerts | None, stack: contextlib.ExitStack) -> Viewer:
+    """The web view's holder, its server started now and stopped by ``stack``."""
+    try:
+        from detector.web import Viewer, WebServer, parse_serve  # the optional extra [web] (aiohttp)
+    except ModuleNotFoundError as exc:
+        if exc.name != "aiohttp":
+            raise
+        raise UserError("the web view (--serve) needs aiohttp: pip install 'maskwatch[web]'") from None
+    host, port = parse_serve(args.serve, cfg.web.host) if args.serve else (cfg.web.host, cfg.web.port)
+    snapshots = alerts.snapshots.folder if alerts is not None and alerts.snapshots is not None else None
+    viewer = Viewer(cfg.web.jpeg_quality, snapshots)
+    server = stack.enter_context(WebServer(viewer, host, port))
+    stack.callback(viewer.finish)
+    print(f"web view: {server.url}" + ("  (the token is needed off this machine)" if server.token else ""),
+          flush=True)
+    return viewer
 
 
 def _report(stats: RunStats, args: argparse.Namespace, kind: str) -> None:

@@ -188,6 +188,13 @@ class AlertsConfig:
 
 
 @dataclass(frozen=True)
+class WebConfig:
+    host: str = "127.0.0.1"
+    port: int = _range(0, 65535, default=0)
+    jpeg_quality: int = _range(1, 100, default=80)
+
+
+@dataclass(frozen=True)
 class AugmentConfig:
     rotation_deg: float = _range(0.0, 180.0, default=20.0)
     zoom: float = _range(0.0, 0.9, default=0.15)
@@ -234,6 +241,7 @@ class Config:
     privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
     stream: StreamConfig = field(default_factory=StreamConfig)
     alerts: AlertsConfig = field(default_factory=AlertsConfig)
+    web: WebConfig = field(default_factory=WebConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
 

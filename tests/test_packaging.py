@@ -63,7 +63,7 @@ def test_ci_runs_the_readme_test_command():
     command = next(line for line in readme.splitlines() if line.endswith("python -m pytest -q"))
     ci = (PROJECT_ROOT / ".ci" / "run").read_text()
     assert command.replace("pip install -e", "pip install -q -e") in ci.splitlines()
-    assert "[dev,data,train,cluster]" in command
+    assert "[dev,data,train,cluster,web]" in command
 
 
 def test_default_config_is_the_checkout_file():

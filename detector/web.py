@@ -1,0 +1,347 @@
+"""The live web view: an aiohttp server on a thread of its own with the annotated stream, counts, alerts and FPS.
+
+The loop calls ``Viewer.publish`` once per frame; it keeps only the latest JPEG and status (one slot, latest wins),
+and encodes the frame only while a browser watches. Each viewer's connection runs on the server's own event loop, so
+a slow or stalled viewer skips frames and never slows the loop. Endpoints: ``/`` (the page), ``/stream.mjpg``
+(multipart/x-mixed-replace JPEGs), ``/api/status`` (JSON), ``/snapshots/<name>`` (alert snapshots, only from the
+run's snapshot folder), ``/healthz``. Binding to an address other than loopback needs the token printed at start
+(``?token=`` or ``Authorization: Bearer``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+import secrets
+import threading
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+from aiohttp import web
+
+from detector.sources import Frame
+from detector.stats import RunStats
+from maskwatch.errors import UserError
+from maskwatch.faces import MASK, NO_MASK, UNKNOWN, Faces
+
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
+RECENT_ALERTS = 8  # alerts listed on the page and in /api/status
+SNAPSHOT_NAME = re.compile(r"^[\w.-]+\.jpg$")
+BOUNDARY = "frame"
+
+
+def live_counts(faces: Faces, stats: RunStats) -> dict[str, Any]:
+    """The counts the view shows: faces in view by label, and the run's face totals including this frame.
+
+    The one place the view's numbers come from (to switch to people counts when they land).
+    """
+    n_mask, n_no_mask = int((faces.label == MASK).sum()), int((faces.label == NO_MASK).sum())
+    return {
+        "in_view": {"mask": n_mask, "no_mask": n_no_mask, "unknown": int((faces.label == UNKNOWN).sum()),
+                    "total": len(faces)},
+        "seen": {"frames": stats.frames + 1, "faces": stats.faces + n_mask + n_no_mask,
+                 "mask": stats.mask + n_mask, "no_mask": stats.no_mask + n_no_mask},
+    }
+
+
+def parse_serve(spec: str, default_host: str) -> tuple[str, int]:
+    """``--serve [HOST:]PORT`` -> (host, port); a bare port binds ``default_host``."""
+    host, sep, port_text = spec.rpartition(":")
+    host = host.strip("[]") if sep else default_host
+    try:
+        port = int(port_text)
+    except ValueError:
+        port = -1
+    if not 0 < port < 65536 or not host:
+        raise UserError(f"--serve wants [HOST:]PORT with a port 1-65535, got {spec!r}")
+    return host, port
+
+
+def is_local(host: str) -> bool:
+    return host in LOCAL_HOSTS
+
+
+def token_ok(expected: str | None, query_token: str | None, authorization: str | None) -> bool:
+    """True when no token is needed (``expected`` None) or the request's ``?token=`` / Bearer header matches it."""
+    if expected is None:
+        return True
+    given = query_token
+    if given is None and authorization and authorization.startswith("Bearer "):
+        given = authorization.removeprefix("Bearer ").strip()
+    return given is not None and secrets.compare_digest(given.encode(), expected.encode())
+
+
+class Viewer:
+    """The one-slot holder between the loop (``publish``) and the server (latest JPEG, latest status)."""
+
+    def __init__(self, jpeg_quality: int = 80, snapshots_dir: str | Path | None = None) -> None:
+        self.jpeg_quality = jpeg_quality
+        self.snapshots_dir = Path(snapshots_dir).resolve() if snapshots_dir is not None else None
+        self.viewers = 0  # open /stream.mjpg connections (changed on the server's thread)
+        self.frames_encoded = 0
+        self._lock = threading.Lock()
+        self._jpeg: bytes | None = None
+        self._seq = 0
+        self._status: dict[str, Any] = {"running": True, "frame": None, "fps": None,
+                                        "in_view": None, "seen": None, "alerts": [], "alerts_total": 0}
+        self._alerts: deque[dict[str, Any]] = deque(maxlen=RECENT_ALERTS)
+        self._alerts_total = 0
+        self._notify: list[Any] = []  # callables run on a new frame (the server's wake-up)
+
+    def publish(self, frame: Frame, faces: Faces, annotated_bgr: np.ndarray, stats: RunStats,
+                events: list[dict[str, Any]]) -> None:
+        """The loop's hook: keep this frame (JPEG only while someone watches) and its status; never blocks."""
+        jpeg = None
+        if self.viewers > 0:
+            ok, buf = cv2.imencode(".jpg", annotated_bgr, [cv2.IMWRITE_JPEG_QUALITY, self.jpeg_quality])
+            jpeg = buf.tobytes() if ok else None
+        for event in events:
+            self._alerts.appendleft(self._public_alert(event))
+            self._alerts_total += 1
+        fps = stats.smoothed_fps()
+        status = {"running": True, "source": frame.source, "frame": frame.index, "time_s": round(frame.time_s, 3),
+                  "fps": round(fps, 2) if fps is not None else None, **live_counts(faces, stats),
+                  "alerts": list(self._alerts), "alerts_total": self._alerts_total}
+        with self._lock:
+            self._status = status
+            if jpeg is not None:
+                self._jpeg, self._seq = jpeg, self._seq + 1
+                self.frames_encoded += 1
+        for notify in self._notify:
+            notify()
+
+    def finish(self) -> None:
+        """The run ended: the status says so (the server may stay up until closed)."""
+        with self._lock:
+            self._status = self._status | {"running": False}
+
+    def status(self) -> dict[str, Any]:
+        with self._lock:
+            return self._status | {"viewers": self.viewers}
+
+    def latest_jpeg(self) -> tuple[bytes | None, int]:
+        with self._lock:
+            return self._jpeg, self._seq
+
+    def snapshot_path(self, name: str) -> Path | None:
+        """The file ``name`` in the snapshot folder, or None (no folder, odd name, outside it, missing)."""
+        if self.snapshots_dir is None or not SNAPSHOT_NAME.match(name):
+            return None
+        path = (self.snapshots_dir / name).resolve()
+        return path if path.parent == self.snapshots_dir and path.is_file() else None
+
+    def _public_alert(self, event: dict[str, Any]) -> dict[str, Any]:
+        """An alert for the page: no local paths, snapshot URLs only for files in the snapshot folder."""
+        out = {k: event.get(k) for k in ("track_id", "utc", "time_s", "since_s", "prob_mask", "frame")}
+        for key in ("snapshot_face", "snapshot_frame"):
+            path = event.get(key)
+            name = Path(path).name if path else None
+            inside = (name is not None and self.snapshots_dir is not None
+                      and Path(path).resolve().parent == self.snapshots_dir)
+            out[key] = f"/snapshots/{name}" if inside else None
+        return out
+
+
+class WebServer:
+    """``Viewer`` served over HTTP on its own thread and event loop; ``start()`` binds, ``close()`` stops.
+
+    ``token`` None on a loopback bind means open; on any other bind a token is made if none is given.
+    """
+
+    def __init__(self, viewer: Viewer, host: str = "127.0.0.1", port: int = 0, token: str | None = None) -> None:
+        self.viewer, self.host, self.port = viewer, host, port
+        self.token = token if token is not None or is_local(host) else secrets.token_urlsafe(24)
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._runner: web.AppRunner | None = None
+        self._new_frame: asyncio.Event | None = None
+        self._closing = False
+        self._error: BaseException | None = None
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}/" + (f"?token={self.token}" if self.token else "")
+
+    def start(self) -> WebServer:
+        started = threading.Event()
+        self._thread = threading.Thread(target=self._serve, args=(started,), name="maskwatch-web", daemon=True)
+        self._thread.start()
+        started.wait()
+        if self._error is not None:
+            raise UserError(f"cannot serve the web view on {self.host}:{self.port}: {self._error}")
+        return self
+
+    def close(self) -> None:
+        if self._loop is None or self._thread is None:
+            return
+        self._closing = True
+        self._wake()
+        asyncio.run_coroutine_threadsafe(self._stop(), self._loop).result(timeout=10)
+        self._thread.join(timeout=10)
+        self.viewer._notify.remove(self._wake)
+        self._loop = None
+
+    def __enter__(self) -> WebServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- the server's thread ---------------------------------------------------------------------------------------
+
+    def _serve(self, started: threading.Event) -> None:
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        try:
+            loop.run_until_complete(self._begin())
+        except OSError as exc:
+            self._error = exc
+            started.set()
+            loop.close()
+            return
+        self._loop = loop
+        self.viewer._notify.append(self._wake)
+        started.set()
+        loop.run_forever()
+        loop.close()
+
+    async def _begin(self) -> None:
+        self._new_frame = asyncio.Event()
+        app = web.Application(middlewares=[self._auth])
+        app.router.add_get("/", self._page)
+        app.router.add_get("/stream.mjpg", self._stream)
+        app.router.add_get("/api/status", self._status)
+        app.router.add_get("/healthz", self._health)
+        app.router.add_get("/snapshots/{name}", self._snapshot)
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port)
+        await site.start()
+        self.port = site._server.sockets[0].getsockname()[1]  # the bound port (port 0 = a free one)
+
+    async def _stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+        asyncio.get_running_loop().call_soon(asyncio.get_running_loop().stop)
+
+    def _wake(self) -> None:
+        """From any thread: wake the stream handlers (a new frame, or closing)."""
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                loop.call_soon_threadsafe(self._set_new_frame)
+
+    def _set_new_frame(self) -> None:
+        assert self._new_frame is not None
+        self._new_frame.set()
+        self._new_frame = asyncio.Event()
+
+    @web.middleware
+    async def _auth(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        if request.path != "/healthz" and not token_ok(self.token, request.query.get("token"),
+                                                       request.headers.get("Authorization")):
+            return web.json_response({"error": "missing or wrong token"}, status=401)
+        return await handler(request)
+
+    async def _page(self, request: web.Request) -> web.Response:
+        return web.Response(text=PAGE_HTML, content_type="text/html", headers={"Cache-Control": "no-store"})
+
+    async def _status(self, request: web.Request) -> web.Response:
+        return web.json_response(self.viewer.status(), headers={"Cache-Control": "no-store"})
+
+    async def _health(self, request: web.Request) -> web.Response:
+        return web.json_response({"ok": True, "running": self.viewer.status()["running"]})
+
+    async def _snapshot(self, request: web.Request) -> web.StreamResponse:
+        path = self.viewer.snapshot_path(request.match_info["name"])
+        if path is None:
+            raise web.HTTPNotFound()
+        return web.FileResponse(path, headers={"Cache-Control": "no-store"})
+
+    async def _stream(self, request: web.Request) -> web.StreamResponse:
+        resp = web.StreamResponse(headers={"Content-Type": f"multipart/x-mixed-replace; boundary={BOUNDARY}",
+                                           "Cache-Control": "no-store"})
+        await resp.prepare(request)
+        self.viewer.viewers += 1
+        seen = -1
+        try:
+            while not self._closing:
+                jpeg, seq = self.viewer.latest_jpeg()
+                if jpeg is None or seq == seen:
+                    if request.transport is None or request.transport.is_closing():
+                        break  # the viewer left while no frame came
+                    assert self._new_frame is not None
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._new_frame.wait(), timeout=1.0)
+                    continue
+                seen = seq
+                await resp.write(f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpeg)}\r\n\r\n"
+                                 .encode() + jpeg + b"\r\n")  # waits for this viewer only; frames meanwhile drop
+        except (ConnectionResetError, ConnectionError, asyncio.CancelledError):
+            pass
+        finally:
+            self.viewer.viewers -= 1
+        return resp
+
+
+PAGE_HTML = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>maskwatch live</title>
+<style>
+body{font-family:system-ui,sans-serif;margin:0;background:#111;color:#eee;display:flex;flex-wrap:wrap;gap:16px;padding:16px}
+#video{flex:1 1 560px}#video img{width:100%;max-width:960px;background:#222;min-height:200px}
+#side{flex:0 1 300px}table{border-collapse:collapse}td{padding:2px 10px 2px 0}
+.mask{color:#3c3}.no_mask{color:#f55}.num{font-weight:bold;font-size:1.3em}
+#alerts div{display:flex;gap:8px;align-items:center;margin:6px 0}#alerts img{height:56px;border:1px solid #555}
+</style></head><body>
+<div id="video"><img id="stream" alt="live stream"><div id="state">connecting</div></div>
+<div id="side">
+<h2>In view</h2><table>
+<tr><td class="mask">Mask</td><td class="num" id="in-mask">-</td></tr>
+<tr><td class="no_mask">No mask</td><td class="num" id="in-no-mask">-</td></tr>
+<tr><td>Faces</td><td class="num" id="in-total">-</td></tr></table>
+<h2>Seen so far</h2><table>
+<tr><td class="mask">Mask</td><td id="seen-mask">-</td></tr>
+<tr><td class="no_mask">No mask</td><td id="seen-no-mask">-</td></tr>
+<tr><td>Frames</td><td id="seen-frames">-</td></tr></table>
+<p>FPS <span class="num" id="fps">-</span></p>
+<h2>Alerts (<span id="alerts-total">0</span>)</h2><div id="alerts"></div>
+</div>
+<script>
+const tok = new URLSearchParams(location.search).get("token");
+const q = tok ? "?token=" + encodeURIComponent(tok) : "";
+const $ = id => document.getElementById(id);
+const show = (id, v) => { $(id).textContent = (v === null || v === undefined) ? "-" : v; };
+let frames = 0;
+async function tick() {
+  try {
+    const s = await (await fetch("/api/status" + q, {cache: "no-store"})).json();
+    const iv = s.in_view || {}, seen = s.seen || {};
+    show("in-mask", iv.mask); show("in-no-mask", iv.no_mask); show("in-total", iv.total);
+    show("seen-mask", seen.mask); show("seen-no-mask", seen.no_mask); show("seen-frames", seen.frames);
+    show("fps", s.fps === null ? null : s.fps.toFixed(1)); show("alerts-total", s.alerts_total);
+    const box = $("alerts"); box.replaceChildren();
+    for (const a of s.alerts) {
+      const row = document.createElement("div");
+      if (a.snapshot_face) { const im = document.createElement("img"); im.src = a.snapshot_face + q; row.append(im); }
+      const t = document.createElement("span");
+      t.textContent = (a.utc || "").slice(11, 19) + " UTC: person " + a.track_id + ", no mask for "
+        + (a.time_s - a.since_s).toFixed(1) + " s";
+      row.append(t); box.append(row);
+    }
+    $("state").textContent = (s.running ? "live" : "run ended") + ", frame " + s.frame + ", " + s.source;
+  } catch (e) { $("state").textContent = "disconnected"; }
+}
+window.addEventListener("load", () => {
+  const img = $("stream");
+  img.onload = () => { frames += 1; img.dataset.frames = frames; };
+  img.src = "/stream.mjpg" + q;  /* after load: the endless stream does not hold the page's load event */
+  tick(); setInterval(tick, 1000);
+});
+</script></body></html>
+"""
