@@ -35,12 +35,21 @@ BOUNDARY = "frame"
 
 
 def live_counts(faces: Faces, stats: RunStats) -> dict[str, Any]:
-    """The counts the view shows: faces in view by label, and the run's face totals including this frame.
-
-    The one place the view's numbers come from (to switch to people counts when they land).
-    """
+    """The counts the view shows: people in view and seen so far by label (video with track ids, from
+    ``stats.people``), else this frame's faces and the run's face totals including this frame."""
+    if stats.people.persons:
+        counts = stats.people.counts()
+        in_view, seen = counts.in_view, counts.seen
+        return {
+            "unit": "people",
+            "in_view": {label: in_view.get(label, 0) for label in ("mask", "no_mask", "unknown")}
+            | {"total": sum(in_view.values())},
+            "seen": {label: seen.get(label, 0) for label in ("mask", "no_mask", "unknown")}
+            | {"people": sum(seen.values()), "frames": stats.frames + 1},
+        }
     n_mask, n_no_mask = int((faces.label == MASK).sum()), int((faces.label == NO_MASK).sum())
     return {
+        "unit": "faces",
         "in_view": {"mask": n_mask, "no_mask": n_no_mask, "unknown": int((faces.label == UNKNOWN).sum()),
                     "total": len(faces)},
         "seen": {"frames": stats.frames + 1, "faces": stats.faces + n_mask + n_no_mask,
@@ -308,6 +317,7 @@ body{font-family:system-ui,sans-serif;margin:0;background:#111;color:#eee;displa
 <h2>Seen so far</h2><table>
 <tr><td class="mask">Mask</td><td id="seen-mask">-</td></tr>
 <tr><td class="no_mask">No mask</td><td id="seen-no-mask">-</td></tr>
+<tr><td>People</td><td id="seen-people">-</td></tr>
 <tr><td>Frames</td><td id="seen-frames">-</td></tr></table>
 <p>FPS <span class="num" id="fps">-</span></p>
 <h2>Alerts (<span id="alerts-total">0</span>)</h2><div id="alerts"></div>
@@ -324,6 +334,7 @@ async function tick() {
     const iv = s.in_view || {}, seen = s.seen || {};
     show("in-mask", iv.mask); show("in-no-mask", iv.no_mask); show("in-total", iv.total);
     show("seen-mask", seen.mask); show("seen-no-mask", seen.no_mask); show("seen-frames", seen.frames);
+    show("seen-people", seen.people);
     show("fps", s.fps === null ? null : s.fps.toFixed(1)); show("alerts-total", s.alerts_total);
     const box = $("alerts"); box.replaceChildren();
     for (const a of s.alerts) {

@@ -116,6 +116,18 @@ def test_live_counts_from_faces_and_stats() -> None:
     assert counts["seen"] == {"frames": 2, "faces": 6, "mask": 3, "no_mask": 3}
 
 
+def test_live_counts_are_people_in_video() -> None:
+    stats = RunStats()
+    for t in range(3):  # the same three people in three frames: counted once each
+        stats.people.update(_faces([MASK, NO_MASK, NO_MASK]), t / 10)
+        stats.add_frame(1, 2, {"detect": 0.1})
+    stats.people.update(_faces([MASK]), 0.3)  # only person 0 still in view
+    counts = live_counts(_faces([MASK]), stats)
+    assert counts["unit"] == "people"
+    assert counts["in_view"] == {"mask": 1, "no_mask": 0, "unknown": 0, "total": 1}
+    assert counts["seen"] == {"mask": 1, "no_mask": 2, "unknown": 0, "people": 3, "frames": 4}
+
+
 def test_endpoints_and_snapshots(tmp_path: Path) -> None:
     snaps = tmp_path / "snapshots"
     snaps.mkdir()
@@ -260,7 +272,8 @@ def test_run_loop_feeds_the_viewer() -> None:
     stats = run_loop(frames, lambda image: faces, style=DrawStyle(), outputs=Outputs(), stats=RunStats(),
                      viewer=viewer)
     s = viewer.status()
-    assert stats.frames == 5 and s["frame"] == 4 and s["seen"]["frames"] == 5 and s["seen"]["no_mask"] == 5
+    assert stats.frames == 5 and s["frame"] == 4 and s["seen"]["frames"] == 5
+    assert s["unit"] == "people" and s["seen"]["no_mask"] == 1 and s["seen"]["people"] == 2  # once per person
 
 
 def _free_port() -> int:
