@@ -29,7 +29,7 @@ from maskwatch.files import write_json_atomic
 
 VIDEO_EXTS = (".mp4", ".avi", ".mov", ".mkv", ".m4v", ".webm", ".mpg", ".mpeg", ".wmv")
 GLOB_CHARS = set("*?[")
-THREAD_KEYS = ("face_detector.opencv_threads", "classifier.threads")
+THREAD_KEYS = ("face_detector.threads", "face_detector.opencv_threads", "classifier.threads")
 
 
 @dataclass(frozen=True)

@@ -51,13 +51,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="worker counts (default 1 2)")
     parser.add_argument("--rounds", type=int, default=1, help="alternating rounds (default 1)")
     parser.add_argument("--max-frames", type=int, help="frames per video (default: all)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="config override passed to every run (e.g. face_detector.threads=1)")
     args = parser.parse_args(argv)
     extra = ["--max-frames", str(args.max_frames)] if args.max_frames else []
+    extra += [a for o in args.set for a in ("--set", o)]
     with tempfile.TemporaryDirectory(prefix="maskwatch-batch-") as tmp:
         root = Path(tmp)
         videos = [Path(shutil.copy(args.video, root / f"video{i + 1}{Path(args.video).suffix}"))
                   for i in range(args.copies)]
         walls: dict[int, list[float]] = {w: [] for w in args.workers}
+        cpus: dict[int, list[float]] = {w: [] for w in args.workers}
         reference: dict[str, bytes] | None = None
         identical = True
         print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
@@ -66,12 +70,16 @@ def main(argv: list[str] | None = None) -> int:
                 run_dir = root / f"r{r}-w{w}"
                 wall_s, cpu_s = run_once(videos, w, run_dir, extra)
                 walls[w].append(wall_s)
+                cpus[w].append(cpu_s)
                 got = logs(run_dir)
                 reference = reference or got
                 identical &= got == reference and len(got) == args.copies
                 print(f"round {r + 1}, {w} worker(s): {wall_s:.1f} s wall, {cpu_s:.1f} s CPU "
                       f"(load {os.getloadavg()[0]:.2f})", flush=True)
         base = statistics.median(walls[args.workers[0]])
+        cores_used = statistics.median(cpus[args.workers[0]]) / base
+        print(f"{args.workers[0]} worker(s) kept {cores_used:.2f} of {os.cpu_count()} cores busy: more workers can "
+              f"speed it up at most {(os.cpu_count() or 1) / cores_used:.2f}x")
         for w in args.workers:
             med = statistics.median(walls[w])
             print(f"{w} worker(s): median {med:.1f} s wall, speed-up {base / med:.2f}x over {args.workers[0]}")

@@ -55,8 +55,9 @@ def test_source_names_are_unique_folder_names():
 
 
 def test_threads_are_split_between_workers_unless_set():
-    assert thread_overrides(2, [], cpus=2) == ("face_detector.opencv_threads=1", "classifier.threads=1")
-    assert thread_overrides(1, ["classifier.threads=3"], cpus=4) == ("classifier.threads=3",
+    assert thread_overrides(2, [], cpus=2) == ("face_detector.threads=1", "face_detector.opencv_threads=1",
+                                               "classifier.threads=1")
+    assert thread_overrides(1, ["classifier.threads=3"], cpus=4) == ("classifier.threads=3", "face_detector.threads=4",
                                                                      "face_detector.opencv_threads=4")
 
 
