@@ -19,8 +19,9 @@ import cv2
 import numpy as np
 
 from detector.alert_actions import Receiver, Worker, build_receivers
-from maskwatch.faces import MASK, NO_MASK, NO_TRACK, Faces, grow_boxes
+from maskwatch.faces import NO_MASK, NO_TRACK, UNKNOWN, Faces, grow_boxes
 from maskwatch.files import atomic_path
+from maskwatch.labels import INCORRECT, LABELS
 
 if TYPE_CHECKING:
     from detector.sources import Frame
@@ -34,11 +35,13 @@ CLOCK_EPS_S = 1e-6  # frame times are i / fps: 2.8 - 1.8 < 1.0 in floating point
 
 @dataclass(frozen=True)
 class Trigger:
-    """A rule firing: ``faces[index]`` (track ``track_id``) has been no_mask since ``since_s``."""
+    """A rule firing: ``faces[index]`` (track ``track_id``) has been in violation since ``since_s``; ``label``: its
+    label code now (``NO_MASK``, or ``INCORRECT`` when a mask worn wrong counts)."""
 
     index: int
     track_id: int
     since_s: float
+    label: int = NO_MASK
 
 
 @dataclass
@@ -51,13 +54,16 @@ class _TrackState:
 class AlertRules:
     """Per-track ``no_mask since`` state driven by the frame clock (``time_s``, seconds, non-decreasing).
 
-    A track's no_mask run starts at its first ``no_mask`` frame and ends when it is labelled ``mask`` or is out of
-    view longer than ``gap_s``; ``unknown`` frames neither start nor end a run. A run of ``no_mask_s`` fires once;
-    the same track fires again only ``cooldown_s`` after its last alert. Faces without a track id are ignored.
+    A track's no_mask run starts at its first frame labelled one of ``violations`` (``no_mask``, and ``incorrect``
+    if a mask worn wrong counts) and ends when it has another label or is out of view longer than ``gap_s``;
+    ``unknown`` frames neither start nor end a run. A run of ``no_mask_s`` fires once; the same track fires again
+    only ``cooldown_s`` after its last alert. Faces without a track id are ignored.
     """
 
-    def __init__(self, no_mask_s: float, cooldown_s: float, gap_s: float = 1.0) -> None:
+    def __init__(self, no_mask_s: float, cooldown_s: float, gap_s: float = 1.0,
+                 violations: tuple[int, ...] = (NO_MASK,)) -> None:  # fmt: skip
         self.no_mask_s, self.cooldown_s, self.gap_s = no_mask_s, cooldown_s, gap_s
+        self.violations = violations
         self._tracks: dict[int, _TrackState] = {}
 
     def update(self, faces: Faces, time_s: float) -> list[Trigger]:
@@ -71,13 +77,13 @@ class AlertRules:
             elif time_s - state.last_seen_s > self.gap_s:
                 state.no_mask_since_s = None  # out of view too long: the run starts over
             state.last_seen_s = time_s
-            if label == MASK:
+            if label not in self.violations and label != UNKNOWN:
                 state.no_mask_since_s = None
-            elif label == NO_MASK and state.no_mask_since_s is None:
+            elif label in self.violations and state.no_mask_since_s is None:
                 state.no_mask_since_s = time_s
             if self._due(state, time_s):
                 state.last_alert_s = time_s
-                triggers.append(Trigger(index, track_id, state.no_mask_since_s))  # type: ignore[arg-type]
+                triggers.append(Trigger(index, track_id, state.no_mask_since_s, label))  # type: ignore[arg-type]
         self._forget(time_s)
         return triggers
 
@@ -157,7 +163,8 @@ class Alerts:
     @classmethod
     def from_config(cls, cfg: AlertsConfig, snapshots_dir: Path | None) -> Alerts:
         """Receivers from ``cfg`` (those not available are skipped with one line each); no snapshots if None."""
-        return cls(AlertRules(cfg.no_mask_s, cfg.cooldown_s, cfg.gap_s), build_receivers(cfg),
+        violations = (NO_MASK, INCORRECT) if cfg.incorrect_is_violation else (NO_MASK,)
+        return cls(AlertRules(cfg.no_mask_s, cfg.cooldown_s, cfg.gap_s, violations), build_receivers(cfg),
                    snapshots=SnapshotWriter(snapshots_dir) if snapshots_dir is not None else None,
                    banner_s=cfg.banner_s, queue_size=cfg.queue_size,
                    close_timeout_s=cfg.timeout_s)  # fmt: skip
@@ -184,7 +191,7 @@ class Alerts:
                 time_s=round(float(frame.time_s), 4), since_s=round(float(trig.since_s), 4),
                 box=[int(v) for v in box], prob_mask=round(prob, 5) if prob == prob else None,
                 snapshot_frame=snap_frame, snapshot_face=snap_face,
-                utc=dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds"),
+                utc=dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds"), event=LABELS[trig.label],
             ).to_dict()  # fmt: skip
             for worker in self.workers:
                 worker.submit(event)

@@ -10,7 +10,8 @@ import numpy as np
 
 from detector.people import Counts
 from maskwatch.config import DrawConfig
-from maskwatch.faces import MASK, NO_MASK, NO_TRACK, Faces, grow_boxes
+from maskwatch.faces import NO_MASK, NO_TRACK, Faces, grow_boxes
+from maskwatch.labels import COUNT_TEXT, INCORRECT, LABELS, MASK, UNKNOWN, count_labels, label_color_bgr, label_text
 
 FONT = cv2.FONT_HERSHEY_SIMPLEX
 PAD_PX = 3  # space between a label's text and the edge of its filled background
@@ -26,6 +27,7 @@ class DrawStyle:
     no_mask_color_bgr: tuple[int, int, int] = (0, 0, 230)
     text_color_bgr: tuple[int, int, int] = (255, 255, 255)
     unknown_color_bgr: tuple[int, int, int] = (160, 160, 160)
+    incorrect_color_bgr: tuple[int, int, int] = (0, 140, 255)
     font_scale: float = 0.5
     thickness_px: int = 2
     blur: str = "none"  # one of BLUR_MODES
@@ -38,7 +40,7 @@ class DrawStyle:
     def from_config(cls, draw: DrawConfig, blur: str = "none") -> DrawStyle:
         """The draw section's colours and sizes; ``blur`` from ``privacy.blur`` or ``--blur-faces``."""
         return cls(draw.mask_color_bgr, draw.no_mask_color_bgr, draw.text_color_bgr, draw.unknown_color_bgr,
-                   draw.font_scale, draw.thickness_px, blur)
+                   draw.incorrect_color_bgr, draw.font_scale, draw.thickness_px, blur)
 
 
 def blur_faces(frame_bgr: np.ndarray, faces: Faces, mode: str) -> np.ndarray:
@@ -58,31 +60,21 @@ def blur_faces(frame_bgr: np.ndarray, faces: Faces, mode: str) -> np.ndarray:
     return out
 
 
-def label_text(prob_mask: float, label: int) -> str:
-    """``Mask 97.2%`` (P(mask)), ``No Mask 88.1%`` (1 - P(mask)) or ``?`` (unknown) for a face's label code."""
-    if label == MASK:
-        return f"Mask {100 * prob_mask:.1f}%"
-    if label == NO_MASK:
-        return f"No Mask {100 * (1 - prob_mask):.1f}%"
-    return "?"
+def by_label_text(by_label: dict[str, int]) -> str:
+    """``2 mask, 1 no mask``, then ``1 worn wrong`` and ``1 unknown`` only when there are some (label names in)."""
+    parts = [(code, by_label.get(LABELS[code], 0)) for code in (MASK, NO_MASK, INCORRECT, UNKNOWN)]
+    return ", ".join(f"{n} {COUNT_TEXT[code]}" for code, n in parts if n or code in (MASK, NO_MASK))
 
 
 def people_text(prefix: str, by_label: dict[str, int]) -> str:
-    """``in view: 3 (2 mask, 1 no mask)``; ``unknown`` listed only when there is one."""
+    """``in view: 3 (2 mask, 1 no mask)``; ``worn wrong`` and ``unknown`` listed only when there are some."""
+    return f"{prefix}: {sum(by_label.values())} ({by_label_text(by_label)})"
+
+
+def counts_text(by_label: dict[str, int]) -> str:
+    """``3 faces: 2 mask, 1 no mask`` (``0 faces`` when there is none) of this frame's faces per label name."""
     n = sum(by_label.values())
-    parts = [f"{by_label.get('mask', 0)} mask", f"{by_label.get('no_mask', 0)} no mask"]
-    if by_label.get("unknown", 0):
-        parts.append(f"{by_label['unknown']} unknown")
-    return f"{prefix}: {n} ({', '.join(parts)})"
-
-
-def counts_text(n_mask: int, n_no_mask: int, n_unknown: int = 0) -> str:
-    """``3 faces: 2 mask, 1 no mask`` (``, 1 unknown`` when there is one; ``0 faces`` when there is none)."""
-    n = n_mask + n_no_mask + n_unknown
-    if n == 0:
-        return "0 faces"
-    unknown = f", {n_unknown} unknown" if n_unknown else ""
-    return f"{n} face{'s' if n != 1 else ''}: {n_mask} mask, {n_no_mask} no mask{unknown}"
+    return f"{n} face{'s' if n != 1 else ''}: {by_label_text(by_label)}" if n else "0 faces"
 
 
 def label_box(
@@ -126,20 +118,19 @@ def draw(
     """
     out = blur_faces(frame_bgr, faces, style.blur)
     frame_wh = (out.shape[1], out.shape[0])
-    for box, prob, label, track_id in zip(faces.xyxy.tolist(), faces.prob_mask.tolist(), faces.label.tolist(),
+    for box, prob, label, track_id in zip(faces.xyxy.tolist(), faces.label_prob.tolist(), faces.label.tolist(),
                                           faces.track_id.tolist(), strict=True):  # fmt: skip
         x1, y1, x2, y2 = box
-        color = {MASK: style.mask_color_bgr, NO_MASK: style.no_mask_color_bgr}.get(label, style.unknown_color_bgr)
+        color = label_color_bgr(label, style)
         cv2.rectangle(out, (x1, y1), (max(x1, x2 - 1), max(y1, y2 - 1)), color, style.thickness_px)
-        text = label_text(prob, label) if track_id == NO_TRACK else f"#{track_id} {label_text(prob, label)}"
+        text = label_text(label, prob) if track_id == NO_TRACK else f"#{track_id} {label_text(label, prob)}"
         (tw, th), baseline = cv2.getTextSize(text, FONT, style.font_scale, 1)
         _text_block(out, text, label_box(box, (tw, th), baseline, frame_wh), th, color, style)
     lines = [f"FPS {fps:.1f}"] if fps is not None else []
     if people is not None:
         lines += [people_text("in view", people.in_view), people_text("seen", people.seen)]
     else:
-        n_mask, n_no_mask = int((faces.label == MASK).sum()), int((faces.label == NO_MASK).sum())
-        lines.append(counts_text(n_mask, n_no_mask, len(faces) - n_mask - n_no_mask))
+        lines.append(counts_text(count_labels(faces.label)))
     sizes = [cv2.getTextSize(text, FONT, style.font_scale, 1) for text in lines]
     top = max(0, out.shape[0] - sum(th + baseline + 2 * PAD_PX for (_, th), baseline in sizes))
     for text, ((tw, th), baseline) in zip(lines, sizes, strict=True):

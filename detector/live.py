@@ -28,7 +28,7 @@ import numpy as np
 
 from detector.pipeline import Classify, Detect, Pipeline
 from detector.tracking import MIN_TRACKED_POINTS, FaceTracker, grid_points, move_box, reliable_flow, to_gray
-from maskwatch.faces import Faces
+from maskwatch.faces import MASK, Faces
 from maskwatch.geometry import match_by_iou
 
 if TYPE_CHECKING:
@@ -62,7 +62,8 @@ def carry_boxes(gray_then: np.ndarray, gray_now: np.ndarray, xyxy: np.ndarray) -
 
 @dataclass(frozen=True)
 class Detection:
-    """A worker's result: the faces of frame ``seq`` with their P(mask), and how long the worker took."""
+    """A worker's result: the faces of frame ``seq`` with their P(mask) (or class probabilities, ``Pipeline.scores``),
+    and how long the worker took."""
 
     seq: int
     faces: Faces
@@ -92,7 +93,7 @@ class LivePipeline(Pipeline):
         self.worker_ms: list[float] = []
         self.dropped = 0
         self._classify_lock = threading.Lock()
-        self.classify = self._locked_classify(classify)
+        self.classify, self.scores = self._locked(classify), self._locked(self.scores)
 
     def __call__(self, frame_bgr: np.ndarray) -> Faces:
         t0 = time.perf_counter()
@@ -122,7 +123,7 @@ class LivePipeline(Pipeline):
         self._last_submit = self._seq
         self._pending = (self._executor.submit(self._work, self._seq, frame_bgr), _gray(frame_bgr, gray))
 
-    def _locked_classify(self, classify: Classify) -> Classify:
+    def _locked(self, classify: Classify) -> Classify:
         def locked(crops: Sequence[np.ndarray]) -> np.ndarray:
             with self._classify_lock:  # one interpreter: never called from two threads at once
                 return classify(crops)
@@ -136,7 +137,7 @@ class LivePipeline(Pipeline):
         faces = self.detect(frame_bgr)
         prob = np.empty(0, np.float32)
         if len(faces):
-            prob = np.asarray(self.classify(faces.crops(frame_bgr, self.crop_margin)), np.float32).reshape(-1)
+            prob = np.asarray(self.scores(faces.crops(frame_bgr, self.crop_margin)), np.float32)
         return Detection(seq, faces, prob, time.perf_counter() - t0)
 
     def _apply_ready(self, frame_bgr: np.ndarray, gray: list[np.ndarray]) -> Faces | None:
@@ -173,7 +174,7 @@ class LivePipeline(Pipeline):
         assert self.tracker is not None
         self.tracker.set_prob_mask(faces.track_id[todo[hit]], prob[pair[hit]])
         new_prob = faces.prob_mask.copy()
-        new_prob[todo[hit]] = prob[pair[hit]]
+        new_prob[todo[hit]] = prob[pair[hit]] if prob.ndim == 1 else prob[pair[hit], MASK]
         return faces.with_labels(new_prob, self.threshold)
 
     def wait_idle(self, timeout_s: float | None = None) -> None:

@@ -17,7 +17,8 @@ from detector.sinks import JsonlLog, NullSink, Sink, frame_record
 from detector.sources import Frame
 from detector.stats import RunStats
 from maskwatch.errors import UserError
-from maskwatch.faces import MASK, NO_MASK, UNKNOWN, Faces
+from maskwatch.faces import Faces
+from maskwatch.labels import count_labels
 
 QUIT_KEYS = (ord("q"), ord("Q"), 27)  # q or Esc
 
@@ -112,9 +113,10 @@ def run_loop(
             viewer.publish(frame, faces, annotated, stats, events)
         keep_going = show(annotated) if show is not None else True
         t4 = time.perf_counter()
-        stats.add_frame(int((faces.label == MASK).sum()), int((faces.label == NO_MASK).sum()),
+        n = count_labels(faces.label)
+        stats.add_frame(n["mask"], n["no_mask"],
                         {"read": t1 - t0, **_model_stages_s(pipeline, t2 - t1), "draw": t3 - t2, "write": t4 - t3},
-                        int((faces.label == UNKNOWN).sum()))  # fmt: skip
+                        n["unknown"], n_incorrect=n["incorrect"])  # fmt: skip
         if not keep_going:
             break
     return stats

@@ -5,7 +5,8 @@ video (``detect_every`` > 1) the face detector runs on key frames only: every ``
 when a track is lost; between, the tracker carries the faces along the optical flow. The classifier sees, in one
 batch per frame, only the faces without a P(mask): new ones, unsure ones and those due for a relabel. Tracked
 faces carry a track id and their track's voted label (``detector.tracking``: mean P(mask) of the last key frames,
-``unknown`` while there are too few).
+``unknown`` while there are too few). A three-class classifier (``class_names`` with ``incorrect``) gives class
+probabilities instead (``scorer``): the faces carry them (``Faces.probs``) and the tracks vote on them.
 """
 
 from __future__ import annotations
@@ -17,15 +18,27 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from detector.tracking import DEFAULT_MAX_MISSED, FaceTracker
+from maskwatch.errors import UserError
 from maskwatch.faces import Faces
-from maskwatch.labels import UNKNOWN as UNKNOWN_NAME
-from maskwatch.labels import label_faces
+from maskwatch.labels import CLASSES, INCORRECT, LABELS, unsure
 
 if TYPE_CHECKING:
     from maskwatch.config import Config
 
 Detect = Callable[[np.ndarray], Faces]
 Classify = Callable[[Sequence[np.ndarray]], np.ndarray]
+
+
+def scorer(classify: Classify) -> Classify:
+    """What the pipeline asks of a classifier: P(mask) (n,) of a binary one (``classify`` itself), or the class
+    probabilities (n, 3) in ``CLASSES`` order of one whose ``class_names`` include ``incorrect``."""
+    names = tuple(getattr(classify, "class_names", ()))
+    if LABELS[INCORRECT] not in names:
+        return classify
+    if set(names) != set(CLASSES):
+        raise UserError(f"the classifier's classes {', '.join(names)} are not the detector's {', '.join(CLASSES)}")
+    columns = [names.index(name) for name in CLASSES]
+    return lambda crops: np.asarray(classify.probabilities(crops))[:, columns]  # type: ignore[attr-defined]
 
 
 def build_models(cfg: Config, *, video: bool) -> tuple[Detect, Classify]:
@@ -50,7 +63,7 @@ class Pipeline:
     ) -> None:  # fmt: skip
         if detect_every < 1:
             raise ValueError(f"detect_every must be >= 1, got {detect_every}")
-        self.detect, self.classify = detect, classify
+        self.detect, self.classify, self.scores = detect, classify, scorer(classify)
         self.threshold, self.crop_margin, self.detect_every = threshold, crop_margin, detect_every
         self.unsure_band, self.min_face_px = unsure_band, min_face_px
         tracker = FaceTracker(max_missed=max_missed, relabel_every=relabel_every, memory_keyframes=memory_keyframes,
@@ -100,26 +113,28 @@ class Pipeline:
         return self.tracker.update(frame_bgr, self.detect(frame_bgr))
 
     def _unsure(self, faces: Faces) -> Faces:
-        """Faces too small to judge, or with a P(mask) in ``unsure_band``, labelled unknown (``label_faces``)."""
+        """Faces too small to judge, or with a P(mask) in ``unsure_band``, labelled unknown (``unsure``)."""
         if not len(faces) or (self.min_face_px <= 0 and self.unsure_band[0] >= self.unsure_band[1]):
             return faces
         heights = faces.xyxy[:, 3] - faces.xyxy[:, 1]
-        labels = label_faces(np.nan_to_num(faces.prob_mask, nan=0.5), heights, threshold=self.threshold,
-                             unsure_band=self.unsure_band, min_face_px=self.min_face_px)  # fmt: skip
-        return faces.with_unknown(labels == UNKNOWN_NAME)
+        return faces.with_unknown(unsure(np.nan_to_num(faces.prob_mask, nan=0.5), heights,
+                                         unsure_band=self.unsure_band, min_face_px=self.min_face_px))
 
     def _label(self, frame_bgr: np.ndarray, faces: Faces) -> Faces:
-        """P(mask) of the faces that have none, in one classifier batch, and every face's label: its track's vote
-        (the new P(mask) are written back as votes), or the threshold rule without tracking."""
-        prob = faces.prob_mask.copy()
-        todo = np.flatnonzero(np.isnan(prob))
+        """P(mask) (or class probabilities) of the faces that have none, in one classifier batch, and every face's
+        label: its track's vote (the new scores are written back as votes), or ``labels_from_prob`` without
+        tracking."""
+        todo = np.flatnonzero(np.isnan(faces.prob_mask))
+        scores = np.zeros(0, np.float32)
         if len(todo):
             self.model_calls += 1
-            prob[todo] = np.asarray(self.classify(faces[todo].crops(frame_bgr, self.crop_margin)), np.float32)
+            scores = np.asarray(self.scores(faces[todo].crops(frame_bgr, self.crop_margin)), np.float32)
         if self.tracker is not None:
-            self.tracker.set_prob_mask(faces.track_id[todo], prob[todo])
+            self.tracker.set_prob_mask(faces.track_id[todo], scores)
             return self.tracker.voted()
-        return faces.with_labels(prob, self.threshold)
+        full = faces.prob_mask.copy() if scores.ndim == 1 else np.full((len(faces), scores.shape[1]), np.nan)
+        full[todo] = scores  # class probabilities: without tracking, every face is new
+        return faces.with_labels(full, self.threshold)
 
     def quality(self) -> dict[str, Any]:
         """Key and tracked frames, classifier calls, and the tracker's figures (drift, coasting, reused labels)."""

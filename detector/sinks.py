@@ -29,6 +29,7 @@ from maskwatch.cli import DISK_FULL
 from maskwatch.errors import UserError
 from maskwatch.faces import Faces
 from maskwatch.files import atomic_path
+from maskwatch.labels import CLASSES
 
 VIDEO_CODEC = "mpeg4"  # MPEG-4 Part 2, as OpenCV's mp4v: fast to encode, every player reads it
 FORMATS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".avi": "avi"}
@@ -238,24 +239,23 @@ class NullSink:
 
 def frame_record(frame: Frame, faces: Faces) -> dict[str, Any]:
     """The JSONL log line of one frame (shape fixed by the detector issue, ``track_id`` added; tools read it).
-    ``prob_mask`` is null for a face not classified."""
-    return {
-        "source": frame.source,
-        "frame": int(frame.index),
-        "time_s": round(float(frame.time_s), 4),
-        "faces": [
-            {
-                "box": [int(v) for v in box],
-                "label": label,
-                "prob_mask": round(prob, 5) if prob == prob else None,
-                "det_conf": round(float(conf), 5),
-                "track_id": track_id,
-            }
-            for box, label, prob, conf, track_id in zip(faces.xyxy.tolist(), faces.label_names,
-                                                        faces.prob_mask.tolist(), faces.confidence.tolist(),
-                                                        faces.track_id.tolist(), strict=True)
-        ],
-    }
+    ``prob_mask`` is null for a face not classified. A three-class model adds ``probs``, each class's probability
+    (``{"no_mask": .., "mask": .., "incorrect": ..}``)."""
+    records = [
+        {"box": [int(v) for v in box], "label": label, "prob_mask": _rounded(prob), "det_conf": round(float(conf), 5),
+         "track_id": track_id}
+        for box, label, prob, conf, track_id in zip(faces.xyxy.tolist(), faces.label_names, faces.prob_mask.tolist(),
+                                                    faces.confidence.tolist(), faces.track_id.tolist(), strict=True)
+    ]  # fmt: skip
+    if faces.probs.shape[1]:
+        for record, probs in zip(records, faces.probs.tolist(), strict=True):
+            record["probs"] = {name: _rounded(p) for name, p in zip(CLASSES, probs, strict=True)}
+    return {"source": frame.source, "frame": int(frame.index), "time_s": round(float(frame.time_s), 4),
+            "faces": records}
+
+
+def _rounded(prob: float) -> float | None:
+    return round(prob, 5) if prob == prob else None
 
 
 class JsonlLog:
@@ -292,28 +292,44 @@ class JsonlLog:
 
 
 CSV_COLUMNS = ("source", "frame", "time_s", "x1", "y1", "x2", "y2", "label", "prob_mask", "det_conf", "track_id")
+CSV_PROB_COLUMNS = tuple(f"p_{name}" for name in CLASSES)  # after CSV_COLUMNS, for a three-class model
 
 
 class CsvLog(JsonlLog):
-    """The log as CSV, one row per face (``CSV_COLUMNS``; ``prob_mask`` empty when not classified), flushed per
-    frame. A frame without faces writes no row."""
+    """The log as CSV, one row per face (``CSV_COLUMNS``, and ``CSV_PROB_COLUMNS`` for a three-class model;
+    probabilities empty when not classified), flushed per frame. A frame without faces writes no row. The header
+    is written with the first row (or at the end, if there is none): the first face says which columns there are."""
 
     def __enter__(self) -> Self:
         super().__enter__()
-        if self._file is not None:
-            self._writer = csv.writer(self._file, lineterminator="\n")
-            self._writer.writerow(CSV_COLUMNS)
+        self._writer = csv.writer(self._file, lineterminator="\n") if self._file is not None else None
+        self._columns: tuple[str, ...] | None = None
         return self
 
     def write(self, record: dict[str, Any]) -> None:
-        if self._file is None:
+        if self._writer is None:
             return
         for face in record["faces"]:
-            prob = face["prob_mask"]
+            self._header(CSV_COLUMNS + (CSV_PROB_COLUMNS if "probs" in face else ()))
+            probs = [face["probs"][name] for name in CLASSES] if "probs" in face else []
             self._writer.writerow([record["source"], record["frame"], record["time_s"], *face["box"], face["label"],
-                                   "" if prob is None else prob, face["det_conf"], face["track_id"]])
-        self._file.flush()
+                                   _cell(face["prob_mask"]), face["det_conf"], face["track_id"], *map(_cell, probs)])
+        self._file.flush()  # type: ignore[union-attr]
         self.lines += 1
+
+    def _header(self, columns: tuple[str, ...]) -> None:
+        if self._columns is None and self._writer is not None:
+            self._columns = columns
+            self._writer.writerow(columns)
+
+    def __exit__(self, *exc: object) -> None:
+        with contextlib.suppress(OSError):
+            self._header(CSV_COLUMNS)
+        super().__exit__(*exc)
+
+
+def _cell(prob: float | None) -> float | str:
+    return "" if prob is None else prob
 
 
 def open_log(path: str | Path | None) -> JsonlLog:

@@ -25,17 +25,20 @@ class RunStats:
     mask: int = 0
     no_mask: int = 0
     unknown: int = 0
+    incorrect: int = 0
     skipped_images: int = 0
     frame_fps: list[float] = field(default_factory=list)
     stage_s: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))
     people: People = field(default_factory=People)
     _recent_s: deque[float] = field(default_factory=deque)
 
-    def add_frame(self, n_mask: int, n_no_mask: int, stage_s: dict[str, float], n_unknown: int = 0) -> None:
-        """Count one frame: its mask / no-mask / unknown faces and the seconds each stage took."""
+    def add_frame(self, n_mask: int, n_no_mask: int, stage_s: dict[str, float], n_unknown: int = 0,
+                  n_incorrect: int = 0) -> None:  # fmt: skip
+        """Count one frame: its mask / no-mask / unknown / mask-worn-wrong faces and the seconds each stage took."""
         self.frames += 1
-        self.faces += n_mask + n_no_mask + n_unknown
+        self.faces += n_mask + n_no_mask + n_unknown + n_incorrect
         self.unknown += n_unknown
+        self.incorrect += n_incorrect
         self.mask += n_mask
         self.no_mask += n_no_mask
         for stage in STAGES:
@@ -53,10 +56,12 @@ class RunStats:
         return len(self._recent_s) / total_s if total_s > 0 else None
 
     def summary(self) -> dict[str, Any]:
-        """Plain-JSON summary: face counts (per frame, summed), share without mask, FPS (mean = frames / processing
+        """Plain-JSON summary: face counts (per frame, summed; ``incorrect``: masks worn wrong), share without mask
+        (of the labelled faces), FPS (mean = frames / processing
         seconds; median of the per-frame FPS), mean ms per stage, and the people (``People.summary``)."""
         n = max(self.frames, 1)
         total_s = sum(self.stage_s.values())
+        labelled = self.mask + self.no_mask + self.incorrect
         return {
             "source": self.source,
             "frames": self.frames,
@@ -64,7 +69,8 @@ class RunStats:
             "mask": self.mask,
             "no_mask": self.no_mask,
             "unknown": self.unknown,
-            "share_no_mask": round(self.no_mask / labelled, 4) if (labelled := self.mask + self.no_mask) else None,
+            "incorrect": self.incorrect,
+            "share_no_mask": round(self.no_mask / labelled, 4) if labelled else None,
             "fps_mean": round(self.frames / total_s, 2) if total_s > 0 else None,  # throughput
             "fps_median": round(statistics.median(self.frame_fps), 2) if self.frame_fps else None,
             "stage_ms": {stage: round(1000 * self.stage_s[stage] / n, 2) for stage in STAGES},
@@ -76,7 +82,7 @@ class RunStats:
 def format_summary(summary: dict[str, Any]) -> str:
     """A few human-readable lines of ``RunStats.summary()``."""
     share = summary["share_no_mask"]
-    unknown_text = f", {summary['unknown']} unknown" if summary.get("unknown") else ""
+    unknown_text = _extra(summary)
     share_text = f"{100 * share:.1f}% without mask" if share is not None else "no face seen"
     fps = summary["fps_mean"]
     fps_text = f"{fps:.1f} FPS mean, {summary['fps_median']:.1f} median" if fps is not None else "no timing"
@@ -89,12 +95,17 @@ def format_summary(summary: dict[str, Any]) -> str:
     people = summary.get("people")
     if people and people["seen"]:
         by = people["seen_by_label"]
-        unknown = f", {by['unknown']} unknown" if by.get("unknown") else ""
         lines.append(f"{people['seen']} {'person' if people['seen'] == 1 else 'people'} seen: {by['mask']} mask, "
-                     f"{by['no_mask']} no mask{unknown}")
+                     f"{by['no_mask']} no mask{_extra(by)}")
     if summary.get("skipped_images"):
         lines.append(f"{_plural(summary['skipped_images'], 'unreadable image')} skipped")
     return "\n".join(lines)
+
+
+def _extra(by_label: dict[str, Any]) -> str:
+    """``, 1 mask worn wrong, 2 unknown``: the labels beside mask and no mask, those with a count only."""
+    return "".join(f", {by_label[name]} {text}" for name, text in (("incorrect", "mask worn wrong"),
+                                                                    ("unknown", "unknown")) if by_label.get(name))
 
 
 def _plural(n: int, noun: str) -> str:

@@ -26,7 +26,9 @@ leaves the picture and comes back elsewhere is a new person.
 Votes: a track's label comes from the classifier's P(mask) over its last ``vote_keyframes`` classifications
 (``vote``: their mean, with a hysteresis of ``vote_hysteresis`` around the threshold once a label is set), and is
 ``UNKNOWN`` until ``vote_min_keyframes`` classifications exist; one bad frame does not flip a box. ``voted()`` gives
-the faces with the mean as P(mask) and the voted label.
+the faces with the mean as P(mask) and the voted label. With a three-class model each vote is the vector of class
+probabilities: the label is the class of the highest mean, and a set label stays until another class leads it by
+more than twice ``vote_hysteresis`` (the binary rule's margin at threshold 0.5).
 
 Lost tracks: each point is also tracked back to the previous frame; a point that does not come back within
 ``MAX_FB_ERROR_PX`` is unreliable (forward-backward check, Kalal et al. 2010). ``follow`` says whether a face kept
@@ -45,6 +47,7 @@ import numpy as np
 
 from maskwatch.faces import MASK, NO_MASK, UNKNOWN, Faces
 from maskwatch.geometry import iou_matrix, match_by_iou
+from maskwatch.labels import CLASSES
 
 GRID_POINTS = 5  # per side: 25 flow points per face
 GRID_INSET = 0.2  # points span the middle 60 % of the box (the face, not the background)
@@ -127,13 +130,19 @@ def match_tracks(detected_xyxy: np.ndarray, tracked_xyxy: np.ndarray) -> np.ndar
     return match_by_iou(detected_xyxy, tracked_xyxy, MATCH_IOU)
 
 
-def vote(votes: Iterable[float], previous: int, *, threshold: float, min_votes: int, hysteresis: float) -> int:
+Vote = float | tuple[float, ...]  # P(mask), or the class probabilities (``CLASSES`` order) of a three-class model
+
+
+def vote(votes: Iterable[Vote], previous: int, *, threshold: float, min_votes: int, hysteresis: float) -> int:
     """A track's label code from its recent P(mask) ``votes``: ``UNKNOWN`` with fewer than ``min_votes``; else
     ``MASK`` if their mean is >= ``threshold``, ``NO_MASK`` below, except that a track labelled ``previous`` keeps
-    that label until the mean crosses the threshold by more than ``hysteresis``."""
-    votes = [v for v in votes if v == v]
+    that label until the mean crosses the threshold by more than ``hysteresis``. Votes of class probabilities:
+    ``vote_classes``."""
+    votes = [v for v in votes if not np.isnan(v).any()]
     if len(votes) < max(min_votes, 1):
         return UNKNOWN
+    if isinstance(votes[0], tuple):
+        return vote_classes(np.mean(votes, axis=0), previous, hysteresis)
     mean = float(np.mean(votes))
     if previous == MASK and mean >= threshold - hysteresis:
         return MASK
@@ -142,8 +151,20 @@ def vote(votes: Iterable[float], previous: int, *, threshold: float, min_votes: 
     return MASK if mean >= threshold else NO_MASK
 
 
-def is_sure(prob_mask: float) -> bool:
-    """A P(mask) so close to 0 or 1 that the label may be reused without the classifier."""
+def vote_classes(mean_probs: np.ndarray, previous: int, hysteresis: float) -> int:
+    """The label code of mean class probabilities (``CLASSES`` order): the most probable class, except that
+    ``previous`` stays while no class leads it by more than ``2 * hysteresis``."""
+    best = int(np.argmax(mean_probs))
+    if previous < len(mean_probs) and mean_probs[best] - mean_probs[previous] <= 2 * hysteresis:
+        return previous
+    return best
+
+
+def is_sure(prob_mask: float, probs: tuple[float, ...] = ()) -> bool:
+    """A P(mask) so close to 0 or 1 (three classes: a class probability at least ``SURE_P``) that the label may be
+    reused without the classifier."""
+    if probs:
+        return max(probs) >= SURE_P
     return prob_mask >= SURE_P or prob_mask <= 1 - SURE_P
 
 
@@ -159,7 +180,7 @@ class Track:
     missed: int = 0  # key frames in a row without a matching detection
     label_age: int = 0  # key frames since the classifier saw it
     lost: bool = False  # the optical flow lost it on the last frame
-    votes: tuple[float, ...] = ()  # the classifier's last P(mask) values, newest last
+    votes: tuple[Vote, ...] = ()  # the classifier's last P(mask) values (or class probabilities), newest last
     label: int = UNKNOWN  # voted label code
     hidden: int = 0  # key frames it has been remembered unseen
     seen_frame: int = 0  # frame number of its last detection
@@ -180,7 +201,19 @@ class Track:
 
     def vote_mean(self) -> float:
         """Mean P(mask) of the votes (NaN without any)."""
+        if self.votes and isinstance(self.votes[0], tuple):
+            return float(self.vote_probs()[MASK])
         return float(np.mean(self.votes)) if self.votes else float("nan")
+
+    def vote_probs(self) -> np.ndarray:
+        """Mean class probabilities of the votes (``CLASSES`` order; NaN without class votes)."""
+        if self.votes and isinstance(self.votes[0], tuple):
+            return np.mean(self.votes, axis=0)
+        return np.full(len(CLASSES), np.nan)
+
+    def latest_probs(self) -> tuple[float, ...]:
+        """The last vote's class probabilities (empty for P(mask) votes)."""
+        return self.votes[-1] if self.votes and isinstance(self.votes[-1], tuple) else ()
 
     def steady(self) -> bool:
         """Its size is within ``MAX_COAST_SCALE`` of its last detection's."""
@@ -248,9 +281,11 @@ class FaceTracker:
         """The tracks as a face record with the voted labels, and the mean of the votes as P(mask)."""
         if not self.tracks:
             return Faces.empty()
+        classes = any(t.votes and isinstance(t.votes[0], tuple) for t in self.tracks)
         return Faces(np.rint([t.box_xyxy for t in self.tracks]), [t.confidence for t in self.tracks],
                      prob_mask=[t.vote_mean() for t in self.tracks], label=[t.label for t in self.tracks],
-                     track_id=[t.track_id for t in self.tracks])  # fmt: skip
+                     track_id=[t.track_id for t in self.tracks],
+                     probs=[t.vote_probs() for t in self.tracks] if classes else None)  # fmt: skip
 
     def faces(self) -> Faces:
         """The tracks as a face record (boxes, confidence, P(mask), track id; labels are the pipeline's)."""
@@ -259,13 +294,16 @@ class FaceTracker:
         return Faces(np.rint([t.box_xyxy for t in self.tracks]), [t.confidence for t in self.tracks],
                      prob_mask=[t.prob_mask for t in self.tracks], track_id=[t.track_id for t in self.tracks])
 
-    def set_prob_mask(self, track_ids: Iterable[int], prob_mask: Iterable[float]) -> None:
-        """The classifier's P(mask) of these tracks (their label age restarts; each is one more vote)."""
+    def set_prob_mask(self, track_ids: Iterable[int], prob_mask: Iterable[float] | np.ndarray) -> None:
+        """The classifier's P(mask) of these tracks, or their class probabilities (rows of ``CLASSES`` columns):
+        their label age restarts; each is one more vote."""
         by_id = {t.track_id: t for t in self.tracks}
         for track_id, prob in zip(track_ids, prob_mask, strict=True):
             track = by_id[int(track_id)]
-            track.prob_mask, track.label_age = float(prob), 0
-            track.votes = (*track.votes, float(prob))[-self.vote_keyframes:]
+            ballot: Vote = tuple(float(p) for p in prob) if np.ndim(prob) else float(prob)
+            track.prob_mask = ballot[MASK] if isinstance(ballot, tuple) else ballot
+            track.label_age = 0
+            track.votes = (*track.votes, ballot)[-self.vote_keyframes:]
             track.label = vote(track.votes, track.label, threshold=self.threshold, min_votes=self.vote_min,
                                hysteresis=self.vote_hysteresis)  # fmt: skip
 
@@ -303,7 +341,7 @@ class FaceTracker:
                 self._next_id += 1
                 continue
             old = self.tracks[j]
-            reuse = (self.relabel_every > 1 and not old.lost and is_sure(old.prob_mask)
+            reuse = (self.relabel_every > 1 and not old.lost and is_sure(old.prob_mask, old.latest_probs())
                      and len(old.votes) >= self.vote_min
                      and old.label_age + 1 < self.relabel_every
                      and iou_matrix(box, old.box_xyxy)[0, 0] >= RELABEL_MIN_IOU)  # fmt: skip

@@ -26,8 +26,10 @@ from aiohttp import web
 from detector.sources import Frame
 from detector.stats import RunStats
 from maskwatch.errors import UserError
-from maskwatch.faces import MASK, NO_MASK, UNKNOWN, Faces
+from maskwatch.faces import Faces
+from maskwatch.labels import count_labels
 
+SHOWN_LABELS = ("mask", "no_mask", "incorrect", "unknown")  # the counts of /api/status
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 RECENT_ALERTS = 8  # alerts listed on the page and in /api/status
 SNAPSHOT_NAME = re.compile(r"^[\w.-]+\.jpg$")
@@ -42,18 +44,17 @@ def live_counts(faces: Faces, stats: RunStats) -> dict[str, Any]:
         in_view, seen = counts.in_view, counts.seen
         return {
             "unit": "people",
-            "in_view": {label: in_view.get(label, 0) for label in ("mask", "no_mask", "unknown")}
-            | {"total": sum(in_view.values())},
-            "seen": {label: seen.get(label, 0) for label in ("mask", "no_mask", "unknown")}
+            "in_view": {label: in_view.get(label, 0) for label in SHOWN_LABELS} | {"total": sum(in_view.values())},
+            "seen": {label: seen.get(label, 0) for label in SHOWN_LABELS}
             | {"people": sum(seen.values()), "frames": stats.frames + 1},
         }
-    n_mask, n_no_mask = int((faces.label == MASK).sum()), int((faces.label == NO_MASK).sum())
+    n = count_labels(faces.label)
     return {
         "unit": "faces",
-        "in_view": {"mask": n_mask, "no_mask": n_no_mask, "unknown": int((faces.label == UNKNOWN).sum()),
-                    "total": len(faces)},
-        "seen": {"frames": stats.frames + 1, "faces": stats.faces + n_mask + n_no_mask,
-                 "mask": stats.mask + n_mask, "no_mask": stats.no_mask + n_no_mask},
+        "in_view": {label: n[label] for label in SHOWN_LABELS} | {"total": len(faces)},
+        "seen": {"frames": stats.frames + 1, "faces": stats.faces + n["mask"] + n["no_mask"] + n["incorrect"],
+                 "mask": stats.mask + n["mask"], "no_mask": stats.no_mask + n["no_mask"],
+                 "incorrect": stats.incorrect + n["incorrect"]},
     }
 
 
@@ -305,7 +306,7 @@ PAGE_HTML = """<!doctype html>
 body{font-family:system-ui,sans-serif;margin:0;background:#111;color:#eee;display:flex;flex-wrap:wrap;gap:16px;padding:16px}
 #video{flex:1 1 560px}#video img{width:100%;max-width:960px;background:#222;min-height:200px}
 #side{flex:0 1 300px}table{border-collapse:collapse}td{padding:2px 10px 2px 0}
-.mask{color:#3c3}.no_mask{color:#f55}.num{font-weight:bold;font-size:1.3em}
+.mask{color:#3c3}.no_mask{color:#f55}.incorrect{color:#f90}.num{font-weight:bold;font-size:1.3em}
 #alerts div{display:flex;gap:8px;align-items:center;margin:6px 0}#alerts img{height:56px;border:1px solid #555}
 </style></head><body>
 <div id="video"><img id="stream" alt="live stream"><div id="state">connecting</div></div>
@@ -313,10 +314,12 @@ body{font-family:system-ui,sans-serif;margin:0;background:#111;color:#eee;displa
 <h2>In view</h2><table>
 <tr><td class="mask">Mask</td><td class="num" id="in-mask">-</td></tr>
 <tr><td class="no_mask">No mask</td><td class="num" id="in-no-mask">-</td></tr>
+<tr><td class="incorrect">Mask worn wrong</td><td class="num" id="in-incorrect">-</td></tr>
 <tr><td>Faces</td><td class="num" id="in-total">-</td></tr></table>
 <h2>Seen so far</h2><table>
 <tr><td class="mask">Mask</td><td id="seen-mask">-</td></tr>
 <tr><td class="no_mask">No mask</td><td id="seen-no-mask">-</td></tr>
+<tr><td class="incorrect">Mask worn wrong</td><td id="seen-incorrect">-</td></tr>
 <tr><td>People</td><td id="seen-people">-</td></tr>
 <tr><td>Frames</td><td id="seen-frames">-</td></tr></table>
 <p>FPS <span class="num" id="fps">-</span></p>
@@ -334,7 +337,7 @@ async function tick() {
     const iv = s.in_view || {}, seen = s.seen || {};
     show("in-mask", iv.mask); show("in-no-mask", iv.no_mask); show("in-total", iv.total);
     show("seen-mask", seen.mask); show("seen-no-mask", seen.no_mask); show("seen-frames", seen.frames);
-    show("seen-people", seen.people);
+    show("seen-people", seen.people); show("in-incorrect", iv.incorrect); show("seen-incorrect", seen.incorrect);
     show("fps", s.fps === null ? null : s.fps.toFixed(1)); show("alerts-total", s.alerts_total);
     const box = $("alerts"); box.replaceChildren();
     for (const a of s.alerts) {

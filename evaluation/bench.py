@@ -338,9 +338,10 @@ def worker_loop(spec: dict[str, Any]) -> dict[str, Any]:
     recorder = FrameRecorder(STAGES)
 
     class RecordingStats(RunStats):
-        def add_frame(self, n_mask: int, n_no_mask: int, stage_s: dict[str, float], n_unknown: int = 0) -> None:
-            super().add_frame(n_mask, n_no_mask, stage_s, n_unknown)
-            recorder.add(stage_s, n_mask + n_no_mask + n_unknown)
+        def add_frame(self, n_mask: int, n_no_mask: int, stage_s: dict[str, float], n_unknown: int = 0,
+                      n_incorrect: int = 0) -> None:  # fmt: skip
+            super().add_frame(n_mask, n_no_mask, stage_s, n_unknown, n_incorrect)
+            recorder.add(stage_s, n_mask + n_no_mask + n_unknown + n_incorrect)
 
     cfg = load_config(spec["config"], spec["overrides"])
     pipeline = (LivePipeline if spec.get("live") else Pipeline).from_config(cfg, video=True)

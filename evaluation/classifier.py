@@ -24,11 +24,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from maskwatch import labels as codes
 from maskwatch.cli import add_config_args, config_from_args, run
 from maskwatch.config import Config
 from maskwatch.errors import UserError
 from maskwatch.files import atomic_path, write_json_atomic, write_text_atomic
-from maskwatch.labels import MASK, NO_MASK, UNKNOWN, label_faces
+from maskwatch.labels import LABELS, label_faces
+
+MASK, NO_MASK, UNKNOWN = (LABELS[c] for c in (codes.MASK, codes.NO_MASK, codes.UNKNOWN))  # label names
 
 HEIGHT_BINS_PX = (0, 32, 64, 128)  # bin i: HEIGHT_BINS_PX[i] <= height < HEIGHT_BINS_PX[i + 1]
 BIN_NAMES = ("<32", "32-63", "64-127", "128+")
@@ -149,7 +152,7 @@ def evaluate_images(images: Sequence[LabelledImage], classify: Classify, cfg: Co
                 yield FaceResult(**base, found=False)
             else:
                 yield FaceResult(**base, found=True, height_px=int(heights[p]), prob_mask=float(probs[p]),
-                                 label=str(labels[p]))
+                                 label=LABELS[labels[p]])
 
 
 def _counts(rows: Sequence[FaceResult]) -> dict[str, float | int | None]:
@@ -268,7 +271,7 @@ def relabel(results: Sequence[FaceResult], cfg: Config, unsure_band: tuple[float
     found = [r for r in results if r.found]
     labels = label_faces([r.prob_mask for r in found], [r.height_px for r in found],
                          threshold=cfg.classifier.threshold, unsure_band=unsure_band, min_face_px=min_face_px)
-    return [replace(r, label=str(lb)) for r, lb in zip(found, labels, strict=True)]
+    return [replace(r, label=LABELS[lb]) for r, lb in zip(found, labels, strict=True)]
 
 
 def choose_decision(results: Sequence[FaceResult], cfg: Config, *, accuracy_min: float = 0.97,

@@ -173,6 +173,7 @@ class AlertsConfig:
     no_mask_s: float = _range(0.0, 3600.0, default=2.0)
     cooldown_s: float = _range(0.0, 86400.0, default=60.0)
     gap_s: float = _range(0.0, 3600.0, default=1.0)
+    incorrect_is_violation: bool = True
     snapshots: bool = True
     snapshots_dir: str = ""
     banner_s: float = _range(0.0, 3600.0, default=3.0)

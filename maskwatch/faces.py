@@ -1,4 +1,4 @@
-"""``Faces``: the face record of one frame (boxes, detector scores, P(mask), label, track id)."""
+"""``Faces``: the face record of one frame (boxes, detector scores, P(mask), label, track id, class probabilities)."""
 
 from __future__ import annotations
 
@@ -7,18 +7,10 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-LABELS = ("no_mask", "mask", "unknown")  # label codes 0, 1, 2 (``Faces.label`` holds codes)
-NO_MASK, MASK, UNKNOWN = 0, 1, 2
+from maskwatch.labels import CLASSES, LABELS, MASK, NO_MASK, UNKNOWN, labels_from_prob
+
+__all__ = ["LABELS", "MASK", "NO_MASK", "NO_TRACK", "UNKNOWN", "Faces", "grow_boxes", "labels_from_prob"]
 NO_TRACK = -1
-
-
-def labels_from_prob(prob_mask: np.ndarray | float, threshold: float) -> np.ndarray:
-    """int8 label codes of P(mask): ``MASK`` at or above ``threshold``, ``NO_MASK`` below, ``UNKNOWN`` for NaN
-    (not classified). The one place a probability becomes a label (drawing, log and stats use it)."""
-    prob = np.asarray(prob_mask, np.float64)
-    codes = np.where(prob >= threshold, MASK, NO_MASK).astype(np.int8)
-    codes[np.isnan(prob)] = UNKNOWN
-    return codes
 
 
 def _frozen(values: object, dtype: type, shape: tuple[int, ...]) -> np.ndarray:
@@ -33,8 +25,10 @@ class Faces:
 
     ``xyxy``: int32 (n, 4) ``x1, y1, x2, y2`` in pixels, clipped to the frame, end exclusive (the face is
     ``frame[y1:y2, x1:x2]``). ``confidence``: float32 (n,) detector scores. ``prob_mask``: float32 (n,) P(mask),
-    NaN = not classified. ``label``: int8 (n,) codes into ``LABELS`` (``label_names`` gives the strings).
-    ``track_id``: int64 (n,), ``NO_TRACK`` = none. ``Faces(xyxy, confidence)`` leaves the rest unset.
+    NaN = not classified. ``label``: int8 (n,) codes into ``maskwatch.labels.LABELS`` (``label_names`` gives the
+    strings). ``track_id``: int64 (n,), ``NO_TRACK`` = none. ``probs``: float32 (n, 0) for a binary model, else
+    (n, 3), the class probabilities in the order of ``maskwatch.labels.CLASSES`` (no_mask, mask, incorrect; NaN =
+    not classified). ``Faces(xyxy, confidence)`` leaves the rest unset.
     """
 
     xyxy: np.ndarray
@@ -42,16 +36,20 @@ class Faces:
     prob_mask: np.ndarray | None = field(default=None)
     label: np.ndarray | None = field(default=None)
     track_id: np.ndarray | None = field(default=None)
+    probs: np.ndarray | None = field(default=None)
 
     def __post_init__(self) -> None:
         xyxy = _frozen(self.xyxy, np.int32, (-1, 4))
         n = len(xyxy)
+        no_probs = self.probs is None or np.size(self.probs) == 0
         columns = {
             "xyxy": xyxy,
             "confidence": _frozen(self.confidence, np.float32, (-1,)),
             "prob_mask": _frozen(np.full(n, np.nan) if self.prob_mask is None else self.prob_mask, np.float32, (-1,)),
             "label": _frozen(np.full(n, UNKNOWN) if self.label is None else self.label, np.int8, (-1,)),
             "track_id": _frozen(np.full(n, NO_TRACK) if self.track_id is None else self.track_id, np.int64, (-1,)),
+            "probs": _frozen(np.zeros((n, 0)) if no_probs else self.probs, np.float32,
+                             (n, 0) if no_probs else (-1, len(CLASSES))),
         }
         for name, column in columns.items():
             if len(column) != n:
@@ -90,13 +88,29 @@ class Faces:
 
     @property
     def label_names(self) -> list[str]:
-        """The label of every face as a string (``"mask"``, ``"no_mask"``, ``"unknown"``)."""
+        """The label of every face as a string (``"mask"``, ``"no_mask"``, ``"incorrect"``, ``"unknown"``)."""
         return [LABELS[code] for code in self.label.tolist()]
 
-    def with_labels(self, prob_mask: np.ndarray, threshold: float) -> Faces:
-        """A copy with these P(mask) and the labels ``labels_from_prob`` gives them."""
-        prob = np.asarray(prob_mask, np.float32)
-        return replace(self, prob_mask=prob, label=labels_from_prob(prob, threshold))
+    @property
+    def label_prob(self) -> np.ndarray:
+        """float64 (n,): the probability of each face's label (binary: P(mask), or 1 - P(mask) for no_mask; three
+        classes: that class's column), NaN for unknown."""
+        prob = self.prob_mask.astype(np.float64)
+        if self.probs.shape[1]:
+            column = np.where(self.label == UNKNOWN, 0, self.label).astype(np.intp)
+            prob = self.probs[np.arange(len(column)), column].astype(np.float64)
+        elif len(prob):
+            prob = np.where(self.label == NO_MASK, 1 - prob, prob)
+        return np.where(self.label == UNKNOWN, np.nan, prob)
+
+    def with_labels(self, scores: np.ndarray, threshold: float) -> Faces:
+        """A copy labelled by ``labels_from_prob``: ``scores`` are P(mask) (n,), or class probabilities (n, 3) (then
+        P(mask) is their mask column)."""
+        scores = np.asarray(scores, np.float32)
+        label = labels_from_prob(scores, threshold)
+        if scores.ndim == 2:
+            return replace(self, prob_mask=scores[:, MASK], label=label, probs=scores)
+        return replace(self, prob_mask=scores, label=label)
 
     def with_unknown(self, chosen: np.ndarray) -> Faces:
         """A copy with the chosen faces (bool (n,)) labelled unknown; P(mask) kept."""
@@ -117,7 +131,7 @@ class Faces:
         return [frame_bgr[y1:y2, x1:x2].copy() for x1, y1, x2, y2 in grown]
 
 
-_COLUMNS = ("xyxy", "confidence", "prob_mask", "label", "track_id")
+_COLUMNS = ("xyxy", "confidence", "prob_mask", "label", "track_id", "probs")
 
 
 def grow_boxes(xyxy: np.ndarray, margin: float, frame_wh: tuple[int, int]) -> np.ndarray:

@@ -30,6 +30,7 @@ from detector.sources import Frame
 from detector.stats import RunStats
 from maskwatch.config import AlertsConfig, load_config
 from maskwatch.faces import MASK, NO_MASK, NO_TRACK, UNKNOWN, Faces
+from maskwatch.labels import INCORRECT
 
 ROOT = Path(__file__).resolve().parents[1]
 FPS = 10.0
@@ -91,6 +92,29 @@ def test_several_people_are_independent():
     rules = AlertRules(no_mask_s=0.5, cooldown_s=100.0)
     timeline = [((1, NO_MASK), (2, MASK))] * 10 + [((1, NO_MASK), (2, NO_MASK))] * 10
     assert _run_rules(rules, timeline) == [(0.5, 1, 0.0), (1.5, 2, 1.0)]
+
+
+def test_a_mask_worn_wrong_is_a_violation_only_when_configured():
+    # track 1: 1.5 s worn wrong, then 1.5 s unmasked; track 2: worn wrong throughout
+    timeline = [((1, INCORRECT), (2, INCORRECT))] * 15 + [((1, NO_MASK), (2, INCORRECT))] * 15
+    counted = AlertRules(no_mask_s=1.0, cooldown_s=60.0, violations=(NO_MASK, INCORRECT))
+    fired = [(round(i / FPS, 3), trig.track_id, trig.since_s, trig.label) for i, people in enumerate(timeline)
+             for trig in counted.update(_faces(*people), i / FPS)]  # fmt: skip
+    assert fired == [(1.0, 1, 0.0, INCORRECT), (1.0, 2, 0.0, INCORRECT)]  # one run across both violations
+    ignored = AlertRules(no_mask_s=1.0, cooldown_s=60.0)  # the default: no_mask only; worn wrong ends a run
+    assert _run_rules(ignored, timeline) == [(2.5, 1, 1.5)]
+
+
+def test_alert_events_name_the_violation_and_the_config_switch(tmp_path: Path):
+    def events(cfg: AlertsConfig, label: int) -> list[str]:
+        with Alerts.from_config(cfg, None) as alerts:
+            return [e["event"] for i in range(12) for e in alerts.update(
+                Frame(i, i / FPS, _scene(i), "cam.mp4", FPS), _faces((4, label)), _scene(i))]
+
+    on = load_config(overrides=["alerts.no_mask_s=1.0"]).alerts
+    off = load_config(overrides=["alerts.no_mask_s=1.0", "alerts.incorrect_is_violation=false"]).alerts
+    assert on.incorrect_is_violation and events(on, INCORRECT) == ["incorrect"]
+    assert events(off, INCORRECT) == [] and events(off, NO_MASK) == ["no_mask"]
 
 
 # ------------------------------------------------------------------ receivers against real local servers

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from detector.classifier import MaskClassifier, card_classes
-from maskwatch.classes import class_color_bgr, class_label_text
 from maskwatch.config import load_config
 from maskwatch.errors import UserError
+from maskwatch.labels import INCORRECT, MASK, NO_MASK, UNKNOWN, label_color_bgr, label_text
 
 ROOT = Path(__file__).resolve().parent.parent
 HELD_OUT_PHOTO = Path(__file__).resolve().parent / "fixtures" / "insightface_t1.jpg"
@@ -58,12 +58,11 @@ def test_three_class_shipped_model_reads_its_card() -> None:
 
 def test_colours_and_label_text_of_each_class() -> None:
     draw = load_config().draw
-    assert class_color_bgr("incorrect", draw) == (0, 140, 255)  # orange, BGR
-    assert class_color_bgr("mask", draw) == draw.mask_color_bgr
-    assert class_color_bgr("no_mask", draw) == draw.no_mask_color_bgr
+    assert label_color_bgr(INCORRECT, draw) == (0, 140, 255)  # orange, BGR
+    assert label_color_bgr(MASK, draw) == draw.mask_color_bgr
+    assert label_color_bgr(NO_MASK, draw) == draw.no_mask_color_bgr
+    assert label_color_bgr(UNKNOWN, draw) == draw.unknown_color_bgr
     custom = load_config(overrides=["draw.incorrect_color_bgr=[1, 2, 3]"]).draw
-    assert class_color_bgr("incorrect", custom) == (1, 2, 3)
-    assert class_label_text("incorrect", 0.912) == "Mask Worn Wrong 91.2%"
-    assert class_label_text("mask", 0.5) == "Mask 50.0%" and class_label_text("no_mask", 1.0) == "No Mask 100.0%"
-    with pytest.raises(ValueError, match="unknown_class"):
-        class_color_bgr("unknown_class", draw)
+    assert label_color_bgr(INCORRECT, custom) == (1, 2, 3)
+    assert label_text(INCORRECT, 0.912) == "Mask Worn Wrong 91.2%"
+    assert label_text(MASK, 0.5) == "Mask 50.0%" and label_text(NO_MASK, 1.0) == "No Mask 100.0%"

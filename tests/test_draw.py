@@ -11,6 +11,7 @@ from detector.people import Counts
 from maskwatch.config import load_config
 from maskwatch.faces import MASK, NO_MASK, UNKNOWN, Faces
 from maskwatch.geometry import iou_matrix
+from maskwatch.labels import INCORRECT
 
 STYLE = DrawStyle.from_config(load_config().draw)
 
@@ -30,19 +31,20 @@ def _label_height(text: str) -> int:
 
 
 def test_label_and_count_texts():
-    assert label_text(0.972, MASK) == "Mask 97.2%"
-    assert label_text(0.119, NO_MASK) == "No Mask 88.1%"
-    assert label_text(0.5, MASK) == "Mask 50.0%"
-    assert label_text(0.6, NO_MASK) == "No Mask 40.0%"
-    assert label_text(float("nan"), UNKNOWN) == "?"
-    assert counts_text(2, 1) == "3 faces: 2 mask, 1 no mask"
-    assert counts_text(0, 1) == "1 face: 0 mask, 1 no mask"
-    assert counts_text(0, 0) == "0 faces"
-    assert counts_text(1, 1, 2) == "4 faces: 1 mask, 1 no mask, 2 unknown"
+    assert label_text(MASK, 0.972) == "Mask 97.2%"
+    assert label_text(NO_MASK, 0.881) == "No Mask 88.1%"
+    assert label_text(MASK, 0.5) == "Mask 50.0%"
+    assert label_text(INCORRECT, 0.912) == "Mask Worn Wrong 91.2%"
+    assert label_text(UNKNOWN, float("nan")) == "?"
+    assert counts_text({"mask": 2, "no_mask": 1}) == "3 faces: 2 mask, 1 no mask"
+    assert counts_text({"mask": 0, "no_mask": 1, "incorrect": 0, "unknown": 0}) == "1 face: 0 mask, 1 no mask"
+    assert counts_text({}) == "0 faces"
+    assert counts_text({"mask": 1, "no_mask": 1, "unknown": 2}) == "4 faces: 1 mask, 1 no mask, 2 unknown"
+    assert counts_text({"mask": 1, "no_mask": 0, "incorrect": 2}) == "3 faces: 1 mask, 0 no mask, 2 worn wrong"
 
 
 def test_unknown_faces_are_grey_with_a_question_mark():
-    assert label_text(0.5, UNKNOWN) == "?"
+    assert label_text(UNKNOWN, 0.5) == "?"
     frame = np.zeros((120, 160, 3), np.uint8)
     faces = Faces([[40, 40, 100, 110]], [0.9]).with_labels(np.array([0.7]), 0.5).with_unknown(np.array([True]))
     out = draw(frame, faces, DrawStyle())
@@ -70,6 +72,27 @@ def test_golden_two_faces_and_overlay():
     assert _block(want, "2 faces: 1 mask, 1 no mask", 0, y, (0, 0, 0)) == 240
 
     np.testing.assert_array_equal(got, want)
+
+
+def test_golden_three_classes_orange_box_and_own_label_text():
+    """A three-class record: each face's text is its own class's probability; a mask worn wrong is orange."""
+    frame = np.full((200, 320, 3), 90, np.uint8)
+    faces = Faces([[20, 60, 100, 160], [120, 60, 200, 160], [220, 60, 300, 160]], [0.9, 0.9, 0.9])
+    probs = np.array([[0.02, 0.95, 0.03], [0.08, 0.01, 0.91], [0.7, 0.1, 0.2]])
+    got = draw(frame, faces.with_labels(probs, 0.5), STYLE)
+
+    want = frame.copy()
+    for (x1, y1, x2, y2), text, color in zip(faces.xyxy.tolist(), ["Mask 95.0%", "Mask Worn Wrong 91.0%",
+                                             "No Mask 70.0%"], [STYLE.mask_color_bgr, (0, 140, 255),
+                                             STYLE.no_mask_color_bgr], strict=True):  # fmt: skip
+        cv2.rectangle(want, (x1, y1), (x2 - 1, y2 - 1), color, STYLE.thickness_px)
+        (tw, th), baseline = cv2.getTextSize(text, FONT, STYLE.font_scale, 1)
+        left, top, _, _ = label_box((x1, y1, x2, y2), (tw, th), baseline, (320, 200))  # the last one ends at x 320
+        _block(want, text, left, top, color)
+    text = "3 faces: 1 mask, 1 no mask, 1 worn wrong"
+    _block(want, text, 0, 200 - _label_height(text), (0, 0, 0))
+    np.testing.assert_array_equal(got, want)
+    assert tuple(got[110, 120]) == (0, 140, 255) == STYLE.incorrect_color_bgr  # the orange box's left edge
 
 
 def test_golden_no_face_no_fps():
@@ -155,6 +178,8 @@ def test_a_blurred_face_is_not_found_by_the_face_detector(astronaut):
 def test_overlay_counts_people_in_view_and_seen():
     assert people_text("in view", {"mask": 2, "no_mask": 1, "unknown": 0}) == "in view: 3 (2 mask, 1 no mask)"
     assert people_text("seen", {"mask": 0, "no_mask": 1, "unknown": 2}) == "seen: 3 (0 mask, 1 no mask, 2 unknown)"
+    assert people_text("seen", {"mask": 1, "no_mask": 0, "incorrect": 1, "unknown": 0}) == (
+        "seen: 2 (1 mask, 0 no mask, 1 worn wrong)")
     counts = Counts({"mask": 1, "no_mask": 0, "unknown": 0}, {"mask": 3, "no_mask": 2, "unknown": 0})
     frame = np.zeros((240, 320, 3), np.uint8)
     with_counts = draw(frame, Faces.empty(), DrawStyle(), people=counts)

@@ -57,3 +57,28 @@ def test_csv_has_one_row_per_face_and_agrees_with_jsonl(tmp_path: Path):
 def test_no_log_path_writes_nothing(tmp_path: Path):
     _write(open_log(None), _records())
     assert list(tmp_path.iterdir()) == []
+
+
+def test_three_class_faces_log_incorrect_and_each_class_probability(tmp_path: Path):
+    image = np.zeros((60, 80, 3), np.uint8)
+    faces = Faces([[1, 2, 30, 40], [40, 5, 70, 50]], [0.9, 0.7], track_id=[4, 5]).with_labels(
+        np.array([[0.05, 0.1, 0.85], [0.2, 0.7, 0.1]]), 0.5)
+    records = [frame_record(Frame(0, 0.0, image, "clip.mp4", 10.0), Faces.empty()),
+               frame_record(Frame(1, 0.1, image, "clip.mp4", 10.0), faces)]
+    first = records[1]["faces"][0]
+    assert first["label"] == "incorrect" and first["prob_mask"] == pytest.approx(0.1)
+    assert first["probs"] == pytest.approx({"no_mask": 0.05, "mask": 0.1, "incorrect": 0.85})
+    assert records[1]["faces"][1]["label"] == "mask"
+    assert all("probs" not in face for r in _records() for face in r["faces"])  # binary lines stay as they were
+    _write(open_log(tmp_path / "log.csv"), records)
+    with (tmp_path / "log.csv").open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert tuple(rows[0]) == (*CSV_COLUMNS, "p_no_mask", "p_mask", "p_incorrect")
+    assert [(r["label"], r["p_incorrect"], r["track_id"]) for r in rows] == [("incorrect", "0.85", "4"),
+                                                                            ("mask", "0.1", "5")]
+
+
+def test_a_csv_log_without_faces_still_has_its_header(tmp_path: Path):
+    image = np.zeros((60, 80, 3), np.uint8)
+    _write(open_log(tmp_path / "log.csv"), [frame_record(Frame(0, 0.0, image, "clip.mp4", 10.0), Faces.empty())])
+    assert (tmp_path / "log.csv").read_text() == ",".join(CSV_COLUMNS) + "\n"

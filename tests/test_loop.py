@@ -143,7 +143,7 @@ def test_video_headless_output_log_summary(face_video: Path, tiny_model: Path, t
     assert summary["mask"] + summary["no_mask"] == 2 * (N_FRAMES - 4) and summary["unknown"] == 2 * 4
     assert summary["faces"] == 2 * N_FRAMES
     people = summary["people"]
-    assert people["seen"] == 2 and people["seen_by_label"] == {"mask": 1, "no_mask": 1, "unknown": 0}
+    assert people["seen"] == 2 and people["seen_by_label"] == {"mask": 1, "no_mask": 1, "incorrect": 0, "unknown": 0}
     assert [p["frames"] for p in people["persons"]] == [N_FRAMES, N_FRAMES]
     assert people["persons"][0]["last_seen_s"] == pytest.approx((N_FRAMES - 1) / 10)
     assert summary["mask"] == sum(f["label"] == "mask" for f in faces)

@@ -18,8 +18,10 @@ from detector.tracking import (
     vote,
 )
 from maskwatch.config import load_config
+from maskwatch.errors import UserError
 from maskwatch.faces import MASK, NO_MASK, UNKNOWN, Faces
 from maskwatch.geometry import iou_matrix
+from maskwatch.labels import INCORRECT
 
 SIZE_WH = (320, 240)
 SIDE_PX = 60
@@ -372,3 +374,68 @@ def test_a_face_covered_while_walking_is_found_again_further_on():
     faces = _frames(_voting(Script(script), max_missed=0), 14)
     assert faces[12].track_id.tolist() == faces[0].track_id.tolist()
     assert iou_matrix(np.array(walk[3]), np.array(walk[10]))[0, 0] < MEMORY_IOU  # not where it was last seen
+
+
+class ThreeClassScript(Script):
+    """A three-class 'classifier' (columns in another order than ``CLASSES``, as a card may have them): frame k's
+    probabilities from ``rows[k]`` (no_mask, mask, incorrect)."""
+
+    class_names = ("incorrect", "no_mask", "mask")
+
+    def __init__(self, boxes: list[list[list[int]]], rows: list[tuple[float, float, float]]) -> None:
+        super().__init__(boxes)
+        self.rows = rows
+
+    def probabilities(self, crops):
+        no_mask, mask, incorrect = self.rows[self.k]
+        return np.tile([incorrect, no_mask, mask], (len(crops), 1)).astype(np.float32)
+
+    def __call__(self, crops):  # P(mask), as ``MaskClassifier`` gives it
+        return self.probabilities(crops)[:, self.class_names.index("mask")]
+
+    @property
+    def classify(self):  # the classifier ``_voting`` passes is the whole object (probabilities, class_names)
+        return self
+
+
+def test_three_class_votes_ride_out_one_wrong_frame_and_follow_a_real_change():
+    box = [100, 60, 160, 130]
+    wrong, masked, bare = (0.1, 0.1, 0.8), (0.05, 0.9, 0.05), (0.8, 0.1, 0.1)
+    rows = [wrong] * 3 + [masked] + [wrong] * 2 + [bare] * 6  # one bad frame, then the mask comes off
+    faces = _frames(_voting(ThreeClassScript([[box]] * 12, rows)), 12)
+    labels = [f.label_names[0] for f in faces]
+    assert labels[:6] == ["unknown", "incorrect", "incorrect", "incorrect", "incorrect", "incorrect"]
+    # 3 bare votes of the last 5: no_mask leads by 0.14, within 2 x hysteresis; 4 of 5: it leads by 0.42, changes
+    assert labels[-1] == "no_mask" and labels.index("no_mask") == 9
+    np.testing.assert_allclose(faces[3].probs[0], np.mean([wrong] * 3 + [masked], axis=0), atol=1e-6)
+    assert faces[3].prob_mask[0] == pytest.approx(faces[3].probs[0, MASK])  # P(mask) is the mask column
+    before = _frames(_voting(ThreeClassScript([[box]] * 12, rows), vote_keyframes=1, vote_min_keyframes=1,
+                             vote_hysteresis=0.0), 12)  # fmt: skip
+    assert [f.label_names[0] for f in before][3] == "mask"  # without votes the bad frame flips the box
+
+
+def test_vote_on_class_probabilities_keeps_a_label_within_twice_the_hysteresis():
+    kw = {"threshold": 0.5, "min_votes": 2, "hysteresis": 0.1}
+    assert vote([(0.1, 0.1, 0.8)], UNKNOWN, **kw) == UNKNOWN
+    assert vote([(0.5, 0.1, 0.4), (0.5, 0.1, 0.4)], INCORRECT, **kw) == INCORRECT  # behind by 0.1 <= 0.2: stays
+    assert vote([(0.6, 0.1, 0.3), (0.6, 0.1, 0.3)], INCORRECT, **kw) == NO_MASK  # behind by 0.3: changes
+    assert vote([(0.6, 0.1, 0.3), (np.nan,) * 3, (0.6, 0.1, 0.3)], UNKNOWN, **kw) == NO_MASK  # NaN votes ignored
+    # two classes at threshold 0.5: the same decisions as the P(mask) rule
+    for p in (0.35, 0.42, 0.45, 0.58, 0.65):
+        for previous in (MASK, NO_MASK, UNKNOWN):
+            assert vote([(1 - p, p, 0.0)] * 2, previous, **kw) == vote([p] * 2, previous, **kw)
+
+
+def test_an_image_pipeline_with_a_three_class_model_labels_by_the_most_probable_class():
+    script = ThreeClassScript([[[0, 0, 40, 40], [50, 0, 90, 40]]], [(0.1, 0.2, 0.7)])
+    faces = Pipeline(script.detect, script.classify, threshold=0.5)(np.zeros((48, 96, 3), np.uint8))
+    assert faces.label_names == ["incorrect", "incorrect"] and faces.probs.shape == (2, 3)
+    np.testing.assert_allclose(faces.probs, [[0.1, 0.2, 0.7]] * 2, atol=1e-6)
+    assert faces.prob_mask.tolist() == pytest.approx([0.2, 0.2])
+
+
+def test_a_classifier_with_other_classes_is_refused():
+    script = ThreeClassScript([[]], [(0.1, 0.2, 0.7)])
+    script.class_names = ("incorrect", "no_mask", "mask", "hat")
+    with pytest.raises(UserError, match="hat"):
+        Pipeline(script.detect, script.classify)

@@ -27,6 +27,7 @@ from detector.stats import RunStats
 from detector.web import Viewer, WebServer, live_counts, parse_serve, token_ok
 from maskwatch.errors import UserError
 from maskwatch.faces import MASK, NO_MASK, Faces
+from maskwatch.labels import INCORRECT
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -112,8 +113,12 @@ def test_live_counts_from_faces_and_stats() -> None:
     stats = RunStats()
     stats.add_frame(2, 1, {"detect": 0.1})
     counts = live_counts(_faces([MASK, NO_MASK, NO_MASK]), stats)
-    assert counts["in_view"] == {"mask": 1, "no_mask": 2, "unknown": 0, "total": 3}
-    assert counts["seen"] == {"frames": 2, "faces": 6, "mask": 3, "no_mask": 3}
+    assert counts["in_view"] == {"mask": 1, "no_mask": 2, "incorrect": 0, "unknown": 0, "total": 3}
+    assert counts["seen"] == {"frames": 2, "faces": 6, "mask": 3, "no_mask": 3, "incorrect": 0}
+    stats.add_frame(0, 0, {"detect": 0.1}, n_incorrect=1)
+    counts = live_counts(_faces([INCORRECT, MASK]), stats)
+    assert counts["in_view"] == {"mask": 1, "no_mask": 0, "incorrect": 1, "unknown": 0, "total": 2}
+    assert counts["seen"] == {"frames": 3, "faces": 6, "mask": 3, "no_mask": 1, "incorrect": 2}
 
 
 def test_live_counts_are_people_in_video() -> None:
@@ -124,8 +129,8 @@ def test_live_counts_are_people_in_video() -> None:
     stats.people.update(_faces([MASK]), 0.3)  # only person 0 still in view
     counts = live_counts(_faces([MASK]), stats)
     assert counts["unit"] == "people"
-    assert counts["in_view"] == {"mask": 1, "no_mask": 0, "unknown": 0, "total": 1}
-    assert counts["seen"] == {"mask": 1, "no_mask": 2, "unknown": 0, "people": 3, "frames": 4}
+    assert counts["in_view"] == {"mask": 1, "no_mask": 0, "incorrect": 0, "unknown": 0, "total": 1}
+    assert counts["seen"] == {"mask": 1, "no_mask": 2, "incorrect": 0, "unknown": 0, "people": 3, "frames": 4}
 
 
 def test_endpoints_and_snapshots(tmp_path: Path) -> None:
@@ -154,7 +159,7 @@ def test_endpoints_and_snapshots(tmp_path: Path) -> None:
             status, body, _ = _get(base + "api/status")
             s = json.loads(body)
             assert s["running"] and s["source"] == "test.mp4" and s["frame"] >= 0
-            assert s["in_view"] == {"mask": 1, "no_mask": 2, "unknown": 0, "total": 3}
+            assert s["in_view"] == {"mask": 1, "no_mask": 2, "incorrect": 0, "unknown": 0, "total": 3}
             assert s["alerts_total"] == 1
             alert = s["alerts"][0]
             assert alert["snapshot_face"] == "/snapshots/test_f000003_t1_face.jpg"
