@@ -66,3 +66,21 @@ def test_colours_and_label_text_of_each_class() -> None:
     assert label_color_bgr(INCORRECT, custom) == (1, 2, 3)
     assert label_text(INCORRECT, 0.912) == "Mask Worn Wrong 91.2%"
     assert label_text(MASK, 0.5) == "Mask 50.0%" and label_text(NO_MASK, 1.0) == "No Mask 100.0%"
+
+
+def test_the_shipped_three_class_model_through_the_pipeline_on_a_real_photo() -> None:
+    """CenterFace -> crops -> the shipped three-class model on a held-out group photo of six unmasked people."""
+    from detector.pipeline import Pipeline
+    from detector.sinks import frame_record
+    from detector.sources import Frame
+
+    cfg = load_config(overrides=["classifier.model=mask_classifier_3class"])
+    photo = cv2.imread(str(HELD_OUT_PHOTO))
+    faces = Pipeline.from_config(cfg, video=False)(photo)
+    assert len(faces) == 6 and faces.probs.shape == (6, 3)
+    np.testing.assert_allclose(faces.probs.sum(axis=1), 1.0, atol=1e-4)
+    assert faces.label_names == ["no_mask"] * 6
+    np.testing.assert_allclose(faces.prob_mask, faces.probs[:, MASK])
+    record = frame_record(Frame(0, 0.0, photo, "t1.jpg"), faces)
+    assert {f["label"] for f in record["faces"]} == {"no_mask"}
+    assert all(set(f["probs"]) == {"no_mask", "mask", "incorrect"} for f in record["faces"])
