@@ -185,3 +185,29 @@ def test_detect_every_one_still_tracks(detect_every):
     assert len(faces) == 2 and np.diag(iou_matrix(faces.xyxy, truth_xyxy(12))).min() > 0.85
     gaps = np.diff(detector.calls)
     assert gaps.min() >= detect_every
+
+
+class ThreeClassByBrightness:
+    """A three-class 'classifier' (``class_names``, ``probabilities``): face A (bright) wears the mask wrong, face B
+    (dark) wears none."""
+
+    class_names = ("no_mask", "mask", "incorrect")
+
+    def probabilities(self, crops: list[np.ndarray]) -> np.ndarray:
+        return np.array([[0.1, 0.1, 0.8] if crop.mean() > 128 else [0.9, 0.05, 0.05] for crop in crops], np.float32)
+
+    def __call__(self, crops: list[np.ndarray]) -> np.ndarray:
+        return self.probabilities(crops)[:, 1]
+
+
+def test_the_live_worker_hands_class_probabilities_to_the_tracks():
+    detector = HeldDetector(held=False)
+    pipe = LivePipeline(detector, ThreeClassByBrightness(), detect_every=4, relabel_every=1)
+    try:
+        pipe(frame_at(0))
+        pipe.wait_idle(HOLD_TIMEOUT_S)
+        faces = _by_x(pipe(frame_at(1)))
+        assert faces.label_names == ["incorrect", "no_mask"] and faces.probs.shape == (2, 3)
+        np.testing.assert_allclose(faces.probs, [[0.1, 0.1, 0.8], [0.9, 0.05, 0.05]], atol=1e-6)
+    finally:
+        pipe.close()
