@@ -132,8 +132,9 @@ class Pipeline:
         if self.tracker is not None:
             self.tracker.set_prob_mask(faces.track_id[todo], scores)
             return self.tracker.voted()
+        # without tracking every face comes from the detector unclassified (class probabilities: no earlier ones)
         full = faces.prob_mask.copy() if scores.ndim == 1 else np.full((len(faces), scores.shape[1]), np.nan)
-        full[todo] = scores  # class probabilities: without tracking, every face is new
+        full[todo] = scores
         return faces.with_labels(full, self.threshold)
 
     def quality(self) -> dict[str, Any]:

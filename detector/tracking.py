@@ -199,21 +199,24 @@ class Track:
         new = moved / (frame - self.seen_frame)
         return (float(new[0] + self.velocity_xy[0]) / 2, float(new[1] + self.velocity_xy[1]) / 2)
 
+    @property
+    def class_votes(self) -> bool:
+        """Its votes are class probabilities (a three-class model), not P(mask)."""
+        return bool(self.votes) and isinstance(self.votes[-1], tuple)
+
     def vote_mean(self) -> float:
         """Mean P(mask) of the votes (NaN without any)."""
-        if self.votes and isinstance(self.votes[0], tuple):
+        if self.class_votes:
             return float(self.vote_probs()[MASK])
         return float(np.mean(self.votes)) if self.votes else float("nan")
 
     def vote_probs(self) -> np.ndarray:
         """Mean class probabilities of the votes (``CLASSES`` order; NaN without class votes)."""
-        if self.votes and isinstance(self.votes[0], tuple):
-            return np.mean(self.votes, axis=0)
-        return np.full(len(CLASSES), np.nan)
+        return np.mean(self.votes, axis=0) if self.class_votes else np.full(len(CLASSES), np.nan)
 
     def latest_probs(self) -> tuple[float, ...]:
         """The last vote's class probabilities (empty for P(mask) votes)."""
-        return self.votes[-1] if self.votes and isinstance(self.votes[-1], tuple) else ()
+        return self.votes[-1] if self.class_votes else ()  # type: ignore[return-value]
 
     def steady(self) -> bool:
         """Its size is within ``MAX_COAST_SCALE`` of its last detection's."""
@@ -281,7 +284,7 @@ class FaceTracker:
         """The tracks as a face record with the voted labels, and the mean of the votes as P(mask)."""
         if not self.tracks:
             return Faces.empty()
-        classes = any(t.votes and isinstance(t.votes[0], tuple) for t in self.tracks)
+        classes = any(t.class_votes for t in self.tracks)
         return Faces(np.rint([t.box_xyxy for t in self.tracks]), [t.confidence for t in self.tracks],
                      prob_mask=[t.vote_mean() for t in self.tracks], label=[t.label for t in self.tracks],
                      track_id=[t.track_id for t in self.tracks],
