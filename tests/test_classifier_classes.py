@@ -84,3 +84,20 @@ def test_the_shipped_three_class_model_through_the_pipeline_on_a_real_photo() ->
     record = frame_record(Frame(0, 0.0, photo, "t1.jpg"), faces)
     assert {f["label"] for f in record["faces"]} == {"no_mask"}
     assert all(set(f["probs"]) == {"no_mask", "mask", "incorrect"} for f in record["faces"])
+
+
+def test_the_evaluation_and_the_detector_name_the_same_classes() -> None:
+    """``MaskClassifier.predict`` (the evaluations) and ``labels_from_prob`` on the pipeline's scores (the detector)
+    agree on the same crops, for both shipped models."""
+    from detector.pipeline import scorer
+    from maskwatch.labels import LABELS, labels_from_prob
+
+    photo = cv2.imread(str(HELD_OUT_PHOTO))
+    h, w = photo.shape[:2]
+    crops = [photo[y : y + h // 3, x : x + w // 4]
+             for y in range(0, h - h // 3, h // 6) for x in range(0, w - w // 4, w // 8)]  # fmt: skip
+    for name in ("mask_classifier", "mask_classifier_3class"):
+        classifier = MaskClassifier(ROOT / "models" / name)
+        evaluated = [classifier.class_names[k] for k in classifier.predict(classifier.probabilities(crops))]
+        detected = [LABELS[c] for c in labels_from_prob(scorer(classifier)(crops), classifier.threshold)]
+        assert evaluated == detected and len(set(detected)) >= 2, name
