@@ -2,8 +2,8 @@
 
     python -m train.maskify SRC DST --full-images --classes 3 --upsample 2 --seed 1   # SRC: one group photo
     python tools/three_label_frame.py DST OUT.jpg
-    python -m detector.webcam --source OUT.jpg --no-display --output docs/three_labels.jpg \
-        --set classifier.model=mask_classifier_3class                               # the README's frame
+    python -m detector.webcam --source OUT.jpg --no-display --output FRAME.jpg \
+        --set classifier.model=mask_classifier_3class      # docs/three_labels.jpg: FRAME.jpg at JPEG quality 80
 
 The faces, left to right, take their region (the box grown by ``MARGIN``) from the variants in ``CYCLE``, in turn;
 the rest of the photo is the unmasked original (every variant is the same photo but for the masks).
