@@ -15,7 +15,7 @@ import multiprocessing
 import os
 import sys
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -152,11 +152,10 @@ def _pipeline(cfg: Config, video: bool) -> Any:
 def run_job(job: Job) -> Result:
     """Run one source headless into its folder; never raises (errors become ``Result.error``)."""
     from detector.draw import DrawStyle
-    from detector.loop import Outputs, run_loop
-    from detector.sinks import open_log
-    from detector.sources import FrameSource
+    from detector.loop import run_loop
+    from detector.sinks import Outputs
+    from detector.sources import FrameSource, primed
     from detector.stats import RunStats
-    from detector.webcam import _sink
 
     t0 = time.perf_counter()
     result = Result(job.name, job.source, job.out_dir)
@@ -170,15 +169,12 @@ def run_job(job: Job) -> Result:
         paths = {k: str(out / n) for k, n in (("video", job.output_name), ("log", job.log_name)) if n}
         raw = source.frames()
         with contextlib.closing(raw), contextlib.ExitStack() as stack:
-            frames = iter(raw)
-            first = next(frames, None)  # opens the source: its errors before the models load
+            frames = primed(raw)
             pipeline = _pipeline(cfg, source.kind != "images")
-            outputs = Outputs(stack.enter_context(_sink(source, paths.get("video"), cfg.stream.image_exts)),
-                              stack.enter_context(open_log(paths.get("log"))))  # fmt: skip
-            chained = frames if first is None else _prepend(first, frames)
+            outputs = Outputs.open(stack, source, paths.get("video"), paths.get("log"), cfg.stream.image_exts)
             try:
                 style = DrawStyle.from_config(cfg.draw, cfg.privacy.blur)
-                run_loop(chained, pipeline, style=style, outputs=outputs, stats=stats, max_frames=job.max_frames)
+                run_loop(frames, pipeline, style=style, outputs=outputs, stats=stats, max_frames=job.max_frames)
             finally:
                 stats.skipped_images = len(source.skipped)
         result.outputs = paths
@@ -196,11 +192,6 @@ def run_job(job: Job) -> Result:
             result.outputs["summary"] = str(path)
     result.seconds = round(time.perf_counter() - t0, 3)
     return result
-
-
-def _prepend(first: Any, rest: Iterable[Any]) -> Iterable[Any]:
-    yield first
-    yield from rest
 
 
 # ---------------------------------------------------------------- engines

@@ -10,6 +10,7 @@ so capture never waits for inference; video files are read in order, every frame
 from __future__ import annotations
 
 import functools
+import itertools
 import os
 import sys
 import threading
@@ -99,6 +100,12 @@ class FrameSource:
         if self.kind == "images":
             return image_frames(path, s.image_exts, skipped=self.skipped)
         return video_frames(path)
+
+
+def primed(frames: Iterator[Frame]) -> Iterator[Frame]:
+    """Open the source now (its errors surface before models load): read the first frame, then chain."""
+    first = next(frames, None)
+    return itertools.chain([first] if first is not None else [], frames)
 
 
 # ---------------------------------------------------------------- video files
