@@ -26,7 +26,7 @@ from aiohttp import web
 from detector.sources import Frame
 from detector.stats import RunStats
 from maskwatch.errors import UserError
-from maskwatch.faces import MASK, NO_MASK, UNKNOWN, Faces
+from maskwatch.faces import LABELS, Faces
 
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 RECENT_ALERTS = 8  # alerts listed on the page and in /api/status
@@ -38,23 +38,13 @@ def live_counts(faces: Faces, stats: RunStats) -> dict[str, Any]:
     """The counts the view shows: people in view and seen so far by label (video with track ids, from
     ``stats.people``), else this frame's faces and the run's face totals including this frame."""
     if stats.people.persons:
-        counts = stats.people.counts()
-        in_view, seen = counts.in_view, counts.seen
-        return {
-            "unit": "people",
-            "in_view": {label: in_view.get(label, 0) for label in ("mask", "no_mask", "unknown")}
-            | {"total": sum(in_view.values())},
-            "seen": {label: seen.get(label, 0) for label in ("mask", "no_mask", "unknown")}
-            | {"people": sum(seen.values()), "frames": stats.frames + 1},
-        }
-    n_mask, n_no_mask = int((faces.label == MASK).sum()), int((faces.label == NO_MASK).sum())
-    return {
-        "unit": "faces",
-        "in_view": {"mask": n_mask, "no_mask": n_no_mask, "unknown": int((faces.label == UNKNOWN).sum()),
-                    "total": len(faces)},
-        "seen": {"frames": stats.frames + 1, "faces": stats.faces + n_mask + n_no_mask,
-                 "mask": stats.mask + n_mask, "no_mask": stats.no_mask + n_no_mask},
-    }
+        in_view, seen = stats.people.counts().in_view, stats.people.counts().seen
+        return {"unit": "people", "in_view": in_view | {"total": sum(in_view.values())},
+                "seen": seen | {"people": sum(seen.values()), "frames": stats.frames + 1}}
+    now = {name: int((faces.label == code).sum()) for code, name in enumerate(LABELS)}
+    return {"unit": "faces", "in_view": now | {"total": len(faces)},
+            "seen": {"frames": stats.frames + 1, "faces": stats.faces + now["mask"] + now["no_mask"],
+                     "mask": stats.mask + now["mask"], "no_mask": stats.no_mask + now["no_mask"]}}
 
 
 def parse_serve(spec: str, default_host: str) -> tuple[str, int]:
@@ -68,10 +58,6 @@ def parse_serve(spec: str, default_host: str) -> tuple[str, int]:
     if not 0 < port < 65536 or not host:
         raise UserError(f"--serve wants [HOST:]PORT with a port 1-65535, got {spec!r}")
     return host, port
-
-
-def is_local(host: str) -> bool:
-    return host in LOCAL_HOSTS
 
 
 def token_ok(expected: str | None, query_token: str | None, authorization: str | None) -> bool:
@@ -156,87 +142,66 @@ class Viewer:
 
 
 class WebServer:
-    """``Viewer`` served over HTTP on its own thread and event loop; ``start()`` binds, ``close()`` stops.
+    """``Viewer`` served over HTTP while the ``with`` block runs, on a thread and event loop of its own.
 
     ``token`` None on a loopback bind means open; on any other bind a token is made if none is given.
     """
 
     def __init__(self, viewer: Viewer, host: str = "127.0.0.1", port: int = 0, token: str | None = None) -> None:
         self.viewer, self.host, self.port = viewer, host, port
-        self.token = token if token is not None or is_local(host) else secrets.token_urlsafe(24)
-        self._thread: threading.Thread | None = None
+        self.token = token if token is not None or host in LOCAL_HOSTS else secrets.token_urlsafe(24)
+        self._thread = threading.Thread(target=self._run, name="maskwatch-web", daemon=True)
+        self._started = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._runner: web.AppRunner | None = None
-        self._new_frame: asyncio.Event | None = None
+        self._new_frame = asyncio.Event()  # replaced on every frame: its waiters are the stream handlers
+        self._stop = asyncio.Event()
         self._closing = False
-        self._error: BaseException | None = None
+        self._error: OSError | None = None
 
     @property
     def url(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"http://{host}:{self.port}/" + (f"?token={self.token}" if self.token else "")
 
-    def start(self) -> WebServer:
-        started = threading.Event()
-        self._thread = threading.Thread(target=self._serve, args=(started,), name="maskwatch-web", daemon=True)
+    def __enter__(self) -> WebServer:
         self._thread.start()
-        started.wait()
+        self._started.wait()
         if self._error is not None:
             raise UserError(f"cannot serve the web view on {self.host}:{self.port}: {self._error}")
         return self
 
-    def close(self) -> None:
-        if self._loop is None or self._thread is None:
-            return
+    def __exit__(self, *exc: object) -> None:
+        assert self._loop is not None
         self._closing = True
         self._wake()
-        asyncio.run_coroutine_threadsafe(self._stop(), self._loop).result(timeout=10)
+        self._loop.call_soon_threadsafe(self._stop.set)
         self._thread.join(timeout=10)
         self.viewer._notify.remove(self._wake)
-        self._loop = None
-
-    def __enter__(self) -> WebServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     # -- the server's thread ---------------------------------------------------------------------------------------
 
-    def _serve(self, started: threading.Event) -> None:
-        loop = asyncio.new_event_loop()
-        asyncio.set_event_loop(loop)
+    def _run(self) -> None:
+        asyncio.run(self._serve())
+
+    async def _serve(self) -> None:
+        app = web.Application(middlewares=[self._auth])
+        app.on_response_prepare.append(self._no_store)
+        app.add_routes([web.get("/", self._page), web.get("/stream.mjpg", self._stream),
+                        web.get("/api/status", self._status), web.get("/healthz", self._health),
+                        web.get("/snapshots/{name}", self._snapshot)])  # fmt: skip
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
+        await runner.setup()
         try:
-            loop.run_until_complete(self._begin())
+            await web.TCPSite(runner, self.host, self.port).start()
+            self.port = runner.addresses[0][1]  # the bound port (port 0 = a free one)
+            self._loop = asyncio.get_running_loop()
+            self.viewer._notify.append(self._wake)
         except OSError as exc:
             self._error = exc
-            started.set()
-            loop.close()
-            return
-        self._loop = loop
-        self.viewer._notify.append(self._wake)
-        started.set()
-        loop.run_forever()
-        loop.close()
-
-    async def _begin(self) -> None:
-        self._new_frame = asyncio.Event()
-        app = web.Application(middlewares=[self._auth])
-        app.router.add_get("/", self._page)
-        app.router.add_get("/stream.mjpg", self._stream)
-        app.router.add_get("/api/status", self._status)
-        app.router.add_get("/healthz", self._health)
-        app.router.add_get("/snapshots/{name}", self._snapshot)
-        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port)
-        await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]  # the bound port (port 0 = a free one)
-
-    async def _stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-        asyncio.get_running_loop().call_soon(asyncio.get_running_loop().stop)
+        self._started.set()
+        if self._error is None:
+            await self._stop.wait()
+        await runner.cleanup()
 
     def _wake(self) -> None:
         """From any thread: wake the stream handlers (a new frame, or closing)."""
@@ -246,7 +211,6 @@ class WebServer:
                 loop.call_soon_threadsafe(self._set_new_frame)
 
     def _set_new_frame(self) -> None:
-        assert self._new_frame is not None
         self._new_frame.set()
         self._new_frame = asyncio.Event()
 
@@ -257,11 +221,14 @@ class WebServer:
             return web.json_response({"error": "missing or wrong token"}, status=401)
         return await handler(request)
 
+    async def _no_store(self, request: web.Request, response: web.StreamResponse) -> None:
+        response.headers["Cache-Control"] = "no-store"  # every answer is live
+
     async def _page(self, request: web.Request) -> web.Response:
-        return web.Response(text=PAGE_HTML, content_type="text/html", headers={"Cache-Control": "no-store"})
+        return web.Response(text=PAGE_HTML, content_type="text/html")
 
     async def _status(self, request: web.Request) -> web.Response:
-        return web.json_response(self.viewer.status(), headers={"Cache-Control": "no-store"})
+        return web.json_response(self.viewer.status())
 
     async def _health(self, request: web.Request) -> web.Response:
         return web.json_response({"ok": True, "running": self.viewer.status()["running"]})
@@ -270,11 +237,10 @@ class WebServer:
         path = self.viewer.snapshot_path(request.match_info["name"])
         if path is None:
             raise web.HTTPNotFound()
-        return web.FileResponse(path, headers={"Cache-Control": "no-store"})
+        return web.FileResponse(path)
 
     async def _stream(self, request: web.Request) -> web.StreamResponse:
-        resp = web.StreamResponse(headers={"Content-Type": f"multipart/x-mixed-replace; boundary={BOUNDARY}",
-                                           "Cache-Control": "no-store"})
+        resp = web.StreamResponse(headers={"Content-Type": f"multipart/x-mixed-replace; boundary={BOUNDARY}"})
         await resp.prepare(request)
         self.viewer.viewers += 1
         seen = -1
@@ -284,7 +250,6 @@ class WebServer:
                 if jpeg is None or seq == seen:
                     if request.transport is None or request.transport.is_closing():
                         break  # the viewer left while no frame came
-                    assert self._new_frame is not None
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._new_frame.wait(), timeout=1.0)
                     continue
