@@ -32,6 +32,7 @@ LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 RECENT_ALERTS = 8  # alerts listed on the page and in /api/status
 SNAPSHOT_NAME = re.compile(r"^[\w.-]+\.jpg$")
 BOUNDARY = "frame"
+PAGE = Path(__file__).with_name("web.html")  # the page: counts, alerts and the stream, updated once a second
 
 
 def live_counts(faces: Faces, stats: RunStats) -> dict[str, Any]:
@@ -224,8 +225,8 @@ class WebServer:
     async def _no_store(self, request: web.Request, response: web.StreamResponse) -> None:
         response.headers["Cache-Control"] = "no-store"  # every answer is live
 
-    async def _page(self, request: web.Request) -> web.Response:
-        return web.Response(text=PAGE_HTML, content_type="text/html")
+    async def _page(self, request: web.Request) -> web.FileResponse:
+        return web.FileResponse(PAGE)
 
     async def _status(self, request: web.Request) -> web.Response:
         return web.json_response(self.viewer.status())
@@ -261,63 +262,3 @@ class WebServer:
         finally:
             self.viewer.viewers -= 1
         return resp
-
-
-PAGE_HTML = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>maskwatch live</title>
-<style>
-body{font-family:system-ui,sans-serif;margin:0;background:#111;color:#eee;display:flex;flex-wrap:wrap;gap:16px;padding:16px}
-#video{flex:1 1 560px}#video img{width:100%;max-width:960px;background:#222;min-height:200px}
-#side{flex:0 1 300px}table{border-collapse:collapse}td{padding:2px 10px 2px 0}
-.mask{color:#3c3}.no_mask{color:#f55}.num{font-weight:bold;font-size:1.3em}
-#alerts div{display:flex;gap:8px;align-items:center;margin:6px 0}#alerts img{height:56px;border:1px solid #555}
-</style></head><body>
-<div id="video"><img id="stream" alt="live stream"><div id="state">connecting</div></div>
-<div id="side">
-<h2>In view</h2><table>
-<tr><td class="mask">Mask</td><td class="num" id="in-mask">-</td></tr>
-<tr><td class="no_mask">No mask</td><td class="num" id="in-no-mask">-</td></tr>
-<tr><td>Faces</td><td class="num" id="in-total">-</td></tr></table>
-<h2>Seen so far</h2><table>
-<tr><td class="mask">Mask</td><td id="seen-mask">-</td></tr>
-<tr><td class="no_mask">No mask</td><td id="seen-no-mask">-</td></tr>
-<tr><td>People</td><td id="seen-people">-</td></tr>
-<tr><td>Frames</td><td id="seen-frames">-</td></tr></table>
-<p>FPS <span class="num" id="fps">-</span></p>
-<h2>Alerts (<span id="alerts-total">0</span>)</h2><div id="alerts"></div>
-</div>
-<script>
-const tok = new URLSearchParams(location.search).get("token");
-const q = tok ? "?token=" + encodeURIComponent(tok) : "";
-const $ = id => document.getElementById(id);
-const show = (id, v) => { $(id).textContent = (v === null || v === undefined) ? "-" : v; };
-let frames = 0;
-async function tick() {
-  try {
-    const s = await (await fetch("/api/status" + q, {cache: "no-store"})).json();
-    const iv = s.in_view || {}, seen = s.seen || {};
-    show("in-mask", iv.mask); show("in-no-mask", iv.no_mask); show("in-total", iv.total);
-    show("seen-mask", seen.mask); show("seen-no-mask", seen.no_mask); show("seen-frames", seen.frames);
-    show("seen-people", seen.people);
-    show("fps", s.fps === null ? null : s.fps.toFixed(1)); show("alerts-total", s.alerts_total);
-    const box = $("alerts"); box.replaceChildren();
-    for (const a of s.alerts) {
-      const row = document.createElement("div");
-      if (a.snapshot_face) { const im = document.createElement("img"); im.src = a.snapshot_face + q; row.append(im); }
-      const t = document.createElement("span");
-      t.textContent = (a.utc || "").slice(11, 19) + " UTC: person " + a.track_id + ", no mask for "
-        + (a.time_s - a.since_s).toFixed(1) + " s";
-      row.append(t); box.append(row);
-    }
-    $("state").textContent = (s.running ? "live" : "run ended") + ", frame " + s.frame + ", " + s.source;
-  } catch (e) { $("state").textContent = "disconnected"; }
-}
-window.addEventListener("load", () => {
-  const img = $("stream");
-  img.onload = () => { frames += 1; img.dataset.frames = frames; };
-  img.src = "/stream.mjpg" + q;  /* after load: the endless stream does not hold the page's load event */
-  tick(); setInterval(tick, 1000);
-});
-</script></body></html>
-"""
