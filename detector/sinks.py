@@ -267,12 +267,16 @@ class JsonlLog:
         if self._file is None:
             return
         try:
-            self._file.write(json.dumps(record, separators=(",", ":")) + "\n")
+            self._write(record)
             self._file.flush()
         except OSError as exc:
             what = "disk full while writing" if exc.errno in DISK_FULL else f"cannot write ({exc.strerror})"
             raise UserError(f"{what} the log {self.path}: stopped; its first {self.lines} lines are kept") from None
         self.lines += 1
+
+    def _write(self, record: dict[str, Any]) -> None:
+        assert self._file is not None
+        self._file.write(json.dumps(record, separators=(",", ":")) + "\n")
 
     def __exit__(self, *exc: object) -> None:
         if self._file is not None:
@@ -294,15 +298,11 @@ class CsvLog(JsonlLog):
             self._writer.writerow(CSV_COLUMNS)
         return self
 
-    def write(self, record: dict[str, Any]) -> None:
-        if self._file is None:
-            return
+    def _write(self, record: dict[str, Any]) -> None:
         for face in record["faces"]:
             prob = face["prob_mask"]
             self._writer.writerow([record["source"], record["frame"], record["time_s"], *face["box"], face["label"],
                                    "" if prob is None else prob, face["det_conf"], face["track_id"]])
-        self._file.flush()
-        self.lines += 1
 
 
 def open_log(path: str | Path | None) -> JsonlLog:

@@ -11,6 +11,7 @@ import pytest
 
 from detector.sinks import CSV_COLUMNS, CsvLog, JsonlLog, frame_record, open_log
 from detector.sources import Frame
+from maskwatch.errors import UserError
 from maskwatch.faces import MASK, NO_MASK, Faces
 
 
@@ -57,3 +58,10 @@ def test_csv_has_one_row_per_face_and_agrees_with_jsonl(tmp_path: Path):
 def test_no_log_path_writes_nothing(tmp_path: Path):
     _write(open_log(None), _records())
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("kind", [JsonlLog, CsvLog])
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (Linux)")
+def test_a_full_disk_stops_either_log_in_one_line(kind: type):
+    with kind(Path("/dev/full")) as log, pytest.raises(UserError, match=r"^disk full while writing the log /dev/full"):
+        log.write(_records()[0])
