@@ -1,7 +1,7 @@
 """Frame sources: a camera, a video file, a network stream, an image or a folder of images.
 
-``open_frames(spec, cfg)`` returns a generator of ``Frame``; the generator owns its capture and releases it when
-it ends or is closed. Bad sources raise ``UserError`` at the first ``next()``.
+``FrameSource(spec, cfg).frames()`` returns a generator of ``Frame``; the generator owns its capture and releases
+it when it ends or is closed. Bad sources raise ``UserError`` at the first ``next()`` (``primed`` reads it at once).
 
 Cameras and streams are read on a background thread that keeps only the newest frame (``LatestFrameReader``),
 so capture never waits for inference; video files are read in order, every frame.
