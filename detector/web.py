@@ -16,6 +16,7 @@ import re
 import secrets
 import threading
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +40,8 @@ def live_counts(faces: Faces, stats: RunStats) -> dict[str, Any]:
     """The counts the view shows: people in view and seen so far by label (video with track ids, from
     ``stats.people``), else this frame's faces and the run's face totals including this frame."""
     if stats.people.persons:
-        in_view, seen = stats.people.counts().in_view, stats.people.counts().seen
+        counts = stats.people.counts()
+        in_view, seen = counts.in_view, counts.seen
         return {"unit": "people", "in_view": in_view | {"total": sum(in_view.values())},
                 "seen": seen | {"people": sum(seen.values()), "frames": stats.frames + 1}}
     now = {name: int((faces.label == code).sum()) for code, name in enumerate(LABELS)}
@@ -52,10 +54,7 @@ def parse_serve(spec: str, default_host: str) -> tuple[str, int]:
     """``--serve [HOST:]PORT`` -> (host, port); a bare port binds ``default_host``."""
     host, sep, port_text = spec.rpartition(":")
     host = host.strip("[]") if sep else default_host
-    try:
-        port = int(port_text)
-    except ValueError:
-        port = -1
+    port = int(port_text) if port_text.isascii() and port_text.isdigit() else -1
     if not 0 < port < 65536 or not host:
         raise UserError(f"--serve wants [HOST:]PORT with a port 1-65535, got {spec!r}")
     return host, port
@@ -86,7 +85,7 @@ class Viewer:
                                         "in_view": None, "seen": None, "alerts": [], "alerts_total": 0}
         self._alerts: deque[dict[str, Any]] = deque(maxlen=RECENT_ALERTS)
         self._alerts_total = 0
-        self._notify: list[Any] = []  # callables run on a new frame (the server's wake-up)
+        self.on_frame: Callable[[], None] | None = None  # run after each frame (the server's wake-up)
 
     def publish(self, frame: Frame, faces: Faces, annotated_bgr: np.ndarray, stats: RunStats,
                 events: list[dict[str, Any]]) -> None:
@@ -107,8 +106,8 @@ class Viewer:
             if jpeg is not None:
                 self._jpeg, self._seq = jpeg, self._seq + 1
                 self.frames_encoded += 1
-        for notify in self._notify:
-            notify()
+        if self.on_frame is not None:
+            self.on_frame()
 
     def finish(self) -> None:
         """The run ended: the status says so (the server may stay up until closed)."""
@@ -134,11 +133,8 @@ class Viewer:
         """An alert for the page: no local paths, snapshot URLs only for files in the snapshot folder."""
         out = {k: event.get(k) for k in ("track_id", "utc", "time_s", "since_s", "prob_mask", "frame")}
         for key in ("snapshot_face", "snapshot_frame"):
-            path = event.get(key)
-            name = Path(path).name if path else None
-            inside = (name is not None and self.snapshots_dir is not None
-                      and Path(path).resolve().parent == self.snapshots_dir)
-            out[key] = f"/snapshots/{name}" if inside else None
+            path = Path(event[key]).resolve() if event.get(key) else None
+            out[key] = f"/snapshots/{path.name}" if path is not None and path.parent == self.snapshots_dir else None
         return out
 
 
@@ -177,7 +173,7 @@ class WebServer:
         self._wake()
         self._loop.call_soon_threadsafe(self._stop.set)
         self._thread.join(timeout=10)
-        self.viewer._notify.remove(self._wake)
+        self.viewer.on_frame = None
 
     # -- the server's thread ---------------------------------------------------------------------------------------
 
@@ -196,7 +192,7 @@ class WebServer:
             await web.TCPSite(runner, self.host, self.port).start()
             self.port = runner.addresses[0][1]  # the bound port (port 0 = a free one)
             self._loop = asyncio.get_running_loop()
-            self.viewer._notify.append(self._wake)
+            self.viewer.on_frame = self._wake
         except OSError as exc:
             self._error = exc
         self._started.set()
