@@ -16,7 +16,7 @@ import os
 import sys
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -197,25 +197,31 @@ def run_job(job: Job) -> Result:
 # ---------------------------------------------------------------- engines
 
 
+def collect(jobs: Sequence[Job], futures: dict[Future[Result], int], on_done: Callable[[Result], None],
+            worker: str) -> list[Result]:  # fmt: skip
+    """Each job's result as it comes in (``on_done``; a dead ``worker`` gives a one-line error); in job order."""
+    results: dict[int, Result] = {}
+    for future in as_completed(futures):
+        i = futures[future]
+        try:
+            results[i] = future.result()
+        except Exception as exc:  # the worker died (killed, out of memory, node lost)
+            job = jobs[i]
+            results[i] = Result(job.name, job.source, job.out_dir, error=f"{worker} failed: {exc}".splitlines()[0])
+        on_done(results[i])
+    return [results[i] for i in range(len(jobs))]
+
+
 def run_local(jobs: Sequence[Job], workers: int, on_done: Callable[[Result], None]) -> list[Result]:
     """Each job in a process of a spawn-context pool of ``workers`` processes; results in job order."""
-    results: dict[int, Result] = {}
     ctx = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=ctx) as pool:
         futures = {pool.submit(run_job, job): i for i, job in enumerate(jobs)}
         try:
-            for future in as_completed(futures):
-                i = futures[future]
-                try:
-                    results[i] = future.result()
-                except Exception as exc:  # the worker process died (killed, out of memory)
-                    job = jobs[i]
-                    results[i] = Result(job.name, job.source, job.out_dir, error=f"worker failed: {exc}")
-                on_done(results[i])
+            return collect(jobs, futures, on_done, "worker")
         except KeyboardInterrupt:
             pool.shutdown(wait=True, cancel_futures=True)  # the workers got Ctrl-C too and close their files
             raise
-    return [results[i] for i in range(len(jobs))]
 
 
 # ---------------------------------------------------------------- the combined summary
