@@ -85,8 +85,7 @@ class VideoSink(Sink):
         elif (w, h) != self._size_wh:
             raise UserError(f"frame {frame.index} is {w}x{h}, the video {self.path} is {self._size_wh}")
         try:
-            for packet in self._stream.encode(av.VideoFrame.from_ndarray(annotated_bgr, format="bgr24")):
-                self._container.mux(packet)
+            self._container.mux(self._stream.encode(av.VideoFrame.from_ndarray(annotated_bgr, format="bgr24")))
         except OSError as exc:
             raise self._write_error(exc) from None
         self.frames += 1
@@ -117,8 +116,7 @@ class VideoSink(Sink):
         if self._container is None:
             return
         try:
-            for packet in self._stream.encode():
-                self._container.mux(packet)
+            self._container.mux(self._stream.encode())  # flush the encoder
             self._container.close()
         except OSError:  # a full disk: keep what is on it, cut after its last whole fragment
             with contextlib.suppress(OSError):
