@@ -46,7 +46,7 @@ def live_counts(faces: Faces, stats: RunStats) -> dict[str, Any]:
                 "seen": seen | {"people": sum(seen.values()), "frames": stats.frames + 1}}
     now = {name: int((faces.label == code).sum()) for code, name in enumerate(LABELS)}
     return {"unit": "faces", "in_view": now | {"total": len(faces)},
-            "seen": {"frames": stats.frames + 1, "faces": stats.faces + now["mask"] + now["no_mask"],
+            "seen": {"frames": stats.frames + 1, "faces": stats.faces + len(faces),
                      "mask": stats.mask + now["mask"], "no_mask": stats.no_mask + now["no_mask"]}}
 
 
