@@ -13,7 +13,6 @@ import signal
 import sys
 import threading
 from collections.abc import Sequence
-from types import FrameType
 from typing import TYPE_CHECKING
 
 from detector.alerts import Alerts, snapshot_folder
@@ -84,10 +83,6 @@ def apply_demo(args: argparse.Namespace, cfg: Config) -> None:
     args.log = args.log or str(out / "log.jsonl")
 
 
-def _sigterm_to_interrupt(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt
-
-
 def _main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     cfg = config_from_args(args)
@@ -104,7 +99,7 @@ def _main(argv: Sequence[str] | None = None) -> int:
     check_outputs([source.spec], {"--output": args.output, "--log": args.log, "--summary": args.summary},
                   overwrite=args.overwrite or args.demo, images=source.kind == "images")  # before models load
     if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, _sigterm_to_interrupt)  # `kill` closes the video like Ctrl-C does
+        signal.signal(signal.SIGTERM, signal.default_int_handler)  # `kill` closes the video like Ctrl-C does
     stats = RunStats(source=source.spec, fps_window=cfg.draw.fps_window)
     raw_frames = source.frames()
     with contextlib.closing(raw_frames), contextlib.ExitStack() as stack:
