@@ -15,8 +15,8 @@ import multiprocessing
 import os
 import sys
 import time
-from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -152,11 +152,10 @@ def _pipeline(cfg: Config, video: bool) -> Any:
 def run_job(job: Job) -> Result:
     """Run one source headless into its folder; never raises (errors become ``Result.error``)."""
     from detector.draw import DrawStyle
-    from detector.loop import Outputs, run_loop
-    from detector.sinks import open_log
-    from detector.sources import FrameSource
+    from detector.loop import run_loop
+    from detector.sinks import Outputs
+    from detector.sources import FrameSource, primed
     from detector.stats import RunStats
-    from detector.webcam import _sink
 
     t0 = time.perf_counter()
     result = Result(job.name, job.source, job.out_dir)
@@ -170,15 +169,12 @@ def run_job(job: Job) -> Result:
         paths = {k: str(out / n) for k, n in (("video", job.output_name), ("log", job.log_name)) if n}
         raw = source.frames()
         with contextlib.closing(raw), contextlib.ExitStack() as stack:
-            frames = iter(raw)
-            first = next(frames, None)  # opens the source: its errors before the models load
+            frames = primed(raw)
             pipeline = _pipeline(cfg, source.kind != "images")
-            outputs = Outputs(stack.enter_context(_sink(source, paths.get("video"), cfg.stream.image_exts)),
-                              stack.enter_context(open_log(paths.get("log"))))  # fmt: skip
-            chained = frames if first is None else _prepend(first, frames)
+            outputs = Outputs.open(stack, source, paths.get("video"), paths.get("log"), cfg.stream.image_exts)
             try:
                 style = DrawStyle.from_config(cfg.draw, cfg.privacy.blur)
-                run_loop(chained, pipeline, style=style, outputs=outputs, stats=stats, max_frames=job.max_frames)
+                run_loop(frames, pipeline, style=style, outputs=outputs, stats=stats, max_frames=job.max_frames)
             finally:
                 stats.skipped_images = len(source.skipped)
         result.outputs = paths
@@ -198,33 +194,34 @@ def run_job(job: Job) -> Result:
     return result
 
 
-def _prepend(first: Any, rest: Iterable[Any]) -> Iterable[Any]:
-    yield first
-    yield from rest
-
-
 # ---------------------------------------------------------------- engines
+
+
+def collect(jobs: Sequence[Job], futures: dict[Future[Result], int], on_done: Callable[[Result], None],
+            worker: str) -> list[Result]:  # fmt: skip
+    """Each job's result as it comes in (``on_done``; a dead ``worker`` gives a one-line error); in job order."""
+    results: dict[int, Result] = {}
+    for future in as_completed(futures):
+        i = futures[future]
+        try:
+            results[i] = future.result()
+        except Exception as exc:  # the worker died (killed, out of memory, node lost)
+            job = jobs[i]
+            results[i] = Result(job.name, job.source, job.out_dir, error=f"{worker} failed: {exc}".splitlines()[0])
+        on_done(results[i])
+    return [results[i] for i in range(len(jobs))]
 
 
 def run_local(jobs: Sequence[Job], workers: int, on_done: Callable[[Result], None]) -> list[Result]:
     """Each job in a process of a spawn-context pool of ``workers`` processes; results in job order."""
-    results: dict[int, Result] = {}
     ctx = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=ctx) as pool:
         futures = {pool.submit(run_job, job): i for i, job in enumerate(jobs)}
         try:
-            for future in as_completed(futures):
-                i = futures[future]
-                try:
-                    results[i] = future.result()
-                except Exception as exc:  # the worker process died (killed, out of memory)
-                    job = jobs[i]
-                    results[i] = Result(job.name, job.source, job.out_dir, error=f"worker failed: {exc}")
-                on_done(results[i])
+            return collect(jobs, futures, on_done, "worker")
         except KeyboardInterrupt:
             pool.shutdown(wait=True, cancel_futures=True)  # the workers got Ctrl-C too and close their files
             raise
-    return [results[i] for i in range(len(jobs))]
 
 
 # ---------------------------------------------------------------- the combined summary

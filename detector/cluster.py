@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from detector.batch import Job, Result, run_job
+from detector.batch import Job, Result, collect, run_job
 from maskwatch.card import card_file, card_path, read_card
 from maskwatch.config import Config
 from maskwatch.errors import UserError
@@ -97,18 +97,8 @@ def run_ray(jobs: Sequence[Job], cfg: Config, *, address: str | None, workers: i
     try:
         files_ref = ray.put(files)
         task = ray.remote(num_cpus=1, max_retries=0)(run_shipped)
-        pending = {task.remote(job, files_ref): i for i, job in enumerate(jobs)}
-        results: dict[int, Result] = {}
-        while pending:
-            done, _ = ray.wait(list(pending), num_returns=1)
-            i = pending.pop(done[0])
-            try:
-                results[i] = ray.get(done[0])
-            except Exception as exc:  # the task's worker died (node lost, out of memory)
-                job = jobs[i]
-                results[i] = Result(job.name, job.source, job.out_dir, error=f"ray task failed: {exc}".splitlines()[0])
-            on_done(results[i])
-        return [results[i] for i in range(len(jobs))]
+        futures = {task.remote(job, files_ref).future(): i for i, job in enumerate(jobs)}
+        return collect(jobs, futures, on_done, "ray task")
     finally:
         ray.shutdown()
 

@@ -6,42 +6,30 @@ import os
 import sys
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
-from typing import Any, Protocol, Self
+from typing import TYPE_CHECKING, Self
 
 import cv2
 import numpy as np
 
 from detector.draw import DrawStyle, draw
-from detector.sinks import JsonlLog, NullSink, Sink, frame_record
+from detector.sinks import Outputs, frame_record
 from detector.sources import Frame
 from detector.stats import RunStats
 from maskwatch.errors import UserError
 from maskwatch.faces import Faces
 from maskwatch.labels import count_labels
 
+if TYPE_CHECKING:
+    from detector.alerts import Alerts
+    from detector.web import Viewer
+
 QUIT_KEYS = (ord("q"), ord("Q"), 27)  # q or Esc
-
-
-class FrameAlerts(Protocol):
-    """What the loop needs of alerts (``detector.alerts.Alerts``): this frame's events, and the banner to draw."""
-
-    def update(self, frame: Frame, faces: Faces, annotated_bgr: np.ndarray) -> list[dict[str, Any]]: ...
-    def banner(self, time_s: float) -> str | None: ...
-
-
-class FrameViewer(Protocol):
-    """What the loop needs of a live view (``detector.web.Viewer``): every frame, its faces and events."""
-
-    def publish(self, frame: Frame, faces: Faces, annotated_bgr: np.ndarray, stats: RunStats,
-                events: list[dict[str, Any]]) -> None: ...
 
 
 class Window:
     """An OpenCV window; calling it shows a frame and returns False once q or Esc was pressed."""
 
-    def __init__(self, title: str = "maskwatch") -> None:
-        self.title = title
+    title = "maskwatch"
 
     def __enter__(self) -> Self:
         if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
@@ -64,14 +52,6 @@ class Window:
             pass
 
 
-@dataclass(frozen=True)
-class Outputs:
-    """Where the loop's results go: the annotated frames and the JSONL log."""
-
-    sink: Sink = field(default_factory=NullSink)
-    log: JsonlLog = field(default_factory=lambda: JsonlLog(None))
-
-
 def run_loop(
     frames: Iterable[Frame],
     pipeline: Callable[[np.ndarray], Faces],
@@ -81,8 +61,8 @@ def run_loop(
     stats: RunStats,
     show: Callable[[np.ndarray], bool] | None = None,
     max_frames: int | None = None,
-    alerts: FrameAlerts | None = None,
-    viewer: FrameViewer | None = None,
+    alerts: Alerts | None = None,
+    viewer: Viewer | None = None,
 ) -> RunStats:
     """Process ``frames`` until they end, ``max_frames`` were processed, or ``show`` returns False.
 

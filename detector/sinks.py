@@ -16,15 +16,16 @@ import os
 import re
 import secrets
 import sys
+from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Protocol, Self, TextIO
+from typing import Any, Self, TextIO
 
 import av
 import cv2
 import numpy as np
 
-from detector.sources import DEFAULT_FPS, Frame
+from detector.sources import DEFAULT_FPS, Frame, FrameSource
 from maskwatch.cli import DISK_FULL
 from maskwatch.errors import UserError
 from maskwatch.faces import Faces
@@ -32,34 +33,44 @@ from maskwatch.files import atomic_path
 from maskwatch.labels import CLASSES
 
 VIDEO_CODEC = "mpeg4"  # MPEG-4 Part 2, as OpenCV's mp4v: fast to encode, every player reads it
+KEYFRAME_EVERY_S = 1.0  # where a player can start; a cut file decodes past them
 FORMATS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".avi": "avi"}
 # fragmented MP4: one self-contained fragment per frame, written at once: a cut file is readable up to its last one
 MP4_FLAGS = {"movflags": "frag_every_frame+empty_moov+default_base_moof", "flush_packets": "1"}
 LEFTOVER = re.compile(r"^\.(?P<stem>.+?)\.(?:(?P<pid>\d+)\.)?[^.]+\.tmp(?P<suffix>\.(?:mp4|m4v|mov|mkv|avi))$")
 
 
-class Sink(Protocol):
-    def write(self, frame: Frame, annotated_bgr: np.ndarray) -> None: ...
-    def __enter__(self) -> Self: ...
-    def __exit__(self, *exc: object) -> None: ...
+class Sink:
+    """Where the annotated frames go: a context manager with ``write``; the base writes nothing."""
+
+    frames = 0
+
+    def write(self, frame: Frame, annotated_bgr: np.ndarray) -> None:
+        return None
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
 
 
-class VideoSink:
-    """Annotated frames as an MPEG-4 video sized from the first frame; fps from the source (else 30).
+class NullSink(Sink):
+    """No output (``--output`` not given)."""
 
-    ``keyframe_every_s``: seconds between keyframes (where a player can start; a cut file decodes past them).
-    """
 
-    def __init__(self, path: str | Path, *, keyframe_every_s: float = 1.0) -> None:
+class VideoSink(Sink):
+    """Annotated frames as an MPEG-4 video sized from the first frame; fps from the source (else 30)."""
+
+    def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         if self.path.is_dir():
             raise UserError(f"--output {self.path} is a folder; a video source writes a video file, e.g. out.mp4")
         if self.path.suffix.lower() not in FORMATS:
             raise UserError(f"cannot write video {self.path}: use a file name ending in {', '.join(FORMATS)}")
-        self.keyframe_every_s = keyframe_every_s
         self._container: Any = None
         self._stream: Any = None
-        self._tmp: Path | None = None
+        self._tmp = self.path.with_name(f".{self.path.stem}.{os.getpid()}.{secrets.token_hex(4)}.tmp{self.path.suffix}")
         self._size_wh: tuple[int, int] | None = None
         self.frames = 0
 
@@ -75,8 +86,7 @@ class VideoSink:
         elif (w, h) != self._size_wh:
             raise UserError(f"frame {frame.index} is {w}x{h}, the video {self.path} is {self._size_wh}")
         try:
-            for packet in self._stream.encode(av.VideoFrame.from_ndarray(annotated_bgr, format="bgr24")):
-                self._container.mux(packet)
+            self._container.mux(self._stream.encode(av.VideoFrame.from_ndarray(annotated_bgr, format="bgr24")))
         except OSError as exc:
             raise self._write_error(exc) from None
         self.frames += 1
@@ -89,9 +99,7 @@ class VideoSink:
 
     def _open(self, size_wh: tuple[int, int], fps: float) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        suffix = self.path.suffix
-        self._tmp = self.path.with_name(f".{self.path.stem}.{os.getpid()}.{secrets.token_hex(4)}.tmp{suffix}")
-        fmt = FORMATS[suffix.lower()]
+        fmt = FORMATS[self.path.suffix.lower()]
         try:
             container = av.open(str(self._tmp), "w", format=fmt, options=MP4_FLAGS if fmt in ("mp4", "mov") else {})
         except OSError as exc:
@@ -100,17 +108,16 @@ class VideoSink:
         stream = container.add_stream(VIDEO_CODEC, rate=rate)
         stream.width, stream.height = size_wh
         stream.pix_fmt = "yuv420p"
-        stream.gop_size = max(1, round(fps * self.keyframe_every_s))
+        stream.gop_size = max(1, round(fps * KEYFRAME_EVERY_S))
         stream.bit_rate = int(min(size_wh[0] * size_wh[1] * fps, 50e6))  # ~1 bit per pixel, as OpenCV's writer
         self._container, self._stream, self._size_wh = container, stream, size_wh
 
     def __exit__(self, *exc: object) -> None:
         """Finish the file and give it its final name, however the run ended (Ctrl-C, lost stream, full disk)."""
-        if self._container is None or self._tmp is None:
+        if self._container is None:
             return
         try:
-            for packet in self._stream.encode():
-                self._container.mux(packet)
+            self._container.mux(self._stream.encode())  # flush the encoder
             self._container.close()
         except OSError:  # a full disk: keep what is on it, cut after its last whole fragment
             with contextlib.suppress(OSError):
@@ -183,18 +190,16 @@ def _free_name(folder: Path, stem: str, suffix: str) -> Path:
 
 
 def _alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
     try:
-        os.kill(pid, 0)
+        os.kill(pid, 0)  # signal 0: only checks that the process exists
     except ProcessLookupError:
         return False
-    except PermissionError:
-        return True
+    except PermissionError:  # it exists, under another user
+        pass
     return True
 
 
-class ImageDirSink:
+class ImageDirSink(Sink):
     """Annotated images into a folder, one per source image, same file name (each written atomically).
 
     ``file_name`` writes every image to that one name instead (for a single image: ``--output out.jpg``).
@@ -217,24 +222,6 @@ class ImageDirSink:
             if not cv2.imwrite(str(tmp), annotated_bgr):
                 raise UserError(f"cannot write image {path} (unknown image type?)")
         self.frames += 1
-
-    def __exit__(self, *exc: object) -> None:
-        return None
-
-
-class NullSink:
-    """No output (``--output`` not given)."""
-
-    frames = 0
-
-    def __enter__(self) -> Self:
-        return self
-
-    def write(self, frame: Frame, annotated_bgr: np.ndarray) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
 
 
 def frame_record(frame: Frame, faces: Faces) -> dict[str, Any]:
@@ -278,12 +265,16 @@ class JsonlLog:
         if self._file is None:
             return
         try:
-            self._file.write(json.dumps(record, separators=(",", ":")) + "\n")
+            self._write(record)
             self._file.flush()
         except OSError as exc:
             what = "disk full while writing" if exc.errno in DISK_FULL else f"cannot write ({exc.strerror})"
             raise UserError(f"{what} the log {self.path}: stopped; its first {self.lines} lines are kept") from None
         self.lines += 1
+
+    def _write(self, record: dict[str, Any]) -> None:
+        assert self._file is not None
+        self._file.write(json.dumps(record, separators=(",", ":")) + "\n")
 
     def __exit__(self, *exc: object) -> None:
         if self._file is not None:
@@ -306,16 +297,12 @@ class CsvLog(JsonlLog):
         self._columns: tuple[str, ...] | None = None
         return self
 
-    def write(self, record: dict[str, Any]) -> None:
-        if self._writer is None:
-            return
+    def _write(self, record: dict[str, Any]) -> None:
         for face in record["faces"]:
             self._header(CSV_COLUMNS + (CSV_PROB_COLUMNS if "probs" in face else ()))
             probs = [face["probs"][name] for name in CLASSES] if "probs" in face else []
             self._writer.writerow([record["source"], record["frame"], record["time_s"], *face["box"], face["label"],
                                    _cell(face["prob_mask"]), face["det_conf"], face["track_id"], *map(_cell, probs)])
-        self._file.flush()  # type: ignore[union-attr]
-        self.lines += 1
 
     def _header(self, columns: tuple[str, ...]) -> None:
         if self._columns is None and self._writer is not None:
@@ -335,3 +322,29 @@ def _cell(prob: float | None) -> float | str:
 def open_log(path: str | Path | None) -> JsonlLog:
     """``--log``: CSV when the file name ends in ``.csv`` (any case), JSON lines otherwise; ``None``: no log."""
     return CsvLog(path) if path is not None and Path(path).suffix.lower() == ".csv" else JsonlLog(path)
+
+
+def open_sink(source: FrameSource, output: str | None, image_exts: tuple[str, ...]) -> Sink:
+    """``--output``: a video file for videos, cameras and streams; a folder for images (or one file for one image)."""
+    if output is None:
+        return NullSink()
+    if source.kind != "images":
+        return VideoSink(output)
+    out = Path(output)
+    if Path(source.spec).is_file() and out.suffix.lower() in {e.lower() for e in image_exts}:
+        return ImageDirSink(out.parent, file_name=out.name)
+    return ImageDirSink(out)
+
+
+@dataclass(frozen=True)
+class Outputs:
+    """Where the loop's results go: the annotated frames and the per-frame log."""
+
+    sink: Sink = field(default_factory=NullSink)
+    log: JsonlLog = field(default_factory=lambda: JsonlLog(None))
+
+    @classmethod
+    def open(cls, stack: contextlib.ExitStack, source: FrameSource, output: str | None, log: str | None,
+             image_exts: tuple[str, ...]) -> Outputs:  # fmt: skip
+        """``open_sink`` and ``open_log``, entered on ``stack`` (closed with it)."""
+        return cls(stack.enter_context(open_sink(source, output, image_exts)), stack.enter_context(open_log(log)))

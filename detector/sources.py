@@ -1,7 +1,7 @@
 """Frame sources: a camera, a video file, a network stream, an image or a folder of images.
 
-``open_frames(spec, cfg)`` returns a generator of ``Frame``; the generator owns its capture and releases it when
-it ends or is closed. Bad sources raise ``UserError`` at the first ``next()``.
+``FrameSource(spec, cfg).frames()`` returns a generator of ``Frame``; the generator owns its capture and releases
+it when it ends or is closed. Bad sources raise ``UserError`` at the first ``next()`` (``primed`` reads it at once).
 
 Cameras and streams are read on a background thread that keeps only the newest frame (``LatestFrameReader``),
 so capture never waits for inference; video files are read in order, every frame.
@@ -10,6 +10,7 @@ so capture never waits for inference; video files are read in order, every frame
 from __future__ import annotations
 
 import functools
+import itertools
 import os
 import sys
 import threading
@@ -88,7 +89,7 @@ class FrameSource:
         if self.kind == "camera":
             return camera_frames(int(self.spec), timeout_s=s.read_timeout_s)
         if self.kind == "stream":
-            finite = _open_finite_video(self.spec, s.read_timeout_s)
+            finite = _open_stream(self.spec, s.read_timeout_s, finite=True)
             if finite is not None:  # a video file served over HTTP: every frame in order; resumed if cut short
                 return http_video_frames(self.spec, finite, attempts=s.reconnect_attempts,
                                          backoff_s=s.reconnect_backoff_s, timeout_s=s.read_timeout_s)
@@ -99,6 +100,12 @@ class FrameSource:
         if self.kind == "images":
             return image_frames(path, s.image_exts, skipped=self.skipped)
         return video_frames(path)
+
+
+def primed(frames: Iterator[Frame]) -> Iterator[Frame]:
+    """Open the source now (its errors surface before models load): read the first frame, then chain."""
+    first = next(frames, None)
+    return itertools.chain([first] if first is not None else [], frames)
 
 
 # ---------------------------------------------------------------- video files
@@ -345,18 +352,10 @@ def open_capture(url: str, timeout_s: float) -> cv2.VideoCapture:
     return cv2.VideoCapture(url, cv2.CAP_FFMPEG, params)
 
 
-def _open_finite_video(url: str, timeout_s: float) -> cv2.VideoCapture | None:
-    """An opened capture if ``url`` is a video file (it reports a frame count), else ``None``: a live stream."""
+def _open_stream(url: str, timeout_s: float, *, finite: bool = False) -> cv2.VideoCapture | None:
+    """An opened capture, else ``None``; ``finite``: only if ``url`` is a video file (it reports a frame count)."""
     cap = open_capture(url, timeout_s)
-    if cap.isOpened() and cap.get(cv2.CAP_PROP_FRAME_COUNT) > 0:
-        return cap
-    cap.release()
-    return None
-
-
-def _open_stream(url: str, timeout_s: float) -> Capture | None:
-    cap = open_capture(url, timeout_s)
-    if cap.isOpened():
+    if cap.isOpened() and (not finite or cap.get(cv2.CAP_PROP_FRAME_COUNT) > 0):
         return cap
     cap.release()
     return None

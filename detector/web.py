@@ -16,6 +16,7 @@ import re
 import secrets
 import threading
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,7 @@ LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 RECENT_ALERTS = 8  # alerts listed on the page and in /api/status
 SNAPSHOT_NAME = re.compile(r"^[\w.-]+\.jpg$")
 BOUNDARY = "frame"
+PAGE = Path(__file__).with_name("web.html")  # the page: counts, alerts and the stream, updated once a second
 
 
 def live_counts(faces: Faces, stats: RunStats) -> dict[str, Any]:
@@ -62,17 +64,10 @@ def parse_serve(spec: str, default_host: str) -> tuple[str, int]:
     """``--serve [HOST:]PORT`` -> (host, port); a bare port binds ``default_host``."""
     host, sep, port_text = spec.rpartition(":")
     host = host.strip("[]") if sep else default_host
-    try:
-        port = int(port_text)
-    except ValueError:
-        port = -1
+    port = int(port_text) if port_text.isascii() and port_text.isdigit() else -1
     if not 0 < port < 65536 or not host:
         raise UserError(f"--serve wants [HOST:]PORT with a port 1-65535, got {spec!r}")
     return host, port
-
-
-def is_local(host: str) -> bool:
-    return host in LOCAL_HOSTS
 
 
 def token_ok(expected: str | None, query_token: str | None, authorization: str | None) -> bool:
@@ -100,7 +95,7 @@ class Viewer:
                                         "in_view": None, "seen": None, "alerts": [], "alerts_total": 0}
         self._alerts: deque[dict[str, Any]] = deque(maxlen=RECENT_ALERTS)
         self._alerts_total = 0
-        self._notify: list[Any] = []  # callables run on a new frame (the server's wake-up)
+        self.on_frame: Callable[[], None] | None = None  # run after each frame (the server's wake-up)
 
     def publish(self, frame: Frame, faces: Faces, annotated_bgr: np.ndarray, stats: RunStats,
                 events: list[dict[str, Any]]) -> None:
@@ -121,8 +116,8 @@ class Viewer:
             if jpeg is not None:
                 self._jpeg, self._seq = jpeg, self._seq + 1
                 self.frames_encoded += 1
-        for notify in self._notify:
-            notify()
+        if self.on_frame is not None:
+            self.on_frame()
 
     def finish(self) -> None:
         """The run ended: the status says so (the server may stay up until closed)."""
@@ -148,96 +143,72 @@ class Viewer:
         """An alert for the page: no local paths, snapshot URLs only for files in the snapshot folder."""
         out = {k: event.get(k) for k in ("track_id", "utc", "time_s", "since_s", "prob_mask", "frame")}
         for key in ("snapshot_face", "snapshot_frame"):
-            path = event.get(key)
-            name = Path(path).name if path else None
-            inside = (name is not None and self.snapshots_dir is not None
-                      and Path(path).resolve().parent == self.snapshots_dir)
-            out[key] = f"/snapshots/{name}" if inside else None
+            path = Path(event[key]).resolve() if event.get(key) else None
+            out[key] = f"/snapshots/{path.name}" if path is not None and path.parent == self.snapshots_dir else None
         return out
 
 
 class WebServer:
-    """``Viewer`` served over HTTP on its own thread and event loop; ``start()`` binds, ``close()`` stops.
+    """``Viewer`` served over HTTP while the ``with`` block runs, on a thread and event loop of its own.
 
     ``token`` None on a loopback bind means open; on any other bind a token is made if none is given.
     """
 
     def __init__(self, viewer: Viewer, host: str = "127.0.0.1", port: int = 0, token: str | None = None) -> None:
         self.viewer, self.host, self.port = viewer, host, port
-        self.token = token if token is not None or is_local(host) else secrets.token_urlsafe(24)
-        self._thread: threading.Thread | None = None
+        self.token = token if token is not None or host in LOCAL_HOSTS else secrets.token_urlsafe(24)
+        self._thread = threading.Thread(target=self._run, name="maskwatch-web", daemon=True)
+        self._started = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._runner: web.AppRunner | None = None
-        self._new_frame: asyncio.Event | None = None
+        self._new_frame = asyncio.Event()  # replaced on every frame: its waiters are the stream handlers
+        self._stop = asyncio.Event()
         self._closing = False
-        self._error: BaseException | None = None
+        self._error: OSError | None = None
 
     @property
     def url(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"http://{host}:{self.port}/" + (f"?token={self.token}" if self.token else "")
 
-    def start(self) -> WebServer:
-        started = threading.Event()
-        self._thread = threading.Thread(target=self._serve, args=(started,), name="maskwatch-web", daemon=True)
+    def __enter__(self) -> WebServer:
         self._thread.start()
-        started.wait()
+        self._started.wait()
         if self._error is not None:
             raise UserError(f"cannot serve the web view on {self.host}:{self.port}: {self._error}")
         return self
 
-    def close(self) -> None:
-        if self._loop is None or self._thread is None:
-            return
+    def __exit__(self, *exc: object) -> None:
+        assert self._loop is not None
         self._closing = True
         self._wake()
-        asyncio.run_coroutine_threadsafe(self._stop(), self._loop).result(timeout=10)
+        self._loop.call_soon_threadsafe(self._stop.set)
         self._thread.join(timeout=10)
-        self.viewer._notify.remove(self._wake)
-        self._loop = None
-
-    def __enter__(self) -> WebServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+        self.viewer.on_frame = None
 
     # -- the server's thread ---------------------------------------------------------------------------------------
 
-    def _serve(self, started: threading.Event) -> None:
-        loop = asyncio.new_event_loop()
-        asyncio.set_event_loop(loop)
+    def _run(self) -> None:
+        asyncio.run(self._serve())
+
+    async def _serve(self) -> None:
+        app = web.Application(middlewares=[self._auth])
+        app.on_response_prepare.append(self._no_store)
+        app.add_routes([web.get("/", self._page), web.get("/stream.mjpg", self._stream),
+                        web.get("/api/status", self._status), web.get("/healthz", self._health),
+                        web.get("/snapshots/{name}", self._snapshot)])  # fmt: skip
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
+        await runner.setup()
         try:
-            loop.run_until_complete(self._begin())
+            await web.TCPSite(runner, self.host, self.port).start()
+            self.port = runner.addresses[0][1]  # the bound port (port 0 = a free one)
+            self._loop = asyncio.get_running_loop()
+            self.viewer.on_frame = self._wake
         except OSError as exc:
             self._error = exc
-            started.set()
-            loop.close()
-            return
-        self._loop = loop
-        self.viewer._notify.append(self._wake)
-        started.set()
-        loop.run_forever()
-        loop.close()
-
-    async def _begin(self) -> None:
-        self._new_frame = asyncio.Event()
-        app = web.Application(middlewares=[self._auth])
-        app.router.add_get("/", self._page)
-        app.router.add_get("/stream.mjpg", self._stream)
-        app.router.add_get("/api/status", self._status)
-        app.router.add_get("/healthz", self._health)
-        app.router.add_get("/snapshots/{name}", self._snapshot)
-        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port)
-        await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]  # the bound port (port 0 = a free one)
-
-    async def _stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-        asyncio.get_running_loop().call_soon(asyncio.get_running_loop().stop)
+        self._started.set()
+        if self._error is None:
+            await self._stop.wait()
+        await runner.cleanup()
 
     def _wake(self) -> None:
         """From any thread: wake the stream handlers (a new frame, or closing)."""
@@ -247,7 +218,6 @@ class WebServer:
                 loop.call_soon_threadsafe(self._set_new_frame)
 
     def _set_new_frame(self) -> None:
-        assert self._new_frame is not None
         self._new_frame.set()
         self._new_frame = asyncio.Event()
 
@@ -258,11 +228,14 @@ class WebServer:
             return web.json_response({"error": "missing or wrong token"}, status=401)
         return await handler(request)
 
-    async def _page(self, request: web.Request) -> web.Response:
-        return web.Response(text=PAGE_HTML, content_type="text/html", headers={"Cache-Control": "no-store"})
+    async def _no_store(self, request: web.Request, response: web.StreamResponse) -> None:
+        response.headers["Cache-Control"] = "no-store"  # every answer is live
+
+    async def _page(self, request: web.Request) -> web.FileResponse:
+        return web.FileResponse(PAGE)
 
     async def _status(self, request: web.Request) -> web.Response:
-        return web.json_response(self.viewer.status(), headers={"Cache-Control": "no-store"})
+        return web.json_response(self.viewer.status())
 
     async def _health(self, request: web.Request) -> web.Response:
         return web.json_response({"ok": True, "running": self.viewer.status()["running"]})
@@ -271,11 +244,10 @@ class WebServer:
         path = self.viewer.snapshot_path(request.match_info["name"])
         if path is None:
             raise web.HTTPNotFound()
-        return web.FileResponse(path, headers={"Cache-Control": "no-store"})
+        return web.FileResponse(path)
 
     async def _stream(self, request: web.Request) -> web.StreamResponse:
-        resp = web.StreamResponse(headers={"Content-Type": f"multipart/x-mixed-replace; boundary={BOUNDARY}",
-                                           "Cache-Control": "no-store"})
+        resp = web.StreamResponse(headers={"Content-Type": f"multipart/x-mixed-replace; boundary={BOUNDARY}"})
         await resp.prepare(request)
         self.viewer.viewers += 1
         seen = -1
@@ -285,7 +257,6 @@ class WebServer:
                 if jpeg is None or seq == seen:
                     if request.transport is None or request.transport.is_closing():
                         break  # the viewer left while no frame came
-                    assert self._new_frame is not None
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._new_frame.wait(), timeout=1.0)
                     continue
@@ -297,65 +268,3 @@ class WebServer:
         finally:
             self.viewer.viewers -= 1
         return resp
-
-
-PAGE_HTML = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>maskwatch live</title>
-<style>
-body{font-family:system-ui,sans-serif;margin:0;background:#111;color:#eee;display:flex;flex-wrap:wrap;gap:16px;padding:16px}
-#video{flex:1 1 560px}#video img{width:100%;max-width:960px;background:#222;min-height:200px}
-#side{flex:0 1 300px}table{border-collapse:collapse}td{padding:2px 10px 2px 0}
-.mask{color:#3c3}.no_mask{color:#f55}.incorrect{color:#f90}.num{font-weight:bold;font-size:1.3em}
-#alerts div{display:flex;gap:8px;align-items:center;margin:6px 0}#alerts img{height:56px;border:1px solid #555}
-</style></head><body>
-<div id="video"><img id="stream" alt="live stream"><div id="state">connecting</div></div>
-<div id="side">
-<h2>In view</h2><table>
-<tr><td class="mask">Mask</td><td class="num" id="in-mask">-</td></tr>
-<tr><td class="no_mask">No mask</td><td class="num" id="in-no-mask">-</td></tr>
-<tr><td class="incorrect">Mask worn wrong</td><td class="num" id="in-incorrect">-</td></tr>
-<tr><td>Faces</td><td class="num" id="in-total">-</td></tr></table>
-<h2>Seen so far</h2><table>
-<tr><td class="mask">Mask</td><td id="seen-mask">-</td></tr>
-<tr><td class="no_mask">No mask</td><td id="seen-no-mask">-</td></tr>
-<tr><td class="incorrect">Mask worn wrong</td><td id="seen-incorrect">-</td></tr>
-<tr><td>People</td><td id="seen-people">-</td></tr>
-<tr><td>Frames</td><td id="seen-frames">-</td></tr></table>
-<p>FPS <span class="num" id="fps">-</span></p>
-<h2>Alerts (<span id="alerts-total">0</span>)</h2><div id="alerts"></div>
-</div>
-<script>
-const tok = new URLSearchParams(location.search).get("token");
-const q = tok ? "?token=" + encodeURIComponent(tok) : "";
-const $ = id => document.getElementById(id);
-const show = (id, v) => { $(id).textContent = (v === null || v === undefined) ? "-" : v; };
-let frames = 0;
-async function tick() {
-  try {
-    const s = await (await fetch("/api/status" + q, {cache: "no-store"})).json();
-    const iv = s.in_view || {}, seen = s.seen || {};
-    show("in-mask", iv.mask); show("in-no-mask", iv.no_mask); show("in-total", iv.total);
-    show("seen-mask", seen.mask); show("seen-no-mask", seen.no_mask); show("seen-frames", seen.frames);
-    show("seen-people", seen.people); show("in-incorrect", iv.incorrect); show("seen-incorrect", seen.incorrect);
-    show("fps", s.fps === null ? null : s.fps.toFixed(1)); show("alerts-total", s.alerts_total);
-    const box = $("alerts"); box.replaceChildren();
-    for (const a of s.alerts) {
-      const row = document.createElement("div");
-      if (a.snapshot_face) { const im = document.createElement("img"); im.src = a.snapshot_face + q; row.append(im); }
-      const t = document.createElement("span");
-      t.textContent = (a.utc || "").slice(11, 19) + " UTC: person " + a.track_id + ", no mask for "
-        + (a.time_s - a.since_s).toFixed(1) + " s";
-      row.append(t); box.append(row);
-    }
-    $("state").textContent = (s.running ? "live" : "run ended") + ", frame " + s.frame + ", " + s.source;
-  } catch (e) { $("state").textContent = "disconnected"; }
-}
-window.addEventListener("load", () => {
-  const img = $("stream");
-  img.onload = () => { frames += 1; img.dataset.frames = frames; };
-  img.src = "/stream.mjpg" + q;  /* after load: the endless stream does not hold the page's load event */
-  tick(); setInterval(tick, 1000);
-});
-</script></body></html>
-"""

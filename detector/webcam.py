@@ -9,24 +9,21 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import itertools
 import signal
 import sys
 import threading
-from collections.abc import Iterator, Sequence
-from pathlib import Path
-from types import FrameType
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from detector.alerts import Alerts, snapshot_folder
 from detector.batch import is_batch, run_batch
 from detector.draw import DrawStyle
 from detector.live import pipeline_for
-from detector.loop import Outputs, Window, run_loop
+from detector.loop import Window, run_loop
 from detector.outputs import check_outputs
 from detector.progress import expected_frames, progress_name, with_progress
-from detector.sinks import ImageDirSink, NullSink, Sink, VideoSink, open_log
-from detector.sources import Frame, FrameSource
+from detector.sinks import Outputs
+from detector.sources import FrameSource, primed
 from detector.stats import RunStats, format_summary
 
 if TYPE_CHECKING:
@@ -86,28 +83,6 @@ def apply_demo(args: argparse.Namespace, cfg: Config) -> None:
     args.log = args.log or str(out / "log.jsonl")
 
 
-def _sink(source: FrameSource, output: str | None, image_exts: tuple[str, ...]) -> Sink:
-    """Video file for videos, cameras and streams; a folder for images (or one file for one image)."""
-    if output is None:
-        return NullSink()
-    if source.kind != "images":
-        return VideoSink(output)
-    out = Path(output)
-    if Path(source.spec).is_file() and out.suffix.lower() in {e.lower() for e in image_exts}:
-        return ImageDirSink(out.parent, file_name=out.name)
-    return ImageDirSink(out)
-
-
-def _primed(frames: Iterator[Frame]) -> Iterator[Frame]:
-    """Open the source now (its errors surface before models load): read the first frame, then chain."""
-    first = next(frames, None)
-    return itertools.chain([first] if first is not None else [], frames)
-
-
-def _sigterm_to_interrupt(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt
-
-
 def _main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     cfg = config_from_args(args)
@@ -124,11 +99,11 @@ def _main(argv: Sequence[str] | None = None) -> int:
     check_outputs([source.spec], {"--output": args.output, "--log": args.log, "--summary": args.summary},
                   overwrite=args.overwrite or args.demo, images=source.kind == "images")  # before models load
     if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, _sigterm_to_interrupt)  # `kill` closes the video like Ctrl-C does
+        signal.signal(signal.SIGTERM, signal.default_int_handler)  # `kill` closes the video like Ctrl-C does
     stats = RunStats(source=source.spec, fps_window=cfg.draw.fps_window)
     raw_frames = source.frames()
     with contextlib.closing(raw_frames), contextlib.ExitStack() as stack:
-        frames = _primed(raw_frames)
+        frames = primed(raw_frames)
         if not display and not args.quiet:
             frames = stack.enter_context(contextlib.closing(with_progress(
                 frames, stats, name=progress_name(source), total=expected_frames(source, cfg.stream.image_exts,
@@ -140,8 +115,7 @@ def _main(argv: Sequence[str] | None = None) -> int:
         if abs(card_threshold - cfg.classifier.threshold) > 1e-9:
             print(f"note: labelling with classifier.threshold={cfg.classifier.threshold:g}; the model card "
                   f"suggests {card_threshold:g} (--set classifier.threshold={card_threshold:g})")
-        outputs = Outputs(stack.enter_context(_sink(source, args.output, cfg.stream.image_exts)),
-                          stack.enter_context(open_log(args.log)))  # fmt: skip
+        outputs = Outputs.open(stack, source, args.output, args.log, cfg.stream.image_exts)
         alerts = _alerts(cfg, args, source, stack) if cfg.alerts.enabled or args.alerts else None
         viewer = _viewer(cfg, args, alerts, stack) if args.serve or cfg.web.port else None
         try:

@@ -11,6 +11,7 @@ import pytest
 
 from detector.sinks import CSV_COLUMNS, CsvLog, JsonlLog, frame_record, open_log
 from detector.sources import Frame
+from maskwatch.errors import UserError
 from maskwatch.faces import MASK, NO_MASK, Faces
 
 
@@ -82,3 +83,10 @@ def test_a_csv_log_without_faces_still_has_its_header(tmp_path: Path):
     image = np.zeros((60, 80, 3), np.uint8)
     _write(open_log(tmp_path / "log.csv"), [frame_record(Frame(0, 0.0, image, "clip.mp4", 10.0), Faces.empty())])
     assert (tmp_path / "log.csv").read_text() == ",".join(CSV_COLUMNS) + "\n"
+
+
+@pytest.mark.parametrize("kind", [JsonlLog, CsvLog])
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (Linux)")
+def test_a_full_disk_stops_either_log_in_one_line(kind: type):
+    with kind(Path("/dev/full")) as log, pytest.raises(UserError, match=r"^disk full while writing the log /dev/full"):
+        log.write(_records()[0])

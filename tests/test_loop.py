@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from detector.classifier import MaskClassifier
 from detector.draw import DrawStyle
 from detector.loop import Outputs, run_loop
 from detector.pipeline import Pipeline
-from detector.sinks import JsonlLog, VideoSink
+from detector.sinks import JsonlLog, VideoSink, count_frames
 from detector.sources import Frame
 from detector.stats import STAGES, RunStats
 from maskwatch.config import load_config
@@ -197,6 +198,22 @@ def test_default_path_never_imports_tensorflow(face_video: Path, tiny_model: Pat
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "tensorflow loaded: False keras loaded: False" in proc.stdout
+
+
+@pytest.mark.slow
+def test_sigterm_stops_like_ctrl_c_and_keeps_the_video(tmp_path: Path):
+    out, log = tmp_path / "out.mp4", tmp_path / "log.jsonl"
+    proc = subprocess.Popen([sys.executable, "-m", "detector.webcam", "--source", str(ROOT / "demo" / "demo.mp4"),
+                             "--no-display", "--quiet", "--output", str(out), "--log", str(log)], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    end = time.monotonic() + 60
+    while proc.poll() is None and time.monotonic() < end and (not log.exists() or len(log.read_bytes()) == 0):
+        time.sleep(0.05)
+    proc.terminate()  # SIGTERM, as `kill` or a service manager sends
+    stdout, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and err.strip().endswith("interrupted"), err
+    assert f"video: {out}" in stdout
+    assert 0 < count_frames(out) < 150 and [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
 
 
 # ------------------------------------------------------------------ the classifier runtime
