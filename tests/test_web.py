@@ -250,7 +250,9 @@ def test_stalled_viewer_does_not_slow_publishing() -> None:
             _publish_times_s(viewer, 1)
     base_ms, stalled_ms = 1000 * statistics.median(reading), 1000 * statistics.median(stalled)
     print(f"publish median: {base_ms:.2f} ms with a reading viewer, {stalled_ms:.2f} ms with a stalled one added")
-    assert stalled_ms <= 1.10 * base_ms, (base_ms, stalled_ms)
+    # a publish that waited for a stalled socket would block for good once its buffers fill (seconds, not ms);
+    # the margin only absorbs the shared machine's noise
+    assert stalled_ms <= 1.5 * base_ms + 1.0, (base_ms, stalled_ms)
 
 
 def test_non_local_bind_needs_the_token() -> None:
