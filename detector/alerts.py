@@ -1,5 +1,8 @@
-"""Alerts: a person (track) ``no_mask`` for ``alerts.no_mask_s`` seconds fires one event, then none for that
-person within ``alerts.cooldown_s``; each event saves snapshots and goes to the configured receivers.
+"""Alerts: a person ``no_mask`` for ``alerts.no_mask_s`` seconds fires one event, then none for that person within
+``alerts.cooldown_s``; each event saves snapshots and goes to the configured receivers.
+
+Persons are the tracker's ids, the keys of ``detector.people.People``: a person who leaves and comes back, or is
+covered for a while, is re-identified with their old id (``detector.tracking``), so their cooldown holds.
 
 ``AlertRules`` is the pure, clock-driven rule (frame time in, triggers out). ``Alerts`` is what the loop calls
 once per frame: ``update(frame, faces, annotated_bgr) -> [event dict]``; it saves the snapshots (from the annotated
@@ -34,7 +37,7 @@ CLOCK_EPS_S = 1e-6  # frame times are i / fps: 2.8 - 1.8 < 1.0 in floating point
 
 @dataclass(frozen=True)
 class Trigger:
-    """A rule firing: ``faces[index]`` (track ``track_id``) has been no_mask since ``since_s``."""
+    """A rule firing: ``faces[index]`` (person ``track_id``) has been no_mask since ``since_s``."""
 
     index: int
     track_id: int
@@ -42,32 +45,33 @@ class Trigger:
 
 
 @dataclass
-class _TrackState:
+class _PersonState:
     last_seen_s: float
     no_mask_since_s: float | None = None
     last_alert_s: float | None = None
 
 
 class AlertRules:
-    """Per-track ``no_mask since`` state driven by the frame clock (``time_s``, seconds, non-decreasing).
+    """Per-person ``no_mask since`` state driven by the frame clock (``time_s``, seconds, non-decreasing).
 
-    A track's no_mask run starts at its first ``no_mask`` frame and ends when it is labelled ``mask`` or is out of
-    view longer than ``gap_s``; ``unknown`` frames neither start nor end a run. A run of ``no_mask_s`` fires once;
-    the same track fires again only ``cooldown_s`` after its last alert. Faces without a track id are ignored.
+    A person's no_mask run starts at their first ``no_mask`` frame and ends when they are labelled ``mask`` or are
+    out of view longer than ``gap_s``; ``unknown`` frames neither start nor end a run. A run of ``no_mask_s`` fires
+    once; the same person fires again only ``cooldown_s`` after their last alert, however often they left and came
+    back in between. Faces without a track id are ignored.
     """
 
     def __init__(self, no_mask_s: float, cooldown_s: float, gap_s: float = 1.0) -> None:
         self.no_mask_s, self.cooldown_s, self.gap_s = no_mask_s, cooldown_s, gap_s
-        self._tracks: dict[int, _TrackState] = {}
+        self._persons: dict[int, _PersonState] = {}
 
     def update(self, faces: Faces, time_s: float) -> list[Trigger]:
         triggers = []
         for index, (track_id, label) in enumerate(zip(faces.track_id.tolist(), faces.label.tolist(), strict=True)):
             if track_id == NO_TRACK:
                 continue
-            state = self._tracks.get(track_id)
+            state = self._persons.get(track_id)
             if state is None:
-                state = self._tracks[track_id] = _TrackState(last_seen_s=time_s)
+                state = self._persons[track_id] = _PersonState(last_seen_s=time_s)
             elif time_s - state.last_seen_s > self.gap_s:
                 state.no_mask_since_s = None  # out of view too long: the run starts over
             state.last_seen_s = time_s
@@ -81,20 +85,20 @@ class AlertRules:
         self._forget(time_s)
         return triggers
 
-    def _due(self, state: _TrackState, time_s: float) -> bool:
+    def _due(self, state: _PersonState, time_s: float) -> bool:
         if state.no_mask_since_s is None or time_s - state.no_mask_since_s < self.no_mask_s - CLOCK_EPS_S:
             return False
         return state.last_alert_s is None or time_s - state.last_alert_s >= self.cooldown_s - CLOCK_EPS_S
 
     def _forget(self, time_s: float) -> None:
-        """Drop tracks gone longer than the gap and the cooldown (they could neither continue a run nor be muted)."""
+        """Drop persons gone longer than the gap and the cooldown (they could neither continue a run nor be muted)."""
         keep_s = max(self.gap_s, self.cooldown_s)
-        for track_id in [t for t, s in self._tracks.items() if time_s - s.last_seen_s > keep_s]:
-            del self._tracks[track_id]
+        for track_id in [t for t, s in self._persons.items() if time_s - s.last_seen_s > keep_s]:
+            del self._persons[track_id]
 
     def __len__(self) -> int:
-        """Tracks with state."""
-        return len(self._tracks)
+        """Persons with state."""
+        return len(self._persons)
 
 
 @dataclass(frozen=True)
