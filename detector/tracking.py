@@ -23,11 +23,12 @@ velocity between detections (SORT's constant-velocity prediction). A face missed
 another while crossing, stays the same person.
 
 Re-identification: a detection that is still new after that is compared by its look (``appearance``: the
-hue-saturation histogram of the face box, ~0.1 ms a face) with the unclaimed and remembered tracks unseen for at most
-``reid_keyframes`` key frames (config ``tracking.reid_keyframes``, 0 = off); the most similar one (Bhattacharyya
-coefficient >= ``REID_MIN_SIMILARITY``, face size within ``REID_MAX_SCALE``) gives it its id back, one to one. A
-person who leaves and comes back, or whose face reappears away from where it was covered, keeps their id. A track's
-look is the mean of its detections' looks on key frames where its box overlaps no other detection.
+hue-saturation histogram of the face box, ~0.1 ms a face) with the second stage's candidates (live tracks no
+detection claimed, remembered tracks) unseen for at most ``reid_keyframes`` key frames (config
+``tracking.reid_keyframes``, 0 = off); the most similar one (Bhattacharyya coefficient >= ``REID_MIN_SIMILARITY``,
+face size within ``REID_MAX_SCALE``) gives it its id back, one to one. A person who leaves and comes back, or whose
+face reappears away from where its box coasted while covered, keeps their id. A track's look is the mean of its
+detections' looks on key frames where its box overlaps no other detection.
 
 Votes: a track's label comes from the classifier's P(mask) over its last ``vote_keyframes`` classifications
 (``vote``: their mean, with a hysteresis of ``vote_hysteresis`` around the threshold once a label is set), and is
@@ -319,6 +320,7 @@ class FaceTracker:
         predicted = np.array([t.predicted_xyxy(self._frame) for t in candidates]).reshape(-1, 4)
         back = match_by_iou(detections.xyxy[fresh], predicted, MEMORY_IOU)
         revived = {int(d): candidates[int(m)] for d, m in zip(fresh, back, strict=True) if m >= 0}
+        self.revived += len(revived)
         looks = appearance(frame_bgr, detections.xyxy) if self.reid_keyframes else None
         recognised: dict[int, Track] = {}
         if looks is not None:  # third stage: the rest by their look
@@ -329,7 +331,6 @@ class FaceTracker:
         self.memory = [t for t in self.memory if all(t is not r for r in revived.values())]
         self._claimed = {id(t) for j, t in enumerate(self.tracks) if j in set(pair.tolist())}
         self._claimed |= {id(t) for t in revived.values()}
-        self.revived += len(revived)
         out = []
         for i, (box, conf, j) in enumerate(zip(detections.xyxy.astype(np.float64), detections.confidence.tolist(),
                                                pair.tolist(), strict=True)):  # fmt: skip

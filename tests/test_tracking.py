@@ -442,3 +442,16 @@ def test_a_face_covered_while_crossing_keeps_its_id_when_it_comes_out_far_from_w
     script += [[([260, 60, 320, 120], RED), ([150, 50, 220, 130], BLUE)]] * 2
     ids = _ids(script, reid_keyframes=8)
     assert ids[-1] == ids[0] == [0, 1]
+
+
+def test_a_covered_face_whose_box_coasted_on_the_cover_is_recognised_when_it_comes_out():
+    # red walks into blue's area and is covered (the detector still finds it once), its box coasts on blue's texture
+    # for max_missed key frames, then red comes out far to the right: the live, unclaimed track takes it back
+    blue = [120, 40, 240, 140]
+    script = [[([10 + 10 * k, 60, 70 + 10 * k, 120], RED), (blue, BLUE)] for k in range(13)]
+    script += [[(blue, BLUE)]] * 2 + [[([250, 60, 310, 120], RED), (blue, BLUE)]] * 3
+    frames, detections = _scene_frames(script)
+    pipeline = _voting(detections, max_missed=2, reid_keyframes=8)
+    ids = [pipeline(frame).track_id.tolist() for frame in frames]
+    assert ids[14] == [1, 0] and ids[-1] == [0, 1]  # coasted while covered, then recognised
+    assert pipeline.tracker.quality()["coasted_faces"] == 2 and pipeline.tracker.quality()["ids_recognised"] == 1
