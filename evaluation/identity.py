@@ -6,7 +6,8 @@ unmasked versions of the same faces, boxes known): six people cut from those pho
 other, stand, and one leaves the picture and comes back; and the demo mosaics (``demo/*.mp4``, one person per
 tile, ``demo/<name>.json``). Detections of every frame are computed once, then replayed through
 ``detector.pipeline.Pipeline`` (the real classifier) with each tracking variant: ``before`` (no memory of unseen
-tracks, the label of the last classification) and ``now`` (the configured ``tracking.*``).
+tracks, no re-identification, the label of the last classification), ``no re-id`` (the configured tracker without
+re-identification by look) and ``now`` (the configured ``tracking.*``).
 
 Per true person: the track ids their face was given (``id_switches``: changes between consecutive matched frames,
 CLEAR-MOT; ``fragments``: distinct ids minus one), flicker (mask <-> no_mask changes of the drawn label, per person
