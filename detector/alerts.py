@@ -35,7 +35,7 @@ CLOCK_EPS_S = 1e-6  # frame times are i / fps: 2.8 - 1.8 < 1.0 in floating point
 
 @dataclass(frozen=True)
 class Trigger:
-    """A rule firing: ``faces[index]`` (track ``track_id``) has been in violation since ``since_s``; ``label``: its
+    """A rule firing: ``faces[index]`` (person ``track_id``) has been in violation since ``since_s``; ``label``: its
     label code now (``NO_MASK``, or ``INCORRECT`` when a mask worn wrong counts)."""
 
     index: int
@@ -45,35 +45,36 @@ class Trigger:
 
 
 @dataclass
-class _TrackState:
+class _PersonState:
     last_seen_s: float
     no_mask_since_s: float | None = None
     last_alert_s: float | None = None
 
 
 class AlertRules:
-    """Per-track ``no_mask since`` state driven by the frame clock (``time_s``, seconds, non-decreasing).
+    """Per-person ``no_mask since`` state driven by the frame clock (``time_s``, seconds, non-decreasing).
 
-    A track's no_mask run starts at its first frame labelled one of ``violations`` (``no_mask``, and ``incorrect``
-    if a mask worn wrong counts) and ends when it has another label or is out of view longer than ``gap_s``;
-    ``unknown`` frames neither start nor end a run. A run of ``no_mask_s`` fires once; the same track fires again
-    only ``cooldown_s`` after its last alert. Faces without a track id are ignored.
+    A person's run starts at their first frame labelled one of ``violations`` (``no_mask``, and ``incorrect`` if a
+    mask worn wrong counts) and ends when they have another label or are out of view longer than ``gap_s``;
+    ``unknown`` frames neither start nor end a run. A run of ``no_mask_s`` fires once; the same person fires again
+    only ``cooldown_s`` after their last alert, however often they left and came back in between (re-identified
+    people keep their track id). Faces without a track id are ignored.
     """
 
     def __init__(self, no_mask_s: float, cooldown_s: float, gap_s: float = 1.0,
                  violations: tuple[int, ...] = (NO_MASK,)) -> None:  # fmt: skip
         self.no_mask_s, self.cooldown_s, self.gap_s = no_mask_s, cooldown_s, gap_s
         self.violations = violations
-        self._tracks: dict[int, _TrackState] = {}
+        self._persons: dict[int, _PersonState] = {}
 
     def update(self, faces: Faces, time_s: float) -> list[Trigger]:
         triggers = []
         for index, (track_id, label) in enumerate(zip(faces.track_id.tolist(), faces.label.tolist(), strict=True)):
             if track_id == NO_TRACK:
                 continue
-            state = self._tracks.get(track_id)
+            state = self._persons.get(track_id)
             if state is None:
-                state = self._tracks[track_id] = _TrackState(last_seen_s=time_s)
+                state = self._persons[track_id] = _PersonState(last_seen_s=time_s)
             elif time_s - state.last_seen_s > self.gap_s:
                 state.no_mask_since_s = None  # out of view too long: the run starts over
             state.last_seen_s = time_s
@@ -87,20 +88,20 @@ class AlertRules:
         self._forget(time_s)
         return triggers
 
-    def _due(self, state: _TrackState, time_s: float) -> bool:
+    def _due(self, state: _PersonState, time_s: float) -> bool:
         if state.no_mask_since_s is None or time_s - state.no_mask_since_s < self.no_mask_s - CLOCK_EPS_S:
             return False
         return state.last_alert_s is None or time_s - state.last_alert_s >= self.cooldown_s - CLOCK_EPS_S
 
     def _forget(self, time_s: float) -> None:
-        """Drop tracks gone longer than the gap and the cooldown (they could neither continue a run nor be muted)."""
+        """Drop persons gone longer than the gap and the cooldown (they could neither continue a run nor be muted)."""
         keep_s = max(self.gap_s, self.cooldown_s)
-        for track_id in [t for t, s in self._tracks.items() if time_s - s.last_seen_s > keep_s]:
-            del self._tracks[track_id]
+        for track_id in [t for t, s in self._persons.items() if time_s - s.last_seen_s > keep_s]:
+            del self._persons[track_id]
 
     def __len__(self) -> int:
-        """Tracks with state."""
-        return len(self._tracks)
+        """Persons with state."""
+        return len(self._persons)
 
 
 @dataclass(frozen=True)

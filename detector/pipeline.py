@@ -60,6 +60,7 @@ class Pipeline:
         detect_every: int = 1, max_missed: int = DEFAULT_MAX_MISSED, relabel_every: int = 1,
         track: bool | None = None, memory_keyframes: int = 0, vote_keyframes: int = 1, vote_min_keyframes: int = 1,
         vote_hysteresis: float = 0.0, unsure_band: tuple[float, float] = (0.5, 0.5), min_face_px: int = 0,
+        reid_keyframes: int = 0,
     ) -> None:  # fmt: skip
         if detect_every < 1:
             raise ValueError(f"detect_every must be >= 1, got {detect_every}")
@@ -68,7 +69,8 @@ class Pipeline:
         self.unsure_band, self.min_face_px = unsure_band, min_face_px
         tracker = FaceTracker(max_missed=max_missed, relabel_every=relabel_every, memory_keyframes=memory_keyframes,
                               vote_keyframes=vote_keyframes, vote_min_keyframes=vote_min_keyframes,
-                              vote_hysteresis=vote_hysteresis, threshold=threshold)  # fmt: skip
+                              vote_hysteresis=vote_hysteresis, threshold=threshold,
+                              reid_keyframes=reid_keyframes)  # fmt: skip
         self.tracker = tracker if (detect_every > 1 if track is None else track) else None
         self._since_key: int | None = None  # frames since the last key frame (None: none yet)
         self.keyframes = self.early_keyframes = self.tracked_frames = self.model_calls = 0
@@ -85,7 +87,7 @@ class Pipeline:
                    relabel_every=t.relabel_every, track=video, memory_keyframes=t.memory_keyframes,
                    vote_keyframes=t.vote_keyframes, vote_min_keyframes=t.vote_min_keyframes,
                    vote_hysteresis=t.vote_hysteresis, unsure_band=cfg.classifier.unsure_band,
-                   min_face_px=cfg.classifier.min_face_px)  # fmt: skip
+                   min_face_px=cfg.classifier.min_face_px, reid_keyframes=t.reid_keyframes)  # fmt: skip
 
     def __call__(self, frame_bgr: np.ndarray) -> Faces:
         t0 = time.perf_counter()

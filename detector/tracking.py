@@ -20,8 +20,15 @@ the flow, left the frame) is remembered, unseen and not drawn, for ``memory_keyf
 ``tracking.memory_keyframes``, ByteTrack's lost-track buffer): a detection no live track claims that overlaps a
 remembered box by IoU >= ``MEMORY_IOU`` takes that id back; the remembered box moves on at the track's last
 velocity between detections (SORT's constant-velocity prediction). A face missed for a moment, or covered by
-another while crossing, stays the same person. Association is by box overlap only (no appearance): a face that
-leaves the picture and comes back elsewhere is a new person.
+another while crossing, stays the same person.
+
+Re-identification: a detection that is still new after that is compared by its look (``appearance``: the
+hue-saturation histogram of the face box, ~0.1 ms a face) with the second stage's candidates (live tracks no
+detection claimed, remembered tracks) unseen for at most ``reid_keyframes`` key frames (config
+``tracking.reid_keyframes``, 0 = off); the most similar one (Bhattacharyya coefficient >= ``REID_MIN_SIMILARITY``,
+face size within ``REID_MAX_SCALE``) gives it its id back, one to one. A person who leaves and comes back, or whose
+face reappears away from where its box coasted while covered, keeps their id. A track's look is the mean of its
+detections' looks on key frames where its box overlaps no other detection.
 
 Votes: a track's label comes from the classifier's P(mask) over its last ``vote_keyframes`` classifications
 (``vote``: their mean, with a hysteresis of ``vote_hysteresis`` around the threshold once a label is set), and is
@@ -45,8 +52,8 @@ from typing import Any
 import cv2
 import numpy as np
 
-from maskwatch.faces import MASK, NO_MASK, UNKNOWN, Faces
-from maskwatch.geometry import iou_matrix, match_by_iou
+from maskwatch.faces import MASK, NO_MASK, UNKNOWN, Faces, grow_boxes
+from maskwatch.geometry import iou_matrix, match_by_iou, match_by_score
 from maskwatch.labels import CLASSES
 
 GRID_POINTS = 5  # per side: 25 flow points per face
@@ -64,6 +71,9 @@ DEFAULT_MAX_MISSED = 2  # = config tracking.max_missed's default (a test checks 
 RELABEL_MIN_IOU = 0.5  # a fresh detection overlapping a tracked face this much may keep its sure label
 SURE_P = 0.9  # P(mask) at or above this, or at or below 1 - this, is a sure label
 MEMORY_IOU = 0.2  # a new detection overlapping a remembered (unseen) track this much takes its id back
+HS_BINS = (16, 8)  # hue, saturation bins of a face's look
+REID_MIN_SIMILARITY = 0.8  # a new face whose look is this similar to an unseen track's (1 = the same) is that person
+REID_MAX_SCALE = 2.0  # ... and whose size is within this factor of that track's last detection
 
 
 def to_gray(frame_bgr: np.ndarray) -> np.ndarray:
@@ -117,6 +127,27 @@ def box_side_px(xyxy: np.ndarray) -> np.ndarray:
     """float (n,): sqrt of each box's area in pixels."""
     size = np.asarray(xyxy, np.float64).reshape(-1, 4)
     return np.sqrt(np.clip(size[:, 2] - size[:, 0], 0, None) * np.clip(size[:, 3] - size[:, 1], 0, None))
+
+
+def appearance(frame_bgr: np.ndarray, xyxy: np.ndarray) -> np.ndarray:
+    """float32 (n, 128): the hue-saturation histogram of each box (sums to 1; zeros for an empty box or a frame
+    without colour): what a face looks like, for re-identification."""
+    xyxy = np.asarray(xyxy).reshape(-1, 4)
+    out = np.zeros((len(xyxy), HS_BINS[0] * HS_BINS[1]), np.float32)
+    if frame_bgr.ndim != 3:
+        return out
+    height, width = frame_bgr.shape[:2]
+    for i, (x1, y1, x2, y2) in enumerate(grow_boxes(xyxy, 0.0, (width, height)).tolist()):
+        if x2 > x1 and y2 > y1:
+            hsv = cv2.cvtColor(np.ascontiguousarray(frame_bgr[y1:y2, x1:x2, :3]), cv2.COLOR_BGR2HSV)
+            hist = cv2.calcHist([hsv], [0, 1], None, list(HS_BINS), [0, 180, 0, 256]).ravel()
+            out[i] = hist / hist.sum()
+    return out
+
+
+def similarity(looks_a: np.ndarray, looks_b: np.ndarray) -> np.ndarray:
+    """float (n, m): the Bhattacharyya coefficient of every look of ``a`` with every look of ``b`` (1 = the same)."""
+    return np.sqrt(np.asarray(looks_a, np.float64)) @ np.sqrt(np.asarray(looks_b, np.float64)).T
 
 
 def unmatched(tracked_xyxy: np.ndarray, detected_xyxy: np.ndarray, min_iou: float) -> np.ndarray:
@@ -185,6 +216,7 @@ class Track:
     hidden: int = 0  # key frames it has been remembered unseen
     seen_frame: int = 0  # frame number of its last detection
     velocity_xy: tuple[float, float] = (0.0, 0.0)  # pixels per frame of its box centre between detections
+    look: np.ndarray | None = None  # float32 (128,): its ``appearance`` (None: never seen clear of other faces)
 
     def predicted_xyxy(self, frame: int) -> np.ndarray:
         """Its last detected box moved on at its velocity to ``frame``."""
@@ -230,21 +262,23 @@ class FaceTracker:
     def __init__(
         self, *, max_missed: int = DEFAULT_MAX_MISSED, relabel_every: int = 1, memory_keyframes: int = 0,
         vote_keyframes: int = 1, vote_min_keyframes: int = 1, vote_hysteresis: float = 0.0, threshold: float = 0.5,
+        reid_keyframes: int = 0,
     ) -> None:  # fmt: skip
         if max_missed < 0:
             raise ValueError(f"max_missed must be >= 0, got {max_missed}")
         if relabel_every < 1:
             raise ValueError(f"relabel_every must be >= 1, got {relabel_every}")
-        if memory_keyframes < 0 or vote_keyframes < 1 or not 1 <= vote_min_keyframes <= vote_keyframes:
-            raise ValueError(f"need memory_keyframes >= 0 and 1 <= vote_min_keyframes <= vote_keyframes, got "
-                             f"{memory_keyframes}, {vote_min_keyframes}, {vote_keyframes}")
+        if min(memory_keyframes, reid_keyframes) < 0 or not 1 <= vote_min_keyframes <= vote_keyframes:
+            raise ValueError(f"need memory_keyframes, reid_keyframes >= 0 and 1 <= vote_min_keyframes <= "
+                             f"vote_keyframes, got {memory_keyframes}, {reid_keyframes}, {vote_min_keyframes}, "
+                             f"{vote_keyframes}")
         self.max_missed, self.relabel_every = max_missed, relabel_every
-        self.memory_keyframes = memory_keyframes
+        self.memory_keyframes, self.reid_keyframes = memory_keyframes, reid_keyframes
         self.vote_keyframes, self.vote_min, self.vote_hysteresis = vote_keyframes, vote_min_keyframes, vote_hysteresis
         self.threshold = threshold
         self.tracks: list[Track] = []
         self.memory: list[Track] = []  # unseen tracks whose ids may come back
-        self.revived = 0
+        self.revived = self.recognised = 0
         self._gray: np.ndarray | None = None
         self._followed: np.ndarray | None = None  # the frame the tracks were last moved to
         self._next_id = 0
@@ -276,8 +310,9 @@ class FaceTracker:
             if self._detected_before:
                 self._record_drift(detections)
             self._detected_before = True
-            self.memory = [replace(t, hidden=t.hidden + 1) for t in self.memory if t.hidden < self.memory_keyframes]
-            self.tracks = self._matched(detections) + self._coasting(detections)
+            keep = max(self.memory_keyframes, self.reid_keyframes)
+            self.memory = [replace(t, hidden=t.hidden + 1) for t in self.memory if t.hidden < keep]
+            self.tracks = self._matched(frame_bgr, detections) + self._coasting(detections)
         return self.faces()
 
     def voted(self) -> Faces:
@@ -311,33 +346,41 @@ class FaceTracker:
                                hysteresis=self.vote_hysteresis)  # fmt: skip
 
     def _forget(self, gone: Iterable[Track]) -> None:
-        """Remember tracks that are no longer seen (for up to ``memory_keyframes`` key frames)."""
-        if self.memory_keyframes > 0:
+        """Remember tracks that are no longer seen (for up to ``memory_keyframes`` or ``reid_keyframes``)."""
+        if max(self.memory_keyframes, self.reid_keyframes) > 0:
             self.memory.extend(replace(t, hidden=0, lost=False) for t in gone)
 
-    def _matched(self, detections: Faces) -> list[Track]:
+    def _matched(self, frame_bgr: np.ndarray, detections: Faces) -> list[Track]:
         """One track per detection, in the detections' order: its matched track's, or a new one."""
         pair = match_tracks(detections.xyxy, np.array([t.box_xyxy for t in self.tracks]).reshape(-1, 4))
         fresh = np.flatnonzero(pair < 0)
         # second stage: the rest against the unclaimed live tracks and the remembered ones, at their predicted boxes
         # (a box the flow dragged away with someone passing in front is found again where its face went on)
         unclaimed = [t for j, t in enumerate(self.tracks) if j not in set(pair.tolist())]
-        candidates = unclaimed + self.memory
+        candidates = unclaimed + [t for t in self.memory if t.hidden <= self.memory_keyframes]
         predicted = np.array([t.predicted_xyxy(self._frame) for t in candidates]).reshape(-1, 4)
         back = match_by_iou(detections.xyxy[fresh], predicted, MEMORY_IOU)
         revived = {int(d): candidates[int(m)] for d, m in zip(fresh, back, strict=True) if m >= 0}
+        self.revived += len(revived)
+        looks = appearance(frame_bgr, detections.xyxy) if self.reid_keyframes else None
+        recognised: dict[int, Track] = {}
+        if looks is not None:  # third stage: the rest by their look
+            left = [t for t in unclaimed + self.memory if all(t is not r for r in revived.values())]
+            recognised = self._recognised(detections.xyxy, looks, [d for d in fresh if d not in revived], left)
+            self.recognised += len(recognised)
+            revived |= recognised
         self.memory = [t for t in self.memory if all(t is not r for r in revived.values())]
         self._claimed = {id(t) for j, t in enumerate(self.tracks) if j in set(pair.tolist())}
         self._claimed |= {id(t) for t in revived.values()}
-        self.revived += len(revived)
         out = []
         for i, (box, conf, j) in enumerate(zip(detections.xyxy.astype(np.float64), detections.confidence.tolist(),
                                                pair.tolist(), strict=True)):  # fmt: skip
             if i in revived:
                 old = revived[i]
+                velocity = (0.0, 0.0) if i in recognised else old.velocity_to(box, self._frame)
                 out.append(replace(old, box_xyxy=box, confidence=conf, detected_xyxy=box, missed=0, lost=False,
                                    hidden=0, prob_mask=float("nan"), label_age=0, seen_frame=self._frame,
-                                   velocity_xy=old.velocity_to(box, self._frame)))  # fmt: skip
+                                   velocity_xy=velocity))  # fmt: skip
                 continue
             if j < 0:
                 out.append(Track(self._next_id, box, conf, box, seen_frame=self._frame))
@@ -353,7 +396,29 @@ class FaceTracker:
                                seen_frame=self._frame, velocity_xy=old.velocity_to(box, self._frame),
                                prob_mask=old.prob_mask if reuse else float("nan"),
                                label_age=old.label_age + 1 if reuse else 0))  # fmt: skip
-        return out
+        return out if looks is None else self._looked(out, detections.xyxy, looks)
+
+    def _recognised(self, boxes_xyxy: np.ndarray, looks: np.ndarray, fresh: list[int], candidates: list[Track]
+                    ) -> dict[int, Track]:  # fmt: skip
+        """Fresh detections (indices) -> the unseen track each looks like (see the module docstring)."""
+        candidates = [t for t in candidates if t.look is not None and t.hidden <= self.reid_keyframes]
+        if not fresh or not candidates:
+            return {}
+        score = similarity(looks[fresh], np.stack([t.look for t in candidates]))
+        scale = box_side_px(boxes_xyxy[fresh])[:, None] / np.maximum(
+            box_side_px(np.array([t.detected_xyxy for t in candidates])), 1.0)[None]
+        score[(scale > REID_MAX_SCALE) | (scale < 1 / REID_MAX_SCALE)] = 0.0
+        pair = match_by_score(score, REID_MIN_SIMILARITY)
+        return {fresh[k]: candidates[int(m)] for k, m in enumerate(pair) if m >= 0}
+
+    @staticmethod
+    def _looked(tracks: list[Track], boxes_xyxy: np.ndarray, looks: np.ndarray) -> list[Track]:
+        """The tracks (one per detection) with the look of their detection averaged in, where it overlaps no
+        other detection (a covered face looks like whoever covers it)."""
+        overlap = iou_matrix(boxes_xyxy, boxes_xyxy) > 0
+        clear = overlap.sum(axis=1) == 1
+        return [t if not ok else replace(t, look=look if t.look is None else (t.look + look) / 2)
+                for t, look, ok in zip(tracks, looks, clear, strict=True)]  # fmt: skip
 
     def _coasting(self, detections: Faces) -> list[Track]:
         """The tracks no detection matched that may coast one more key frame (missed count raised)."""
@@ -408,4 +473,6 @@ class FaceTracker:
             "labels_reused": self.labels_reused,
             "memory_keyframes": self.memory_keyframes,
             "ids_revived": self.revived,
+            "reid_keyframes": self.reid_keyframes,
+            "ids_recognised": self.recognised,
         }

@@ -6,7 +6,8 @@ unmasked versions of the same faces, boxes known): six people cut from those pho
 other, stand, and one leaves the picture and comes back; and the demo mosaics (``demo/*.mp4``, one person per
 tile, ``demo/<name>.json``). Detections of every frame are computed once, then replayed through
 ``detector.pipeline.Pipeline`` (the real classifier) with each tracking variant: ``before`` (no memory of unseen
-tracks, the label of the last classification) and ``now`` (the configured ``tracking.*``).
+tracks, no re-identification, the label of the last classification), ``no re-id`` (the configured tracker without
+re-identification by look) and ``now`` (the configured ``tracking.*``).
 
 Per true person: the track ids their face was given (``id_switches``: changes between consecutive matched frames,
 CLEAR-MOT; ``fragments``: distinct ids minus one), flicker (mask <-> no_mask changes of the drawn label, per person
@@ -48,8 +49,9 @@ WALKS: tuple[tuple[int, tuple[tuple[int, int, int], ...]], ...] = (
     (90, ((0, 480, 150), (55, 480, 150), (75, 700, 150), (120, 700, 150), (140, 470, 160), (179, 470, 160))),
 )  # the last one leaves on the right at frame ~75 and comes back at ~120
 VARIANTS = {
-    "before": ["tracking.memory_keyframes=0", "tracking.vote_keyframes=1", "tracking.vote_min_keyframes=1",
-               "tracking.vote_hysteresis=0"],
+    "before": ["tracking.memory_keyframes=0", "tracking.reid_keyframes=0", "tracking.vote_keyframes=1",
+               "tracking.vote_min_keyframes=1", "tracking.vote_hysteresis=0"],
+    "no re-id": ["tracking.reid_keyframes=0"],
     "now": [],
 }  # fmt: skip
 
@@ -193,13 +195,8 @@ def replay(frames: Sequence[np.ndarray], detections: Sequence[Faces], classify: 
     from detector.pipeline import Pipeline
 
     cfg = load_config(args.config, [*args.overrides, *cfg_overrides])
-    t = cfg.tracking
     index = 0
-    pipeline = Pipeline(lambda _frame: detections[index], classify, threshold=cfg.classifier.threshold,
-                        crop_margin=cfg.classifier.crop_margin, detect_every=t.detect_every, max_missed=t.max_missed,
-                        relabel_every=t.relabel_every, track=True, memory_keyframes=t.memory_keyframes,
-                        vote_keyframes=t.vote_keyframes, vote_min_keyframes=t.vote_min_keyframes,
-                        vote_hysteresis=t.vote_hysteresis)  # fmt: skip
+    pipeline = Pipeline.from_config(cfg, video=True, models=(lambda _frame: detections[index], classify))
     out = []
     for index, frame in enumerate(frames):  # noqa: B007 - read by the lambda above
         out.append(pipeline(frame))

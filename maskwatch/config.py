@@ -91,6 +91,7 @@ class TrackingConfig:
     relabel_every: int = _range(1, 100, default=2)
     live: str = _choice("auto", "on", "off", default="auto")
     memory_keyframes: int = _range(0, 1000, default=8)
+    reid_keyframes: int = _range(0, 10000, default=40)
     vote_keyframes: int = _range(1, 100, default=5)
     vote_min_keyframes: int = _range(1, 100, default=2)
     vote_hysteresis: float = _range(0.0, 0.5, default=0.1)

@@ -65,13 +65,19 @@ def greedy_match(ious: np.ndarray, scores: np.ndarray, iou_min: float, allowed: 
 def match_by_iou(a_xyxy: np.ndarray, b_xyxy: np.ndarray, min_iou: float) -> np.ndarray:
     """int (len(a),): the ``b`` box each ``a`` box is paired with, one to one, best IoU first (at least
     ``min_iou``), -1 if none (frame-to-frame association, where no side has scores)."""
-    iou = iou_matrix(np.asarray(a_xyxy).reshape(-1, 4), np.asarray(b_xyxy).reshape(-1, 4))
-    pair = np.full(len(iou), -1, np.int64)
-    for flat in np.argsort(-iou, axis=None, kind="stable"):
-        a, b = np.unravel_index(flat, iou.shape)
-        if iou[a, b] < min_iou:
+    return match_by_score(iou_matrix(np.asarray(a_xyxy).reshape(-1, 4), np.asarray(b_xyxy).reshape(-1, 4)), min_iou)
+
+
+def match_by_score(score: np.ndarray, min_score: float) -> np.ndarray:
+    """int (n,): the column each row of ``score`` (n, m) is paired with, one to one, best score first (at least
+    ``min_score``), -1 if none."""
+    score = np.array(score, dtype=np.float64)
+    pair = np.full(len(score), -1, np.int64)
+    for flat in np.argsort(-score, axis=None, kind="stable"):
+        a, b = np.unravel_index(flat, score.shape)
+        if score[a, b] < min_score:
             break
-        if pair[a] < 0 and np.isfinite(iou[:, b]).any():
+        if pair[a] < 0 and np.isfinite(score[:, b]).any():
             pair[a] = b
-            iou[:, b] = -np.inf  # this b box is taken
+            score[:, b] = -np.inf  # this column is taken
     return pair

@@ -117,6 +117,87 @@ def test_alert_events_name_the_violation_and_the_config_switch(tmp_path: Path):
     assert events(off, INCORRECT) == [] and events(off, NO_MASK) == ["no_mask"]
 
 
+def test_a_person_back_after_the_gap_starts_a_new_count_but_stays_muted_until_the_cooldown():
+    rules = AlertRules(no_mask_s=1.0, cooldown_s=6.0, gap_s=0.5)
+    away, here = (), ((5, NO_MASK),)
+    # fires at 1.0 s; away 2 s (> gap, < cooldown); back at 3.1 s (same person id): muted, its count restarts then;
+    # the cooldown ends at 7.0 s (the count is past 1 s by then: fires); away again and back at 9.1 s: muted
+    timeline = [here] * 11 + [away] * 20 + [here] * 40 + [away] * 20 + [here] * 11
+    assert _run_rules(rules, timeline) == [(1.0, 5, 0.0), (7.0, 5, 3.1)]  # back at 9.1 s: within the cooldown
+
+
+# ------------------------------------------------------------------ through the tracker: persons, not tracks
+
+
+class _Walk:
+    """A scripted scene: frame k shows ``faces[k]`` (box, BGR colour, P(mask)) on a grey background; the detector
+    finds exactly those boxes and the classifier answers the P(mask) of the face of the crop's colour."""
+
+    def __init__(self, faces: list[list[tuple[list[int], tuple[int, int, int], float]]]) -> None:
+        self.faces, self.k = faces, -1
+
+    def frames(self) -> list[np.ndarray]:
+        out = []
+        shade = np.kron(np.random.default_rng(1).uniform(0.6, 1.0, (30, 30, 1)), np.ones((4, 4, 1)))
+        for faces in self.faces:
+            frame = np.full((240, 320, 3), 120, np.uint8)
+            for (x1, y1, x2, y2), bgr, _ in faces:
+                frame[y1:y2, x1:x2] = (shade[: y2 - y1, : x2 - x1] * np.array(bgr)).astype(np.uint8)
+            out.append(frame)
+        return out
+
+    def detect(self, frame_bgr: np.ndarray) -> Faces:
+        self.k += 1
+        boxes = [box for box, _, _ in self.faces[self.k]]
+        return Faces(np.array(boxes, np.int32).reshape(-1, 4), np.full(len(boxes), 0.9, np.float32))
+
+    def classify(self, crops: list[np.ndarray]) -> np.ndarray:
+        colours = np.array([bgr for _, bgr, _ in self.faces[self.k]], np.float64)
+        nearest = [np.argmin(np.abs(colours * 0.8 - c.mean(axis=(0, 1))).sum(axis=1)) for c in crops]
+        return np.array([self.faces[self.k][j][2] for j in nearest], np.float32)
+
+
+def _alerts_through_the_tracker(walk: _Walk, **tracking: float) -> list[tuple[float, int, float]]:
+    """The alerts (time, person, since) of ``walk`` at FPS through the real pipeline (every frame a key frame)."""
+    from detector.pipeline import Pipeline
+
+    params = {"detect_every": 1, "track": True, "max_missed": 0, "memory_keyframes": 2, "vote_keyframes": 5,
+              "vote_min_keyframes": 2, "vote_hysteresis": 0.1} | tracking
+    pipeline = Pipeline(walk.detect, walk.classify, **params)
+    rules = AlertRules(no_mask_s=1.0, cooldown_s=30.0, gap_s=0.5)
+    fired = []
+    for i, frame in enumerate(walk.frames()):
+        faces = pipeline(frame)
+        fired += [(round(i / FPS, 3), t.track_id, round(t.since_s, 3)) for t in rules.update(faces, i / FPS)]
+    return fired
+
+
+RED, BLUE = (40, 60, 220), (220, 90, 40)
+
+
+def test_a_person_who_leaves_and_comes_back_elsewhere_fires_once_within_the_cooldown():
+    left, right, masked = [20, 40, 80, 100], [220, 120, 280, 180], ([120, 40, 180, 100], BLUE, 0.95)
+    walk = [[(left, RED, 0.05), masked]] * 15 + [[masked]] * 20 + [[(right, RED, 0.05), masked]] * 15
+    assert _alerts_through_the_tracker(_Walk(walk), reid_keyframes=40) == [(1.1, 0, 0.1)]  # once: the same person
+    per_track = _alerts_through_the_tracker(_Walk(walk), reid_keyframes=0)  # without re-id: a second "person"
+    assert [(t, p) for t, p, _ in per_track] == [(1.1, 0), (4.6, 2)]
+
+
+def test_two_unmasked_people_crossing_fire_once_each():
+    walk = [[([20 + 8 * k, 60, 80 + 8 * k, 120], RED, 0.05), ([240 - 8 * k, 90, 300 - 8 * k, 150], BLUE, 0.1)]
+            for k in range(26)]  # fmt: skip
+    assert _alerts_through_the_tracker(_Walk(walk), reid_keyframes=40) == [(1.1, 0, 0.1), (1.1, 1, 0.1)]
+
+
+def test_one_wrong_classification_neither_delays_nor_repeats_the_alert():
+    box = [100, 60, 160, 120]
+    probs = [0.05] * 6 + [0.95] + [0.05] * 20  # one frame the classifier sees a mask
+    walk = [[(box, RED, p)] for p in probs]
+    assert _alerts_through_the_tracker(_Walk(walk), reid_keyframes=40) == [(1.1, 0, 0.1)]
+    assert _alerts_through_the_tracker(_Walk(walk), reid_keyframes=40, vote_keyframes=1, vote_min_keyframes=1,
+                                       vote_hysteresis=0) == [(1.7, 0, 0.7)]  # fmt: skip - without the vote
+
+
 # ------------------------------------------------------------------ receivers against real local servers
 
 

@@ -10,10 +10,13 @@ from detector.pipeline import Pipeline
 from detector.tracking import (
     DEFAULT_MAX_MISSED,
     MEMORY_IOU,
+    REID_MIN_SIMILARITY,
     FaceTracker,
     Track,
+    appearance,
     grid_points,
     move_box,
+    similarity,
     unmatched,
     vote,
 )
@@ -439,3 +442,83 @@ def test_a_classifier_with_other_classes_is_refused():
     script.class_names = ("incorrect", "no_mask", "mask", "hat")
     with pytest.raises(UserError, match="hat"):
         Pipeline(script.detect, script.classify)
+
+
+# re-identification by look: faces of different colours on a scripted detector
+
+
+def _colour_face(bgr: tuple[int, int, int], side_px: int = SIDE_PX) -> np.ndarray:
+    """A textured face patch of one colour (the texture's brightness times ``bgr``)."""
+    blocks = -(-side_px // 4)
+    texture = np.kron(np.random.default_rng(1).uniform(0.6, 1.0, (blocks, blocks, 1)), np.ones((4, 4, 1)))
+    return (texture * np.array(bgr, np.float64)).astype(np.uint8)
+
+
+RED, BLUE, GREEN = (40, 60, 220), (220, 90, 40), (60, 200, 60)
+
+
+def _scene_frames(script: list[list[tuple[list[int], tuple[int, int, int]]]]) -> tuple[list[np.ndarray], Script]:
+    """Frames with the scripted faces painted in (box, colour), and the scripted detector that finds them."""
+    frames = []
+    for faces in script:
+        frame = np.full((SIZE_WH[1], SIZE_WH[0], 3), 120, np.uint8)
+        for (x1, y1, x2, y2), bgr in faces:
+            frame[y1:y2, x1:x2] = _colour_face(bgr, max(x2 - x1, y2 - y1))[: y2 - y1, : x2 - x1]
+        frames.append(frame)
+    return frames, Script([[box for box, _ in faces] for faces in script])
+
+
+def _ids(script: list, **kw) -> list[list[int]]:
+    frames, detections = _scene_frames(script)
+    pipeline = _voting(detections, max_missed=0, memory_keyframes=2, **kw)
+    return [pipeline(frame).track_id.tolist() for frame in frames]
+
+
+def test_appearance_tells_colours_apart_and_survives_size_and_position():
+    frame = np.full((SIZE_WH[1], SIZE_WH[0], 3), 120, np.uint8)
+    frame[10:70, 10:70], frame[10:70, 100:160] = _colour_face(RED), _colour_face(BLUE)
+    frame[100:180, 200:280] = _colour_face(RED, 80)
+    looks = appearance(frame, np.array([[10, 10, 70, 70], [100, 10, 160, 70], [200, 100, 280, 180], [5, 5, 5, 9]]))
+    assert looks.shape == (4, 128) and looks[:3].sum(axis=1) == pytest.approx([1, 1, 1]) and not looks[3].any()
+    sim = similarity(looks[:3], looks[:3])
+    assert sim[0, 2] >= REID_MIN_SIMILARITY > sim[0, 1]  # the same red face, bigger and elsewhere; not the blue one
+    assert not appearance(frame[..., 0], np.array([[10, 10, 70, 70]])).any()  # grayscale: no look
+
+
+def test_a_person_who_leaves_and_comes_back_elsewhere_keeps_their_id():
+    red_left, red_right, blue = [20, 40, 80, 100], [220, 120, 280, 180], [120, 40, 180, 100]
+    # red seen 3 frames, away 6 key frames (> memory_keyframes 2), back on the other side; blue stays all along
+    script = ([[(red_left, RED), (blue, BLUE)]] * 3 + [[(blue, BLUE)]] * 6
+              + [[(red_right, RED), (blue, BLUE)]] * 2)  # fmt: skip
+    ids = _ids(script, reid_keyframes=8)
+    assert ids[0] == [0, 1] and ids[-1] == [0, 1]
+    assert _ids(script, reid_keyframes=0)[-1] == [2, 1]  # by position only: a new person
+    assert _ids(script, reid_keyframes=5)[-1] == [2, 1]  # away longer than reid_keyframes: a new person
+
+
+def test_someone_else_arriving_where_a_person_left_is_a_new_person():
+    spot, blue = [20, 40, 80, 100], [120, 40, 180, 100]
+    script = [[(spot, RED), (blue, BLUE)]] * 3 + [[(blue, BLUE)]] * 4 + [[(spot, GREEN), (blue, BLUE)]] * 2
+    assert _ids(script, reid_keyframes=8)[-1] == [2, 1]
+
+
+def test_a_face_covered_while_crossing_keeps_its_id_when_it_comes_out_far_from_where_it_went_in():
+    # red walks right behind blue (not detected while covered), comes out far on and faster than before
+    script = [[([20 + 10 * k, 60, 80 + 10 * k, 120], RED), ([150, 50, 220, 130], BLUE)] for k in range(4)]
+    script += [[([150, 50, 220, 130], BLUE)]] * 4
+    script += [[([260, 60, 320, 120], RED), ([150, 50, 220, 130], BLUE)]] * 2
+    ids = _ids(script, reid_keyframes=8)
+    assert ids[-1] == ids[0] == [0, 1]
+
+
+def test_a_covered_face_whose_box_coasted_on_the_cover_is_recognised_when_it_comes_out():
+    # red walks into blue's area and is covered (the detector still finds it once), its box coasts on blue's texture
+    # for max_missed key frames, then red comes out far to the right: the live, unclaimed track takes it back
+    blue = [120, 40, 240, 140]
+    script = [[([10 + 10 * k, 60, 70 + 10 * k, 120], RED), (blue, BLUE)] for k in range(13)]
+    script += [[(blue, BLUE)]] * 2 + [[([250, 60, 310, 120], RED), (blue, BLUE)]] * 3
+    frames, detections = _scene_frames(script)
+    pipeline = _voting(detections, max_missed=2, reid_keyframes=8)
+    ids = [pipeline(frame).track_id.tolist() for frame in frames]
+    assert ids[14] == [1, 0] and ids[-1] == [0, 1]  # coasted while covered, then recognised
+    assert pipeline.tracker.quality()["coasted_faces"] == 2 and pipeline.tracker.quality()["ids_recognised"] == 1
