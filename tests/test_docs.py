@@ -16,6 +16,14 @@ PAGES = sorted([ROOT / "README.md", ROOT / "models/README.md", ROOT / "demo/READ
 USER_PAGES = [p for p in PAGES if "lab" not in p.parts]
 LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)\)")
 CODE = re.compile(r"```.*?```", re.S)
+FILE_ENDINGS = (".md", ".py", ".yaml", ".json", ".jsonl", ".log", ".csv", ".txt", ".png", ".jpg", ".mp4")
+
+
+def _is_module(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except ModuleNotFoundError:  # its parent is no package
+        return False
 
 
 def slug(heading: str) -> str:
@@ -70,7 +78,7 @@ def test_commands_in_user_docs_exist() -> None:
     for page in USER_PAGES:
         text = page.read_text()
         for module in re.findall(r"python -m ([A-Za-z_][\w.]*)", text):
-            if module not in {"pip", "pytest"} and importlib.util.find_spec(module) is None:
+            if module not in {"pip", "pytest"} and not _is_module(module):
                 missing.add(f"{page.relative_to(ROOT)}: python -m {module}")
         for tool in re.findall(r"python (tools/\w+\.py)", text):
             if not (ROOT / tool).is_file():
@@ -88,3 +96,41 @@ def test_architecture_lists_every_runtime_module() -> None:
                 assert f"`{name}`" in text, f"docs/architecture.md does not list {name}"
     for named in re.findall(r"`((?:detector|face_detector|maskwatch|evaluation|train|models)/\w+\.py)`", text):
         assert (ROOT / named).is_file(), f"docs/architecture.md names {named}, which does not exist"
+
+
+def _config_keys() -> set[str]:
+    import dataclasses
+
+    from maskwatch.config import Config
+
+    keys: set[str] = set()
+
+    def walk(section: object, prefix: str) -> None:
+        for f in dataclasses.fields(section):
+            keys.add(prefix + f.name)
+            value = getattr(section, f.name)
+            if dataclasses.is_dataclass(value):
+                walk(value, prefix + f.name + ".")
+
+    walk(Config(), "")
+    return keys
+
+
+def test_config_keys_in_user_docs_exist() -> None:
+    """A key the docs name (`section.key`, `section.key=value`, `--set section.key=...`) is a key of the config."""
+    keys = _config_keys()
+    sections = {k for k in keys if "." not in k}
+    unknown = set()
+    for page in USER_PAGES:
+        text = re.sub(r"```text.*?```", "", page.read_text(), flags=re.S)  # examples of errors
+        named = re.findall(r"`([a-z_]+(?:\.[a-z0-9_]+)+)(?:=[^`]*|: [^`]*)?`", text)
+        named += re.findall(r"--set \"?([a-z_]+(?:\.[a-z0-9_]+)+)=", text)
+        for key in named:
+            section = key.split(".")[0]
+            if section not in sections or key in keys or key.endswith(FILE_ENDINGS):
+                continue
+            module = key.rsplit(".", 1)[0]
+            if _is_module(key) or ("." in module and _is_module(module)):
+                continue  # a module (train.maskify) or a module's function (train.export.save_classifier)
+            unknown.add(f"{page.relative_to(ROOT)}: {key}")
+    assert not unknown, sorted(unknown)
