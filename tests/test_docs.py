@@ -16,6 +16,7 @@ PAGES = sorted([ROOT / "README.md", ROOT / "models/README.md", ROOT / "demo/READ
 USER_PAGES = [p for p in PAGES if "lab" not in p.parts]
 LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)\)")
 CODE = re.compile(r"```.*?```", re.S)
+SOURCE_FILE = r"(?<![\w/.])((?:detector|face_detector|maskwatch|evaluation|train|models|tools|tests|demo)/[\w/]*\.py)"
 FILE_ENDINGS = (".md", ".py", ".yaml", ".json", ".jsonl", ".log", ".csv", ".txt", ".png", ".jpg", ".mp4")
 
 
@@ -83,6 +84,16 @@ def test_commands_in_user_docs_exist() -> None:
         for tool in re.findall(r"python (tools/\w+\.py)", text):
             if not (ROOT / tool).is_file():
                 missing.add(f"{page.relative_to(ROOT)}: python {tool}")
+    assert not missing, sorted(missing)
+
+
+def test_code_files_in_user_docs_exist() -> None:
+    """A source file the docs name (`detector/sinks.py`, `tests/test_web.py`) exists."""
+    missing = set()
+    for page in USER_PAGES:
+        for name in re.findall(SOURCE_FILE, page.read_text()):
+            if not (ROOT / name).is_file():
+                missing.add(f"{page.relative_to(ROOT)}: {name}")
     assert not missing, sorted(missing)
 
 
