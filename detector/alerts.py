@@ -106,7 +106,7 @@ class AlertRules:
 
 @dataclass(frozen=True)
 class AlertEvent:
-    """One alert, as sent to receivers and logged (``to_dict``; format in docs/DETECTOR.md, "Alerts")."""
+    """One alert, as sent to receivers and logged (``to_dict``; format in docs/usage.md, "Alerts")."""
 
     track_id: int
     source: str

@@ -42,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--source", action="append", help="camera index, video file, image file or folder, or "
                         "rtsp:// / http(s):// URL (default: stream.source in the config, camera 0). Several --source, "
-                        "a glob or a folder of videos: a batch, one worker per source (docs/DETECTOR.md)")
+                        "a glob or a folder of videos: a batch, one worker per source (docs/usage.md)")
     parser.add_argument("--no-display", action="store_true", help="do not open a window (headless)")
     parser.add_argument("--output", metavar="PATH", help="annotated video (.mp4), or a folder for image sources")
     parser.add_argument("--log", metavar="PATH.jsonl|PATH.csv",

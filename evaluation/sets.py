@@ -5,7 +5,7 @@ masked-face evaluation set of the face stage.
 classifier's training photos): settings are chosen on it, never on the held-out set. Its ``no_faces/`` uses other
 library photos than the held-out set's.
 
-Group photos reserved for evaluation (``holdout=True`` in ``train.starter_data``, docs/EVAL_HOLDOUT.md) go through
+Group photos reserved for evaluation (``holdout=True`` in ``train.starter_data``, docs/accuracy.md) go through
 maskify (``--full-images`` layout, dlib landmarks with 2x upsampling) once per mask-style seed and image scale:
 ``DST/s<scale>_seed<k>/`` (images/ + boxes.csv). Real faces that dlib misses (hand-checked, listed below) are added
 as ``ignore`` boxes so a detection there is not counted as a false positive. ``DST/no_faces/`` holds real photos

@@ -2,7 +2,7 @@
 
 Shared by training (which writes cards, ``train/card.py``) and the detector (which reads them); imports no training
 code. The card names its files (``files``: kind -> file name in the card's folder) and their SHA-256 (``sha256``:
-kind -> hex), so a model is complete only when the card and every file it names agree. Format: docs/DESIGN.md
+kind -> hex), so a model is complete only when the card and every file it names agree. Format: docs/architecture.md
 ("The classifier model files"), installing: docs/TRAINING.md.
 """
 

@@ -1,6 +1,6 @@
 """The shipped default model: loads through the detector's runtime (no TensorFlow) and labels held-out faces.
 
-``tests/fixtures/insightface_t1.jpg`` (insightface 2.1 sdist, MIT; docs/EVAL_HOLDOUT.md) is a group photo that the
+``tests/fixtures/insightface_t1.jpg`` (insightface 2.1 sdist, MIT; docs/accuracy.md) is a group photo that the
 starter training set never saw. maskify masks its faces; the shipped model must tell the masked crops from the
 unmasked ones.
 """

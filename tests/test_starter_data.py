@@ -30,7 +30,7 @@ def test_items_are_consistent() -> None:
 
 
 def test_holdout_list_matches_docs() -> None:
-    doc = (Path(__file__).resolve().parent.parent / "docs" / "EVAL_HOLDOUT.md").read_text()
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "accuracy.md").read_text()
     for item in ITEMS:
         if item.holdout:
             assert Path(item.path).name in doc

@@ -1,4 +1,4 @@
-"""Fetch a held-out set's photos for the face stage (docs/FACE_DETECTION_EVAL.md, "A second held-out set", 3rd, 4th).
+"""Fetch a held-out set's photos for the face stage (docs/accuracy.md, "Held-out sets"; history: docs/lab/).
 
     python tools/holdout_photos.py --set 6 data/face_holdout6_src
     python -m evaluation.sets data/face_holdout6 --photos data/face_holdout6_src

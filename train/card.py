@@ -1,7 +1,7 @@
 """Build the model card ``<stem>.json`` of a trained classifier, without TensorFlow (reading it: maskwatch/card.py).
 
 The card says how to feed the model (input size, colour order, value range) and what its output means, so the
-detector needs no conversion step. Format: docs/DESIGN.md ("The classifier model files").
+detector needs no conversion step. Format: docs/architecture.md ("The classifier model files").
 """
 
 from __future__ import annotations

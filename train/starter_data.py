@@ -6,7 +6,7 @@ installed. Faces are found with the project's face detector (plus dlib's frontal
 ``train.maskify`` and written in the training layout with ``groups.csv`` (one group per person where known, else
 per photo or video) and ``provenance.csv`` (package, version, path inside, licence, SHA-256).
 
-The photos listed in docs/EVAL_HOLDOUT.md are never used for training; ``--eval-dir DIR`` writes them as
+The photos listed in docs/accuracy.md are never used for training; ``--eval-dir DIR`` writes them as
 whole-image face detection evaluation set (``maskify --full-images`` layout: images/ + boxes.csv). ``--classes 3``
 adds masks worn wrong: ``incorrect_mask/`` in DST, and in the evaluation set one image per wrong placement.
 """
@@ -64,7 +64,7 @@ class Item:
     path: str
     group: str
     frames: int = 0  # > 0: a video, sampled at this many evenly spaced frames
-    holdout: bool = False  # reserved for evaluation (docs/EVAL_HOLDOUT.md), never in the training set
+    holdout: bool = False  # reserved for evaluation (docs/accuracy.md), never in the training set
 
 
 PACKAGES = {
