@@ -20,7 +20,6 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any, Protocol, Self, TextIO
 
-import av
 import cv2
 import numpy as np
 
@@ -58,6 +57,7 @@ class VideoSink:
         self.keyframe_every_s = keyframe_every_s
         self._container: Any = None
         self._stream: Any = None
+        self._av: Any = None  # the av module, imported when the video is opened
         self._tmp: Path | None = None
         self._size_wh: tuple[int, int] | None = None
         self.frames = 0
@@ -74,7 +74,7 @@ class VideoSink:
         elif (w, h) != self._size_wh:
             raise UserError(f"frame {frame.index} is {w}x{h}, the video {self.path} is {self._size_wh}")
         try:
-            for packet in self._stream.encode(av.VideoFrame.from_ndarray(annotated_bgr, format="bgr24")):
+            for packet in self._stream.encode(self._av.VideoFrame.from_ndarray(annotated_bgr, format="bgr24")):
                 self._container.mux(packet)
         except OSError as exc:
             raise self._write_error(exc) from None
@@ -91,6 +91,9 @@ class VideoSink:
         suffix = self.path.suffix
         self._tmp = self.path.with_name(f".{self.path.stem}.{os.getpid()}.{secrets.token_hex(4)}.tmp{suffix}")
         fmt = FORMATS[suffix.lower()]
+        import av  # PyAV (~20 MB, 60 ms): only for runs that write a video
+
+        self._av = av
         try:
             container = av.open(str(self._tmp), "w", format=fmt, options=MP4_FLAGS if fmt in ("mp4", "mov") else {})
         except OSError as exc:
