@@ -372,3 +372,26 @@ def test_a_face_covered_while_walking_is_found_again_further_on():
     faces = _frames(_voting(Script(script), max_missed=0), 14)
     assert faces[12].track_id.tolist() == faces[0].track_id.tolist()
     assert iou_matrix(np.array(walk[3]), np.array(walk[10]))[0, 0] < MEMORY_IOU  # not where it was last seen
+
+
+def test_every_frame_detection_reuses_a_track_s_sure_p_mask_like_key_frames_do():
+    """detect_every 1 (every frame a key frame): a moving face is classified for its first vote_min_keyframes
+    frames, then again only every relabel_every frames; its label stays the classifier's."""
+    models, texture = FakeModels(), _texture()
+    sure: list[int] = []
+
+    def classify(crops):
+        sure.append(len(crops))
+        return np.full(len(crops), 0.95, np.float32)
+
+    cfg = load_config(overrides=["tracking.detect_every=1", "tracking.relabel_every=3",
+                                 "tracking.vote_min_keyframes=2"])  # fmt: skip
+    pipeline = Pipeline.from_config(cfg, video=True, models=(models.detect, classify))
+    labels = []
+    for i in range(12):
+        frame, models.truth = _frame(i, texture)
+        labels.append(pipeline(frame).label.tolist())
+    assert models.detect_calls == 12
+    # classified at frames 0, 1 (votes), then every 3rd frame: 4, 7, 10; reused at 2, 3, 5, 6, 8, 9, 11
+    assert len(sure) == 5 and pipeline.quality()["labels_reused"] == 7
+    assert labels[0] == [UNKNOWN] and labels[1:] == [[MASK]] * 11
