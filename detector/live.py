@@ -13,11 +13,18 @@ GIL while they compute); each frame only moves the tracks along the optical flow
 One detection is in flight at a time and results are applied in the order they were submitted (a result older
 than the last applied one is dropped), so boxes never jump back. Video files keep ``Pipeline``: deterministic,
 in order, every frame (``tracking.live``: auto = live for cameras and streams only).
+
+The worker yields the cores to the frames: on Linux its thread runs ``WORKER_NICE`` nice levels below the frame
+loop, and so do the runtimes' own threads (``from_config`` builds the models on such a thread, and threads
+inherit it), so a detection takes the time the frames leave and a frame is not slowed by one in flight.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
+import os
+import sys
 import threading
 import time
 from collections.abc import Sequence
@@ -36,6 +43,17 @@ if TYPE_CHECKING:
 
 LIVE_KINDS = ("camera", "stream")  # source kinds that get the live pipeline under tracking.live: auto
 SAME_BOX_IOU = 0.5  # a tracked face and a carried detection overlapping this much are the same box
+WORKER_NICE = 5  # nice levels the worker's threads run below the frame loop (Linux: per thread; CFS weight ~1/3)
+
+
+def lower_thread_priority(levels: int = WORKER_NICE) -> None:
+    """Run the calling thread (and the threads it starts later) ``levels`` nice levels lower; Linux only (there
+    ``setpriority`` on a thread id is per thread), elsewhere nothing."""
+    if not sys.platform.startswith("linux"):
+        return
+    with contextlib.suppress(OSError):
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, os.getpriority(os.PRIO_PROCESS, tid) + levels)
 
 
 def use_live(mode: str, source_kind: str) -> bool:
@@ -83,7 +101,8 @@ class LivePipeline(Pipeline):
         if self.tracker is None:  # detect_every 1: detect as often as the worker can
             self.tracker = FaceTracker(max_missed=kwargs.get("max_missed", 2),
                                        relabel_every=kwargs.get("relabel_every", 1))  # fmt: skip
-        self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="live-detector")
+        self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="live-detector",
+                                                               initializer=lower_thread_priority)  # fmt: skip
         self._pending: tuple[concurrent.futures.Future[Detection], np.ndarray] | None = None  # + its frame's gray
         self._seq = -1  # index of the current frame
         self._last_submit: int | None = None
@@ -93,6 +112,17 @@ class LivePipeline(Pipeline):
         self.dropped = 0
         self._classify_lock = threading.Lock()
         self.classify = self._locked_classify(classify)
+
+    @classmethod
+    def from_config(cls, cfg: Config, *, video: bool, models: tuple[Detect, Classify] | None = None) -> Pipeline:
+        """``Pipeline.from_config`` with the models built on a low-priority thread (``lower_thread_priority``):
+        the runtimes' worker threads, started there, inherit its priority."""
+        if models is None:
+            from detector.pipeline import build_models
+
+            with concurrent.futures.ThreadPoolExecutor(1, initializer=lower_thread_priority) as builder:
+                models = builder.submit(build_models, cfg, video=video).result()
+        return super().from_config(cfg, video=video, models=models)
 
     def __call__(self, frame_bgr: np.ndarray) -> Faces:
         t0 = time.perf_counter()

@@ -7,14 +7,17 @@ held, and matching by boxes and P(mask) that land on the right tracks after the 
 from __future__ import annotations
 
 import random
+import sys
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from detector.live import LivePipeline, carry_boxes, use_live
+from detector.live import WORKER_NICE, LivePipeline, carry_boxes, use_live
 from detector.tracking import to_gray
+from maskwatch.config import load_config
 from maskwatch.faces import MASK, NO_MASK, Faces
 from maskwatch.geometry import iou_matrix
 
@@ -185,3 +188,30 @@ def test_detect_every_one_still_tracks(detect_every):
     assert len(faces) == 2 and np.diag(iou_matrix(faces.xyxy, truth_xyxy(12))).min() > 0.85
     gaps = np.diff(detector.calls)
     assert gaps.min() >= detect_every
+
+
+def _nice(native_id: int) -> int:
+    stat = Path(f"/proc/self/task/{native_id}/stat").read_text()
+    return int(stat[stat.rindex(")") + 2:].split()[16])
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread priorities are Linux's")
+def test_the_worker_and_the_threads_the_models_start_run_at_a_lower_priority(monkeypatch):
+    import detector.pipeline
+
+    seen: dict[str, int] = {}
+
+    def build_models(cfg, *, video):  # the runtimes start their threads here: they inherit this priority
+        seen["build"] = _nice(threading.get_native_id())
+        return (lambda frame: (seen.setdefault("detect", _nice(threading.get_native_id())), Faces.empty())[1],
+                classify_by_brightness)  # fmt: skip
+
+    monkeypatch.setattr(detector.pipeline, "build_models", build_models)
+    pipeline = LivePipeline.from_config(load_config(), video=True)
+    try:
+        pipeline(frame_at(0))
+        pipeline.wait_idle(HOLD_TIMEOUT_S)
+    finally:
+        pipeline.close()
+    main = _nice(threading.get_native_id())
+    assert seen == {"build": min(main + WORKER_NICE, 19), "detect": min(main + WORKER_NICE, 19)}
