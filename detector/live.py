@@ -6,9 +6,11 @@ GIL while they compute); each frame only moves the tracks along the optical flow
 1. a detection is submitted (a reference to the frame and its grayscale) when the worker is idle and
    ``detect_every`` frames passed since the last one, or at once when a track is lost;
 2. the worker finds the faces on that frame and classifies them (one batch);
-3. a later frame applies the result: the detection's boxes are carried forward by the optical flow from the
-   detection's frame to this one (``carry_boxes``), then matched to the tracks (``FaceTracker.update``), which the
-   flow moved meanwhile; a face that needs a P(mask) takes the worker's one for its box.
+3. a later frame applies the result: the detection's boxes are carried forward from the detection's frame to this
+   one, then matched to the tracks (``FaceTracker.update``), which the flow moved meanwhile; a face that needs a
+   P(mask) takes the worker's one for its box. A detected box that overlaps a track's box on its own frame moves as
+   that track moved since (``move_like``: the tracker's optical flow, already paid for); only the others (new
+   faces) are carried by a new optical flow between the two frames (``carry_boxes``).
 
 One detection is in flight at a time and results are applied in the order they were submitted (a result older
 than the last applied one is dropped), so boxes never jump back. Video files keep ``Pipeline``: deterministic,
@@ -78,6 +80,18 @@ def carry_boxes(gray_then: np.ndarray, gray_now: np.ndarray, xyxy: np.ndarray) -
     return out
 
 
+def move_like(xyxy: np.ndarray, before_xyxy: np.ndarray, after_xyxy: np.ndarray) -> np.ndarray:
+    """Boxes moved as the paired boxes ``before_xyxy`` -> ``after_xyxy`` moved: their centre shift, and their size
+    change as a scale about the centre. float64 (n, 4); all three (n, 4)."""
+    xyxy, before, after = (np.asarray(b, np.float64).reshape(-1, 4) for b in (xyxy, before_xyxy, after_xyxy))
+    side = np.sqrt(np.prod(np.clip(before[:, 2:] - before[:, :2], 1e-6, None), axis=1))
+    scale = (np.sqrt(np.prod(np.clip(after[:, 2:] - after[:, :2], 0, None), axis=1)) / side)[:, None]
+    center_before, center_after = (before[:, :2] + before[:, 2:]) / 2, (after[:, :2] + after[:, 2:]) / 2
+    center = center_after + ((xyxy[:, :2] + xyxy[:, 2:]) / 2 - center_before) * scale
+    half = (xyxy[:, 2:] - xyxy[:, :2]) / 2 * scale
+    return np.concatenate([center - half, center + half], axis=1)
+
+
 @dataclass(frozen=True)
 class Detection:
     """A worker's result: the faces of frame ``seq`` with their P(mask), and how long the worker took."""
@@ -103,7 +117,8 @@ class LivePipeline(Pipeline):
                                        relabel_every=kwargs.get("relabel_every", 1))  # fmt: skip
         self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="live-detector",
                                                                initializer=lower_thread_priority)  # fmt: skip
-        self._pending: tuple[concurrent.futures.Future[Detection], np.ndarray] | None = None  # + its frame's gray
+        # the detection in flight, its frame's grayscale and the tracks' boxes on that frame (by track id)
+        self._pending: tuple[concurrent.futures.Future[Detection], np.ndarray, dict[int, np.ndarray]] | None = None
         self._seq = -1  # index of the current frame
         self._last_submit: int | None = None
         self._last_applied = -1
@@ -150,7 +165,9 @@ class LivePipeline(Pipeline):
             return
         self.early_keyframes += int(not due)
         self._last_submit = self._seq
-        self._pending = (self._executor.submit(self._work, self._seq, frame_bgr), _gray(frame_bgr, gray))
+        assert self.tracker is not None
+        boxes = {t.track_id: t.box_xyxy.copy() for t in self.tracker.tracks}
+        self._pending = (self._executor.submit(self._work, self._seq, frame_bgr), _gray(frame_bgr, gray), boxes)
 
     def _locked_classify(self, classify: Classify) -> Classify:
         def locked(crops: Sequence[np.ndarray]) -> np.ndarray:
@@ -173,7 +190,7 @@ class LivePipeline(Pipeline):
         """The finished detection (if any) carried to this frame and matched to the tracks; None if none is ready."""
         if self._pending is None or not self._pending[0].done():
             return None
-        future, gray_then = self._pending
+        future, gray_then, tracked_then = self._pending
         self._pending = None
         result = future.result()  # a worker exception surfaces here, on the frame that would apply it
         self.worker_ms.append(1000 * result.worker_s)
@@ -184,12 +201,32 @@ class LivePipeline(Pipeline):
         self.applied.append((result.seq, self._seq))
         self.keyframes += 1
         self.model_calls += int(len(result.faces) > 0)
-        carried = carry_boxes(gray_then, _gray(frame_bgr, gray), result.faces.xyxy)
+        carried = self._carried(result.faces.xyxy, tracked_then, gray_then, frame_bgr, gray)
         detections = Faces(np.rint(carried), result.faces.confidence)
         keep = (detections.xyxy[:, 2] > detections.xyxy[:, 0]) & (detections.xyxy[:, 3] > detections.xyxy[:, 1])
         assert self.tracker is not None
         faces = self.tracker.update(frame_bgr, detections[np.flatnonzero(keep)])
         return self._with_worker_prob(faces, detections.xyxy[keep], result.prob_mask[keep])
+
+    def _carried(self, xyxy: np.ndarray, tracked_then: dict[int, np.ndarray], gray_then: np.ndarray,
+                 frame_bgr: np.ndarray, gray: list[np.ndarray]) -> np.ndarray:  # fmt: skip
+        """The detection's boxes on this frame: moved like the track each overlaps on the detection's frame
+        (``move_like``), the rest by optical flow (``carry_boxes``). float64 (n, 4), clipped to the frame."""
+        assert self.tracker is not None
+        now = {t.track_id: t.box_xyxy for t in self.tracker.tracks if t.track_id in tracked_then}
+        ids = list(now)
+        pair = match_by_iou(xyxy, np.array([tracked_then[i] for i in ids]).reshape(-1, 4), SAME_BOX_IOU)
+        out = np.asarray(xyxy, np.float64).reshape(-1, 4).copy()
+        hit = np.flatnonzero(pair >= 0)
+        if len(hit):
+            out[hit] = move_like(out[hit], np.array([tracked_then[ids[j]] for j in pair[hit]]),
+                                 np.array([now[ids[j]] for j in pair[hit]]))  # fmt: skip
+        rest = np.flatnonzero(pair < 0)
+        if len(rest):
+            out[rest] = carry_boxes(gray_then, _gray(frame_bgr, gray), out[rest])
+        height, width = frame_bgr.shape[:2]
+        out[:, 0::2], out[:, 1::2] = np.clip(out[:, 0::2], 0, width), np.clip(out[:, 1::2], 0, height)
+        return out
 
     def _with_worker_prob(self, faces: Faces, carried_xyxy: np.ndarray, prob: np.ndarray) -> Faces:
         """Faces without a P(mask) take the worker's P(mask) of the carried detection with their box."""

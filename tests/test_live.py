@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from detector.live import WORKER_NICE, LivePipeline, carry_boxes, use_live
+import detector.live
+from detector.live import WORKER_NICE, LivePipeline, carry_boxes, move_like, use_live
 from detector.tracking import to_gray
 from maskwatch.config import load_config
 from maskwatch.faces import MASK, NO_MASK, Faces
@@ -100,6 +101,37 @@ def test_carry_boxes_follows_the_motion():
     assert np.diag(iou_matrix(carried, truth_xyxy(5))).min() > 0.85
     assert np.diag(iou_matrix(truth_xyxy(0), truth_xyxy(5))).max() < 0.6  # the stale boxes would not do
     assert carry_boxes(then, now, np.empty((0, 4))).shape == (0, 4)
+
+
+def test_move_like_shifts_and_scales_with_the_paired_box():
+    moved = move_like([[10, 10, 20, 30]], [[0, 0, 40, 40]], [[100, 50, 180, 130]])  # pair: +120, +70, 2x
+    assert moved.tolist() == [[120, 70, 140, 110]]
+    assert move_like(np.empty((0, 4)), np.empty((0, 4)), np.empty((0, 4))).shape == (0, 4)
+
+
+def test_a_detection_of_tracked_faces_moves_with_their_tracks_without_a_new_flow(monkeypatch):
+    calls: list[int] = []
+    real = detector.live.carry_boxes
+    monkeypatch.setattr(detector.live, "carry_boxes", lambda then, now, xyxy: calls.append(len(xyxy)) or real(
+        then, now, xyxy))
+    held = HeldDetector(held=False)
+    pipe = _pipeline(held)
+    try:
+        pipe(frame_at(0))
+        pipe.wait_idle(HOLD_TIMEOUT_S)
+        pipe(frame_at(1))  # applied: no tracks yet, both faces carried by optical flow
+        assert calls == [2]
+        held.hold()
+        for i in range(2, 6):  # submitted on frame 4 (held): frame 4's boxes, applied 2 frames later
+            pipe(frame_at(i))
+        held.release()
+        pipe.wait_idle(HOLD_TIMEOUT_S)
+        faces = _by_x(pipe(frame_at(6)))
+        assert pipe.applied == [(0, 1), (4, 6)] and calls == [2]  # moved like their tracks: no new flow
+        assert np.diag(iou_matrix(faces.xyxy, truth_xyxy(6))).min() > 0.85
+    finally:
+        held.release()
+        pipe.close()
 
 
 def test_frames_never_wait_for_the_detector():
