@@ -6,18 +6,27 @@ GIL while they compute); each frame only moves the tracks along the optical flow
 1. a detection is submitted (a reference to the frame and its grayscale) when the worker is idle and
    ``detect_every`` frames passed since the last one, or at once when a track is lost;
 2. the worker finds the faces on that frame and classifies them (one batch);
-3. a later frame applies the result: the detection's boxes are carried forward by the optical flow from the
-   detection's frame to this one (``carry_boxes``), then matched to the tracks (``FaceTracker.update``), which the
-   flow moved meanwhile; a face that needs a P(mask) takes the worker's one for its box.
+3. a later frame applies the result: the detection's boxes are carried forward from the detection's frame to this
+   one, then matched to the tracks (``FaceTracker.update``), which the flow moved meanwhile; a face that needs a
+   P(mask) takes the worker's one for its box. A detected box that overlaps a track's box on its own frame moves as
+   that track moved since (``move_like``: the tracker's optical flow, already paid for); only the others (new
+   faces) are carried by a new optical flow between the two frames (``carry_boxes``).
 
 One detection is in flight at a time and results are applied in the order they were submitted (a result older
 than the last applied one is dropped), so boxes never jump back. Video files keep ``Pipeline``: deterministic,
 in order, every frame (``tracking.live``: auto = live for cameras and streams only).
+
+The worker yields the cores to the frames: on Linux its thread runs ``WORKER_NICE`` nice levels below the frame
+loop, and so do the runtimes' own threads (``from_config`` builds the models on such a thread, and threads
+inherit it), so a detection takes the time the frames leave and a frame is not slowed by one in flight.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
+import os
+import sys
 import threading
 import time
 from collections.abc import Sequence
@@ -36,6 +45,17 @@ if TYPE_CHECKING:
 
 LIVE_KINDS = ("camera", "stream")  # source kinds that get the live pipeline under tracking.live: auto
 SAME_BOX_IOU = 0.5  # a tracked face and a carried detection overlapping this much are the same box
+WORKER_NICE = 5  # nice levels the worker's threads run below the frame loop (Linux: per thread; CFS weight ~1/3)
+
+
+def lower_thread_priority(levels: int = WORKER_NICE) -> None:
+    """Run the calling thread (and the threads it starts later) ``levels`` nice levels lower; Linux only (there
+    ``setpriority`` on a thread id is per thread), elsewhere nothing."""
+    if not sys.platform.startswith("linux"):
+        return
+    with contextlib.suppress(OSError):
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, os.getpriority(os.PRIO_PROCESS, tid) + levels)
 
 
 def use_live(mode: str, source_kind: str) -> bool:
@@ -58,6 +78,18 @@ def carry_boxes(gray_then: np.ndarray, gray_now: np.ndarray, xyxy: np.ndarray) -
     height, width = gray_now.shape[:2]
     out[:, 0::2], out[:, 1::2] = np.clip(out[:, 0::2], 0, width), np.clip(out[:, 1::2], 0, height)
     return out
+
+
+def move_like(xyxy: np.ndarray, before_xyxy: np.ndarray, after_xyxy: np.ndarray) -> np.ndarray:
+    """Boxes moved as the paired boxes ``before_xyxy`` -> ``after_xyxy`` moved: their centre shift, and their size
+    change as a scale about the centre. float64 (n, 4); all three (n, 4)."""
+    xyxy, before, after = (np.asarray(b, np.float64).reshape(-1, 4) for b in (xyxy, before_xyxy, after_xyxy))
+    side = np.sqrt(np.prod(np.clip(before[:, 2:] - before[:, :2], 1e-6, None), axis=1))
+    scale = (np.sqrt(np.prod(np.clip(after[:, 2:] - after[:, :2], 0, None), axis=1)) / side)[:, None]
+    center_before, center_after = (before[:, :2] + before[:, 2:]) / 2, (after[:, :2] + after[:, 2:]) / 2
+    center = center_after + ((xyxy[:, :2] + xyxy[:, 2:]) / 2 - center_before) * scale
+    half = (xyxy[:, 2:] - xyxy[:, :2]) / 2 * scale
+    return np.concatenate([center - half, center + half], axis=1)
 
 
 @dataclass(frozen=True)
@@ -84,8 +116,10 @@ class LivePipeline(Pipeline):
         if self.tracker is None:  # detect_every 1: detect as often as the worker can
             self.tracker = FaceTracker(max_missed=kwargs.get("max_missed", 2),
                                        relabel_every=kwargs.get("relabel_every", 1))  # fmt: skip
-        self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="live-detector")
-        self._pending: tuple[concurrent.futures.Future[Detection], np.ndarray] | None = None  # + its frame's gray
+        self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="live-detector",
+                                                               initializer=lower_thread_priority)  # fmt: skip
+        # the detection in flight, its frame's grayscale and the tracks' boxes on that frame (by track id)
+        self._pending: tuple[concurrent.futures.Future[Detection], np.ndarray, dict[int, np.ndarray]] | None = None
         self._seq = -1  # index of the current frame
         self._last_submit: int | None = None
         self._last_applied = -1
@@ -94,6 +128,17 @@ class LivePipeline(Pipeline):
         self.dropped = 0
         self._classify_lock = threading.Lock()
         self.classify, self.scores = self._locked(classify), self._locked(self.scores)
+
+    @classmethod
+    def from_config(cls, cfg: Config, *, video: bool, models: tuple[Detect, Classify] | None = None) -> Pipeline:
+        """``Pipeline.from_config`` with the models built on a low-priority thread (``lower_thread_priority``):
+        the runtimes' worker threads, started there, inherit its priority."""
+        if models is None:
+            from detector.pipeline import build_models
+
+            with concurrent.futures.ThreadPoolExecutor(1, initializer=lower_thread_priority) as builder:
+                models = builder.submit(build_models, cfg, video=video).result()
+        return super().from_config(cfg, video=video, models=models)
 
     def __call__(self, frame_bgr: np.ndarray) -> Faces:
         t0 = time.perf_counter()
@@ -121,7 +166,9 @@ class LivePipeline(Pipeline):
             return
         self.early_keyframes += int(not due)
         self._last_submit = self._seq
-        self._pending = (self._executor.submit(self._work, self._seq, frame_bgr), _gray(frame_bgr, gray))
+        assert self.tracker is not None
+        boxes = {t.track_id: t.box_xyxy.copy() for t in self.tracker.tracks}
+        self._pending = (self._executor.submit(self._work, self._seq, frame_bgr), _gray(frame_bgr, gray), boxes)
 
     def _locked(self, classify: Classify) -> Classify:
         def locked(crops: Sequence[np.ndarray]) -> np.ndarray:
@@ -144,7 +191,7 @@ class LivePipeline(Pipeline):
         """The finished detection (if any) carried to this frame and matched to the tracks; None if none is ready."""
         if self._pending is None or not self._pending[0].done():
             return None
-        future, gray_then = self._pending
+        future, gray_then, tracked_then = self._pending
         self._pending = None
         result = future.result()  # a worker exception surfaces here, on the frame that would apply it
         self.worker_ms.append(1000 * result.worker_s)
@@ -155,12 +202,32 @@ class LivePipeline(Pipeline):
         self.applied.append((result.seq, self._seq))
         self.keyframes += 1
         self.model_calls += int(len(result.faces) > 0)
-        carried = carry_boxes(gray_then, _gray(frame_bgr, gray), result.faces.xyxy)
+        carried = self._carried(result.faces.xyxy, tracked_then, gray_then, frame_bgr, gray)
         detections = Faces(np.rint(carried), result.faces.confidence)
         keep = (detections.xyxy[:, 2] > detections.xyxy[:, 0]) & (detections.xyxy[:, 3] > detections.xyxy[:, 1])
         assert self.tracker is not None
         faces = self.tracker.update(frame_bgr, detections[np.flatnonzero(keep)])
         return self._with_worker_prob(faces, detections.xyxy[keep], result.prob_mask[keep])
+
+    def _carried(self, xyxy: np.ndarray, tracked_then: dict[int, np.ndarray], gray_then: np.ndarray,
+                 frame_bgr: np.ndarray, gray: list[np.ndarray]) -> np.ndarray:  # fmt: skip
+        """The detection's boxes on this frame: moved like the track each overlaps on the detection's frame
+        (``move_like``), the rest by optical flow (``carry_boxes``). float64 (n, 4), clipped to the frame."""
+        assert self.tracker is not None
+        now = {t.track_id: t.box_xyxy for t in self.tracker.tracks if t.track_id in tracked_then}
+        ids = list(now)
+        pair = match_by_iou(xyxy, np.array([tracked_then[i] for i in ids]).reshape(-1, 4), SAME_BOX_IOU)
+        out = np.asarray(xyxy, np.float64).reshape(-1, 4).copy()
+        hit = np.flatnonzero(pair >= 0)
+        if len(hit):
+            out[hit] = move_like(out[hit], np.array([tracked_then[ids[j]] for j in pair[hit]]),
+                                 np.array([now[ids[j]] for j in pair[hit]]))  # fmt: skip
+        rest = np.flatnonzero(pair < 0)
+        if len(rest):
+            out[rest] = carry_boxes(gray_then, _gray(frame_bgr, gray), out[rest])
+        height, width = frame_bgr.shape[:2]
+        out[:, 0::2], out[:, 1::2] = np.clip(out[:, 0::2], 0, width), np.clip(out[:, 1::2], 0, height)
+        return out
 
     def _with_worker_prob(self, faces: Faces, carried_xyxy: np.ndarray, prob: np.ndarray) -> Faces:
         """Faces without a P(mask) take the worker's P(mask) of the carried detection with their box."""

@@ -21,7 +21,6 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any, Self, TextIO
 
-import av
 import cv2
 import numpy as np
 
@@ -70,7 +69,8 @@ class VideoSink(Sink):
             raise UserError(f"cannot write video {self.path}: use a file name ending in {', '.join(FORMATS)}")
         self._container: Any = None
         self._stream: Any = None
-        self._tmp = self.path.with_name(f".{self.path.stem}.{os.getpid()}.{secrets.token_hex(4)}.tmp{self.path.suffix}")
+        self._av: Any = None  # the av module, imported when the video is opened
+        self._tmp: Path | None = None
         self._size_wh: tuple[int, int] | None = None
         self.frames = 0
 
@@ -86,7 +86,7 @@ class VideoSink(Sink):
         elif (w, h) != self._size_wh:
             raise UserError(f"frame {frame.index} is {w}x{h}, the video {self.path} is {self._size_wh}")
         try:
-            self._container.mux(self._stream.encode(av.VideoFrame.from_ndarray(annotated_bgr, format="bgr24")))
+            self._container.mux(self._stream.encode(self._av.VideoFrame.from_ndarray(annotated_bgr, format="bgr24")))
         except OSError as exc:
             raise self._write_error(exc) from None
         self.frames += 1
@@ -99,7 +99,12 @@ class VideoSink(Sink):
 
     def _open(self, size_wh: tuple[int, int], fps: float) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fmt = FORMATS[self.path.suffix.lower()]
+        suffix = self.path.suffix
+        self._tmp = self.path.with_name(f".{self.path.stem}.{os.getpid()}.{secrets.token_hex(4)}.tmp{suffix}")
+        fmt = FORMATS[suffix.lower()]
+        import av  # PyAV (~20 MB, 60 ms): only for runs that write a video
+
+        self._av = av
         try:
             container = av.open(str(self._tmp), "w", format=fmt, options=MP4_FLAGS if fmt in ("mp4", "mov") else {})
         except OSError as exc:

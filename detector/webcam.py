@@ -15,7 +15,6 @@ import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from detector.alerts import Alerts, snapshot_folder
 from detector.batch import is_batch, run_batch
 from detector.draw import DrawStyle
 from detector.live import pipeline_for
@@ -27,6 +26,7 @@ from detector.sources import FrameSource, primed
 from detector.stats import RunStats, format_summary
 
 if TYPE_CHECKING:
+    from detector.alerts import Alerts
     from detector.web import Viewer
 from maskwatch.cli import add_config_args, config_from_args, run
 from maskwatch.config import PROJECT_ROOT, Config
@@ -132,6 +132,8 @@ def _main(argv: Sequence[str] | None = None) -> int:
 
 def _alerts(cfg: Config, args: argparse.Namespace, source: FrameSource, stack: contextlib.ExitStack) -> Alerts:
     """The configured alerts, closed by ``stack`` (then their summary line is printed)."""
+    from detector.alerts import Alerts, snapshot_folder  # only for runs with alerts
+
     if source.kind == "images" or cfg.tracking.detect_every < 2:
         print("alerts: no alert can fire: they need track ids (a video source and tracking.detect_every > 1)")
     folder = snapshot_folder(cfg.alerts, cfg.output_path(cfg.paths.runs_dir), log=args.log, output=args.output)

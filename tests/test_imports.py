@@ -37,3 +37,30 @@ def test_the_detector_command_imports_no_training_evaluation_or_research_code(tm
     assert "detector.pipeline" in modules and "detector.tracking" in modules  # the probe ran the real loop
     assert [m for m in modules if any(_is(m, name) for name in FORBIDDEN)] == []
     assert [m for m in modules if _is(m, "train")] == []
+
+
+LAZY = ("onnx", "av", "aiohttp", "paho", "urllib.request", "detector.alerts", "detector.web")
+LEAN_PROBE = """
+import json, runpy, sys
+sys.argv = ["detector.webcam", "--source", "demo/crowd.mp4", "--no-display", "--max-frames", "2", "--quiet",
+            "--set", "paths.runs_dir=RUNS"]
+try:
+    runpy.run_module("detector.webcam", run_name="__main__")
+except SystemExit as exc:
+    assert exc.code == 0, exc.code
+print("MODULES " + json.dumps(sorted(sys.modules)))
+"""
+
+
+@pytest.mark.slow
+def test_a_plain_video_run_imports_only_what_it_uses(tmp_path: Path):
+    """No video written, no alerts, no web view: no PyAV, aiohttp, paho, urllib; CenterFace's graph from the cache
+    (the first run makes it with onnx, the second imports no onnx)."""
+    probe = LEAN_PROBE.replace("RUNS", str(tmp_path))
+    for _ in range(2):
+        proc = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+    line = next(ln for ln in proc.stdout.splitlines() if ln.startswith("MODULES "))
+    modules = json.loads(line.removeprefix("MODULES "))
+    assert "detector.pipeline" in modules and "onnxruntime" in modules  # the probe ran the real loop
+    assert [m for m in modules if any(_is(m, name) for name in LAZY)] == []

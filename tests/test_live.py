@@ -7,14 +7,18 @@ held, and matching by boxes and P(mask) that land on the right tracks after the 
 from __future__ import annotations
 
 import random
+import sys
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from detector.live import LivePipeline, carry_boxes, use_live
+import detector.live
+from detector.live import WORKER_NICE, LivePipeline, carry_boxes, move_like, use_live
 from detector.tracking import to_gray
+from maskwatch.config import load_config
 from maskwatch.faces import MASK, NO_MASK, Faces
 from maskwatch.geometry import iou_matrix
 
@@ -97,6 +101,37 @@ def test_carry_boxes_follows_the_motion():
     assert np.diag(iou_matrix(carried, truth_xyxy(5))).min() > 0.85
     assert np.diag(iou_matrix(truth_xyxy(0), truth_xyxy(5))).max() < 0.6  # the stale boxes would not do
     assert carry_boxes(then, now, np.empty((0, 4))).shape == (0, 4)
+
+
+def test_move_like_shifts_and_scales_with_the_paired_box():
+    moved = move_like([[10, 10, 20, 30]], [[0, 0, 40, 40]], [[100, 50, 180, 130]])  # pair: +120, +70, 2x
+    assert moved.tolist() == [[120, 70, 140, 110]]
+    assert move_like(np.empty((0, 4)), np.empty((0, 4)), np.empty((0, 4))).shape == (0, 4)
+
+
+def test_a_detection_of_tracked_faces_moves_with_their_tracks_without_a_new_flow(monkeypatch):
+    calls: list[int] = []
+    real = detector.live.carry_boxes
+    monkeypatch.setattr(detector.live, "carry_boxes", lambda then, now, xyxy: calls.append(len(xyxy)) or real(
+        then, now, xyxy))
+    held = HeldDetector(held=False)
+    pipe = _pipeline(held)
+    try:
+        pipe(frame_at(0))
+        pipe.wait_idle(HOLD_TIMEOUT_S)
+        pipe(frame_at(1))  # applied: no tracks yet, both faces carried by optical flow
+        assert calls == [2]
+        held.hold()
+        for i in range(2, 6):  # submitted on frame 4 (held): frame 4's boxes, applied 2 frames later
+            pipe(frame_at(i))
+        held.release()
+        pipe.wait_idle(HOLD_TIMEOUT_S)
+        faces = _by_x(pipe(frame_at(6)))
+        assert pipe.applied == [(0, 1), (4, 6)] and calls == [2]  # moved like their tracks: no new flow
+        assert np.diag(iou_matrix(faces.xyxy, truth_xyxy(6))).min() > 0.85
+    finally:
+        held.release()
+        pipe.close()
 
 
 def test_frames_never_wait_for_the_detector():
@@ -211,3 +246,30 @@ def test_the_live_worker_hands_class_probabilities_to_the_tracks():
         np.testing.assert_allclose(faces.probs, [[0.1, 0.1, 0.8], [0.9, 0.05, 0.05]], atol=1e-6)
     finally:
         pipe.close()
+
+
+def _nice(native_id: int) -> int:
+    stat = Path(f"/proc/self/task/{native_id}/stat").read_text()
+    return int(stat[stat.rindex(")") + 2:].split()[16])
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread priorities are Linux's")
+def test_the_worker_and_the_threads_the_models_start_run_at_a_lower_priority(monkeypatch):
+    import detector.pipeline
+
+    seen: dict[str, int] = {}
+
+    def build_models(cfg, *, video):  # the runtimes start their threads here: they inherit this priority
+        seen["build"] = _nice(threading.get_native_id())
+        return (lambda frame: (seen.setdefault("detect", _nice(threading.get_native_id())), Faces.empty())[1],
+                classify_by_brightness)  # fmt: skip
+
+    monkeypatch.setattr(detector.pipeline, "build_models", build_models)
+    pipeline = LivePipeline.from_config(load_config(), video=True)
+    try:
+        pipeline(frame_at(0))
+        pipeline.wait_idle(HOLD_TIMEOUT_S)
+    finally:
+        pipeline.close()
+    main = _nice(threading.get_native_id())
+    assert seen == {"build": min(main + WORKER_NICE, 19), "detect": min(main + WORKER_NICE, 19)}

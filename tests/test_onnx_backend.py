@@ -1,4 +1,4 @@
-"""CenterFace's two runtimes: the same boxes on real photos, ONNX Runtime's graph per size, sessions, threads."""
+"""CenterFace's two runtimes: the same boxes on real photos, ONNX Runtime's graph (any size, cached), threads."""
 
 from __future__ import annotations
 
@@ -9,8 +9,15 @@ import numpy as np
 import onnx
 import pytest
 
-from face_detector.centerface import MAX_NETS, CenterFaceDetector
-from face_detector.onnx_backend import INPUT_NAME, OUTPUT_NAMES, OrtCenterFace, graph_for_size
+from face_detector.centerface import CenterFaceDetector
+from face_detector.onnx_backend import (
+    INPUT_NAME,
+    OUTPUT_NAMES,
+    OrtCenterFace,
+    any_size_graph,
+    cached_graph_path,
+    graph_for_size,
+)
 from maskwatch.config import PROJECT_ROOT, load_config
 from maskwatch.errors import ConfigError, UserError
 
@@ -74,25 +81,56 @@ def test_both_backends_give_the_same_outputs(both, astronaut):
         assert ort.shape == cv.shape and np.abs(ort - cv).max() < 1e-3
 
 
-def test_sessions_one_per_size_bounded_threads_from_the_config():
-    network = OrtCenterFace(MODEL.read_bytes(), threads=1, max_sizes=2)
-    blob = {size: np.zeros((1, 3, size[1], size[0]), np.float32) for size in ((64, 64), (96, 64), (128, 64))}
-    for size in (*blob, (64, 64)):
-        heatmap, log_size, offset = network(blob[size], size)
-        assert heatmap.shape == (1, 1, size[1] // 4, size[0] // 4) and log_size.shape == offset.shape
-    info = network.session_for.cache_info()
-    assert (info.currsize, info.misses) == (2, 4)  # (64, 64) was evicted by (128, 64), then built again
-    options = network.session_for((64, 64)).get_session_options()
+def test_the_any_size_graph_has_a_free_height_and_width():
+    graph = onnx.load_model_from_string(any_size_graph(MODEL.read_bytes()))
+    assert [node.name for node in graph.graph.input] == [INPUT_NAME]
+    dims = graph.graph.input[0].type.tensor_type.shape.dim
+    assert [(d.dim_value, d.dim_param) for d in dims] == [(1, ""), (3, ""), (0, "height"), (0, "width")]
+    assert not any(o.type.tensor_type.HasField("shape") for o in graph.graph.output)
+
+
+def test_one_session_serves_every_size_with_the_outputs_of_a_fixed_size_graph():
+    import onnxruntime as ort
+
+    network = OrtCenterFace(MODEL.read_bytes(), threads=1)
+    rng = np.random.default_rng(0)
+    for size in ((64, 64), (96, 64), (128, 96), (64, 64)):
+        blob = rng.uniform(0, 255, (1, 3, size[1], size[0])).astype(np.float32)
+        outputs = network(blob, size)
+        fixed = ort.InferenceSession(graph_for_size(MODEL.read_bytes(), size), providers=["CPUExecutionProvider"])
+        for got, want in zip(outputs, fixed.run(list(OUTPUT_NAMES[:3]), {INPUT_NAME: blob}), strict=True):
+            assert got.shape == want.shape and np.abs(got - want).max() < 1e-4
+        assert outputs[0].shape == (1, 1, size[1] // 4, size[0] // 4)
+    options = network.session.get_session_options()
     assert (options.intra_op_num_threads, options.inter_op_num_threads) == (1, 1)
     assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
-    assert MAX_NETS >= 2
+
+
+def test_the_prepared_graph_is_cached_and_a_start_from_the_cache_imports_no_onnx(tmp_path, monkeypatch):
+    model_bytes = MODEL.read_bytes()
+    OrtCenterFace(model_bytes, threads=1, cache_dir=tmp_path)
+    cached = cached_graph_path(model_bytes, tmp_path)
+    assert cached.is_file() and list(tmp_path.iterdir()) == [cached]
+    monkeypatch.setitem(sys.modules, "onnx", None)  # import onnx would raise ImportError
+    blob = np.zeros((1, 3, 64, 64), np.float32)
+    assert OrtCenterFace(model_bytes, threads=1, cache_dir=tmp_path)(blob, (64, 64))[0].shape == (1, 1, 16, 16)
+    cached.write_bytes(b"damaged")  # a damaged cache file is made again (with onnx)
+    monkeypatch.setitem(sys.modules, "onnx", onnx)
+    OrtCenterFace(model_bytes, threads=1, cache_dir=tmp_path)(blob, (64, 64))
+    assert cached.read_bytes() == any_size_graph(model_bytes)
+
+
+def test_a_bad_model_file_is_one_clear_error(tmp_path):
+    with pytest.raises(UserError, match=r"cannot load the CenterFace detector from bad\.onnx"):
+        OrtCenterFace(b"not an onnx file", threads=1, source="bad.onnx", cache_dir=tmp_path)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_the_config_picks_the_backend_and_its_threads():
     detector = CenterFaceDetector.from_config(load_config(overrides=["face_detector.threads=1"]))
     assert detector.backend == "onnxruntime" and isinstance(detector.network, OrtCenterFace)
     detector(np.zeros((64, 64, 3), np.uint8))
-    assert detector.network.session_for((64, 64)).get_session_options().intra_op_num_threads == 1
+    assert detector.network.session.get_session_options().intra_op_num_threads == 1
     assert CenterFaceDetector.from_config(load_config(overrides=["face_detector.backend=opencv"])).backend == "opencv"
     with pytest.raises(ConfigError, match="did you mean 'opencv'"):
         load_config(overrides=["face_detector.backend=opencvv"])

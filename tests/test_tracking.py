@@ -522,3 +522,26 @@ def test_a_covered_face_whose_box_coasted_on_the_cover_is_recognised_when_it_com
     ids = [pipeline(frame).track_id.tolist() for frame in frames]
     assert ids[14] == [1, 0] and ids[-1] == [0, 1]  # coasted while covered, then recognised
     assert pipeline.tracker.quality()["coasted_faces"] == 2 and pipeline.tracker.quality()["ids_recognised"] == 1
+
+
+def test_every_frame_detection_reuses_a_track_s_sure_p_mask_like_key_frames_do():
+    """detect_every 1 (every frame a key frame): a moving face is classified for its first vote_min_keyframes
+    frames, then again only every relabel_every frames; its label stays the classifier's."""
+    models, texture = FakeModels(), _texture()
+    sure: list[int] = []
+
+    def classify(crops):
+        sure.append(len(crops))
+        return np.full(len(crops), 0.95, np.float32)
+
+    cfg = load_config(overrides=["tracking.detect_every=1", "tracking.relabel_every=3",
+                                 "tracking.vote_min_keyframes=2"])  # fmt: skip
+    pipeline = Pipeline.from_config(cfg, video=True, models=(models.detect, classify))
+    labels = []
+    for i in range(12):
+        frame, models.truth = _frame(i, texture)
+        labels.append(pipeline(frame).label.tolist())
+    assert models.detect_calls == 12
+    # classified at frames 0, 1 (votes), then every 3rd frame: 4, 7, 10; reused at 2, 3, 5, 6, 8, 9, 11
+    assert len(sure) == 5 and pipeline.quality()["labels_reused"] == 7
+    assert labels[0] == [UNKNOWN] and labels[1:] == [[MASK]] * 11
