@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Self
 import cv2
 import numpy as np
 
-from detector.alert_actions import Receiver, Worker, build_receivers
+from detector.alert_actions import QUEUE_SIZE, RECEIVER_TIMEOUT_S, Receiver, Worker, build_receivers
 from maskwatch.faces import MASK, NO_MASK, NO_TRACK, Faces, grow_boxes
 from maskwatch.files import atomic_path
 
@@ -48,6 +48,9 @@ class _TrackState:
     last_alert_s: float | None = None
 
 
+GAP_S = 1.0  # a person out of view longer than this starts the no_mask count over (tracker memory covers it)
+
+
 class AlertRules:
     """Per-track ``no_mask since`` state driven by the frame clock (``time_s``, seconds, non-decreasing).
 
@@ -56,7 +59,7 @@ class AlertRules:
     the same track fires again only ``cooldown_s`` after its last alert. Faces without a track id are ignored.
     """
 
-    def __init__(self, no_mask_s: float, cooldown_s: float, gap_s: float = 1.0) -> None:
+    def __init__(self, no_mask_s: float, cooldown_s: float, gap_s: float = GAP_S) -> None:
         self.no_mask_s, self.cooldown_s, self.gap_s = no_mask_s, cooldown_s, gap_s
         self._tracks: dict[int, _TrackState] = {}
 
@@ -157,10 +160,9 @@ class Alerts:
     @classmethod
     def from_config(cls, cfg: AlertsConfig, snapshots_dir: Path | None) -> Alerts:
         """Receivers from ``cfg`` (those not available are skipped with one line each); no snapshots if None."""
-        return cls(AlertRules(cfg.no_mask_s, cfg.cooldown_s, cfg.gap_s), build_receivers(cfg),
+        return cls(AlertRules(cfg.no_mask_s, cfg.cooldown_s), build_receivers(cfg),
                    snapshots=SnapshotWriter(snapshots_dir) if snapshots_dir is not None else None,
-                   banner_s=cfg.banner_s, queue_size=cfg.queue_size,
-                   close_timeout_s=cfg.timeout_s)  # fmt: skip
+                   banner_s=cfg.banner_s, queue_size=QUEUE_SIZE, close_timeout_s=RECEIVER_TIMEOUT_S)  # fmt: skip
 
     def __enter__(self) -> Self:
         return self

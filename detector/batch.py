@@ -25,11 +25,11 @@ from tqdm import tqdm
 
 from maskwatch.config import Config, load_config
 from maskwatch.errors import UserError
-from maskwatch.files import write_json_atomic
+from maskwatch.files import IMAGE_EXTS, write_json_atomic
 
 VIDEO_EXTS = (".mp4", ".avi", ".mov", ".mkv", ".m4v", ".webm", ".mpg", ".mpeg", ".wmv")
 GLOB_CHARS = set("*?[")
-THREAD_KEYS = ("face_detector.threads", "face_detector.opencv_threads", "classifier.threads")
+THREAD_KEYS = ("face_detector.threads", "classifier.threads")
 
 
 @dataclass(frozen=True)
@@ -122,7 +122,7 @@ def thread_overrides(workers: int, overrides: Sequence[str], cpus: int | None = 
 def plan_jobs(args: argparse.Namespace, cfg: Config, workers: int) -> tuple[Path, list[Job]]:
     """The run folder (``--run-dir``, else ``<runs_dir>/batch-<time>``) and one job per source. ``--output``,
     ``--log`` and ``--summary`` give the file names inside each source's folder."""
-    sources = expand_sources(args.source, cfg.stream.image_exts)
+    sources = expand_sources(args.source, IMAGE_EXTS)
     run_dir = Path(args.run_dir) if args.run_dir else cfg.output_path(cfg.paths.runs_dir) / time.strftime(
         "batch-%Y%m%d-%H%M%S")
     overrides = thread_overrides(workers, args.overrides)
@@ -164,7 +164,7 @@ def run_job(job: Job) -> Result:
     try:
         cfg = load_config(job.config, job.overrides)
         source = FrameSource(job.source, cfg)
-        stats = RunStats(source=source.spec, fps_window=cfg.draw.fps_window)
+        stats = RunStats(source=source.spec)
         out = Path(job.out_dir)
         out.mkdir(parents=True, exist_ok=True)
         paths = {k: str(out / n) for k, n in (("video", job.output_name), ("log", job.log_name)) if n}
@@ -173,7 +173,7 @@ def run_job(job: Job) -> Result:
             frames = iter(raw)
             first = next(frames, None)  # opens the source: its errors before the models load
             pipeline = _pipeline(cfg, source.kind != "images")
-            outputs = Outputs(stack.enter_context(_sink(source, paths.get("video"), cfg.stream.image_exts)),
+            outputs = Outputs(stack.enter_context(_sink(source, paths.get("video"), IMAGE_EXTS)),
                               stack.enter_context(open_log(paths.get("log"))))  # fmt: skip
             chained = frames if first is None else _prepend(first, frames)
             try:

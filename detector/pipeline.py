@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from detector.tracking import DEFAULT_MAX_MISSED, FaceTracker
+from detector.tracking import DEFAULT_MAX_MISSED, PRODUCT_TRACKING, FaceTracker
 from maskwatch.faces import Faces
 from maskwatch.labels import UNKNOWN as UNKNOWN_NAME
 from maskwatch.labels import label_faces
@@ -67,12 +67,10 @@ class Pipeline:
         tracker around them); tracking only for ``video`` (images are unrelated)."""
         detect, classify = models if models is not None else build_models(cfg, video=video)
         t = cfg.tracking
-        return cls(detect, classify, threshold=cfg.classifier.threshold, crop_margin=cfg.classifier.crop_margin,
+        return cls(detect, classify, threshold=cfg.classifier.threshold,
                    detect_every=t.detect_every if video else 1, max_missed=t.max_missed,
-                   relabel_every=t.relabel_every, track=video, memory_keyframes=t.memory_keyframes,
-                   vote_keyframes=t.vote_keyframes, vote_min_keyframes=t.vote_min_keyframes,
-                   vote_hysteresis=t.vote_hysteresis, unsure_band=cfg.classifier.unsure_band,
-                   min_face_px=cfg.classifier.min_face_px)  # fmt: skip
+                   relabel_every=t.relabel_every, track=video, **PRODUCT_TRACKING,
+                   unsure_band=cfg.classifier.unsure_band, min_face_px=cfg.classifier.min_face_px)  # fmt: skip
 
     def __call__(self, frame_bgr: np.ndarray) -> Faces:
         t0 = time.perf_counter()

@@ -58,6 +58,13 @@ MAX_FB_ERROR_PX = 1.0  # a point tracked forward then back must land this close 
 MATCH_IOU = 0.3  # a fresh detection overlapping a tracked box this much is the same face
 MAX_COAST_SCALE = 1.5  # a coasted box whose size drifted beyond this factor of its last detection's is dropped
 DEFAULT_MAX_MISSED = 2  # = config tracking.max_missed's default (a test checks they agree)
+# The product's identity memory and label votes (not settings; evaluation.identity compares them with none):
+MEMORY_KEYFRAMES = 8  # key frames an unseen face's id is remembered (found again near: same id)
+VOTE_KEYFRAMES = 5  # a person's label is the mean P(mask) of their last N classifications
+VOTE_MIN_KEYFRAMES = 2  # classifications needed before a label (fewer = unknown)
+VOTE_HYSTERESIS = 0.1  # a set label changes only when the mean crosses the threshold by this much
+PRODUCT_TRACKING = {"memory_keyframes": MEMORY_KEYFRAMES, "vote_keyframes": VOTE_KEYFRAMES,
+                    "vote_min_keyframes": VOTE_MIN_KEYFRAMES, "vote_hysteresis": VOTE_HYSTERESIS}  # FaceTracker kwargs
 RELABEL_MIN_IOU = 0.5  # a fresh detection overlapping a tracked face this much may keep its sure label
 SURE_P = 0.9  # P(mask) at or above this, or at or below 1 - this, is a sure label
 MEMORY_IOU = 0.2  # a new detection overlapping a remembered (unseen) track this much takes its id back

@@ -6,7 +6,7 @@ unmasked versions of the same faces, boxes known): six people cut from those pho
 other, stand, and one leaves the picture and comes back; and the demo mosaics (``demo/*.mp4``, one person per
 tile, ``demo/<name>.json``). Detections of every frame are computed once, then replayed through
 ``detector.pipeline.Pipeline`` (the real classifier) with each tracking variant: ``before`` (no memory of unseen
-tracks, the label of the last classification) and ``now`` (the configured ``tracking.*``).
+tracks, the label of the last classification) and ``now`` (the product's memory and votes, detector/tracking.py).
 
 Per true person: the track ids their face was given (``id_switches``: changes between consecutive matched frames,
 CLEAR-MOT; ``fragments``: distinct ids minus one), flicker (mask <-> no_mask changes of the drawn label, per person
@@ -22,12 +22,14 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
 from tqdm import tqdm
 
 from detector.people import People
+from detector.tracking import PRODUCT_TRACKING
 from maskwatch.cli import add_config_args, config_from_args, run
 from maskwatch.config import load_config
 from maskwatch.errors import UserError
@@ -47,11 +49,10 @@ WALKS: tuple[tuple[int, tuple[tuple[int, int, int], ...]], ...] = (
     (95, ((0, 470, 290), (179, -160, 300))),  # walks left along the bottom, in front of the two standing
     (90, ((0, 480, 150), (55, 480, 150), (75, 700, 150), (120, 700, 150), (140, 470, 160), (179, 470, 160))),
 )  # the last one leaves on the right at frame ~75 and comes back at ~120
-VARIANTS = {
-    "before": ["tracking.memory_keyframes=0", "tracking.vote_keyframes=1", "tracking.vote_min_keyframes=1",
-               "tracking.vote_hysteresis=0"],
-    "now": [],
-}  # fmt: skip
+VARIANTS: dict[str, dict[str, Any]] = {  # the tracker's identity memory and label votes (FaceTracker kwargs)
+    "before": {"memory_keyframes": 0, "vote_keyframes": 1, "vote_min_keyframes": 1, "vote_hysteresis": 0.0},
+    "now": PRODUCT_TRACKING,
+}
 
 
 @dataclass(frozen=True)
@@ -186,20 +187,18 @@ def score(assigned: Sequence[dict[int, int]], predicted: Sequence[Faces], truth_
     }
 
 
-def replay(frames: Sequence[np.ndarray], detections: Sequence[Faces], classify: Callable, cfg_overrides: list[str],
-           args: argparse.Namespace) -> list[Faces]:  # fmt: skip
-    """The faces of every frame from a ``Pipeline`` built from the config with these overrides, fed the cached
-    detections."""
+def replay(frames: Sequence[np.ndarray], detections: Sequence[Faces], classify: Callable,
+           variant: dict[str, Any], args: argparse.Namespace) -> list[Faces]:  # fmt: skip
+    """The faces of every frame from a ``Pipeline`` built from the config with this tracking ``variant``, fed the
+    cached detections."""
     from detector.pipeline import Pipeline
 
-    cfg = load_config(args.config, [*args.overrides, *cfg_overrides])
+    cfg = load_config(args.config, args.overrides)
     t = cfg.tracking
     index = 0
     pipeline = Pipeline(lambda _frame: detections[index], classify, threshold=cfg.classifier.threshold,
-                        crop_margin=cfg.classifier.crop_margin, detect_every=t.detect_every, max_missed=t.max_missed,
-                        relabel_every=t.relabel_every, track=True, memory_keyframes=t.memory_keyframes,
-                        vote_keyframes=t.vote_keyframes, vote_min_keyframes=t.vote_min_keyframes,
-                        vote_hysteresis=t.vote_hysteresis)  # fmt: skip
+                        detect_every=t.detect_every, max_missed=t.max_missed, relabel_every=t.relabel_every,
+                        track=True, **variant)  # fmt: skip
     out = []
     for index, frame in enumerate(frames):  # noqa: B007 - read by the lambda above
         out.append(pipeline(frame))
@@ -284,8 +283,8 @@ def _main(argv: Sequence[str] | None = None) -> int:
     for name, frames, truths, truth_labels, fps, assign in _videos(args):
         detections = [detector(f) for f in tqdm(frames, desc=name, unit="frame", file=sys.stderr)]
         times = [i / fps for i in range(len(frames))]
-        for variant, overrides in VARIANTS.items():
-            predicted = replay(frames, detections, classify, overrides, args)
+        for variant, tracking in VARIANTS.items():
+            predicted = replay(frames, detections, classify, tracking, args)
             s = score([assign(t, p) for t, p in zip(truths, predicted, strict=True)], predicted, truth_labels, fps,
                       times)  # fmt: skip
             results.append({"video": name, "variant": variant, **s})
