@@ -16,8 +16,8 @@ P(mask) when that label is sure (<= 1 - ``SURE_P`` or >= ``SURE_P``) and the cla
 and the pipeline classifies those in one batch and hands the results back (``set_prob_mask``).
 
 Identities: a track keeps its id while it is matched. A track that stops being matched (coasted too long, lost by
-the flow, left the frame) is remembered, unseen and not drawn, for ``memory_keyframes`` key frames (config
-``tracking.memory_keyframes``, ByteTrack's lost-track buffer): a detection no live track claims that overlaps a
+the flow, left the frame) is remembered, unseen and not drawn, for ``memory_keyframes`` key frames
+(``MEMORY_KEYFRAMES`` in the product, ByteTrack's lost-track buffer): a detection no live track claims that overlaps a
 remembered box by IoU >= ``MEMORY_IOU`` takes that id back; the remembered box moves on at the track's last
 velocity between detections (SORT's constant-velocity prediction). A face missed for a moment, or covered by
 another while crossing, stays the same person. Association is by box overlap only (no appearance): a face that
@@ -26,7 +26,7 @@ leaves the picture and comes back elsewhere is a new person.
 Votes: a track's label comes from the classifier's P(mask) over its last ``vote_keyframes`` classifications
 (``vote``: their mean, with a hysteresis of ``vote_hysteresis`` around the threshold once a label is set), and is
 ``UNKNOWN`` until ``vote_min_keyframes`` classifications exist; one bad frame does not flip a box. ``voted()`` gives
-the faces with the mean as P(mask) and the voted label.
+the faces with the mean as P(mask) and the voted label. The product's values: ``PRODUCT_TRACKING``.
 
 Lost tracks: each point is also tracked back to the previous frame; a point that does not come back within
 ``MAX_FB_ERROR_PX`` is unreliable (forward-backward check, Kalal et al. 2010). ``follow`` says whether a face kept

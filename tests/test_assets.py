@@ -119,8 +119,8 @@ def test_own_copy_in_the_cache_dir_is_used_and_verified(tmp_path: Path, monkeypa
 
 
 def test_explicit_asset_paths_say_where_the_file_goes():
-    with pytest.raises(ConfigError, match=r"^assets\.caffemodel: removed: put your copy of res10_300x300_ssd_iter_140000"
-                                          r"\.caffemodel in paths\.cache_dir"):
+    with pytest.raises(ConfigError, match=r"^assets\.caffemodel: removed: put your copy of "
+                                          r"res10_300x300_ssd_iter_140000\.caffemodel in paths\.cache_dir"):
         load_config(overrides=["assets.caffemodel=/x.caffemodel"])
 
 
