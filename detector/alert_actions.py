@@ -19,12 +19,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from maskwatch.errors import UserError
-
 if TYPE_CHECKING:
     from maskwatch.config import AlertsConfig
 
 Event = dict[str, Any]
+RECEIVER_TIMEOUT_S = 5.0  # time limit per event of a command, webhook, MQTT publish, notification (and at the end)
+QUEUE_SIZE = 32  # events waiting per receiver; more are dropped and counted
 _STOP = object()
 
 
@@ -175,20 +175,19 @@ def _event_text(event: Event) -> str:
 def build_receivers(cfg: AlertsConfig) -> list[Receiver]:
     """The receivers ``cfg`` turns on; a desktop notification where there is none is skipped with one line."""
     receivers = []
-    if cfg.bell:
-        receivers.append(bell())
-    if cfg.desktop:
-        note = desktop(cfg.timeout_s)
-        if note is None:
-            print("alerts: no desktop notifications here (notify-send not found): skipped", flush=True)
+    for spec in cfg.receiver_specs():
+        if spec.kind == "bell":
+            receivers.append(bell())
+        elif spec.kind == "desktop":
+            note = desktop(RECEIVER_TIMEOUT_S)
+            if note is None:
+                print("alerts: no desktop notifications here (notify-send not found): skipped", flush=True)
+            else:
+                receivers.append(note)
+        elif spec.kind == "exec":
+            receivers.append(command(spec.target, RECEIVER_TIMEOUT_S))
+        elif spec.kind == "webhook":
+            receivers.append(webhook(spec.target, RECEIVER_TIMEOUT_S))
         else:
-            receivers.append(note)
-    if cfg.command:
-        receivers.append(command(cfg.command, cfg.timeout_s))
-    if cfg.webhook_url:
-        if not cfg.webhook_url.lower().startswith(("http://", "https://")):
-            raise UserError(f"alerts.webhook_url must be an http:// or https:// URL, got {cfg.webhook_url!r}")
-        receivers.append(webhook(cfg.webhook_url, cfg.timeout_s))
-    if cfg.mqtt_host:
-        receivers.append(mqtt(cfg.mqtt_host, cfg.mqtt_port, cfg.mqtt_topic, cfg.timeout_s))
+            receivers.append(mqtt(spec.host, spec.port, spec.target, RECEIVER_TIMEOUT_S))
     return receivers

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Self
 import cv2
 import numpy as np
 
-from detector.alert_actions import Receiver, Worker, build_receivers
+from detector.alert_actions import QUEUE_SIZE, RECEIVER_TIMEOUT_S, Receiver, Worker, build_receivers
 from maskwatch.faces import NO_MASK, NO_TRACK, UNKNOWN, Faces, grow_boxes
 from maskwatch.files import atomic_path
 from maskwatch.labels import INCORRECT, LABELS
@@ -51,6 +51,9 @@ class _PersonState:
     last_alert_s: float | None = None
 
 
+GAP_S = 1.0  # a person out of view longer than this starts the no_mask count over (tracker memory covers it)
+
+
 class AlertRules:
     """Per-person ``no_mask since`` state driven by the frame clock (``time_s``, seconds, non-decreasing).
 
@@ -61,7 +64,7 @@ class AlertRules:
     people keep their track id). Faces without a track id are ignored.
     """
 
-    def __init__(self, no_mask_s: float, cooldown_s: float, gap_s: float = 1.0,
+    def __init__(self, no_mask_s: float, cooldown_s: float, gap_s: float = GAP_S,
                  violations: tuple[int, ...] = (NO_MASK,)) -> None:  # fmt: skip
         self.no_mask_s, self.cooldown_s, self.gap_s = no_mask_s, cooldown_s, gap_s
         self.violations = violations
@@ -165,10 +168,9 @@ class Alerts:
     def from_config(cls, cfg: AlertsConfig, snapshots_dir: Path | None) -> Alerts:
         """Receivers from ``cfg`` (those not available are skipped with one line each); no snapshots if None."""
         violations = (NO_MASK, INCORRECT) if cfg.incorrect_is_violation else (NO_MASK,)
-        return cls(AlertRules(cfg.no_mask_s, cfg.cooldown_s, cfg.gap_s, violations), build_receivers(cfg),
+        return cls(AlertRules(cfg.no_mask_s, cfg.cooldown_s, violations=violations), build_receivers(cfg),
                    snapshots=SnapshotWriter(snapshots_dir) if snapshots_dir is not None else None,
-                   banner_s=cfg.banner_s, queue_size=cfg.queue_size,
-                   close_timeout_s=cfg.timeout_s)  # fmt: skip
+                   banner_s=cfg.banner_s, queue_size=QUEUE_SIZE, close_timeout_s=RECEIVER_TIMEOUT_S)  # fmt: skip
 
     def __enter__(self) -> Self:
         return self

@@ -25,11 +25,11 @@ from tqdm import tqdm
 
 from maskwatch.config import Config, load_config
 from maskwatch.errors import UserError
-from maskwatch.files import write_json_atomic
+from maskwatch.files import IMAGE_EXTS, write_json_atomic
 
 VIDEO_EXTS = (".mp4", ".avi", ".mov", ".mkv", ".m4v", ".webm", ".mpg", ".mpeg", ".wmv")
 GLOB_CHARS = set("*?[")
-THREAD_KEYS = ("face_detector.threads", "face_detector.opencv_threads", "classifier.threads")
+THREAD_KEYS = ("face_detector.threads", "classifier.threads")
 
 
 @dataclass(frozen=True)
@@ -122,7 +122,7 @@ def thread_overrides(workers: int, overrides: Sequence[str], cpus: int | None = 
 def plan_jobs(args: argparse.Namespace, cfg: Config, workers: int) -> tuple[Path, list[Job]]:
     """The run folder (``--run-dir``, else ``<runs_dir>/batch-<time>``) and one job per source. ``--output``,
     ``--log`` and ``--summary`` give the file names inside each source's folder."""
-    sources = expand_sources(args.source, cfg.stream.image_exts)
+    sources = expand_sources(args.source, IMAGE_EXTS)
     run_dir = Path(args.run_dir) if args.run_dir else cfg.output_path(cfg.paths.runs_dir) / time.strftime(
         "batch-%Y%m%d-%H%M%S")
     overrides = thread_overrides(workers, args.overrides)
@@ -163,7 +163,7 @@ def run_job(job: Job) -> Result:
     try:
         cfg = load_config(job.config, job.overrides)
         source = FrameSource(job.source, cfg)
-        stats = RunStats(source=source.spec, fps_window=cfg.draw.fps_window)
+        stats = RunStats(source=source.spec)
         out = Path(job.out_dir)
         out.mkdir(parents=True, exist_ok=True)
         paths = {k: str(out / n) for k, n in (("video", job.output_name), ("log", job.log_name)) if n}
@@ -171,7 +171,7 @@ def run_job(job: Job) -> Result:
         with contextlib.closing(raw), contextlib.ExitStack() as stack:
             frames = primed(raw)
             pipeline = _pipeline(cfg, source.kind != "images")
-            outputs = Outputs.open(stack, source, paths.get("video"), paths.get("log"), cfg.stream.image_exts)
+            outputs = Outputs.open(stack, source, paths.get("video"), paths.get("log"), IMAGE_EXTS)
             try:
                 style = DrawStyle.from_config(cfg.draw, cfg.privacy.blur)
                 run_loop(frames, pipeline, style=style, outputs=outputs, stats=stats, max_frames=job.max_frames)

@@ -82,7 +82,7 @@ class MaskClassifier:
         if not path.is_file():
             other = "keras" if backend == "tflite" else "tflite"
             raise UserError(
-                f"model file {path} is missing: re-export with {TRAIN_HINT} (train.tflite=true), "
+                f"model file {path} is missing: re-export with {TRAIN_HINT}, "
                 f"or use --set classifier.backend={other}"
             )
         if backend == "tflite":

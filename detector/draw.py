@@ -25,10 +25,10 @@ BLUR_CELLS = 3  # the region is averaged down to this many cells across, then sm
 class DrawStyle:
     mask_color_bgr: tuple[int, int, int] = (0, 200, 0)
     no_mask_color_bgr: tuple[int, int, int] = (0, 0, 230)
-    text_color_bgr: tuple[int, int, int] = (255, 255, 255)
+    text_color_bgr: tuple[int, int, int] = (255, 255, 255)  # white on the box colour
     unknown_color_bgr: tuple[int, int, int] = (160, 160, 160)
     incorrect_color_bgr: tuple[int, int, int] = (0, 140, 255)
-    font_scale: float = 0.5
+    font_scale: float = 0.5  # OpenCV Hershey scale of the labels (the FPS line: twice this)
     thickness_px: int = 2
     blur: str = "none"  # one of BLUR_MODES
 
@@ -38,9 +38,9 @@ class DrawStyle:
 
     @classmethod
     def from_config(cls, draw: DrawConfig, blur: str = "none") -> DrawStyle:
-        """The draw section's colours and sizes; ``blur`` from ``privacy.blur`` or ``--blur-faces``."""
-        return cls(draw.mask_color_bgr, draw.no_mask_color_bgr, draw.text_color_bgr, draw.unknown_color_bgr,
-                   draw.incorrect_color_bgr, draw.font_scale, draw.thickness_px, blur)
+        """The draw section's colours and line thickness; ``blur`` from ``privacy.blur`` or ``--blur-faces``."""
+        return cls(draw.mask_color_bgr, draw.no_mask_color_bgr, unknown_color_bgr=draw.unknown_color_bgr,
+                   incorrect_color_bgr=draw.incorrect_color_bgr, thickness_px=draw.thickness_px, blur=blur)
 
 
 def blur_faces(frame_bgr: np.ndarray, faces: Faces, mode: str) -> np.ndarray:

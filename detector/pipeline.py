@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from detector.tracking import DEFAULT_MAX_MISSED, FaceTracker
+from detector.tracking import DEFAULT_MAX_MISSED, PRODUCT_TRACKING, FaceTracker
 from maskwatch.errors import UserError
 from maskwatch.faces import Faces
 from maskwatch.labels import CLASSES, INCORRECT, LABELS, unsure
@@ -77,17 +77,18 @@ class Pipeline:
         self.last_timings_ms: dict[str, float] = {"detect": 0.0, "classify": 0.0}
 
     @classmethod
-    def from_config(cls, cfg: Config, *, video: bool, models: tuple[Detect, Classify] | None = None) -> Pipeline:
+    def from_config(cls, cfg: Config, *, video: bool, models: tuple[Detect, Classify] | None = None,
+                    **tracking: Any) -> Pipeline:
         """The configured face detector and classifier (or ``models`` already built from this config, for a fresh
-        tracker around them); tracking only for ``video`` (images are unrelated)."""
+        tracker around them); tracking only for ``video`` (images are unrelated). ``tracking``: ``FaceTracker``
+        keyword arguments replacing the product's (evaluations compare variants)."""
         detect, classify = models if models is not None else build_models(cfg, video=video)
         t = cfg.tracking
-        return cls(detect, classify, threshold=cfg.classifier.threshold, crop_margin=cfg.classifier.crop_margin,
+        return cls(detect, classify, threshold=cfg.classifier.threshold,
                    detect_every=t.detect_every if video else 1, max_missed=t.max_missed,
-                   relabel_every=t.relabel_every, track=video, memory_keyframes=t.memory_keyframes,
-                   vote_keyframes=t.vote_keyframes, vote_min_keyframes=t.vote_min_keyframes,
-                   vote_hysteresis=t.vote_hysteresis, unsure_band=cfg.classifier.unsure_band,
-                   min_face_px=cfg.classifier.min_face_px, reid_keyframes=t.reid_keyframes)  # fmt: skip
+                   relabel_every=t.relabel_every, track=video, unsure_band=cfg.classifier.unsure_band,
+                   min_face_px=cfg.classifier.min_face_px,
+                   **{**PRODUCT_TRACKING, "reid_keyframes": t.reid_keyframes, **tracking})  # fmt: skip
 
     def __call__(self, frame_bgr: np.ndarray) -> Faces:
         t0 = time.perf_counter()

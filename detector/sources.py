@@ -25,6 +25,9 @@ import numpy as np
 
 from maskwatch.config import Config
 from maskwatch.errors import UserError
+from maskwatch.files import IMAGE_EXTS
+
+RECONNECT_BACKOFF_S = 1.0  # the first wait before reconnecting a dropped stream; doubles each attempt
 
 STREAM_SCHEMES = ("rtsp", "rtsps", "http", "https")
 DEFAULT_FPS = 30.0
@@ -79,7 +82,7 @@ class FrameSource:
     def __init__(self, spec: str, cfg: Config) -> None:
         quiet_opencv()
         self.spec = spec.strip()
-        self.kind = source_kind(self.spec, cfg.stream.image_exts)
+        self.kind = source_kind(self.spec, IMAGE_EXTS)
         self.skipped: list[str] = []
         self._cfg = cfg.stream
 
@@ -92,13 +95,13 @@ class FrameSource:
             finite = _open_stream(self.spec, s.read_timeout_s, finite=True)
             if finite is not None:  # a video file served over HTTP: every frame in order; resumed if cut short
                 return http_video_frames(self.spec, finite, attempts=s.reconnect_attempts,
-                                         backoff_s=s.reconnect_backoff_s, timeout_s=s.read_timeout_s)
+                                         backoff_s=RECONNECT_BACKOFF_S, timeout_s=s.read_timeout_s)
             return stream_frames(
-                self.spec, attempts=s.reconnect_attempts, backoff_s=s.reconnect_backoff_s, timeout_s=s.read_timeout_s
+                self.spec, attempts=s.reconnect_attempts, backoff_s=RECONNECT_BACKOFF_S, timeout_s=s.read_timeout_s
             )
         path = Path(self.spec).expanduser()
         if self.kind == "images":
-            return image_frames(path, s.image_exts, skipped=self.skipped)
+            return image_frames(path, IMAGE_EXTS, skipped=self.skipped)
         return video_frames(path)
 
 

@@ -19,7 +19,7 @@ class RunStats:
 (the loop updates it with each frame's faces)."""
 
     source: str = ""
-    fps_window: int = 30
+    fps_window: int = 30  # frames the FPS overlay is smoothed over (not a setting)
     frames: int = 0
     faces: int = 0
     mask: int = 0

@@ -16,8 +16,8 @@ P(mask) when that label is sure (<= 1 - ``SURE_P`` or >= ``SURE_P``) and the cla
 and the pipeline classifies those in one batch and hands the results back (``set_prob_mask``).
 
 Identities: a track keeps its id while it is matched. A track that stops being matched (coasted too long, lost by
-the flow, left the frame) is remembered, unseen and not drawn, for ``memory_keyframes`` key frames (config
-``tracking.memory_keyframes``, ByteTrack's lost-track buffer): a detection no live track claims that overlaps a
+the flow, left the frame) is remembered, unseen and not drawn, for ``memory_keyframes`` key frames
+(``MEMORY_KEYFRAMES`` in the product, ByteTrack's lost-track buffer): a detection no live track claims that overlaps a
 remembered box by IoU >= ``MEMORY_IOU`` takes that id back; the remembered box moves on at the track's last
 velocity between detections (SORT's constant-velocity prediction). A face missed for a moment, or covered by
 another while crossing, stays the same person.
@@ -35,7 +35,8 @@ Votes: a track's label comes from the classifier's P(mask) over its last ``vote_
 ``UNKNOWN`` until ``vote_min_keyframes`` classifications exist; one bad frame does not flip a box. ``voted()`` gives
 the faces with the mean as P(mask) and the voted label. With a three-class model each vote is the vector of class
 probabilities: the label is the class of the highest mean, and a set label stays until another class leads it by
-more than twice ``vote_hysteresis`` (the binary rule's margin at threshold 0.5).
+more than twice ``vote_hysteresis`` (the binary rule's margin at threshold 0.5). The product's values:
+``PRODUCT_TRACKING``.
 
 Lost tracks: each point is also tracked back to the previous frame; a point that does not come back within
 ``MAX_FB_ERROR_PX`` is unreliable (forward-backward check, Kalal et al. 2010). ``follow`` says whether a face kept
@@ -68,6 +69,13 @@ MAX_FB_ERROR_PX = 1.0  # a point tracked forward then back must land this close 
 MATCH_IOU = 0.3  # a fresh detection overlapping a tracked box this much is the same face
 MAX_COAST_SCALE = 1.5  # a coasted box whose size drifted beyond this factor of its last detection's is dropped
 DEFAULT_MAX_MISSED = 2  # = config tracking.max_missed's default (a test checks they agree)
+# The product's identity memory and label votes (not settings; evaluation.identity compares them with none):
+MEMORY_KEYFRAMES = 8  # key frames an unseen face's id is remembered (found again near: same id)
+VOTE_KEYFRAMES = 5  # a person's label is the mean P(mask) of their last N classifications
+VOTE_MIN_KEYFRAMES = 2  # classifications needed before a label (fewer = unknown)
+VOTE_HYSTERESIS = 0.1  # a set label changes only when the mean crosses the threshold by this much
+PRODUCT_TRACKING = {"memory_keyframes": MEMORY_KEYFRAMES, "vote_keyframes": VOTE_KEYFRAMES,
+                    "vote_min_keyframes": VOTE_MIN_KEYFRAMES, "vote_hysteresis": VOTE_HYSTERESIS}  # FaceTracker kwargs
 RELABEL_MIN_IOU = 0.5  # a fresh detection overlapping a tracked face this much may keep its sure label
 SURE_P = 0.9  # P(mask) at or above this, or at or below 1 - this, is a sure label
 MEMORY_IOU = 0.2  # a new detection overlapping a remembered (unseen) track this much takes its id back

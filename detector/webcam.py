@@ -31,10 +31,11 @@ if TYPE_CHECKING:
 from maskwatch.cli import add_config_args, config_from_args, run
 from maskwatch.config import PROJECT_ROOT, Config
 from maskwatch.errors import UserError
-from maskwatch.files import write_json_atomic
+from maskwatch.files import IMAGE_EXTS, write_json_atomic
 
 DEMO_VIDEO = "demo/demo.mp4"
 DEMO_VIDEO_HINT = "git checkout -- demo/demo.mp4, or rebuild it with python -m demo.make_demo"
+WEB_HOST = "127.0.0.1"  # the web view binds here when --serve / web.serve gives only a port
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -90,7 +91,7 @@ def _main(argv: Sequence[str] | None = None) -> int:
         raise UserError(f"--max-frames must be at least 1, got {args.max_frames}")
     if args.demo:
         apply_demo(args, cfg)
-    elif args.engine == "ray" or is_batch(args.source, cfg.stream.image_exts):
+    elif args.engine == "ray" or is_batch(args.source, IMAGE_EXTS):
         return run_batch(args, cfg)
     elif args.source:
         args.source = args.source[0]
@@ -100,13 +101,13 @@ def _main(argv: Sequence[str] | None = None) -> int:
                   overwrite=args.overwrite or args.demo, images=source.kind == "images")  # before models load
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, signal.default_int_handler)  # `kill` closes the video like Ctrl-C does
-    stats = RunStats(source=source.spec, fps_window=cfg.draw.fps_window)
+    stats = RunStats(source=source.spec)
     raw_frames = source.frames()
     with contextlib.closing(raw_frames), contextlib.ExitStack() as stack:
         frames = primed(raw_frames)
         if not display and not args.quiet:
             frames = stack.enter_context(contextlib.closing(with_progress(
-                frames, stats, name=progress_name(source), total=expected_frames(source, cfg.stream.image_exts,
+                frames, stats, name=progress_name(source), total=expected_frames(source, IMAGE_EXTS,
                                                                                  args.max_frames))))
         show = stack.enter_context(Window()) if display else None
         pipeline = pipeline_for(cfg, source.kind)  # live for cameras/streams, in order for videos, images untracked
@@ -115,9 +116,9 @@ def _main(argv: Sequence[str] | None = None) -> int:
         if abs(card_threshold - cfg.classifier.threshold) > 1e-9:
             print(f"note: labelling with classifier.threshold={cfg.classifier.threshold:g}; the model card "
                   f"suggests {card_threshold:g} (--set classifier.threshold={card_threshold:g})")
-        outputs = Outputs.open(stack, source, args.output, args.log, cfg.stream.image_exts)
+        outputs = Outputs.open(stack, source, args.output, args.log, IMAGE_EXTS)
         alerts = _alerts(cfg, args, source, stack) if cfg.alerts.enabled or args.alerts else None
-        viewer = _viewer(cfg, args, alerts, stack) if args.serve or cfg.web.port else None
+        viewer = _viewer(cfg, args, alerts, stack) if args.serve or cfg.web.serve else None
         try:
             style = DrawStyle.from_config(cfg.draw, args.blur_faces or cfg.privacy.blur)
             run_loop(frames, pipeline, style=style, outputs=outputs, stats=stats, show=show,
@@ -151,9 +152,9 @@ def _viewer(cfg: Config, args: argparse.Namespace, alerts: Alerts | None, stack:
         if exc.name != "aiohttp":
             raise
         raise UserError("the web view (--serve) needs aiohttp: pip install 'maskwatch[web]'") from None
-    host, port = parse_serve(args.serve, cfg.web.host) if args.serve else (cfg.web.host, cfg.web.port)
+    host, port = parse_serve(args.serve or cfg.web.serve, WEB_HOST)
     snapshots = alerts.snapshots.folder if alerts is not None and alerts.snapshots is not None else None
-    viewer = Viewer(cfg.web.jpeg_quality, snapshots)
+    viewer = Viewer(snapshots_dir=snapshots)
     server = stack.enter_context(WebServer(viewer, host, port))
     stack.callback(viewer.finish)
     print(f"web view: {server.url}" + ("  (the token is needed off this machine)" if server.token else ""),

@@ -345,7 +345,7 @@ def worker_loop(spec: dict[str, Any]) -> dict[str, Any]:
 
     cfg = load_config(spec["config"], spec["overrides"])
     pipeline = (LivePipeline if spec.get("live") else Pipeline).from_config(cfg, video=True)
-    stats = RecordingStats(source=spec["source"], fps_window=cfg.draw.fps_window)
+    stats = RecordingStats(source=spec["source"])
     capture = PacedCapture(spec["source"]) if spec.get("paced") else None
     frames = paced_frames(spec["source"], capture) if capture else _frame_source(spec["source"])
     try:
@@ -363,7 +363,7 @@ def worker_loop(spec: dict[str, Any]) -> dict[str, Any]:
         **dataclasses.asdict(cfg.tracking),
         "face_detector": cfg.face_detector.model,
         "face_detector_backend": getattr(cfg.face_detector, "backend", "opencv"),
-        "opencv_threads": cfg.face_detector.opencv_threads,
+        "opencv_threads": cfg.face_detector.threads,
         "classifier_threads": cfg.classifier.threads,
         "classifier_backend": cfg.classifier.backend,
         "model": str(cfg.classifier_stem()),
@@ -494,7 +494,7 @@ def worker_models(spec: dict[str, Any]) -> dict[str, Any]:
     height, width = frame.shape[:2]
     onnx_path = cfg.resolve_path(fd.onnx)
     ort_threads = int(getattr(fd, "threads", 2))
-    cv2.setNumThreads(fd.opencv_threads)
+    cv2.setNumThreads(fd.threads if fd.threads > 0 else -1)  # as face_detector.dnn.set_opencv_threads
     out: dict[str, Any] = {"centerface": [], "notes": []}
     for long_side in fd.long_sides_px:
         size = input_size_wh((width, height), long_side)
@@ -530,7 +530,7 @@ def worker_models(spec: dict[str, Any]) -> dict[str, Any]:
     }
     out["face_detector_call"]["gflops_per_s"] = gflops_per_s(out["face_detector_call"]["flops"], detector_ms)
     classify = MaskClassifier.from_config(cfg)
-    crops = faces.crops(frame, cfg.classifier.crop_margin) or [frame[: height // 2, : width // 2]]
+    crops = faces.crops(frame) or [frame[: height // 2, : width // 2]]
     tflite = stem_file(cfg.classifier_stem(), "tflite")
     flops_face = tflite_flops(tflite) if tflite.is_file() and cfg.classifier.backend == "tflite" else None
     batch = crops[:4]
@@ -541,7 +541,7 @@ def worker_models(spec: dict[str, Any]) -> dict[str, Any]:
         "gflops_per_s_batch_1": gflops_per_s(flops_face, ms_1),
         "gflops_per_s_batch_n": gflops_per_s(flops_face * len(batch) if flops_face else None, ms_b),
     }
-    out["threads"] = {"opencv": fd.opencv_threads, "onnxruntime": ort_threads, "classifier": cfg.classifier.threads}
+    out["threads"] = {"opencv": fd.threads, "onnxruntime": ort_threads, "classifier": cfg.classifier.threads}
     return out
 
 
@@ -687,7 +687,7 @@ def benchmark(args: argparse.Namespace, cfg: Config) -> dict[str, Any]:
     if not args.no_models:
         _say("models: FLOPs and ms per call on each backend")
         result["models"] = run_worker("models", base)
-        threads = str(cfg.face_detector.opencv_threads or os.cpu_count() or 1)
+        threads = str(cfg.face_detector.threads or os.cpu_count() or 1)
         _say(f"numpy float32 {MATMUL_N}x{MATMUL_N} matmul, {threads} threads")
         result["matmul"] = run_worker("matmul", {"n": MATMUL_N, "threads": int(threads)},
                                       env_extra=dict.fromkeys(_BLAS_THREAD_VARS, threads))

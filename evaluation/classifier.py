@@ -3,7 +3,7 @@
 Every folder under each DIR that holds a ``boxes.csv`` (``file,x1,y1,x2,y2,label[,look]``, as ``train.maskify
 --full-images``, ``train.starter_data --eval-dir`` and ``face_detector.eval_set`` write them) is read. For each
 photo the configured face detector runs, its boxes are matched to the labelled faces (IoU >= 0.4, strongest first),
-crops are cut exactly as the detector cuts them (``classifier.crop_margin``), classified in one batch, and
+crops are cut exactly as the detector cuts them (``Faces.crops``: the boxes as they are), classified in one batch, and
 labelled by ``maskwatch.labels.label_faces`` (``classifier.threshold``, ``unsure_band``, ``min_face_px``).
 
 Reported (text on stdout and in OUT/report.txt, OUT/report.json, OUT/reliability.png, one row per face in
@@ -125,7 +125,7 @@ def pipeline_classify(cfg: Config) -> Classify:
 
     def call(frame_bgr: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         faces = detect(frame_bgr)
-        probs = classify(faces.crops(frame_bgr, margin=cfg.classifier.crop_margin))
+        probs = classify(faces.crops(frame_bgr))
         return np.asarray(faces.xyxy).reshape(-1, 4), np.asarray(faces.confidence).reshape(-1), probs
 
     return call

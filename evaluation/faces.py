@@ -30,7 +30,7 @@ from face_detector import build_face_detector
 from maskwatch.cli import add_config_args, config_from_args, run
 from maskwatch.errors import UserError
 from maskwatch.faces import Faces
-from maskwatch.files import write_json_atomic
+from maskwatch.files import IMAGE_EXTS, write_json_atomic
 from maskwatch.geometry import greedy_match, iou_matrix
 
 HEIGHT_BINS_PX = (64, 128, 256)  # upper edges of the face-height bins of the report; the last bin is open
@@ -209,7 +209,7 @@ def _main(argv: Sequence[str] | None = None) -> int:
     for folder in args.dirs:
         if not folder.is_dir():
             raise UserError(f"not a folder: {folder}")
-        images += read_labelled_folder(folder, cfg.stream.image_exts)
+        images += read_labelled_folder(folder, IMAGE_EXTS)
     if not images:
         raise UserError(f"no images in {', '.join(map(str, args.dirs))}")
     name = " ".join(args.overrides) or "configured"

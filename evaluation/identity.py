@@ -23,6 +23,7 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -48,12 +49,12 @@ WALKS: tuple[tuple[int, tuple[tuple[int, int, int], ...]], ...] = (
     (95, ((0, 470, 290), (179, -160, 300))),  # walks left along the bottom, in front of the two standing
     (90, ((0, 480, 150), (55, 480, 150), (75, 700, 150), (120, 700, 150), (140, 470, 160), (179, 470, 160))),
 )  # the last one leaves on the right at frame ~75 and comes back at ~120
-VARIANTS = {
-    "before": ["tracking.memory_keyframes=0", "tracking.reid_keyframes=0", "tracking.vote_keyframes=1",
-               "tracking.vote_min_keyframes=1", "tracking.vote_hysteresis=0"],
-    "no re-id": ["tracking.reid_keyframes=0"],
-    "now": [],
-}  # fmt: skip
+VARIANTS: dict[str, dict[str, Any]] = {  # FaceTracker kwargs replacing the product's (detector/tracking.py, config)
+    "before": {"memory_keyframes": 0, "reid_keyframes": 0, "vote_keyframes": 1, "vote_min_keyframes": 1,
+               "vote_hysteresis": 0.0},
+    "no re-id": {"reid_keyframes": 0},
+    "now": {},
+}
 
 
 @dataclass(frozen=True)
@@ -188,15 +189,15 @@ def score(assigned: Sequence[dict[int, int]], predicted: Sequence[Faces], truth_
     }
 
 
-def replay(frames: Sequence[np.ndarray], detections: Sequence[Faces], classify: Callable, cfg_overrides: list[str],
-           args: argparse.Namespace) -> list[Faces]:  # fmt: skip
-    """The faces of every frame from a ``Pipeline`` built from the config with these overrides, fed the cached
-    detections."""
+def replay(frames: Sequence[np.ndarray], detections: Sequence[Faces], classify: Callable,
+           variant: dict[str, Any], args: argparse.Namespace) -> list[Faces]:  # fmt: skip
+    """The faces of every frame from a ``Pipeline`` built from the config with this tracking ``variant``, fed the
+    cached detections."""
     from detector.pipeline import Pipeline
 
-    cfg = load_config(args.config, [*args.overrides, *cfg_overrides])
+    cfg = load_config(args.config, args.overrides)
     index = 0
-    pipeline = Pipeline.from_config(cfg, video=True, models=(lambda _frame: detections[index], classify))
+    pipeline = Pipeline.from_config(cfg, video=True, models=(lambda _frame: detections[index], classify), **variant)
     out = []
     for index, frame in enumerate(frames):  # noqa: B007 - read by the lambda above
         out.append(pipeline(frame))
@@ -281,8 +282,8 @@ def _main(argv: Sequence[str] | None = None) -> int:
     for name, frames, truths, truth_labels, fps, assign in _videos(args):
         detections = [detector(f) for f in tqdm(frames, desc=name, unit="frame", file=sys.stderr)]
         times = [i / fps for i in range(len(frames))]
-        for variant, overrides in VARIANTS.items():
-            predicted = replay(frames, detections, classify, overrides, args)
+        for variant, tracking in VARIANTS.items():
+            predicted = replay(frames, detections, classify, tracking, args)
             s = score([assign(t, p) for t, p in zip(truths, predicted, strict=True)], predicted, truth_labels, fps,
                       times)  # fmt: skip
             results.append({"video": name, "variant": variant, **s})

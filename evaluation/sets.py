@@ -27,7 +27,7 @@ from tqdm import tqdm
 
 from maskwatch.cli import add_config_args, config_from_args, run
 from maskwatch.errors import UserError
-from maskwatch.files import write_bytes_atomic, write_text_atomic
+from maskwatch.files import IMAGE_EXTS, write_bytes_atomic, write_text_atomic
 from maskwatch.geometry import iou_matrix
 
 LABELS = ("mask", "no_mask")
@@ -210,7 +210,7 @@ def _main(argv: Sequence[str] | None = None) -> int:
     cfg = config_from_args(args)
     sources = Sources(args.cache or default_cache(cfg))
     if args.photos is not None:
-        photos, unreadable = own_photos(args.photos, cfg.stream.image_exts)
+        photos, unreadable = own_photos(args.photos, IMAGE_EXTS)
         print(f"{args.photos}: {len(photos)} photos" + (f", {unreadable} unreadable (skipped)" if unreadable else ""))
     else:
         if args.split == "holdout":

@@ -30,7 +30,7 @@ from evaluation.sets import IGNORE, LabelledImage, read_labelled_folder
 from maskwatch.cli import add_config_args, config_from_args, run
 from maskwatch.config import Config
 from maskwatch.errors import UserError
-from maskwatch.files import write_json_atomic
+from maskwatch.files import IMAGE_EXTS, write_json_atomic
 from maskwatch.geometry import greedy_match, iou_matrix
 
 CLASSES = ("mask", "no_mask", "incorrect")
@@ -57,7 +57,7 @@ def placement_of(path: Path) -> str:
 
 
 def face_crops(
-    images: Sequence[LabelledImage], detector: Any | None, *, iou_min: float, margin: float
+    images: Sequence[LabelledImage], detector: Any | None, *, iou_min: float, margin: float = 0.0
 ) -> tuple[list[FaceCrop], dict[str, int]]:
     """Crops of the labelled faces (detector boxes matched to them, or with ``detector`` None the labelled boxes);
     returns them and the count of labelled faces per label the detector missed."""
@@ -174,13 +174,13 @@ def _main(argv: Sequence[str] | None = None) -> int:
     cfg = config_from_args(args)
     from detector.classifier import MaskClassifier
 
-    images = read_labelled_folder(args.dir, cfg.stream.image_exts, labels=CLASSES)
+    images = read_labelled_folder(args.dir, IMAGE_EXTS, labels=CLASSES)
     detector = None
     if args.boxes == "detector":
         from face_detector import build_face_detector
 
         detector = build_face_detector(cfg)
-    crops, missed = face_crops(images, detector, iou_min=args.iou, margin=cfg.classifier.crop_margin)
+    crops, missed = face_crops(images, detector, iou_min=args.iou)
     if not crops:
         raise UserError(f"no labelled face of {args.dir} was found")
     results = {

@@ -123,15 +123,15 @@ class CenterFaceDetector:
 
     @classmethod
     def from_config(cls, cfg: Config) -> CenterFaceDetector:
-        """Build from ``cfg.face_detector``; sets OpenCV's threads (``opencv_threads``; they also run the resize and
-        the tracking), ONNX Runtime's are ``threads``."""
+        """Build from ``cfg.face_detector``: ``threads`` is ONNX Runtime's and OpenCV's (OpenCV also runs the resize
+        and the tracking); the NMS IoU is the constructor's default."""
         from maskwatch.checksums import cache_path
 
         fd = cfg.face_detector
-        set_opencv_threads(fd.opencv_threads)
+        set_opencv_threads(fd.threads)
         verify_onnx(cfg.resolve_path(fd.onnx), cfg)
         return cls(cfg.resolve_path(fd.onnx), long_sides_px=fd.long_sides_px, min_confidence=fd.min_confidence,
-                   nms_iou=fd.nms_iou, min_size_px=fd.min_size_px, backend=fd.backend, threads=fd.threads,
+                   min_size_px=fd.min_size_px, backend=fd.backend, threads=fd.threads,
                    cache_dir=cache_path(cfg).parent)  # fmt: skip
 
 

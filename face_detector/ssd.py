@@ -110,12 +110,11 @@ class SSDFaceDetector:
 
     @classmethod
     def from_config(cls, cfg: Config) -> SSDFaceDetector:
-        """Build from ``cfg.face_detector.ssd`` (model files from ``models.assets.resolve``); sets OpenCV's threads
-        (``face_detector.opencv_threads``)."""
+        """Build from ``cfg.face_detector`` (model files from ``models.assets.resolve``); sets OpenCV's threads
+        (``face_detector.threads``). The input size and the NMS IoU are the constructor's defaults."""
         from models.assets import resolve
 
-        ssd = cfg.face_detector.ssd
-        set_opencv_threads(cfg.face_detector.opencv_threads)
-        return cls(resolve("prototxt", cfg), resolve("caffemodel", cfg), input_size_wh=ssd.input_size_wh,
-                   long_sides_px=ssd.long_sides_px, min_confidence=ssd.min_confidence, nms_iou=ssd.nms_iou,
-                   min_size_px=ssd.min_size_px)  # fmt: skip
+        fd = cfg.face_detector
+        set_opencv_threads(fd.threads)
+        return cls(resolve("prototxt", cfg), resolve("caffemodel", cfg), long_sides_px=fd.ssd.long_sides_px,
+                   min_confidence=fd.min_confidence, min_size_px=fd.min_size_px)  # fmt: skip

@@ -16,6 +16,7 @@ import glob
 import math
 import types
 import typing
+import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -55,21 +56,13 @@ class PathsConfig:
 
 @dataclass(frozen=True)
 class AssetsConfig:
-    prototxt: str = ""
-    caffemodel: str = ""
-    mobilenetv2_weights: str = ""
-    download_timeout_s: float = _range(0.1, 600, default=10.0)
     pip_fallback: bool = True
     verify_checksums: bool = True
 
 
 @dataclass(frozen=True)
 class SSDConfig:
-    input_size_wh: tuple[int, int] = _range(32, 4096, default=(300, 300))
     long_sides_px: tuple[int, ...] = _range(32, 4096, default=())
-    min_confidence: float = _range(0.0, 1.0, default=0.5)
-    nms_iou: float = _range(0.0, 1.0, default=0.4)
-    min_size_px: int = _range(0, 10000, default=20)
 
 
 @dataclass(frozen=True)
@@ -79,10 +72,8 @@ class FaceDetectorConfig:
     onnx: str = "models/centerface.onnx"
     long_sides_px: tuple[int, ...] = _range(32, 4096, default=(640, 320))
     min_confidence: float = _range(0.0, 1.0, default=0.5)
-    nms_iou: float = _range(0.0, 1.0, default=0.3)
     min_size_px: int = _range(0, 10000, default=20)
     threads: int = _range(0, 64, default=2)
-    opencv_threads: int = _range(0, 64, default=2)
     ssd: SSDConfig = field(default_factory=SSDConfig)
 
 
@@ -92,31 +83,73 @@ class TrackingConfig:
     max_missed: int = _range(0, 100, default=2)
     relabel_every: int = _range(1, 100, default=2)
     live: str = _choice("auto", "on", "off", default="auto")
-    memory_keyframes: int = _range(0, 1000, default=8)
     reid_keyframes: int = _range(0, 10000, default=40)
-    vote_keyframes: int = _range(1, 100, default=5)
-    vote_min_keyframes: int = _range(1, 100, default=2)
-    vote_hysteresis: float = _range(0.0, 0.5, default=0.1)
-
-    def __post_init__(self) -> None:
-        if self.vote_min_keyframes > self.vote_keyframes:
-            raise ConfigError(f"tracking.vote_min_keyframes ({self.vote_min_keyframes}) must be at most "
-                              f"tracking.vote_keyframes ({self.vote_keyframes})")
 
 
 _SSD_RESEARCH = "removed with the SSD research path (git tag ssd-research)"
+_CACHE = "removed: put your copy of {} in paths.cache_dir (python -m models fetch puts it there)"
+_RECEIVER = "now one entry of alerts.receivers: {}"
+_SSD_INPUT = "removed: the SSD runs at its 300x300 input (or face_detector.ssd.long_sides_px)"
+_DEGRADE = "merged into augment.degrade_share (one share for every camera fault)"
 # Keys that once existed: a config that still sets one gets this line instead of "unknown key".
 REMOVED_KEYS: dict[str, str] = {
+    "assets.prototxt": _CACHE.format("deploy.prototxt"),
+    "assets.caffemodel": _CACHE.format("res10_300x300_ssd_iter_140000.caffemodel"),
+    "assets.mobilenetv2_weights": _CACHE.format("mobilenet_v2_1.0_224_no_top.weights.h5"),
+    "assets.download_timeout_s": "removed: each URL gets 10 s (models/assets.py DOWNLOAD_TIMEOUT_S)",
     "face_detector.centerface_model": "renamed face_detector.onnx",
     "face_detector.centerface_long_sides_px": "renamed face_detector.long_sides_px",
     "face_detector.centerface_min_confidence": "renamed face_detector.min_confidence",
-    "face_detector.centerface_nms_iou": "renamed face_detector.nms_iou",
-    "face_detector.input_size_wh": "moved to face_detector.ssd.input_size_wh",
+    "face_detector.centerface_nms_iou": "removed: CenterFace's NMS IoU is fixed at 0.3",
+    "face_detector.nms_iou": "removed: CenterFace's NMS IoU is fixed at 0.3",
+    "face_detector.opencv_threads": "merged into face_detector.threads (the face detector's runtime and OpenCV)",
+    "face_detector.input_size_wh": _SSD_INPUT,
     "face_detector.input_long_sides_px": "moved to face_detector.ssd.long_sides_px",
+    "face_detector.ssd.input_size_wh": _SSD_INPUT,
+    "face_detector.ssd.min_confidence": "merged into face_detector.min_confidence (both detectors)",
+    "face_detector.ssd.nms_iou": "removed: the SSD's NMS IoU is fixed at 0.4",
+    "face_detector.ssd.min_size_px": "merged into face_detector.min_size_px (both detectors)",
     "face_detector.detect_every": "moved to tracking.detect_every",
     "face_detector.track_max_missed": "moved to tracking.max_missed",
     "face_detector.relabel_every": "moved to tracking.relabel_every",
-    "face_detector.crop_margin": "moved to classifier.crop_margin",
+    "face_detector.crop_margin": "removed: the classifier gets the detector's boxes as they are",
+    "tracking.memory_keyframes": "removed: an unseen face's id is kept 8 key frames (detector/tracking.py)",
+    "tracking.vote_keyframes": "removed: a label is the mean of the last 5 classifications (detector/tracking.py)",
+    "tracking.vote_min_keyframes": "removed: a label needs 2 classifications (detector/tracking.py)",
+    "tracking.vote_hysteresis": "removed: a set label changes 0.1 past the threshold (detector/tracking.py)",
+    "classifier.crop_margin": "removed: the classifier gets the detector's boxes as they are",
+    "draw.text_color_bgr": "removed: label text is white",
+    "draw.font_scale": "removed: labels use a fixed font scale of 0.5",
+    "draw.fps_window": "removed: the FPS overlay is smoothed over 30 frames",
+    "stream.reconnect_backoff_s": "removed: the first reconnect waits 1 s, doubling each attempt",
+    "stream.image_exts": "removed: image files are .jpg .jpeg .png .bmp .webp, any case (maskwatch/files.py)",
+    "alerts.gap_s": "removed: a person out of view over 1 s starts the no_mask count over",
+    "alerts.bell": _RECEIVER.format("bell"),
+    "alerts.desktop": _RECEIVER.format("desktop"),
+    "alerts.command": _RECEIVER.format('"exec:CMD"'),
+    "alerts.webhook_url": _RECEIVER.format("the http(s):// URL itself"),
+    "alerts.mqtt_host": _RECEIVER.format("mqtt://HOST[:PORT]/TOPIC"),
+    "alerts.mqtt_port": _RECEIVER.format("mqtt://HOST[:PORT]/TOPIC"),
+    "alerts.mqtt_topic": _RECEIVER.format("mqtt://HOST[:PORT]/TOPIC"),
+    "alerts.timeout_s": "removed: each receiver gets 5 s per event",
+    "alerts.queue_size": "removed: each receiver queues up to 32 events",
+    "web.host": "now part of web.serve: HOST:PORT",
+    "web.port": "now web.serve: [HOST:]PORT",
+    "web.jpeg_quality": "removed: streamed frames are JPEG quality 80",
+    "augment.width_shift": "merged into augment.shift (width and height)",
+    "augment.height_shift": "merged into augment.shift (width and height)",
+    "augment.horizontal_flip": "removed: random left-right flips are always on",
+    "augment.fill_mode": "removed: pixels outside the image are always filled nearest",
+    "augment.low_res_share": _DEGRADE,
+    "augment.low_res_min_px": _DEGRADE,
+    "augment.blur_share": _DEGRADE,
+    "augment.jpeg_share": _DEGRADE,
+    "augment.noise_std": _DEGRADE,
+    "train.lr_decay": "removed: the classic decay lr / (1 + lr / EPOCHS * step) is always on",
+    "train.min_images_per_class": "removed: a class needs at least 2 usable images",
+    "train.fine_tune_learning_rate": "removed: fine-tuning runs at train.learning_rate / 10",
+    "train.tflite": "removed: the .tflite the detector runs is always exported",
+    "train.install": "removed: use python -m train --install",
     **{
         f"face_detector.{key}": _SSD_RESEARCH
         for key in (
@@ -138,7 +171,6 @@ class ClassifierConfig:
     backend: str = _choice("tflite", "keras", default="tflite")
     threshold: float = _range(0.0, 1.0, default=0.5)
     threads: int = _range(1, 64, default=2)
-    crop_margin: float = _range(0.0, 1.0, default=0.0)
     unsure_band: tuple[float, float] = _range(0.0, 1.0, default=(0.5, 0.5))
     min_face_px: int = _range(0, 10000, default=0)
 
@@ -148,11 +180,8 @@ class DrawConfig:
     mask_color_bgr: tuple[int, int, int] = _color((0, 200, 0))
     no_mask_color_bgr: tuple[int, int, int] = _color((0, 0, 230))
     incorrect_color_bgr: tuple[int, int, int] = _color((0, 140, 255))
-    text_color_bgr: tuple[int, int, int] = _color((255, 255, 255))
     unknown_color_bgr: tuple[int, int, int] = _color((160, 160, 160))
-    font_scale: float = _range(0.1, 5.0, default=0.5)
     thickness_px: int = _range(1, 20, default=2)
-    fps_window: int = _range(1, 1000, default=30)
 
 
 @dataclass(frozen=True)
@@ -165,9 +194,7 @@ class StreamConfig:
     source: str = "0"
     display: bool = True
     reconnect_attempts: int = _range(0, 1000, default=5)
-    reconnect_backoff_s: float = _range(0.0, 600.0, default=1.0)
     read_timeout_s: float = _range(0.1, 600.0, default=5.0)
-    image_exts: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 
 
 @dataclass(frozen=True)
@@ -175,43 +202,70 @@ class AlertsConfig:
     enabled: bool = False
     no_mask_s: float = _range(0.0, 3600.0, default=2.0)
     cooldown_s: float = _range(0.0, 86400.0, default=60.0)
-    gap_s: float = _range(0.0, 3600.0, default=1.0)
     incorrect_is_violation: bool = True
     snapshots: bool = True
     snapshots_dir: str = ""
     banner_s: float = _range(0.0, 3600.0, default=3.0)
-    bell: bool = False
-    desktop: bool = False
-    command: str = ""
-    webhook_url: str = ""
-    mqtt_host: str = ""
-    mqtt_port: int = _range(1, 65535, default=1883)
-    mqtt_topic: str = "maskwatch/alerts"
-    timeout_s: float = _range(0.1, 600.0, default=5.0)
-    queue_size: int = _range(1, 100000, default=32)
+    receivers: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        self.receiver_specs()  # a bad receiver is a config error at load time
+
+    def receiver_specs(self) -> list[ReceiverSpec]:
+        """``receivers`` parsed (``parse_receiver``), in order."""
+        return [parse_receiver(spec, f"alerts.receivers[{i}]") for i, spec in enumerate(self.receivers)]
+
+
+MQTT_PORT = 1883  # an mqtt:// receiver without a port
+MQTT_TOPIC = "maskwatch/alerts"  # an mqtt:// receiver without a topic
+RECEIVER_FORMS = "bell, desktop, exec:CMD, http(s)://URL, mqtt://HOST[:PORT]/TOPIC"
+
+
+@dataclass(frozen=True)
+class ReceiverSpec:
+    """One alert receiver: ``kind`` bell | desktop | exec | webhook | mqtt; ``target`` the command, the URL or the
+    MQTT topic; ``host``/``port`` of an MQTT broker."""
+
+    kind: str
+    target: str = ""
+    host: str = ""
+    port: int = 0
+
+
+def parse_receiver(spec: str, key: str = "alerts.receivers") -> ReceiverSpec:
+    """``bell``, ``desktop``, ``exec:CMD`` (the event JSON on CMD's stdin), ``http(s)://URL`` (JSON POST) or
+    ``mqtt://HOST[:PORT][/TOPIC]`` (JSON publish, QoS 1) as a ``ReceiverSpec``; anything else: ``ConfigError``."""
+    text = spec.strip()
+    lower = text.lower()
+    if lower in ("bell", "desktop"):
+        return ReceiverSpec(lower)
+    if lower.startswith("exec:") and text[5:].strip():
+        return ReceiverSpec("exec", text[5:].strip())
+    if lower.startswith(("http://", "https://")) and urllib.parse.urlsplit(text).hostname:
+        return ReceiverSpec("webhook", text)
+    if lower.startswith("mqtt://"):
+        url = urllib.parse.urlsplit(text)
+        try:
+            port = url.port or MQTT_PORT
+        except ValueError:
+            port = 0
+        if url.hostname and 0 < port < 65536:
+            return ReceiverSpec("mqtt", url.path.strip("/") or MQTT_TOPIC, url.hostname, port)
+    raise ConfigError(f"{key}: {spec!r} is not a receiver; expected one of {RECEIVER_FORMS}")
 
 
 @dataclass(frozen=True)
 class WebConfig:
-    host: str = "127.0.0.1"
-    port: int = _range(0, 65535, default=0)
-    jpeg_quality: int = _range(1, 100, default=80)
+    serve: str = ""
 
 
 @dataclass(frozen=True)
 class AugmentConfig:
     rotation_deg: float = _range(0.0, 180.0, default=20.0)
     zoom: float = _range(0.0, 0.9, default=0.15)
-    width_shift: float = _range(0.0, 0.9, default=0.2)
-    height_shift: float = _range(0.0, 0.9, default=0.2)
+    shift: float = _range(0.0, 0.9, default=0.2)
     shear: float = _range(0.0, 0.9, default=0.15)
-    horizontal_flip: bool = True
-    fill_mode: str = _choice("nearest", "reflect", "wrap", "constant", default="nearest")
-    low_res_share: float = _range(0.0, 1.0, default=0.0)
-    low_res_min_px: int = _range(2, 4096, default=16)
-    blur_share: float = _range(0.0, 1.0, default=0.0)
-    jpeg_share: float = _range(0.0, 1.0, default=0.0)
-    noise_std: float = _range(0.0, 64.0, default=0.0)
+    degrade_share: float = _range(0.0, 1.0, default=0.0)
 
 
 @dataclass(frozen=True)
@@ -219,19 +273,14 @@ class TrainConfig:
     epochs: int = _range(1, 10000, default=20)
     batch_size: int = _range(1, 4096, default=32)
     learning_rate: float = _range(0.0, 1.0, default=1e-4)
-    lr_decay: bool = True
     test_split: float = _range(0.05, 0.95, default=0.2)
     seed: int = _range(0, 2**31 - 1, default=42)
     image_size: int = _range(32, 1024, default=224)
-    min_images_per_class: int = _range(1, 10**9, default=2)
     early_stopping_patience: int = _range(0, 10000, default=0)
     fine_tune_layers: int = _range(0, 1000, default=0)
     fine_tune_epochs: int = _range(0, 10000, default=0)
-    fine_tune_learning_rate: float = _range(0.0, 1.0, default=1e-5)
     strategy: str = _choice("none", "mirrored", "multi_worker", default="none")
-    tflite: bool = True
     val_split: float = _range(0.0, 0.5, default=0.0)
-    install: bool = False
 
 
 @dataclass(frozen=True)

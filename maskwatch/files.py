@@ -10,6 +10,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")  # image files in folders and sources, any case
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:

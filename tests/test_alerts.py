@@ -28,7 +28,8 @@ from detector.loop import Outputs, run_loop
 from detector.sinks import JsonlLog
 from detector.sources import Frame
 from detector.stats import RunStats
-from maskwatch.config import AlertsConfig, load_config
+from maskwatch.config import AlertsConfig, ReceiverSpec, load_config
+from maskwatch.errors import ConfigError
 from maskwatch.faces import MASK, NO_MASK, NO_TRACK, UNKNOWN, Faces
 from maskwatch.labels import INCORRECT
 
@@ -334,16 +335,26 @@ def test_command_gets_the_event_on_stdin_and_a_failing_one_is_reported_once(tmp_
 
 def test_desktop_notification_is_skipped_with_one_line_where_missing(monkeypatch: pytest.MonkeyPatch, capsys):
     monkeypatch.setattr(alert_actions.shutil, "which", lambda name: None)
-    receivers = alert_actions.build_receivers(AlertsConfig(desktop=True, bell=True))
+    receivers = alert_actions.build_receivers(AlertsConfig(receivers=("desktop", "bell")))
     assert [r.name for r in receivers] == ["bell"]
     assert capsys.readouterr().out == "alerts: no desktop notifications here (notify-send not found): skipped\n"
 
 
-def test_a_webhook_that_is_not_http_is_a_user_error():
-    from maskwatch.errors import UserError
+@pytest.mark.parametrize("spec", ["ftp://x", "http://", "exec:", "mqtt://", "mqtt://b:99999/t", "beep", "Bell!"])
+def test_a_receiver_of_no_known_form_is_one_config_line(spec: str):
+    with pytest.raises(ConfigError, match=r"^alerts\.receivers\[0\]: .* is not a receiver; expected one of bell, "):
+        load_config(overrides=[f"alerts.receivers=[{json.dumps(spec)}]"])
 
-    with pytest.raises(UserError, match="http:// or https://"):
-        alert_actions.build_receivers(AlertsConfig(webhook_url="ftp://x"))
+
+def test_receivers_parse_to_their_kind_and_target():
+    specs = AlertsConfig(receivers=("bell", " Desktop", "exec: jq -r .frame", "https://hub/hook?x=1",
+                                    "mqtt://broker", "mqtt://broker:8883/site/door1")).receiver_specs()
+    assert specs == [ReceiverSpec("bell"), ReceiverSpec("desktop"), ReceiverSpec("exec", "jq -r .frame"),
+                     ReceiverSpec("webhook", "https://hub/hook?x=1"),
+                     ReceiverSpec("mqtt", "maskwatch/alerts", "broker", 1883),
+                     ReceiverSpec("mqtt", "site/door1", "broker", 8883)]  # fmt: skip
+    names = [r.name for r in alert_actions.build_receivers(AlertsConfig(receivers=("bell", "exec:true")))]
+    assert names == ["bell", "command"]
 
 
 # ------------------------------------------------------------------ snapshots, banner, the loop
@@ -469,8 +480,10 @@ def test_snapshot_folder_rules(tmp_path: Path):
 
 
 def test_alerts_section_in_the_shipped_config():
-    cfg = load_config(overrides=["alerts.no_mask_s=1.5", "alerts.mqtt_port=8883"])
-    assert (cfg.alerts.enabled, cfg.alerts.no_mask_s, cfg.alerts.mqtt_port) == (False, 1.5, 8883)
+    cfg = load_config(overrides=["alerts.no_mask_s=1.5", "alerts.receivers=[bell, 'mqtt://b:8883/t']"])
+    assert (cfg.alerts.enabled, cfg.alerts.no_mask_s, cfg.alerts.receivers) == (False, 1.5, ("bell", "mqtt://b:8883/t"))
+    with pytest.raises(ConfigError, match=r"^alerts\.mqtt_port: now one entry of alerts\.receivers: mqtt://"):
+        load_config(overrides=["alerts.mqtt_port=8883"])
 
 
 # ------------------------------------------------------------------ the demo end to end
@@ -482,8 +495,8 @@ def test_demo_fires_once_per_unmasked_person(tmp_path: Path):
     with _http_server() as (url, received):
         proc = subprocess.run(
             [sys.executable, "-m", "detector.webcam", "--demo", "--alerts", "--set", f"paths.runs_dir={tmp_path}",
-             "--set", "alerts.no_mask_s=1.0", "--set", f"alerts.webhook_url={url}",
-             "--set", f"alerts.command=cat >> '{hook_log}'"],
+             "--set", "alerts.no_mask_s=1.0",
+             "--set", f"alerts.receivers=[{json.dumps(url)}, {json.dumps(f'exec:cat >> {hook_log}')}]"],
             cwd=ROOT, capture_output=True, text=True, timeout=300)  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     records = [json.loads(line) for line in (tmp_path / "demo" / "log.jsonl").read_text().splitlines()]

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from maskwatch.config import PROJECT_ROOT, Config, load_config
-from maskwatch.errors import UserError
+from maskwatch.errors import ConfigError, UserError
 from models import assets
 from models.__main__ import main as models_main
 from models.assets import ASSETS, locate, resolve, weights_checksum
@@ -25,13 +25,17 @@ from models.mobilenetv2 import unloaded_layers
 UNREACHABLE = ("http://127.0.0.1:9/unreachable", "http://maskwatch-offline.invalid/unreachable")
 
 
+@pytest.fixture(autouse=True)
+def _short_timeouts(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(assets, "DOWNLOAD_TIMEOUT_S", 0.5)  # the unreachable URLs fail fast
+
+
 def _cfg(tmp_path: Path, *extra: str, pip_fallback: bool = False) -> Config:
     return load_config(
         overrides=[
             f"paths.models_dir={tmp_path / 'models'}",
             f"paths.cache_dir={tmp_path / 'cache'}",
             f"assets.pip_fallback={'true' if pip_fallback else 'false'}",
-            "assets.download_timeout_s=0.5",
             *extra,
         ]
     )
@@ -87,7 +91,7 @@ def test_offline_without_any_source_says_where_to_put_the_file(tmp_path: Path):
     message = str(info.value)
     assert "\n" not in message
     assert f"place res10_300x300_ssd_iter_140000.caffemodel at {tmp_path / 'cache'}" in message
-    assert "assets.caffemodel" in message
+    assert "paths.cache_dir" in message
     assert not (tmp_path / "cache" / "res10_300x300_ssd_iter_140000.caffemodel").exists()
 
 
@@ -101,20 +105,23 @@ def test_cli_offline_prints_one_line_and_exits_2(tmp_path: Path, monkeypatch, ca
     assert len(err) == 1 and err[0].startswith("error: prototxt: no source answered"), err
 
 
-def test_config_path_wins_and_is_verified(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    _pin(monkeypatch, "prototxt", b"from config")
-    mine = tmp_path / "my.prototxt"
-    mine.write_bytes(b"from config")
-    (tmp_path / "cache").mkdir()
-    (tmp_path / "cache" / "deploy.prototxt").write_bytes(b"wrong")  # would raise if it were looked at
-    record = locate("prototxt", _cfg(tmp_path, f"assets.prototxt={mine}"))
-    assert (record.source, record.path, record.sha256) == ("config", mine, _sha(b"from config"))
+def test_own_copy_in_the_cache_dir_is_used_and_verified(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    _pin(monkeypatch, "prototxt", b"my copy")
+    mine = tmp_path / "cache" / "deploy.prototxt"  # paths.cache_dir of _cfg
+    mine.parent.mkdir()
+    mine.write_bytes(b"my copy")
+    record = locate("prototxt", _cfg(tmp_path))
+    assert (record.source, record.path, record.sha256) == ("cache", mine, _sha(b"my copy"))
 
     mine.write_bytes(b"tampered")
     with pytest.raises(UserError, match="sha256 mismatch"):
-        resolve("prototxt", _cfg(tmp_path, f"assets.prototxt={mine}"))
-    with pytest.raises(UserError, match=r"assets\.prototxt: file not found"):
-        resolve("prototxt", _cfg(tmp_path, f"assets.prototxt={tmp_path / 'missing.prototxt'}"))
+        resolve("prototxt", _cfg(tmp_path))
+
+
+def test_explicit_asset_paths_say_where_the_file_goes():
+    with pytest.raises(ConfigError, match=r"^assets\.caffemodel: removed: put your copy of "
+                                          r"res10_300x300_ssd_iter_140000\.caffemodel in paths\.cache_dir"):
+        load_config(overrides=["assets.caffemodel=/x.caffemodel"])
 
 
 @pytest.fixture

@@ -21,9 +21,10 @@ from detector import webcam
 from detector.batch import Result, combine, expand_sources, format_combined, is_batch, source_names, thread_overrides
 from detector.cluster import model_files, unpack
 from maskwatch.config import PROJECT_ROOT, load_config
+from maskwatch.files import IMAGE_EXTS
 
 CFG = load_config()
-EXTS = CFG.stream.image_exts
+EXTS = IMAGE_EXTS
 N_FRAMES = 8
 
 
@@ -55,10 +56,8 @@ def test_source_names_are_unique_folder_names():
 
 
 def test_threads_are_split_between_workers_unless_set():
-    assert thread_overrides(2, [], cpus=2) == ("face_detector.threads=1", "face_detector.opencv_threads=1",
-                                               "classifier.threads=1")
-    assert thread_overrides(1, ["classifier.threads=3"], cpus=4) == ("classifier.threads=3", "face_detector.threads=4",
-                                                                     "face_detector.opencv_threads=4")
+    assert thread_overrides(2, [], cpus=2) == ("face_detector.threads=1", "classifier.threads=1")
+    assert thread_overrides(1, ["classifier.threads=3"], cpus=4) == ("classifier.threads=3", "face_detector.threads=4")
 
 
 def test_combined_summary_totals_and_one_line_per_failure():

@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 import pytest
 
+from detector import sources
 from detector.sources import (
     FrameSource,
     LatestFrameReader,
@@ -200,14 +201,15 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
         return None
 
 
-def test_video_file_over_http_is_read_in_order_to_its_end(tmp_path: Path):
+def test_video_file_over_http_is_read_in_order_to_its_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     _write_video(tmp_path / "clip.avi", 30, fourcc="MJPG")  # AVI/MJPG plays without seeking (plain HTTP server)
     handler = functools.partial(_QuietHandler, directory=str(tmp_path))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         url = f"http://127.0.0.1:{server.server_address[1]}/clip.avi"
-        cfg = load_config(overrides=["stream.reconnect_attempts=1", "stream.reconnect_backoff_s=0"])
+        monkeypatch.setattr(sources, "RECONNECT_BACKOFF_S", 0.0)
+        cfg = load_config(overrides=["stream.reconnect_attempts=1"])
         frames = list(itertools.islice(FrameSource(url, cfg).frames(), 100))  # bounded even if it replayed
     finally:
         server.shutdown()

@@ -17,15 +17,20 @@ import cv2
 import numpy as np
 import pytest
 
+from detector import sources
 from detector.sources import FrameSource
 from evaluation.stream_server import MjpegServer, noise_jpegs
 from maskwatch.config import load_config
 from maskwatch.errors import UserError
 
 
-def _cfg(timeout_s: float, attempts: int, backoff_s: float = 0.0):
-    return load_config(overrides=[f"stream.read_timeout_s={timeout_s}", f"stream.reconnect_attempts={attempts}",
-                                  f"stream.reconnect_backoff_s={backoff_s}"])
+@pytest.fixture(autouse=True)
+def _fast_reconnects(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sources, "RECONNECT_BACKOFF_S", 0.01)
+
+
+def _cfg(timeout_s: float, attempts: int):
+    return load_config(overrides=[f"stream.read_timeout_s={timeout_s}", f"stream.reconnect_attempts={attempts}"])
 
 
 def _sockets() -> int:
@@ -70,7 +75,7 @@ def test_server_that_accepts_but_never_answers_gives_up_after_the_read_timeout(c
 @pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="counts sockets in /proc/self/fd")
 def test_stream_that_drops_and_returns_reconnects_without_leaking(capsys):
     with MjpegServer(noise_jpegs(5), fps=60, frames_per_connection=6) as server:
-        frames = FrameSource(server.url, _cfg(timeout_s=2.0, attempts=2, backoff_s=0.01)).frames()
+        frames = FrameSource(server.url, _cfg(timeout_s=2.0, attempts=2)).frames()
         first = list(itertools.islice(frames, 13))  # two reconnects in
         before = _settled_counts()
         rest = list(itertools.islice(frames, 60))  # ten more reconnects

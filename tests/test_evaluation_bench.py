@@ -130,7 +130,7 @@ def test_loop_variants_only_when_they_change_the_config():
         (["--source", "no/such/video.mp4"], "source not found"),
         (["--frames", "3", "--warmup", "5"], "must be larger than --warmup"),
         (["--rounds", "0"], "--rounds must be >= 1"),
-        (["--set", "face_detector.opencv_thread=2"], "did you mean face_detector.opencv_threads"),
+        (["--set", "face_detector.thread=2"], "did you mean face_detector.threads"),
     ],
 )
 def test_bad_input_is_one_line_error(args, message, capsys):

@@ -362,9 +362,7 @@ def test_vote_hysteresis_and_a_real_change_of_label():
 def test_video_pipeline_from_config_tracks_even_with_every_frame_detected():
     models = FakeModels()
     cfg = load_config(overrides=["tracking.detect_every=1"])
-    t = cfg.tracking
-    pipeline = Pipeline(models.detect, models.classify, detect_every=1, track=True, vote_min_keyframes=1,
-                        memory_keyframes=t.memory_keyframes)  # fmt: skip
+    pipeline = Pipeline.from_config(cfg, video=True, models=(models.detect, models.classify))
     frame, models.truth = _frame(0, _texture())
     ids = [pipeline(frame).track_id.tolist() for _ in range(3)]
     assert ids == [[0], [0], [0]]

@@ -336,7 +336,7 @@ def _first_loss(run_dir: Path) -> float:
 
 
 @pytest.mark.slow
-def test_end_to_end_one_epoch_outputs_formats_and_reproducibility(tmp_path, capsys):
+def test_end_to_end_one_epoch_outputs_formats_and_reproducibility(tmp_path, capsys, monkeypatch):
     import keras
 
     root = _make_dataset(tmp_path / "ds", per_class=8)
@@ -370,7 +370,8 @@ def test_end_to_end_one_epoch_outputs_formats_and_reproducibility(tmp_path, caps
 
     # Same seed, data and config: the same split and the same first-epoch loss. This run also fine-tunes.
     fine_tune = ("--set", "train.fine_tune_layers=5", "--set", "train.fine_tune_epochs=1")
-    assert _run_main(tmp_path, root, *args, "--set", "train.tflite=false", *fine_tune) == 0
+    monkeypatch.setattr("train.run.EXPORT_TFLITE", False)  # this run checks the split and the loss only
+    assert _run_main(tmp_path, root, *args, *fine_tune) == 0
     first, second = sorted(d for d in (tmp_path / "runs").iterdir() if (d / "train.log").is_file())
     split_a, split_b = (json.loads((d / "split.json").read_text()) for d in (first, second))
     assert split_a == split_b
@@ -389,7 +390,9 @@ import sys, tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 from maskwatch.config import load_config
+import train.run
 from train.run import make_strategy, train_run
+train.run.EXPORT_TFLITE = False
 cfg = load_config(overrides=sys.argv[2:])
 print("replicas", make_strategy("mirrored").num_replicas_in_sync)
 result = train_run(cfg, sys.argv[1], progress=False)
@@ -403,7 +406,7 @@ def test_one_epoch_under_mirrored_strategy_on_two_cpus(tmp_path):
     root = _make_dataset(tmp_path / "ds", per_class=6)
     overrides = [
         "train.strategy=mirrored", "train.epochs=1", "train.image_size=32", "train.batch_size=4",
-        "train.tflite=false", f"paths.runs_dir={tmp_path / 'runs'}", f"classifier.model={tmp_path / 'clf'}",
+        f"paths.runs_dir={tmp_path / 'runs'}", f"classifier.model={tmp_path / 'clf'}",
     ]
     proc = subprocess.run(
         [sys.executable, "-c", MIRRORED_SCRIPT, str(root), *overrides],

@@ -355,7 +355,7 @@ def test_browser_shows_stream_and_counts(tmp_path: Path) -> None:
     cfg = load_config()
     pipeline = Pipeline.from_config(cfg, video=True)
     alerts = Alerts(AlertRules(no_mask_s=1.0, cooldown_s=600.0), snapshots=SnapshotWriter(tmp_path / "snapshots"))
-    viewer = Viewer(cfg.web.jpeg_quality, tmp_path / "snapshots")
+    viewer = Viewer(snapshots_dir=tmp_path / "snapshots")
     stop = threading.Event()
     stats = RunStats(source="demo.mp4")
     loop = threading.Thread(target=run_loop, args=(_demo_frames(stop), pipeline),

@@ -52,9 +52,9 @@ def _main(argv: list[str] | None) -> int:
     args = parser.parse_args(argv)
     cfg = config_from_args(args)
     fd = cfg.face_detector
-    set_opencv_threads(fd.opencv_threads)
+    set_opencv_threads(fd.threads)
     onnx = cfg.resolve_path(fd.onnx)
-    kw = dict(long_sides_px=fd.long_sides_px, min_confidence=fd.min_confidence, nms_iou=fd.nms_iou,
+    kw = dict(long_sides_px=fd.long_sides_px, min_confidence=fd.min_confidence,
               min_size_px=fd.min_size_px, threads=fd.threads)  # fmt: skip
     variants = {"opencv": CenterFaceDetector(onnx, backend="opencv", **kw),
                 "onnxruntime": CenterFaceDetector(onnx, backend="onnxruntime", **kw)}  # fmt: skip
@@ -76,8 +76,8 @@ def _main(argv: list[str] | None) -> int:
             times.setdefault((name, "detector call"), []).append(_ms(lambda d=detector: d(frame)))
     columns = [*("x".join(map(str, s)) for s in sizes), "detector call"]
     h, w = frame.shape[:2]
-    print(f"CenterFace, median ms of {args.runs} alternating rounds; OpenCV threads {fd.opencv_threads}, "
-          f"ONNX Runtime threads {fd.threads}; detector call on {args.video.name} frame 0 ({w}x{h}), "
+    print(f"CenterFace, median ms of {args.runs} alternating rounds; OpenCV and ONNX Runtime threads {fd.threads}; "
+          f"detector call on {args.video.name} frame 0 ({w}x{h}), "
           f"passes {list(fd.long_sides_px)}")
     print("| variant | " + " | ".join(f"forward {c}" if c[0].isdigit() else c for c in columns) + " |")
     print("|---" * (len(columns) + 1) + "|")

@@ -2,7 +2,7 @@
 
 DIR holds with_mask/ and without_mask/ (jpg, jpeg, png, bmp, webp; any case), optionally groups.csv. Writes a run
 directory under paths.runs_dir (report, plots, config, log, and the model in model/: .keras, .h5, .tflite, .json
-card). With --install (or train.install) the model replaces the detector's (classifier.model) if it is at least as
+card). With --install the model replaces the detector's (classifier.model) if it is at least as
 accurate as the current one on the run's test split; --force installs it anyway. See docs/TRAINING.md.
 """
 
@@ -28,7 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--dataset", required=True, help="folder with with_mask/ and without_mask/")
     parser.add_argument("--quiet", action="store_true", help="no progress bars (one Keras line per epoch)")
-    parser.add_argument("--install", action="store_true", default=None,
+    parser.add_argument("--install", action="store_true",
                         help="install the model for the detector if at least as good as the current one")
     parser.add_argument("--force", action="store_true", help="install the model even if it is worse")
     add_config_args(parser)

@@ -15,28 +15,30 @@ import numpy as np
 
 from maskwatch.config import AugmentConfig
 
+FILL_MODE = "nearest"  # pixels moved in from outside the image copy the nearest edge (classic ImageDataGenerator)
+LOW_RES_MIN_PX = 16  # smallest side a degraded image is shrunk to (the smallest face the detector crops)
+NOISE_STD = 8.0  # Gaussian noise of a degraded image: up to this many grey levels
+FAULTS = ("low_res", "blur", "jpeg", "noise")
+
 
 def build_augmenter(cfg: AugmentConfig, seed: int) -> Any:
     """A ``keras.Sequential`` of random geometric layers; values stay raw RGB 0-255 (float32)."""
     import keras
 
-    fill = cfg.fill_mode
+    fill = FILL_MODE
     layers: list[Any] = []
     if cfg.rotation_deg > 0:
         layers.append(keras.layers.RandomRotation(cfg.rotation_deg / 360.0, fill_mode=fill, seed=seed))
     if cfg.zoom > 0:
         z = (-cfg.zoom, cfg.zoom)
         layers.append(keras.layers.RandomZoom(z, z, fill_mode=fill, seed=seed + 1))
-    if cfg.width_shift > 0 or cfg.height_shift > 0:
-        layers.append(
-            keras.layers.RandomTranslation(cfg.height_shift, cfg.width_shift, fill_mode=fill, seed=seed + 2)
-        )
+    if cfg.shift > 0:
+        layers.append(keras.layers.RandomTranslation(cfg.shift, cfg.shift, fill_mode=fill, seed=seed + 2))
     if cfg.shear > 0:
         layers.append(keras.layers.RandomShear(x_factor=cfg.shear, fill_mode=fill, seed=seed + 3))
-    if cfg.horizontal_flip:
-        layers.append(keras.layers.RandomFlip("horizontal", seed=seed + 4))
-    if cfg.low_res_share > 0 or cfg.blur_share > 0 or cfg.jpeg_share > 0 or cfg.noise_std > 0:
-        layers.append(degrade_layer(cfg, seed=seed + 5))
+    layers.append(keras.layers.RandomFlip("horizontal", seed=seed + 4))  # faces are left-right symmetric
+    if cfg.degrade_share > 0:
+        layers.append(degrade_layer(cfg.degrade_share, seed=seed + 5))
     return keras.Sequential(layers or [keras.layers.Identity()], name="augment")  # all off: unchanged images
 
 
@@ -79,8 +81,10 @@ def eval_pipeline(images_rgb: np.ndarray, labels: np.ndarray, idx: np.ndarray, *
     return _slices(images_rgb, labels, idx).batch(batch_size).map(as_float).prefetch(tf.data.AUTOTUNE)
 
 
-def degrade_layer(cfg: AugmentConfig, seed: int) -> Any:
-    """A Keras layer that, in training only, degrades each image of a batch like a small or poor face crop."""
+def degrade_layer(share: float, seed: int, *, faults: tuple[str, ...] = FAULTS,
+                  low_res_min_px: int = LOW_RES_MIN_PX) -> Any:
+    """A Keras layer that, in training only, degrades each image of a batch like a small or poor face crop: each
+    of ``faults`` (shrunk and enlarged back, Gaussian blur, JPEG re-encoding, noise) hits an image with ``share``."""
     import keras
     import tensorflow as tf
 
@@ -91,12 +95,12 @@ def degrade_layer(cfg: AugmentConfig, seed: int) -> Any:
 
         def _one(self, x: Any) -> Any:
             size = tf.shape(x)[:2]
-            u = tf.random.uniform([6], seed=self.seed)
-            if cfg.low_res_share > 0:
-                side = tf.cast(cfg.low_res_min_px + u[1] * tf.cast(size[0] - cfg.low_res_min_px, tf.float32), tf.int32)
+            u = tf.random.uniform([7], seed=self.seed)
+            if "low_res" in faults:
+                side = tf.cast(low_res_min_px + u[1] * tf.cast(size[0] - low_res_min_px, tf.float32), tf.int32)
                 low = tf.image.resize(tf.image.resize(x, [side, side], method="area"), size, method="bilinear")
-                x = tf.where(u[0] < cfg.low_res_share, low, x)
-            if cfg.blur_share > 0:
+                x = tf.where(u[0] < share, low, x)
+            if "blur" in faults:
                 sigma = 0.5 + u[3]
                 k = tf.range(-3, 4, dtype=tf.float32)
                 g = tf.exp(-(k**2) / (2 * sigma**2))
@@ -104,13 +108,14 @@ def degrade_layer(cfg: AugmentConfig, seed: int) -> Any:
                 kernel = tf.tile(tf.reshape(g[:, None] * g[None, :], [7, 7, 1, 1]), [1, 1, 3, 1])
                 padded = tf.pad(x[None], [[0, 0], [3, 3], [3, 3], [0, 0]], mode="SYMMETRIC")
                 blurred = tf.nn.depthwise_conv2d(padded, kernel, [1, 1, 1, 1], "VALID")[0]
-                x = tf.where(u[2] < cfg.blur_share, blurred, x)
-            if cfg.jpeg_share > 0:
+                x = tf.where(u[2] < share, blurred, x)
+            if "jpeg" in faults:
                 quality = tf.cast(30 + u[5] * 60, tf.int32)
                 jpeg = tf.image.adjust_jpeg_quality(tf.clip_by_value(x, 0, 255) / 255.0, quality) * 255.0
-                x = tf.where(u[4] < cfg.jpeg_share, jpeg, x)
-            if cfg.noise_std > 0:
-                x = x + tf.random.normal(tf.shape(x), seed=self.seed + 1) * (u[5] * cfg.noise_std)
+                x = tf.where(u[4] < share, jpeg, x)
+            if "noise" in faults:
+                noisy = x + tf.random.normal(tf.shape(x), seed=self.seed + 1) * (u[5] * NOISE_STD)
+                x = tf.where(u[6] < share, noisy, x)
             return tf.clip_by_value(x, 0.0, 255.0)
 
         def call(self, x: Any, training: bool = False) -> Any:

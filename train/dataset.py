@@ -186,7 +186,8 @@ def _to_8bit(img: Image.Image) -> Image.Image:
 
 
 def load_dataset(
-    root: str | Path, *, image_size: int, image_exts: Sequence[str], min_images_per_class: int, progress: bool = True
+    root: str | Path, *, image_size: int, image_exts: Sequence[str], min_images_per_class: int = 2,
+    progress: bool = True,
 ) -> Dataset:
     """Step 1: decode every image to RGB ``image_size`` square; skip and count unusable files; check the counts."""
     from tqdm import tqdm
@@ -253,7 +254,7 @@ def _check_counts(root: Path, labels: np.ndarray, minimum: int) -> None:
             raise UserError(f"no usable images in {root / name}: every class folder needs images")
         if count < need:
             raise UserError(
-                f"only {count} usable image(s) in {root / name}, need at least {need} (train.min_images_per_class)"
+                f"only {count} usable image(s) in {root / name}, need at least {need} (one on each side of the split)"
             )
 
 

@@ -2,7 +2,7 @@
 
 Every file is written atomically; the old card is removed first and the new one written last, so a reader that
 finds a card always finds the model files it lists complete and from the same training; the card records each
-file's SHA-256, which the detector checks. Training writes into its run folder; ``train.install`` puts a model where
+file's SHA-256, which the detector checks. Training writes into its run folder; ``--install`` puts a model where
 the detector looks.
 """
 

@@ -30,7 +30,7 @@ from tqdm import tqdm
 
 from maskwatch.cli import add_config_args, config_from_args, run
 from maskwatch.errors import UserError
-from maskwatch.files import write_bytes_atomic, write_json_atomic, write_text_atomic
+from maskwatch.files import IMAGE_EXTS, write_bytes_atomic, write_json_atomic, write_text_atomic
 from maskwatch.geometry import iou_matrix
 from train.landmarks import Landmarker
 from train.mask_overlay import (
@@ -421,7 +421,7 @@ def summary_dict(maskifier: Maskifier, args: dict[str, object]) -> dict[str, obj
 def _main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     cfg = config_from_args(args)
-    files = list_images(args.src, cfg.stream.image_exts)
+    files = list_images(args.src, IMAGE_EXTS)
     textures = load_textures(args.textures)
     locator = make_locator(args.faces, cfg, args.upsample)
     writer: DatasetWriter = (

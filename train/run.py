@@ -2,7 +2,7 @@
 
 ``train_run(cfg, dataset_dir)`` writes ``runs/<timestamp>/`` (config, log, history, reports, plots, best
 checkpoint) and the model files in ``runs/<timestamp>/model/`` (``<stem>.keras``, ``.h5``, ``.tflite``, ``.json``);
-``--install`` / ``train.install`` then puts them at ``classifier.model`` if not worse (train/install.py).
+``--install`` then puts them at ``classifier.model`` if not worse (train/install.py).
 """
 
 from __future__ import annotations
@@ -18,12 +18,14 @@ import numpy as np
 import yaml
 
 from maskwatch.config import Config
-from maskwatch.files import write_json_atomic, write_text_atomic
+from maskwatch.files import IMAGE_EXTS, write_json_atomic, write_text_atomic
 from train import augment, dataset, evaluate, model, plots
 from train.card import jsonable
 from train.install import run_model_stem
 
 log = logging.getLogger(__name__)
+FINE_TUNE_LR_SHARE = 0.1  # fine-tuning runs at train.learning_rate times this (1e-5 for the classic 1e-4)
+EXPORT_TFLITE = True  # the detector runs the .tflite (tests that need no .tflite turn it off)
 
 
 @dataclass
@@ -117,11 +119,11 @@ def predict_validation_callback(val_ds: Any, labels: np.ndarray) -> Any:
 
 
 def train_run(
-    cfg: Config, dataset_dir: str | Path, *, progress: bool = True, install: bool | None = None, force: bool = False
+    cfg: Config, dataset_dir: str | Path, *, progress: bool = True, install: bool = False, force: bool = False
 ) -> RunResult:
     """Run the twelve steps; return where everything went and the test metrics.
 
-    The model goes to ``<run_dir>/model/``; with ``install`` (default ``train.install``) or ``force`` it then
+    The model goes to ``<run_dir>/model/``; with ``install`` (``--install``) or ``force`` it then
     replaces ``classifier.model`` if at least as accurate on this run's test split (``force``: always).
     """
     t = cfg.train
@@ -129,8 +131,7 @@ def train_run(
     data = dataset.load_dataset(
         dataset_dir,
         image_size=t.image_size,
-        image_exts=cfg.stream.image_exts,
-        min_images_per_class=t.min_images_per_class,
+        image_exts=IMAGE_EXTS,
         progress=progress,
     )
     # Step 2: stratified, group-aware split with the configured seed (+ optional validation share).
@@ -168,7 +169,7 @@ def train_run(
             clf = model.build_classifier(t.image_size, base_weights, data.n_classes)
             # Step 7: binary (3 classes: categorical) cross-entropy, Adam with the classic decay as a schedule.
             model.compile_classifier(
-                clf, learning_rate=t.learning_rate, decay_rate=t.learning_rate / t.epochs if t.lr_decay else 0.0
+                clf, learning_rate=t.learning_rate, decay_rate=t.learning_rate / t.epochs
             )
         log.info("model: %d weights, %d trainable", clf.count_params(), _n_trainable(clf))
 
@@ -184,7 +185,7 @@ def train_run(
         if t.fine_tune_layers > 0 and t.fine_tune_epochs > 0:
             with strategy.scope():
                 n = model.unfreeze_top(clf, t.fine_tune_layers)
-                model.compile_classifier(clf, learning_rate=t.fine_tune_learning_rate)
+                model.compile_classifier(clf, learning_rate=t.learning_rate * FINE_TUNE_LR_SHARE)
             log.info("fine-tuning: %d base layers with weights unfrozen (batch-norm stays frozen)", n)
             ft_history = _fit(
                 clf, train_ds, val, run_dir, "fine_tune", t.fine_tune_epochs, len(fit_idx), cfg, progress
@@ -226,7 +227,7 @@ def train_run(
         }
         target = cfg.classifier_stem(output=True)
         stem = run_model_stem(run_dir, target.name)
-        paths = save_classifier(clf, stem, card, tflite=t.tflite)
+        paths = save_classifier(clf, stem, card, tflite=EXPORT_TFLITE)
         log.info("saved %s", ", ".join(str(p) for p in paths.values()))
         install_info = _install(cfg, stem, target, run_dir, data, split, install, force)
         return RunResult(run_dir, paths, split, history, metrics, phases, install_info)
@@ -237,10 +238,10 @@ def train_run(
 
 def _install(
     cfg: Config, stem: Path, target: Path, run_dir: Path, data: dataset.Dataset, split: dataset.Split,
-    install: bool | None, force: bool,
+    install: bool, force: bool,
 ) -> dict[str, Any]:
     """Compare with the installed model on the test split and install when asked and not worse."""
-    if not (cfg.train.install if install is None else install) and not force:
+    if not install and not force:
         line = f"the new model is in {stem.parent}; the detector's model {target} is unchanged (install: --install)"
         print(line)
         return {"installed": False, "reason": "not asked", "line": line}
