@@ -532,9 +532,8 @@ def test_every_frame_detection_reuses_a_track_s_sure_p_mask_like_key_frames_do()
         sure.append(len(crops))
         return np.full(len(crops), 0.95, np.float32)
 
-    cfg = load_config(overrides=["tracking.detect_every=1", "tracking.relabel_every=3",
-                                 "tracking.vote_min_keyframes=2"])  # fmt: skip
-    pipeline = Pipeline.from_config(cfg, video=True, models=(models.detect, classify))
+    cfg = load_config(overrides=["tracking.detect_every=1", "tracking.relabel_every=3"])
+    pipeline = Pipeline.from_config(cfg, video=True, models=(models.detect, classify), vote_min_keyframes=2)
     labels = []
     for i in range(12):
         frame, models.truth = _frame(i, texture)
