@@ -293,9 +293,11 @@ def test_augmentation_changes_training_images_only():
     diffs = np.abs(x_train[:, None] - images[None].astype(np.float32)).mean(axis=(2, 3, 4))
     assert diffs.min() > 1.0
     assert x_train.min() >= 0 and x_train.max() <= 255.5
-    none = build_augmenter(AugmentConfig(0, 0, 0, 0, 0, False), seed=1)
-    (x_same, _), = train_pipeline(images, labels, idx, batch_size=4, augmenter=none, seed=1).take(1)
-    assert np.isclose(np.abs(x_same.numpy()[:, None] - images[None]).mean(axis=(2, 3, 4)), 0).sum() == 4
+    # geometry off: only the (always on) left-right flip is left, so each image is an original or its mirror
+    flip_only = build_augmenter(AugmentConfig(0, 0, 0, 0, 0), seed=1)
+    (x_same, _), = train_pipeline(images, labels, idx, batch_size=4, augmenter=flip_only, seed=1).take(1)
+    both = np.concatenate([images, images[:, :, ::-1]]).astype(np.float32)
+    assert np.isclose(np.abs(x_same.numpy()[:, None] - both[None]).mean(axis=(2, 3, 4)), 0).sum() == 4
 
 
 @pytest.mark.slow
