@@ -1,7 +1,7 @@
 """``python -m evaluation.classifier DIR... [--out runs/eval/NAME]``: the mask classifier through the pipeline.
 
 Every folder under each DIR that holds a ``boxes.csv`` (``file,x1,y1,x2,y2,label[,look]``, as ``train.maskify
---full-images``, ``train.starter_data --eval-dir`` and ``face_detector.eval_set`` write them) is read. For each
+--full-images``, ``train.starter_data --eval-dir`` and ``evaluation.sets`` write them) is read. For each
 photo the configured face detector runs, its boxes are matched to the labelled faces (IoU >= 0.4, strongest first),
 crops are cut exactly as the detector cuts them (``Faces.crops``: the boxes as they are), classified in one batch, and
 labelled by ``maskwatch.labels.label_faces`` (``classifier.threshold``, ``unsure_band``, ``min_face_px``).

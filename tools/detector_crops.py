@@ -1,0 +1,209 @@
+"""``python tools/detector_crops.py SRC DST``: training crops cut the way the detector cuts them, and a dev split.
+
+Every labelled whole-photo folder under SRC (a ``boxes.csv``, the ``maskify --full-images`` / ``evaluation.sets``
+layout, with ``faces.csv`` naming each photo's group) is shrunk to each of ``--scales`` (``cv2.INTER_AREA``, a
+group photo taken from further away); the configured face detector (``face_detector.*``, CenterFace by default)
+runs on it through the pipeline's own code, its boxes are matched to the known boxes (IoU >= 0.4, strongest first,
+as ``evaluation.classifier``), and each matched mask / no_mask face is cut with the detector's box
+(``Faces.crops``, ``classifier.crop_margin``) and written losslessly (PNG) to ``DST/with_mask/`` or
+``DST/without_mask/`` as ``<group>__<photo>_x<scale>_f<i>.png``, with ``DST/groups.csv``.
+
+``--dev-share F`` picks whole groups (people) for development, seeded by ``--seed``, until they hold at least F of
+the labelled faces; they are written to ``DST/dev_groups.txt`` and left out of DST, and ``--dev-out DEV`` writes
+their photos (every scale) as labelled folders for ``python -m evaluation.classifier DEV --choose``. ``--base DIR``
+copies a crop dataset (``with_mask/``, ``without_mask/``, ``groups.csv``: ``train.starter_data``) into DST without
+the development groups, so DST is the whole training set.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import random
+import shutil
+import sys
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from evaluation.classifier import IOU_MIN, LabelledImage, find_folders, match_boxes, read_folder
+from maskwatch.cli import add_config_args, config_from_args, run
+from maskwatch.config import Config
+from maskwatch.errors import UserError
+from maskwatch.files import write_bytes_atomic, write_text_atomic
+
+CLASS_DIRS = {"mask": "with_mask", "no_mask": "without_mask"}
+
+
+def photo_groups(folder: Path) -> dict[str, str]:
+    """Image file (relative to ``folder``) -> group, from ``folder/faces.csv`` (``image,group,...``)."""
+    path = folder / "faces.csv"
+    if not path.is_file():
+        raise UserError(f"{path} not found: groups are needed to keep a person on one side")
+    with path.open(newline="", encoding="utf-8") as fh:
+        return {row["image"]: row["group"] for row in csv.DictReader(fh)}
+
+
+def group_of(image: LabelledImage, folder: Path, groups: dict[str, str]) -> str:
+    rel = image.path.relative_to(folder).as_posix()
+    if rel in groups:
+        return groups[rel]
+    stem = Path(rel).stem.rsplit("__", 1)[0]  # <photo>__mask.jpg / <photo>__no_mask.jpg
+    return next((g for f, g in groups.items() if Path(f).stem.rsplit("__", 1)[0] == stem), stem)
+
+
+def pick_dev_groups(face_counts: Counter[str], share: float, seed: int) -> set[str]:
+    """Whole groups, in a seeded random order, until they hold at least ``share`` of the faces."""
+    if share <= 0:
+        return set()
+    order = sorted(face_counts)
+    random.Random(seed).shuffle(order)
+    total, picked, n = sum(face_counts.values()), set(), 0
+    for g in order:
+        if n >= share * total:
+            break
+        picked.add(g)
+        n += face_counts[g]
+    return picked
+
+
+def detector_crops(
+    frame_bgr: np.ndarray, image: LabelledImage, scale: float, detect, margin: float
+) -> list[tuple[int, str, np.ndarray]]:
+    """(face index, label, crop) of every labelled mask / no_mask face the detector finds in the shrunk photo."""
+    small = cv2.resize(frame_bgr, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale != 1 else frame_bgr
+    faces = detect(small)
+    xyxy = np.asarray(faces.xyxy).reshape(-1, 4)
+    match = match_boxes(xyxy, np.asarray(faces.confidence).reshape(-1), image.xyxy * scale, IOU_MIN)
+    crops = faces.crops(small, margin=margin)
+    return [(i, label, crops[m]) for i, (label, m) in enumerate(zip(image.labels, match, strict=True))
+            if m >= 0 and label in CLASS_DIRS and crops[m].size]  # fmt: skip
+
+
+def write_crops(folders: Sequence[Path], dst: Path, scales: Sequence[float], dev: set[str], cfg: Config) -> Counter:
+    from face_detector import build_face_detector
+
+    detect, counts, rows = build_face_detector(cfg), Counter(), []
+    for folder in folders:
+        groups = photo_groups(folder)
+        for image in read_folder(folder):
+            group = group_of(image, folder, groups)
+            if group in dev:
+                continue
+            frame = cv2.imread(str(image.path), cv2.IMREAD_COLOR)
+            if frame is None:
+                raise UserError(f"cannot read {image.path}")
+            for scale in scales:
+                for i, label, crop in detector_crops(frame, image, scale, detect, cfg.classifier.crop_margin):
+                    rel = f"{CLASS_DIRS[label]}/{group}__{image.path.stem}_x{scale:g}_f{i}.png"
+                    ok, data = cv2.imencode(".png", crop)
+                    if not ok:
+                        raise UserError(f"cannot encode a crop of {image.path}")
+                    write_bytes_atomic(dst / rel, data.tobytes())
+                    rows.append((rel, group))
+                    counts[(label, scale)] += 1
+    _append_groups(dst, rows)
+    return counts
+
+
+def _append_groups(dst: Path, rows: list[tuple[str, str]]) -> None:
+    path = dst / "groups.csv"
+    old = path.read_text(encoding="utf-8").splitlines()[1:] if path.is_file() else []
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(("file", "group"))
+    for line in old:
+        buf.write(line + "\n")
+    w.writerows(rows)
+    write_text_atomic(path, buf.getvalue())
+
+
+def copy_base(base: Path, dst: Path, dev: set[str]) -> int:
+    """Copy the crops of ``base`` whose group is not in ``dev``; return how many."""
+    with (base / "groups.csv").open(newline="", encoding="utf-8-sig") as fh:
+        rows = [(r["file"], r["group"]) for r in csv.DictReader(fh) if r["group"] not in dev]
+    for file, _ in rows:
+        (dst / file).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(base / file, dst / file)
+    _append_groups(dst, rows)
+    return len(rows)
+
+
+def write_dev(folders: Sequence[Path], src: Path, dev_out: Path, dev: set[str]) -> int:
+    """The development groups' photos as labelled folders (boxes.csv + faces.csv kept to those photos)."""
+    n = 0
+    for folder in folders:
+        groups = photo_groups(folder)
+        images = read_folder(folder)
+        keep = {im.path.relative_to(folder).as_posix() for im in images if group_of(im, folder, groups) in dev}
+        rel = folder.relative_to(src).as_posix()
+        out = dev_out / ("." if rel == "." else rel)
+        for name in ("boxes.csv", "faces.csv"):
+            with (folder / name).open(newline="", encoding="utf-8") as fh:
+                reader = csv.DictReader(fh)
+                key = "file" if name == "boxes.csv" else "image"
+                buf = io.StringIO()
+                w = csv.DictWriter(buf, fieldnames=list(reader.fieldnames or ()), lineterminator="\n")
+                w.writeheader()
+                w.writerows(r for r in reader if r[key] in keep)
+            write_text_atomic(out / name, buf.getvalue())
+        for file in keep:
+            (out / file).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(folder / file, out / file)
+        n += len(keep)
+    return n
+
+
+def _main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python tools/detector_crops.py", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser.add_argument("src", type=Path, help="folder holding labelled whole-photo folders (boxes.csv, faces.csv)")
+    parser.add_argument("dst", type=Path, help="output crop dataset (with_mask/, without_mask/, groups.csv)")
+    parser.add_argument("--scales", type=float, nargs="+", default=[1.0, 0.5, 0.25, 0.125],
+                        help="photo shrink factors (1 0.5 0.25 0.125)")
+    parser.add_argument("--dev-share", type=float, default=0.0, help="share of faces whose groups go to dev (0)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the development groups' choice (0)")
+    parser.add_argument("--dev-out", type=Path, help="write the development groups' labelled photos here")
+    parser.add_argument("--base", type=Path, help="crop dataset to copy into DST without the development groups")
+    add_config_args(parser)
+    args = parser.parse_args(argv)
+    cfg = config_from_args(args)
+    if any(not 0 < s <= 1 for s in args.scales):
+        raise UserError("--scales must be in (0, 1]")
+    if not 0 <= args.dev_share < 1:
+        raise UserError("--dev-share must be in [0, 1)")
+    if (args.dst / "groups.csv").exists():
+        raise UserError(f"{args.dst} already holds a dataset; choose a new folder")
+    folders = find_folders([args.src])
+    faces: Counter[str] = Counter()
+    for folder in folders:
+        groups = photo_groups(folder)
+        for im in read_folder(folder):
+            faces[group_of(im, folder, groups)] += sum(lb in CLASS_DIRS for lb in im.labels)
+    dev = pick_dev_groups(faces, args.dev_share, args.seed)
+    args.dst.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(args.dst / "dev_groups.txt", "".join(f"{g}\n" for g in sorted(dev)))
+    if dev:
+        print(f"dev groups ({sum(faces[g] for g in dev)} of {sum(faces.values())} faces): {', '.join(sorted(dev))}")
+    if args.dev_out is not None:
+        print(f"{args.dev_out}: {write_dev(folders, args.src, args.dev_out, dev)} photos of the dev groups")
+    if args.base is not None:
+        print(f"{args.dst}: {copy_base(args.base, args.dst, dev)} crops copied from {args.base}")
+    counts = write_crops(folders, args.dst, args.scales, dev, cfg)
+    for scale in args.scales:
+        print(f"x{scale:g}: {counts[('mask', scale)]} mask, {counts[('no_mask', scale)]} no_mask detector crops")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run(_main, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
