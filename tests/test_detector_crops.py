@@ -47,7 +47,7 @@ def test_crops_use_the_detector_box_at_each_scale(tmp_path: Path) -> None:
     image = dc.read_folder(tmp_path / "src")[0]
     frame = cv2.imread(str(image.path))
     for scale in (1.0, 0.25):
-        crops = dc.detector_crops(frame, image, scale, fake_detector, margin=0.0)
+        crops = dc.detector_crops(frame, image, scale, fake_detector)
         assert [(i, label) for i, label, _ in crops] == [(0, "mask")]  # the ignore face and the stray box: none
         small = cv2.resize(frame, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale != 1 else frame
         x1, y1, x2, y2 = np.rint(np.array([44, 36, 204, 196]) * scale).astype(int)

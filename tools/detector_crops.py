@@ -5,7 +5,7 @@ layout, with ``faces.csv`` naming each photo's group) is shrunk to each of ``--s
 group photo taken from further away); the configured face detector (``face_detector.*``, CenterFace by default)
 runs on it through the pipeline's own code, its boxes are matched to the known boxes (IoU >= 0.4, strongest first,
 as ``evaluation.classifier``), and each matched mask / no_mask face is cut with the detector's box
-(``Faces.crops``, ``classifier.crop_margin``) and written losslessly (PNG) to ``DST/with_mask/`` or
+(``Faces.crops``, as the pipeline cuts them) and written losslessly (PNG) to ``DST/with_mask/`` or
 ``DST/without_mask/`` as ``<group>__<photo>_x<scale>_f<i>.png``, with ``DST/groups.csv``.
 
 ``--dev-share F`` picks whole groups (people) for development, seeded by ``--seed``, until they hold at least F of
@@ -74,14 +74,14 @@ def pick_dev_groups(face_counts: Counter[str], share: float, seed: int) -> set[s
 
 
 def detector_crops(
-    frame_bgr: np.ndarray, image: LabelledImage, scale: float, detect, margin: float
+    frame_bgr: np.ndarray, image: LabelledImage, scale: float, detect
 ) -> list[tuple[int, str, np.ndarray]]:
     """(face index, label, crop) of every labelled mask / no_mask face the detector finds in the shrunk photo."""
     small = cv2.resize(frame_bgr, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale != 1 else frame_bgr
     faces = detect(small)
     xyxy = np.asarray(faces.xyxy).reshape(-1, 4)
     match = match_boxes(xyxy, np.asarray(faces.confidence).reshape(-1), image.xyxy * scale, IOU_MIN)
-    crops = faces.crops(small, margin=margin)
+    crops = faces.crops(small)
     return [(i, label, crops[m]) for i, (label, m) in enumerate(zip(image.labels, match, strict=True))
             if m >= 0 and label in CLASS_DIRS and crops[m].size]  # fmt: skip
 
@@ -100,7 +100,7 @@ def write_crops(folders: Sequence[Path], dst: Path, scales: Sequence[float], dev
             if frame is None:
                 raise UserError(f"cannot read {image.path}")
             for scale in scales:
-                for i, label, crop in detector_crops(frame, image, scale, detect, cfg.classifier.crop_margin):
+                for i, label, crop in detector_crops(frame, image, scale, detect):
                     rel = f"{CLASS_DIRS[label]}/{group}__{image.path.stem}_x{scale:g}_f{i}.png"
                     ok, data = cv2.imencode(".png", crop)
                     if not ok:
