@@ -130,7 +130,8 @@ class LivePipeline(Pipeline):
         self.classify, self.scores = self._locked(classify), self._locked(self.scores)
 
     @classmethod
-    def from_config(cls, cfg: Config, *, video: bool, models: tuple[Detect, Classify] | None = None) -> Pipeline:
+    def from_config(cls, cfg: Config, *, video: bool, models: tuple[Detect, Classify] | None = None,
+                    **tracking: Any) -> Pipeline:
         """``Pipeline.from_config`` with the models built on a low-priority thread (``lower_thread_priority``):
         the runtimes' worker threads, started there, inherit its priority."""
         if models is None:
@@ -138,7 +139,7 @@ class LivePipeline(Pipeline):
 
             with concurrent.futures.ThreadPoolExecutor(1, initializer=lower_thread_priority) as builder:
                 models = builder.submit(build_models, cfg, video=video).result()
-        return super().from_config(cfg, video=video, models=models)
+        return super().from_config(cfg, video=video, models=models, **tracking)
 
     def __call__(self, frame_bgr: np.ndarray) -> Faces:
         t0 = time.perf_counter()

@@ -28,9 +28,8 @@ from detector.sources import Frame
 from detector.stats import RunStats
 from maskwatch.errors import UserError
 from maskwatch.faces import Faces
-from maskwatch.labels import count_labels
+from maskwatch.labels import LABELS, count_labels
 
-SHOWN_LABELS = ("mask", "no_mask", "incorrect", "unknown")  # the counts of /api/status
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 RECENT_ALERTS = 8  # alerts listed on the page and in /api/status
 SNAPSHOT_NAME = re.compile(r"^[\w.-]+\.jpg$")
@@ -46,14 +45,14 @@ def live_counts(faces: Faces, stats: RunStats) -> dict[str, Any]:
         in_view, seen = counts.in_view, counts.seen
         return {
             "unit": "people",
-            "in_view": {label: in_view.get(label, 0) for label in SHOWN_LABELS} | {"total": sum(in_view.values())},
-            "seen": {label: seen.get(label, 0) for label in SHOWN_LABELS}
+            "in_view": {label: in_view.get(label, 0) for label in LABELS} | {"total": sum(in_view.values())},
+            "seen": {label: seen.get(label, 0) for label in LABELS}
             | {"people": sum(seen.values()), "frames": stats.frames + 1},
         }
     n = count_labels(faces.label)
     return {
         "unit": "faces",
-        "in_view": {label: n[label] for label in SHOWN_LABELS} | {"total": len(faces)},
+        "in_view": {label: n[label] for label in LABELS} | {"total": len(faces)},
         "seen": {"frames": stats.frames + 1, "faces": stats.faces + n["mask"] + n["no_mask"] + n["incorrect"],
                  "mask": stats.mask + n["mask"], "no_mask": stats.no_mask + n["no_mask"],
                  "incorrect": stats.incorrect + n["incorrect"]},

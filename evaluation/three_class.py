@@ -32,8 +32,8 @@ from maskwatch.config import Config
 from maskwatch.errors import UserError
 from maskwatch.files import IMAGE_EXTS, write_json_atomic
 from maskwatch.geometry import greedy_match, iou_matrix
+from maskwatch.labels import CLASSES
 
-CLASSES = ("mask", "no_mask", "incorrect")
 MODELS = ("mask_classifier", "mask_classifier_3class")
 
 
