@@ -7,8 +7,9 @@ NCHW float32, from ``cv2.dnn.blobFromImage``) and return the same outputs; decod
 The shipped file has fixed 32x32 input dims and lists its initializers as graph inputs. For ONNX Runtime the graph
 gets a free input height and width (``any_size_graph``) and the initializers are dropped from its inputs (constant
 folding then applies): ONE session serves every input size. That graph is made once with the ``onnx`` package
-(~1.3 s to import) and cached beside the checksum cache, keyed by the model's SHA-256, so a start imports no
-``onnx``. OpenCV DNN keeps one network per input size, built on first use, the last ``max_sizes`` kept.
+(~1.3 s to import) and cached beside the checksum cache, keyed by the model's SHA-256 and checked against its
+own recorded SHA-256 on every start, so a start imports no ``onnx`` and never runs a damaged or modified graph.
+OpenCV DNN keeps one network per input size, built on first use, the last ``max_sizes`` kept.
 """
 
 from __future__ import annotations
@@ -80,6 +81,21 @@ def cached_graph_path(model_bytes: bytes, cache_dir: Path) -> Path:
     return Path(cache_dir) / f"centerface-any-size-{hashlib.sha256(model_bytes).hexdigest()[:16]}.onnx"
 
 
+def digest_path(cached: Path) -> Path:
+    """The file beside a cached graph that holds its SHA-256 (hex), written after the graph."""
+    return cached.with_name(cached.name + ".sha256")
+
+
+def read_cached_graph(cached: Path) -> bytes | None:
+    """The cached graph's bytes if they match the SHA-256 recorded beside them, else None (missing, damaged or
+    modified: the graph is made again), so a changed weight can never reach the detector."""
+    try:
+        graph, digest = cached.read_bytes(), digest_path(cached).read_text(encoding="ascii").strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+    return graph if hashlib.sha256(graph).hexdigest() == digest else None
+
+
 class OrtCenterFace:
     """CenterFace on ONNX Runtime's CPU provider, one session for every input size: ``threads`` intra-op threads
     (0 = ONNX Runtime's default), one inter-op thread, sequential execution, worker threads that sleep instead of
@@ -108,9 +124,10 @@ class OrtCenterFace:
     def _build(self, model_bytes: bytes, source: str, cache_dir: Path | None):  # -> onnxruntime.InferenceSession
         """The session, from the cached graph if there is one (a damaged cache file is made again)."""
         cached = cached_graph_path(model_bytes, cache_dir) if cache_dir is not None else None
-        if cached is not None and cached.is_file():
+        graph = read_cached_graph(cached) if cached is not None else None
+        if graph is not None:
             with contextlib.suppress(Exception):  # ONNX Runtime's load errors share no base class but Exception
-                return self._session(str(cached))
+                return self._session(graph)
         try:
             graph = any_size_graph(model_bytes)
             session = self._session(graph)
@@ -122,6 +139,7 @@ class OrtCenterFace:
         if cached is not None:
             with contextlib.suppress(OSError):  # a read-only cache only means preparing it again next time
                 write_bytes_atomic(cached, graph)
+                write_bytes_atomic(digest_path(cached), hashlib.sha256(graph).hexdigest().encode())
         return session
 
     def _session(self, graph: bytes | str):  # -> onnxruntime.InferenceSession

@@ -16,6 +16,7 @@ from face_detector.onnx_backend import (
     OrtCenterFace,
     any_size_graph,
     cached_graph_path,
+    digest_path,
     graph_for_size,
 )
 from maskwatch.config import PROJECT_ROOT, load_config
@@ -110,7 +111,7 @@ def test_the_prepared_graph_is_cached_and_a_start_from_the_cache_imports_no_onnx
     model_bytes = MODEL.read_bytes()
     OrtCenterFace(model_bytes, threads=1, cache_dir=tmp_path)
     cached = cached_graph_path(model_bytes, tmp_path)
-    assert cached.is_file() and list(tmp_path.iterdir()) == [cached]
+    assert sorted(tmp_path.iterdir()) == [cached, digest_path(cached)]
     monkeypatch.setitem(sys.modules, "onnx", None)  # import onnx would raise ImportError
     blob = np.zeros((1, 3, 64, 64), np.float32)
     assert OrtCenterFace(model_bytes, threads=1, cache_dir=tmp_path)(blob, (64, 64))[0].shape == (1, 1, 16, 16)
@@ -148,3 +149,17 @@ def test_missing_onnxruntime_says_how_to_install_or_switch(monkeypatch):
 
 def test_output_names_are_the_network_s():
     assert [o.name for o in onnx.load(MODEL).graph.output] == list(OUTPUT_NAMES)
+
+
+def test_a_modified_weight_in_the_cached_graph_is_never_run(tmp_path):
+    model_bytes = MODEL.read_bytes()
+    blob = np.random.default_rng(0).uniform(0, 255, (1, 3, 64, 64)).astype(np.float32)
+    want = OrtCenterFace(model_bytes, threads=1, cache_dir=tmp_path)(blob, (64, 64))[0]
+    cached = cached_graph_path(model_bytes, tmp_path)
+    graph = cached.read_bytes()
+    model = onnx.load_model_from_string(graph)
+    weights = next(i for i in model.graph.initializer if i.name == model.graph.node[0].input[1]).raw_data
+    at = graph.find(weights)  # the first convolution's weights: zeroing some still loads, and changes the outputs
+    cached.write_bytes(graph[:at] + bytes(64) + graph[at + 64 :])
+    got = OrtCenterFace(model_bytes, threads=1, cache_dir=tmp_path)(blob, (64, 64))[0]
+    assert np.array_equal(got, want) and cached.read_bytes() == any_size_graph(model_bytes)
