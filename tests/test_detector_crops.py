@@ -80,3 +80,27 @@ def test_dev_groups_stay_out_of_training(tmp_path: Path, monkeypatch) -> None:
     dev_rows = list(csv.DictReader((dev / "boxes.csv").open()))
     assert [r["file"] for r in dev_rows] == ["images/bob__no_mask.png"] and (dev / "images/bob__no_mask.png").is_file()
     assert dc.main([str(tmp_path / "src"), str(dst)]) == 2  # never writes over a dataset
+
+
+def test_incorrect_faces_and_a_given_dev_split(tmp_path: Path, monkeypatch) -> None:
+    """A three-class set (maskify --full-images --classes 3): incorrect faces go to incorrect_mask/, and
+    --dev-groups keeps exactly the named people out."""
+    src = tmp_path / "src"
+    (src / "images").mkdir(parents=True)
+    rng = np.random.default_rng(1)
+    names = ("alice__mask", "alice__on_chin", "bob__below_nose")
+    for name in names:
+        cv2.imwrite(str(src / "images" / f"{name}.png"), rng.integers(0, 255, (400, 400, 3), dtype=np.uint8))
+    (src / "boxes.csv").write_text("file,x1,y1,x2,y2,label\n" + "".join(
+        f"images/{n}.png,40,40,200,200,{'mask' if n.endswith('mask') else 'incorrect'}\n" for n in names))
+    (src / "faces.csv").write_text("image,group,source,face,x1,y1,x2,y2\nalice,alice,a,0,40,40,200,200\n"
+                                   "bob,bob,b,0,40,40,200,200\n")  # fmt: skip
+    (tmp_path / "dev.txt").write_text("bob\n")
+    monkeypatch.setattr("face_detector.build_face_detector", lambda cfg: fake_detector)
+    dst = tmp_path / "train"
+    assert dc.main([str(src), str(dst), "--scales", "1", "--dev-groups", str(tmp_path / "dev.txt")]) == 0
+    rows = list(csv.DictReader((dst / "groups.csv").open()))
+    assert sorted(r["file"] for r in rows) == [
+        "incorrect_mask/alice__alice__on_chin_x1_f0.png", "with_mask/alice__alice__mask_x1_f0.png"]
+    assert (dst / "dev_groups.txt").read_text() == "bob\n"
+    assert dc.main([str(src), str(tmp_path / "t2"), "--dev-groups", str(tmp_path / "nope.txt")]) == 2
