@@ -104,3 +104,18 @@ def test_incorrect_faces_and_a_given_dev_split(tmp_path: Path, monkeypatch) -> N
         "incorrect_mask/alice__alice__on_chin_x1_f0.png", "with_mask/alice__alice__mask_x1_f0.png"]
     assert (dst / "dev_groups.txt").read_text() == "bob\n"
     assert dc.main([str(src), str(tmp_path / "t2"), "--dev-groups", str(tmp_path / "nope.txt")]) == 2
+
+
+def test_several_sets_of_the_same_photos_keep_their_crops_apart(tmp_path: Path, monkeypatch) -> None:
+    """SRC holding one folder per mask-style seed (and a no_faces/ folder): every crop kept, named by its folder."""
+    for seed in ("s1_seed1", "s1_seed2"):
+        _photo_set(tmp_path / "src" / seed)
+    (tmp_path / "src" / "no_faces" / "images").mkdir(parents=True)
+    (tmp_path / "src" / "no_faces" / "boxes.csv").write_text("file,x1,y1,x2,y2,label\n")
+    monkeypatch.setattr("face_detector.build_face_detector", lambda cfg: fake_detector)
+    dst = tmp_path / "train"
+    assert dc.main([str(tmp_path / "src"), str(dst), "--scales", "1"]) == 0
+    files = sorted(r["file"] for r in csv.DictReader((dst / "groups.csv").open()))
+    assert files == [f"{c}/{g}__s1_seed{k}__{g}__{lb}_x1_f0.png" for c, g, lb in
+                     (("with_mask", "alice", "mask"), ("without_mask", "bob", "no_mask")) for k in (1, 2)]  # fmt: skip
+    assert all((dst / f).is_file() for f in files)

@@ -7,7 +7,8 @@ runs on it through the pipeline's own code, its boxes are matched to the known b
 as ``evaluation.classifier``), and each matched mask / no_mask face is cut with the detector's box
 (``Faces.crops``, as the pipeline cuts them) and written losslessly (PNG) to ``DST/with_mask/``,
 ``DST/without_mask/`` or (faces labelled ``incorrect``, ``maskify --full-images --classes 3``)
-``DST/incorrect_mask/`` as ``<group>__<photo>_x<scale>_f<i>.png``, with ``DST/groups.csv``.
+``DST/incorrect_mask/`` as ``<group>__<photo>_x<scale>_f<i>.png`` (``<group>__<folder>__<photo>...`` when SRC holds
+several folders, e.g. one per mask-style seed), with ``DST/groups.csv``.
 
 ``--dev-share F`` picks whole groups (people) for development, seeded by ``--seed``, until they hold at least F of
 the labelled faces (``--dev-groups FILE`` names them instead, one a line: the same people as another set's
@@ -50,6 +51,11 @@ def photo_groups(folder: Path) -> dict[str, str]:
         raise UserError(f"{path} not found: groups are needed to keep a person on one side")
     with path.open(newline="", encoding="utf-8") as fh:
         return {row["image"]: row["group"] for row in csv.DictReader(fh)}
+
+
+def has_faces(folder: Path) -> bool:
+    """Whether a labelled folder has any mask / no_mask / incorrect face."""
+    return any(label in CLASS_DIRS for image in read_folder(folder) for label in image.labels)
 
 
 def group_of(image: LabelledImage, folder: Path, groups: dict[str, str]) -> str:
@@ -95,6 +101,7 @@ def write_crops(folders: Sequence[Path], dst: Path, scales: Sequence[float], dev
     detect, counts, rows = build_face_detector(cfg), Counter(), []
     for folder in folders:
         groups = photo_groups(folder)
+        tag = f"{folder.name}__" if len(folders) > 1 else ""  # several sets of the same photos: names stay apart
         for image in read_folder(folder):
             group = group_of(image, folder, groups)
             if group in dev:
@@ -104,7 +111,7 @@ def write_crops(folders: Sequence[Path], dst: Path, scales: Sequence[float], dev
                 raise UserError(f"cannot read {image.path}")
             for scale in scales:
                 for i, label, crop in detector_crops(frame, image, scale, detect):
-                    rel = f"{CLASS_DIRS[label]}/{group}__{image.path.stem}_x{scale:g}_f{i}.png"
+                    rel = f"{CLASS_DIRS[label]}/{group}__{tag}{image.path.stem}_x{scale:g}_f{i}.png"
                     ok, data = cv2.imencode(".png", crop)
                     if not ok:
                         raise UserError(f"cannot encode a crop of {image.path}")
@@ -184,7 +191,7 @@ def _main(argv: Sequence[str] | None = None) -> int:
         raise UserError("--dev-share must be in [0, 1)")
     if (args.dst / "groups.csv").exists():
         raise UserError(f"{args.dst} already holds a dataset; choose a new folder")
-    folders = find_folders([args.src])
+    folders = [f for f in find_folders([args.src]) if has_faces(f)]  # not no_faces/
     faces: Counter[str] = Counter()
     for folder in folders:
         groups = photo_groups(folder)
