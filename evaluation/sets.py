@@ -1,5 +1,5 @@
 """Labelled face sets: ``read_labelled_folder`` reads one; ``python -m evaluation.sets DST`` builds the held-out
-masked-face evaluation set of the face stage.
+masked-face evaluation set of the face stage (``--classes 3``: with masks worn wrong too, a three-class set).
 
 ``--split dev`` builds the development set instead, from the photos and video frames *not* held out (the
 classifier's training photos): settings are chosen on it, never on the held-out set. Its ``no_faces/`` uses other
@@ -197,6 +197,8 @@ def build_parser() -> argparse.ArgumentParser:
                              "the packaged ones; faces dlib misses go in PHOTOS/ignore.csv (photo,x1,y1,x2,y2); "
                              "no_faces/ as for --split")
     parser.add_argument("--cache", type=Path, help="download cache of train.starter_data")
+    parser.add_argument("--classes", type=int, choices=(2, 3), default=2,
+                        help="3: also one image per wrong mask placement, labelled incorrect (maskify --classes 3)")
     parser.add_argument("--overwrite", action="store_true", help="replace earlier outputs")
     add_config_args(parser)
     return parser
@@ -226,7 +228,7 @@ def _main(argv: Sequence[str] | None = None) -> int:
         for seed in args.seeds:
             folder = args.dst / f"s{scale:g}_seed{seed}"
             writer = FullImageWriter(folder, overwrite=args.overwrite)
-            maskifier = Maskifier(locator, seed=seed, textures=textures)
+            maskifier = Maskifier(locator, seed=seed, textures=textures, classes=args.classes, every_placement=True)
             for key, group, image in tqdm(scaled, desc=folder.name, unit="image", leave=False):
                 maskifier.add(image, key, group, writer)
             writer.close(summary_dict(maskifier, {"seed": seed, "scale": scale, "sources": [k for k, _, _ in photos]}))

@@ -1,10 +1,11 @@
-"""``python -m evaluation.three_class DIR``: mask classifiers side by side on the same faces of a three-class set.
+"""``python -m evaluation.three_class DIR...``: mask classifiers side by side on the same faces of three-class sets.
 
-DIR is a ``maskify --full-images --classes 3`` folder (``python -m train.starter_data DST --classes 3 --eval-dir
-DIR``): images and ``boxes.csv`` with labels ``mask``, ``no_mask``, ``incorrect`` and ``ignore``. The faces are the
-configured face detector's boxes matched to labelled faces at IoU >= ``--iou`` (the whole pipeline: detector box ->
-crop -> classifier; ``--boxes labelled`` crops the labelled boxes instead, the classifier alone). Every model of
-``--models`` (default: the binary ``mask_classifier`` and ``mask_classifier_3class``) classifies the same crops.
+Each DIR (their faces pooled) is a ``maskify --full-images --classes 3`` folder (``python -m train.starter_data DST
+--classes 3 --eval-dir DIR``, ``python -m evaluation.sets DST --classes 3``): images and ``boxes.csv`` with labels
+``mask``, ``no_mask``, ``incorrect`` and ``ignore``. The faces are the configured face detector's boxes matched to
+labelled faces at IoU >= ``--iou`` (the whole pipeline: detector box -> crop -> classifier; ``--boxes labelled`` crops
+the labelled boxes instead, the classifier alone). Every model of ``--models`` (default: the binary ``mask_classifier``
+and ``mask_classifier_3class``) classifies the same crops.
 
 Per model: mask / no-mask accuracy (a mask or no-mask face called anything else is wrong), by the labelled face's
 height (the bins of ``evaluation.faces``), incorrect-class precision and recall, incorrect recall per wrong
@@ -155,7 +156,8 @@ def format_table(results: dict[str, dict[str, Any]]) -> str:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m evaluation.three_class", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
-    parser.add_argument("dir", type=Path, help="a maskify --full-images --classes 3 folder (images/ + boxes.csv)")
+    parser.add_argument("dirs", type=Path, nargs="+", metavar="DIR",
+                        help="maskify --full-images --classes 3 folders (images/ + boxes.csv), pooled")  # fmt: skip
     parser.add_argument("--models", nargs="+", default=list(MODELS), help="classifier.model values to compare")
     parser.add_argument("--boxes", choices=("detector", "labelled"), default="detector",
                         help="detector: the face detector's matched boxes (default); labelled: boxes.csv")  # fmt: skip
@@ -174,7 +176,7 @@ def _main(argv: Sequence[str] | None = None) -> int:
     cfg = config_from_args(args)
     from detector.classifier import MaskClassifier
 
-    images = read_labelled_folder(args.dir, IMAGE_EXTS, labels=CLASSES)
+    images = [im for d in args.dirs for im in read_labelled_folder(d, IMAGE_EXTS, labels=CLASSES)]
     detector = None
     if args.boxes == "detector":
         from face_detector import build_face_detector
@@ -182,17 +184,18 @@ def _main(argv: Sequence[str] | None = None) -> int:
         detector = build_face_detector(cfg)
     crops, missed = face_crops(images, detector, iou_min=args.iou)
     if not crops:
-        raise UserError(f"no labelled face of {args.dir} was found")
+        raise UserError(f"no labelled face of {' '.join(map(str, args.dirs))} was found")
     results = {
         model: score(crops, classify(MaskClassifier.from_config(_with_model(cfg, model)), crops))
         for model in args.models
     }
     labelled = Counter(c.label for c in crops)
-    print(f"{args.dir}: {len(crops)} faces found ({dict(labelled)}), missed by the face detector {missed}; "
+    names = " ".join(map(str, args.dirs))
+    print(f"{names}: {len(crops)} faces found ({dict(labelled)}), missed by the face detector {missed}; "
           f"boxes: {args.boxes}")
     print(format_table(results))
     if args.json:
-        write_json_atomic(args.json, {"dir": str(args.dir), "boxes": args.boxes, "iou": args.iou,
+        write_json_atomic(args.json, {"dir": " ".join(map(str, args.dirs)), "boxes": args.boxes, "iou": args.iou,
                                       "faces": dict(labelled), "missed": missed, "models": results})  # fmt: skip
         print(f"wrote {args.json}")
     return 0

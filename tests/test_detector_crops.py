@@ -80,3 +80,42 @@ def test_dev_groups_stay_out_of_training(tmp_path: Path, monkeypatch) -> None:
     dev_rows = list(csv.DictReader((dev / "boxes.csv").open()))
     assert [r["file"] for r in dev_rows] == ["images/bob__no_mask.png"] and (dev / "images/bob__no_mask.png").is_file()
     assert dc.main([str(tmp_path / "src"), str(dst)]) == 2  # never writes over a dataset
+
+
+def test_incorrect_faces_and_a_given_dev_split(tmp_path: Path, monkeypatch) -> None:
+    """A three-class set (maskify --full-images --classes 3): incorrect faces go to incorrect_mask/, and
+    --dev-groups keeps exactly the named people out."""
+    src = tmp_path / "src"
+    (src / "images").mkdir(parents=True)
+    rng = np.random.default_rng(1)
+    names = ("alice__mask", "alice__on_chin", "bob__below_nose")
+    for name in names:
+        cv2.imwrite(str(src / "images" / f"{name}.png"), rng.integers(0, 255, (400, 400, 3), dtype=np.uint8))
+    (src / "boxes.csv").write_text("file,x1,y1,x2,y2,label\n" + "".join(
+        f"images/{n}.png,40,40,200,200,{'mask' if n.endswith('mask') else 'incorrect'}\n" for n in names))
+    (src / "faces.csv").write_text("image,group,source,face,x1,y1,x2,y2\nalice,alice,a,0,40,40,200,200\n"
+                                   "bob,bob,b,0,40,40,200,200\n")  # fmt: skip
+    (tmp_path / "dev.txt").write_text("bob\n")
+    monkeypatch.setattr("face_detector.build_face_detector", lambda cfg: fake_detector)
+    dst = tmp_path / "train"
+    assert dc.main([str(src), str(dst), "--scales", "1", "--dev-groups", str(tmp_path / "dev.txt")]) == 0
+    rows = list(csv.DictReader((dst / "groups.csv").open()))
+    assert sorted(r["file"] for r in rows) == [
+        "incorrect_mask/alice__alice__on_chin_x1_f0.png", "with_mask/alice__alice__mask_x1_f0.png"]
+    assert (dst / "dev_groups.txt").read_text() == "bob\n"
+    assert dc.main([str(src), str(tmp_path / "t2"), "--dev-groups", str(tmp_path / "nope.txt")]) == 2
+
+
+def test_several_sets_of_the_same_photos_keep_their_crops_apart(tmp_path: Path, monkeypatch) -> None:
+    """SRC holding one folder per mask-style seed (and a no_faces/ folder): every crop kept, named by its folder."""
+    for seed in ("s1_seed1", "s1_seed2"):
+        _photo_set(tmp_path / "src" / seed)
+    (tmp_path / "src" / "no_faces" / "images").mkdir(parents=True)
+    (tmp_path / "src" / "no_faces" / "boxes.csv").write_text("file,x1,y1,x2,y2,label\n")
+    monkeypatch.setattr("face_detector.build_face_detector", lambda cfg: fake_detector)
+    dst = tmp_path / "train"
+    assert dc.main([str(tmp_path / "src"), str(dst), "--scales", "1"]) == 0
+    files = sorted(r["file"] for r in csv.DictReader((dst / "groups.csv").open()))
+    assert files == [f"{c}/{g}__s1_seed{k}__{g}__{lb}_x1_f0.png" for c, g, lb in
+                     (("with_mask", "alice", "mask"), ("without_mask", "bob", "no_mask")) for k in (1, 2)]  # fmt: skip
+    assert all((dst / f).is_file() for f in files)

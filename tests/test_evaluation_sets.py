@@ -55,3 +55,25 @@ def test_unlabelled_faces_of_own_photos_come_from_a_csv(tmp_path: Path):
     (tmp_path / "bad.csv").write_text("photo,x1,y1,x2,y2\nx,1,2,three,4\n")
     with pytest.raises(UserError, match=r"bad\.csv:2"):
         read_unlabelled(tmp_path / "bad.csv")
+
+
+def test_three_class_set_from_own_photos_has_every_wrong_placement(tmp_path: Path, monkeypatch):
+    """``--classes 3``: each photo also once per wrong placement, its faces labelled ``incorrect`` (same boxes)."""
+    from skimage import data as skimage_data
+
+    from evaluation.sets import main, read_labelled_folder
+    from train.mask_overlay import WRONG_PLACEMENTS
+
+    monkeypatch.setattr("train.starter_data.Sources.textures", lambda self: [])  # no package download in a test
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    cv2.imwrite(str(photos / "astronaut.jpg"), cv2.cvtColor(skimage_data.astronaut(), cv2.COLOR_RGB2BGR))
+    dst = tmp_path / "set3"
+    assert main([str(dst), "--photos", str(photos), "--seeds", "1", "--scales", "1", "--classes", "3"]) == 0
+    images = read_labelled_folder(dst / "s1_seed1", (".jpg",), labels=("mask", "no_mask", "incorrect"))
+    by_name = {im.path.name: im for im in images}
+    expected = {"astronaut__mask.jpg": "mask", "astronaut__no_mask.jpg": "no_mask"}
+    expected |= {f"astronaut__{where}.jpg": "incorrect" for where in WRONG_PLACEMENTS}
+    assert {name: im.labels for name, im in by_name.items()} == {name: [lb] for name, lb in expected.items()}
+    boxes = {tuple(im.xyxy[0]) for im in images}
+    assert len(boxes) == 1  # one face, one box in every variant

@@ -46,3 +46,23 @@ def test_labelled_boxes_are_cropped_and_ignore_boxes_left_out(tmp_path: Path) ->
     crops, missed = face_crops([item], None, iou_min=0.4, margin=0.0)
     assert len(crops) == 1 and crops[0].crop_bgr.shape == (40, 40, 3) and crops[0].crop_bgr.min() == 255
     assert crops[0].placement == "to_side" and crops[0].height_px == 40 and missed["incorrect"] == 0
+
+
+def test_several_dirs_are_pooled(tmp_path: Path) -> None:
+    """``DIR...``: the faces of every folder go into one score (here with the shipped binary model, labelled boxes)."""
+    import json
+
+    import cv2
+
+    from evaluation.three_class import main
+
+    for name, label in (("one", "mask"), ("two", "incorrect")):
+        (tmp_path / name / "images").mkdir(parents=True)
+        cv2.imwrite(str(tmp_path / name / "images" / "p__x.png"), np.full((120, 120, 3), 128, np.uint8))
+        (tmp_path / name / "boxes.csv").write_text(f"file,x1,y1,x2,y2,label\nimages/p__x.png,10,10,110,110,{label}\n")
+    out = tmp_path / "r.json"
+    args = [str(tmp_path / "one"), str(tmp_path / "two"), "--boxes", "labelled", "--models", "mask_classifier"]
+    assert main([*args, "--json", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert report["faces"] == {"mask": 1, "incorrect": 1}
+    assert report["models"]["mask_classifier"]["faces"] == 2

@@ -5,14 +5,17 @@ layout, with ``faces.csv`` naming each photo's group) is shrunk to each of ``--s
 group photo taken from further away); the configured face detector (``face_detector.*``, CenterFace by default)
 runs on it through the pipeline's own code, its boxes are matched to the known boxes (IoU >= 0.4, strongest first,
 as ``evaluation.classifier``), and each matched mask / no_mask face is cut with the detector's box
-(``Faces.crops``, as the pipeline cuts them) and written losslessly (PNG) to ``DST/with_mask/`` or
-``DST/without_mask/`` as ``<group>__<photo>_x<scale>_f<i>.png``, with ``DST/groups.csv``.
+(``Faces.crops``, as the pipeline cuts them) and written losslessly (PNG) to ``DST/with_mask/``,
+``DST/without_mask/`` or (faces labelled ``incorrect``, ``maskify --full-images --classes 3``)
+``DST/incorrect_mask/`` as ``<group>__<photo>_x<scale>_f<i>.png`` (``<group>__<folder>__<photo>...`` when SRC holds
+several folders, e.g. one per mask-style seed), with ``DST/groups.csv``.
 
 ``--dev-share F`` picks whole groups (people) for development, seeded by ``--seed``, until they hold at least F of
-the labelled faces; they are written to ``DST/dev_groups.txt`` and left out of DST, and ``--dev-out DEV`` writes
+the labelled faces (``--dev-groups FILE`` names them instead, one a line: the same people as another set's
+``dev_groups.txt``); they are written to ``DST/dev_groups.txt`` and left out of DST, and ``--dev-out DEV`` writes
 their photos (every scale) as labelled folders for ``python -m evaluation.classifier DEV --choose``. ``--base DIR``
-copies a crop dataset (``with_mask/``, ``without_mask/``, ``groups.csv``: ``train.starter_data``) into DST without
-the development groups, so DST is the whole training set.
+copies a crop dataset (``with_mask/``, ``without_mask/``, ``incorrect_mask/``, ``groups.csv``:
+``train.starter_data``) into DST without the development groups, so DST is the whole training set.
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ from maskwatch.config import Config
 from maskwatch.errors import UserError
 from maskwatch.files import write_bytes_atomic, write_text_atomic
 
-CLASS_DIRS = {"mask": "with_mask", "no_mask": "without_mask"}
+CLASS_DIRS = {"mask": "with_mask", "no_mask": "without_mask", "incorrect": "incorrect_mask"}
 
 
 def photo_groups(folder: Path) -> dict[str, str]:
@@ -48,6 +51,11 @@ def photo_groups(folder: Path) -> dict[str, str]:
         raise UserError(f"{path} not found: groups are needed to keep a person on one side")
     with path.open(newline="", encoding="utf-8") as fh:
         return {row["image"]: row["group"] for row in csv.DictReader(fh)}
+
+
+def has_faces(folder: Path) -> bool:
+    """Whether a labelled folder has any mask / no_mask / incorrect face."""
+    return any(label in CLASS_DIRS for image in read_folder(folder) for label in image.labels)
 
 
 def group_of(image: LabelledImage, folder: Path, groups: dict[str, str]) -> str:
@@ -76,7 +84,8 @@ def pick_dev_groups(face_counts: Counter[str], share: float, seed: int) -> set[s
 def detector_crops(
     frame_bgr: np.ndarray, image: LabelledImage, scale: float, detect
 ) -> list[tuple[int, str, np.ndarray]]:
-    """(face index, label, crop) of every labelled mask / no_mask face the detector finds in the shrunk photo."""
+    """(face index, label, crop) of every labelled mask / no_mask / incorrect face the detector finds in the shrunk
+    photo."""
     small = cv2.resize(frame_bgr, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale != 1 else frame_bgr
     faces = detect(small)
     xyxy = np.asarray(faces.xyxy).reshape(-1, 4)
@@ -92,6 +101,7 @@ def write_crops(folders: Sequence[Path], dst: Path, scales: Sequence[float], dev
     detect, counts, rows = build_face_detector(cfg), Counter(), []
     for folder in folders:
         groups = photo_groups(folder)
+        tag = f"{folder.name}__" if len(folders) > 1 else ""  # several sets of the same photos: names stay apart
         for image in read_folder(folder):
             group = group_of(image, folder, groups)
             if group in dev:
@@ -101,7 +111,7 @@ def write_crops(folders: Sequence[Path], dst: Path, scales: Sequence[float], dev
                 raise UserError(f"cannot read {image.path}")
             for scale in scales:
                 for i, label, crop in detector_crops(frame, image, scale, detect):
-                    rel = f"{CLASS_DIRS[label]}/{group}__{image.path.stem}_x{scale:g}_f{i}.png"
+                    rel = f"{CLASS_DIRS[label]}/{group}__{tag}{image.path.stem}_x{scale:g}_f{i}.png"
                     ok, data = cv2.imencode(".png", crop)
                     if not ok:
                         raise UserError(f"cannot encode a crop of {image.path}")
@@ -164,11 +174,12 @@ def _main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python tools/detector_crops.py", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     parser.add_argument("src", type=Path, help="folder holding labelled whole-photo folders (boxes.csv, faces.csv)")
-    parser.add_argument("dst", type=Path, help="output crop dataset (with_mask/, without_mask/, groups.csv)")
+    parser.add_argument("dst", type=Path, help="output crop dataset (class folders, groups.csv)")
     parser.add_argument("--scales", type=float, nargs="+", default=[1.0, 0.5, 0.25, 0.125],
                         help="photo shrink factors (1 0.5 0.25 0.125)")
     parser.add_argument("--dev-share", type=float, default=0.0, help="share of faces whose groups go to dev (0)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the development groups' choice (0)")
+    parser.add_argument("--dev-groups", type=Path, help="file of development groups, one a line (not --dev-share)")
     parser.add_argument("--dev-out", type=Path, help="write the development groups' labelled photos here")
     parser.add_argument("--base", type=Path, help="crop dataset to copy into DST without the development groups")
     add_config_args(parser)
@@ -180,13 +191,20 @@ def _main(argv: Sequence[str] | None = None) -> int:
         raise UserError("--dev-share must be in [0, 1)")
     if (args.dst / "groups.csv").exists():
         raise UserError(f"{args.dst} already holds a dataset; choose a new folder")
-    folders = find_folders([args.src])
+    folders = [f for f in find_folders([args.src]) if has_faces(f)]  # not no_faces/
     faces: Counter[str] = Counter()
     for folder in folders:
         groups = photo_groups(folder)
         for im in read_folder(folder):
             faces[group_of(im, folder, groups)] += sum(lb in CLASS_DIRS for lb in im.labels)
-    dev = pick_dev_groups(faces, args.dev_share, args.seed)
+    if args.dev_groups is not None:
+        if args.dev_share:
+            raise UserError("give --dev-groups or --dev-share, not both")
+        if not args.dev_groups.is_file():
+            raise UserError(f"{args.dev_groups} not found")
+        dev = {line.strip() for line in args.dev_groups.read_text(encoding="utf-8").splitlines() if line.strip()}
+    else:
+        dev = pick_dev_groups(faces, args.dev_share, args.seed)
     args.dst.mkdir(parents=True, exist_ok=True)
     write_text_atomic(args.dst / "dev_groups.txt", "".join(f"{g}\n" for g in sorted(dev)))
     if dev:
@@ -197,7 +215,8 @@ def _main(argv: Sequence[str] | None = None) -> int:
         print(f"{args.dst}: {copy_base(args.base, args.dst, dev)} crops copied from {args.base}")
     counts = write_crops(folders, args.dst, args.scales, dev, cfg)
     for scale in args.scales:
-        print(f"x{scale:g}: {counts[('mask', scale)]} mask, {counts[('no_mask', scale)]} no_mask detector crops")
+        found = ", ".join(f"{counts[(label, scale)]} {label}" for label in CLASS_DIRS if counts[(label, scale)])
+        print(f"x{scale:g}: {found or 'no'} detector crops")
     return 0
 
 
