@@ -183,19 +183,19 @@ def _main(argv: Sequence[str] | None = None) -> int:
 
         detector = build_face_detector(cfg)
     crops, missed = face_crops(images, detector, iou_min=args.iou)
+    names = " ".join(map(str, args.dirs))
     if not crops:
-        raise UserError(f"no labelled face of {' '.join(map(str, args.dirs))} was found")
+        raise UserError(f"no labelled face of {names} was found")
     results = {
         model: score(crops, classify(MaskClassifier.from_config(_with_model(cfg, model)), crops))
         for model in args.models
     }
     labelled = Counter(c.label for c in crops)
-    names = " ".join(map(str, args.dirs))
     print(f"{names}: {len(crops)} faces found ({dict(labelled)}), missed by the face detector {missed}; "
           f"boxes: {args.boxes}")
     print(format_table(results))
     if args.json:
-        write_json_atomic(args.json, {"dir": " ".join(map(str, args.dirs)), "boxes": args.boxes, "iou": args.iou,
+        write_json_atomic(args.json, {"dirs": [str(d) for d in args.dirs], "boxes": args.boxes, "iou": args.iou,
                                       "faces": dict(labelled), "missed": missed, "models": results})  # fmt: skip
         print(f"wrote {args.json}")
     return 0

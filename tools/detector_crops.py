@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import csv
 import io
+import os
 import random
 import shutil
 import sys
@@ -51,11 +52,6 @@ def photo_groups(folder: Path) -> dict[str, str]:
         raise UserError(f"{path} not found: groups are needed to keep a person on one side")
     with path.open(newline="", encoding="utf-8") as fh:
         return {row["image"]: row["group"] for row in csv.DictReader(fh)}
-
-
-def has_faces(folder: Path) -> bool:
-    """Whether a labelled folder has any mask / no_mask / incorrect face."""
-    return any(label in CLASS_DIRS for image in read_folder(folder) for label in image.labels)
 
 
 def group_of(image: LabelledImage, folder: Path, groups: dict[str, str]) -> str:
@@ -99,9 +95,11 @@ def write_crops(folders: Sequence[Path], dst: Path, scales: Sequence[float], dev
     from face_detector import build_face_detector
 
     detect, counts, rows = build_face_detector(cfg), Counter(), []
+    common = Path(os.path.commonpath(folders)) if folders else Path()
     for folder in folders:
         groups = photo_groups(folder)
-        tag = f"{folder.name}__" if len(folders) > 1 else ""  # several sets of the same photos: names stay apart
+        rel_folder = folder.relative_to(common).as_posix()  # several sets of the same photos: names stay apart
+        tag = "" if rel_folder == "." else rel_folder.replace("/", "_") + "__"
         for image in read_folder(folder):
             group = group_of(image, folder, groups)
             if group in dev:
@@ -191,11 +189,15 @@ def _main(argv: Sequence[str] | None = None) -> int:
         raise UserError("--dev-share must be in [0, 1)")
     if (args.dst / "groups.csv").exists():
         raise UserError(f"{args.dst} already holds a dataset; choose a new folder")
-    folders = [f for f in find_folders([args.src]) if has_faces(f)]  # not no_faces/
+    folders: list[Path] = []
     faces: Counter[str] = Counter()
-    for folder in folders:
+    for folder in find_folders([args.src]):
+        images = read_folder(folder)
+        if not any(lb in CLASS_DIRS for im in images for lb in im.labels):
+            continue  # a folder without labelled faces (no_faces/) gives no crops
+        folders.append(folder)
         groups = photo_groups(folder)
-        for im in read_folder(folder):
+        for im in images:
             faces[group_of(im, folder, groups)] += sum(lb in CLASS_DIRS for lb in im.labels)
     if args.dev_groups is not None:
         if args.dev_share:
