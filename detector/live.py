@@ -18,7 +18,9 @@ in order, every frame (``tracking.live``: auto = live for cameras and streams on
 
 The worker yields the cores to the frames: on Linux its thread runs ``WORKER_NICE`` nice levels below the frame
 loop, and so do the runtimes' own threads (``from_config`` builds the models on such a thread, and threads
-inherit it), so a detection takes the time the frames leave and a frame is not slowed by one in flight.
+inherit it), so a detection takes the time the frames leave and a frame is not slowed by one in flight. With
+CenterFace on ONNX Runtime, OpenCV runs single-threaded: its work is the frames' (optical flow), and a parallel
+OpenCV call would wait for a core the detection holds (p95 frame time; docs/PERFORMANCE.md).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import cv2
 import numpy as np
 
 from detector.pipeline import Classify, Detect, Pipeline
@@ -139,6 +142,9 @@ class LivePipeline(Pipeline):
 
             with concurrent.futures.ThreadPoolExecutor(1, initializer=lower_thread_priority) as builder:
                 models = builder.submit(build_models, cfg, video=video).result()
+        if not (cfg.face_detector.model == "centerface" and cfg.face_detector.backend == "onnxruntime"):
+            return super().from_config(cfg, video=video, models=models, **tracking)
+        cv2.setNumThreads(1)  # no OpenCV DNN in use: the frame loop's OpenCV calls stay on its own thread
         return super().from_config(cfg, video=video, models=models, **tracking)
 
     def __call__(self, frame_bgr: np.ndarray) -> Faces:

@@ -273,3 +273,23 @@ def test_the_worker_and_the_threads_the_models_start_run_at_a_lower_priority(mon
         pipeline.close()
     main = _nice(threading.get_native_id())
     assert seen == {"build": min(main + WORKER_NICE, 19), "detect": min(main + WORKER_NICE, 19)}
+
+
+@pytest.mark.parametrize(("backend", "live_threads"), [("onnxruntime", 1), ("opencv", None)])
+def test_opencv_runs_on_the_frame_loop_thread_when_no_detector_needs_its_threads(monkeypatch, backend, live_threads):
+    """With CenterFace on ONNX Runtime, OpenCV only does the frames' work (optical flow, resizing): one thread, so a
+    call never waits for a pool thread the worker's detection holds; CenterFace on OpenCV DNN keeps its threads."""
+    import cv2
+
+    import detector.pipeline
+
+    monkeypatch.setattr(detector.pipeline, "build_models",
+                        lambda cfg, *, video: (lambda frame: Faces.empty(), classify_by_brightness))  # fmt: skip
+    before = cv2.getNumThreads()
+    cv2.setNumThreads(2)
+    try:
+        cfg = load_config(overrides=[f"face_detector.backend={backend}"])
+        LivePipeline.from_config(cfg, video=True).close()
+        assert cv2.getNumThreads() == (live_threads or 2)
+    finally:
+        cv2.setNumThreads(before)
