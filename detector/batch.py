@@ -64,11 +64,10 @@ class Result:
 # ---------------------------------------------------------------- which sources
 
 
-def expand_sources(specs: Sequence[str], image_exts: tuple[str, ...]) -> list[str]:
+def expand_sources(specs: Sequence[str]) -> list[str]:
     """The ``--source`` values as a list of sources: a glob becomes its matches (sorted), a folder holding videos
     and no images becomes its videos (an image folder stays one source); anything else stays as it is (checked
     when its worker opens it)."""
-    images = {e.lower() for e in image_exts}
     out: list[str] = []
     for spec in specs:
         path = Path(spec).expanduser()
@@ -77,7 +76,7 @@ def expand_sources(specs: Sequence[str], image_exts: tuple[str, ...]) -> list[st
             if not matches:
                 raise UserError(f"--source {spec} matches no file")
             out.extend(matches)
-        elif path.is_dir() and not any(p.suffix.lower() in images for p in path.iterdir() if p.is_file()):
+        elif path.is_dir() and not any(p.suffix.lower() in IMAGE_EXTS for p in path.iterdir() if p.is_file()):
             videos = sorted(str(p) for p in path.iterdir() if p.is_file() and p.suffix.lower() in VIDEO_EXTS)
             out.extend(videos or [spec])  # neither: the image-folder error of its run ("no images ...")
         else:
@@ -85,11 +84,11 @@ def expand_sources(specs: Sequence[str], image_exts: tuple[str, ...]) -> list[st
     return out
 
 
-def is_batch(specs: Sequence[str] | None, image_exts: tuple[str, ...]) -> bool:
+def is_batch(specs: Sequence[str] | None) -> bool:
     """More than one source, a glob, or a folder of videos: the batch path; else the single-source run."""
     if not specs:
         return False
-    return len(specs) > 1 or expand_sources(specs, image_exts) != list(specs)
+    return len(specs) > 1 or expand_sources(specs) != list(specs)
 
 
 def source_names(sources: Sequence[str]) -> list[str]:
@@ -122,7 +121,7 @@ def thread_overrides(workers: int, overrides: Sequence[str], cpus: int | None = 
 def plan_jobs(args: argparse.Namespace, cfg: Config, workers: int) -> tuple[Path, list[Job]]:
     """The run folder (``--run-dir``, else ``<runs_dir>/batch-<time>``) and one job per source. ``--output``,
     ``--log`` and ``--summary`` give the file names inside each source's folder."""
-    sources = expand_sources(args.source, IMAGE_EXTS)
+    sources = expand_sources(args.source)
     run_dir = Path(args.run_dir) if args.run_dir else cfg.output_path(cfg.paths.runs_dir) / time.strftime(
         "batch-%Y%m%d-%H%M%S")
     overrides = thread_overrides(workers, args.overrides)
@@ -171,7 +170,7 @@ def run_job(job: Job) -> Result:
         with contextlib.closing(raw), contextlib.ExitStack() as stack:
             frames = primed(raw)
             pipeline = _pipeline(cfg, source.kind != "images")
-            outputs = Outputs.open(stack, source, paths.get("video"), paths.get("log"), IMAGE_EXTS)
+            outputs = Outputs.open(stack, source, paths.get("video"), paths.get("log"))
             try:
                 style = DrawStyle.from_config(cfg.draw, cfg.privacy.blur)
                 run_loop(frames, pipeline, style=style, outputs=outputs, stats=stats, max_frames=job.max_frames)

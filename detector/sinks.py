@@ -28,7 +28,7 @@ from detector.sources import DEFAULT_FPS, Frame, FrameSource
 from maskwatch.cli import DISK_FULL
 from maskwatch.errors import UserError
 from maskwatch.faces import Faces
-from maskwatch.files import atomic_path
+from maskwatch.files import IMAGE_EXTS, atomic_path
 from maskwatch.labels import CLASSES
 
 VIDEO_CODEC = "mpeg4"  # MPEG-4 Part 2, as OpenCV's mp4v: fast to encode, every player reads it
@@ -329,14 +329,14 @@ def open_log(path: str | Path | None) -> JsonlLog:
     return CsvLog(path) if path is not None and Path(path).suffix.lower() == ".csv" else JsonlLog(path)
 
 
-def open_sink(source: FrameSource, output: str | None, image_exts: tuple[str, ...]) -> Sink:
+def open_sink(source: FrameSource, output: str | None) -> Sink:
     """``--output``: a video file for videos, cameras and streams; a folder for images (or one file for one image)."""
     if output is None:
         return NullSink()
     if source.kind != "images":
         return VideoSink(output)
     out = Path(output)
-    if Path(source.spec).is_file() and out.suffix.lower() in {e.lower() for e in image_exts}:
+    if Path(source.spec).is_file() and out.suffix.lower() in IMAGE_EXTS:
         return ImageDirSink(out.parent, file_name=out.name)
     return ImageDirSink(out)
 
@@ -349,7 +349,6 @@ class Outputs:
     log: JsonlLog = field(default_factory=lambda: JsonlLog(None))
 
     @classmethod
-    def open(cls, stack: contextlib.ExitStack, source: FrameSource, output: str | None, log: str | None,
-             image_exts: tuple[str, ...]) -> Outputs:  # fmt: skip
+    def open(cls, stack: contextlib.ExitStack, source: FrameSource, output: str | None, log: str | None) -> Outputs:
         """``open_sink`` and ``open_log``, entered on ``stack`` (closed with it)."""
-        return cls(stack.enter_context(open_sink(source, output, image_exts)), stack.enter_context(open_log(log)))
+        return cls(stack.enter_context(open_sink(source, output)), stack.enter_context(open_log(log)))
