@@ -42,7 +42,7 @@ LEFTOVER = re.compile(r"^\.(?P<stem>.+?)\.(?:(?P<pid>\d+)\.)?[^.]+\.tmp(?P<suffi
 class Sink:
     """Where the annotated frames go: a context manager with ``write``; the base writes nothing."""
 
-    frames = 0
+    frames = 0  # frames written
 
     def write(self, frame: Frame, annotated_bgr: np.ndarray) -> None:
         return None
@@ -72,7 +72,6 @@ class VideoSink(Sink):
         self._av: Any = None  # the av module, imported when the video is opened
         self._tmp: Path | None = None
         self._size_wh: tuple[int, int] | None = None
-        self.frames = 0
 
     def __enter__(self) -> Self:
         for message in recover_leftovers(self.path.parent):
@@ -215,7 +214,6 @@ class ImageDirSink(Sink):
         if self.folder.exists() and not self.folder.is_dir():
             raise UserError(f"--output {self.folder} is a file; an image folder writes a folder of images")
         self.file_name = file_name
-        self.frames = 0
 
     def __enter__(self) -> Self:
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -234,19 +232,20 @@ def frame_record(frame: Frame, faces: Faces) -> dict[str, Any]:
     ``prob_mask`` is null for a face not classified. A three-class model adds ``probs``, each class's probability
     (``{"no_mask": .., "mask": .., "incorrect": ..}``)."""
     records = [
-        {"box": [int(v) for v in box], "label": label, "prob_mask": _rounded(prob), "det_conf": round(float(conf), 5),
+        {"box": [int(v) for v in box], "label": label, "prob_mask": round_prob(prob), "det_conf": round(float(conf), 5),
          "track_id": track_id}
         for box, label, prob, conf, track_id in zip(faces.xyxy.tolist(), faces.label_names, faces.prob_mask.tolist(),
                                                     faces.confidence.tolist(), faces.track_id.tolist(), strict=True)
     ]  # fmt: skip
     if faces.probs.shape[1]:
         for record, probs in zip(records, faces.probs.tolist(), strict=True):
-            record["probs"] = {name: _rounded(p) for name, p in zip(CLASSES, probs, strict=True)}
+            record["probs"] = {name: round_prob(p) for name, p in zip(CLASSES, probs, strict=True)}
     return {"source": frame.source, "frame": int(frame.index), "time_s": round(float(frame.time_s), 4),
             "faces": records}
 
 
-def _rounded(prob: float) -> float | None:
+def round_prob(prob: float) -> float | None:
+    """A probability as logged: 5 decimals, ``None`` for NaN (not classified)."""
     return round(prob, 5) if prob == prob else None
 
 
