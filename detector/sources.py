@@ -92,13 +92,11 @@ class FrameSource:
         if self.kind == "camera":
             return camera_frames(int(self.spec), timeout_s=s.read_timeout_s)
         if self.kind == "stream":
+            retry = {"attempts": s.reconnect_attempts, "backoff_s": RECONNECT_BACKOFF_S, "timeout_s": s.read_timeout_s}
             finite = _open_stream(self.spec, s.read_timeout_s, finite=True)
             if finite is not None:  # a video file served over HTTP: every frame in order; resumed if cut short
-                return http_video_frames(self.spec, finite, attempts=s.reconnect_attempts,
-                                         backoff_s=RECONNECT_BACKOFF_S, timeout_s=s.read_timeout_s)
-            return stream_frames(
-                self.spec, attempts=s.reconnect_attempts, backoff_s=RECONNECT_BACKOFF_S, timeout_s=s.read_timeout_s
-            )
+                return http_video_frames(self.spec, finite, **retry)
+            return stream_frames(self.spec, **retry)
         path = Path(self.spec).expanduser()
         if self.kind == "images":
             return image_frames(path, skipped=self.skipped)
@@ -307,10 +305,8 @@ def stream_frames(
             what = "cannot connect to" if index == 0 else "lost the connection to"
             raise UserError(f"{what} stream {name} (gave up after {attempts} reconnect attempts)")
         attempt += 1
-        wait_s = backoff_s * 2 ** (attempt - 1)
         what = "is not answering" if index == 0 else "dropped"
-        _warn(f"stream {name} {what}; reconnect {attempt}/{attempts} in {wait_s:g} s")
-        sleep(wait_s)
+        _back_off(f"stream {name} {what}", attempt, attempts, backoff_s, sleep)
 
 
 def http_video_frames(
@@ -339,12 +335,17 @@ def http_video_frames(
                 _warn(f"{name} ended after {index} of {expected} frames (gave up after {attempts} reconnect attempts)")
                 return
             attempt += 1
-            wait_s = backoff_s * 2 ** (attempt - 1)
-            _warn(f"{name} ended after {index} of {expected} frames; reconnect {attempt}/{attempts} in {wait_s:g} s")
-            sleep(wait_s)
+            _back_off(f"{name} ended after {index} of {expected} frames", attempt, attempts, backoff_s, sleep)
             cap = open_capture(url, timeout_s)
     finally:
         cap.release()
+
+
+def _back_off(what: str, attempt: int, attempts: int, backoff_s: float, sleep: Callable[[float], None]) -> None:
+    """One line ``<what>; reconnect 2/5 in 2 s``, then wait: ``backoff_s`` doubled for each earlier attempt."""
+    wait_s = backoff_s * 2 ** (attempt - 1)
+    _warn(f"{what}; reconnect {attempt}/{attempts} in {wait_s:g} s")
+    sleep(wait_s)
 
 
 def open_capture(url: str, timeout_s: float) -> cv2.VideoCapture:
