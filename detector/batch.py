@@ -162,7 +162,7 @@ def run_job(job: Job) -> Result:
     try:
         cfg = load_config(job.config, job.overrides)
         source = FrameSource(job.source, cfg)
-        stats = RunStats(source=source.spec)
+        stats = RunStats(source=source.spec, skipped=source.skipped)
         out = Path(job.out_dir)
         out.mkdir(parents=True, exist_ok=True)
         paths = {k: str(out / n) for k, n in (("video", job.output_name), ("log", job.log_name)) if n}
@@ -171,11 +171,8 @@ def run_job(job: Job) -> Result:
             frames = primed(raw)
             pipeline = _pipeline(cfg, source.kind != "images")
             outputs = Outputs.open(stack, source, paths.get("video"), paths.get("log"))
-            try:
-                style = DrawStyle.from_config(cfg.draw, cfg.privacy.blur)
-                run_loop(frames, pipeline, style=style, outputs=outputs, stats=stats, max_frames=job.max_frames)
-            finally:
-                stats.skipped_images = len(source.skipped)
+            style = DrawStyle.from_config(cfg.draw, cfg.privacy.blur)
+            run_loop(frames, pipeline, style=style, outputs=outputs, stats=stats, max_frames=job.max_frames)
         result.outputs = paths
     except UserError as exc:
         result.error = str(exc)

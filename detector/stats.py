@@ -26,7 +26,7 @@ class RunStats:
     no_mask: int = 0
     unknown: int = 0
     incorrect: int = 0
-    skipped_images: int = 0
+    skipped: list[str] = field(default_factory=list)  # the unreadable images skipped (FrameSource.skipped itself)
     frame_fps: list[float] = field(default_factory=list)
     stage_s: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))
     people: People = field(default_factory=People)
@@ -75,7 +75,7 @@ class RunStats:
             "fps_mean": round(self.frames / total_s, 2) if total_s > 0 else None,  # throughput
             "fps_median": round(statistics.median(self.frame_fps), 2) if self.frame_fps else None,
             "stage_ms": {stage: round(1000 * self.stage_s[stage] / n, 2) for stage in STAGES},
-            "skipped_images": self.skipped_images,
+            "skipped_images": len(self.skipped),
             "people": self.people.summary(),
         }
 

@@ -101,7 +101,7 @@ def _main(argv: Sequence[str] | None = None) -> int:
                   overwrite=args.overwrite or args.demo, images=source.kind == "images")  # before models load
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, signal.default_int_handler)  # `kill` closes the video like Ctrl-C does
-    stats = RunStats(source=source.spec)
+    stats = RunStats(source=source.spec, skipped=source.skipped)
     raw_frames = source.frames()
     with contextlib.closing(raw_frames), contextlib.ExitStack() as stack:
         frames = primed(raw_frames)
@@ -123,7 +123,6 @@ def _main(argv: Sequence[str] | None = None) -> int:
             run_loop(frames, pipeline, style=style, outputs=outputs, stats=stats, show=show,
                      max_frames=args.max_frames, alerts=alerts, viewer=viewer)
         finally:
-            stats.skipped_images = len(source.skipped)
             if hasattr(frames, "close"):
                 frames.close()  # the progress bar ends before the summary
             _report(stats, args, source.kind)
