@@ -306,7 +306,7 @@ class CsvLog(JsonlLog):
             self._header(CSV_COLUMNS + (CSV_PROB_COLUMNS if "probs" in face else ()))
             probs = [face["probs"][name] for name in CLASSES] if "probs" in face else []
             self._writer.writerow([record["source"], record["frame"], record["time_s"], *face["box"], face["label"],
-                                   _cell(face["prob_mask"]), face["det_conf"], face["track_id"], *map(_cell, probs)])
+                                   face["prob_mask"], face["det_conf"], face["track_id"], *probs])  # None: empty
 
     def _header(self, columns: tuple[str, ...]) -> None:
         if self._columns is None and self._writer is not None:
@@ -317,10 +317,6 @@ class CsvLog(JsonlLog):
         with contextlib.suppress(OSError):
             self._header(CSV_COLUMNS)
         super().__exit__(*exc)
-
-
-def _cell(prob: float | None) -> float | str:
-    return "" if prob is None else prob
 
 
 def open_log(path: str | Path | None) -> JsonlLog:
