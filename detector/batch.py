@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import glob
 import multiprocessing
 import os
@@ -135,23 +136,19 @@ def plan_jobs(args: argparse.Namespace, cfg: Config, workers: int) -> tuple[Path
 
 # ---------------------------------------------------------------- one source (in a worker)
 
-_MODELS: dict[tuple[Any, bool], Any] = {}  # per worker process: the models, built once
+@functools.cache
+def _models(cfg: Config, video: bool) -> Any:
+    """This worker process's face detector and classifier for ``cfg``, built on first use only."""
+    from detector.pipeline import build_models
 
-
-def _pipeline(cfg: Config, video: bool) -> Any:
-    """A fresh Pipeline (new tracker) around this process's models, which are built on first use only."""
-    from detector.pipeline import Pipeline, build_models
-
-    key = (cfg, video)
-    if key not in _MODELS:
-        _MODELS[key] = build_models(cfg, video=video)
-    return Pipeline.from_config(cfg, video=video, models=_MODELS[key])
+    return build_models(cfg, video=video)
 
 
 def run_job(job: Job) -> Result:
     """Run one source headless into its folder; never raises (errors become ``Result.error``)."""
     from detector.draw import DrawStyle
     from detector.loop import run_loop
+    from detector.pipeline import Pipeline
     from detector.sinks import Outputs
     from detector.sources import FrameSource, primed
     from detector.stats import RunStats
@@ -169,7 +166,8 @@ def run_job(job: Job) -> Result:
         raw = source.frames()
         with contextlib.closing(raw), contextlib.ExitStack() as stack:
             frames = primed(raw)
-            pipeline = _pipeline(cfg, source.kind != "images")
+            video = source.kind != "images"
+            pipeline = Pipeline.from_config(cfg, video=video, models=_models(cfg, video))  # a fresh tracker
             outputs = Outputs.open(stack, source, paths.get("video"), paths.get("log"))
             style = DrawStyle.from_config(cfg.draw, cfg.privacy.blur)
             run_loop(frames, pipeline, style=style, outputs=outputs, stats=stats, max_frames=job.max_frames)
