@@ -40,7 +40,7 @@ class Receiver:
 class Worker:
     """One receiver's daemon thread and bounded queue; ``submit`` never blocks."""
 
-    def __init__(self, receiver: Receiver, queue_size: int = 32) -> None:
+    def __init__(self, receiver: Receiver, queue_size: int = QUEUE_SIZE) -> None:
         self.receiver = receiver
         self.sent = self.failed = self.dropped = 0
         self._queue: queue.Queue[object] = queue.Queue(maxsize=queue_size)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 
@@ -19,6 +19,7 @@ import cv2
 import numpy as np
 
 from detector.alert_actions import QUEUE_SIZE, RECEIVER_TIMEOUT_S, Receiver, Worker, build_receivers
+from detector.sinks import round_prob
 from maskwatch.faces import NO_MASK, NO_TRACK, UNKNOWN, Faces, grow_boxes
 from maskwatch.files import atomic_path
 from maskwatch.labels import INCORRECT, LABELS
@@ -27,7 +28,6 @@ if TYPE_CHECKING:
     from detector.sources import Frame
     from maskwatch.config import AlertsConfig
 
-EVENT = "no_mask"
 FACE_CROP_MARGIN = 0.25  # the face snapshot: the box grown by this share of its size on every side
 JPEG_QUALITY = 90
 CLOCK_EPS_S = 1e-6  # frame times are i / fps: 2.8 - 1.8 < 1.0 in floating point
@@ -107,27 +107,6 @@ class AlertRules:
         return len(self._persons)
 
 
-@dataclass(frozen=True)
-class AlertEvent:
-    """One alert, as sent to receivers and logged (``to_dict``; format in docs/usage.md, "Alerts")."""
-
-    track_id: int
-    source: str
-    frame: int
-    time_s: float
-    since_s: float
-    box: list[int]
-    prob_mask: float | None
-    snapshot_frame: str | None
-    snapshot_face: str | None
-    utc: str
-    event: str = EVENT
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        return {"event": d.pop("event"), **d}
-
-
 class SnapshotWriter:
     """``<folder>/<source stem>_f<frame>_t<track>_frame.jpg`` and ``..._face.jpg``, written atomically."""
 
@@ -155,8 +134,8 @@ class Alerts:
     """
 
     def __init__(self, rules: AlertRules, receivers: Sequence[Receiver] = (), *,
-                 snapshots: SnapshotWriter | None = None, banner_s: float = 0.0, queue_size: int = 32,
-                 close_timeout_s: float = 2.0) -> None:  # fmt: skip
+                 snapshots: SnapshotWriter | None = None, banner_s: float = 0.0, queue_size: int = QUEUE_SIZE,
+                 close_timeout_s: float = RECEIVER_TIMEOUT_S) -> None:  # fmt: skip
         self.rules, self.snapshots, self.banner_s = rules, snapshots, banner_s
         self.workers = [Worker(r, queue_size) for r in receivers]
         self.close_timeout_s = close_timeout_s
@@ -170,7 +149,7 @@ class Alerts:
         violations = (NO_MASK, INCORRECT) if cfg.incorrect_is_violation else (NO_MASK,)
         return cls(AlertRules(cfg.no_mask_s, cfg.cooldown_s, violations=violations), build_receivers(cfg),
                    snapshots=SnapshotWriter(snapshots_dir) if snapshots_dir is not None else None,
-                   banner_s=cfg.banner_s, queue_size=QUEUE_SIZE, close_timeout_s=RECEIVER_TIMEOUT_S)  # fmt: skip
+                   banner_s=cfg.banner_s)  # fmt: skip
 
     def __enter__(self) -> Self:
         return self
@@ -188,14 +167,13 @@ class Alerts:
                     self.snapshot_errors += 1
                     if self.snapshot_errors == 1:
                         print(f"alerts: snapshot not saved ({exc}); the alerts go on", flush=True)
-            prob = float(faces.prob_mask[trig.index])
-            event = AlertEvent(
-                track_id=trig.track_id, source=frame.source, frame=int(frame.index),
-                time_s=round(float(frame.time_s), 4), since_s=round(float(trig.since_s), 4),
-                box=[int(v) for v in box], prob_mask=round(prob, 5) if prob == prob else None,
-                snapshot_frame=snap_frame, snapshot_face=snap_face,
-                utc=dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds"), event=LABELS[trig.label],
-            ).to_dict()  # fmt: skip
+            event = {  # one alert, as sent to receivers and logged (format in docs/usage.md, "Alerts")
+                "event": LABELS[trig.label], "track_id": trig.track_id, "source": frame.source,
+                "frame": int(frame.index), "time_s": round(float(frame.time_s), 4),
+                "since_s": round(float(trig.since_s), 4), "box": [int(v) for v in box],
+                "prob_mask": round_prob(float(faces.prob_mask[trig.index])), "snapshot_frame": snap_frame,
+                "snapshot_face": snap_face, "utc": dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds"),
+            }  # fmt: skip
             for worker in self.workers:
                 worker.submit(event)
             self._alerted_s[trig.track_id] = frame.time_s

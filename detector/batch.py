@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import glob
 import multiprocessing
 import os
@@ -64,11 +65,10 @@ class Result:
 # ---------------------------------------------------------------- which sources
 
 
-def expand_sources(specs: Sequence[str], image_exts: tuple[str, ...]) -> list[str]:
+def expand_sources(specs: Sequence[str]) -> list[str]:
     """The ``--source`` values as a list of sources: a glob becomes its matches (sorted), a folder holding videos
     and no images becomes its videos (an image folder stays one source); anything else stays as it is (checked
     when its worker opens it)."""
-    images = {e.lower() for e in image_exts}
     out: list[str] = []
     for spec in specs:
         path = Path(spec).expanduser()
@@ -77,7 +77,7 @@ def expand_sources(specs: Sequence[str], image_exts: tuple[str, ...]) -> list[st
             if not matches:
                 raise UserError(f"--source {spec} matches no file")
             out.extend(matches)
-        elif path.is_dir() and not any(p.suffix.lower() in images for p in path.iterdir() if p.is_file()):
+        elif path.is_dir() and not any(p.suffix.lower() in IMAGE_EXTS for p in path.iterdir() if p.is_file()):
             videos = sorted(str(p) for p in path.iterdir() if p.is_file() and p.suffix.lower() in VIDEO_EXTS)
             out.extend(videos or [spec])  # neither: the image-folder error of its run ("no images ...")
         else:
@@ -85,11 +85,11 @@ def expand_sources(specs: Sequence[str], image_exts: tuple[str, ...]) -> list[st
     return out
 
 
-def is_batch(specs: Sequence[str] | None, image_exts: tuple[str, ...]) -> bool:
+def is_batch(specs: Sequence[str] | None) -> bool:
     """More than one source, a glob, or a folder of videos: the batch path; else the single-source run."""
     if not specs:
         return False
-    return len(specs) > 1 or expand_sources(specs, image_exts) != list(specs)
+    return len(specs) > 1 or expand_sources(specs) != list(specs)
 
 
 def source_names(sources: Sequence[str]) -> list[str]:
@@ -122,7 +122,7 @@ def thread_overrides(workers: int, overrides: Sequence[str], cpus: int | None = 
 def plan_jobs(args: argparse.Namespace, cfg: Config, workers: int) -> tuple[Path, list[Job]]:
     """The run folder (``--run-dir``, else ``<runs_dir>/batch-<time>``) and one job per source. ``--output``,
     ``--log`` and ``--summary`` give the file names inside each source's folder."""
-    sources = expand_sources(args.source, IMAGE_EXTS)
+    sources = expand_sources(args.source)
     run_dir = Path(args.run_dir) if args.run_dir else cfg.output_path(cfg.paths.runs_dir) / time.strftime(
         "batch-%Y%m%d-%H%M%S")
     overrides = thread_overrides(workers, args.overrides)
@@ -136,23 +136,19 @@ def plan_jobs(args: argparse.Namespace, cfg: Config, workers: int) -> tuple[Path
 
 # ---------------------------------------------------------------- one source (in a worker)
 
-_MODELS: dict[tuple[Any, bool], Any] = {}  # per worker process: the models, built once
+@functools.cache
+def _models(cfg: Config, video: bool) -> Any:
+    """This worker process's face detector and classifier for ``cfg``, built on first use only."""
+    from detector.pipeline import build_models
 
-
-def _pipeline(cfg: Config, video: bool) -> Any:
-    """A fresh Pipeline (new tracker) around this process's models, which are built on first use only."""
-    from detector.pipeline import Pipeline, build_models
-
-    key = (cfg, video)
-    if key not in _MODELS:
-        _MODELS[key] = build_models(cfg, video=video)
-    return Pipeline.from_config(cfg, video=video, models=_MODELS[key])
+    return build_models(cfg, video=video)
 
 
 def run_job(job: Job) -> Result:
     """Run one source headless into its folder; never raises (errors become ``Result.error``)."""
     from detector.draw import DrawStyle
     from detector.loop import run_loop
+    from detector.pipeline import Pipeline
     from detector.sinks import Outputs
     from detector.sources import FrameSource, primed
     from detector.stats import RunStats
@@ -163,20 +159,18 @@ def run_job(job: Job) -> Result:
     try:
         cfg = load_config(job.config, job.overrides)
         source = FrameSource(job.source, cfg)
-        stats = RunStats(source=source.spec)
+        stats = RunStats(source=source.spec, skipped=source.skipped)
         out = Path(job.out_dir)
         out.mkdir(parents=True, exist_ok=True)
         paths = {k: str(out / n) for k, n in (("video", job.output_name), ("log", job.log_name)) if n}
         raw = source.frames()
         with contextlib.closing(raw), contextlib.ExitStack() as stack:
             frames = primed(raw)
-            pipeline = _pipeline(cfg, source.kind != "images")
-            outputs = Outputs.open(stack, source, paths.get("video"), paths.get("log"), IMAGE_EXTS)
-            try:
-                style = DrawStyle.from_config(cfg.draw, cfg.privacy.blur)
-                run_loop(frames, pipeline, style=style, outputs=outputs, stats=stats, max_frames=job.max_frames)
-            finally:
-                stats.skipped_images = len(source.skipped)
+            video = source.kind != "images"
+            pipeline = Pipeline.from_config(cfg, video=video, models=_models(cfg, video))  # a fresh tracker
+            outputs = Outputs.open(stack, source, paths.get("video"), paths.get("log"))
+            style = DrawStyle.from_config(cfg.draw, cfg.privacy.blur)
+            run_loop(frames, pipeline, style=style, outputs=outputs, stats=stats, max_frames=job.max_frames)
         result.outputs = paths
     except UserError as exc:
         result.error = str(exc)

@@ -3,7 +3,7 @@ first for privacy (``DrawStyle.blur``: ``none``, ``all``, or ``masked`` = every 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import cv2
 import numpy as np
@@ -22,14 +22,11 @@ BLUR_CELLS = 3  # the region is averaged down to this many cells across, then sm
 
 
 @dataclass(frozen=True)
-class DrawStyle:
-    mask_color_bgr: tuple[int, int, int] = (0, 200, 0)
-    no_mask_color_bgr: tuple[int, int, int] = (0, 0, 230)
+class DrawStyle(DrawConfig):
+    """The ``draw`` section (box colours, line thickness; its defaults) and what the config does not set."""
+
     text_color_bgr: tuple[int, int, int] = (255, 255, 255)  # white on the box colour
-    unknown_color_bgr: tuple[int, int, int] = (160, 160, 160)
-    incorrect_color_bgr: tuple[int, int, int] = (0, 140, 255)
     font_scale: float = 0.5  # OpenCV Hershey scale of the labels (the FPS line: twice this)
-    thickness_px: int = 2
     blur: str = "none"  # one of BLUR_MODES
 
     def __post_init__(self) -> None:
@@ -39,8 +36,7 @@ class DrawStyle:
     @classmethod
     def from_config(cls, draw: DrawConfig, blur: str = "none") -> DrawStyle:
         """The draw section's colours and line thickness; ``blur`` from ``privacy.blur`` or ``--blur-faces``."""
-        return cls(draw.mask_color_bgr, draw.no_mask_color_bgr, unknown_color_bgr=draw.unknown_color_bgr,
-                   incorrect_color_bgr=draw.incorrect_color_bgr, thickness_px=draw.thickness_px, blur=blur)
+        return cls(**{f.name: getattr(draw, f.name) for f in fields(DrawConfig)}, blur=blur)
 
 
 def blur_faces(frame_bgr: np.ndarray, faces: Faces, mode: str) -> np.ndarray:

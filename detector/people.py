@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from maskwatch.faces import LABELS, NO_TRACK, UNKNOWN, Faces
+from maskwatch.labels import count_labels
 
 
 @dataclass
@@ -26,13 +27,9 @@ class Person:
     label_since_s: float = 0.0
     frames: int = 0
 
-    @property
-    def label_name(self) -> str:
-        return LABELS[self.label]
-
     def record(self) -> dict[str, Any]:
         return {"track_id": self.track_id, "first_seen_s": round(self.first_seen_s, 3),
-                "last_seen_s": round(self.last_seen_s, 3), "frames": self.frames, "label": self.label_name}
+                "last_seen_s": round(self.last_seen_s, 3), "frames": self.frames, "label": LABELS[self.label]}
 
 
 @dataclass(frozen=True)
@@ -41,10 +38,6 @@ class Counts:
 
     in_view: dict[str, int]
     seen: dict[str, int]
-
-
-def _by_label(persons: list[Person]) -> dict[str, int]:
-    return {name: sum(p.label == code for p in persons) for code, name in enumerate(LABELS)}
 
 
 class People:
@@ -70,7 +63,8 @@ class People:
 
     def counts(self) -> Counts:
         """People in view now and seen so far, by label."""
-        return Counts(_by_label([self.persons[i] for i in self.in_view]), _by_label(list(self.persons.values())))
+        return Counts(count_labels([self.persons[i].label for i in self.in_view]),
+                      count_labels([p.label for p in self.persons.values()]))
 
     def summary(self) -> dict[str, Any]:
         """Plain JSON: people seen by label, and one record per person (first and last seen, frames, final label)."""

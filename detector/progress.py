@@ -19,7 +19,7 @@ from detector.sources import Frame, FrameSource, list_images
 from detector.stats import RunStats
 
 
-def expected_frames(source: FrameSource, image_exts: tuple[str, ...], max_frames: int | None = None) -> int | None:
+def expected_frames(source: FrameSource, max_frames: int | None = None) -> int | None:
     """Frames the run will process if known: a video file's frame count, a folder's images (capped by
     ``max_frames``); ``None`` for cameras, streams and files that do not say."""
     if source.kind == "video":
@@ -27,7 +27,7 @@ def expected_frames(source: FrameSource, image_exts: tuple[str, ...], max_frames
         total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0) or None
         cap.release()
     elif source.kind == "images":
-        total = len(list_images(Path(source.spec).expanduser(), image_exts))
+        total = len(list_images(Path(source.spec).expanduser()))
     else:
         total = None
     if max_frames is not None:

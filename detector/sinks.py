@@ -28,7 +28,7 @@ from detector.sources import DEFAULT_FPS, Frame, FrameSource
 from maskwatch.cli import DISK_FULL
 from maskwatch.errors import UserError
 from maskwatch.faces import Faces
-from maskwatch.files import atomic_path
+from maskwatch.files import IMAGE_EXTS, atomic_path
 from maskwatch.labels import CLASSES
 
 VIDEO_CODEC = "mpeg4"  # MPEG-4 Part 2, as OpenCV's mp4v: fast to encode, every player reads it
@@ -42,7 +42,7 @@ LEFTOVER = re.compile(r"^\.(?P<stem>.+?)\.(?:(?P<pid>\d+)\.)?[^.]+\.tmp(?P<suffi
 class Sink:
     """Where the annotated frames go: a context manager with ``write``; the base writes nothing."""
 
-    frames = 0
+    frames = 0  # frames written
 
     def write(self, frame: Frame, annotated_bgr: np.ndarray) -> None:
         return None
@@ -72,7 +72,6 @@ class VideoSink(Sink):
         self._av: Any = None  # the av module, imported when the video is opened
         self._tmp: Path | None = None
         self._size_wh: tuple[int, int] | None = None
-        self.frames = 0
 
     def __enter__(self) -> Self:
         for message in recover_leftovers(self.path.parent):
@@ -215,7 +214,6 @@ class ImageDirSink(Sink):
         if self.folder.exists() and not self.folder.is_dir():
             raise UserError(f"--output {self.folder} is a file; an image folder writes a folder of images")
         self.file_name = file_name
-        self.frames = 0
 
     def __enter__(self) -> Self:
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -234,19 +232,20 @@ def frame_record(frame: Frame, faces: Faces) -> dict[str, Any]:
     ``prob_mask`` is null for a face not classified. A three-class model adds ``probs``, each class's probability
     (``{"no_mask": .., "mask": .., "incorrect": ..}``)."""
     records = [
-        {"box": [int(v) for v in box], "label": label, "prob_mask": _rounded(prob), "det_conf": round(float(conf), 5),
+        {"box": [int(v) for v in box], "label": label, "prob_mask": round_prob(prob), "det_conf": round(float(conf), 5),
          "track_id": track_id}
         for box, label, prob, conf, track_id in zip(faces.xyxy.tolist(), faces.label_names, faces.prob_mask.tolist(),
                                                     faces.confidence.tolist(), faces.track_id.tolist(), strict=True)
     ]  # fmt: skip
     if faces.probs.shape[1]:
         for record, probs in zip(records, faces.probs.tolist(), strict=True):
-            record["probs"] = {name: _rounded(p) for name, p in zip(CLASSES, probs, strict=True)}
+            record["probs"] = {name: round_prob(p) for name, p in zip(CLASSES, probs, strict=True)}
     return {"source": frame.source, "frame": int(frame.index), "time_s": round(float(frame.time_s), 4),
             "faces": records}
 
 
-def _rounded(prob: float) -> float | None:
+def round_prob(prob: float) -> float | None:
+    """A probability as logged: 5 decimals, ``None`` for NaN (not classified)."""
     return round(prob, 5) if prob == prob else None
 
 
@@ -307,7 +306,7 @@ class CsvLog(JsonlLog):
             self._header(CSV_COLUMNS + (CSV_PROB_COLUMNS if "probs" in face else ()))
             probs = [face["probs"][name] for name in CLASSES] if "probs" in face else []
             self._writer.writerow([record["source"], record["frame"], record["time_s"], *face["box"], face["label"],
-                                   _cell(face["prob_mask"]), face["det_conf"], face["track_id"], *map(_cell, probs)])
+                                   face["prob_mask"], face["det_conf"], face["track_id"], *probs])  # None: empty
 
     def _header(self, columns: tuple[str, ...]) -> None:
         if self._columns is None and self._writer is not None:
@@ -320,23 +319,19 @@ class CsvLog(JsonlLog):
         super().__exit__(*exc)
 
 
-def _cell(prob: float | None) -> float | str:
-    return "" if prob is None else prob
-
-
 def open_log(path: str | Path | None) -> JsonlLog:
     """``--log``: CSV when the file name ends in ``.csv`` (any case), JSON lines otherwise; ``None``: no log."""
     return CsvLog(path) if path is not None and Path(path).suffix.lower() == ".csv" else JsonlLog(path)
 
 
-def open_sink(source: FrameSource, output: str | None, image_exts: tuple[str, ...]) -> Sink:
+def open_sink(source: FrameSource, output: str | None) -> Sink:
     """``--output``: a video file for videos, cameras and streams; a folder for images (or one file for one image)."""
     if output is None:
         return NullSink()
     if source.kind != "images":
         return VideoSink(output)
     out = Path(output)
-    if Path(source.spec).is_file() and out.suffix.lower() in {e.lower() for e in image_exts}:
+    if Path(source.spec).is_file() and out.suffix.lower() in IMAGE_EXTS:
         return ImageDirSink(out.parent, file_name=out.name)
     return ImageDirSink(out)
 
@@ -349,7 +344,6 @@ class Outputs:
     log: JsonlLog = field(default_factory=lambda: JsonlLog(None))
 
     @classmethod
-    def open(cls, stack: contextlib.ExitStack, source: FrameSource, output: str | None, log: str | None,
-             image_exts: tuple[str, ...]) -> Outputs:  # fmt: skip
+    def open(cls, stack: contextlib.ExitStack, source: FrameSource, output: str | None, log: str | None) -> Outputs:
         """``open_sink`` and ``open_log``, entered on ``stack`` (closed with it)."""
-        return cls(stack.enter_context(open_sink(source, output, image_exts)), stack.enter_context(open_log(log)))
+        return cls(stack.enter_context(open_sink(source, output)), stack.enter_context(open_log(log)))

@@ -55,7 +55,7 @@ def quiet_opencv() -> None:
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
 
 
-def source_kind(spec: str, image_exts: tuple[str, ...]) -> str:
+def source_kind(spec: str) -> str:
     """``camera``, ``stream``, ``images`` (file or folder) or ``video``; raises ``UserError`` if unusable."""
     spec = spec.strip()
     if spec.isdigit():
@@ -68,7 +68,7 @@ def source_kind(spec: str, image_exts: tuple[str, ...]) -> str:
     path = Path(spec).expanduser()
     if not path.exists():
         raise UserError(f"source not found: {spec}")
-    if path.is_dir() or path.suffix.lower() in _lower(image_exts):
+    if path.is_dir() or path.suffix.lower() in IMAGE_EXTS:
         return "images"
     return "video"
 
@@ -82,7 +82,7 @@ class FrameSource:
     def __init__(self, spec: str, cfg: Config) -> None:
         quiet_opencv()
         self.spec = spec.strip()
-        self.kind = source_kind(self.spec, IMAGE_EXTS)
+        self.kind = source_kind(self.spec)
         self.skipped: list[str] = []
         self._cfg = cfg.stream
 
@@ -92,16 +92,14 @@ class FrameSource:
         if self.kind == "camera":
             return camera_frames(int(self.spec), timeout_s=s.read_timeout_s)
         if self.kind == "stream":
+            retry = {"attempts": s.reconnect_attempts, "backoff_s": RECONNECT_BACKOFF_S, "timeout_s": s.read_timeout_s}
             finite = _open_stream(self.spec, s.read_timeout_s, finite=True)
             if finite is not None:  # a video file served over HTTP: every frame in order; resumed if cut short
-                return http_video_frames(self.spec, finite, attempts=s.reconnect_attempts,
-                                         backoff_s=RECONNECT_BACKOFF_S, timeout_s=s.read_timeout_s)
-            return stream_frames(
-                self.spec, attempts=s.reconnect_attempts, backoff_s=RECONNECT_BACKOFF_S, timeout_s=s.read_timeout_s
-            )
+                return http_video_frames(self.spec, finite, **retry)
+            return stream_frames(self.spec, **retry)
         path = Path(self.spec).expanduser()
         if self.kind == "images":
-            return image_frames(path, IMAGE_EXTS, skipped=self.skipped)
+            return image_frames(path, skipped=self.skipped)
         return video_frames(path)
 
 
@@ -151,22 +149,21 @@ def _fps(cap: cv2.VideoCapture) -> float:
 # ---------------------------------------------------------------- images
 
 
-def list_images(path: Path, image_exts: tuple[str, ...]) -> list[Path]:
-    """``path`` itself, or the image files directly inside folder ``path``, sorted by name."""
+def list_images(path: Path) -> list[Path]:
+    """``path`` itself, or the image files (``IMAGE_EXTS``) directly inside folder ``path``, sorted by name."""
     if path.is_file():
         return [path]
-    exts = _lower(image_exts)
-    images = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in exts)
+    images = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTS)
     if not images:
-        raise UserError(f"no images ({', '.join(image_exts)}) in folder {path}")
+        raise UserError(f"no images ({', '.join(IMAGE_EXTS)}) in folder {path}")
     return images
 
 
-def image_frames(path: Path, image_exts: tuple[str, ...], *, skipped: list[str] | None = None) -> Iterator[Frame]:
+def image_frames(path: Path, *, skipped: list[str] | None = None) -> Iterator[Frame]:
     """Each image once (``frame`` 0, ``source`` = file name); unreadable ones are skipped and appended to
     ``skipped``. A single unreadable image, or a folder of only unreadable ones, is a ``UserError``."""
     skipped = [] if skipped is None else skipped
-    images = list_images(path, image_exts)
+    images = list_images(path)
     for image_path in images:
         image, problem = read_image(image_path)
         if image is None:
@@ -308,10 +305,8 @@ def stream_frames(
             what = "cannot connect to" if index == 0 else "lost the connection to"
             raise UserError(f"{what} stream {name} (gave up after {attempts} reconnect attempts)")
         attempt += 1
-        wait_s = backoff_s * 2 ** (attempt - 1)
         what = "is not answering" if index == 0 else "dropped"
-        _warn(f"stream {name} {what}; reconnect {attempt}/{attempts} in {wait_s:g} s")
-        sleep(wait_s)
+        _back_off(f"stream {name} {what}", attempt, attempts, backoff_s, sleep)
 
 
 def http_video_frames(
@@ -340,12 +335,17 @@ def http_video_frames(
                 _warn(f"{name} ended after {index} of {expected} frames (gave up after {attempts} reconnect attempts)")
                 return
             attempt += 1
-            wait_s = backoff_s * 2 ** (attempt - 1)
-            _warn(f"{name} ended after {index} of {expected} frames; reconnect {attempt}/{attempts} in {wait_s:g} s")
-            sleep(wait_s)
+            _back_off(f"{name} ended after {index} of {expected} frames", attempt, attempts, backoff_s, sleep)
             cap = open_capture(url, timeout_s)
     finally:
         cap.release()
+
+
+def _back_off(what: str, attempt: int, attempts: int, backoff_s: float, sleep: Callable[[float], None]) -> None:
+    """One line ``<what>; reconnect 2/5 in 2 s``, then wait: ``backoff_s`` doubled for each earlier attempt."""
+    wait_s = backoff_s * 2 ** (attempt - 1)
+    _warn(f"{what}; reconnect {attempt}/{attempts} in {wait_s:g} s")
+    sleep(wait_s)
 
 
 def open_capture(url: str, timeout_s: float) -> cv2.VideoCapture:
@@ -369,10 +369,6 @@ def _safe_url(url: str) -> str:
     scheme, _, rest = url.partition("://")
     creds, at, host = rest.rpartition("@")
     return f"{scheme}://{creds.split(':')[0]}@{host}" if at else url
-
-
-def _lower(exts: tuple[str, ...]) -> tuple[str, ...]:
-    return tuple(e.lower() if e.startswith(".") else f".{e.lower()}" for e in exts)
 
 
 def _warn(message: str) -> None:

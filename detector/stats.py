@@ -26,11 +26,14 @@ class RunStats:
     no_mask: int = 0
     unknown: int = 0
     incorrect: int = 0
-    skipped_images: int = 0
+    skipped: list[str] = field(default_factory=list)  # the unreadable images skipped (FrameSource.skipped itself)
     frame_fps: list[float] = field(default_factory=list)
     stage_s: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))
     people: People = field(default_factory=People)
-    _recent_s: deque[float] = field(default_factory=deque)
+    _recent_s: deque[float] = field(init=False)  # seconds of the last fps_window frames
+
+    def __post_init__(self) -> None:
+        self._recent_s = deque(maxlen=self.fps_window)
 
     def add_frame(self, n_mask: int, n_no_mask: int, stage_s: dict[str, float], n_unknown: int = 0,
                   n_incorrect: int = 0) -> None:  # fmt: skip
@@ -47,8 +50,6 @@ class RunStats:
         if total_s > 0:
             self.frame_fps.append(1.0 / total_s)
         self._recent_s.append(total_s)
-        while len(self._recent_s) > self.fps_window:
-            self._recent_s.popleft()
 
     def smoothed_fps(self) -> float | None:
         """Frames per second over the last ``fps_window`` frames (``None`` before the first frame)."""
@@ -74,7 +75,7 @@ class RunStats:
             "fps_mean": round(self.frames / total_s, 2) if total_s > 0 else None,  # throughput
             "fps_median": round(statistics.median(self.frame_fps), 2) if self.frame_fps else None,
             "stage_ms": {stage: round(1000 * self.stage_s[stage] / n, 2) for stage in STAGES},
-            "skipped_images": self.skipped_images,
+            "skipped_images": len(self.skipped),
             "people": self.people.summary(),
         }
 

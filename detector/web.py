@@ -28,7 +28,7 @@ from detector.sources import Frame
 from detector.stats import RunStats
 from maskwatch.errors import UserError
 from maskwatch.faces import Faces
-from maskwatch.labels import LABELS, count_labels
+from maskwatch.labels import count_labels
 
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 RECENT_ALERTS = 8  # alerts listed on the page and in /api/status
@@ -41,18 +41,13 @@ def live_counts(faces: Faces, stats: RunStats) -> dict[str, Any]:
     """The counts the view shows: people in view and seen so far by label (video with track ids, from
     ``stats.people``), else this frame's faces and the run's face totals including this frame."""
     if stats.people.persons:
-        counts = stats.people.counts()
-        in_view, seen = counts.in_view, counts.seen
-        return {
-            "unit": "people",
-            "in_view": {label: in_view.get(label, 0) for label in LABELS} | {"total": sum(in_view.values())},
-            "seen": {label: seen.get(label, 0) for label in LABELS}
-            | {"people": sum(seen.values()), "frames": stats.frames + 1},
-        }
-    n = count_labels(faces.label)
+        counts = stats.people.counts()  # by every label, zeros included
+        return {"unit": "people", "in_view": counts.in_view | {"total": sum(counts.in_view.values())},
+                "seen": counts.seen | {"people": sum(counts.seen.values()), "frames": stats.frames + 1}}
+    n = count_labels(faces.label)  # every label
     return {
         "unit": "faces",
-        "in_view": {label: n[label] for label in LABELS} | {"total": len(faces)},
+        "in_view": n | {"total": len(faces)},
         "seen": {"frames": stats.frames + 1, "faces": stats.faces + n["mask"] + n["no_mask"] + n["incorrect"],
                  "mask": stats.mask + n["mask"], "no_mask": stats.no_mask + n["no_mask"],
                  "incorrect": stats.incorrect + n["incorrect"]},

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 from maskwatch.cli import add_config_args, config_from_args, run
 from maskwatch.config import PROJECT_ROOT, Config
 from maskwatch.errors import UserError
-from maskwatch.files import IMAGE_EXTS, write_json_atomic
+from maskwatch.files import write_json_atomic
 
 DEMO_VIDEO = "demo/demo.mp4"
 DEMO_VIDEO_HINT = "git checkout -- demo/demo.mp4, or rebuild it with python -m demo.make_demo"
@@ -91,7 +91,7 @@ def _main(argv: Sequence[str] | None = None) -> int:
         raise UserError(f"--max-frames must be at least 1, got {args.max_frames}")
     if args.demo:
         apply_demo(args, cfg)
-    elif args.engine == "ray" or is_batch(args.source, IMAGE_EXTS):
+    elif args.engine == "ray" or is_batch(args.source):
         return run_batch(args, cfg)
     elif args.source:
         args.source = args.source[0]
@@ -101,14 +101,13 @@ def _main(argv: Sequence[str] | None = None) -> int:
                   overwrite=args.overwrite or args.demo, images=source.kind == "images")  # before models load
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, signal.default_int_handler)  # `kill` closes the video like Ctrl-C does
-    stats = RunStats(source=source.spec)
+    stats = RunStats(source=source.spec, skipped=source.skipped)
     raw_frames = source.frames()
     with contextlib.closing(raw_frames), contextlib.ExitStack() as stack:
         frames = primed(raw_frames)
         if not display and not args.quiet:
             frames = stack.enter_context(contextlib.closing(with_progress(
-                frames, stats, name=progress_name(source), total=expected_frames(source, IMAGE_EXTS,
-                                                                                 args.max_frames))))
+                frames, stats, name=progress_name(source), total=expected_frames(source, args.max_frames))))
         show = stack.enter_context(Window()) if display else None
         pipeline = pipeline_for(cfg, source.kind)  # live for cameras/streams, in order for videos, images untracked
         stack.callback(getattr(pipeline, "close", lambda: None))
@@ -116,7 +115,7 @@ def _main(argv: Sequence[str] | None = None) -> int:
         if abs(card_threshold - cfg.classifier.threshold) > 1e-9:
             print(f"note: labelling with classifier.threshold={cfg.classifier.threshold:g}; the model card "
                   f"suggests {card_threshold:g} (--set classifier.threshold={card_threshold:g})")
-        outputs = Outputs.open(stack, source, args.output, args.log, IMAGE_EXTS)
+        outputs = Outputs.open(stack, source, args.output, args.log)
         alerts = _alerts(cfg, args, source, stack) if cfg.alerts.enabled or args.alerts else None
         viewer = _viewer(cfg, args, alerts, stack) if args.serve or cfg.web.serve else None
         try:
@@ -124,7 +123,6 @@ def _main(argv: Sequence[str] | None = None) -> int:
             run_loop(frames, pipeline, style=style, outputs=outputs, stats=stats, show=show,
                      max_frames=args.max_frames, alerts=alerts, viewer=viewer)
         finally:
-            stats.skipped_images = len(source.skipped)
             if hasattr(frames, "close"):
                 frames.close()  # the progress bar ends before the summary
             _report(stats, args, source.kind)

@@ -21,10 +21,8 @@ from detector import webcam
 from detector.batch import Result, combine, expand_sources, format_combined, is_batch, source_names, thread_overrides
 from detector.cluster import model_files, unpack
 from maskwatch.config import PROJECT_ROOT, load_config
-from maskwatch.files import IMAGE_EXTS
 
 CFG = load_config()
-EXTS = IMAGE_EXTS
 N_FRAMES = 8
 
 
@@ -41,13 +39,13 @@ def test_expand_sources_globs_and_folders_of_videos(tmp_path: Path):
     photos = tmp_path / "photos"
     photos.mkdir()
     cv2.imwrite(str(photos / "x.png"), np.zeros((4, 4, 3), np.uint8))
-    assert expand_sources([str(videos)], EXTS) == [str(b), str(a)]  # sorted: a.MOV, b.mp4
-    assert expand_sources([str(videos / "*.mp4"), "0"], EXTS) == [str(a), "0"]
-    assert expand_sources([str(photos)], EXTS) == [str(photos)]  # an image folder is one source
-    assert is_batch([str(videos)], EXTS) and is_batch(["a.mp4", "b.mp4"], EXTS)
-    assert not is_batch([str(photos)], EXTS) and not is_batch(["clip.mp4"], EXTS) and not is_batch(None, EXTS)
+    assert expand_sources([str(videos)]) == [str(b), str(a)]  # sorted: a.MOV, b.mp4
+    assert expand_sources([str(videos / "*.mp4"), "0"]) == [str(a), "0"]
+    assert expand_sources([str(photos)]) == [str(photos)]  # an image folder is one source
+    assert is_batch([str(videos)]) and is_batch(["a.mp4", "b.mp4"])
+    assert not is_batch([str(photos)]) and not is_batch(["clip.mp4"]) and not is_batch(None)
     with pytest.raises(Exception, match="matches no file"):
-        expand_sources([str(tmp_path / "*.avi")], EXTS)
+        expand_sources([str(tmp_path / "*.avi")])
 
 
 def test_source_names_are_unique_folder_names():

@@ -24,8 +24,6 @@ from detector.sources import (
 from maskwatch.config import load_config
 from maskwatch.errors import UserError
 
-EXTS = (".jpg", ".png")
-
 
 def _write_video(path: Path, n: int, *, fourcc: str = "mp4v", fps: float = 10.0) -> None:
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), fps, (64, 48))
@@ -40,13 +38,13 @@ def _write_video(path: Path, n: int, *, fourcc: str = "mp4v", fps: float = 10.0)
 def test_source_kind(tmp_path: Path):
     (tmp_path / "a.PNG").write_bytes(b"x")
     (tmp_path / "v.mp4").write_bytes(b"x")
-    assert source_kind("0", (*EXTS, ".png")) == "camera"
-    assert source_kind(" 2 ", EXTS) == "camera"
-    assert source_kind("rtsp://cam.local/live", EXTS) == "stream"
-    assert source_kind("HTTPS://cam.local/video.mjpg", EXTS) == "stream"
-    assert source_kind(str(tmp_path), EXTS) == "images"
-    assert source_kind(str(tmp_path / "a.PNG"), EXTS) == "images"
-    assert source_kind(str(tmp_path / "v.mp4"), EXTS) == "video"
+    assert source_kind("0") == "camera"
+    assert source_kind(" 2 ") == "camera"
+    assert source_kind("rtsp://cam.local/live") == "stream"
+    assert source_kind("HTTPS://cam.local/video.mjpg") == "stream"
+    assert source_kind(str(tmp_path)) == "images"
+    assert source_kind(str(tmp_path / "a.PNG")) == "images"
+    assert source_kind(str(tmp_path / "v.mp4")) == "video"
 
 
 @pytest.mark.parametrize(
@@ -55,7 +53,7 @@ def test_source_kind(tmp_path: Path):
 )
 def test_bad_source_spec(spec: str, message: str):
     with pytest.raises(UserError, match=message):
-        source_kind(spec, EXTS)
+        source_kind(spec)
 
 
 def test_video_file_every_frame_in_order(tmp_path: Path):
@@ -96,7 +94,7 @@ def test_image_folder_skips_and_counts_unreadable(tmp_path: Path, capsys: pytest
     (tmp_path / "c.jpg").write_bytes(b"broken")
     (tmp_path / "notes.txt").write_text("ignored")
     skipped: list[str] = []
-    frames = list(image_frames(tmp_path, EXTS, skipped=skipped))
+    frames = list(image_frames(tmp_path, skipped=skipped))
     assert [(f.source, f.index, f.time_s, f.image_bgr.shape) for f in frames] == [
         ("a.jpg", 0, 0.0, (12, 8, 3)),
         ("b.png", 0, 0.0, (10, 20, 3)),
@@ -107,12 +105,12 @@ def test_image_folder_skips_and_counts_unreadable(tmp_path: Path, capsys: pytest
 
 def test_image_errors(tmp_path: Path):
     with pytest.raises(UserError, match="no images"):
-        list(image_frames(tmp_path, EXTS))
+        list(image_frames(tmp_path))
     (tmp_path / "x.jpg").write_bytes(b"broken")
     with pytest.raises(UserError, match="cannot read image"):
-        list(image_frames(tmp_path / "x.jpg", EXTS))
+        list(image_frames(tmp_path / "x.jpg"))
     with pytest.raises(UserError, match="none of the 1 images"):
-        list(image_frames(tmp_path, EXTS))
+        list(image_frames(tmp_path))
 
 
 def test_frame_source_from_config(tmp_path: Path):
@@ -228,9 +226,9 @@ def test_truncated_jpeg_in_a_folder_is_skipped_with_a_warning_naming_it(tmp_path
     assert cv2.imread(str(tmp_path / "cut.jpg")) is not None  # OpenCV alone accepts it (grey lower part)
     (tmp_path / "trailer.jpg").write_bytes(data + b"extra bytes some cameras append")  # still a whole image
     skipped: list[str] = []
-    frames = list(image_frames(tmp_path, EXTS, skipped=skipped))
+    frames = list(image_frames(tmp_path, skipped=skipped))
     assert [f.source for f in frames] == ["good.jpg", "trailer.jpg"]
     assert skipped == ["cut.jpg"]
     assert "skipped truncated image cut.jpg (the JPEG file ends before its image data)" in capsys.readouterr().err
     with pytest.raises(UserError, match=r"cannot read image .*cut\.jpg \(truncated"):
-        list(image_frames(tmp_path / "cut.jpg", EXTS))
+        list(image_frames(tmp_path / "cut.jpg"))

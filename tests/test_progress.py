@@ -16,7 +16,6 @@ from detector.sources import Frame, FrameSource
 from detector.stats import RunStats
 from maskwatch.config import load_config
 from maskwatch.faces import MASK, Faces
-from maskwatch.files import IMAGE_EXTS
 
 CFG = load_config()
 
@@ -65,10 +64,9 @@ def test_expected_frames_of_videos_and_image_folders(tmp_path: Path):
     writer.release()
     for name in ("a.png", "b.jpg"):
         cv2.imwrite(str(tmp_path / name), np.zeros((8, 8, 3), np.uint8))
-    exts = IMAGE_EXTS
-    assert expected_frames(FrameSource(str(video), CFG), exts) == 7
-    assert expected_frames(FrameSource(str(video), CFG), exts, max_frames=3) == 3
-    assert expected_frames(FrameSource(str(tmp_path), CFG), exts) == 2
+    assert expected_frames(FrameSource(str(video), CFG)) == 7
+    assert expected_frames(FrameSource(str(video), CFG), max_frames=3) == 3
+    assert expected_frames(FrameSource(str(tmp_path), CFG)) == 2
     assert progress_name(FrameSource(str(video), CFG)) == "clip.mp4"
 
 
