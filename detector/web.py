@@ -48,9 +48,9 @@ def live_counts(faces: Faces, stats: RunStats) -> dict[str, Any]:
     return {
         "unit": "faces",
         "in_view": n | {"total": len(faces)},
-        "seen": {"frames": stats.frames + 1, "faces": stats.faces + n["mask"] + n["no_mask"] + n["incorrect"],
-                 "mask": stats.mask + n["mask"], "no_mask": stats.no_mask + n["no_mask"],
-                 "incorrect": stats.incorrect + n["incorrect"]},
+        "seen": {"frames": stats.frames + 1, "faces": stats.faces + len(faces), "mask": stats.mask + n["mask"],
+                 "no_mask": stats.no_mask + n["no_mask"], "incorrect": stats.incorrect + n["incorrect"],
+                 "unknown": stats.unknown + n["unknown"]},
     }
 
 

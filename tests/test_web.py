@@ -26,7 +26,7 @@ from detector.sources import Frame
 from detector.stats import RunStats
 from detector.web import Viewer, WebServer, live_counts, parse_serve, token_ok
 from maskwatch.errors import UserError
-from maskwatch.faces import MASK, NO_MASK, Faces
+from maskwatch.faces import MASK, NO_MASK, UNKNOWN, Faces
 from maskwatch.labels import INCORRECT
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -114,11 +114,14 @@ def test_live_counts_from_faces_and_stats() -> None:
     stats.add_frame(2, 1, {"detect": 0.1})
     counts = live_counts(_faces([MASK, NO_MASK, NO_MASK]), stats)
     assert counts["in_view"] == {"mask": 1, "no_mask": 2, "incorrect": 0, "unknown": 0, "total": 3}
-    assert counts["seen"] == {"frames": 2, "faces": 6, "mask": 3, "no_mask": 3, "incorrect": 0}
+    assert counts["seen"] == {"frames": 2, "faces": 6, "mask": 3, "no_mask": 3, "incorrect": 0, "unknown": 0}
     stats.add_frame(0, 0, {"detect": 0.1}, n_incorrect=1)
     counts = live_counts(_faces([INCORRECT, MASK]), stats)
     assert counts["in_view"] == {"mask": 1, "no_mask": 0, "incorrect": 1, "unknown": 0, "total": 2}
-    assert counts["seen"] == {"frames": 3, "faces": 6, "mask": 3, "no_mask": 1, "incorrect": 2}
+    assert counts["seen"] == {"frames": 3, "faces": 6, "mask": 3, "no_mask": 1, "incorrect": 2, "unknown": 0}
+    stats.add_frame(0, 0, {"detect": 0.1}, n_unknown=1)  # unknown faces count in the total as in the summary
+    counts = live_counts(_faces([UNKNOWN]), stats)
+    assert counts["seen"] == {"frames": 4, "faces": 6, "mask": 2, "no_mask": 1, "incorrect": 1, "unknown": 2}
 
 
 def test_live_counts_are_people_in_video() -> None:
