@@ -281,6 +281,7 @@ class TrainConfig:
     fine_tune_epochs: int = _range(0, 10000, default=0)
     strategy: str = _choice("none", "mirrored", "multi_worker", default="none")
     val_split: float = _range(0.0, 0.5, default=0.0)
+    class_weight: str = _choice("balanced", "none", default="balanced")
 
 
 @dataclass(frozen=True)

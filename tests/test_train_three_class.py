@@ -19,12 +19,15 @@ EXTS = (".jpg", ".png")
 FOLDERS = {"with_mask": (60, 160, 230), "without_mask": None, "incorrect_mask": (60, 160, 230)}
 
 
-def _make_three_class(root: Path, per_class: int, size: int = 32) -> Path:
-    """Tiny images: a "mask" band low on the face (with_mask), none, or a band at the very bottom (incorrect)."""
+def _make_three_class(root: Path, per_class: int, size: int = 32, counts: dict[str, int] | None = None) -> Path:
+    """Tiny images: a "mask" band low on the face (with_mask), none, or a band at the very bottom (incorrect);
+    ``counts`` (folder -> images) instead of ``per_class`` in every folder."""
     rng = np.random.default_rng(0)
     for folder, colour in FOLDERS.items():
+        if counts is not None and folder not in counts:
+            continue
         (root / folder).mkdir(parents=True)
-        for i in range(per_class):
+        for i in range(per_class if counts is None else counts[folder]):
             img = np.full((size, size, 3), (200, 170, 140), np.uint8) + rng.integers(0, 30, (size, size, 3), np.uint8)
             if folder == "with_mask":
                 cv2.rectangle(img, (4, size // 2), (size - 5, size - 5), colour, -1)
@@ -49,6 +52,65 @@ def test_third_folder_makes_a_three_class_dataset_and_split(tmp_path):
     (root / "incorrect_mask").rmdir()
     two = dataset.load_dataset(root, image_size=32, image_exts=EXTS, min_images_per_class=2, progress=False)
     assert two.n_classes == 2 and two.summary()["counts"] == {"mask": 12, "no_mask": 12}
+
+
+def test_balanced_class_weights_are_n_over_classes_times_class_count():
+    three = dataset.class_weights(np.array([0, 0, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2]), "balanced")
+    assert three == pytest.approx({0: 12 / (3 * 2), 1: 12 / (3 * 2), 2: 12 / (3 * 8)})  # 2, 2, 0.5
+    assert dataset.class_weights(np.array([1, 0, 0, 0]), "balanced") == pytest.approx({0: 4 / 6, 1: 4 / 2})
+    assert dataset.class_weights(np.array([1, 0, 1, 0]), "balanced") == pytest.approx({0: 1.0, 1: 1.0})
+    assert dataset.class_weights(np.array([0, 0, 1, 2]), "none") is None
+
+
+def _fit_weights_from_split(run_dir: Path) -> dict[str, float]:
+    """n / (n_classes * n_class) recomputed from the run's split.json: its fitted images, by folder."""
+    names = {"with_mask": "mask", "without_mask": "no_mask", "incorrect_mask": "incorrect"}
+    fitted = json.loads((run_dir / "split.json").read_text())["train"]
+    counts = {name: sum(f.split("/")[0] == folder for f in fitted) for folder, name in names.items()}
+    counts = {name: n for name, n in counts.items() if n}
+    return {name: len(fitted) / (len(counts) * n) for name, n in counts.items()}
+
+
+@pytest.mark.slow
+def test_binary_dataset_trains_the_seed_binary_head_with_balanced_weights(tmp_path, monkeypatch):
+    import keras
+
+    from train.__main__ import main as train_main
+
+    fit_weights = []
+    fit = keras.Model.fit
+
+    def recording_fit(self, *args, **kwargs):
+        fit_weights.append(kwargs.get("class_weight"))
+        return fit(self, *args, **kwargs)
+
+    monkeypatch.setattr(keras.Model, "fit", recording_fit)
+    monkeypatch.setattr("train.run.EXPORT_TFLITE", False)
+    root = _make_three_class(tmp_path / "ds", per_class=0, counts={"with_mask": 18, "without_mask": 6})
+    stem = tmp_path / "out" / "clf"
+    args = ["--dataset", str(root), "--quiet", "--set", f"paths.runs_dir={tmp_path / 'runs'}",
+            "--set", f"classifier.model={stem}", "--set", "train.epochs=1", "--set", "train.image_size=32",
+            "--set", "train.batch_size=8",
+            "--set", "train.fine_tune_layers=2", "--set", "train.fine_tune_epochs=1"]  # fmt: skip
+    assert train_main(args) == 0
+    (run_dir,) = (d for d in (tmp_path / "runs").iterdir() if (d / "train.log").is_file())
+    card = json.loads((run_dir / "model" / "clf.json").read_text())
+    expected = _fit_weights_from_split(run_dir)
+    assert expected["mask"] < 1 < expected["no_mask"], "18 vs 6 images: the minority class weighs more"
+    assert card["class_weight"] == pytest.approx(expected, abs=1e-5)
+    assert json.loads((run_dir / "report.json").read_text())["class_weight"] == card["class_weight"]
+    assert len(fit_weights) == 2, "the frozen and the fine-tuning phase"
+    for weights in fit_weights:  # label 0 = no_mask, 1 = mask
+        assert weights == pytest.approx({0: expected["no_mask"], 1: expected["mask"]}, abs=1e-5)
+    assert "class weights (train.class_weight=balanced)" in (run_dir / "train.log").read_text()
+    assert card["output"] == "sigmoid P(mask)" and card["class_names"] == ["mask", "no_mask"]
+    clf = keras.models.load_model(run_dir / "model" / card["files"]["keras"])
+    head = clf.layers[-1].get_config()
+    assert clf.output_shape == (None, 1) and head["activation"] == "sigmoid" and head["units"] == 1
+    assert [layer.name for layer in clf.layers[-5:]] == [
+        "head_pool", "head_flatten", "head_dense", "head_dropout", "p_mask"
+    ]
+    assert clf.loss == "binary_crossentropy"
 
 
 def test_evaluate_three_classes_report_confusion_and_one_vs_rest_roc():
@@ -106,6 +168,7 @@ def test_three_class_training_end_to_end_and_the_detector_reads_its_card(tmp_pat
     assert card["output"] == "softmax" and card["class_names"] == ["no_mask", "mask", "incorrect"]
     assert card["dataset"]["counts"] == {"mask": 12, "no_mask": 12, "incorrect": 12}
     assert set(card["metrics"]["per_class"]) == {"mask", "no_mask", "incorrect"}
+    assert card["class_weight"] == pytest.approx(_fit_weights_from_split(run_dir), abs=1e-5)  # balanced: default
     keras_model = keras.models.load_model(stem.parent / card["files"]["keras"])
     assert keras_model.output_shape == (None, 3) and keras_model.layers[-1].get_config()["activation"] == "softmax"
 

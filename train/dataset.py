@@ -284,3 +284,16 @@ def split_dataset(labels: np.ndarray, groups: Sequence[str], *, test_fraction: f
         if len(np.unique(labels[side])) < len(np.unique(labels)):
             raise UserError(f"the group-aware split left the {name} set without a class: add images or groups")
     return Split(np.sort(train), np.sort(test))
+
+
+def class_weights(labels: np.ndarray, mode: str) -> dict[int, float] | None:
+    """Keras ``class_weight`` for ``train.class_weight``: ``balanced`` gives label k the weight
+    n_total / (n_classes * n_k) (scikit-learn's "balanced"), so every class weighs the same in the loss; ``none``: None.
+    """
+    if mode == "none":
+        return None
+    from sklearn.utils.class_weight import compute_class_weight
+
+    classes = np.unique(labels)
+    weights = compute_class_weight("balanced", classes=classes, y=np.asarray(labels))
+    return {int(c): float(w) for c, w in zip(classes, weights, strict=True)}

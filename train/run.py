@@ -137,6 +137,7 @@ def train_run(
     # Step 2: stratified, group-aware split with the configured seed (+ optional validation share).
     split = dataset.split_dataset(data.labels, data.groups, test_fraction=t.test_split, seed=t.seed)
     fit_idx, val_idx = _validation_split(data, split, cfg)
+    weights = dataset.class_weights(data.labels[fit_idx], t.class_weight)  # from the fitted images only
     base_weights = _base_weights(cfg)  # before the run directory: a missing asset is a clean error
 
     import keras
@@ -149,6 +150,7 @@ def train_run(
         if data.skipped:
             log.warning("skipped %d file(s), listed in the model card and split.json", len(data.skipped))
         _log_split(data, split, val_idx is not None)
+        log.info("class weights (train.class_weight=%s): %s", t.class_weight, _named_weights(data, weights))
         write_json_atomic(run_dir / "split.json", _split_record(data, split, fit_idx, val_idx, dataset_dir))
 
         keras.utils.set_random_seed(t.seed)
@@ -175,7 +177,7 @@ def train_run(
 
         # Step 8: train on the augmented data, keeping the best epoch by validation loss.
         val = (val_ds, data.labels[split.test if val_idx is None else val_idx], strategy.num_replicas_in_sync > 1)
-        history = _fit(clf, train_ds, val, run_dir, "frozen", t.epochs, len(fit_idx), cfg, progress)
+        history = _fit(clf, train_ds, val, run_dir, "frozen", t.epochs, len(fit_idx), cfg, progress, weights)
         phases: dict[str, Any] = {"frozen": {"epochs": len(history["loss"]), "history": history}}
         test_ds = augment.eval_pipeline(data.images_rgb, data.labels, split.test, batch_size=t.batch_size)
         # Steps 9-10: predict the test set, threshold, score.
@@ -188,7 +190,7 @@ def train_run(
                 model.compile_classifier(clf, learning_rate=t.learning_rate * FINE_TUNE_LR_SHARE)
             log.info("fine-tuning: %d base layers with weights unfrozen (batch-norm stays frozen)", n)
             ft_history = _fit(
-                clf, train_ds, val, run_dir, "fine_tune", t.fine_tune_epochs, len(fit_idx), cfg, progress
+                clf, train_ds, val, run_dir, "fine_tune", t.fine_tune_epochs, len(fit_idx), cfg, progress, weights
             )
             result = _evaluate(clf, test_ds, data.labels[split.test], cfg.classifier.threshold)
             phases["fine_tune"] = {
@@ -199,7 +201,7 @@ def train_run(
             }
             history = {k: history.get(k, []) + ft_history.get(k, []) for k in history}
 
-        _write_reports(run_dir, result, phases)
+        _write_reports(run_dir, result, phases, _named_weights(data, weights))
         # Step 11: plots.
         plots.plot_history(history, run_dir / "history.png", title="Mask classifier")
         plots.plot_confusion(result["confusion_matrix"]["matrix"], result["class_names"], run_dir / "confusion.png")
@@ -217,6 +219,7 @@ def train_run(
             "threshold": cfg.classifier.threshold,
             "metrics": metrics,
             "phases": {name: p["metrics"] for name, p in phases.items()},
+            "class_weight": _named_weights(data, weights),
             "dataset": {
                 "path": str(Path(dataset_dir).resolve()),
                 **data.summary(),
@@ -282,9 +285,10 @@ def _validation_split(
 
 def _fit(
     clf: Any, train_ds: Any, val: tuple[Any, np.ndarray, bool], run_dir: Path, phase: str, epochs: int,
-    n_train: int, cfg: Config, progress: bool,
+    n_train: int, cfg: Config, progress: bool, class_weight: dict[int, float] | None = None,
 ) -> dict[str, list[float]]:
-    """``val`` = (dataset, labels, by_predict): validation through ``predict`` when several replicas run."""
+    """``val`` = (dataset, labels, by_predict): validation through ``predict`` when several replicas run;
+    ``class_weight`` (label -> loss weight) weighs the training loss only."""
     import keras
 
     val_ds, val_labels, by_predict = val
@@ -304,6 +308,7 @@ def _fit(
         validation_data=None if by_predict else val_ds,
         epochs=epochs,
         callbacks=callbacks,
+        class_weight=class_weight,
         shuffle=False,  # the tf.data pipeline shuffles (seeded) itself
         verbose="auto" if progress else 2,
     )
@@ -325,7 +330,9 @@ def _evaluate(clf: Any, test_ds: Any, labels: np.ndarray, threshold: float) -> d
     return result
 
 
-def _write_reports(run_dir: Path, result: dict[str, Any], phases: dict[str, Any]) -> None:
+def _write_reports(
+    run_dir: Path, result: dict[str, Any], phases: dict[str, Any], class_weight: dict[str, float] | None
+) -> None:
     cm = result["confusion_matrix"]["matrix"]
     lines = [
         result["report_text"],
@@ -333,9 +340,15 @@ def _write_reports(run_dir: Path, result: dict[str, Any], phases: dict[str, Any]
         *(f"  {row}" for row in cm),
         f"ROC-AUC: {result['roc_auc']}",
         f"threshold: {result['threshold']}",
+        f"class weights: {class_weight or 'none'}",
     ]
     write_text_atomic(run_dir / "report.txt", "\n".join(lines) + "\n")
-    write_json_atomic(run_dir / "report.json", jsonable({**result, "phases": phases}))
+    write_json_atomic(run_dir / "report.json", jsonable({**result, "phases": phases, "class_weight": class_weight}))
+
+
+def _named_weights(data: dataset.Dataset, weights: dict[int, float] | None) -> dict[str, float] | None:
+    """``{"no_mask": w0, "mask": w1, ...}`` for logs, report and card (None: unweighted)."""
+    return None if weights is None else {data.class_names[k]: round(w, 6) for k, w in weights.items()}
 
 
 def _split_counts(data: dataset.Dataset, split: dataset.Split) -> dict[str, Any]:
