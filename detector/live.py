@@ -142,9 +142,8 @@ class LivePipeline(Pipeline):
 
             with concurrent.futures.ThreadPoolExecutor(1, initializer=lower_thread_priority) as builder:
                 models = builder.submit(build_models, cfg, video=video).result()
-        if not (cfg.face_detector.model == "centerface" and cfg.face_detector.backend == "onnxruntime"):
-            return super().from_config(cfg, video=video, models=models, **tracking)
-        cv2.setNumThreads(1)  # no OpenCV DNN in use: the frame loop's OpenCV calls stay on its own thread
+        if cfg.face_detector.model == "centerface" and cfg.face_detector.backend == "onnxruntime":
+            cv2.setNumThreads(1)  # no OpenCV DNN in use: the frame loop's OpenCV calls stay on its own thread
         return super().from_config(cfg, video=video, models=models, **tracking)
 
     def __call__(self, frame_bgr: np.ndarray) -> Faces:

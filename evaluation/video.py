@@ -15,7 +15,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
@@ -99,11 +99,12 @@ def label_summary(faces_per_frame: Sequence[Faces], meta: dict, frame_wh: tuple[
     return out
 
 
-def pipeline_faces(frames_bgr: Sequence[np.ndarray], cfg: Config) -> list[Faces]:
-    """The faces of every frame from the product's pipeline (``Pipeline.from_config``, video mode)."""
+def pipeline_faces(frames_bgr: Sequence[np.ndarray], cfg: Config, models: tuple[Any, Any]) -> list[Faces]:
+    """The faces of every frame from the product's pipeline (``Pipeline.from_config``, video mode) around the
+    already built ``(detector, classifier)``."""
     from detector.pipeline import Pipeline
 
-    pipeline = Pipeline.from_config(cfg, video=True)
+    pipeline = Pipeline.from_config(cfg, video=True, models=models)
     return [pipeline(frame) for frame in frames_bgr]
 
 
@@ -155,12 +156,14 @@ def _main(argv: Sequence[str] | None = None) -> int:
     for video in args.videos:
         if not video.with_suffix(".json").is_file():
             raise UserError(f"{video.with_suffix('.json')} not found (the layout: python -m demo.make_demo)")
+    from detector.classifier import MaskClassifier
     from face_detector import build_face_detector
 
     detector = build_face_detector(cfg, video=True)
     every = cfg.tracking.detect_every
     print("| video | tracking | recall | masked | unmasked | extra boxes | boxes without face |")
     print("|---|---|---|---|---|---|---|")
+    labels: list[str] = []  # the --labels table, printed after the recall table
     for video in args.videos:
         meta = json.loads(video.with_suffix(".json").read_text())
         frames = read_video(video)
@@ -172,22 +175,16 @@ def _main(argv: Sequence[str] | None = None) -> int:
             s = summarize(boxes, meta, frame_wh)
             print(f"| {video.name} | {name} | {s['recall']} | {s['recall_mask']} | {s['recall_no_mask']} | "
                   f"{s['extra_boxes']} | {s['boxes_without_face']} |")
-    if args.labels:
-        _print_labels(args.videos, args.labels, cfg)
+        for model in args.labels:
+            classify = MaskClassifier.from_config(replace(cfg, classifier=replace(cfg.classifier, model=model)))
+            s = label_summary(pipeline_faces(frames, cfg, (detector, classify)), meta, frame_wh)
+            labels.append(f"| {video.name} | {model} | {s['mask'][0]}/{s['mask'][1]} | "
+                          f"{s['no_mask'][0]}/{s['no_mask'][1]} | {s['mask'][2] + s['no_mask'][2]} |")
+    if labels:
+        print("\n| video | classifier | masked tiles right | unmasked tiles right | unknown |")
+        print("|---|---|---|---|---|")
+        print("\n".join(labels))
     return 0
-
-
-def _print_labels(videos: Sequence[Path], models: Sequence[str], cfg: Config) -> None:
-    print("\n| video | classifier | masked tiles right | unmasked tiles right | unknown |")
-    print("|---|---|---|---|---|")
-    for video in videos:
-        meta = json.loads(video.with_suffix(".json").read_text())
-        frames = read_video(video)
-        for model in models:
-            faces = pipeline_faces(frames, replace(cfg, classifier=replace(cfg.classifier, model=model)))
-            s = label_summary(faces, meta, (frames[0].shape[1], frames[0].shape[0]))
-            print(f"| {video.name} | {model} | {s['mask'][0]}/{s['mask'][1]} | {s['no_mask'][0]}/{s['no_mask'][1]} | "
-                  f"{s['mask'][2] + s['no_mask'][2]} |")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -138,6 +138,7 @@ def train_run(
     split = dataset.split_dataset(data.labels, data.groups, test_fraction=t.test_split, seed=t.seed)
     fit_idx, val_idx = _validation_split(data, split, cfg)
     weights = dataset.class_weights(data.labels[fit_idx], t.class_weight)  # from the fitted images only
+    named_weights = _named_weights(data, weights)
     base_weights = _base_weights(cfg)  # before the run directory: a missing asset is a clean error
 
     import keras
@@ -150,7 +151,7 @@ def train_run(
         if data.skipped:
             log.warning("skipped %d file(s), listed in the model card and split.json", len(data.skipped))
         _log_split(data, split, val_idx is not None)
-        log.info("class weights (train.class_weight=%s): %s", t.class_weight, _named_weights(data, weights))
+        log.info("class weights (train.class_weight=%s): %s", t.class_weight, named_weights)
         write_json_atomic(run_dir / "split.json", _split_record(data, split, fit_idx, val_idx, dataset_dir))
 
         keras.utils.set_random_seed(t.seed)
@@ -201,7 +202,7 @@ def train_run(
             }
             history = {k: history.get(k, []) + ft_history.get(k, []) for k in history}
 
-        _write_reports(run_dir, result, phases, _named_weights(data, weights))
+        _write_reports(run_dir, result, phases, named_weights)
         # Step 11: plots.
         plots.plot_history(history, run_dir / "history.png", title="Mask classifier")
         plots.plot_confusion(result["confusion_matrix"]["matrix"], result["class_names"], run_dir / "confusion.png")
@@ -219,7 +220,7 @@ def train_run(
             "threshold": cfg.classifier.threshold,
             "metrics": metrics,
             "phases": {name: p["metrics"] for name, p in phases.items()},
-            "class_weight": _named_weights(data, weights),
+            "class_weight": named_weights,
             "dataset": {
                 "path": str(Path(dataset_dir).resolve()),
                 **data.summary(),
