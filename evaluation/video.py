@@ -160,6 +160,8 @@ def _main(argv: Sequence[str] | None = None) -> int:
     from face_detector import build_face_detector
 
     detector = build_face_detector(cfg, video=True)
+    classifiers = {m: MaskClassifier.from_config(replace(cfg, classifier=replace(cfg.classifier, model=m)))
+                   for m in args.labels}  # fmt: skip  (a missing model fails before any work)
     every = cfg.tracking.detect_every
     print("| video | tracking | recall | masked | unmasked | extra boxes | boxes without face |")
     print("|---|---|---|---|---|---|---|")
@@ -175,8 +177,7 @@ def _main(argv: Sequence[str] | None = None) -> int:
             s = summarize(boxes, meta, frame_wh)
             print(f"| {video.name} | {name} | {s['recall']} | {s['recall_mask']} | {s['recall_no_mask']} | "
                   f"{s['extra_boxes']} | {s['boxes_without_face']} |")
-        for model in args.labels:
-            classify = MaskClassifier.from_config(replace(cfg, classifier=replace(cfg.classifier, model=model)))
+        for model, classify in classifiers.items():
             s = label_summary(pipeline_faces(frames, cfg, (detector, classify)), meta, frame_wh)
             labels.append(f"| {video.name} | {model} | {s['mask'][0]}/{s['mask'][1]} | "
                           f"{s['no_mask'][0]}/{s['no_mask'][1]} | {s['mask'][2] + s['no_mask'][2]} |")

@@ -74,3 +74,12 @@ def test_bad_arguments_are_one_line_errors(tmp_path, capsys):
     assert "--max-missed" in capsys.readouterr().err
     assert main([str(video)]) == 2
     assert "v.json not found" in capsys.readouterr().err
+
+
+def test_a_missing_labels_model_fails_before_any_work(capsys):
+    from pathlib import Path
+
+    demo = Path(__file__).resolve().parents[1] / "demo" / "demo.mp4"
+    assert main([str(demo), "--labels", "no_such_model"]) == 2
+    captured = capsys.readouterr()
+    assert "no trained model" in captured.err and "| video |" not in captured.out
