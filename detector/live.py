@@ -39,7 +39,7 @@ import cv2
 import numpy as np
 
 from detector.pipeline import Classify, Detect, Pipeline
-from detector.tracking import MIN_TRACKED_POINTS, FaceTracker, grid_points, move_box, reliable_flow, to_gray
+from detector.tracking import FaceTracker, flow_boxes, to_gray
 from maskwatch.faces import MASK, Faces
 from maskwatch.geometry import match_by_iou
 
@@ -74,10 +74,7 @@ def carry_boxes(gray_then: np.ndarray, gray_now: np.ndarray, xyxy: np.ndarray) -
     xyxy = np.asarray(xyxy, np.float64).reshape(-1, 4)
     if len(xyxy) == 0 or gray_then is gray_now:
         return xyxy.copy()
-    old = grid_points(xyxy)
-    reliable, new = reliable_flow(gray_then, gray_now, old)
-    out = np.array([move_box(box, o[ok], n[ok]) if ok.sum() >= MIN_TRACKED_POINTS else box
-                    for box, o, n, ok in zip(xyxy, old, new, reliable, strict=True)])  # fmt: skip
+    out, _ = flow_boxes(gray_then, gray_now, xyxy)
     height, width = gray_now.shape[:2]
     out[:, 0::2], out[:, 1::2] = np.clip(out[:, 0::2], 0, width), np.clip(out[:, 1::2], 0, height)
     return out

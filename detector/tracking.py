@@ -113,22 +113,44 @@ def reliable_flow(gray_before: np.ndarray, gray_now: np.ndarray, points_xy: np.n
     return ok.reshape(points_xy.shape[:2]), new.reshape(points_xy.shape)
 
 
-def move_box(box_xyxy: np.ndarray, old_pts: np.ndarray, new_pts: np.ndarray) -> np.ndarray:
-    """The box shifted by the median point motion and scaled by the median change of pairwise point distances
-    (MedianFlow). float64 (4,)."""
-    shift = np.median(new_pts - old_pts, axis=0)
-    scale = 1.0
-    if len(old_pts) >= 2:
-        i, j = np.triu_indices(len(old_pts), k=1)
-        d_old = np.linalg.norm(old_pts[i] - old_pts[j], axis=1)
-        d_new = np.linalg.norm(new_pts[i] - new_pts[j], axis=1)
-        ok = d_old > 1e-3
-        if ok.any():
-            scale = float(np.median(d_new[ok] / d_old[ok]))
-    box = np.asarray(box_xyxy, np.float64)
-    center = (box[:2] + box[2:]) / 2 + shift
-    half = (box[2:] - box[:2]) / 2 * scale
-    return np.concatenate([center - half, center + half])
+def masked_median(values: np.ndarray, mask: np.ndarray, default: float) -> np.ndarray:
+    """Median along axis 1 of each row's values where ``mask`` (the mean of the two middle ones for an even count),
+    ``default`` for a row with none. values (n, k) or (n, k, d) -> (n,) or (n, d)."""
+    mask = mask.reshape(mask.shape + (1,) * (values.ndim - 2))
+    ordered = np.sort(np.where(mask, values, np.inf), axis=1)  # the masked-out values sort last
+    count = mask.sum(axis=1, keepdims=True)
+    low = np.take_along_axis(ordered, np.maximum((count - 1) // 2, 0), axis=1)
+    high = np.take_along_axis(ordered, np.maximum(count // 2, 0).clip(max=values.shape[1] - 1), axis=1)
+    return np.where(count > 0, (low + high) / 2, default).squeeze(1)
+
+
+def move_boxes(xyxy: np.ndarray, old_pts: np.ndarray, new_pts: np.ndarray, reliable: np.ndarray) -> np.ndarray:
+    """Each box shifted by the median motion of its reliable points and scaled by the median change of the
+    distances between pairs of them (MedianFlow); a box with no reliable pair keeps its size, one with no reliable
+    point stays put. ``old_pts`` / ``new_pts`` float (n, k, 2), ``reliable`` bool (n, k). float64 (n, 4)."""
+    xyxy = np.asarray(xyxy, np.float64).reshape(-1, 4)
+    old, new = np.asarray(old_pts, np.float64), np.asarray(new_pts, np.float64)
+    shift = masked_median(new - old, reliable, 0.0)
+    i, j = np.triu_indices(old.shape[1], k=1)
+    d_old, d_new = (np.hypot(*np.moveaxis(p[:, i] - p[:, j], 2, 0)) for p in (old, new))
+    pair_ok = reliable[:, i] & reliable[:, j] & (d_old > 1e-3)
+    scale = masked_median(d_new / np.where(pair_ok, d_old, 1.0), pair_ok, 1.0)[:, None]
+    center = (xyxy[:, :2] + xyxy[:, 2:]) / 2 + shift
+    half = (xyxy[:, 2:] - xyxy[:, :2]) / 2 * scale
+    return np.concatenate([center - half, center + half], axis=1)
+
+
+def flow_boxes(gray_before: np.ndarray, gray_now: np.ndarray, xyxy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Boxes of ``gray_before`` moved to ``gray_now`` along the flow of a grid of points in each (``move_boxes``),
+    not clipped, and which were lost (fewer than ``MIN_TRACKED_POINTS`` reliable points: those stay put).
+    float64 (n, 4), bool (n,)."""
+    xyxy = np.asarray(xyxy, np.float64).reshape(-1, 4)
+    if len(xyxy) == 0:
+        return xyxy.copy(), np.zeros(0, bool)
+    old = grid_points(xyxy)
+    reliable, new = reliable_flow(gray_before, gray_now, old)
+    lost = reliable.sum(axis=1) < MIN_TRACKED_POINTS
+    return np.where(lost[:, None], xyxy, move_boxes(xyxy, old, new, reliable)), lost
 
 
 def box_side_px(xyxy: np.ndarray) -> np.ndarray:
@@ -444,16 +466,13 @@ class FaceTracker:
 
     def _move(self, gray_before: np.ndarray, gray_now: np.ndarray) -> None:
         """Every track moved along the flow; tracks with an empty box (they left the frame) dropped."""
-        old = grid_points(np.array([t.box_xyxy for t in self.tracks]))
-        reliable, new = reliable_flow(gray_before, gray_now, old)
+        moved, lost = flow_boxes(gray_before, gray_now, np.array([t.box_xyxy for t in self.tracks]))
         height, width = gray_now.shape[:2]
         kept, left = [], []
-        for track, o, n, ok in zip(self.tracks, old, new, reliable, strict=True):
-            lost = ok.sum() < MIN_TRACKED_POINTS
-            box = np.rint(track.box_xyxy if lost else move_box(track.box_xyxy, o[ok], n[ok]))
+        for track, box, gone in zip(self.tracks, np.rint(moved), lost, strict=True):
             box[0::2], box[1::2] = np.clip(box[0::2], 0, width), np.clip(box[1::2], 0, height)
             if box[2] > box[0] and box[3] > box[1]:
-                kept.append(replace(track, box_xyxy=box, lost=bool(lost)))
+                kept.append(replace(track, box_xyxy=box, lost=bool(gone)))
             else:  # a face that left the frame: no longer drawn
                 left.append(track)
         self._forget(left)

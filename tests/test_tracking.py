@@ -15,7 +15,7 @@ from detector.tracking import (
     Track,
     appearance,
     grid_points,
-    move_box,
+    move_boxes,
     similarity,
     unmatched,
     vote,
@@ -45,12 +45,40 @@ def test_grid_points_inside_box():
     assert pts[0, :, 1].min() == pytest.approx(60) and pts[0, :, 1].max() == pytest.approx(180)
 
 
-def test_move_box_translation_and_scale():
-    box = np.array([10.0, 20.0, 50.0, 60.0])
-    pts = grid_points(box)[0]
-    np.testing.assert_allclose(move_box(box, pts, pts + np.array([5.0, -3.0])), [15, 17, 55, 57], atol=1e-4)
+def test_move_boxes_translation_and_scale():
+    box = np.array([[10.0, 20.0, 50.0, 60.0]])
+    pts = grid_points(box)
+    ok = np.ones(pts.shape[:2], bool)
+    np.testing.assert_allclose(move_boxes(box, pts, pts + np.array([5.0, -3.0]), ok), [[15, 17, 55, 57]], atol=1e-4)
     center = np.array([30.0, 40.0])
-    np.testing.assert_allclose(move_box(box, pts, center + 2 * (pts - center)), [-10, 0, 70, 80], atol=1e-3)
+    np.testing.assert_allclose(move_boxes(box, pts, center + 2 * (pts - center), ok), [[-10, 0, 70, 80]], atol=1e-3)
+
+
+def _median_flow_one_box(box: np.ndarray, old: np.ndarray, new: np.ndarray) -> np.ndarray:
+    """MedianFlow of one box from its reliable points only, written out plainly (the reference)."""
+    shift = np.median(new - old, axis=0) if len(old) else np.zeros(2)
+    pairs = [(np.linalg.norm(new[i] - new[j]), np.linalg.norm(old[i] - old[j]))
+             for i in range(len(old)) for j in range(i + 1, len(old))]  # fmt: skip
+    ratios = [d_new / d_old for d_new, d_old in pairs if d_old > 1e-3]
+    scale = float(np.median(ratios)) if ratios else 1.0
+    center, half = (box[:2] + box[2:]) / 2 + shift, (box[2:] - box[:2]) / 2 * scale
+    return np.concatenate([center - half, center + half])
+
+
+def test_move_boxes_uses_each_box_s_reliable_points_only():
+    rng = np.random.default_rng(3)
+    boxes = np.array([[10, 20, 50, 60], [100, 80, 180, 200], [5, 5, 25, 30], [0, 0, 40, 40]], np.float64)
+    old = grid_points(boxes).astype(np.float64)
+    new = old * rng.uniform(0.8, 1.3, (4, 1, 1)) + rng.normal(0, 4, old.shape)
+    reliable = rng.random(old.shape[:2]) < 0.6
+    reliable[2] = False  # no reliable point: the box stays put
+    reliable[3] = False
+    reliable[3, 7] = True  # one reliable point: shifted by it, size kept
+    got = move_boxes(boxes, old, new, reliable)
+    for box, o, n, ok, row in zip(boxes, old, new, reliable, got, strict=True):
+        np.testing.assert_allclose(row, _median_flow_one_box(box, o[ok], n[ok]), atol=1e-9)
+    np.testing.assert_allclose(got[2], boxes[2])
+    np.testing.assert_allclose(got[3, 2:] - got[3, :2], boxes[3, 2:] - boxes[3, :2])
 
 
 def _texture() -> np.ndarray:
