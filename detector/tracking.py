@@ -4,7 +4,7 @@ The pipeline (``detector.pipeline``) decides the key frames and runs the face de
 detections matches them to the tracks (``match_tracks``: greedy one-to-one, best IoU first, IoU >= ``MATCH_IOU``):
 a matched detection keeps its track's id, an unmatched one starts a new track with a new id. ``update(frame, None)``
 carries the tracks along the optical flow: each box moves by the median Lucas-Kanade flow of a grid of points inside
-it (translation plus scale, ~1 ms for a few faces) and keeps its P(mask).
+it (translation plus scale, all boxes in one ``flow_boxes`` call) and keeps its P(mask).
 
 Coasting: a track no detection matches is kept, still following the flow and keeping its P(mask), for up to
 ``max_missed`` key frames in a row (config ``tracking.max_missed``), unless its size drifted beyond
@@ -23,7 +23,7 @@ velocity between detections (SORT's constant-velocity prediction). A face missed
 another while crossing, stays the same person.
 
 Re-identification: a detection that is still new after that is compared by its look (``appearance``: the
-hue-saturation histogram of the face box, ~0.1 ms a face) with the second stage's candidates (live tracks no
+hue-saturation histogram of the face box) with the second stage's candidates (live tracks no
 detection claimed, remembered tracks) unseen for at most ``reid_keyframes`` key frames (config
 ``tracking.reid_keyframes``, 0 = off); the most similar one (Bhattacharyya coefficient >= ``REID_MIN_SIMILARITY``,
 face size within ``REID_MAX_SCALE``) gives it its id back, one to one. A person who leaves and comes back, or whose
