@@ -1,0 +1,59 @@
+"""tools/wrong_mask_head.py: the three-class model that keeps a binary model's P(mask) and adds P(incorrect)."""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+_spec = importlib.util.spec_from_file_location("wrong_mask_head", Path(__file__).resolve().parents[1] / "tools" /
+                                               "wrong_mask_head.py")  # fmt: skip
+wmh = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(wmh)
+
+
+def test_composed_columns_sum_to_one_and_keep_the_binary_answer_below_the_incorrect_share():
+    p_mask = np.array([[0.9], [0.2], [0.6], [0.5]])
+    q = np.array([[0.1], [0.7], [0.0], [1.0]])
+    probs = wmh.composed_probs(p_mask, q)
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0)
+    np.testing.assert_allclose(probs[:, 2], q[:, 0])
+    np.testing.assert_allclose(probs[:3, 1] / (probs[:3, 0] + probs[:3, 1]), p_mask[:3, 0])  # P(mask) among the two
+    assert list(np.argmax(probs, axis=1)) == [1, 2, 1, 2]  # (no_mask, mask, incorrect) columns
+
+
+def test_composed_model_keeps_p_mask_and_moves_the_incorrect_logit():
+    from train.model import build_classifier
+
+    binary = build_classifier(32, None)
+    head = wmh.build_head(tuple(binary.get_layer("head_pool").input.shape[1:]), seed=0)
+    images = np.random.default_rng(0).uniform(0, 255, (4, 32, 32, 3)).astype(np.float32)
+    p_mask = np.asarray(binary(images, training=False))[:, 0]
+    plain, shifted = (np.asarray(wmh.compose(binary, head, shift)(images, training=False)) for shift in (0.0, -2.0))
+    for probs in (plain, shifted):
+        np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
+        np.testing.assert_allclose(probs[:, 1] / (probs[:, 0] + probs[:, 1]), p_mask, atol=1e-5)
+
+    def logit(p: np.ndarray) -> np.ndarray:
+        return np.log(p / (1 - p))
+
+    np.testing.assert_allclose(logit(shifted[:, 2]), logit(plain[:, 2]) - 2.0, atol=1e-3)
+    assert math.isclose(float(np.mean(plain[:, 2] > shifted[:, 2])), 1.0)
+
+
+def test_a_binary_model_without_a_keras_file_is_a_one_line_error(tmp_path, capsys):
+    assert wmh.main([str(tmp_path / "missing"), str(tmp_path), str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "no Keras file of the binary model" in err and len(err.splitlines()) == 1
+
+
+@pytest.mark.parametrize("threshold", ["0", "1.5"])
+def test_an_incorrect_threshold_outside_0_1_is_rejected(tmp_path, capsys, threshold):
+    (tmp_path / "b.keras").write_bytes(b"")
+    (tmp_path / "ds" / "incorrect_mask").mkdir(parents=True)
+    args = [str(tmp_path / "b"), str(tmp_path / "ds"), str(tmp_path / "o"), "--incorrect-threshold", threshold]
+    assert wmh.main(args) == 2
+    assert "--incorrect-threshold must be between 0 and 1" in capsys.readouterr().err

@@ -1,0 +1,198 @@
+"""``python tools/wrong_mask_head.py BINARY_STEM DATASET OUT_STEM``: a three-class classifier that keeps a trained
+binary model's mask / no-mask answer and adds a head for masks worn wrong.
+
+The binary model (``BINARY_STEM.keras``) stays as it is, so its P(mask) is unchanged. A second head of the seed's
+shape (Dense(128, relu), Dropout(0.5), Dense(1, sigmoid)) reads the same pooled MobileNetV2 features and gives
+q = P(incorrect). The saved model's output is the softmax-like vector over (no_mask, mask, incorrect):
+((1 - P(mask)) (1 - q), P(mask) (1 - q), q), so the detector runs it as any three-class model (one forward pass).
+``--incorrect-threshold T`` moves q's logit by -logit(T): "incorrect" then wins roughly where q >= T.
+
+Only the new head trains: DATASET's ``with_mask/``, ``without_mask/``, ``incorrect_mask/`` (``groups.csv``), the
+group-aware split of ``train.test_split`` (a person stays on one side), features of ``--copies`` augmented copies of
+each training image (``augment`` config) plus the image itself, binary cross-entropy (incorrect vs the rest) with
+balanced weights, Adam, the best epoch on a group-aware validation part. The test split's confusion matrix goes to
+the card. Needs the train extras (TensorFlow).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from maskwatch.card import CLASS_NAMES_3
+from maskwatch.checksums import file_sha256
+from maskwatch.cli import add_config_args, config_from_args, run
+from maskwatch.errors import UserError
+from maskwatch.files import IMAGE_EXTS, atomic_path
+
+INCORRECT = 2  # train.dataset's label of incorrect_mask/
+FEATURES_LAYER = "head_pool"  # its input: the binary model's MobileNetV2 feature map, 7 x 7 x 1280 at 224 (train.model)
+HEAD_EPOCHS = 60
+VAL_SHARE = 0.15
+
+
+def composed_probs(p_mask: Any, q: Any) -> Any:
+    """The three columns (no_mask, mask, incorrect) from P(mask) and P(incorrect); works on numpy and Keras
+    tensors alike (n, 1) -> (n, 3)."""
+    rest = 1 - q
+    parts = [(1 - p_mask) * rest, p_mask * rest, q]
+    if isinstance(p_mask, np.ndarray):
+        return np.concatenate(parts, axis=1)
+    import keras
+
+    return keras.layers.Concatenate(name="class_probs")(parts)
+
+
+def build_head(map_shape: tuple[int, ...], seed: int) -> Any:
+    """Feature map -> 1x1 conv to 32 channels (the head keeps where on the face things are) -> Flatten -> the seed's
+    Dense(128, relu), Dropout(0.5), Dense(1, sigmoid)."""
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input(tuple(map_shape), name="feature_map")
+    x = keras.layers.Conv2D(32, 1, activation="relu", name="wrong_reduce")(inputs)
+    x = keras.layers.Flatten(name="wrong_flatten")(x)
+    x = keras.layers.Dense(128, activation="relu", name="wrong_dense")(x)
+    x = keras.layers.Dropout(0.5, name="wrong_dropout")(x)
+    return keras.Model(inputs, keras.layers.Dense(1, activation="sigmoid", name="p_incorrect")(x))
+
+
+def compose(binary: Any, head: Any, logit_shift: float) -> Any:
+    """The binary model with ``head`` on its features, q's logit moved by ``logit_shift``: output (n, 3)."""
+    import keras
+
+    x = binary.get_layer(FEATURES_LAYER).input
+    for layer in head.layers[1:-1]:
+        x = layer(x)
+    kernel, bias = head.layers[-1].get_weights()
+    last = keras.layers.Dense(1, activation="sigmoid", name="p_incorrect")
+    q = last(x)
+    last.set_weights([kernel, bias + logit_shift])
+    return keras.Model(binary.input, composed_probs(binary.output, q), name="mask_classifier_3class")
+
+
+def features_of(extractor: Any, images_rgb: np.ndarray, augmenter: Any | None, batch: int = 64) -> np.ndarray:
+    """The feature map of each image (augmented first when ``augmenter`` is given), float16, in batches."""
+    out = []
+    for start in range(0, len(images_rgb), batch):
+        x = images_rgb[start : start + batch].astype(np.float32)
+        if augmenter is not None:
+            x = np.asarray(augmenter(x, training=True))
+        out.append(np.asarray(extractor(x, training=False), np.float16))
+    return np.concatenate(out) if out else np.zeros((0, *extractor.output_shape[1:]), np.float16)
+
+
+def _confusion(labels: np.ndarray, predicted: np.ndarray) -> list[list[int]]:
+    return [[int(((labels == a) & (predicted == b)).sum()) for b in range(3)] for a in range(3)]
+
+
+def _main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    cfg = config_from_args(args)
+    binary_keras = Path(f"{args.binary_stem}.keras")
+    if not binary_keras.is_file():
+        raise UserError(f"no Keras file of the binary model at {binary_keras} (python -m train writes one)")
+    if not (args.dataset / "incorrect_mask").is_dir():
+        raise UserError(f"{args.dataset} has no incorrect_mask/ folder (python -m train.maskify SRC DST --classes 3)")
+    if not 0 < args.incorrect_threshold < 1:
+        raise UserError(f"--incorrect-threshold must be between 0 and 1, got {args.incorrect_threshold}")
+    import keras
+
+    from train import dataset
+    from train.augment import build_augmenter
+    from train.export import save_classifier
+
+    t = cfg.train
+    data = dataset.load_dataset(args.dataset, image_size=t.image_size, image_exts=IMAGE_EXTS)
+    split = dataset.split_dataset(data.labels, data.groups, test_fraction=t.test_split, seed=t.seed)
+    groups = [data.groups[i] for i in split.train]
+    inner = dataset.split_dataset(data.labels[split.train], groups, test_fraction=VAL_SHARE, seed=t.seed)
+    fit_idx, val_idx = split.train[inner.train], split.train[inner.test]
+    binary = keras.models.load_model(binary_keras, compile=False)
+    extractor = keras.Model(binary.input, binary.get_layer(FEATURES_LAYER).input)
+    augmenter = build_augmenter(cfg.augment, seed=t.seed)
+    print(f"features: {len(fit_idx)} training images x {args.copies + 1}, {len(val_idx)} validation, "
+          f"{len(split.test)} test", file=sys.stderr)  # fmt: skip
+    key = f"{file_sha256(binary_keras)[:16]}-{data.content_sha256[:16]}-{args.copies}-{t.seed}-{t.test_split}"
+    cached = args.cache / f"wrong-mask-features-{key}.npz" if args.cache else None
+    if cached is not None and cached.is_file():
+        with np.load(cached) as saved:
+            x_fit, x_val = saved["fit"], saved["val"]
+    else:
+        x_fit = np.concatenate(
+            [features_of(extractor, data.images_rgb[fit_idx], None)]
+            + [features_of(extractor, data.images_rgb[fit_idx], augmenter) for _ in range(args.copies)]
+        )
+        x_val = features_of(extractor, data.images_rgb[val_idx], None)
+        if cached is not None:
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            with atomic_path(cached) as tmp, open(tmp, "wb") as f:
+                np.savez(f, fit=x_fit, val=x_val)
+    y_fit = np.tile((data.labels[fit_idx] == INCORRECT).astype(np.float32), args.copies + 1)
+    y_val = (data.labels[val_idx] == INCORRECT).astype(np.float32)
+    head = build_head(x_fit.shape[1:], t.seed)
+    head.compile(optimizer=keras.optimizers.Adam(args.learning_rate), loss="binary_crossentropy",
+                 metrics=[keras.metrics.BinaryAccuracy(name="accuracy")])  # fmt: skip
+    n_pos = max(float(y_fit.sum()), 1.0)
+    weights = {0: len(y_fit) / (2 * max(len(y_fit) - n_pos, 1.0)), 1: len(y_fit) / (2 * n_pos)}
+    best = keras.callbacks.EarlyStopping(monitor="val_loss", patience=10, restore_best_weights=True)
+    history = head.fit(x_fit, y_fit, validation_data=(x_val, y_val), epochs=args.epochs, batch_size=t.batch_size,
+                       class_weight=weights, callbacks=[best], verbose=2)  # fmt: skip
+    shift = -math.log(args.incorrect_threshold / (1 - args.incorrect_threshold))
+    model = compose(binary, head, shift)
+    test_probs = np.asarray(model.predict(data.images_rgb[split.test].astype(np.float32), verbose=0))
+    labels = data.labels[split.test]
+    confusion = _confusion(labels, np.argmax(test_probs, axis=1))
+    print("test confusion (rows: no_mask, mask, incorrect):", confusion, file=sys.stderr)
+    card = {
+        "made_by": "tools/wrong_mask_head.py: the binary model " + str(args.binary_stem) + " unchanged, plus a "
+                   "P(incorrect) head on its pooled features; output ((1-P(mask))(1-q), P(mask)(1-q), q)",
+        "incorrect_threshold": args.incorrect_threshold,
+        "dataset": {"path": str(args.dataset), "content_sha256": data.content_sha256,
+                    "counts": {n: int((data.labels == k).sum()) for k, n in enumerate(CLASS_NAMES_3)},
+                    "split": {"fit": len(fit_idx), "validation": len(val_idx), "test": len(split.test)}},
+        "head_training": {"copies": args.copies, "epochs_run": len(history.history["loss"]),
+                          "learning_rate": args.learning_rate, "class_weight": weights},
+        "metrics": {"test_confusion_no_mask_mask_incorrect": confusion,
+                    "test_accuracy": float(np.trace(np.array(confusion)) / max(len(labels), 1))},
+        "reproduce": [" ".join(["python tools/wrong_mask_head.py", *map(str, sys.argv[1:] if argv is None else argv)])],
+    }  # fmt: skip
+    paths = save_classifier(model, args.out_stem, card)
+    print(f"wrote {', '.join(str(p) for p in paths.values())}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python tools/wrong_mask_head.py", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser.add_argument("binary_stem", type=Path, help="trained binary model (stem of its .keras and .json)")
+    parser.add_argument("dataset", type=Path, help="three-class crop dataset (with_mask, without_mask, incorrect_mask)")
+    parser.add_argument("out_stem", type=Path, help="where to write the three-class model (.keras .h5 .tflite .json)")
+    parser.add_argument("--copies", type=int, default=4, help="augmented copies of each training image (4)")
+    parser.add_argument("--epochs", type=int, default=HEAD_EPOCHS, help=f"most epochs of the head ({HEAD_EPOCHS})")
+    parser.add_argument("--learning-rate", type=float, default=1e-3, help="Adam's learning rate (0.001)")
+    parser.add_argument(
+        "--incorrect-threshold",
+        type=float,
+        default=0.5,
+        help="q at which incorrect wins, folded into the head's bias (0.5: unchanged)",
+    )
+    parser.add_argument("--cache", type=Path, help="folder to keep the training features in between runs")
+    add_config_args(parser)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run(_main, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
