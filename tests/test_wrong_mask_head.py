@@ -26,13 +26,16 @@ def test_composed_columns_sum_to_one_and_keep_the_binary_answer_below_the_incorr
 
 
 def test_composed_model_keeps_p_mask_and_moves_the_incorrect_logit():
+    import keras
+
     from train.model import build_classifier
 
     binary = build_classifier(32, None)
-    head = wmh.build_head(tuple(binary.get_layer("head_pool").input.shape[1:]), seed=0)
+    shape = tuple(binary.get_layer("head_pool").input.shape[1:])
+    heads = [wmh.build_head(shape, seed=0), wmh.build_head(shape, seed=1)]
     images = np.random.default_rng(0).uniform(0, 255, (4, 32, 32, 3)).astype(np.float32)
     p_mask = np.asarray(binary(images, training=False))[:, 0]
-    plain, shifted = (np.asarray(wmh.compose(binary, head, shift)(images, training=False)) for shift in (0.0, -2.0))
+    plain, shifted = (np.asarray(wmh.compose(binary, heads, shift)(images, training=False)) for shift in (0.0, -2.0))
     for probs in (plain, shifted):
         np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
         np.testing.assert_allclose(probs[:, 1] / (probs[:, 0] + probs[:, 1]), p_mask, atol=1e-5)
@@ -41,6 +44,9 @@ def test_composed_model_keeps_p_mask_and_moves_the_incorrect_logit():
         return np.log(p / (1 - p))
 
     np.testing.assert_allclose(logit(shifted[:, 2]), logit(plain[:, 2]) - 2.0, atol=1e-3)
+    feature_map = np.asarray(keras.Model(binary.input, binary.get_layer("head_pool").input)(images, training=False))
+    mean_logit = np.mean([np.asarray(h(feature_map, training=False))[:, 0] for h in heads], axis=0)
+    np.testing.assert_allclose(plain[:, 2], 1 / (1 + np.exp(-mean_logit)), atol=1e-5)  # the heads' mean logit
     assert math.isclose(float(np.mean(plain[:, 2] > shifted[:, 2])), 1.0)
 
 

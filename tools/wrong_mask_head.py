@@ -51,31 +51,33 @@ def composed_probs(p_mask: Any, q: Any) -> Any:
     return keras.layers.Concatenate(name="class_probs")(parts)
 
 
-def build_head(map_shape: tuple[int, ...], seed: int) -> Any:
-    """Feature map -> 1x1 conv to 32 channels (the head keeps where on the face things are) -> Flatten -> the seed's
-    Dense(128, relu), Dropout(0.5), Dense(1, sigmoid)."""
+def build_head(map_shape: tuple[int, ...], seed: int, *, channels: int = 32, l2: float = 0.0) -> Any:
+    """Feature map -> 1x1 conv to ``channels`` (the head keeps where on the face things are) -> Flatten -> the
+    seed's Dense(128, relu), Dropout(0.5), Dense(1): the logit of P(incorrect); ``l2``: weight decay of the kernels.
+    Layer names end in ``_{seed}`` so several heads fit in one model."""
     import keras
 
     keras.utils.set_random_seed(seed)
     inputs = keras.Input(tuple(map_shape), name="feature_map")
-    x = keras.layers.Conv2D(32, 1, activation="relu", name="wrong_reduce")(inputs)
-    x = keras.layers.Flatten(name="wrong_flatten")(x)
-    x = keras.layers.Dense(128, activation="relu", name="wrong_dense")(x)
-    x = keras.layers.Dropout(0.5, name="wrong_dropout")(x)
-    return keras.Model(inputs, keras.layers.Dense(1, activation="sigmoid", name="p_incorrect")(x))
+    decay = keras.regularizers.L2(l2) if l2 > 0 else None
+    x = keras.layers.Conv2D(channels, 1, activation="relu", kernel_regularizer=decay, name=f"wrong_reduce_{seed}")(
+        inputs
+    )
+    x = keras.layers.Flatten(name=f"wrong_flatten_{seed}")(x)
+    x = keras.layers.Dense(128, activation="relu", kernel_regularizer=decay, name=f"wrong_dense_{seed}")(x)
+    x = keras.layers.Dropout(0.5, name=f"wrong_dropout_{seed}")(x)
+    return keras.Model(inputs, keras.layers.Dense(1, name=f"incorrect_logit_{seed}")(x), name=f"head_{seed}")
 
 
-def compose(binary: Any, head: Any, logit_shift: float) -> Any:
-    """The binary model with ``head`` on its features, q's logit moved by ``logit_shift``: output (n, 3)."""
+def compose(binary: Any, heads: Sequence[Any], logit_shift: float) -> Any:
+    """The binary model with ``heads`` on its feature map: q = sigmoid(mean of their logits + ``logit_shift``);
+    output (n, 3) (``composed_probs``)."""
     import keras
 
-    x = binary.get_layer(FEATURES_LAYER).input
-    for layer in head.layers[1:-1]:
-        x = layer(x)
-    kernel, bias = head.layers[-1].get_weights()
-    last = keras.layers.Dense(1, activation="sigmoid", name="p_incorrect")
-    q = last(x)
-    last.set_weights([kernel, bias + logit_shift])
+    features = binary.get_layer(FEATURES_LAYER).input
+    logits = [head(features) for head in heads]
+    logit = keras.layers.Average(name="incorrect_logit")(logits) if len(logits) > 1 else logits[0]
+    q = keras.layers.Activation("sigmoid", name="p_incorrect")(logit + logit_shift)
     return keras.Model(binary.input, composed_probs(binary.output, q), name="mask_classifier_3class")
 
 
@@ -138,28 +140,35 @@ def _main(argv: Sequence[str] | None = None) -> int:
                 np.savez(f, fit=x_fit, val=x_val)
     y_fit = np.tile((data.labels[fit_idx] == INCORRECT).astype(np.float32), args.copies + 1)
     y_val = (data.labels[val_idx] == INCORRECT).astype(np.float32)
-    head = build_head(x_fit.shape[1:], t.seed)
-    head.compile(optimizer=keras.optimizers.Adam(args.learning_rate), loss="binary_crossentropy",
-                 metrics=[keras.metrics.BinaryAccuracy(name="accuracy")])  # fmt: skip
     n_pos = max(float(y_fit.sum()), 1.0)
     weights = {0: len(y_fit) / (2 * max(len(y_fit) - n_pos, 1.0)), 1: len(y_fit) / (2 * n_pos)}
-    best = keras.callbacks.EarlyStopping(monitor="val_loss", patience=10, restore_best_weights=True)
-    history = head.fit(x_fit, y_fit, validation_data=(x_val, y_val), epochs=args.epochs, batch_size=t.batch_size,
-                       class_weight=weights, callbacks=[best], verbose=2)  # fmt: skip
+    heads, epochs_run = [], []
+    for k in range(args.heads):
+        head = build_head(x_fit.shape[1:], t.seed + k, channels=args.channels, l2=args.l2)
+        head.compile(optimizer=keras.optimizers.Adam(args.learning_rate),
+                     loss=keras.losses.BinaryCrossentropy(from_logits=True))  # fmt: skip
+        best = keras.callbacks.EarlyStopping(monitor="val_loss", patience=10, restore_best_weights=True)
+        history = head.fit(x_fit, y_fit, validation_data=(x_val, y_val), epochs=args.epochs,
+                           batch_size=t.batch_size, class_weight=weights, callbacks=[best], verbose=0)  # fmt: skip
+        epochs_run.append(len(history.history["loss"]))
+        print(f"head {k + 1}/{args.heads}: {epochs_run[-1]} epochs, best validation loss "
+              f"{min(history.history['val_loss']):.4f}", file=sys.stderr)  # fmt: skip
+        heads.append(head)
     shift = -math.log(args.incorrect_threshold / (1 - args.incorrect_threshold))
-    model = compose(binary, head, shift)
+    model = compose(binary, heads, shift)
     test_probs = np.asarray(model.predict(data.images_rgb[split.test].astype(np.float32), verbose=0))
     labels = data.labels[split.test]
     confusion = _confusion(labels, np.argmax(test_probs, axis=1))
     print("test confusion (rows: no_mask, mask, incorrect):", confusion, file=sys.stderr)
     card = {
         "made_by": "tools/wrong_mask_head.py: the binary model " + str(args.binary_stem) + " unchanged, plus a "
-                   "P(incorrect) head on its pooled features; output ((1-P(mask))(1-q), P(mask)(1-q), q)",
+                   "P(incorrect) head on its feature map; output ((1-P(mask))(1-q), P(mask)(1-q), q)",
         "incorrect_threshold": args.incorrect_threshold,
         "dataset": {"path": str(args.dataset), "content_sha256": data.content_sha256,
                     "counts": {n: int((data.labels == k).sum()) for k, n in enumerate(CLASS_NAMES_3)},
                     "split": {"fit": len(fit_idx), "validation": len(val_idx), "test": len(split.test)}},
-        "head_training": {"copies": args.copies, "epochs_run": len(history.history["loss"]),
+        "head_training": {"copies": args.copies, "channels": args.channels, "l2": args.l2,
+                          "heads": args.heads, "epochs_run": epochs_run,
                           "learning_rate": args.learning_rate, "class_weight": weights},
         "metrics": {"test_confusion_no_mask_mask_incorrect": confusion,
                     "test_accuracy": float(np.trace(np.array(confusion)) / max(len(labels), 1))},
@@ -185,6 +194,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=0.5,
         help="q at which incorrect wins, folded into the head's bias (0.5: unchanged)",
     )
+    parser.add_argument("--heads", type=int, default=1, help="heads trained with different seeds, logits averaged (1)")
+    parser.add_argument("--channels", type=int, default=32, help="channels the feature map is reduced to (32)")
+    parser.add_argument("--l2", type=float, default=0.0, help="L2 weight decay of the head's kernels (0)")
     parser.add_argument("--cache", type=Path, help="folder to keep the training features in between runs")
     add_config_args(parser)
     return parser
