@@ -134,7 +134,7 @@ class Pipeline:
             scores = np.asarray(self.scores(faces[todo].crops(frame_bgr, self.crop_margin)), np.float32)
         if self.tracker is not None:
             self.tracker.set_prob_mask(faces.track_id[todo], scores)
-            return self.tracker.voted()
+            return self.tracker.faces(voted=True)
         # without tracking every face comes from the detector unclassified (class probabilities: no earlier ones)
         full = faces.prob_mask.copy() if scores.ndim == 1 else np.full((len(faces), scores.shape[1]), np.nan)
         full[todo] = scores
