@@ -301,7 +301,7 @@ class FaceTracker:
         self.tracks: list[Track] = []
         self.memory: list[Track] = []  # unseen tracks whose ids may come back
         self.revived = self.recognised = self.coasted = self.labels_reused = self._unmatched = 0
-        self._gray: np.ndarray | None = None
+        self.gray: np.ndarray | None = None  # grayscale of the frame the tracks were last moved to
         self._followed: np.ndarray | None = None  # the frame the tracks were last moved to
         self._next_id = 0
         self._claimed: set[int] = set()  # ids (``id()``) of the tracks the last key frame's detections continued
@@ -316,9 +316,9 @@ class FaceTracker:
             return any(t.lost for t in self.tracks)
         gray = to_gray(frame_bgr)
         self._frame += 1
-        if self._gray is not None and self.tracks:
-            self._move(self._gray, gray)
-        self._gray, self._followed = gray, frame_bgr
+        if self.gray is not None and self.tracks:
+            self._move(self.gray, gray)
+        self.gray, self._followed = gray, frame_bgr
         return any(t.lost for t in self.tracks)
 
     def update(self, frame_bgr: np.ndarray, detections: Faces | None) -> Faces:
