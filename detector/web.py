@@ -44,14 +44,10 @@ def live_counts(faces: Faces, stats: RunStats) -> dict[str, Any]:
         counts = stats.people.counts()  # by every label, zeros included
         return {"unit": "people", "in_view": counts.in_view | {"total": sum(counts.in_view.values())},
                 "seen": counts.seen | {"people": sum(counts.seen.values()), "frames": stats.frames + 1}}
-    n = count_labels(faces.label)  # every label
-    return {
-        "unit": "faces",
-        "in_view": n | {"total": len(faces)},
-        "seen": {"frames": stats.frames + 1, "faces": stats.faces + len(faces), "mask": stats.mask + n["mask"],
-                 "no_mask": stats.no_mask + n["no_mask"], "incorrect": stats.incorrect + n["incorrect"],
-                 "unknown": stats.unknown + n["unknown"]},
-    }
+    n = count_labels(faces.label)  # every label (each a RunStats count)
+    return {"unit": "faces", "in_view": n | {"total": len(faces)},
+            "seen": {"frames": stats.frames + 1, "faces": stats.faces + len(faces)}
+            | {name: getattr(stats, name) + k for name, k in n.items()}}
 
 
 def parse_serve(spec: str, default_host: str) -> tuple[str, int]:
