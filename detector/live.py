@@ -51,14 +51,14 @@ SAME_BOX_IOU = 0.5  # a tracked face and a carried detection overlapping this mu
 WORKER_NICE = 5  # nice levels the worker's threads run below the frame loop (Linux: per thread; CFS weight ~1/3)
 
 
-def lower_thread_priority(levels: int = WORKER_NICE) -> None:
-    """Run the calling thread (and the threads it starts later) ``levels`` nice levels lower; Linux only (there
+def lower_thread_priority() -> None:
+    """Run the calling thread (and the threads it starts later) ``WORKER_NICE`` nice levels lower; Linux only (there
     ``setpriority`` on a thread id is per thread), elsewhere nothing."""
     if not sys.platform.startswith("linux"):
         return
     with contextlib.suppress(OSError):
         tid = threading.get_native_id()
-        os.setpriority(os.PRIO_PROCESS, tid, os.getpriority(os.PRIO_PROCESS, tid) + levels)
+        os.setpriority(os.PRIO_PROCESS, tid, os.getpriority(os.PRIO_PROCESS, tid) + WORKER_NICE)
 
 
 def use_live(mode: str, source_kind: str) -> bool:
@@ -176,7 +176,7 @@ class LivePipeline(Pipeline):
         faces = self.detect(frame_bgr)
         prob = np.empty(0, np.float32)
         if len(faces):
-            prob = np.asarray(self.scores(faces.crops(frame_bgr, self.crop_margin)), np.float32)
+            prob = np.asarray(self.scores(faces.crops(frame_bgr)), np.float32)
         return Detection(seq, faces, prob, time.perf_counter() - t0)
 
     def _apply_ready(self, frame_bgr: np.ndarray) -> Faces | None:

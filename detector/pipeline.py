@@ -56,15 +56,14 @@ class Pipeline:
     """
 
     def __init__(
-        self, detect: Detect, classify: Classify, *, threshold: float = 0.5, crop_margin: float = 0.0,
-        detect_every: int = 1, track: bool | None = None, unsure_band: tuple[float, float] = (0.5, 0.5),
-        min_face_px: int = 0, **tracking: Any,
+        self, detect: Detect, classify: Classify, *, threshold: float = 0.5, detect_every: int = 1,
+        track: bool | None = None, unsure_band: tuple[float, float] = (0.5, 0.5), min_face_px: int = 0, **tracking: Any,
     ) -> None:  # fmt: skip
         """``track`` (default: ``detect_every`` > 1) makes a ``FaceTracker(**tracking)``."""
         if detect_every < 1:
             raise ValueError(f"detect_every must be >= 1, got {detect_every}")
         self.detect, self.classify, self.scores = detect, classify, scorer(classify)
-        self.threshold, self.crop_margin, self.detect_every = threshold, crop_margin, detect_every
+        self.threshold, self.detect_every = threshold, detect_every
         self.unsure_band, self.min_face_px = unsure_band, min_face_px
         tracked = detect_every > 1 if track is None else track
         self.tracker = FaceTracker(threshold=threshold, **tracking) if tracked else None
@@ -127,7 +126,7 @@ class Pipeline:
         scores = np.zeros(0, np.float32)
         if len(todo):
             self.model_calls += 1
-            scores = np.asarray(self.scores(faces[todo].crops(frame_bgr, self.crop_margin)), np.float32)
+            scores = np.asarray(self.scores(faces[todo].crops(frame_bgr)), np.float32)
         if self.tracker is not None:
             self.tracker.set_prob_mask(faces.track_id[todo], scores)
             return self.tracker.faces(voted=True)
