@@ -216,14 +216,6 @@ def vote_classes(mean_probs: np.ndarray, previous: int, hysteresis: float) -> in
     return best
 
 
-def is_sure(prob_mask: float, probs: tuple[float, ...] = ()) -> bool:
-    """A P(mask) so close to 0 or 1 (three classes: a class probability at least ``SURE_P``) that the label may be
-    reused without the classifier."""
-    if probs:
-        return max(probs) >= SURE_P
-    return prob_mask >= SURE_P or prob_mask <= 1 - SURE_P
-
-
 @dataclass
 class Track:
     """One tracked face: where it is, where it was last detected, its P(mask) and how old all that is."""
@@ -271,9 +263,12 @@ class Track:
         """Mean class probabilities of the votes (``CLASSES`` order; NaN without class votes)."""
         return np.mean(self.votes, axis=0) if self.class_votes else np.full(len(CLASSES), np.nan)
 
-    def latest_probs(self) -> tuple[float, ...]:
-        """The last vote's class probabilities (empty for P(mask) votes)."""
-        return self.votes[-1] if self.class_votes else ()  # type: ignore[return-value]
+    def sure(self) -> bool:
+        """Its P(mask) is so close to 0 or 1 (three classes: its last vote has a class probability at least
+        ``SURE_P``) that the label may be reused without the classifier."""
+        if self.class_votes:
+            return max(self.votes[-1]) >= SURE_P  # type: ignore[arg-type]
+        return self.prob_mask >= SURE_P or self.prob_mask <= 1 - SURE_P
 
     def steady(self) -> bool:
         """Its size is within ``MAX_COAST_SCALE`` of its last detection's."""
@@ -399,7 +394,7 @@ class FaceTracker:
                 self._next_id += 1
             else:
                 old = self.tracks[j]
-                reuse = (self.relabel_every > 1 and not old.lost and is_sure(old.prob_mask, old.latest_probs())
+                reuse = (self.relabel_every > 1 and not old.lost and old.sure()
                          and len(old.votes) >= self.vote_min and old.label_age + 1 < self.relabel_every
                          and iou_matrix(box, old.box_xyxy)[0, 0] >= RELABEL_MIN_IOU)  # fmt: skip
                 self.labels_reused += int(reuse)
