@@ -32,11 +32,11 @@ detections' looks on key frames where its box overlaps no other detection.
 
 Votes: a track's label comes from the classifier's P(mask) over its last ``vote_keyframes`` classifications
 (``vote``: their mean, with a hysteresis of ``vote_hysteresis`` around the threshold once a label is set), and is
-``UNKNOWN`` until ``vote_min_keyframes`` classifications exist; one bad frame does not flip a box. ``voted()`` gives
-the faces with the mean as P(mask) and the voted label. With a three-class model each vote is the vector of class
-probabilities: the label is the class of the highest mean, and a set label stays until another class leads it by
-more than twice ``vote_hysteresis`` (the binary rule's margin at threshold 0.5). The product's values:
-``PRODUCT_TRACKING``.
+``UNKNOWN`` until ``vote_min_keyframes`` classifications exist; one bad frame does not flip a box.
+``faces(voted=True)`` gives the faces with the mean as P(mask) and the voted label. With a three-class model each
+vote is the vector of class probabilities: the label is the class of the highest mean, and a set label stays until
+another class leads it by more than twice ``vote_hysteresis`` (the binary rule's margin at threshold 0.5). The
+product's values: ``PRODUCT_TRACKING``.
 
 Lost tracks: each point is also tracked back to the previous frame; a point that does not come back within
 ``MAX_FB_ERROR_PX`` is unreliable (forward-backward check, Kalal et al. 2010). ``follow`` says whether a face kept
