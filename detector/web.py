@@ -147,7 +147,8 @@ class WebServer:
     def __init__(self, viewer: Viewer, host: str = "127.0.0.1", port: int = 0, token: str | None = None) -> None:
         self.viewer, self.host, self.port = viewer, host, port
         self.token = token if token is not None or host in LOCAL_HOSTS else secrets.token_urlsafe(24)
-        self._thread = threading.Thread(target=self._run, name="maskwatch-web", daemon=True)
+        self._thread = threading.Thread(target=lambda: asyncio.run(self._serve()), name="maskwatch-web",
+                                        daemon=True)  # fmt: skip
         self._started = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._new_frame = asyncio.Event()  # replaced on every frame: its waiters are the stream handlers
@@ -176,9 +177,6 @@ class WebServer:
         self.viewer.on_frame = None
 
     # -- the server's thread ---------------------------------------------------------------------------------------
-
-    def _run(self) -> None:
-        asyncio.run(self._serve())
 
     async def _serve(self) -> None:
         app = web.Application(middlewares=[self._auth])
