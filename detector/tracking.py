@@ -299,7 +299,6 @@ class FaceTracker:
         self.gray: np.ndarray | None = None  # grayscale of the frame the tracks were last moved to
         self._followed: np.ndarray | None = None  # the frame the tracks were last moved to
         self._next_id = 0
-        self._claimed: set[int] = set()  # ids (``id()``) of the tracks the last key frame's detections continued
         self._frame = 0  # frames seen
         self._detected_before = False
         self._ious: list[float] = []
@@ -326,7 +325,8 @@ class FaceTracker:
             self._detected_before = True
             keep = max(self.memory_keyframes, self.reid_keyframes)
             self.memory = [replace(t, hidden=t.hidden + 1) for t in self.memory if t.hidden < keep]
-            self.tracks = self._matched(frame_bgr, detections) + self._coasting(detections)
+            matched, claimed = self._matched(frame_bgr, detections)
+            self.tracks = matched + self._coasting(claimed)
         return self.faces()
 
     def faces(self, *, voted: bool = False) -> Faces:
@@ -358,8 +358,9 @@ class FaceTracker:
         if max(self.memory_keyframes, self.reid_keyframes) > 0:
             self.memory.extend(replace(t, hidden=0, lost=False) for t in gone)
 
-    def _matched(self, frame_bgr: np.ndarray, detections: Faces) -> list[Track]:
-        """One track per detection, in the detections' order: its matched track's, or a new one."""
+    def _matched(self, frame_bgr: np.ndarray, detections: Faces) -> tuple[list[Track], set[int]]:
+        """One track per detection, in the detections' order: its matched track's, or a new one; and the ids
+        (``id()``) of the tracks the detections continued."""
         pair = match_tracks(detections.xyxy, np.array([t.box_xyxy for t in self.tracks]).reshape(-1, 4))
         fresh = np.flatnonzero(pair < 0)
         # second stage: the rest against the unclaimed live tracks and the remembered ones, at their predicted boxes
@@ -379,7 +380,7 @@ class FaceTracker:
             self.recognised += len(recognised)
             revived |= recognised
         self.memory = [t for t in self.memory if all(t is not r for r in revived.values())]
-        self._claimed = {id(t) for j, t in enumerate(self.tracks) if j in paired} | {id(t) for t in revived.values()}
+        claimed = {id(t) for j, t in enumerate(self.tracks) if j in paired} | {id(t) for t in revived.values()}
         out = []
         for i, (box, conf, j) in enumerate(zip(detections.xyxy.astype(np.float64), detections.confidence.tolist(),
                                                pair.tolist(), strict=True)):  # fmt: skip
@@ -401,7 +402,7 @@ class FaceTracker:
                 out.append(replace(old, **seen, velocity_xy=old.velocity_to(box, self._frame),
                                    prob_mask=old.prob_mask if reuse else float("nan"),
                                    label_age=old.label_age + 1 if reuse else 0))  # fmt: skip
-        return out if looks is None else self._looked(out, detections.xyxy, looks)
+        return (out if looks is None else self._looked(out, detections.xyxy, looks)), claimed
 
     def _recognised(self, boxes_xyxy: np.ndarray, looks: np.ndarray, fresh: list[int], candidates: list[Track]
                     ) -> dict[int, Track]:  # fmt: skip
@@ -420,16 +421,15 @@ class FaceTracker:
     def _looked(tracks: list[Track], boxes_xyxy: np.ndarray, looks: np.ndarray) -> list[Track]:
         """The tracks (one per detection) with the look of their detection averaged in, where it overlaps no
         other detection (a covered face looks like whoever covers it)."""
-        overlap = iou_matrix(boxes_xyxy, boxes_xyxy) > 0
-        clear = overlap.sum(axis=1) == 1
+        clear = (iou_matrix(boxes_xyxy, boxes_xyxy) > 0).sum(axis=1) == 1
         return [t if not ok else replace(t, look=look if t.look is None else (t.look + look) / 2)
                 for t, look, ok in zip(tracks, looks, clear, strict=True)]  # fmt: skip
 
-    def _coasting(self, detections: Faces) -> list[Track]:
+    def _coasting(self, claimed: set[int]) -> list[Track]:
         """The tracks no detection matched that may coast one more key frame (missed count raised)."""
         keep, gone = [], []
         for t in self.tracks:
-            if id(t) in self._claimed:  # continued by a detection (``_matched``)
+            if id(t) in claimed:  # continued by a detection (``_matched``)
                 continue
             if t.missed + 1 <= self.max_missed and t.steady() and not t.lost and not np.isnan(t.prob_mask):
                 keep.append(replace(t, missed=t.missed + 1, label_age=t.label_age + 1))
