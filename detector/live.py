@@ -210,24 +210,18 @@ class LivePipeline(Pipeline):
         ids = list(now)
         pair = match_by_iou(xyxy, np.array([tracked_then[i] for i in ids]).reshape(-1, 4), SAME_BOX_IOU)
         out = np.asarray(xyxy, np.float64).reshape(-1, 4).copy()
-        hit = np.flatnonzero(pair >= 0)
-        if len(hit):
-            out[hit] = move_like(out[hit], np.array([tracked_then[ids[j]] for j in pair[hit]]),
-                                 np.array([now[ids[j]] for j in pair[hit]]))  # fmt: skip
-        rest = np.flatnonzero(pair < 0)
-        if len(rest):
+        hit, rest = pair >= 0, pair < 0
+        out[hit] = move_like(out[hit], np.array([tracked_then[ids[j]] for j in pair[hit]]),
+                             np.array([now[ids[j]] for j in pair[hit]]))  # fmt: skip
+        if rest.any():  # the others (new faces): a new optical flow between the two frames
             out[rest] = carry_boxes(gray_then, self.tracker.gray, out[rest])
         return clip_boxes(out, frame_wh)
 
     def _with_worker_prob(self, faces: Faces, carried_xyxy: np.ndarray, prob: np.ndarray) -> Faces:
         """Faces without a P(mask) take the worker's P(mask) of the carried detection with their box."""
         todo = np.flatnonzero(np.isnan(faces.prob_mask))
-        if len(todo) == 0 or len(carried_xyxy) == 0:
-            return faces
         pair = match_by_iou(faces.xyxy[todo], carried_xyxy, SAME_BOX_IOU)
         hit = pair >= 0
-        if not hit.any():
-            return faces
         assert self.tracker is not None
         self.tracker.set_prob_mask(faces.track_id[todo[hit]], prob[pair[hit]])
         new_prob = faces.prob_mask.copy()
