@@ -86,9 +86,7 @@ def expand_sources(specs: Sequence[str]) -> list[str]:
 
 def is_batch(specs: Sequence[str] | None) -> bool:
     """More than one source, a glob, or a folder of videos: the batch path; else the single-source run."""
-    if not specs:
-        return False
-    return len(specs) > 1 or expand_sources(specs) != list(specs)
+    return bool(specs) and (len(specs) > 1 or expand_sources(specs) != list(specs))
 
 
 def source_names(sources: Sequence[str]) -> list[str]:
