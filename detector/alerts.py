@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 
 from detector.alert_actions import QUEUE_SIZE, RECEIVER_TIMEOUT_S, Receiver, Worker, build_receivers
-from detector.sinks import round_prob
+from detector.sinks import frame_fields, round_prob
 from maskwatch.faces import NO_MASK, NO_TRACK, UNKNOWN, Faces, grow_boxes
 from maskwatch.files import atomic_path
 from maskwatch.labels import INCORRECT, LABELS
@@ -168,8 +168,7 @@ class Alerts:
                     if self.snapshot_errors == 1:
                         print(f"alerts: snapshot not saved ({exc}); the alerts go on", flush=True)
             event = {  # one alert, as sent to receivers and logged (format in docs/usage.md, "Alerts")
-                "event": LABELS[trig.label], "track_id": trig.track_id, "source": frame.source,
-                "frame": int(frame.index), "time_s": round(float(frame.time_s), 4),
+                "event": LABELS[trig.label], "track_id": trig.track_id, **frame_fields(frame),
                 "since_s": round(float(trig.since_s), 4), "box": [int(v) for v in box],
                 "prob_mask": round_prob(float(faces.prob_mask[trig.index])), "snapshot_frame": snap_frame,
                 "snapshot_face": snap_face, "utc": dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds"),

@@ -29,7 +29,6 @@ from maskwatch.errors import UserError
 from maskwatch.files import IMAGE_EXTS, write_json_atomic
 
 VIDEO_EXTS = (".mp4", ".avi", ".mov", ".mkv", ".m4v", ".webm", ".mpg", ".mpeg", ".wmv")
-GLOB_CHARS = set("*?[")
 THREAD_KEYS = ("face_detector.threads", "classifier.threads")
 
 
@@ -72,7 +71,7 @@ def expand_sources(specs: Sequence[str]) -> list[str]:
     out: list[str] = []
     for spec in specs:
         path = Path(spec).expanduser()
-        if "://" not in spec and GLOB_CHARS & set(spec) and not path.exists():
+        if "://" not in spec and glob.escape(spec) != spec and not path.exists():  # a pattern
             matches = sorted(glob.glob(str(path)))
             if not matches:
                 raise UserError(f"--source {spec} matches no file")
@@ -87,9 +86,7 @@ def expand_sources(specs: Sequence[str]) -> list[str]:
 
 def is_batch(specs: Sequence[str] | None) -> bool:
     """More than one source, a glob, or a folder of videos: the batch path; else the single-source run."""
-    if not specs:
-        return False
-    return len(specs) > 1 or expand_sources(specs) != list(specs)
+    return bool(specs) and (len(specs) > 1 or expand_sources(specs) != list(specs))
 
 
 def source_names(sources: Sequence[str]) -> list[str]:

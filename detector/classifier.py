@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from maskwatch.card import CLASS_NAMES, OUTPUT, OUTPUT_SOFTMAX, card_path, read_card, verify_card_file
+from maskwatch.card import CLASS_NAMES, OUTPUT, OUTPUT_SOFTMAX, TRAIN_HINT, card_path, read_card, verify_card_file
 from maskwatch.checksums import cache_path
 from maskwatch.config import Config
 from maskwatch.errors import UserError
@@ -22,7 +22,6 @@ from maskwatch.litert import tflite_predictor
 from maskwatch.preprocess import prepare_batch
 
 BACKENDS = ("tflite", "keras")
-TRAIN_HINT = "python -m train --dataset DIR"
 
 
 def check_card(card: dict[str, Any], where: Path) -> tuple[int, int]:
@@ -85,9 +84,9 @@ class MaskClassifier:
                 f"model file {path} is missing: re-export with {TRAIN_HINT}, "
                 f"or use --set classifier.backend={other}"
             )
-        if backend == "tflite":
-            _check_tflite_input(path, self.input_size_wh, card_path(self.stem))
         self._predict = tflite_predictor(path, threads) if backend == "tflite" else _keras_predictor(path)
+        if backend == "tflite":
+            _check_tflite_input(self._predict.input_shape, path, self.input_size_wh, card_path(self.stem))
 
     @classmethod
     def from_config(cls, cfg: Config) -> MaskClassifier:
@@ -121,14 +120,9 @@ class MaskClassifier:
         return np.where(probs[:, 0] >= self.threshold, 0, 1)
 
 
-def _check_tflite_input(path: Path, size_wh: tuple[int, int], card: Path) -> None:
-    """The .tflite's input (N, H, W, 3) must match the card's ``input_size_wh`` (else labels silently change)."""
-    from ai_edge_litert.interpreter import Interpreter
-
-    try:
-        shape = [int(v) for v in Interpreter(model_path=str(path)).get_input_details()[0]["shape"]]
-    except (ValueError, RuntimeError) as exc:
-        raise UserError(f"cannot load {path} ({' '.join(str(exc).split())[:200]})") from None
+def _check_tflite_input(shape: tuple[int, ...], path: Path, size_wh: tuple[int, int], card: Path) -> None:
+    """The .tflite's input ``shape`` (N, H, W, 3) must match the card's ``input_size_wh`` (else labels silently
+    change)."""
     if len(shape) != 4 or (shape[2], shape[1]) != tuple(size_wh) or shape[3] != 3:
         raise UserError(
             f"model card {card}: input_size_wh {list(size_wh)} does not match {path.name}'s input "

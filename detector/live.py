@@ -39,9 +39,9 @@ import cv2
 import numpy as np
 
 from detector.pipeline import Classify, Detect, Pipeline
-from detector.tracking import FaceTracker, flow_boxes, to_gray
+from detector.tracking import flow_boxes
 from maskwatch.faces import MASK, Faces
-from maskwatch.geometry import match_by_iou
+from maskwatch.geometry import clip_boxes, match_by_iou
 
 if TYPE_CHECKING:
     from maskwatch.config import Config
@@ -51,14 +51,14 @@ SAME_BOX_IOU = 0.5  # a tracked face and a carried detection overlapping this mu
 WORKER_NICE = 5  # nice levels the worker's threads run below the frame loop (Linux: per thread; CFS weight ~1/3)
 
 
-def lower_thread_priority(levels: int = WORKER_NICE) -> None:
-    """Run the calling thread (and the threads it starts later) ``levels`` nice levels lower; Linux only (there
+def lower_thread_priority() -> None:
+    """Run the calling thread (and the threads it starts later) ``WORKER_NICE`` nice levels lower; Linux only (there
     ``setpriority`` on a thread id is per thread), elsewhere nothing."""
     if not sys.platform.startswith("linux"):
         return
     with contextlib.suppress(OSError):
         tid = threading.get_native_id()
-        os.setpriority(os.PRIO_PROCESS, tid, os.getpriority(os.PRIO_PROCESS, tid) + levels)
+        os.setpriority(os.PRIO_PROCESS, tid, os.getpriority(os.PRIO_PROCESS, tid) + WORKER_NICE)
 
 
 def use_live(mode: str, source_kind: str) -> bool:
@@ -74,10 +74,7 @@ def carry_boxes(gray_then: np.ndarray, gray_now: np.ndarray, xyxy: np.ndarray) -
     xyxy = np.asarray(xyxy, np.float64).reshape(-1, 4)
     if len(xyxy) == 0 or gray_then is gray_now:
         return xyxy.copy()
-    out, _ = flow_boxes(gray_then, gray_now, xyxy)
-    height, width = gray_now.shape[:2]
-    out[:, 0::2], out[:, 1::2] = np.clip(out[:, 0::2], 0, width), np.clip(out[:, 1::2], 0, height)
-    return out
+    return clip_boxes(flow_boxes(gray_then, gray_now, xyxy)[0], gray_now.shape[1::-1])
 
 
 def move_like(xyxy: np.ndarray, before_xyxy: np.ndarray, after_xyxy: np.ndarray) -> np.ndarray:
@@ -112,10 +109,7 @@ class LivePipeline(Pipeline):
     """
 
     def __init__(self, detect: Detect, classify: Classify, **kwargs: Any) -> None:
-        super().__init__(detect, classify, **kwargs)
-        if self.tracker is None:  # detect_every 1: detect as often as the worker can
-            self.tracker = FaceTracker(max_missed=kwargs.get("max_missed", 2),
-                                       relabel_every=kwargs.get("relabel_every", 1))  # fmt: skip
+        super().__init__(detect, classify, **kwargs | {"track": True})  # detect_every 1: as often as it can
         self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="live-detector",
                                                                initializer=lower_thread_priority)  # fmt: skip
         # the detection in flight, its frame's grayscale and the tracks' boxes on that frame (by track id)
@@ -143,25 +137,20 @@ class LivePipeline(Pipeline):
             cv2.setNumThreads(1)  # no OpenCV DNN in use: the frame loop's OpenCV calls stay on its own thread
         return super().from_config(cfg, video=video, models=models, **tracking)
 
-    def __call__(self, frame_bgr: np.ndarray) -> Faces:
-        t0 = time.perf_counter()
+    def _locate(self, frame_bgr: np.ndarray) -> Faces:
+        """The tracks moved along the flow, with a finished detection applied; the next one submitted when due
+        (the classifier then runs only for faces the worker left)."""
         self._seq += 1
-        tracker = self.tracker
-        assert tracker is not None
-        lost = tracker.follow(frame_bgr)
-        gray: list[np.ndarray] = []  # this frame's grayscale, made only when a detection is applied or submitted
-        faces = self._apply_ready(frame_bgr, gray)
+        assert self.tracker is not None
+        lost = self.tracker.follow(frame_bgr)
+        faces = self._apply_ready(frame_bgr)
         if faces is None:
             self.tracked_frames += 1
-            faces = tracker.update(frame_bgr, None)
-        self._maybe_submit(frame_bgr, gray, lost)
-        t1 = time.perf_counter()
-        faces = self._unsure(self._label(frame_bgr, faces))  # classifier only for faces the worker left
-        t2 = time.perf_counter()
-        self.last_timings_ms = {"detect": 1000 * (t1 - t0), "classify": 1000 * (t2 - t1)}
+            faces = self.tracker.update(frame_bgr, None)
+        self._maybe_submit(frame_bgr, lost)
         return faces
 
-    def _maybe_submit(self, frame_bgr: np.ndarray, gray: list[np.ndarray], lost: bool) -> None:
+    def _maybe_submit(self, frame_bgr: np.ndarray, lost: bool) -> None:
         if self._pending is not None:
             return
         due = self._last_submit is None or self._seq - self._last_submit >= self.detect_every
@@ -171,7 +160,7 @@ class LivePipeline(Pipeline):
         self._last_submit = self._seq
         assert self.tracker is not None
         boxes = {t.track_id: t.box_xyxy.copy() for t in self.tracker.tracks}
-        self._pending = (self._executor.submit(self._work, self._seq, frame_bgr), _gray(frame_bgr, gray), boxes)
+        self._pending = (self._executor.submit(self._work, self._seq, frame_bgr), self.tracker.gray, boxes)
 
     def _locked(self, classify: Classify) -> Classify:
         def locked(crops: Sequence[np.ndarray]) -> np.ndarray:
@@ -187,10 +176,10 @@ class LivePipeline(Pipeline):
         faces = self.detect(frame_bgr)
         prob = np.empty(0, np.float32)
         if len(faces):
-            prob = np.asarray(self.scores(faces.crops(frame_bgr, self.crop_margin)), np.float32)
+            prob = np.asarray(self.scores(faces.crops(frame_bgr)), np.float32)
         return Detection(seq, faces, prob, time.perf_counter() - t0)
 
-    def _apply_ready(self, frame_bgr: np.ndarray, gray: list[np.ndarray]) -> Faces | None:
+    def _apply_ready(self, frame_bgr: np.ndarray) -> Faces | None:
         """The finished detection (if any) carried to this frame and matched to the tracks; None if none is ready."""
         if self._pending is None or not self._pending[0].done():
             return None
@@ -205,15 +194,15 @@ class LivePipeline(Pipeline):
         self.applied.append((result.seq, self._seq))
         self.keyframes += 1
         self.model_calls += int(len(result.faces) > 0)
-        carried = self._carried(result.faces.xyxy, tracked_then, gray_then, frame_bgr, gray)
+        carried = self._carried(result.faces.xyxy, tracked_then, gray_then, frame_bgr.shape[1::-1])
         detections = Faces(np.rint(carried), result.faces.confidence)
-        keep = (detections.xyxy[:, 2] > detections.xyxy[:, 0]) & (detections.xyxy[:, 3] > detections.xyxy[:, 1])
+        keep = (detections.size_wh > 0).all(axis=1)
         assert self.tracker is not None
         faces = self.tracker.update(frame_bgr, detections[np.flatnonzero(keep)])
         return self._with_worker_prob(faces, detections.xyxy[keep], result.prob_mask[keep])
 
     def _carried(self, xyxy: np.ndarray, tracked_then: dict[int, np.ndarray], gray_then: np.ndarray,
-                 frame_bgr: np.ndarray, gray: list[np.ndarray]) -> np.ndarray:  # fmt: skip
+                 frame_wh: tuple[int, int]) -> np.ndarray:  # fmt: skip
         """The detection's boxes on this frame: moved like the track each overlaps on the detection's frame
         (``move_like``), the rest by optical flow (``carry_boxes``). float64 (n, 4), clipped to the frame."""
         assert self.tracker is not None
@@ -221,26 +210,18 @@ class LivePipeline(Pipeline):
         ids = list(now)
         pair = match_by_iou(xyxy, np.array([tracked_then[i] for i in ids]).reshape(-1, 4), SAME_BOX_IOU)
         out = np.asarray(xyxy, np.float64).reshape(-1, 4).copy()
-        hit = np.flatnonzero(pair >= 0)
-        if len(hit):
-            out[hit] = move_like(out[hit], np.array([tracked_then[ids[j]] for j in pair[hit]]),
-                                 np.array([now[ids[j]] for j in pair[hit]]))  # fmt: skip
-        rest = np.flatnonzero(pair < 0)
-        if len(rest):
-            out[rest] = carry_boxes(gray_then, _gray(frame_bgr, gray), out[rest])
-        height, width = frame_bgr.shape[:2]
-        out[:, 0::2], out[:, 1::2] = np.clip(out[:, 0::2], 0, width), np.clip(out[:, 1::2], 0, height)
-        return out
+        hit, rest = pair >= 0, pair < 0
+        out[hit] = move_like(out[hit], np.array([tracked_then[ids[j]] for j in pair[hit]]),
+                             np.array([now[ids[j]] for j in pair[hit]]))  # fmt: skip
+        if rest.any():  # the others (new faces): a new optical flow between the two frames
+            out[rest] = carry_boxes(gray_then, self.tracker.gray, out[rest])
+        return clip_boxes(out, frame_wh)
 
     def _with_worker_prob(self, faces: Faces, carried_xyxy: np.ndarray, prob: np.ndarray) -> Faces:
         """Faces without a P(mask) take the worker's P(mask) of the carried detection with their box."""
         todo = np.flatnonzero(np.isnan(faces.prob_mask))
-        if len(todo) == 0 or len(carried_xyxy) == 0:
-            return faces
         pair = match_by_iou(faces.xyxy[todo], carried_xyxy, SAME_BOX_IOU)
         hit = pair >= 0
-        if not hit.any():
-            return faces
         assert self.tracker is not None
         self.tracker.set_prob_mask(faces.track_id[todo[hit]], prob[pair[hit]])
         new_prob = faces.prob_mask.copy()
@@ -268,12 +249,6 @@ class LivePipeline(Pipeline):
             "lag_frames_max": max(lag, default=None),
             "worker_ms_mean": round(float(np.mean(self.worker_ms)), 2) if self.worker_ms else None,
         }
-
-
-def _gray(frame_bgr: np.ndarray, cache: list[np.ndarray]) -> np.ndarray:
-    if not cache:
-        cache.append(to_gray(frame_bgr))
-    return cache[0]
 
 
 def pipeline_for(cfg: Config, source_kind: str) -> Pipeline:

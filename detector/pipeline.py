@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from detector.tracking import DEFAULT_MAX_MISSED, PRODUCT_TRACKING, FaceTracker
+from detector.tracking import PRODUCT_TRACKING, FaceTracker
 from maskwatch.errors import UserError
 from maskwatch.faces import Faces
 from maskwatch.labels import CLASSES, INCORRECT, LABELS, unsure
@@ -56,22 +56,17 @@ class Pipeline:
     """
 
     def __init__(
-        self, detect: Detect, classify: Classify, *, threshold: float = 0.5, crop_margin: float = 0.0,
-        detect_every: int = 1, max_missed: int = DEFAULT_MAX_MISSED, relabel_every: int = 1,
-        track: bool | None = None, memory_keyframes: int = 0, vote_keyframes: int = 1, vote_min_keyframes: int = 1,
-        vote_hysteresis: float = 0.0, unsure_band: tuple[float, float] = (0.5, 0.5), min_face_px: int = 0,
-        reid_keyframes: int = 0,
+        self, detect: Detect, classify: Classify, *, threshold: float = 0.5, detect_every: int = 1,
+        track: bool | None = None, unsure_band: tuple[float, float] = (0.5, 0.5), min_face_px: int = 0, **tracking: Any,
     ) -> None:  # fmt: skip
+        """``track`` (default: ``detect_every`` > 1) makes a ``FaceTracker(**tracking)``."""
         if detect_every < 1:
             raise ValueError(f"detect_every must be >= 1, got {detect_every}")
         self.detect, self.classify, self.scores = detect, classify, scorer(classify)
-        self.threshold, self.crop_margin, self.detect_every = threshold, crop_margin, detect_every
+        self.threshold, self.detect_every = threshold, detect_every
         self.unsure_band, self.min_face_px = unsure_band, min_face_px
-        tracker = FaceTracker(max_missed=max_missed, relabel_every=relabel_every, memory_keyframes=memory_keyframes,
-                              vote_keyframes=vote_keyframes, vote_min_keyframes=vote_min_keyframes,
-                              vote_hysteresis=vote_hysteresis, threshold=threshold,
-                              reid_keyframes=reid_keyframes)  # fmt: skip
-        self.tracker = tracker if (detect_every > 1 if track is None else track) else None
+        tracked = detect_every > 1 if track is None else track
+        self.tracker = FaceTracker(threshold=threshold, **tracking) if tracked else None
         self._since_key: int | None = None  # frames since the last key frame (None: none yet)
         self.keyframes = self.early_keyframes = self.tracked_frames = self.model_calls = 0
         self.last_timings_ms: dict[str, float] = {"detect": 0.0, "classify": 0.0}
@@ -131,10 +126,10 @@ class Pipeline:
         scores = np.zeros(0, np.float32)
         if len(todo):
             self.model_calls += 1
-            scores = np.asarray(self.scores(faces[todo].crops(frame_bgr, self.crop_margin)), np.float32)
+            scores = np.asarray(self.scores(faces[todo].crops(frame_bgr)), np.float32)
         if self.tracker is not None:
             self.tracker.set_prob_mask(faces.track_id[todo], scores)
-            return self.tracker.voted()
+            return self.tracker.faces(voted=True)
         # without tracking every face comes from the detector unclassified (class probabilities: no earlier ones)
         full = faces.prob_mask.copy() if scores.ndim == 1 else np.full((len(faces), scores.shape[1]), np.nan)
         full[todo] = scores

@@ -30,9 +30,7 @@ def expected_frames(source: FrameSource, max_frames: int | None = None) -> int |
         total = len(list_images(Path(source.spec).expanduser()))
     else:
         total = None
-    if max_frames is not None:
-        return min(total, max_frames) if total is not None else max_frames
-    return total
+    return min((n for n in (total, max_frames) if n is not None), default=None)
 
 
 def progress_name(source: FrameSource) -> str:

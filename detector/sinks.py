@@ -240,8 +240,12 @@ def frame_record(frame: Frame, faces: Faces) -> dict[str, Any]:
     if faces.probs.shape[1]:
         for record, probs in zip(records, faces.probs.tolist(), strict=True):
             record["probs"] = {name: round_prob(p) for name, p in zip(CLASSES, probs, strict=True)}
-    return {"source": frame.source, "frame": int(frame.index), "time_s": round(float(frame.time_s), 4),
-            "faces": records}
+    return frame_fields(frame) | {"faces": records}
+
+
+def frame_fields(frame: Frame) -> dict[str, Any]:
+    """Which frame a log line or an alert is about: ``source``, ``frame`` (index), ``time_s``."""
+    return {"source": frame.source, "frame": int(frame.index), "time_s": round(float(frame.time_s), 4)}
 
 
 def round_prob(prob: float) -> float | None:

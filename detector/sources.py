@@ -256,12 +256,11 @@ def camera_frames(index: int, *, timeout_s: float) -> Iterator[Frame]:
     name = f"camera {index}"
     reader = LatestFrameReader(cap, name=name)
     try:
-        frames = _live_frames(reader, name, _fps(cap) or DEFAULT_FPS, timeout_s, 0, time.monotonic())
-        first = next(frames, None)
-        if first is None:
+        frame = None
+        for frame in _live_frames(reader, name, _fps(cap) or DEFAULT_FPS, timeout_s, 0, time.monotonic()):
+            yield frame
+        if frame is None:
             raise UserError(f"camera {index} opened but delivered no frame within {timeout_s:g} s")
-        yield first
-        yield from frames
     finally:
         reader.close()
 
@@ -309,10 +308,8 @@ def stream_frames(
         _back_off(f"stream {name} {what}", attempt, attempts, backoff_s, sleep)
 
 
-def http_video_frames(
-    url: str, cap: cv2.VideoCapture, *, attempts: int, backoff_s: float, timeout_s: float,
-    sleep: Callable[[float], None] = time.sleep,
-) -> Iterator[Frame]:
+def http_video_frames(url: str, cap: cv2.VideoCapture, *, attempts: int, backoff_s: float, timeout_s: float
+                      ) -> Iterator[Frame]:  # fmt: skip
     """Every frame of a video file served over HTTP, in order. If the transfer ends before the file's last frame,
     it is reopened (up to ``attempts`` times in a row, with back-off) and resumed after the last frame read; then
     one line says how far it got."""
@@ -335,7 +332,7 @@ def http_video_frames(
                 _warn(f"{name} ended after {index} of {expected} frames (gave up after {attempts} reconnect attempts)")
                 return
             attempt += 1
-            _back_off(f"{name} ended after {index} of {expected} frames", attempt, attempts, backoff_s, sleep)
+            _back_off(f"{name} ended after {index} of {expected} frames", attempt, attempts, backoff_s, time.sleep)
             cap = open_capture(url, timeout_s)
     finally:
         cap.release()

@@ -11,6 +11,7 @@ from typing import Any
 from detector.people import People
 
 STAGES = ("read", "detect", "classify", "draw", "write")
+COUNTS = ("frames", "faces", "mask", "no_mask", "unknown", "incorrect")  # summed over the frames
 
 
 @dataclass
@@ -65,12 +66,7 @@ class RunStats:
         labelled = self.mask + self.no_mask + self.incorrect
         return {
             "source": self.source,
-            "frames": self.frames,
-            "faces": self.faces,
-            "mask": self.mask,
-            "no_mask": self.no_mask,
-            "unknown": self.unknown,
-            "incorrect": self.incorrect,
+            **{name: getattr(self, name) for name in COUNTS},
             "share_no_mask": round(self.no_mask / labelled, 4) if labelled else None,
             "fps_mean": round(self.frames / total_s, 2) if total_s > 0 else None,  # throughput
             "fps_median": round(statistics.median(self.frame_fps), 2) if self.frame_fps else None,

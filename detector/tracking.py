@@ -32,11 +32,11 @@ detections' looks on key frames where its box overlaps no other detection.
 
 Votes: a track's label comes from the classifier's P(mask) over its last ``vote_keyframes`` classifications
 (``vote``: their mean, with a hysteresis of ``vote_hysteresis`` around the threshold once a label is set), and is
-``UNKNOWN`` until ``vote_min_keyframes`` classifications exist; one bad frame does not flip a box. ``voted()`` gives
-the faces with the mean as P(mask) and the voted label. With a three-class model each vote is the vector of class
-probabilities: the label is the class of the highest mean, and a set label stays until another class leads it by
-more than twice ``vote_hysteresis`` (the binary rule's margin at threshold 0.5). The product's values:
-``PRODUCT_TRACKING``.
+``UNKNOWN`` until ``vote_min_keyframes`` classifications exist; one bad frame does not flip a box.
+``faces(voted=True)`` gives the faces with the mean as P(mask) and the voted label. With a three-class model each
+vote is the vector of class probabilities: the label is the class of the highest mean, and a set label stays until
+another class leads it by more than twice ``vote_hysteresis`` (the binary rule's margin at threshold 0.5). The
+product's values: ``PRODUCT_TRACKING``.
 
 Lost tracks: each point is also tracked back to the previous frame; a point that does not come back within
 ``MAX_FB_ERROR_PX`` is unreliable (forward-backward check, Kalal et al. 2010). ``follow`` says whether a face kept
@@ -54,7 +54,7 @@ import cv2
 import numpy as np
 
 from maskwatch.faces import MASK, NO_MASK, UNKNOWN, Faces, grow_boxes
-from maskwatch.geometry import iou_matrix, match_by_iou, match_by_score
+from maskwatch.geometry import clip_boxes, iou_matrix, match_by_iou, match_by_score
 from maskwatch.labels import CLASSES
 
 GRID_POINTS = 5  # per side: 25 flow points per face
@@ -180,11 +180,6 @@ def similarity(looks_a: np.ndarray, looks_b: np.ndarray) -> np.ndarray:
     return np.sqrt(np.asarray(looks_a, np.float64)) @ np.sqrt(np.asarray(looks_b, np.float64)).T
 
 
-def unmatched(tracked_xyxy: np.ndarray, detected_xyxy: np.ndarray, min_iou: float) -> np.ndarray:
-    """bool (len(tracked),): tracked boxes that no detection claims (greedy one-to-one, best IoU first)."""
-    return match_by_iou(tracked_xyxy, detected_xyxy, min_iou) < 0
-
-
 def match_tracks(detected_xyxy: np.ndarray, tracked_xyxy: np.ndarray) -> np.ndarray:
     """int (len(detected),): the live track each detection continues, -1 = none (then the remembered tracks are
     tried, then it is a new face). The one matcher of the tracker."""
@@ -221,14 +216,6 @@ def vote_classes(mean_probs: np.ndarray, previous: int, hysteresis: float) -> in
     return best
 
 
-def is_sure(prob_mask: float, probs: tuple[float, ...] = ()) -> bool:
-    """A P(mask) so close to 0 or 1 (three classes: a class probability at least ``SURE_P``) that the label may be
-    reused without the classifier."""
-    if probs:
-        return max(probs) >= SURE_P
-    return prob_mask >= SURE_P or prob_mask <= 1 - SURE_P
-
-
 @dataclass
 class Track:
     """One tracked face: where it is, where it was last detected, its P(mask) and how old all that is."""
@@ -250,16 +237,16 @@ class Track:
 
     def predicted_xyxy(self, frame: int) -> np.ndarray:
         """Its last detected box moved on at its velocity to ``frame``."""
-        shift = np.array(self.velocity_xy) * (frame - self.seen_frame)
-        return self.detected_xyxy + np.concatenate([shift, shift])
+        return self.detected_xyxy + np.tile(self.velocity_xy, 2) * (frame - self.seen_frame)
 
     def velocity_to(self, box_xyxy: np.ndarray, frame: int) -> tuple[float, float]:
         """Its velocity after a detection at ``box_xyxy`` on ``frame`` (half the new estimate, half the old)."""
         if frame <= self.seen_frame:
             return self.velocity_xy
-        moved = ((box_xyxy[:2] + box_xyxy[2:]) - (self.detected_xyxy[:2] + self.detected_xyxy[2:])) / 2
-        new = moved / (frame - self.seen_frame)
-        return (float(new[0] + self.velocity_xy[0]) / 2, float(new[1] + self.velocity_xy[1]) / 2)
+        new = ((box_xyxy[:2] + box_xyxy[2:]) - (self.detected_xyxy[:2] + self.detected_xyxy[2:])) / 2 / (
+            frame - self.seen_frame)
+        vx, vy = (new + self.velocity_xy) / 2
+        return float(vx), float(vy)
 
     @property
     def class_votes(self) -> bool:
@@ -276,9 +263,12 @@ class Track:
         """Mean class probabilities of the votes (``CLASSES`` order; NaN without class votes)."""
         return np.mean(self.votes, axis=0) if self.class_votes else np.full(len(CLASSES), np.nan)
 
-    def latest_probs(self) -> tuple[float, ...]:
-        """The last vote's class probabilities (empty for P(mask) votes)."""
-        return self.votes[-1] if self.class_votes else ()  # type: ignore[return-value]
+    def sure(self) -> bool:
+        """Its P(mask) is so close to 0 or 1 (three classes: its last vote has a class probability at least
+        ``SURE_P``) that the label may be reused without the classifier."""
+        if self.class_votes:
+            return max(self.votes[-1]) >= SURE_P  # type: ignore[arg-type]
+        return self.prob_mask >= SURE_P or self.prob_mask <= 1 - SURE_P
 
     def steady(self) -> bool:
         """Its size is within ``MAX_COAST_SCALE`` of its last detection's."""
@@ -294,31 +284,24 @@ class FaceTracker:
         vote_keyframes: int = 1, vote_min_keyframes: int = 1, vote_hysteresis: float = 0.0, threshold: float = 0.5,
         reid_keyframes: int = 0,
     ) -> None:  # fmt: skip
-        if max_missed < 0:
-            raise ValueError(f"max_missed must be >= 0, got {max_missed}")
-        if relabel_every < 1:
-            raise ValueError(f"relabel_every must be >= 1, got {relabel_every}")
-        if min(memory_keyframes, reid_keyframes) < 0 or not 1 <= vote_min_keyframes <= vote_keyframes:
-            raise ValueError(f"need memory_keyframes, reid_keyframes >= 0 and 1 <= vote_min_keyframes <= "
-                             f"vote_keyframes, got {memory_keyframes}, {reid_keyframes}, {vote_min_keyframes}, "
-                             f"{vote_keyframes}")
+        if min(max_missed, memory_keyframes, reid_keyframes) < 0 or relabel_every < 1 or not (
+                1 <= vote_min_keyframes <= vote_keyframes):
+            raise ValueError(f"need max_missed, memory_keyframes, reid_keyframes >= 0, relabel_every >= 1 and 1 <= "
+                             f"vote_min_keyframes <= vote_keyframes, got {max_missed}, {memory_keyframes}, "
+                             f"{reid_keyframes}, {relabel_every}, {vote_min_keyframes}, {vote_keyframes}")
         self.max_missed, self.relabel_every = max_missed, relabel_every
         self.memory_keyframes, self.reid_keyframes = memory_keyframes, reid_keyframes
         self.vote_keyframes, self.vote_min, self.vote_hysteresis = vote_keyframes, vote_min_keyframes, vote_hysteresis
         self.threshold = threshold
         self.tracks: list[Track] = []
         self.memory: list[Track] = []  # unseen tracks whose ids may come back
-        self.revived = self.recognised = 0
-        self._gray: np.ndarray | None = None
+        self.revived = self.recognised = self.coasted = self.labels_reused = self._unmatched = 0
+        self.gray: np.ndarray | None = None  # grayscale of the frame the tracks were last moved to
         self._followed: np.ndarray | None = None  # the frame the tracks were last moved to
         self._next_id = 0
-        self._claimed: set[int] = set()  # ids (``id()``) of the tracks the last key frame's detections continued
         self._frame = 0  # frames seen
         self._detected_before = False
-        self.coasted = 0
-        self.labels_reused = 0
         self._ious: list[float] = []
-        self._unmatched = 0
 
     def follow(self, frame_bgr: np.ndarray) -> bool:
         """Move the tracks along the optical flow to ``frame_bgr`` (once per frame); True if one lost its track.
@@ -327,9 +310,9 @@ class FaceTracker:
             return any(t.lost for t in self.tracks)
         gray = to_gray(frame_bgr)
         self._frame += 1
-        if self._gray is not None and self.tracks:
-            self._move(self._gray, gray)
-        self._gray, self._followed = gray, frame_bgr
+        if self.gray is not None and self.tracks:
+            self._move(self.gray, gray)
+        self.gray, self._followed = gray, frame_bgr
         return any(t.lost for t in self.tracks)
 
     def update(self, frame_bgr: np.ndarray, detections: Faces | None) -> Faces:
@@ -342,25 +325,20 @@ class FaceTracker:
             self._detected_before = True
             keep = max(self.memory_keyframes, self.reid_keyframes)
             self.memory = [replace(t, hidden=t.hidden + 1) for t in self.memory if t.hidden < keep]
-            self.tracks = self._matched(frame_bgr, detections) + self._coasting(detections)
+            matched, claimed = self._matched(frame_bgr, detections)
+            self.tracks = matched + self._coasting(claimed)
         return self.faces()
 
-    def voted(self) -> Faces:
-        """The tracks as a face record with the voted labels, and the mean of the votes as P(mask)."""
+    def faces(self, *, voted: bool = False) -> Faces:
+        """The tracks as a face record (boxes, confidence, P(mask), track id; labels are the pipeline's), or
+        ``voted``: with the voted labels and the mean of the votes as P(mask) (and class probabilities)."""
         if not self.tracks:
             return Faces.empty()
-        classes = any(t.class_votes for t in self.tracks)
+        votes = {"label": [t.label for t in self.tracks], "probs": [t.vote_probs() for t in self.tracks]
+                 if any(t.class_votes for t in self.tracks) else None} if voted else {}  # fmt: skip
         return Faces(np.rint([t.box_xyxy for t in self.tracks]), [t.confidence for t in self.tracks],
-                     prob_mask=[t.vote_mean() for t in self.tracks], label=[t.label for t in self.tracks],
-                     track_id=[t.track_id for t in self.tracks],
-                     probs=[t.vote_probs() for t in self.tracks] if classes else None)  # fmt: skip
-
-    def faces(self) -> Faces:
-        """The tracks as a face record (boxes, confidence, P(mask), track id; labels are the pipeline's)."""
-        if not self.tracks:
-            return Faces.empty()
-        return Faces(np.rint([t.box_xyxy for t in self.tracks]), [t.confidence for t in self.tracks],
-                     prob_mask=[t.prob_mask for t in self.tracks], track_id=[t.track_id for t in self.tracks])
+                     prob_mask=[t.vote_mean() if voted else t.prob_mask for t in self.tracks],
+                     track_id=[t.track_id for t in self.tracks], **votes)
 
     def set_prob_mask(self, track_ids: Iterable[int], prob_mask: Iterable[float] | np.ndarray) -> None:
         """The classifier's P(mask) of these tracks, or their class probabilities (rows of ``CLASSES`` columns):
@@ -380,13 +358,15 @@ class FaceTracker:
         if max(self.memory_keyframes, self.reid_keyframes) > 0:
             self.memory.extend(replace(t, hidden=0, lost=False) for t in gone)
 
-    def _matched(self, frame_bgr: np.ndarray, detections: Faces) -> list[Track]:
-        """One track per detection, in the detections' order: its matched track's, or a new one."""
+    def _matched(self, frame_bgr: np.ndarray, detections: Faces) -> tuple[list[Track], set[int]]:
+        """One track per detection, in the detections' order: its matched track's, or a new one; and the ids
+        (``id()``) of the tracks the detections continued."""
         pair = match_tracks(detections.xyxy, np.array([t.box_xyxy for t in self.tracks]).reshape(-1, 4))
         fresh = np.flatnonzero(pair < 0)
         # second stage: the rest against the unclaimed live tracks and the remembered ones, at their predicted boxes
         # (a box the flow dragged away with someone passing in front is found again where its face went on)
-        unclaimed = [t for j, t in enumerate(self.tracks) if j not in set(pair.tolist())]
+        paired = set(pair.tolist())
+        unclaimed = [t for j, t in enumerate(self.tracks) if j not in paired]
         candidates = unclaimed + [t for t in self.memory if t.hidden <= self.memory_keyframes]
         predicted = np.array([t.predicted_xyxy(self._frame) for t in candidates]).reshape(-1, 4)
         back = match_by_iou(detections.xyxy[fresh], predicted, MEMORY_IOU)
@@ -400,33 +380,29 @@ class FaceTracker:
             self.recognised += len(recognised)
             revived |= recognised
         self.memory = [t for t in self.memory if all(t is not r for r in revived.values())]
-        self._claimed = {id(t) for j, t in enumerate(self.tracks) if j in set(pair.tolist())}
-        self._claimed |= {id(t) for t in revived.values()}
+        claimed = {id(t) for j, t in enumerate(self.tracks) if j in paired} | {id(t) for t in revived.values()}
         out = []
         for i, (box, conf, j) in enumerate(zip(detections.xyxy.astype(np.float64), detections.confidence.tolist(),
                                                pair.tolist(), strict=True)):  # fmt: skip
+            seen = {"box_xyxy": box, "confidence": conf, "detected_xyxy": box, "missed": 0, "lost": False,
+                    "seen_frame": self._frame}
             if i in revived:
                 old = revived[i]
                 velocity = (0.0, 0.0) if i in recognised else old.velocity_to(box, self._frame)
-                out.append(replace(old, box_xyxy=box, confidence=conf, detected_xyxy=box, missed=0, lost=False,
-                                   hidden=0, prob_mask=float("nan"), label_age=0, seen_frame=self._frame,
-                                   velocity_xy=velocity))  # fmt: skip
-                continue
-            if j < 0:
+                out.append(replace(old, **seen, hidden=0, prob_mask=float("nan"), label_age=0, velocity_xy=velocity))
+            elif j < 0:
                 out.append(Track(self._next_id, box, conf, box, seen_frame=self._frame))
                 self._next_id += 1
-                continue
-            old = self.tracks[j]
-            reuse = (self.relabel_every > 1 and not old.lost and is_sure(old.prob_mask, old.latest_probs())
-                     and len(old.votes) >= self.vote_min
-                     and old.label_age + 1 < self.relabel_every
-                     and iou_matrix(box, old.box_xyxy)[0, 0] >= RELABEL_MIN_IOU)  # fmt: skip
-            self.labels_reused += int(reuse)
-            out.append(replace(old, box_xyxy=box, confidence=conf, detected_xyxy=box, missed=0, lost=False,
-                               seen_frame=self._frame, velocity_xy=old.velocity_to(box, self._frame),
-                               prob_mask=old.prob_mask if reuse else float("nan"),
-                               label_age=old.label_age + 1 if reuse else 0))  # fmt: skip
-        return out if looks is None else self._looked(out, detections.xyxy, looks)
+            else:
+                old = self.tracks[j]
+                reuse = (self.relabel_every > 1 and not old.lost and old.sure()
+                         and len(old.votes) >= self.vote_min and old.label_age + 1 < self.relabel_every
+                         and iou_matrix(box, old.box_xyxy)[0, 0] >= RELABEL_MIN_IOU)  # fmt: skip
+                self.labels_reused += int(reuse)
+                out.append(replace(old, **seen, velocity_xy=old.velocity_to(box, self._frame),
+                                   prob_mask=old.prob_mask if reuse else float("nan"),
+                                   label_age=old.label_age + 1 if reuse else 0))  # fmt: skip
+        return (out if looks is None else self._looked(out, detections.xyxy, looks)), claimed
 
     def _recognised(self, boxes_xyxy: np.ndarray, looks: np.ndarray, fresh: list[int], candidates: list[Track]
                     ) -> dict[int, Track]:  # fmt: skip
@@ -445,16 +421,15 @@ class FaceTracker:
     def _looked(tracks: list[Track], boxes_xyxy: np.ndarray, looks: np.ndarray) -> list[Track]:
         """The tracks (one per detection) with the look of their detection averaged in, where it overlaps no
         other detection (a covered face looks like whoever covers it)."""
-        overlap = iou_matrix(boxes_xyxy, boxes_xyxy) > 0
-        clear = overlap.sum(axis=1) == 1
+        clear = (iou_matrix(boxes_xyxy, boxes_xyxy) > 0).sum(axis=1) == 1
         return [t if not ok else replace(t, look=look if t.look is None else (t.look + look) / 2)
                 for t, look, ok in zip(tracks, looks, clear, strict=True)]  # fmt: skip
 
-    def _coasting(self, detections: Faces) -> list[Track]:
+    def _coasting(self, claimed: set[int]) -> list[Track]:
         """The tracks no detection matched that may coast one more key frame (missed count raised)."""
         keep, gone = [], []
         for t in self.tracks:
-            if id(t) in self._claimed:  # continued by a detection (``_matched``)
+            if id(t) in claimed:  # continued by a detection (``_matched``)
                 continue
             if t.missed + 1 <= self.max_missed and t.steady() and not t.lost and not np.isnan(t.prob_mask):
                 keep.append(replace(t, missed=t.missed + 1, label_age=t.label_age + 1))
@@ -467,16 +442,11 @@ class FaceTracker:
     def _move(self, gray_before: np.ndarray, gray_now: np.ndarray) -> None:
         """Every track moved along the flow; tracks with an empty box (they left the frame) dropped."""
         moved, lost = flow_boxes(gray_before, gray_now, np.array([t.box_xyxy for t in self.tracks]))
-        height, width = gray_now.shape[:2]
-        kept, left = [], []
-        for track, box, gone in zip(self.tracks, np.rint(moved), lost, strict=True):
-            box[0::2], box[1::2] = np.clip(box[0::2], 0, width), np.clip(box[1::2], 0, height)
-            if box[2] > box[0] and box[3] > box[1]:
-                kept.append(replace(track, box_xyxy=box, lost=bool(gone)))
-            else:  # a face that left the frame: no longer drawn
-                left.append(track)
-        self._forget(left)
-        self.tracks = kept
+        moved = clip_boxes(np.rint(moved), gray_now.shape[1::-1])
+        inside = (moved[:, 2:] > moved[:, :2]).all(axis=1)
+        self._forget(t for t, ok in zip(self.tracks, inside, strict=True) if not ok)  # left the frame: not drawn
+        self.tracks = [replace(t, box_xyxy=box, lost=bool(gone))
+                       for t, box, gone, ok in zip(self.tracks, moved, lost, inside, strict=True) if ok]
 
     def _record_drift(self, detections: Faces) -> None:
         """IoU of each fresh detection with its best tracked box; unmatched on either side counted."""

@@ -44,14 +44,10 @@ def live_counts(faces: Faces, stats: RunStats) -> dict[str, Any]:
         counts = stats.people.counts()  # by every label, zeros included
         return {"unit": "people", "in_view": counts.in_view | {"total": sum(counts.in_view.values())},
                 "seen": counts.seen | {"people": sum(counts.seen.values()), "frames": stats.frames + 1}}
-    n = count_labels(faces.label)  # every label
-    return {
-        "unit": "faces",
-        "in_view": n | {"total": len(faces)},
-        "seen": {"frames": stats.frames + 1, "faces": stats.faces + len(faces), "mask": stats.mask + n["mask"],
-                 "no_mask": stats.no_mask + n["no_mask"], "incorrect": stats.incorrect + n["incorrect"],
-                 "unknown": stats.unknown + n["unknown"]},
-    }
+    n = count_labels(faces.label)  # every label (each a RunStats count)
+    return {"unit": "faces", "in_view": n | {"total": len(faces)},
+            "seen": {"frames": stats.frames + 1, "faces": stats.faces + len(faces)}
+            | {name: getattr(stats, name) + k for name, k in n.items()}}
 
 
 def parse_serve(spec: str, default_host: str) -> tuple[str, int]:
@@ -151,7 +147,8 @@ class WebServer:
     def __init__(self, viewer: Viewer, host: str = "127.0.0.1", port: int = 0, token: str | None = None) -> None:
         self.viewer, self.host, self.port = viewer, host, port
         self.token = token if token is not None or host in LOCAL_HOSTS else secrets.token_urlsafe(24)
-        self._thread = threading.Thread(target=self._run, name="maskwatch-web", daemon=True)
+        self._thread = threading.Thread(target=lambda: asyncio.run(self._serve()), name="maskwatch-web",
+                                        daemon=True)  # fmt: skip
         self._started = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._new_frame = asyncio.Event()  # replaced on every frame: its waiters are the stream handlers
@@ -180,9 +177,6 @@ class WebServer:
         self.viewer.on_frame = None
 
     # -- the server's thread ---------------------------------------------------------------------------------------
-
-    def _run(self) -> None:
-        asyncio.run(self._serve())
 
     async def _serve(self) -> None:
         app = web.Application(middlewares=[self._auth])

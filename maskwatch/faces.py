@@ -7,6 +7,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from maskwatch.geometry import clip_boxes
 from maskwatch.labels import CLASSES, LABELS, MASK, NO_MASK, UNKNOWN, labels_from_prob
 
 __all__ = ["LABELS", "MASK", "NO_MASK", "NO_TRACK", "UNKNOWN", "Faces", "grow_boxes", "labels_from_prob"]
@@ -139,8 +140,4 @@ def grow_boxes(xyxy: np.ndarray, margin: float, frame_wh: tuple[int, int]) -> np
     xyxy = np.asarray(xyxy, dtype=np.float64).reshape(-1, 4)
     size = xyxy[:, 2:] - xyxy[:, :2]
     grown = np.concatenate([xyxy[:, :2] - margin * size, xyxy[:, 2:] + margin * size], axis=1)
-    width, height = frame_wh
-    grown = np.rint(grown)
-    grown[:, 0::2] = np.clip(grown[:, 0::2], 0, width)
-    grown[:, 1::2] = np.clip(grown[:, 1::2], 0, height)
-    return grown.astype(np.int32)
+    return clip_boxes(np.rint(grown), frame_wh).astype(np.int32)

@@ -17,6 +17,11 @@ def _intersections(a_xyxy: np.ndarray, b_xyxy: np.ndarray) -> tuple[np.ndarray, 
     return inter_wh[..., 0] * inter_wh[..., 1], area_a, area_b
 
 
+def clip_boxes(xyxy: np.ndarray, frame_wh: tuple[int, int]) -> np.ndarray:
+    """float64 (n, 4): the boxes clipped to a ``frame_wh`` frame (x to [0, width], y to [0, height])."""
+    return np.clip(np.asarray(xyxy, np.float64).reshape(-1, 4), 0, np.tile(frame_wh, 2))
+
+
 def iou_matrix(a_xyxy: np.ndarray, b_xyxy: np.ndarray) -> np.ndarray:
     """Intersection over union of every box in ``a`` (n, 4) with every box in ``b`` (m, 4): float (n, m)."""
     inter, area_a, area_b = _intersections(a_xyxy, b_xyxy)

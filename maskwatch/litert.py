@@ -14,7 +14,8 @@ from maskwatch.errors import UserError
 def tflite_predictor(path: Path, threads: int, *, all_outputs: bool = False) -> Callable[[np.ndarray], Any]:
     """LiteRT interpreter; the input tensor is resized (and tensors reallocated) only when the batch size changes.
 
-    The predictor returns the first output, or with ``all_outputs`` a list of every output.
+    The predictor returns the first output, or with ``all_outputs`` a list of every output; its ``input_shape`` is
+    the model's input shape (N, H, W, C).
     """
     from ai_edge_litert.interpreter import Interpreter
 
@@ -37,4 +38,5 @@ def tflite_predictor(path: Path, threads: int, *, all_outputs: bool = False) -> 
             return [interp.get_tensor(i).copy() for i in out_indices]
         return interp.get_tensor(out_indices[0]).copy()
 
+    predict.input_shape = tuple(int(v) for v in inp["shape"])  # type: ignore[attr-defined]
     return predict

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from maskwatch.geometry import greedy_match, iou_matrix, nms, overlap_shares
+from maskwatch.geometry import clip_boxes, greedy_match, iou_matrix, nms, overlap_shares
 
 
 def test_iou_matrix_values_and_empty_boxes():
@@ -41,3 +41,8 @@ def test_greedy_match_strongest_first_each_target_once():
     allowed = np.array([False, True])
     assert greedy_match(ious, np.array([0.9, 0.5, 0.1]), 0.4, allowed).tolist() == [-1, 1, -1]
     assert greedy_match(np.zeros((2, 0)), np.array([0.9, 0.5]), 0.4).tolist() == [-1, -1]
+
+
+def test_clip_boxes_keeps_boxes_in_the_frame():
+    clipped = clip_boxes(np.array([[-5, 2, 30, 50], [3, -1, 8, 9]]), (20, 40))
+    assert clipped.dtype == np.float64 and clipped.tolist() == [[0, 2, 20, 40], [3, 0, 8, 9]]

@@ -17,13 +17,12 @@ from detector.tracking import (
     grid_points,
     move_boxes,
     similarity,
-    unmatched,
     vote,
 )
 from maskwatch.config import load_config
 from maskwatch.errors import UserError
 from maskwatch.faces import MASK, NO_MASK, UNKNOWN, Faces
-from maskwatch.geometry import iou_matrix
+from maskwatch.geometry import iou_matrix, match_by_iou
 from maskwatch.labels import INCORRECT
 
 SIZE_WH = (320, 240)
@@ -171,12 +170,12 @@ def test_every_frame_runs_both_models_without_tracking():
         Pipeline(models.detect, models.classify, detect_every=0)
 
 
-def test_unmatched_is_greedy_one_to_one():
+def test_matching_tracks_is_greedy_one_to_one():
     tracked = np.array([[0, 0, 10, 10], [100, 100, 110, 110], [2, 0, 12, 10]])
     detected = np.array([[1, 0, 11, 10]])  # overlaps tracked 0 and 2 (IoU 0.82 both): only one is claimed
-    assert unmatched(tracked, detected, 0.3).tolist() == [False, True, True]
-    assert unmatched(tracked, np.zeros((0, 4)), 0.3).tolist() == [True, True, True]
-    assert unmatched(np.zeros((0, 4)), detected, 0.3).tolist() == []
+    assert (match_by_iou(tracked, detected, 0.3) < 0).tolist() == [False, True, True]
+    assert (match_by_iou(tracked, np.zeros((0, 4)), 0.3) < 0).tolist() == [True, True, True]
+    assert (match_by_iou(np.zeros((0, 4)), detected, 0.3) < 0).tolist() == []
 
 
 FACE_A = [100, 60, 160, 130]
