@@ -223,25 +223,51 @@ def gflops_per_s(flops: int | None, ms: float | None) -> float | None:
 # ---------------------------------------------------------------- workers (each runs in a fresh process)
 
 
-def _frame_source(source: str) -> Iterable[Any]:
-    from detector.sources import video_frames
+def _frame_source(source: str, frames: int = 0) -> Iterable[Any]:
+    """The video's frames in order; with ``frames`` > 0, read again from its start (a cut, as in any edited video)
+    until that many frames, so a short clip still gives a measurement of several seconds (0: the video once)."""
+    import cv2
 
-    return video_frames(Path(source))
+    from detector.sources import capture_frames
+
+    index = 0
+    while True:
+        start = index
+        for frame in capture_frames(cv2.VideoCapture(source), source, Path(source).name, first_index=index,
+                                    expected=0):  # fmt: skip
+            yield frame
+            index += 1
+            if index == frames:
+                return
+        if not frames or index == start:
+            if index == 0:
+                raise UserError(f"cannot read video {source}: no frame could be decoded")
+            return
 
 
 class PacedCapture:
     """A video file that delivers frame i at i / fps seconds after its first frame, like a camera or a stream."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, frames: int = 0) -> None:
         import cv2
 
+        self._path, self._frames = path, frames
         self._cap = cv2.VideoCapture(path)
         self.fps = float(self._cap.get(cv2.CAP_PROP_FPS)) or 30.0
         self.delivered = 0
         self._start: float | None = None
 
     def read(self) -> tuple[bool, Any]:
+        """The next frame at its time; the video starts again at its end until ``frames`` frames (0: once)."""
+        import cv2
+
+        if self._frames and self.delivered >= self._frames:
+            return False, None
         ok, image = self._cap.read()
+        if not ok and self._frames and self.delivered:
+            self._cap.release()
+            self._cap = cv2.VideoCapture(self._path)
+            ok, image = self._cap.read()
         if self._start is None:
             self._start = time.monotonic()
         wait_s = self._start + self.delivered / self.fps - time.monotonic()
@@ -346,8 +372,8 @@ def worker_loop(spec: dict[str, Any]) -> dict[str, Any]:
     cfg = load_config(spec["config"], spec["overrides"])
     pipeline = (LivePipeline if spec.get("live") else Pipeline).from_config(cfg, video=True)
     stats = RecordingStats(source=spec["source"])
-    capture = PacedCapture(spec["source"]) if spec.get("paced") else None
-    frames = paced_frames(spec["source"], capture) if capture else _frame_source(spec["source"])
+    capture = PacedCapture(spec["source"], spec["frames"]) if spec.get("paced") else None
+    frames = paced_frames(spec["source"], capture) if capture else _frame_source(spec["source"], spec["frames"])
     try:
         run_loop(frames, pipeline, style=DrawStyle.from_config(cfg.draw), outputs=Outputs(), stats=stats,
                  max_frames=spec["frames"] or None)
@@ -908,7 +934,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m evaluation.bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--source", help=f"video file with faces (default: {' or '.join(DEFAULT_SOURCES)})")
-    parser.add_argument("--frames", type=int, default=300, help="frames of our loop per run (0 = all; default 300)")
+    parser.add_argument("--frames", type=int, default=300,
+                        help="frames of our loops per run, the video read again from its start if shorter "
+                             "(0 = the video once; default 300)")
     parser.add_argument("--reference-frames", type=int, default=60,
                         help="frames of the classic reference loop per run (default 60)")
     parser.add_argument("--warmup", type=int, default=5, help="first frames left out of the FPS (default 5)")

@@ -175,6 +175,25 @@ def face_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+def test_a_short_video_is_read_again_until_the_frames_asked(face_video):
+    """Our loops measure ``--frames`` frames even from a shorter clip: the video starts again at its end (its frames
+    in order, indices continuing); 0 reads it once."""
+    first = [f.image_bgr for f in bench._frame_source(str(face_video))]
+    assert len(first) == N_FRAMES
+    frames = list(bench._frame_source(str(face_video), 2 * N_FRAMES + 5))
+    assert [f.index for f in frames] == list(range(2 * N_FRAMES + 5))
+    for i, frame in enumerate(frames):
+        assert np.array_equal(frame.image_bgr, first[i % N_FRAMES])
+    paced = bench.PacedCapture(str(face_video), N_FRAMES + 3)
+    paced.fps = 1000.0  # no waiting in a test
+    got = [paced.read() for _ in range(N_FRAMES + 5)]
+    assert [ok for ok, _ in got] == [True] * (N_FRAMES + 3) + [False] * 2
+    assert np.array_equal(got[N_FRAMES + 1][1], first[1]) and paced.delivered == N_FRAMES + 3
+    once = bench.PacedCapture(str(face_video))
+    once.fps = 1000.0
+    assert sum(once.read()[0] for _ in range(N_FRAMES + 2)) == N_FRAMES
+
+
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A contract-honouring model (RGB 0-255 32x32 in, sigmoid out) exported with ``save_classifier``."""
