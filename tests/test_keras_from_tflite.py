@@ -88,3 +88,11 @@ def test_a_missing_or_broken_tflite_is_a_one_line_error(tmp_path, capsys, conten
     err = capsys.readouterr().err.strip()
     assert err.startswith("error:") and len(err.splitlines()) == 1
     assert not (tmp_path / "out.keras").exists()
+
+
+def test_the_tflite_models_own_card_is_not_overwritten(tmp_path, capsys) -> None:
+    (tmp_path / "m.tflite").write_bytes(TFLITE.read_bytes())
+    (tmp_path / "m.json").write_text("{}")
+    assert kft.main([str(tmp_path / "m.tflite"), str(tmp_path / "m")]) == 2
+    assert "would replace the card" in capsys.readouterr().err
+    assert (tmp_path / "m.json").read_text() == "{}" and not (tmp_path / "m.keras").exists()

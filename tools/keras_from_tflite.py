@@ -251,11 +251,13 @@ def _main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if not args.tflite.is_file():
         raise UserError(f"{args.tflite} not found")
+    source_card = card_path(args.tflite.with_suffix(""))
+    if card_path(args.out_stem).resolve() == source_card.resolve():
+        raise UserError(f"{args.out_stem} would replace the card of {args.tflite}; choose another OUT_STEM")
     model = rebuild(args.tflite)
     keras_path = model_path(args.out_stem, "keras")
     with atomic_path(keras_path) as tmp:
         model.save(tmp)
-    source_card = card_path(args.tflite.with_suffix(""))
     card = json.loads(source_card.read_text(encoding="utf-8")) if source_card.is_file() else {}
     card["rebuilt_from_tflite"] = {
         "file": str(args.tflite),
