@@ -63,3 +63,12 @@ def test_an_incorrect_threshold_outside_0_1_is_rejected(tmp_path, capsys, thresh
     args = [str(tmp_path / "b"), str(tmp_path / "ds"), str(tmp_path / "o"), "--incorrect-threshold", threshold]
     assert wmh.main(args) == 2
     assert "--incorrect-threshold must be between 0 and 1" in capsys.readouterr().err
+
+
+def test_several_thresholds_name_one_model_each(tmp_path, capsys):
+    assert wmh.out_stem_for(Path("runs/m3"), 0.7) == Path("runs/m3_t0.7")
+    (tmp_path / "b.keras").write_bytes(b"")
+    (tmp_path / "ds" / "incorrect_mask").mkdir(parents=True)
+    args = [str(tmp_path / "b"), str(tmp_path / "ds"), str(tmp_path / "o"), "--incorrect-threshold", "0.6", "1"]
+    assert wmh.main(args) == 2  # every value is checked
+    assert "--incorrect-threshold must be between 0 and 1" in capsys.readouterr().err

@@ -5,7 +5,8 @@ The binary model (``BINARY_STEM.keras``) stays as it is, so its P(mask) is uncha
 shape (Dense(128, relu), Dropout(0.5), Dense(1, sigmoid)) reads the same pooled MobileNetV2 features and gives
 q = P(incorrect). The saved model's output is the softmax-like vector over (no_mask, mask, incorrect):
 ((1 - P(mask)) (1 - q), P(mask) (1 - q), q), so the detector runs it as any three-class model (one forward pass).
-``--incorrect-threshold T`` moves q's logit by -logit(T): "incorrect" then wins roughly where q >= T.
+``--incorrect-threshold T`` moves q's logit by -logit(T): "incorrect" then wins roughly where q >= T (several values:
+one model each from the same heads, to choose T on development faces).
 
 Only the new head trains: DATASET's ``with_mask/``, ``without_mask/``, ``incorrect_mask/`` (``groups.csv``), the
 group-aware split of ``train.test_split`` (a person stays on one side), features of ``--copies`` augmented copies of
@@ -92,6 +93,11 @@ def features_of(extractor: Any, images_rgb: np.ndarray, augmenter: Any | None, b
     return np.concatenate(out) if out else np.zeros((0, *extractor.output_shape[1:]), np.float16)
 
 
+def out_stem_for(out_stem: Path, threshold: float) -> Path:
+    """The model of one of several ``--incorrect-threshold`` values: ``OUT_STEM_t0.7``."""
+    return out_stem.with_name(f"{out_stem.name}_t{threshold:g}")
+
+
 def _confusion(labels: np.ndarray, predicted: np.ndarray) -> list[list[int]]:
     return [[int(((labels == a) & (predicted == b)).sum()) for b in range(3)] for a in range(3)]
 
@@ -104,7 +110,7 @@ def _main(argv: Sequence[str] | None = None) -> int:
         raise UserError(f"no Keras file of the binary model at {binary_keras} (python -m train writes one)")
     if not (args.dataset / "incorrect_mask").is_dir():
         raise UserError(f"{args.dataset} has no incorrect_mask/ folder (python -m train.maskify SRC DST --classes 3)")
-    if not 0 < args.incorrect_threshold < 1:
+    if not all(0 < t < 1 for t in args.incorrect_threshold):
         raise UserError(f"--incorrect-threshold must be between 0 and 1, got {args.incorrect_threshold}")
     import keras
 
@@ -154,28 +160,30 @@ def _main(argv: Sequence[str] | None = None) -> int:
         print(f"head {k + 1}/{args.heads}: {epochs_run[-1]} epochs, best validation loss "
               f"{min(history.history['val_loss']):.4f}", file=sys.stderr)  # fmt: skip
         heads.append(head)
-    shift = -math.log(args.incorrect_threshold / (1 - args.incorrect_threshold))
-    model = compose(binary, heads, shift)
-    test_probs = np.asarray(model.predict(data.images_rgb[split.test].astype(np.float32), verbose=0))
-    labels = data.labels[split.test]
-    confusion = _confusion(labels, np.argmax(test_probs, axis=1))
-    print("test confusion (rows: no_mask, mask, incorrect):", confusion, file=sys.stderr)
-    card = {
-        "made_by": "tools/wrong_mask_head.py: the binary model " + str(args.binary_stem) + " unchanged, plus a "
-                   "P(incorrect) head on its feature map; output ((1-P(mask))(1-q), P(mask)(1-q), q)",
-        "incorrect_threshold": args.incorrect_threshold,
-        "dataset": {"path": str(args.dataset), "content_sha256": data.content_sha256,
-                    "counts": {n: int((data.labels == k).sum()) for k, n in enumerate(CLASS_NAMES_3)},
-                    "split": {"fit": len(fit_idx), "validation": len(val_idx), "test": len(split.test)}},
-        "head_training": {"copies": args.copies, "channels": args.channels, "l2": args.l2,
-                          "heads": args.heads, "epochs_run": epochs_run,
-                          "learning_rate": args.learning_rate, "class_weight": weights},
-        "metrics": {"test_confusion_no_mask_mask_incorrect": confusion,
-                    "test_accuracy": float(np.trace(np.array(confusion)) / max(len(labels), 1))},
-        "reproduce": [" ".join(["python tools/wrong_mask_head.py", *map(str, sys.argv[1:] if argv is None else argv)])],
-    }  # fmt: skip
-    paths = save_classifier(model, args.out_stem, card)
-    print(f"wrote {', '.join(str(p) for p in paths.values())}")
+    for threshold in args.incorrect_threshold:
+        stem = args.out_stem if len(args.incorrect_threshold) == 1 else out_stem_for(args.out_stem, threshold)
+        model = compose(binary, heads, -math.log(threshold / (1 - threshold)))
+        test_probs = np.asarray(model.predict(data.images_rgb[split.test].astype(np.float32), verbose=0))
+        labels = data.labels[split.test]
+        confusion = _confusion(labels, np.argmax(test_probs, axis=1))
+        print(f"threshold {threshold:g}: test confusion (rows: no_mask, mask, incorrect):", confusion, file=sys.stderr)
+        card = {
+            "made_by": "tools/wrong_mask_head.py: the binary model " + str(args.binary_stem) + " unchanged, plus a "
+                       "P(incorrect) head on its feature map; output ((1-P(mask))(1-q), P(mask)(1-q), q)",
+            "incorrect_threshold": threshold,
+            "dataset": {"path": str(args.dataset), "content_sha256": data.content_sha256,
+                        "counts": {n: int((data.labels == k).sum()) for k, n in enumerate(CLASS_NAMES_3)},
+                        "split": {"fit": len(fit_idx), "validation": len(val_idx), "test": len(split.test)}},
+            "head_training": {"copies": args.copies, "channels": args.channels, "l2": args.l2,
+                              "heads": args.heads, "epochs_run": epochs_run,
+                              "learning_rate": args.learning_rate, "class_weight": weights},
+            "metrics": {"test_confusion_no_mask_mask_incorrect": confusion,
+                        "test_accuracy": float(np.trace(np.array(confusion)) / max(len(labels), 1))},
+            "reproduce": [" ".join(["python tools/wrong_mask_head.py",
+                                    *map(str, sys.argv[1:] if argv is None else argv)])],
+        }  # fmt: skip
+        paths = save_classifier(model, stem, card)
+        print(f"wrote {', '.join(str(p) for p in paths.values())}")
     return 0
 
 
@@ -191,8 +199,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--incorrect-threshold",
         type=float,
-        default=0.5,
-        help="q at which incorrect wins, folded into the head's bias (0.5: unchanged)",
+        nargs="+",
+        default=[0.5],
+        help="q at which incorrect wins, folded into the head's bias (0.5: unchanged); several: one model each, "
+        "OUT_STEM_t<T>, from the same heads",
     )
     parser.add_argument("--heads", type=int, default=1, help="heads trained with different seeds, logits averaged (1)")
     parser.add_argument("--channels", type=int, default=32, help="channels the feature map is reduced to (32)")
