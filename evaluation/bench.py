@@ -135,7 +135,7 @@ def check_targets(result: dict[str, Any]) -> list[dict[str, Any]]:
     loop = result.get("loop") or {}
     every = (result.get("loop_variants") or {}).get("every_frame") or {}
     live = ((result.get("paced") or {}).get("live") or {}).get("frame_ms") or {}
-    live_ratio = round(live["p95_ms"] / live["mean_ms"], 2) if live.get("p95_ms") and live.get("mean_ms") else None
+    live_ratio = live["p95_ms"] / live["mean_ms"] if live.get("p95_ms") and live.get("mean_ms") else None
     rows = [
         ("default loop speed-up vs the classic loop", result.get("speedup"), ">=",
          TARGETS["speedup_vs_reference_min"]),
@@ -148,7 +148,8 @@ def check_targets(result: dict[str, Any]) -> list[dict[str, Any]]:
     out = []
     for name, value, op, limit in rows:
         met = None if value is None else (value >= limit if op == ">=" else value <= limit)
-        out.append({"target": name, "value": value, "op": op, "limit": limit, "met": met})
+        shown = round(value, 3) if isinstance(value, float) else value  # compared unrounded, shown rounded
+        out.append({"target": name, "value": shown, "op": op, "limit": limit, "met": met})
     out.append({"target": "TensorFlow not imported by the detector loop",
                 "value": loop.get("tensorflow_imported"), "op": "==", "limit": False,
                 "met": None if not loop else loop.get("tensorflow_imported") is False})

@@ -54,6 +54,8 @@ def test_check_targets_met_and_missed():
     assert [t["met"] for t in bad] == [False] * 6
     assert bad[0]["value"] == 9.0 and bad[0]["limit"] == bench.TARGETS["speedup_vs_reference_min"] == 10.0
     assert bad[2]["value"] == 1.6  # p95 / mean
+    edge = bench.check_targets(_result(11.0, 3.5, 15.04, 200.0, 0.9, False))[2]
+    assert edge["met"] is False and edge["value"] == 1.504  # compared unrounded: 1.504 is not <= 1.5
     missing = bench.check_targets({"speedup": None, "loop": None})
     assert [t["met"] for t in missing] == [None] * 6
 
