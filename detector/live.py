@@ -39,7 +39,7 @@ import cv2
 import numpy as np
 
 from detector.pipeline import Classify, Detect, Pipeline
-from detector.tracking import flow_boxes
+from detector.tracking import RELABEL_MIN_IOU, flow_boxes
 from maskwatch.faces import MASK, Faces
 from maskwatch.geometry import clip_boxes, match_by_iou
 
@@ -114,6 +114,7 @@ class LivePipeline(Pipeline):
                                                                initializer=lower_thread_priority)  # fmt: skip
         # the detection in flight, its frame's grayscale and the tracks' boxes on that frame (by track id)
         self._pending: tuple[concurrent.futures.Future[Detection], np.ndarray, dict[int, np.ndarray]] | None = None
+        self._due: tuple[Any, ...] | None = None  # the next detection's arguments, until ``frame_done`` starts it
         self._seq = -1  # index of the current frame
         self._last_submit: int | None = None
         self._last_applied = -1
@@ -140,6 +141,7 @@ class LivePipeline(Pipeline):
     def _locate(self, frame_bgr: np.ndarray) -> Faces:
         """The tracks moved along the flow, with a finished detection applied; the next one submitted when due
         (the classifier then runs only for faces the worker left)."""
+        self.frame_done()  # a due detection the caller did not start (it never calls ``frame_done``) starts now
         self._seq += 1
         assert self.tracker is not None
         lost = self.tracker.follow(frame_bgr)
@@ -151,7 +153,7 @@ class LivePipeline(Pipeline):
         return faces
 
     def _maybe_submit(self, frame_bgr: np.ndarray, lost: bool) -> None:
-        if self._pending is not None:
+        if self._pending is not None or self._due is not None:
             return
         due = self._last_submit is None or self._seq - self._last_submit >= self.detect_every
         if not (due or lost):
@@ -160,7 +162,15 @@ class LivePipeline(Pipeline):
         self._last_submit = self._seq
         assert self.tracker is not None
         boxes = {t.track_id: t.box_xyxy.copy() for t in self.tracker.tracks}
-        self._pending = (self._executor.submit(self._work, self._seq, frame_bgr), self.tracker.gray, boxes)
+        self._due = (self._seq, frame_bgr, self.tracker.label_kept_xyxy(), self.tracker.gray, boxes)
+
+    def frame_done(self) -> None:
+        """The loop is done with this frame (drawn, written, shown): a detection due on it starts now, so that the
+        worker's start does not compete with the frame's own work."""
+        if self._due is not None:
+            seq, frame_bgr, label_kept_xyxy, gray, boxes = self._due
+            self._due = None
+            self._pending = (self._executor.submit(self._work, seq, frame_bgr, label_kept_xyxy), gray, boxes)
 
     def _locked(self, classify: Classify) -> Classify:
         def locked(crops: Sequence[np.ndarray]) -> np.ndarray:
@@ -170,13 +180,17 @@ class LivePipeline(Pipeline):
         locked.threshold = getattr(classify, "threshold", self.threshold)  # type: ignore[attr-defined]
         return locked
 
-    def _work(self, seq: int, frame_bgr: np.ndarray) -> Detection:
-        """On the worker thread: the detector and the classifier on one frame."""
+    def _work(self, seq: int, frame_bgr: np.ndarray, label_kept_xyxy: np.ndarray) -> Detection:
+        """On the worker thread: the detector on one frame, and the classifier (one batch) on the faces that will
+        need it: not those overlapping a track whose sure label they keep (``FaceTracker.label_kept_xyxy``: NaN)."""
         t0 = time.perf_counter()
         faces = self.detect(frame_bgr)
-        prob = np.empty(0, np.float32)
-        if len(faces):
-            prob = np.asarray(self.scores(faces.crops(frame_bgr)), np.float32)
+        todo = np.flatnonzero(match_by_iou(faces.xyxy, label_kept_xyxy, RELABEL_MIN_IOU) < 0)
+        prob = np.full(len(faces), np.nan, np.float32)
+        if len(todo):
+            scores = np.asarray(self.scores(faces[todo].crops(frame_bgr)), np.float32)
+            prob = np.full((len(faces), *scores.shape[1:]), np.nan, np.float32)
+            prob[todo] = scores
         return Detection(seq, faces, prob, time.perf_counter() - t0)
 
     def _apply_ready(self, frame_bgr: np.ndarray) -> Faces | None:
@@ -193,7 +207,7 @@ class LivePipeline(Pipeline):
         self._last_applied = result.seq
         self.applied.append((result.seq, self._seq))
         self.keyframes += 1
-        self.model_calls += int(len(result.faces) > 0)
+        self.model_calls += int(not np.isnan(result.prob_mask).all())  # the worker ran the classifier
         carried = self._carried(result.faces.xyxy, tracked_then, gray_then, frame_bgr.shape[1::-1])
         detections = Faces(np.rint(carried), result.faces.confidence)
         keep = (detections.size_wh > 0).all(axis=1)
@@ -222,6 +236,8 @@ class LivePipeline(Pipeline):
         todo = np.flatnonzero(np.isnan(faces.prob_mask))
         pair = match_by_iou(faces.xyxy[todo], carried_xyxy, SAME_BOX_IOU)
         hit = pair >= 0
+        classified = ~np.isnan(prob).any(axis=tuple(range(1, prob.ndim)))
+        hit[hit] = classified[pair[hit]]  # a face the worker left (NaN) gets its P(mask) from ``_label``
         assert self.tracker is not None
         self.tracker.set_prob_mask(faces.track_id[todo[hit]], prob[pair[hit]])
         new_prob = faces.prob_mask.copy()
@@ -229,7 +245,8 @@ class LivePipeline(Pipeline):
         return faces.with_labels(new_prob, self.threshold)
 
     def wait_idle(self, timeout_s: float | None = None) -> None:
-        """Block until the detection in flight (if any) is finished (tests and a clean shutdown)."""
+        """Block until the detection in flight (if any, a due one started) is finished (tests, a clean shutdown)."""
+        self.frame_done()
         if self._pending is not None:
             concurrent.futures.wait([self._pending[0]], timeout=timeout_s)
 

@@ -93,6 +93,7 @@ def run_loop(
             viewer.publish(frame, faces, annotated, stats, events)
         keep_going = show(annotated) if show is not None else True
         t4 = time.perf_counter()
+        getattr(pipeline, "frame_done", lambda: None)()  # the live pipeline's next detection starts now
         n = count_labels(faces.label)
         stats.add_frame(n["mask"], n["no_mask"],
                         {"read": t1 - t0, **_model_stages_s(pipeline, t2 - t1), "draw": t3 - t2, "write": t4 - t3},

@@ -94,6 +94,9 @@ class Pipeline:
         self.last_timings_ms = {"detect": 1000 * (t1 - t0), "classify": 1000 * (t2 - t1)}
         return faces
 
+    def frame_done(self) -> None:
+        """Called by the loop once a frame is drawn, written and shown (the live pipeline starts work here)."""
+
     def _locate(self, frame_bgr: np.ndarray) -> Faces:
         """This frame's boxes: the detector's on a key frame (matched to the tracks), else the tracked ones."""
         if self.tracker is None:

@@ -395,14 +395,22 @@ class FaceTracker:
                 self._next_id += 1
             else:
                 old = self.tracks[j]
-                reuse = (self.relabel_every > 1 and not old.lost and old.sure()
-                         and len(old.votes) >= self.vote_min and old.label_age + 1 < self.relabel_every
-                         and iou_matrix(box, old.box_xyxy)[0, 0] >= RELABEL_MIN_IOU)  # fmt: skip
+                reuse = self._keeps_label(old) and iou_matrix(box, old.box_xyxy)[0, 0] >= RELABEL_MIN_IOU
                 self.labels_reused += int(reuse)
                 out.append(replace(old, **seen, velocity_xy=old.velocity_to(box, self._frame),
                                    prob_mask=old.prob_mask if reuse else float("nan"),
                                    label_age=old.label_age + 1 if reuse else 0))  # fmt: skip
         return (out if looks is None else self._looked(out, detections.xyxy, looks)), claimed
+
+    def _keeps_label(self, track: Track) -> bool:
+        """Whether a detection matching ``track`` at the next key frame keeps its sure label (no classifier)."""
+        return (self.relabel_every > 1 and not track.lost and track.sure() and len(track.votes) >= self.vote_min
+                and track.label_age + 1 < self.relabel_every)  # fmt: skip
+
+    def label_kept_xyxy(self) -> np.ndarray:
+        """float64 (k, 4): the boxes of the tracks whose sure label a detection overlapping them by
+        ``RELABEL_MIN_IOU`` keeps at the next key frame: those faces need no classifier there."""
+        return np.array([t.box_xyxy for t in self.tracks if self._keeps_label(t)], np.float64).reshape(-1, 4)
 
     def _recognised(self, boxes_xyxy: np.ndarray, looks: np.ndarray, fresh: list[int], candidates: list[Track]
                     ) -> dict[int, Track]:  # fmt: skip
