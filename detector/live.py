@@ -3,9 +3,12 @@
 The face detector and the classifier run on one worker thread (OpenCV DNN, ONNX Runtime and LiteRT release the
 GIL while they compute); each frame only moves the tracks along the optical flow and picks up a finished result:
 
-1. a detection is submitted (a reference to the frame and its grayscale) when the worker is idle and
-   ``detect_every`` frames passed since the last one, or at once when a track is lost;
-2. the worker finds the faces on that frame and classifies them (one batch);
+1. a detection is due (a reference to the frame and its grayscale) when the worker is idle and ``detect_every``
+   frames passed since the last one, or at once when a track is lost; it starts when the loop is done with that
+   frame (``frame_done``: after drawing, writing and showing it), so the worker's start does not slow the frame;
+2. the worker finds the faces on that frame, their looks (``appearance``), and classifies in one batch the faces
+   that will need it: not those overlapping a track whose sure label the tracker keeps
+   (``FaceTracker.label_kept_xyxy``, the in-order pipeline's relabel rule);
 3. a later frame applies the result: the detection's boxes are carried forward from the detection's frame to this
    one, then matched to the tracks (``FaceTracker.update``), which the flow moved meanwhile; a face that needs a
    P(mask) takes the worker's one for its box. A detected box that overlaps a track's box on its own frame moves as
@@ -39,7 +42,7 @@ import cv2
 import numpy as np
 
 from detector.pipeline import Classify, Detect, Pipeline
-from detector.tracking import RELABEL_MIN_IOU, flow_boxes
+from detector.tracking import RELABEL_MIN_IOU, appearance, flow_boxes
 from maskwatch.faces import MASK, Faces
 from maskwatch.geometry import clip_boxes, match_by_iou
 
@@ -92,11 +95,12 @@ def move_like(xyxy: np.ndarray, before_xyxy: np.ndarray, after_xyxy: np.ndarray)
 @dataclass(frozen=True)
 class Detection:
     """A worker's result: the faces of frame ``seq`` with their P(mask) (or class probabilities, ``Pipeline.scores``),
-    and how long the worker took."""
+    their looks (``appearance`` on that frame), and how long the worker took."""
 
     seq: int
     faces: Faces
     prob_mask: np.ndarray
+    looks: np.ndarray
     worker_s: float
 
 
@@ -191,7 +195,7 @@ class LivePipeline(Pipeline):
             scores = np.asarray(self.scores(faces[todo].crops(frame_bgr)), np.float32)
             prob = np.full((len(faces), *scores.shape[1:]), np.nan, np.float32)
             prob[todo] = scores
-        return Detection(seq, faces, prob, time.perf_counter() - t0)
+        return Detection(seq, faces, prob, appearance(frame_bgr, faces.xyxy), time.perf_counter() - t0)
 
     def _apply_ready(self, frame_bgr: np.ndarray) -> Faces | None:
         """The finished detection (if any) carried to this frame and matched to the tracks; None if none is ready."""
@@ -212,7 +216,7 @@ class LivePipeline(Pipeline):
         detections = Faces(np.rint(carried), result.faces.confidence)
         keep = (detections.size_wh > 0).all(axis=1)
         assert self.tracker is not None
-        faces = self.tracker.update(frame_bgr, detections[np.flatnonzero(keep)])
+        faces = self.tracker.update(frame_bgr, detections[np.flatnonzero(keep)], result.looks[keep])
         return self._with_worker_prob(faces, detections.xyxy[keep], result.prob_mask[keep])
 
     def _carried(self, xyxy: np.ndarray, tracked_then: dict[int, np.ndarray], gray_then: np.ndarray,

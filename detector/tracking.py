@@ -315,9 +315,10 @@ class FaceTracker:
         self.gray, self._followed = gray, frame_bgr
         return any(t.lost for t in self.tracks)
 
-    def update(self, frame_bgr: np.ndarray, detections: Faces | None) -> Faces:
+    def update(self, frame_bgr: np.ndarray, detections: Faces | None, looks: np.ndarray | None = None) -> Faces:
         """The faces of ``frame_bgr``: the tracks moved along the flow (``detections`` None), or the detections
-        matched to the tracks, then the coasted tracks. P(mask) NaN = the face needs the classifier."""
+        matched to the tracks, then the coasted tracks. P(mask) NaN = the face needs the classifier. ``looks``: the
+        detections' ``appearance`` if already known (the live worker's, on the detection's own frame)."""
         self.follow(frame_bgr)
         if detections is not None:
             if self._detected_before:
@@ -325,7 +326,7 @@ class FaceTracker:
             self._detected_before = True
             keep = max(self.memory_keyframes, self.reid_keyframes)
             self.memory = [replace(t, hidden=t.hidden + 1) for t in self.memory if t.hidden < keep]
-            matched, claimed = self._matched(frame_bgr, detections)
+            matched, claimed = self._matched(frame_bgr, detections, looks)
             self.tracks = matched + self._coasting(claimed)
         return self.faces()
 
@@ -358,7 +359,8 @@ class FaceTracker:
         if max(self.memory_keyframes, self.reid_keyframes) > 0:
             self.memory.extend(replace(t, hidden=0, lost=False) for t in gone)
 
-    def _matched(self, frame_bgr: np.ndarray, detections: Faces) -> tuple[list[Track], set[int]]:
+    def _matched(self, frame_bgr: np.ndarray, detections: Faces, looks: np.ndarray | None
+                 ) -> tuple[list[Track], set[int]]:  # fmt: skip
         """One track per detection, in the detections' order: its matched track's, or a new one; and the ids
         (``id()``) of the tracks the detections continued."""
         pair = match_tracks(detections.xyxy, np.array([t.box_xyxy for t in self.tracks]).reshape(-1, 4))
@@ -372,7 +374,10 @@ class FaceTracker:
         back = match_by_iou(detections.xyxy[fresh], predicted, MEMORY_IOU)
         revived = {int(d): candidates[int(m)] for d, m in zip(fresh, back, strict=True) if m >= 0}
         self.revived += len(revived)
-        looks = appearance(frame_bgr, detections.xyxy) if self.reid_keyframes else None
+        if not self.reid_keyframes:
+            looks = None
+        elif looks is None:
+            looks = appearance(frame_bgr, detections.xyxy)
         recognised: dict[int, Track] = {}
         if looks is not None:  # third stage: the rest by their look
             left = [t for t in unclaimed + self.memory if all(t is not r for r in revived.values())]

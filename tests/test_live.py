@@ -222,6 +222,42 @@ def test_detect_every_one_still_tracks(detect_every):
     assert gaps.min() >= detect_every
 
 
+def test_a_due_detection_starts_once_the_loop_is_done_with_the_frame():
+    detector = HeldDetector(held=False)
+    pipe = _pipeline(detector)
+    try:
+        pipe(frame_at(0))
+        assert detector.calls == []  # due on frame 0, but the frame is still being drawn
+        pipe.frame_done()
+        pipe.wait_idle(HOLD_TIMEOUT_S)
+        assert detector.calls == [0]
+        assert len(pipe(frame_at(1))) == 2 and pipe.applied == [(0, 1)]
+    finally:
+        pipe.close()
+
+
+def test_the_worker_leaves_the_faces_whose_sure_label_their_tracks_keep():
+    crops_per_call: list[int] = []
+
+    def counting(crops: list[np.ndarray]) -> np.ndarray:
+        crops_per_call.append(len(crops))
+        return classify_by_brightness(crops)
+
+    detector = HeldDetector(held=False)
+    pipe = LivePipeline(detector, counting, detect_every=4, relabel_every=2)
+    labels = []
+    try:
+        for i in range(14):  # detections on frames 0, 4, 8 and 12, each applied on the next frame
+            labels.append(_by_x(pipe(frame_at(i))).label.tolist())
+            pipe.frame_done()
+            pipe.wait_idle(HOLD_TIMEOUT_S)
+    finally:
+        pipe.close()
+    # frames 0 and 8: both faces classified; 4 and 12: both labels sure and fresh, kept without the classifier
+    assert detector.calls == [0, 4, 8, 12] and crops_per_call == [2, 2] and pipe.quality()["labels_reused"] == 4
+    assert labels[1:] == [[MASK, NO_MASK]] * 13
+
+
 class ThreeClassByBrightness:
     """A three-class 'classifier' (``class_names``, ``probabilities``): face A (bright) wears the mask wrong, face B
     (dark) wears none."""

@@ -569,3 +569,20 @@ def test_every_frame_detection_reuses_a_track_s_sure_p_mask_like_key_frames_do()
     # classified at frames 0, 1 (votes), then every 3rd frame: 4, 7, 10; reused at 2, 3, 5, 6, 8, 9, 11
     assert len(sure) == 5 and pipeline.quality()["labels_reused"] == 7
     assert labels[0] == [UNKNOWN] and labels[1:] == [[MASK]] * 11
+
+
+def test_update_uses_the_looks_it_is_given():
+    # the live worker hands the detections' looks from their own frame: those, not the frame's, re-identify
+    spot, blue = [20, 40, 80, 100], [120, 40, 180, 100]
+    script = [[(spot, RED), (blue, BLUE)]] * 3 + [[(blue, BLUE)]] * 4 + [[(spot, GREEN), (blue, BLUE)]] * 2
+    frames, _ = _scene_frames(script)
+    red_look = appearance(frames[0], np.array([spot]))
+    for given, green_id in ((False, 2), (True, 0)):  # green is a new person, unless it is handed red's look
+        tracker = FaceTracker(max_missed=0, memory_keyframes=2, reid_keyframes=8)
+        for frame, faces in zip(frames, script, strict=True):
+            detections = Faces(np.array([box for box, _ in faces]), np.full(len(faces), 0.9, np.float32))
+            looks = appearance(frame, detections.xyxy)
+            if given and len(faces) == 2 and faces[0][1] == GREEN:
+                looks[0] = red_look[0]
+            ids = tracker.update(frame, detections, looks).track_id.tolist()
+        assert ids == [green_id, 1]
