@@ -72,3 +72,33 @@ def test_several_thresholds_name_one_model_each(tmp_path, capsys):
     args = [str(tmp_path / "b"), str(tmp_path / "ds"), str(tmp_path / "o"), "--incorrect-threshold", "0.6", "1"]
     assert wmh.main(args) == 2  # every value is checked
     assert "--incorrect-threshold must be between 0 and 1" in capsys.readouterr().err
+
+
+def test_heads_on_two_feature_maps_compose_with_the_binary_model_and_keep_p_mask():
+    """``--features head_pool block_12_add``-style heads: one input per map, the binary's P(mask) unchanged."""
+    import keras
+
+    from train.model import build_classifier
+
+    binary = build_classifier(32, None)
+    layers = ["head_pool", "mobilenet_v2_preprocess"]  # a flat rebuilt model: e.g. block_12_add
+    shapes = [tuple(t.shape[1:]) for t in wmh.feature_tensors(binary, layers)]
+    assert shapes[0] == tuple(binary.get_layer("head_pool").input.shape[1:]) and len(shapes[1]) == 3
+    heads = [wmh.build_head(shapes, seed=0), wmh.build_head(shapes, seed=1)]
+    images = np.random.default_rng(1).uniform(0, 255, (3, 32, 32, 3)).astype(np.float32)
+    probs = np.asarray(wmh.compose(binary, heads, 0.0, layers)(images, training=False))
+    p_mask = np.asarray(binary(images, training=False))[:, 0]
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(probs[:, 1] / (probs[:, 0] + probs[:, 1]), p_mask, atol=1e-5)
+    maps = wmh.features_of(keras.Model(binary.input, wmh.feature_tensors(binary, layers)), images, None, batch=2)
+    assert [m.shape[1:] for m in maps] == shapes and all(m.dtype == np.float16 for m in maps)
+    mean_logit = np.mean([np.asarray(h([m.astype(np.float32) for m in maps]))[:, 0] for h in heads], axis=0)
+    np.testing.assert_allclose(probs[:, 2], 1 / (1 + np.exp(-mean_logit)), atol=2e-3)  # float16 maps
+
+
+def test_an_unknown_feature_layer_is_a_one_line_error():
+    from maskwatch.errors import UserError
+    from train.model import build_classifier
+
+    with pytest.raises(UserError, match="no layer nope"):
+        wmh.feature_tensors(build_classifier(32, None), ["head_pool", "nope"])

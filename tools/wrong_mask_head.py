@@ -6,7 +6,9 @@ shape (Dense(128, relu), Dropout(0.5), Dense(1, sigmoid)) reads the same pooled 
 q = P(incorrect). The saved model's output is the softmax-like vector over (no_mask, mask, incorrect):
 ((1 - P(mask)) (1 - q), P(mask) (1 - q), q), so the detector runs it as any three-class model (one forward pass).
 ``--incorrect-threshold T`` moves q's logit by -logit(T): "incorrect" then wins roughly where q >= T (several values:
-one model each from the same heads, to choose T on development faces).
+one model each from the same heads, to choose T on development faces). ``--features LAYER...`` picks the maps the
+heads read (default ``head_pool``: the 7 x 7 x 1280 map before the binary head's pooling; e.g. ``block_12_add``, the
+14 x 14 x 96 output of MobileNetV2's block 12, where the nose and the mask's edge are twice as finely placed).
 
 Only the new head trains: DATASET's ``with_mask/``, ``without_mask/``, ``incorrect_mask/`` (``groups.csv``), the
 group-aware split of ``train.test_split`` (a person stays on one side), features of ``--copies`` augmented copies of
@@ -52,50 +54,101 @@ def composed_probs(p_mask: Any, q: Any) -> Any:
     return keras.layers.Concatenate(name="class_probs")(parts)
 
 
-def build_head(map_shape: tuple[int, ...], seed: int, *, channels: int = 32, l2: float = 0.0) -> Any:
+def build_head(
+    map_shape: tuple[int, ...] | Sequence[tuple[int, ...]], seed: int, *, channels: int = 32, l2: float = 0.0
+) -> Any:
     """Feature map -> 1x1 conv to ``channels`` (the head keeps where on the face things are) -> Flatten -> the
     seed's Dense(128, relu), Dropout(0.5), Dense(1): the logit of P(incorrect); ``l2``: weight decay of the kernels.
-    Layer names end in ``_{seed}`` so several heads fit in one model."""
+    Several shapes (a list): one input each, every map reduced and flattened on its own, then joined. Layer names
+    end in ``_{seed}`` so several heads fit in one model."""
     import keras
 
     keras.utils.set_random_seed(seed)
-    inputs = keras.Input(tuple(map_shape), name="feature_map")
+    shapes = [tuple(map_shape)] if isinstance(map_shape[0], int) else [tuple(s) for s in map_shape]
     decay = keras.regularizers.L2(l2) if l2 > 0 else None
-    x = keras.layers.Conv2D(channels, 1, activation="relu", kernel_regularizer=decay, name=f"wrong_reduce_{seed}")(
-        inputs
-    )
-    x = keras.layers.Flatten(name=f"wrong_flatten_{seed}")(x)
+    inputs, flat = [], []
+    for k, shape in enumerate(shapes):
+        tag = "" if len(shapes) == 1 else f"{k}_"
+        inputs.append(keras.Input(shape, name="feature_map" if not tag else f"feature_map_{k}"))
+        x = keras.layers.Conv2D(channels, 1, activation="relu", kernel_regularizer=decay,
+                                name=f"wrong_reduce_{tag}{seed}")(inputs[-1])  # fmt: skip
+        flat.append(keras.layers.Flatten(name=f"wrong_flatten_{tag}{seed}")(x))
+    x = flat[0] if len(flat) == 1 else keras.layers.Concatenate(name=f"wrong_join_{seed}")(flat)
     x = keras.layers.Dense(128, activation="relu", kernel_regularizer=decay, name=f"wrong_dense_{seed}")(x)
     x = keras.layers.Dropout(0.5, name=f"wrong_dropout_{seed}")(x)
-    return keras.Model(inputs, keras.layers.Dense(1, name=f"incorrect_logit_{seed}")(x), name=f"head_{seed}")
+    model_in = inputs[0] if len(inputs) == 1 else inputs
+    return keras.Model(model_in, keras.layers.Dense(1, name=f"incorrect_logit_{seed}")(x), name=f"head_{seed}")
 
 
-def compose(binary: Any, heads: Sequence[Any], logit_shift: float) -> Any:
-    """The binary model with ``heads`` on its feature map: q = sigmoid(mean of their logits + ``logit_shift``);
-    output (n, 3) (``composed_probs``)."""
+def feature_tensors(binary: Any, layers: Sequence[str]) -> list[Any]:
+    """The binary model's tensors the heads read: ``head_pool`` is its input (the 7 x 7 x 1280 feature map), any
+    other name that layer's output (e.g. ``block_12_add``, 14 x 14 x 96 at 224)."""
+    names = {layer.name for layer in binary.layers}
+    unknown = [n for n in layers if n not in names]
+    if unknown:
+        raise UserError(f"the binary model has no layer {', '.join(unknown)} (--features)")
+    return [binary.get_layer(n).input if n == FEATURES_LAYER else binary.get_layer(n).output for n in layers]
+
+
+def compose(binary: Any, heads: Sequence[Any], logit_shift: float, layers: Sequence[str] = (FEATURES_LAYER,)) -> Any:
+    """The binary model with ``heads`` on its feature maps (``layers``, see ``feature_tensors``): q = sigmoid(mean
+    of their logits + ``logit_shift``); output (n, 3) (``composed_probs``)."""
     import keras
 
-    features = binary.get_layer(FEATURES_LAYER).input
-    logits = [head(features) for head in heads]
+    features = feature_tensors(binary, layers)
+    logits = [head(features[0] if len(features) == 1 else features) for head in heads]
     logit = keras.layers.Average(name="incorrect_logit")(logits) if len(logits) > 1 else logits[0]
     q = keras.layers.Activation("sigmoid", name="p_incorrect")(logit + logit_shift)
     return keras.Model(binary.input, composed_probs(binary.output, q), name="mask_classifier_3class")
 
 
-def features_of(extractor: Any, images_rgb: np.ndarray, augmenter: Any | None, batch: int = 64) -> np.ndarray:
-    """The feature map of each image (augmented first when ``augmenter`` is given), float16, in batches."""
-    out = []
+def features_of(extractor: Any, images_rgb: np.ndarray, augmenter: Any | None, batch: int = 64) -> list[np.ndarray]:
+    """The feature maps of each image, one array per extractor output (augmented first when ``augmenter`` is
+    given), float16, in batches."""
+    outputs = extractor.outputs
+    out: list[list[np.ndarray]] = [[] for _ in outputs]
     for start in range(0, len(images_rgb), batch):
         x = images_rgb[start : start + batch].astype(np.float32)
         if augmenter is not None:
             x = np.asarray(augmenter(x, training=True))
-        out.append(np.asarray(extractor(x, training=False), np.float16))
-    return np.concatenate(out) if out else np.zeros((0, *extractor.output_shape[1:]), np.float16)
+        maps = extractor(x, training=False)
+        for k, y in enumerate(maps if isinstance(maps, (list, tuple)) else [maps]):
+            out[k].append(np.asarray(y, np.float16))
+    empty = [np.zeros((0, *t.shape[1:]), np.float16) for t in outputs]
+    return [np.concatenate(o) if o else e for o, e in zip(out, empty, strict=True)]
 
 
 def out_stem_for(out_stem: Path, threshold: float) -> Path:
     """The model of one of several ``--incorrect-threshold`` values: ``OUT_STEM_t0.7``."""
     return out_stem.with_name(f"{out_stem.name}_t{threshold:g}")
+
+
+def _training_features(
+    extractor: Any, images_rgb: np.ndarray, parts: tuple[np.ndarray, np.ndarray], augmenter: Any, copies: int,
+    cached: Path | None,
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Feature maps (one array per extractor output) of the fitting images (themselves, then ``copies`` augmented
+    passes) and of the validation images; kept in / read from ``cached`` (.npz) when given."""
+    n_maps = len(extractor.outputs)
+    names = ["fit", "val"] if n_maps == 1 else [f"{p}_{k}" for p in ("fit", "val") for k in range(n_maps)]
+    if cached is not None and cached.is_file():
+        with np.load(cached) as saved:
+            arrays = [saved[n] for n in names]
+        return arrays[: len(arrays) // 2], arrays[len(arrays) // 2 :]
+    fit_idx, val_idx = parts
+    passes = [features_of(extractor, images_rgb[fit_idx], None)]
+    passes += [features_of(extractor, images_rgb[fit_idx], augmenter) for _ in range(copies)]
+    x_fit = [np.concatenate([p[k] for p in passes]) for k in range(n_maps)]
+    x_val = features_of(extractor, images_rgb[val_idx], None)
+    if cached is not None:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(cached) as tmp, open(tmp, "wb") as f:
+            np.savez(f, **dict(zip(names, [*x_fit, *x_val], strict=True)))
+    return x_fit, x_val
+
+
+def _one_or_list(maps: list[np.ndarray]) -> np.ndarray | list[np.ndarray]:
+    return maps[0] if len(maps) == 1 else maps
 
 
 def _confusion(labels: np.ndarray, predicted: np.ndarray) -> list[list[int]]:
@@ -125,44 +178,35 @@ def _main(argv: Sequence[str] | None = None) -> int:
     inner = dataset.split_dataset(data.labels[split.train], groups, test_fraction=VAL_SHARE, seed=t.seed)
     fit_idx, val_idx = split.train[inner.train], split.train[inner.test]
     binary = keras.models.load_model(binary_keras, compile=False)
-    extractor = keras.Model(binary.input, binary.get_layer(FEATURES_LAYER).input)
     augmenter = build_augmenter(cfg.augment, seed=t.seed)
     print(f"features: {len(fit_idx)} training images x {args.copies + 1}, {len(val_idx)} validation, "
           f"{len(split.test)} test", file=sys.stderr)  # fmt: skip
     key = f"{file_sha256(binary_keras)[:16]}-{data.content_sha256[:16]}-{args.copies}-{t.seed}-{t.test_split}"
+    if list(args.features) != [FEATURES_LAYER]:
+        key += "-" + "+".join(args.features)
     cached = args.cache / f"wrong-mask-features-{key}.npz" if args.cache else None
-    if cached is not None and cached.is_file():
-        with np.load(cached) as saved:
-            x_fit, x_val = saved["fit"], saved["val"]
-    else:
-        x_fit = np.concatenate(
-            [features_of(extractor, data.images_rgb[fit_idx], None)]
-            + [features_of(extractor, data.images_rgb[fit_idx], augmenter) for _ in range(args.copies)]
-        )
-        x_val = features_of(extractor, data.images_rgb[val_idx], None)
-        if cached is not None:
-            cached.parent.mkdir(parents=True, exist_ok=True)
-            with atomic_path(cached) as tmp, open(tmp, "wb") as f:
-                np.savez(f, fit=x_fit, val=x_val)
+    extractor = keras.Model(binary.input, feature_tensors(binary, args.features))
+    x_fit, x_val = _training_features(extractor, data.images_rgb, (fit_idx, val_idx), augmenter, args.copies, cached)
     y_fit = np.tile((data.labels[fit_idx] == INCORRECT).astype(np.float32), args.copies + 1)
     y_val = (data.labels[val_idx] == INCORRECT).astype(np.float32)
     n_pos = max(float(y_fit.sum()), 1.0)
     weights = {0: len(y_fit) / (2 * max(len(y_fit) - n_pos, 1.0)), 1: len(y_fit) / (2 * n_pos)}
     heads, epochs_run = [], []
     for k in range(args.heads):
-        head = build_head(x_fit.shape[1:], t.seed + k, channels=args.channels, l2=args.l2)
+        head = build_head([x.shape[1:] for x in x_fit], t.seed + k, channels=args.channels, l2=args.l2)
         head.compile(optimizer=keras.optimizers.Adam(args.learning_rate),
                      loss=keras.losses.BinaryCrossentropy(from_logits=True))  # fmt: skip
         best = keras.callbacks.EarlyStopping(monitor="val_loss", patience=10, restore_best_weights=True)
-        history = head.fit(x_fit, y_fit, validation_data=(x_val, y_val), epochs=args.epochs,
-                           batch_size=t.batch_size, class_weight=weights, callbacks=[best], verbose=0)  # fmt: skip
+        history = head.fit(_one_or_list(x_fit), y_fit, validation_data=(_one_or_list(x_val), y_val),
+                           epochs=args.epochs, batch_size=t.batch_size, class_weight=weights, callbacks=[best],
+                           verbose=0)  # fmt: skip
         epochs_run.append(len(history.history["loss"]))
         print(f"head {k + 1}/{args.heads}: {epochs_run[-1]} epochs, best validation loss "
               f"{min(history.history['val_loss']):.4f}", file=sys.stderr)  # fmt: skip
         heads.append(head)
     for threshold in args.incorrect_threshold:
         stem = args.out_stem if len(args.incorrect_threshold) == 1 else out_stem_for(args.out_stem, threshold)
-        model = compose(binary, heads, -math.log(threshold / (1 - threshold)))
+        model = compose(binary, heads, -math.log(threshold / (1 - threshold)), args.features)
         test_probs = np.asarray(model.predict(data.images_rgb[split.test].astype(np.float32), verbose=0))
         labels = data.labels[split.test]
         confusion = _confusion(labels, np.argmax(test_probs, axis=1))
@@ -174,7 +218,8 @@ def _main(argv: Sequence[str] | None = None) -> int:
             "dataset": {"path": str(args.dataset), "content_sha256": data.content_sha256,
                         "counts": {n: int((data.labels == k).sum()) for k, n in enumerate(CLASS_NAMES_3)},
                         "split": {"fit": len(fit_idx), "validation": len(val_idx), "test": len(split.test)}},
-            "head_training": {"copies": args.copies, "channels": args.channels, "l2": args.l2,
+            "head_training": {"features": list(args.features), "copies": args.copies, "channels": args.channels,
+                              "l2": args.l2,
                               "heads": args.heads, "epochs_run": epochs_run,
                               "learning_rate": args.learning_rate, "class_weight": weights},
             "metrics": {"test_confusion_no_mask_mask_incorrect": confusion,
@@ -207,6 +252,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--heads", type=int, default=1, help="heads trained with different seeds, logits averaged (1)")
     parser.add_argument("--channels", type=int, default=32, help="channels the feature map is reduced to (32)")
     parser.add_argument("--l2", type=float, default=0.0, help="L2 weight decay of the head's kernels (0)")
+    parser.add_argument("--features", nargs="+", default=[FEATURES_LAYER], metavar="LAYER",
+                        help="layers of the binary model the heads read: head_pool means its input, the 7x7x1280 "
+                        "map (default); any other name that layer's output, e.g. block_12_add (14x14x96); several: "
+                        "joined")  # fmt: skip
     parser.add_argument("--cache", type=Path, help="folder to keep the training features in between runs")
     add_config_args(parser)
     return parser
