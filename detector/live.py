@@ -30,11 +30,12 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import functools
 import os
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -118,7 +119,7 @@ class LivePipeline(Pipeline):
                                                                initializer=lower_thread_priority)  # fmt: skip
         # the detection in flight, its frame's grayscale and the tracks' boxes on that frame (by track id)
         self._pending: tuple[concurrent.futures.Future[Detection], np.ndarray, dict[int, np.ndarray]] | None = None
-        self._due: tuple[Any, ...] | None = None  # the next detection's arguments, until ``frame_done`` starts it
+        self._due: tuple[Callable[[], Detection], np.ndarray, dict[int, np.ndarray]] | None = None  # until frame_done
         self._seq = -1  # index of the current frame
         self._last_submit: int | None = None
         self._last_applied = -1
@@ -166,15 +167,16 @@ class LivePipeline(Pipeline):
         self._last_submit = self._seq
         assert self.tracker is not None
         boxes = {t.track_id: t.box_xyxy.copy() for t in self.tracker.tracks}
-        self._due = (self._seq, frame_bgr, self.tracker.label_kept_xyxy(), self.tracker.gray, boxes)
+        work = functools.partial(self._work, self._seq, frame_bgr, self.tracker.label_kept_xyxy())
+        self._due = (work, self.tracker.gray, boxes)
 
     def frame_done(self) -> None:
         """The loop is done with this frame (drawn, written, shown): a detection due on it starts now, so that the
         worker's start does not compete with the frame's own work."""
         if self._due is not None:
-            seq, frame_bgr, label_kept_xyxy, gray, boxes = self._due
+            work, gray, boxes = self._due
             self._due = None
-            self._pending = (self._executor.submit(self._work, seq, frame_bgr, label_kept_xyxy), gray, boxes)
+            self._pending = (self._executor.submit(work), gray, boxes)
 
     def _locked(self, classify: Classify) -> Classify:
         def locked(crops: Sequence[np.ndarray]) -> np.ndarray:
@@ -190,11 +192,9 @@ class LivePipeline(Pipeline):
         t0 = time.perf_counter()
         faces = self.detect(frame_bgr)
         todo = np.flatnonzero(match_by_iou(faces.xyxy, label_kept_xyxy, RELABEL_MIN_IOU) < 0)
-        prob = np.full(len(faces), np.nan, np.float32)
-        if len(todo):
-            scores = np.asarray(self.scores(faces[todo].crops(frame_bgr)), np.float32)
-            prob = np.full((len(faces), *scores.shape[1:]), np.nan, np.float32)
-            prob[todo] = scores
+        scores = np.asarray(self.scores(faces[todo].crops(frame_bgr)) if len(todo) else [], np.float32)
+        prob = np.full((len(faces), *scores.shape[1:]), np.nan, np.float32)
+        prob[todo] = scores
         return Detection(seq, faces, prob, appearance(frame_bgr, faces.xyxy), time.perf_counter() - t0)
 
     def _apply_ready(self, frame_bgr: np.ndarray) -> Faces | None:
