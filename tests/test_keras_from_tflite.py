@@ -66,6 +66,10 @@ def test_rebuilt_keras_model_gives_the_tflite_p_mask_on_real_faces(tmp_path, ast
     assert list(p_keras >= 0.5) == masked  # real answers, not a constant
     feature_map = keras.Model(model.input, model.get_layer("head_pool").input)(batch[:1], training=False)
     np.testing.assert_allclose(np.asarray(feature_map), _tflite_tensor(batch[:1], "head_pool"), atol=1e-3)
+    from detector.classifier import MaskClassifier  # the classifier's two backends on the shipped model's weights
+
+    p_lite = MaskClassifier(TFLITE.with_suffix(""), backend="tflite")(crops)
+    np.testing.assert_allclose(p_lite, MaskClassifier(tmp_path / "rebuilt", backend="keras")(crops), atol=1e-4)
     card = json.loads((tmp_path / "rebuilt.json").read_text())
     assert card["class_names"] == ["mask", "no_mask"] and card["files"] == {"keras": "rebuilt.keras"}
     assert card["rebuilt_from_tflite"]["file"] == str(TFLITE)

@@ -94,25 +94,6 @@ def test_tflite_and_keras_give_the_same_probability(model_224: Path) -> None:
     np.testing.assert_allclose(p_lite, p_keras, atol=1e-5)
 
 
-@pytest.mark.slow
-def test_shipped_model_tflite_and_keras_agree(tmp_path: Path) -> None:
-    """The shipped model's two backends on the same crops: only its .tflite ships, so the .keras is rebuilt from it
-    (tools/keras_from_tflite.py) and read by the classifier's keras backend."""
-    import importlib.util
-
-    from detector.classifier import MaskClassifier
-
-    models = Path(__file__).resolve().parent.parent / "models"
-    spec = importlib.util.spec_from_file_location("keras_from_tflite", models.parent / "tools" / "keras_from_tflite.py")
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
-    assert tool.main([str(models / "mask_classifier.tflite"), str(tmp_path / "mask_classifier")]) == 0
-    crops = list(_crops().values())
-    p_lite = MaskClassifier(models / "mask_classifier", backend="tflite")(crops)
-    p_keras = MaskClassifier(tmp_path / "mask_classifier", backend="keras")(crops)
-    np.testing.assert_allclose(p_lite, p_keras, atol=1e-4)
-
-
 def test_resize_rule_and_colour_conversions() -> None:
     assert resize_interpolation((20, 20), (SIZE, SIZE)) == cv2.INTER_LINEAR
     assert resize_interpolation((400, 100), (SIZE, SIZE)) == cv2.INTER_AREA  # one side shrinks
