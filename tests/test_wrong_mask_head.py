@@ -32,7 +32,7 @@ def test_composed_model_keeps_p_mask_and_moves_the_incorrect_logit():
 
     binary = build_classifier(32, None)
     shape = tuple(binary.get_layer("head_pool").input.shape[1:])
-    heads = [wmh.build_head(shape, seed=0), wmh.build_head(shape, seed=1)]
+    heads = [wmh.build_head([shape], seed=0), wmh.build_head([shape], seed=1)]
     images = np.random.default_rng(0).uniform(0, 255, (4, 32, 32, 3)).astype(np.float32)
     p_mask = np.asarray(binary(images, training=False))[:, 0]
     plain, shifted = (np.asarray(wmh.compose(binary, heads, shift)(images, training=False)) for shift in (0.0, -2.0))

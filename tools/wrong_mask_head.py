@@ -54,17 +54,15 @@ def composed_probs(p_mask: Any, q: Any) -> Any:
     return keras.layers.Concatenate(name="class_probs")(parts)
 
 
-def build_head(
-    map_shape: tuple[int, ...] | Sequence[tuple[int, ...]], seed: int, *, channels: int = 32, l2: float = 0.0
-) -> Any:
+def build_head(map_shapes: Sequence[tuple[int, ...]], seed: int, *, channels: int = 32, l2: float = 0.0) -> Any:
     """Feature map -> 1x1 conv to ``channels`` (the head keeps where on the face things are) -> Flatten -> the
     seed's Dense(128, relu), Dropout(0.5), Dense(1): the logit of P(incorrect); ``l2``: weight decay of the kernels.
-    Several shapes (a list): one input each, every map reduced and flattened on its own, then joined. Layer names
+    One input per shape of ``map_shapes``, every map reduced and flattened on its own, then joined. Layer names
     end in ``_{seed}`` so several heads fit in one model."""
     import keras
 
     keras.utils.set_random_seed(seed)
-    shapes = [tuple(map_shape)] if isinstance(map_shape[0], int) else [tuple(s) for s in map_shape]
+    shapes = [tuple(s) for s in map_shapes]
     decay = keras.regularizers.L2(l2) if l2 > 0 else None
     inputs, flat = [], []
     for k, shape in enumerate(shapes):
