@@ -94,7 +94,7 @@ def compose(binary: Any, heads: Sequence[Any], logit_shift: float, layers: Seque
     import keras
 
     features = feature_tensors(binary, layers)
-    logits = [head(features[0] if len(features) == 1 else features) for head in heads]
+    logits = [head(_one_or_list(features)) for head in heads]
     logit = keras.layers.Average(name="incorrect_logit")(logits) if len(logits) > 1 else logits[0]
     q = keras.layers.Activation("sigmoid", name="p_incorrect")(logit + logit_shift)
     return keras.Model(binary.input, composed_probs(binary.output, q), name="mask_classifier_3class")
@@ -145,8 +145,9 @@ def _training_features(
     return x_fit, x_val
 
 
-def _one_or_list(maps: list[np.ndarray]) -> np.ndarray | list[np.ndarray]:
-    return maps[0] if len(maps) == 1 else maps
+def _one_or_list(items: list[Any]) -> Any:
+    """A single-input Keras model takes its one array or tensor as it is, a multi-input one the list."""
+    return items[0] if len(items) == 1 else items
 
 
 def _confusion(labels: np.ndarray, predicted: np.ndarray) -> list[list[int]]:
