@@ -8,8 +8,9 @@ the labelled boxes instead, the classifier alone). Every model of ``--models`` (
 and ``mask_classifier_3class``) classifies the same crops.
 
 Per model: mask / no-mask accuracy (a mask or no-mask face called anything else is wrong), by the labelled face's
-height (the bins of ``evaluation.faces``), incorrect-class precision and recall, incorrect recall per wrong
-placement (from the image name ``<photo>__<placement>.jpg``), and what it says on each class. ``--json PATH`` saves it.
+height (the bins of the classifier evaluation, ``evaluation.classifier``), incorrect-class precision and recall,
+incorrect recall by face height and per wrong placement (from the image name ``<photo>__<placement>.jpg``), and what
+it says on each class. ``--json PATH`` saves it.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from evaluation.faces import height_bin, height_bins
+from evaluation.classifier import BIN_NAMES, height_bin
 from evaluation.sets import IGNORE, LabelledImage, read_labelled_folder
 from maskwatch.cli import add_config_args, config_from_args, run
 from maskwatch.config import Config
@@ -106,14 +107,10 @@ def _recall_at(wrong: Sequence[tuple[FaceCrop, str]], placement: str) -> float |
 
 
 def score(crops: Sequence[FaceCrop], predicted: Sequence[str]) -> dict[str, Any]:
-    """Mask / no-mask accuracy (overall and by face height), incorrect precision / recall, per-placement recall."""
+    """Mask / no-mask accuracy (overall and by face height), incorrect precision / recall (overall, by face height,
+    per placement)."""
     rows = list(zip(crops, predicted, strict=True))
     binary = [(c, p) for c, p in rows if c.label in ("mask", "no_mask")]
-    by_height = {}
-    for bin_name in height_bins():
-        inside = [(c, p) for c, p in binary if height_bin(c.height_px) == bin_name]
-        hits = sum(c.label == p for c, p in inside)
-        by_height[bin_name] = {"faces": len(inside), "correct": hits, "accuracy": _ratio(hits, len(inside))}
     wrong = [(c, p) for c, p in rows if c.label == "incorrect"]
     called_incorrect = [c for c, p in rows if p == "incorrect"]
     placements = sorted({c.placement for c, _ in wrong if c.placement})
@@ -121,9 +118,10 @@ def score(crops: Sequence[FaceCrop], predicted: Sequence[str]) -> dict[str, Any]
         "faces": len(rows),
         "mask_no_mask_accuracy": _ratio(sum(c.label == p for c, p in binary), len(binary)),
         "mask_no_mask_faces": len(binary),
-        "mask_no_mask_by_face_height_px": by_height,
+        "mask_no_mask_by_face_height_px": _by_height(binary, lambda c, p: c.label == p),
         "incorrect_precision": _ratio(sum(c.label == "incorrect" for c in called_incorrect), len(called_incorrect)),
         "incorrect_recall": _ratio(sum(p == "incorrect" for _, p in wrong), len(wrong)),
+        "incorrect_recall_by_face_height_px": _by_height(wrong, lambda c, p: p == "incorrect"),
         "incorrect_recall_by_placement": {where: _recall_at(wrong, where) for where in placements},
         "predicted_by_label": {
             label: dict(Counter(p for c, p in rows if c.label == label)) for label in CLASSES
@@ -131,22 +129,32 @@ def score(crops: Sequence[FaceCrop], predicted: Sequence[str]) -> dict[str, Any]
     }
 
 
+def _by_height(rows: Sequence[tuple[FaceCrop, str]], right: Any) -> dict[str, dict[str, Any]]:
+    """Per face-height bin: faces, how many ``right(crop, predicted)`` holds for, and that share."""
+    out = {}
+    for bin_name in BIN_NAMES:
+        inside = [(c, p) for c, p in rows if height_bin(c.height_px) == bin_name]
+        hits = sum(bool(right(c, p)) for c, p in inside)
+        out[bin_name] = {"faces": len(inside), "correct": hits, "accuracy": _ratio(hits, len(inside))}
+    return out
+
+
 def _fmt(value: float | None) -> str:
     return "-" if value is None else f"{value:.3f}"
 
 
 def format_table(results: dict[str, dict[str, Any]]) -> str:
-    """One line per model, then mask / no-mask accuracy by face height."""
+    """One line per model, then mask / no-mask accuracy and incorrect recall by face height."""
     lines = [f"{'model':<26} {'faces':>5} {'mask/no-mask acc':>16} {'incorrect P':>11} {'incorrect R':>11}"]
     for name, r in results.items():
         lines.append(f"{name:<26} {r['faces']:>5} {_fmt(r['mask_no_mask_accuracy']):>16} "
                      f"{_fmt(r['incorrect_precision']):>11} {_fmt(r['incorrect_recall']):>11}")  # fmt: skip
-    bins = height_bins()
-    lines += ["", "mask / no-mask accuracy by face height (px), correct/faces:",
-              f"{'model':<26} " + " ".join(f"{b:>10}" for b in bins)]  # fmt: skip
-    for name, r in results.items():
-        cells = [r["mask_no_mask_by_face_height_px"][b] for b in bins]
-        lines.append(f"{name:<26} " + " ".join(f"{c['correct']:>4}/{c['faces']:<5}" for c in cells))
+    for key, title in (("mask_no_mask_by_face_height_px", "mask / no-mask accuracy"),
+                       ("incorrect_recall_by_face_height_px", "incorrect recall")):  # fmt: skip
+        lines += ["", f"{title} by face height (px), correct/faces:",
+                  f"{'model':<26} " + " ".join(f"{b:>10}" for b in BIN_NAMES)]  # fmt: skip
+        for name, r in results.items():
+            lines.append(f"{name:<26} " + " ".join(f"{c['correct']:>4}/{c['faces']:<5}" for c in r[key].values()))
     for name, r in results.items():
         lines.append(f"{name}: on each label {r['predicted_by_label']}; incorrect recall by placement "
                      f"{ {k: _fmt(v) for k, v in r['incorrect_recall_by_placement'].items()} }")  # fmt: skip

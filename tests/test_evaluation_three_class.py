@@ -21,8 +21,13 @@ def test_score_accuracy_by_height_and_incorrect_precision_recall() -> None:
     result = score(faces, predicted)
     assert result["mask_no_mask_accuracy"] == 3 / 4  # the no_mask face called incorrect is wrong
     by_height = result["mask_no_mask_by_face_height_px"]
-    assert by_height["<64"] == {"faces": 1, "correct": 1, "accuracy": 1.0}
-    assert by_height["64-127"]["accuracy"] == 0.5 and by_height["128-255"]["accuracy"] is None
+    assert list(by_height) == ["<32", "32-63", "64-127", "128+"]  # the classifier evaluation's bins
+    assert by_height["32-63"] == {"faces": 1, "correct": 1, "accuracy": 1.0}
+    assert by_height["64-127"]["accuracy"] == 0.5 and by_height["<32"]["accuracy"] is None
+    assert by_height["128+"]["accuracy"] == 1.0
+    wrong_by_height = result["incorrect_recall_by_face_height_px"]
+    assert wrong_by_height["64-127"] == {"faces": 1, "correct": 1, "accuracy": 1.0}
+    assert wrong_by_height["128+"] == {"faces": 1, "correct": 0, "accuracy": 0.0}
     assert result["incorrect_precision"] == 0.5 and result["incorrect_recall"] == 0.5
     assert result["incorrect_recall_by_placement"] == {"below_nose": 0.0, "on_chin": 1.0}
     assert result["predicted_by_label"]["incorrect"] == {"incorrect": 1, "mask": 1}

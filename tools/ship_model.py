@@ -46,13 +46,14 @@ def _three_class_eval(path: Path) -> dict[str, object]:
     """A held-out evaluation of ``python -m evaluation.three_class`` (every model it compared, on the same faces)."""
     report = json.loads(path.read_text(encoding="utf-8"))
     keep = ("faces", "mask_no_mask_accuracy", "mask_no_mask_by_face_height_px", "incorrect_precision",
-            "incorrect_recall", "incorrect_recall_by_placement", "predicted_by_label")  # fmt: skip
+            "incorrect_recall", "incorrect_recall_by_face_height_px", "incorrect_recall_by_placement",
+            "predicted_by_label")  # fmt: skip
     return {
         "command": f"python -m evaluation.three_class {' '.join(report['dirs'])} --boxes {report['boxes']} "
         f"--models {' '.join(report['models'])}",
         "faces": report["faces"],
         "missed_by_face_detector": report["missed"],
-        "models": {name: {k: r[k] for k in keep} for name, r in report["models"].items()},
+        "models": {name: {k: r[k] for k in keep if k in r} for name, r in report["models"].items()},
     }
 
 
