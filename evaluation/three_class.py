@@ -9,8 +9,9 @@ and ``mask_classifier_3class``) classifies the same crops.
 
 Per model: mask / no-mask accuracy (a mask or no-mask face called anything else is wrong), by the labelled face's
 height (the bins of the classifier evaluation, ``evaluation.classifier``), incorrect-class precision and recall,
-incorrect recall by face height and per wrong placement (from the image name ``<photo>__<placement>.jpg``), and what
-it says on each class. ``--json PATH`` saves it.
+incorrect recall by face height and per wrong placement (from the image name ``<photo>__<placement>.jpg``), the
+share of each class's faces called a violation (``no_mask`` or ``incorrect``: what alerts act on), and what it says on
+each class. ``--json PATH`` saves it.
 """
 
 from __future__ import annotations
@@ -123,6 +124,10 @@ def score(crops: Sequence[FaceCrop], predicted: Sequence[str]) -> dict[str, Any]
         "incorrect_recall": _ratio(sum(p == "incorrect" for _, p in wrong), len(wrong)),
         "incorrect_recall_by_face_height_px": _by_height(wrong, lambda c, p: p == "incorrect"),
         "incorrect_recall_by_placement": {where: _recall_at(wrong, where) for where in placements},
+        "violation_by_label": {  # what alerts act on with alerts.incorrect_is_violation: no_mask or incorrect
+            label: _ratio(sum(p != "mask" for c, p in rows if c.label == label), sum(c.label == label for c in crops))
+            for label in CLASSES
+        },
         "predicted_by_label": {
             label: dict(Counter(p for c, p in rows if c.label == label)) for label in CLASSES
         },
@@ -155,6 +160,10 @@ def format_table(results: dict[str, dict[str, Any]]) -> str:
                   f"{'model':<26} " + " ".join(f"{b:>10}" for b in BIN_NAMES)]  # fmt: skip
         for name, r in results.items():
             lines.append(f"{name:<26} " + " ".join(f"{c['correct']:>4}/{c['faces']:<5}" for c in r[key].values()))
+    lines += ["", "called a violation (no_mask or incorrect), share of each label's faces:",
+              f"{'model':<26} " + " ".join(f"{label:>10}" for label in CLASSES)]  # fmt: skip
+    for name, r in results.items():
+        lines.append(f"{name:<26} " + " ".join(f"{_fmt(r['violation_by_label'][k]):>10}" for k in CLASSES))
     for name, r in results.items():
         lines.append(f"{name}: on each label {r['predicted_by_label']}; incorrect recall by placement "
                      f"{ {k: _fmt(v) for k, v in r['incorrect_recall_by_placement'].items()} }")  # fmt: skip

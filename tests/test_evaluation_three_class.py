@@ -31,6 +31,8 @@ def test_score_accuracy_by_height_and_incorrect_precision_recall() -> None:
     assert result["incorrect_precision"] == 0.5 and result["incorrect_recall"] == 0.5
     assert result["incorrect_recall_by_placement"] == {"below_nose": 0.0, "on_chin": 1.0}
     assert result["predicted_by_label"]["incorrect"] == {"incorrect": 1, "mask": 1}
+    # alerts' view: a mask worn wrong called no_mask is still caught; the incorrect face called mask is not
+    assert result["violation_by_label"] == {"no_mask": 1.0, "mask": 0.0, "incorrect": 0.5}
     binary = score(faces, ["mask", "no_mask", "mask", "mask", "no_mask", "no_mask"])
     assert binary["incorrect_precision"] is None and binary["incorrect_recall"] == 0.0
 
