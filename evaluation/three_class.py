@@ -20,7 +20,7 @@ import argparse
 import dataclasses
 import sys
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -134,7 +134,9 @@ def score(crops: Sequence[FaceCrop], predicted: Sequence[str]) -> dict[str, Any]
     }
 
 
-def _by_height(rows: Sequence[tuple[FaceCrop, str]], right: Any) -> dict[str, dict[str, Any]]:
+def _by_height(
+    rows: Sequence[tuple[FaceCrop, str]], right: Callable[[FaceCrop, str], bool]
+) -> dict[str, dict[str, Any]]:
     """Per face-height bin: faces, how many ``right(crop, predicted)`` holds for, and that share."""
     out = {}
     for bin_name in BIN_NAMES:
