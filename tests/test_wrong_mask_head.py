@@ -102,3 +102,37 @@ def test_an_unknown_feature_layer_is_a_one_line_error():
 
     with pytest.raises(UserError, match="no layer nope"):
         wmh.feature_tensors(build_classifier(32, None), ["head_pool", "nope"])
+
+
+def test_grayscale_share_turns_augmented_copies_grey_and_zero_leaves_colour():
+    from maskwatch.config import AugmentConfig
+
+    images = np.random.default_rng(2).uniform(0, 255, (6, 16, 16, 3)).astype(np.float32)
+    grey = np.asarray(wmh.copies_augmenter(AugmentConfig(), 42, 1.0)(images, training=True))
+    np.testing.assert_allclose(grey[..., 0], grey[..., 1], atol=1e-3)
+    np.testing.assert_allclose(grey[..., 1], grey[..., 2], atol=1e-3)
+    colour = np.asarray(wmh.copies_augmenter(AugmentConfig(), 42, 0.0)(images, training=True))
+    assert all(np.abs(c[..., 0] - c[..., 1]).max() > 1 for c in colour)
+
+
+def test_the_feature_cache_is_keyed_by_the_augmentation_and_keeps_the_default_name():
+    import dataclasses
+
+    from maskwatch.config import AugmentConfig
+
+    default = AugmentConfig()
+    assert wmh.cache_key("b", [wmh.FEATURES_LAYER], default, 0.0) == "b"  # caches of earlier runs still match
+    assert wmh.cache_key("b", ["block_12_add"], default, 0.0) == "b-block_12_add"
+    keys = {
+        wmh.cache_key("b", ["block_12_add"], default, 0.3),
+        wmh.cache_key("b", ["block_12_add"], default, 0.5),
+        wmh.cache_key("b", ["block_12_add"], dataclasses.replace(default, degrade_share=0.5), 0.0),
+    }
+    assert len(keys) == 3 and all(k.startswith("b-block_12_add-") for k in keys)
+
+
+def test_a_grayscale_share_outside_0_1_is_rejected(tmp_path, capsys):
+    (tmp_path / "b.keras").write_bytes(b"")
+    (tmp_path / "ds" / "incorrect_mask").mkdir(parents=True)
+    assert wmh.main([str(tmp_path / "b"), str(tmp_path / "ds"), str(tmp_path / "o"), "--grayscale-share", "2"]) == 2
+    assert "--grayscale-share must be between 0 and 1" in capsys.readouterr().err

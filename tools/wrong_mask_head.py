@@ -12,7 +12,7 @@ heads read (default ``head_pool``: the 7 x 7 x 1280 map before the binary head's
 
 Only the new head trains: DATASET's ``with_mask/``, ``without_mask/``, ``incorrect_mask/`` (``groups.csv``), the
 group-aware split of ``train.test_split`` (a person stays on one side), features of ``--copies`` augmented copies of
-each training image (``augment`` config) plus the image itself, binary cross-entropy (incorrect vs the rest) with
+each training image (``augment`` config; ``--grayscale-share`` of them grey) plus the image itself, binary cross-entropy (incorrect vs the rest) with
 balanced weights, Adam, the best epoch on a group-aware validation part. The test split's confusion matrix goes to
 the card. Needs the train extras (TensorFlow).
 """
@@ -20,6 +20,7 @@ the card. Needs the train extras (TensorFlow).
 from __future__ import annotations
 
 import argparse
+import hashlib
 import math
 import sys
 from collections.abc import Sequence
@@ -33,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from maskwatch.card import CLASS_NAMES_3
 from maskwatch.checksums import file_sha256
 from maskwatch.cli import add_config_args, config_from_args, run
+from maskwatch.config import AugmentConfig
 from maskwatch.errors import UserError
 from maskwatch.files import IMAGE_EXTS, atomic_path
 
@@ -100,6 +102,28 @@ def compose(binary: Any, heads: Sequence[Any], logit_shift: float, layers: Seque
     return keras.Model(binary.input, composed_probs(binary.output, q), name="mask_classifier_3class")
 
 
+def copies_augmenter(augment: AugmentConfig, seed: int, grayscale_share: float) -> Any:
+    """The configured training augmentation, then ``grayscale_share`` of the copies turned grey (the luma of the RGB
+    copy in all three channels, as an infrared night camera sees)."""
+    import keras
+
+    from train.augment import build_augmenter
+
+    augmenter = build_augmenter(augment, seed=seed)
+    if grayscale_share <= 0:
+        return augmenter
+    return keras.Sequential([augmenter, keras.layers.RandomGrayscale(grayscale_share, seed=seed + 6)])
+
+
+def cache_key(base: str, features: Sequence[str], augment: AugmentConfig, grayscale_share: float) -> str:
+    """The name of a feature cache: ``base`` (model, data, copies, split), the maps read and, unless the default
+    augmentation, a digest of it (other augmented copies, other features)."""
+    key = base if list(features) == [FEATURES_LAYER] else f"{base}-{'+'.join(features)}"
+    if augment != AugmentConfig() or grayscale_share > 0:
+        key += "-" + hashlib.sha256(f"{augment}{grayscale_share}".encode()).hexdigest()[:12]
+    return key
+
+
 def features_of(extractor: Any, images_rgb: np.ndarray, augmenter: Any | None, batch: int = 64) -> list[np.ndarray]:
     """The feature maps of each image, one array per extractor output (augmented first when ``augmenter`` is
     given), float16, in batches."""
@@ -162,12 +186,13 @@ def _main(argv: Sequence[str] | None = None) -> int:
         raise UserError(f"no Keras file of the binary model at {binary_keras} (python -m train writes one)")
     if not (args.dataset / "incorrect_mask").is_dir():
         raise UserError(f"{args.dataset} has no incorrect_mask/ folder (python -m train.maskify SRC DST --classes 3)")
+    if not 0 <= args.grayscale_share <= 1:
+        raise UserError(f"--grayscale-share must be between 0 and 1, got {args.grayscale_share}")
     if not all(0 < t < 1 for t in args.incorrect_threshold):
         raise UserError(f"--incorrect-threshold must be between 0 and 1, got {args.incorrect_threshold}")
     import keras
 
     from train import dataset
-    from train.augment import build_augmenter
     from train.export import save_classifier
 
     t = cfg.train
@@ -177,12 +202,11 @@ def _main(argv: Sequence[str] | None = None) -> int:
     inner = dataset.split_dataset(data.labels[split.train], groups, test_fraction=VAL_SHARE, seed=t.seed)
     fit_idx, val_idx = split.train[inner.train], split.train[inner.test]
     binary = keras.models.load_model(binary_keras, compile=False)
-    augmenter = build_augmenter(cfg.augment, seed=t.seed)
+    augmenter = copies_augmenter(cfg.augment, t.seed, args.grayscale_share)
     print(f"features: {len(fit_idx)} training images x {args.copies + 1}, {len(val_idx)} validation, "
           f"{len(split.test)} test", file=sys.stderr)  # fmt: skip
-    key = f"{file_sha256(binary_keras)[:16]}-{data.content_sha256[:16]}-{args.copies}-{t.seed}-{t.test_split}"
-    if list(args.features) != [FEATURES_LAYER]:
-        key += "-" + "+".join(args.features)
+    base = f"{file_sha256(binary_keras)[:16]}-{data.content_sha256[:16]}-{args.copies}-{t.seed}-{t.test_split}"
+    key = cache_key(base, args.features, cfg.augment, args.grayscale_share)
     cached = args.cache / f"wrong-mask-features-{key}.npz" if args.cache else None
     extractor = keras.Model(binary.input, feature_tensors(binary, args.features))
     x_fit, x_val = _training_features(extractor, data.images_rgb, (fit_idx, val_idx), augmenter, args.copies, cached)
@@ -255,6 +279,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="layers of the binary model the heads read: head_pool means its input, the 7x7x1280 "
                         "map (default); any other name that layer's output, e.g. block_12_add (14x14x96); several: "
                         "joined")  # fmt: skip
+    parser.add_argument("--grayscale-share", type=float, default=0.0,
+                        help="share of the augmented copies turned grey, as infrared night cameras see (0)")
     parser.add_argument("--cache", type=Path, help="folder to keep the training features in between runs")
     add_config_args(parser)
     return parser
