@@ -13,8 +13,8 @@ heads read (default ``head_pool``: the 7 x 7 x 1280 map before the binary head's
 Only the new head trains: DATASET's ``with_mask/``, ``without_mask/``, ``incorrect_mask/`` (``groups.csv``), the
 group-aware split of ``train.test_split`` (a person stays on one side), features of ``--copies`` augmented copies of
 each training image (``augment`` config; ``--grayscale-share`` of them grey) plus the image itself, binary
-cross-entropy (incorrect vs the rest) with balanced weights, Adam, the best epoch on a group-aware validation part. The test split's confusion matrix goes to
-the card. Needs the train extras (TensorFlow).
+cross-entropy (incorrect vs the rest) with balanced weights, Adam, the best epoch on a group-aware validation part.
+The test split's confusion matrix goes to the card. Needs the train extras (TensorFlow).
 """
 
 from __future__ import annotations
