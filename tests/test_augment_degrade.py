@@ -1,4 +1,4 @@
-"""``train.augment``'s degradations (low resolution, blur, JPEG, noise): training only, label-blind."""
+"""``train.augment``'s degradations (low resolution, blur, JPEG, noise) and grey copies: training only, label-blind."""
 
 from __future__ import annotations
 
@@ -38,3 +38,14 @@ def test_jpeg_and_noise_change_pixels_and_off_means_absent() -> None:
     assert "degrade" not in [layer.name for layer in build_augmenter(AugmentConfig(), seed=0).layers]
     on = dataclasses.replace(AugmentConfig(), degrade_share=0.5)
     assert "degrade" in [layer.name for layer in build_augmenter(on, seed=0).layers]
+
+
+def test_grayscale_share_turns_augmented_copies_grey_and_zero_leaves_colour():
+    from train.augment import build_augmenter
+
+    images = np.random.default_rng(2).uniform(0, 255, (6, 16, 16, 3)).astype(np.float32)
+    grey = np.asarray(build_augmenter(AugmentConfig(), 42, grayscale_share=1.0)(images, training=True))
+    np.testing.assert_allclose(grey[..., 0], grey[..., 1], atol=1e-3)
+    np.testing.assert_allclose(grey[..., 1], grey[..., 2], atol=1e-3)
+    colour = np.asarray(build_augmenter(AugmentConfig(), 42)(images, training=True))
+    assert all(np.abs(c[..., 0] - c[..., 1]).max() > 1 for c in colour)

@@ -104,17 +104,6 @@ def test_an_unknown_feature_layer_is_a_one_line_error():
         wmh.feature_tensors(build_classifier(32, None), ["head_pool", "nope"])
 
 
-def test_grayscale_share_turns_augmented_copies_grey_and_zero_leaves_colour():
-    from maskwatch.config import AugmentConfig
-
-    images = np.random.default_rng(2).uniform(0, 255, (6, 16, 16, 3)).astype(np.float32)
-    grey = np.asarray(wmh.copies_augmenter(AugmentConfig(), 42, 1.0)(images, training=True))
-    np.testing.assert_allclose(grey[..., 0], grey[..., 1], atol=1e-3)
-    np.testing.assert_allclose(grey[..., 1], grey[..., 2], atol=1e-3)
-    colour = np.asarray(wmh.copies_augmenter(AugmentConfig(), 42, 0.0)(images, training=True))
-    assert all(np.abs(c[..., 0] - c[..., 1]).max() > 1 for c in colour)
-
-
 def test_the_feature_cache_is_keyed_by_the_augmentation_and_keeps_the_default_name():
     import dataclasses
 

@@ -102,19 +102,6 @@ def compose(binary: Any, heads: Sequence[Any], logit_shift: float, layers: Seque
     return keras.Model(binary.input, composed_probs(binary.output, q), name="mask_classifier_3class")
 
 
-def copies_augmenter(augment: AugmentConfig, seed: int, grayscale_share: float) -> Any:
-    """The configured training augmentation, then ``grayscale_share`` of the copies turned grey (the luma of the RGB
-    copy in all three channels, as an infrared night camera sees)."""
-    import keras
-
-    from train.augment import build_augmenter
-
-    augmenter = build_augmenter(augment, seed=seed)
-    if grayscale_share <= 0:
-        return augmenter
-    return keras.Sequential([augmenter, keras.layers.RandomGrayscale(grayscale_share, seed=seed + 6)])
-
-
 def cache_key(base: str, features: Sequence[str], augment: AugmentConfig, grayscale_share: float) -> str:
     """The name of a feature cache: ``base`` (model, data, copies, split), the maps read and, unless the default
     augmentation, a digest of it (other augmented copies, other features)."""
@@ -193,6 +180,7 @@ def _main(argv: Sequence[str] | None = None) -> int:
     import keras
 
     from train import dataset
+    from train.augment import build_augmenter
     from train.export import save_classifier
 
     t = cfg.train
@@ -202,7 +190,7 @@ def _main(argv: Sequence[str] | None = None) -> int:
     inner = dataset.split_dataset(data.labels[split.train], groups, test_fraction=VAL_SHARE, seed=t.seed)
     fit_idx, val_idx = split.train[inner.train], split.train[inner.test]
     binary = keras.models.load_model(binary_keras, compile=False)
-    augmenter = copies_augmenter(cfg.augment, t.seed, args.grayscale_share)
+    augmenter = build_augmenter(cfg.augment, seed=t.seed, grayscale_share=args.grayscale_share)
     print(f"features: {len(fit_idx)} training images x {args.copies + 1}, {len(val_idx)} validation, "
           f"{len(split.test)} test", file=sys.stderr)  # fmt: skip
     base = f"{file_sha256(binary_keras)[:16]}-{data.content_sha256[:16]}-{args.copies}-{t.seed}-{t.test_split}"

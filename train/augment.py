@@ -4,7 +4,8 @@ The classic ImageDataGenerator parameters map to: RandomRotation (degrees / 360 
 independently, +-zoom), RandomTranslation (+-shift of height / width), RandomShear (x, up to ``shear`` of the image
 width, either sign), RandomFlip("horizontal"), all with the same fill mode. ``Degrade`` then applies the faults of
 small, far or compressed faces to both classes alike: low resolution (shrunk with ``INTER_AREA``-like area averaging,
-enlarged back bilinearly, as ``maskwatch.preprocess`` enlarges a small crop), blur, JPEG and noise.
+enlarged back bilinearly, as ``maskwatch.preprocess`` enlarges a small crop), blur, JPEG and noise; RandomGrayscale
+last (``grayscale_share``, ``tools/wrong_mask_head.py --grayscale-share``).
 """
 
 from __future__ import annotations
@@ -21,8 +22,9 @@ NOISE_STD = 8.0  # Gaussian noise of a degraded image: up to this many grey leve
 FAULTS = ("low_res", "blur", "jpeg", "noise")
 
 
-def build_augmenter(cfg: AugmentConfig, seed: int) -> Any:
-    """A ``keras.Sequential`` of random geometric layers; values stay raw RGB 0-255 (float32)."""
+def build_augmenter(cfg: AugmentConfig, seed: int, *, grayscale_share: float = 0.0) -> Any:
+    """A ``keras.Sequential`` of random geometric layers, then ``grayscale_share`` of the images turned grey (the luma
+    in all three channels, as an infrared night camera sees); values stay raw RGB 0-255 (float32)."""
     import keras
 
     fill = FILL_MODE
@@ -39,6 +41,8 @@ def build_augmenter(cfg: AugmentConfig, seed: int) -> Any:
     layers.append(keras.layers.RandomFlip("horizontal", seed=seed + 4))  # faces are left-right symmetric
     if cfg.degrade_share > 0:
         layers.append(degrade_layer(cfg.degrade_share, seed=seed + 5))
+    if grayscale_share > 0:
+        layers.append(keras.layers.RandomGrayscale(grayscale_share, seed=seed + 6))
     return keras.Sequential(layers or [keras.layers.Identity()], name="augment")  # all off: unchanged images
 
 
