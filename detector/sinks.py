@@ -72,6 +72,7 @@ class VideoSink(Sink):
         self._av: Any = None  # the av module, imported when the video is opened
         self._tmp: Path | None = None
         self._size_wh: tuple[int, int] | None = None
+        self._write_failed = False  # a write failed (full disk): the file may end inside a fragment
 
     def __enter__(self) -> Self:
         for message in recover_leftovers(self.path.parent):
@@ -87,6 +88,7 @@ class VideoSink(Sink):
         try:
             self._container.mux(self._stream.encode(self._av.VideoFrame.from_ndarray(annotated_bgr, format="bgr24")))
         except OSError as exc:
+            self._write_failed = True
             raise self._write_error(exc) from None
         self.frames += 1
 
@@ -123,11 +125,12 @@ class VideoSink(Sink):
         try:
             self._container.mux(self._stream.encode())  # flush the encoder
             self._container.close()
-        except OSError:  # a full disk: keep what is on it, cut after its last whole fragment
+        except OSError:
+            self._write_failed = True
             with contextlib.suppress(OSError):
                 self._container.close()
-            trim_mp4(self._tmp)
-        if self.frames:
+        kept = trim_mp4(self._tmp) if self._write_failed else True  # a full disk: cut after the last whole fragment
+        if self.frames and kept:
             os.replace(self._tmp, self.path)
         else:
             self._tmp.unlink(missing_ok=True)
@@ -154,12 +157,12 @@ def recover_leftovers(folder: Path) -> list[str]:
     return messages
 
 
-def trim_mp4(path: Path) -> None:
-    """Cut an MP4 / MOV file after its last whole top-level box (FFmpeg refuses a file whose last fragment header
-    is cut short). Other formats are left as they are (their readers stop at a cut)."""
+def trim_mp4(path: Path) -> bool:
+    """Cut an MP4 / MOV file after its last whole fragment (FFmpeg refuses a file whose last fragment header is
+    cut short); False if no frame is left whole. Other formats are left as they are (readers stop at a cut): True."""
     if path.suffix.lower() not in (".mp4", ".m4v", ".mov"):
-        return
-    size, pos, good = path.stat().st_size, 0, 0
+        return True
+    size, pos, good, whole = path.stat().st_size, 0, 0, set()
     with path.open("r+b") as f:
         while pos + 8 <= size:
             f.seek(pos)
@@ -170,10 +173,12 @@ def trim_mp4(path: Path) -> None:
             if box < 8 or pos + box > size:
                 break
             pos += box
+            whole.add(header[4:8])
             if header[4:8] in (b"mdat", b"moov", b"mfra"):  # a fragment ends with its data
                 good = pos
         if good and good < size:
             f.truncate(good)
+    return {b"moov", b"mdat"} <= whole
 
 
 def count_frames(path: Path) -> int:

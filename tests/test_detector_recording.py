@@ -3,6 +3,7 @@ RLIMIT_FSIZE, keeps its video (all but the last second or so) and its JSONL log 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -19,6 +20,7 @@ import pytest
 
 from detector.sinks import JsonlLog, VideoSink, count_frames, recover_leftovers
 from detector.sources import Frame
+from maskwatch.errors import UserError
 
 ROOT = Path(__file__).resolve().parents[1]
 FPS = 10.0
@@ -100,6 +102,57 @@ def test_video_cut_anywhere_stays_readable(suffix: str, tmp_path: Path):
         assert message.startswith("recovered ")
         assert count_frames(tmp_path / f"cut.recovered{suffix}") >= 60 * share - 2 * FPS
         (tmp_path / f"cut.recovered{suffix}").unlink()
+
+
+def _noise_frames(n: int) -> list[np.ndarray]:
+    rng = np.random.default_rng(0)
+    return [rng.integers(0, 255, (48, 64, 3), dtype=np.uint8) for _ in range(n)]  # noise: every frame has real bytes
+
+
+def _write(out: Path, images: list[np.ndarray]) -> None:
+    with VideoSink(out) as sink:
+        for i, image in enumerate(images):
+            sink.write(Frame(i, i / FPS, image, "x", FPS), image)
+
+
+def _top_level_boxes(path: Path) -> list[tuple[bytes, int, int]]:
+    data, pos, boxes = path.read_bytes(), 0, []
+    while pos + 8 <= len(data):
+        size = int.from_bytes(data[pos : pos + 4], "big")
+        boxes.append((data[pos + 4 : pos + 8], pos, pos + size))
+        pos += size
+    return boxes
+
+
+@contextlib.contextmanager
+def _disk_full_at(n_bytes: int):
+    """In this process: files cannot grow past ``n_bytes`` (writes fail with EFBIG), until the block ends."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (n_bytes, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, handler)
+
+
+def test_a_disk_full_at_any_byte_keeps_every_whole_fragment(tmp_path: Path):
+    """Also when the disk fills one byte before a fragment's data, where FFmpeg reports no error at close."""
+    images = _noise_frames(12)
+    _write(tmp_path / "whole.mp4", images)
+    boxes = _top_level_boxes(tmp_path / "whole.mp4")
+    ends = [end for kind, _, end in boxes if kind == b"mdat"]
+    assert len(ends) == len(images)  # one fragment per frame
+    limits = sorted({start + d for kind, start, _ in boxes[4:12] if kind in (b"moof", b"mdat") for d in (-1, 0, 1, 9)})
+    for limit in [boxes[3][1] + 20, *limits]:  # first: inside the first frame's data
+        out = tmp_path / f"cut{limit}.mp4"
+        with _disk_full_at(limit), pytest.raises(UserError, match="disk full while writing video"):
+            _write(out, images)
+        whole = sum(end <= limit for end in ends)
+        assert (count_frames(out) if out.exists() else 0) == whole, limit
+        assert out.exists() == (whole > 0), limit
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
 
 
 def test_jsonl_log_is_flushed_line_by_line(tmp_path: Path):
