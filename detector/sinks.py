@@ -28,7 +28,7 @@ from detector.sources import DEFAULT_FPS, Frame, FrameSource
 from maskwatch.cli import DISK_FULL
 from maskwatch.errors import UserError
 from maskwatch.faces import Faces
-from maskwatch.files import IMAGE_EXTS, atomic_path
+from maskwatch.files import IMAGE_EXTS, write_bytes_atomic
 from maskwatch.labels import CLASSES
 
 VIDEO_CODEC = "mpeg4"  # MPEG-4 Part 2, as OpenCV's mp4v: fast to encode, every player reads it
@@ -226,9 +226,15 @@ class ImageDirSink(Sink):
 
     def write(self, frame: Frame, annotated_bgr: np.ndarray) -> None:
         path = self.folder / (self.file_name or frame.source)
-        with atomic_path(path) as tmp:
-            if not cv2.imwrite(str(tmp), annotated_bgr):
-                raise UserError(f"cannot write image {path} (unknown image type?)")
+        ok, data = cv2.imencode(path.suffix, annotated_bgr)  # in memory: a failed write says why (full disk)
+        if not ok:
+            raise UserError(f"cannot write image {path} (unknown image type?)")
+        try:
+            write_bytes_atomic(path, data.tobytes())
+        except OSError as exc:
+            what = "disk full while writing" if exc.errno in DISK_FULL else f"cannot write ({exc.strerror or exc})"
+            kept = f"the {self.frames} images written before it are kept"
+            raise UserError(f"{what} image {path}: stopped; {kept}") from None
         self.frames += 1
 
 

@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 import pytest
 
-from detector.sinks import JsonlLog, VideoSink, count_frames, recover_leftovers
+from detector.sinks import ImageDirSink, JsonlLog, VideoSink, count_frames, recover_leftovers
 from detector.sources import Frame
 from maskwatch.errors import UserError
 
@@ -153,6 +153,20 @@ def test_a_disk_full_at_any_byte_keeps_every_whole_fragment(tmp_path: Path):
         assert (count_frames(out) if out.exists() else 0) == whole, limit
         assert out.exists() == (whole > 0), limit
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_a_full_disk_writing_annotated_images_is_one_line_and_keeps_those_before(tmp_path: Path, capfd):
+    image = np.random.default_rng(0).integers(0, 255, (120, 160, 3), dtype=np.uint8)  # noise: ~58 kB as PNG
+    with ImageDirSink(tmp_path / "out") as sink:
+        sink.write(Frame(0, 0.0, image, "a.png"), image)
+        size = (tmp_path / "out" / "a.png").stat().st_size
+        with _disk_full_at(size // 2), pytest.raises(UserError) as error:
+            sink.write(Frame(0, 0.0, image, "b.png"), image)
+    assert str(error.value) == (f"disk full while writing image {tmp_path / 'out' / 'b.png'}: stopped; the 1 images "
+                                "written before it are kept")
+    assert capfd.readouterr().err == ""  # no library's own line (libpng's "Write Error")
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png"]  # no half image, no temporary file
+    assert cv2.imread(str(tmp_path / "out" / "a.png")).shape == image.shape
 
 
 def test_jsonl_log_is_flushed_line_by_line(tmp_path: Path):
