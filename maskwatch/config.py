@@ -464,6 +464,8 @@ def _check_scalar(key: str, value: Any, hint: Any, meta: typing.Mapping[str, Any
     elif hint is str:
         if isinstance(value, int | float) and not isinstance(value, bool):
             value = str(value)  # e.g. stream.source=0
+        elif isinstance(value, bool) and {"on", "off"} <= set(meta.get("choices", ())):
+            value = "on" if value else "off"  # YAML 1.1 reads a bare on / off as true / false (tracking.live)
         if not isinstance(value, str):
             raise ConfigError(f"{key}: expected a string, got {value!r}")
     else:  # pragma: no cover - schema bug

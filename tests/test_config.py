@@ -69,6 +69,16 @@ def test_bad_values_are_rejected(override: str, message: str):
         load_config(overrides=[override])
 
 
+def test_on_and_off_choices_survive_yaml_booleans(tmp_path: Path):
+    """YAML reads a bare on / off as a boolean: tracking.live: on / off must still mean "on" / "off"."""
+    assert load_config(overrides=["tracking.live=on"]).tracking.live == "on"
+    assert load_config(overrides=["tracking.live=off"]).tracking.live == "off"
+    (tmp_path / "c.yaml").write_text("tracking:\n  live: off\n")
+    assert load_config(tmp_path / "c.yaml").tracking.live == "off"
+    with pytest.raises(ConfigError, match="expected a string"):
+        load_config(overrides=["face_detector.model=true"])  # a choice without on / off: still refused
+
+
 def test_missing_and_broken_files(tmp_path: Path):
     with pytest.raises(ConfigError, match="not found"):
         load_config(tmp_path / "nope.yaml")
