@@ -174,6 +174,11 @@ class ClassifierConfig:
     unsure_band: tuple[float, float] = _range(0.0, 1.0, default=(0.5, 0.5))
     min_face_px: int = _range(0, 10000, default=0)
 
+    def __post_init__(self) -> None:
+        low, high = self.unsure_band
+        if low > high:  # swapped, the band would hold nothing: no face would ever be unsure
+            raise ConfigError(f"classifier.unsure_band: low {low:g} is above high {high:g}; give [low, high]")
+
 
 @dataclass(frozen=True)
 class DrawConfig:

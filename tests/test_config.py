@@ -62,6 +62,7 @@ def test_config_file_and_override(tmp_path: Path):
         ("draw.mask_color_bgr=[0, 0]", "expected 3 values"),
         ("stream.display=maybe", "expected true or false"),
         ("noequals", "expected section.key=value"),
+        ("classifier.unsure_band=[0.7, 0.3]", "classifier.unsure_band: low 0.7 is above high 0.3"),
     ],
 )
 def test_bad_values_are_rejected(override: str, message: str):
