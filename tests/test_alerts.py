@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 import pytest
 
-from detector import alert_actions
+from detector import alert_actions, webcam
 from detector.alerts import AlertRules, Alerts, SnapshotWriter, snapshot_folder
 from detector.draw import DrawStyle, draw
 from detector.loop import Outputs, run_loop
@@ -487,6 +487,15 @@ def test_alerts_section_in_the_shipped_config():
 
 
 # ------------------------------------------------------------------ the demo end to end
+
+
+def test_the_end_line_names_no_snapshot_folder_when_no_snapshot_was_saved(tmp_path: Path, capsys):
+    (tmp_path / "taken").write_text("a file where the snapshot folder should be")
+    rc = webcam.main(["--source", str(ROOT / "demo" / "demo.mp4"), "--no-display", "--quiet", "--max-frames", "25",
+                      "--alerts", "--set", "alerts.no_mask_s=1", "--set", f"alerts.snapshots_dir={tmp_path / 'taken'}"])
+    out = capsys.readouterr().out
+    assert rc == 0 and "alerts: snapshot not saved" in out
+    assert "alerts: 2 fired\n" in out and "snapshots in" not in out, out
 
 
 @pytest.mark.slow
