@@ -114,7 +114,9 @@ def primed(frames: Iterator[Frame]) -> Iterator[Frame]:
 
 def video_frames(path: Path) -> Iterator[Frame]:
     """Every frame of a video file in order; a truncated file stops at the last good frame."""
-    return capture_frames(cv2.VideoCapture(str(path)), str(path), path.name)
+    if not os.access(path, os.R_OK):  # OpenCV cannot say why it failed: a file we may not read is not "damaged"
+        raise UserError(f"cannot read video {path} (Permission denied)")  # (not opened: a FIFO waits for its writer)
+    yield from capture_frames(cv2.VideoCapture(str(path)), str(path), path.name)
 
 
 def capture_frames(cap: cv2.VideoCapture, where: str, name: str, *, first_index: int = 0, fps: float | None = None,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import http.server
 import itertools
+import os
 import threading
 from pathlib import Path
 
@@ -85,6 +86,16 @@ def test_unreadable_video_is_a_user_error(tmp_path: Path, content: bytes):
     path = tmp_path / "bad.mp4"
     path.write_bytes(content)
     with pytest.raises(UserError, match="cannot read video"):
+        list(video_frames(path))
+
+
+def test_a_video_we_may_not_read_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    path = tmp_path / "locked.mp4"
+    path.write_bytes(b"")
+    path.chmod(0)
+    if os.access(path, os.R_OK):  # root reads any file: answer as for a user
+        monkeypatch.setattr(sources.os, "access", lambda p, mode: Path(p) != path)
+    with pytest.raises(UserError, match=r"^cannot read video .*locked\.mp4 \(Permission denied\)$"):
         list(video_frames(path))
 
 
