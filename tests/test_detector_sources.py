@@ -243,3 +243,16 @@ def test_truncated_jpeg_in_a_folder_is_skipped_with_a_warning_naming_it(tmp_path
     assert "skipped truncated image cut.jpg (the JPEG file ends before its image data)" in capsys.readouterr().err
     with pytest.raises(UserError, match=r"cannot read image .*cut\.jpg \(truncated"):
         list(image_frames(tmp_path / "cut.jpg"))
+
+
+def test_truncated_png_in_a_folder_is_skipped_without_libpngs_own_line(tmp_path: Path, capfd):
+    image = np.random.default_rng(2).integers(0, 255, (120, 160, 3), dtype=np.uint8)
+    cv2.imwrite(str(tmp_path / "good.png"), image)
+    data = (tmp_path / "good.png").read_bytes()
+    (tmp_path / "cut.png").write_bytes(data[: len(data) // 2])
+    (tmp_path / "trailer.png").write_bytes(data + b"x" * 100)  # bytes after IEND: still a whole image
+    skipped: list[str] = []
+    assert [f.source for f in image_frames(tmp_path, skipped=skipped)] == ["good.png", "trailer.png"]
+    assert skipped == ["cut.png"]
+    warning = "warning: skipped truncated image cut.png (the PNG file ends before its last chunk)\n"
+    assert capfd.readouterr().err == warning
