@@ -280,7 +280,10 @@ class JsonlLog:
             if self.path.is_dir():
                 raise UserError(f"--log {self.path} is a folder; give a file name such as log.jsonl")
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._file = self.path.open("wb", buffering=0)
+            try:
+                self._file = self.path.open("wb", buffering=0)
+            except OSError as exc:  # e.g. an existing read-only log with --overwrite
+                raise UserError(f"--log: cannot write {self.path} ({exc.strerror or exc})") from None
         return self
 
     def write(self, record: dict[str, Any]) -> None:
