@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import queue
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -77,7 +79,11 @@ class Worker:
         threading.Thread(target=self._queue.put, args=(_STOP,), daemon=True).start()
 
     def join(self, timeout_s: float) -> None:
+        """Wait up to ``timeout_s`` for the thread; a receiver still busy then is closed (a command is killed)."""
         self._thread.join(timeout_s)
+        if self._thread.is_alive():
+            with contextlib.suppress(Exception):
+                self.receiver.close()
 
     def status(self) -> str:
         """``webhook: 2 sent, 1 failed, 0 dropped``."""
@@ -116,16 +122,36 @@ def desktop(timeout_s: float) -> Receiver | None:
 
 
 def command(cmd: str, timeout_s: float) -> Receiver:
-    """``cmd`` run by the shell, the event as one JSON line on its stdin; a non-zero exit is a failure."""
+    """``cmd`` run by the shell, the event as one JSON line on its stdin; a non-zero exit is a failure. It runs in a
+    process group of its own: one still running after ``timeout_s`` (or at ``close``) is killed with all it started
+    (killing only the shell left its commands running)."""
+    running: set[subprocess.Popen[str]] = set()
 
     def send(event: Event) -> None:
-        proc = subprocess.run(cmd, shell=True, input=json.dumps(event) + "\n", text=True, timeout=timeout_s,
-                              capture_output=True)  # fmt: skip
+        with subprocess.Popen(cmd, shell=True, text=True, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, process_group=0) as proc:  # fmt: skip
+            running.add(proc)
+            try:
+                _, err = proc.communicate(json.dumps(event) + "\n", timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                _kill_group(proc)
+                raise
+            finally:
+                running.discard(proc)
         if proc.returncode != 0:
-            tail = " ".join(proc.stderr.split())[-200:]
+            tail = " ".join(err.split())[-200:]
             raise RuntimeError(f"exit code {proc.returncode}" + (f" ({tail})" if tail else ""))
 
-    return Receiver("command", send)
+    def close() -> None:
+        for proc in list(running):
+            _kill_group(proc)
+
+    return Receiver("command", send, close)
+
+
+def _kill_group(proc: subprocess.Popen[str]) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
 
 
 def webhook(url: str, timeout_s: float) -> Receiver:

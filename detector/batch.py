@@ -247,7 +247,7 @@ def run_batch(args: argparse.Namespace, cfg: Config) -> int:
     """``python -m detector.webcam --source A --source B ...``: every source, combined summary, exit code."""
     if not args.source:
         raise UserError("a batch needs --source (several times, a glob or a folder of videos)")
-    workers = args.workers or os.cpu_count() or 1
+    workers = args.workers if args.workers is not None else (os.cpu_count() or 1)  # 0: refused, not all CPUs
     if workers < 1:
         raise UserError(f"--workers must be at least 1, got {args.workers}")
     # a Ray task holds one CPU: one thread per runtime (as plan_jobs gives when workers = cores)

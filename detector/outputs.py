@@ -22,8 +22,9 @@ def check_outputs(
     """Raise ``UserError`` (one line) if an output is unsafe or cannot be written.
 
     ``sources``: source paths (camera indexes and URLs are ignored). ``outputs``: option name -> path (``None`` =
-    not asked). ``images``: the sources are images, so an output that is a folder (an existing one, or a name
-    without a suffix) receives one file per source image, with the source image's name.
+    not asked). ``images``: the sources are images, so an ``--output`` that is a folder (an existing one, or a name
+    without a suffix) receives one file per source image, with the source image's name; any other output that is an
+    existing folder is refused.
     """
     files = [Path(s).expanduser() for s in map(str, sources) if "://" not in s and not s.strip().isdigit()]
     files = [p for p in files if p.exists()]
@@ -32,9 +33,11 @@ def check_outputs(
         if value is None or str(value) == "":
             continue
         out = Path(value).expanduser()
-        folder = images and (out.is_dir() or not out.suffix)
+        folder = images and name == "--output" and (out.is_dir() or not out.suffix)
         for src in files:
             _check_not_source(name, out, src, folder=folder)
+        if out.is_dir() and not folder:
+            raise UserError(f"{name} {value} is a folder; give a file name")
         key = os.path.normcase(os.path.realpath(out)).casefold()  # case-insensitive file systems too
         if key in seen:
             raise UserError(f"{name} {value} is the same file as {seen[key]}: give each output its own name")

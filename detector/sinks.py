@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import io
 import json
 import os
 import re
@@ -19,7 +20,7 @@ import sys
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Self, TextIO
+from typing import Any, BinaryIO, Self
 
 import cv2
 import numpy as np
@@ -28,7 +29,7 @@ from detector.sources import DEFAULT_FPS, Frame, FrameSource
 from maskwatch.cli import DISK_FULL
 from maskwatch.errors import UserError
 from maskwatch.faces import Faces
-from maskwatch.files import IMAGE_EXTS, atomic_path
+from maskwatch.files import IMAGE_EXTS, write_bytes_atomic
 from maskwatch.labels import CLASSES
 
 VIDEO_CODEC = "mpeg4"  # MPEG-4 Part 2, as OpenCV's mp4v: fast to encode, every player reads it
@@ -226,9 +227,15 @@ class ImageDirSink(Sink):
 
     def write(self, frame: Frame, annotated_bgr: np.ndarray) -> None:
         path = self.folder / (self.file_name or frame.source)
-        with atomic_path(path) as tmp:
-            if not cv2.imwrite(str(tmp), annotated_bgr):
-                raise UserError(f"cannot write image {path} (unknown image type?)")
+        ok, data = cv2.imencode(path.suffix, annotated_bgr)  # in memory: a failed write says why (full disk)
+        if not ok:
+            raise UserError(f"cannot write image {path} (unknown image type?)")
+        try:
+            write_bytes_atomic(path, data.tobytes())
+        except OSError as exc:
+            what = "disk full while writing" if exc.errno in DISK_FULL else f"cannot write ({exc.strerror or exc})"
+            kept = f"the {self.frames} images written before it are kept"
+            raise UserError(f"{what} image {path}: stopped; {kept}") from None
         self.frames += 1
 
 
@@ -259,35 +266,46 @@ def round_prob(prob: float) -> float | None:
 
 
 class JsonlLog:
-    """One JSON object per line, flushed per line (a stopped run keeps every line it wrote)."""
+    """One JSON object per line, each written at once, unbuffered (a stopped run keeps every line it wrote). A
+    failed write (full disk) cuts the file back to its last whole line."""
 
     def __init__(self, path: str | Path | None) -> None:
         self.path = Path(path) if path is not None else None
-        self._file: TextIO | None = None
-        self.lines = 0
+        self._file: BinaryIO | None = None
+        self.lines = 0  # frames logged
+        self._size = 0  # bytes of the whole frames in the file
 
     def __enter__(self) -> Self:
         if self.path is not None:
             if self.path.is_dir():
                 raise UserError(f"--log {self.path} is a folder; give a file name such as log.jsonl")
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._file = self.path.open("w", encoding="utf-8")
+            try:
+                self._file = self.path.open("wb", buffering=0)
+            except OSError as exc:  # e.g. an existing read-only log with --overwrite
+                raise UserError(f"--log: cannot write {self.path} ({exc.strerror or exc})") from None
         return self
 
     def write(self, record: dict[str, Any]) -> None:
         if self._file is None:
             return
+        data = memoryview(self._text(record).encode("utf-8"))
         try:
-            self._write(record)
-            self._file.flush()
+            while data:
+                data = data[self._file.write(data):]  # a write cut short by a full disk: the rest fails
         except OSError as exc:
+            with contextlib.suppress(OSError):
+                self._file.truncate(self._size)  # no half line: the log ends with its last whole frame
             what = "disk full while writing" if exc.errno in DISK_FULL else f"cannot write ({exc.strerror})"
-            raise UserError(f"{what} the log {self.path}: stopped; its first {self.lines} lines are kept") from None
+            raise UserError(f"{what} the log {self.path}: stopped; {self._kept()}") from None
+        self._size = self._file.tell()
         self.lines += 1
 
-    def _write(self, record: dict[str, Any]) -> None:
-        assert self._file is not None
-        self._file.write(json.dumps(record, separators=(",", ":")) + "\n")
+    def _text(self, record: dict[str, Any]) -> str:
+        return json.dumps(record, separators=(",", ":")) + "\n"
+
+    def _kept(self) -> str:
+        return f"its first {self.lines} lines are kept"
 
     def __exit__(self, *exc: object) -> None:
         if self._file is not None:
@@ -301,30 +319,32 @@ CSV_PROB_COLUMNS = tuple(f"p_{name}" for name in CLASSES)  # after CSV_COLUMNS, 
 
 class CsvLog(JsonlLog):
     """The log as CSV, one row per face (``CSV_COLUMNS``, and ``CSV_PROB_COLUMNS`` for a three-class model;
-    probabilities empty when not classified), flushed per frame. A frame without faces writes no row. The header
-    is written with the first row (or at the end, if there is none): the first face says which columns there are."""
+    probabilities empty when not classified), a frame's rows written at once. A frame without faces writes no row.
+    The header is written with the first row (or at the end, if there is none): the first face says which columns
+    there are."""
 
-    def __enter__(self) -> Self:
-        super().__enter__()
-        self._writer = csv.writer(self._file, lineterminator="\n") if self._file is not None else None
-        self._columns: tuple[str, ...] | None = None
-        return self
+    _columns: tuple[str, ...] | None = None
 
-    def _write(self, record: dict[str, Any]) -> None:
+    def _text(self, record: dict[str, Any]) -> str:
+        text = io.StringIO()
+        writer = csv.writer(text, lineterminator="\n")
         for face in record["faces"]:
-            self._header(CSV_COLUMNS + (CSV_PROB_COLUMNS if "probs" in face else ()))
+            if self._columns is None:
+                self._columns = CSV_COLUMNS + (CSV_PROB_COLUMNS if "probs" in face else ())
+                writer.writerow(self._columns)
             probs = [face["probs"][name] for name in CLASSES] if "probs" in face else []
-            self._writer.writerow([record["source"], record["frame"], record["time_s"], *face["box"], face["label"],
-                                   face["prob_mask"], face["det_conf"], face["track_id"], *probs])  # None: empty
+            writer.writerow([record["source"], record["frame"], record["time_s"], *face["box"], face["label"],
+                             face["prob_mask"], face["det_conf"], face["track_id"], *probs])  # None: empty
+        return text.getvalue()
 
-    def _header(self, columns: tuple[str, ...]) -> None:
-        if self._columns is None and self._writer is not None:
-            self._columns = columns
-            self._writer.writerow(columns)
+    def _kept(self) -> str:
+        return f"the rows of its first {self.lines} frames are kept"
 
     def __exit__(self, *exc: object) -> None:
-        with contextlib.suppress(OSError):
-            self._header(CSV_COLUMNS)
+        if self._file is not None and self._columns is None:
+            self._columns = CSV_COLUMNS
+            with contextlib.suppress(OSError):
+                self._file.write((",".join(CSV_COLUMNS) + "\n").encode("utf-8"))
         super().__exit__(*exc)
 
 

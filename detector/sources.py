@@ -114,7 +114,9 @@ def primed(frames: Iterator[Frame]) -> Iterator[Frame]:
 
 def video_frames(path: Path) -> Iterator[Frame]:
     """Every frame of a video file in order; a truncated file stops at the last good frame."""
-    return capture_frames(cv2.VideoCapture(str(path)), str(path), path.name)
+    if not os.access(path, os.R_OK):  # OpenCV cannot say why it failed: a file we may not read is not "damaged"
+        raise UserError(f"cannot read video {path} (Permission denied)")  # (not opened: a FIFO waits for its writer)
+    yield from capture_frames(cv2.VideoCapture(str(path)), str(path), path.name)
 
 
 def capture_frames(cap: cv2.VideoCapture, where: str, name: str, *, first_index: int = 0, fps: float | None = None,
@@ -180,7 +182,7 @@ def image_frames(path: Path, *, skipped: list[str] | None = None) -> Iterator[Fr
 
 def read_image(path: Path) -> tuple[np.ndarray | None, str]:
     """BGR pixels, or ``None`` and why: ``unreadable ...`` or ``truncated ...`` (OpenCV decodes a cut JPEG with a
-    grey lower part without an error, so a JPEG must end after its last scan)."""
+    grey lower part without an error, so a JPEG must end after its last scan; a PNG must end with its IEND chunk)."""
     try:
         data = np.fromfile(path, np.uint8)
     except OSError as exc:
@@ -188,6 +190,8 @@ def read_image(path: Path) -> tuple[np.ndarray | None, str]:
     raw = data.tobytes()
     if raw[:2] == b"\xff\xd8" and raw.rfind(b"\xff\xd9") < raw.rfind(b"\xff\xda"):  # no end marker after last scan
         return None, "truncated: the JPEG file ends before its image data"
+    if raw[:8] == b"\x89PNG\r\n\x1a\n" and b"IEND" not in raw:  # libpng would print its own line
+        return None, "truncated: the PNG file ends before its last chunk"
     image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
     if image is None:
         return None, "unreadable: damaged or not an image"

@@ -137,8 +137,12 @@ def _alerts(cfg: Config, args: argparse.Namespace, source: FrameSource, stack: c
         print("alerts: no alert can fire: they need track ids (a video source and tracking.detect_every > 1)")
     folder = snapshot_folder(cfg.alerts, cfg.output_path(cfg.paths.runs_dir), log=args.log, output=args.output)
     alerts = Alerts.from_config(cfg.alerts, cfg.output_path(folder) if folder is not None else None)
-    stack.callback(lambda: print(alerts.summary_line() + (f"; snapshots in {folder}" if alerts.events and folder
-                                                           else "")))  # fmt: skip
+
+    def summary() -> None:
+        saved = any(e["snapshot_frame"] for e in alerts.events)  # none if every save failed
+        print(alerts.summary_line() + (f"; snapshots in {folder}" if folder and saved else ""))
+
+    stack.callback(summary)
     return stack.enter_context(alerts)
 
 

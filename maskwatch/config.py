@@ -174,6 +174,11 @@ class ClassifierConfig:
     unsure_band: tuple[float, float] = _range(0.0, 1.0, default=(0.5, 0.5))
     min_face_px: int = _range(0, 10000, default=0)
 
+    def __post_init__(self) -> None:
+        low, high = self.unsure_band
+        if low > high:  # swapped, the band would hold nothing: no face would ever be unsure
+            raise ConfigError(f"classifier.unsure_band: low {low:g} is above high {high:g}; give [low, high]")
+
 
 @dataclass(frozen=True)
 class DrawConfig:
@@ -464,6 +469,8 @@ def _check_scalar(key: str, value: Any, hint: Any, meta: typing.Mapping[str, Any
     elif hint is str:
         if isinstance(value, int | float) and not isinstance(value, bool):
             value = str(value)  # e.g. stream.source=0
+        elif isinstance(value, bool) and {"on", "off"} <= set(meta.get("choices", ())):
+            value = "on" if value else "off"  # YAML 1.1 reads a bare on / off as true / false (tracking.live)
         if not isinstance(value, str):
             raise ConfigError(f"{key}: expected a string, got {value!r}")
     else:  # pragma: no cover - schema bug

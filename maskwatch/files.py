@@ -34,8 +34,12 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
 
 
 def write_bytes_atomic(path: str | Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically; a failed write (full disk) is an ``OSError`` naming ``path``."""
     with atomic_path(path) as tmp:
-        tmp.write_bytes(data)
+        try:
+            tmp.write_bytes(data)
+        except OSError as exc:  # a failed write() names no file: say which one (the CLI's disk-full line shows it)
+            raise OSError(exc.errno, exc.strerror, str(path)) from None
 
 
 def write_text_atomic(path: str | Path, text: str) -> None:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import os
+import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +24,8 @@ def tflite_predictor(path: Path, threads: int, *, all_outputs: bool = False) -> 
 
     try:
         interp = Interpreter(model_path=str(path), num_threads=threads)
+        with _native_stderr_to_devnull():  # once per process LiteRT prints "INFO: Created TensorFlow Lite XNNPACK"
+            interp.allocate_tensors()  # here (no API turns it off): a second line beside our one-line errors
     except (ValueError, RuntimeError) as exc:
         raise UserError(f"cannot load {path} ({' '.join(str(exc).split())[:200]})") from None
     inp = interp.get_input_details()[0]
@@ -40,3 +45,17 @@ def tflite_predictor(path: Path, threads: int, *, all_outputs: bool = False) -> 
 
     predict.input_shape = tuple(int(v) for v in inp["shape"])  # type: ignore[attr-defined]
     return predict
+
+
+@contextlib.contextmanager
+def _native_stderr_to_devnull() -> Iterator[None]:
+    """File descriptor 2 points to /dev/null until the block ends (for C++ libraries that print on their own)."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)

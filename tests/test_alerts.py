@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 import pytest
 
-from detector import alert_actions
+from detector import alert_actions, webcam
 from detector.alerts import AlertRules, Alerts, SnapshotWriter, snapshot_folder
 from detector.draw import DrawStyle, draw
 from detector.loop import Outputs, run_loop
@@ -333,6 +333,32 @@ def test_command_gets_the_event_on_stdin_and_a_failing_one_is_reported_once(tmp_
     assert lines == ["alerts: command failed: RuntimeError: exit code 3 (nope) (further failures counted, not shown)"]
 
 
+def _gone(pid: int) -> bool:
+    """The process has ended (gone, or a zombie waiting for its reaper)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] == "Z"
+    except (FileNotFoundError, IndexError):
+        return True
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc (Linux)")
+def test_a_command_that_times_out_or_outlives_the_run_is_killed_with_what_it_started(tmp_path: Path):
+    started = tmp_path / "pid"
+    cmd = f"sleep 60 & echo $! > '{started}'; wait"  # the shell and a command it started
+    with pytest.raises(subprocess.TimeoutExpired):
+        alert_actions.command(cmd, timeout_s=0.5).send(EVENT)
+    assert _wait_for(lambda: _gone(int(started.read_text())), 5)  # the timeout once killed only the shell
+
+    started.unlink()
+    worker = alert_actions.Worker(alert_actions.command(cmd, timeout_s=60))
+    worker.submit(EVENT)
+    assert _wait_for(lambda: started.exists() and started.read_text().strip() != "", 5)
+    worker.stop()
+    worker.join(0.5)  # the end of the run: the command still busy is stopped, not left running
+    assert _wait_for(lambda: _gone(int(started.read_text())), 5)
+    assert _wait_for(lambda: worker.failed == 1, 5)  # killed: a failure (its line printed here, not after the test)
+
+
 def test_desktop_notification_is_skipped_with_one_line_where_missing(monkeypatch: pytest.MonkeyPatch, capsys):
     monkeypatch.setattr(alert_actions.shutil, "which", lambda name: None)
     receivers = alert_actions.build_receivers(AlertsConfig(receivers=("desktop", "bell")))
@@ -487,6 +513,15 @@ def test_alerts_section_in_the_shipped_config():
 
 
 # ------------------------------------------------------------------ the demo end to end
+
+
+def test_the_end_line_names_no_snapshot_folder_when_no_snapshot_was_saved(tmp_path: Path, capsys):
+    (tmp_path / "taken").write_text("a file where the snapshot folder should be")
+    rc = webcam.main(["--source", str(ROOT / "demo" / "demo.mp4"), "--no-display", "--quiet", "--max-frames", "25",
+                      "--alerts", "--set", "alerts.no_mask_s=1", "--set", f"alerts.snapshots_dir={tmp_path / 'taken'}"])
+    out = capsys.readouterr().out
+    assert rc == 0 and "alerts: snapshot not saved" in out
+    assert "alerts: 2 fired\n" in out and "snapshots in" not in out, out
 
 
 @pytest.mark.slow

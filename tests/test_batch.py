@@ -58,6 +58,16 @@ def test_threads_are_split_between_workers_unless_set():
     assert thread_overrides(1, ["classifier.threads=3"], cpus=4) == ("classifier.threads=3", "face_detector.threads=4")
 
 
+@pytest.mark.parametrize("engine", ["local", "ray"])
+def test_zero_workers_is_one_line_before_anything_runs(engine: str, tmp_path: Path, capsys):
+    """``--workers 0`` once meant all CPUs locally and a Ray instance with no CPU (a hang)."""
+    a, b = _touch(tmp_path / "a.mp4"), _touch(tmp_path / "b.mp4")
+    rc = webcam.main(["--source", str(a), "--source", str(b), "--workers", "0", "--engine", engine, "--no-display",
+                      "--run-dir", str(tmp_path / "run"), "--quiet"])
+    assert rc == 2 and capsys.readouterr().err == "error: --workers must be at least 1, got 0\n"
+    assert not (tmp_path / "run").exists()
+
+
 def test_combined_summary_totals_and_one_line_per_failure():
     ok = {"frames": 10, "faces": 4, "mask": 1, "no_mask": 3, "fps_mean": 5.0}
     results = [Result("a", "a.mp4", "/r/a", summary=ok), Result("b", "b.mp4", "/r/b", error="source not found: b.mp4")]

@@ -62,11 +62,22 @@ def test_config_file_and_override(tmp_path: Path):
         ("draw.mask_color_bgr=[0, 0]", "expected 3 values"),
         ("stream.display=maybe", "expected true or false"),
         ("noequals", "expected section.key=value"),
+        ("classifier.unsure_band=[0.7, 0.3]", "classifier.unsure_band: low 0.7 is above high 0.3"),
     ],
 )
 def test_bad_values_are_rejected(override: str, message: str):
     with pytest.raises(ConfigError, match=message.replace("?", r"\?").replace("[", r"\[")):
         load_config(overrides=[override])
+
+
+def test_on_and_off_choices_survive_yaml_booleans(tmp_path: Path):
+    """YAML reads a bare on / off as a boolean: tracking.live: on / off must still mean "on" / "off"."""
+    assert load_config(overrides=["tracking.live=on"]).tracking.live == "on"
+    assert load_config(overrides=["tracking.live=off"]).tracking.live == "off"
+    (tmp_path / "c.yaml").write_text("tracking:\n  live: off\n")
+    assert load_config(tmp_path / "c.yaml").tracking.live == "off"
+    with pytest.raises(ConfigError, match="expected a string"):
+        load_config(overrides=["face_detector.model=true"])  # a choice without on / off: still refused
 
 
 def test_missing_and_broken_files(tmp_path: Path):

@@ -110,3 +110,23 @@ def test_cli_read_only_output_is_one_line_before_models_load(tmp_path: Path, cap
                       "--set", f"classifier.model={tmp_path / 'none'}"])
     err = capsys.readouterr().err
     assert rc == 2 and err.count("\n") == 1 and "--output: cannot write in" in err, err
+
+
+@pytest.mark.parametrize("option", ["--log", "--output", "--summary"])
+@pytest.mark.parametrize("images", [False, True])
+def test_a_file_output_that_is_a_folder_is_refused_up_front(option: str, images: bool, tmp_path: Path):
+    (tmp_path / "out").mkdir()
+    if option == "--output" and images:
+        check_outputs([], {option: tmp_path / "out"}, overwrite=False, images=True)  # a folder of images: fine
+        return
+    with pytest.raises(UserError, match="is a folder; give a file name"):
+        check_outputs([], {option: tmp_path / "out"}, overwrite=True, images=images)
+
+
+def test_cli_summary_into_a_folder_is_one_line_before_models_load(tmp_path: Path, capsys):
+    clip = _video(tmp_path / "clip.mp4")
+    (tmp_path / "out").mkdir()
+    rc = webcam.main(["--source", str(clip), "--summary", str(tmp_path / "out"), "--no-display",
+                      "--set", f"classifier.model={tmp_path / 'none'}"])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1 and "--summary" in err and "is a folder" in err, err

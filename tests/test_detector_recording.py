@@ -4,6 +4,7 @@ RLIMIT_FSIZE, keeps its video (all but the last second or so) and its JSONL log 
 from __future__ import annotations
 
 import contextlib
+import csv
 import json
 import os
 import random
@@ -18,9 +19,19 @@ import cv2
 import numpy as np
 import pytest
 
-from detector.sinks import JsonlLog, VideoSink, count_frames, recover_leftovers
+from detector.sinks import (
+    CSV_COLUMNS,
+    CsvLog,
+    ImageDirSink,
+    JsonlLog,
+    VideoSink,
+    count_frames,
+    frame_record,
+    recover_leftovers,
+)
 from detector.sources import Frame
 from maskwatch.errors import UserError
+from maskwatch.faces import MASK, NO_MASK, Faces
 
 ROOT = Path(__file__).resolve().parents[1]
 FPS = 10.0
@@ -153,6 +164,44 @@ def test_a_disk_full_at_any_byte_keeps_every_whole_fragment(tmp_path: Path):
         assert (count_frames(out) if out.exists() else 0) == whole, limit
         assert out.exists() == (whole > 0), limit
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_a_full_disk_writing_annotated_images_is_one_line_and_keeps_those_before(tmp_path: Path, capfd):
+    image = np.random.default_rng(0).integers(0, 255, (120, 160, 3), dtype=np.uint8)  # noise: ~58 kB as PNG
+    with ImageDirSink(tmp_path / "out") as sink:
+        sink.write(Frame(0, 0.0, image, "a.png"), image)
+        size = (tmp_path / "out" / "a.png").stat().st_size
+        with _disk_full_at(size // 2), pytest.raises(UserError) as error:
+            sink.write(Frame(0, 0.0, image, "b.png"), image)
+    assert str(error.value) == (f"disk full while writing image {tmp_path / 'out' / 'b.png'}: stopped; the 1 images "
+                                "written before it are kept")
+    assert capfd.readouterr().err == ""  # no library's own line (libpng's "Write Error")
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png"]  # no half image, no temporary file
+    assert cv2.imread(str(tmp_path / "out" / "a.png")).shape == image.shape
+
+
+@pytest.mark.parametrize(("kind", "kept"), [(JsonlLog, "its first {} lines"),
+                                             (CsvLog, "the rows of its first {} frames")])
+def test_a_full_disk_cuts_either_log_back_to_its_last_whole_frame(kind: type, kept: str, tmp_path: Path):
+    image = np.zeros((60, 80, 3), np.uint8)
+    faces = Faces(np.array([[1, 2, 30, 40], [40, 5, 70, 50]]), np.array([0.9, 0.7]), prob_mask=np.array([0.97, 0.1]),
+                  label=np.array([MASK, NO_MASK]), track_id=np.array([3, 4]))
+    path = tmp_path / f"log.{'csv' if kind is CsvLog else 'jsonl'}"
+    with _disk_full_at(1000), kind(path) as log, pytest.raises(UserError) as error:  # 1000: inside a line
+        for i in range(100):
+            log.write(frame_record(Frame(i, i / 10, image, "clip.mp4", 10.0), faces))
+    text = path.read_text()
+    assert text.endswith("\n") and 0 < len(text) <= 1000
+    if kind is CsvLog:
+        rows = list(csv.reader(text.splitlines()))
+        assert rows[0] == list(CSV_COLUMNS) and {len(row) for row in rows} == {len(CSV_COLUMNS)}
+        frames = [int(row[1]) for row in rows[1:]]
+        assert frames == [i for i in range(frames[-1] + 1) for _ in faces.xyxy]  # every frame's two rows
+    else:
+        frames = [json.loads(line)["frame"] for line in text.splitlines()]
+        assert frames == list(range(len(frames)))
+    n = frames[-1] + 1
+    assert str(error.value) == f"disk full while writing the log {path}: stopped; {kept.format(n)} are kept"
 
 
 def test_jsonl_log_is_flushed_line_by_line(tmp_path: Path):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import http.server
 import itertools
+import os
 import threading
 from pathlib import Path
 
@@ -85,6 +86,16 @@ def test_unreadable_video_is_a_user_error(tmp_path: Path, content: bytes):
     path = tmp_path / "bad.mp4"
     path.write_bytes(content)
     with pytest.raises(UserError, match="cannot read video"):
+        list(video_frames(path))
+
+
+def test_a_video_we_may_not_read_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    path = tmp_path / "locked.mp4"
+    path.write_bytes(b"")
+    path.chmod(0)
+    if os.access(path, os.R_OK):  # root reads any file: answer as for a user
+        monkeypatch.setattr(sources.os, "access", lambda p, mode: Path(p) != path)
+    with pytest.raises(UserError, match=r"^cannot read video .*locked\.mp4 \(Permission denied\)$"):
         list(video_frames(path))
 
 
@@ -232,3 +243,16 @@ def test_truncated_jpeg_in_a_folder_is_skipped_with_a_warning_naming_it(tmp_path
     assert "skipped truncated image cut.jpg (the JPEG file ends before its image data)" in capsys.readouterr().err
     with pytest.raises(UserError, match=r"cannot read image .*cut\.jpg \(truncated"):
         list(image_frames(tmp_path / "cut.jpg"))
+
+
+def test_truncated_png_in_a_folder_is_skipped_without_libpngs_own_line(tmp_path: Path, capfd):
+    image = np.random.default_rng(2).integers(0, 255, (120, 160, 3), dtype=np.uint8)
+    cv2.imwrite(str(tmp_path / "good.png"), image)
+    data = (tmp_path / "good.png").read_bytes()
+    (tmp_path / "cut.png").write_bytes(data[: len(data) // 2])
+    (tmp_path / "trailer.png").write_bytes(data + b"x" * 100)  # bytes after IEND: still a whole image
+    skipped: list[str] = []
+    assert [f.source for f in image_frames(tmp_path, skipped=skipped)] == ["good.png", "trailer.png"]
+    assert skipped == ["cut.png"]
+    warning = "warning: skipped truncated image cut.png (the PNG file ends before its last chunk)\n"
+    assert capfd.readouterr().err == warning

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -90,3 +91,16 @@ def test_a_csv_log_without_faces_still_has_its_header(tmp_path: Path):
 def test_a_full_disk_stops_either_log_in_one_line(kind: type):
     with kind(Path("/dev/full")) as log, pytest.raises(UserError, match=r"^disk full while writing the log /dev/full"):
         log.write(_records()[0])
+
+
+@pytest.mark.parametrize("kind", [JsonlLog, CsvLog])
+def test_a_log_that_cannot_be_opened_is_one_line(kind: type, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    path = tmp_path / "log.jsonl"
+    path.write_text("old\n")
+    path.chmod(0o444)  # an existing read-only log, replaced with --overwrite
+    if os.access(path, os.W_OK):  # root writes any file: fail the open as it fails for a user
+        def denied(self: Path, *args: object, **kwargs: object) -> object:
+            raise PermissionError(13, "Permission denied", str(self))
+        monkeypatch.setattr(Path, "open", denied)
+    with pytest.raises(UserError, match=r"^--log: cannot write .*log\.jsonl \(Permission denied\)$"):
+        kind(path).__enter__()

@@ -1,0 +1,36 @@
+"""Atomic writes: the file is whole or absent, and a failed write names the file."""
+
+from __future__ import annotations
+
+import errno
+import resource
+import signal
+from pathlib import Path
+
+import pytest
+
+from maskwatch.cli import run
+from maskwatch.files import write_json_atomic
+
+
+def test_a_full_disk_names_the_file_and_leaves_nothing(tmp_path: Path, capsys):
+    path = tmp_path / "summary.json"
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # writes past the limit fail with EFBIG
+    resource.setrlimit(resource.RLIMIT_FSIZE, (100, hard))
+    try:
+        with pytest.raises(OSError) as error:
+            write_json_atomic(path, {"x": "y" * 1000})
+        assert run(lambda argv: write_json_atomic(path, {"x": "y" * 1000})) == 2
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, handler)
+    assert error.value.errno == errno.EFBIG and error.value.filename == str(path)
+    assert capsys.readouterr().err == (f"error: disk full writing {path}: free some space (files written so far are "
+                                       "kept)\n")
+    assert list(tmp_path.iterdir()) == []  # no half file, no temporary file
+
+
+def test_a_write_is_whole(tmp_path: Path):
+    write_json_atomic(tmp_path / "s.json", {"a": 1})
+    assert (tmp_path / "s.json").read_text() == '{\n  "a": 1\n}\n'
