@@ -154,6 +154,18 @@ def test_bad_groups_csv_and_bad_config_are_one_line(tmp_path, capsys):
     assert "did you mean 'mirrored'" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("key", ["paths.runs_dir", "classifier.model"])
+def test_unwritable_run_or_model_folder_is_one_line_before_training(tmp_path, capsys, key):
+    root = _make_dataset(tmp_path / "ds", 3)
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    value = blocker if key == "paths.runs_dir" else blocker / "clf"
+    assert _run_main(tmp_path, root, "--install", "--set", f"{key}={value}") == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"error: {key}: cannot create the folder") and "is a file" in err and "\n" not in err
+    assert not (tmp_path / "runs").exists(), "checked before the run directory is made"
+
+
 # --- step 2: the split ----------------------------------------------------------------------------------------
 
 

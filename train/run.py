@@ -127,6 +127,7 @@ def train_run(
     replaces ``classifier.model`` if at least as accurate on this run's test split (``force``: always).
     """
     t = cfg.train
+    _check_writable(cfg, install or force)  # before hours of work, not at the end
     # Step 1: load images and labels (RGB, image_size square), skipping and counting unusable files.
     data = dataset.load_dataset(
         dataset_dir,
@@ -260,6 +261,15 @@ def _install(
     info = {**result_summary(decision), "line": line}
     write_json_atomic(run_dir / "install.json", jsonable(info))
     return info
+
+
+def _check_writable(cfg: Config, install: bool) -> None:
+    """``UserError`` if the run folder (and with ``install`` the detector's model folder) cannot be written."""
+    from detector.outputs import check_writable
+
+    check_writable("paths.runs_dir", cfg.output_path(cfg.paths.runs_dir))
+    if install:
+        check_writable("classifier.model", cfg.classifier_stem(output=True).parent)
 
 
 def _base_weights(cfg: Config) -> Path:
