@@ -241,6 +241,17 @@ def test_same_image_in_both_class_folders_is_skipped_from_both_with_a_warning(tm
     assert len(data.labels) == 7 and set(data.skipped) == {"with_mask/img2.png", "without_mask/copy.png"}
 
 
+def test_a_misspelt_class_folder_is_not_silently_ignored(tmp_path, caplog):
+    root = _make_dataset(tmp_path / "ds", 2)
+    (root / "incorrect_masks").mkdir()
+    (root / "incorrect_masks" / "a.png").write_bytes((root / "with_mask" / "img0.png").read_bytes())
+    (root / "notes").mkdir()  # a folder without images stays quiet
+    with caplog.at_level("WARNING"):
+        files, _ = dataset.scan(root, EXTS)
+    assert "incorrect_masks: 1 image(s) not used" in caplog.text and "did you mean incorrect_mask?" in caplog.text
+    assert "notes" not in caplog.text and len(files) == 4
+
+
 def test_too_few_groups_is_a_user_error():
     with pytest.raises(UserError, match="only 3 groups"):
         dataset.split_dataset(np.array([0, 1] * 6), ["a", "b", "c"] * 4, test_fraction=0.2, seed=0)

@@ -10,6 +10,7 @@ The split keeps every group on one side.
 from __future__ import annotations
 
 import csv
+import difflib
 import hashlib
 import io
 import logging
@@ -102,7 +103,19 @@ def scan(root: str | Path, image_exts: Sequence[str]) -> tuple[list[ImageFile], 
                 ignored[rel] = f"not an image file (extensions: {' '.join(sorted(exts))})"
                 continue
             files.append(ImageFile(path, label, groups.get(rel) or _group_from_name(path, rel)))
+    _warn_unknown_folders(root, exts)
     return files, ignored
+
+
+def _warn_unknown_folders(root: Path, exts: set[str]) -> None:
+    """One warning per other folder holding images (e.g. a misspelt ``incorrect_masks/``): they are not used."""
+    classes = (*CLASS_DIRS, INCORRECT_DIR)
+    for folder in sorted(p for p in root.iterdir() if p.is_dir() and p.name not in classes):
+        n_images = sum(1 for p in folder.rglob("*") if p.suffix.lower() in exts and p.is_file())
+        if n_images:
+            close = difflib.get_close_matches(folder.name, classes, n=1, cutoff=0.7)
+            log.warning("%s: %d image(s) not used: not a class folder (%s)%s", folder, n_images, ", ".join(classes),
+                        f", did you mean {close[0]}?" if close else "")
 
 
 def _class_folders(root: Path) -> list[tuple[int, str]]:
