@@ -98,6 +98,18 @@ def test_load_dataset_converts_skips_and_counts(tmp_path, monkeypatch, caplog):
     assert again.content_sha256 == data.content_sha256 and len(data.content_sha256) == 64
 
 
+def test_unreadable_reasons_are_plain_words():
+    assert str(_decode_error(b"")) == "empty file (0 bytes)"
+    reason = str(_decode_error(b"hello, I am a text file renamed .jpg"))
+    assert reason.startswith("not a readable image") and "0x" not in reason and "BytesIO" not in reason
+
+
+def _decode_error(data: bytes) -> ValueError:
+    with pytest.raises(ValueError) as info:
+        dataset.decode_image(data, 32)
+    return info.value
+
+
 def _run_main(tmp_path, dataset_dir, *extra):
     return main(
         [

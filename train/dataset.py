@@ -166,6 +166,8 @@ def decode_image(data: bytes, size: int) -> np.ndarray:
 
     Grayscale, palette and CMYK images are converted; RGBA is composited over white; EXIF rotation is applied.
     """
+    if not data:
+        raise ValueError("empty file (0 bytes)")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         try:
@@ -176,7 +178,9 @@ def decode_image(data: bytes, size: int) -> np.ndarray:
             img.draft("RGB", (size, size))  # JPEG: decode at a reduced scale, cheap for huge photos
             img.load()  # raises on truncated or corrupt data
             img = ImageOps.exif_transpose(img)
-        except (UnidentifiedImageError, OSError, SyntaxError, Image.DecompressionBombError) as exc:
+        except UnidentifiedImageError:  # its message names a memory address, not the file
+            raise ValueError("not a readable image (not an image format Pillow knows)") from None
+        except (OSError, SyntaxError, Image.DecompressionBombError) as exc:
             raise ValueError(f"not a readable image ({' '.join(str(exc).split()) or type(exc).__name__})") from None
     if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
         rgba = img.convert("RGBA")
