@@ -87,11 +87,15 @@ def read_folder(folder: Path) -> list[LabelledImage]:
         missing = {"file", "x1", "y1", "x2", "y2", "label"} - set(reader.fieldnames or ())
         if missing:
             raise UserError(f"{folder / 'boxes.csv'}: missing column(s) {', '.join(sorted(missing))}")
-        for row in reader:
+        for line, row in enumerate(reader, start=2):
+            try:
+                row["box"] = [int(row[k]) for k in ("x1", "y1", "x2", "y2")]  # type: ignore[assignment]
+            except (TypeError, ValueError):
+                raise UserError(f"{folder / 'boxes.csv'}:{line}: box coordinates must be integers") from None
             rows.setdefault(row["file"], []).append(row)
     images = []
     for file, items in sorted(rows.items()):
-        xyxy = np.array([[int(r[k]) for k in ("x1", "y1", "x2", "y2")] for r in items]).reshape(-1, 4)
+        xyxy = np.array([r["box"] for r in items]).reshape(-1, 4)
         looks = [r.get("look") or "" for r in items]
         images.append(LabelledImage(folder / file, xyxy, [r["label"] for r in items], looks))
     return images
