@@ -32,6 +32,7 @@ from maskwatch.files import atomic_path, write_json_atomic, write_text_atomic
 from maskwatch.labels import LABELS, label_faces
 
 MASK, NO_MASK, UNKNOWN = (LABELS[c] for c in (codes.MASK, codes.NO_MASK, codes.UNKNOWN))  # label names
+BOX_LABELS = (MASK, NO_MASK, LABELS[codes.INCORRECT], "ignore")  # boxes.csv labels (only mask / no_mask are scored)
 
 HEIGHT_BINS_PX = (0, 32, 64, 128)  # bin i: HEIGHT_BINS_PX[i] <= height < HEIGHT_BINS_PX[i + 1]
 BIN_NAMES = ("<32", "32-63", "64-127", "128+")
@@ -92,6 +93,9 @@ def read_folder(folder: Path) -> list[LabelledImage]:
                 row["box"] = [int(row[k]) for k in ("x1", "y1", "x2", "y2")]  # type: ignore[assignment]
             except (TypeError, ValueError):
                 raise UserError(f"{folder / 'boxes.csv'}:{line}: box coordinates must be integers") from None
+            if row["label"] not in BOX_LABELS:
+                raise UserError(f"{folder / 'boxes.csv'}:{line}: label {row['label']!r} is not one of "
+                                f"{', '.join(BOX_LABELS)}")
             rows.setdefault(row["file"], []).append(row)
     images = []
     for file, items in sorted(rows.items()):

@@ -93,6 +93,15 @@ def test_a_box_that_is_not_integers_is_one_line_error(tmp_path: Path, capsys) ->
     assert err == f"error: {folder / 'boxes.csv'}:6: box coordinates must be integers"
 
 
+def test_an_unknown_label_is_one_line_error_not_a_face_left_out(tmp_path: Path, capsys) -> None:
+    folder = _folder(tmp_path / "set")
+    with (folder / "boxes.csv").open("a") as fh:
+        fh.write("images/a.jpg,40,40,60,60,incorrect,\nimages/a.jpg,40,40,60,60,Mask,\n")
+    assert ev.run(ev.main, [str(folder), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"error: {folder / 'boxes.csv'}:7: label 'Mask' is not one of mask, no_mask, incorrect, ignore"
+
+
 def test_choose_decision_widens_the_band_only_as_needed(tmp_path: Path) -> None:
     cfg = load_config()
     sure = [ev.FaceResult("a", t, "", 80, True, 80, p, "") for t, p in (("mask", 0.99), ("no_mask", 0.01)) * 30]
