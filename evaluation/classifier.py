@@ -331,6 +331,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     cfg = config_from_args(args)
+    from detector.outputs import check_writable
+
+    check_writable("--out", args.out)  # before the pipeline runs, not after
     images = [im for folder in find_folders(args.dirs) for im in read_folder(folder)]
     results = list(evaluate_images(images, pipeline_classify(cfg), cfg))
     if not results:

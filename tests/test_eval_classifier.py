@@ -7,6 +7,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import pytest
 
 from evaluation import classifier as ev
 from maskwatch.config import load_config
@@ -100,6 +101,16 @@ def test_an_unknown_label_is_one_line_error_not_a_face_left_out(tmp_path: Path, 
     assert ev.run(ev.main, [str(folder), "--out", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err.strip()
     assert err == f"error: {folder / 'boxes.csv'}:7: label 'Mask' is not one of mask, no_mask, incorrect, ignore"
+
+
+def test_an_out_that_is_a_file_is_one_line_error_before_the_pipeline(tmp_path: Path, capsys, monkeypatch) -> None:
+    folder = _folder(tmp_path / "set")
+    monkeypatch.setattr(ev, "pipeline_classify", lambda cfg: pytest.fail("the pipeline ran"))
+    out = tmp_path / "out.txt"
+    out.write_text("a file")
+    assert ev.run(ev.main, [str(folder), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"error: --out: cannot create the folder {out}: {out} is a file"
 
 
 def test_choose_decision_widens_the_band_only_as_needed(tmp_path: Path) -> None:
