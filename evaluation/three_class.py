@@ -190,9 +190,20 @@ def _with_model(cfg: Config, model: str) -> Config:
     return dataclasses.replace(cfg, classifier=dataclasses.replace(cfg.classifier, model=model))
 
 
+def _check_json(path: Path) -> None:
+    """``--json`` must be a file name in a writable folder: checked before the models run, not after."""
+    from detector.outputs import check_writable
+
+    if path.is_dir():
+        raise UserError(f"--json {path} is a folder: give a file name, e.g. {path / 'three_class.json'}")
+    check_writable("--json", path.parent)
+
+
 def _main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     cfg = config_from_args(args)
+    if args.json:
+        _check_json(args.json)
     from detector.classifier import MaskClassifier
 
     images = [im for d in args.dirs for im in read_labelled_folder(d, IMAGE_EXTS, labels=CLASSES)]

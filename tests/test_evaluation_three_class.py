@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from evaluation.sets import LabelledImage
 from evaluation.three_class import FaceCrop, face_crops, placement_of, score
@@ -73,3 +74,12 @@ def test_several_dirs_are_pooled(tmp_path: Path) -> None:
     report = json.loads(out.read_text())
     assert report["faces"] == {"mask": 1, "incorrect": 1}
     assert report["models"]["mask_classifier"]["faces"] == 2
+
+
+def test_json_that_is_a_folder_is_one_line_error_before_the_models_run(tmp_path: Path, capsys, monkeypatch) -> None:
+    import evaluation.three_class as tc
+
+    monkeypatch.setattr(tc, "read_labelled_folder", lambda *a, **k: pytest.fail("the evaluation ran"))
+    assert tc.main([str(tmp_path), "--json", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"error: --json {tmp_path} is a folder: give a file name") and "\n" not in err
