@@ -192,6 +192,20 @@ def test_split_is_stratified_and_seeded():
     assert set(a.train).isdisjoint(a.test) and len(a.train) + len(a.test) == 50
 
 
+def test_tiny_three_class_split_holds_one_of_each_class_out():
+    labels = np.array([0, 0, 1, 1, 2, 2])
+    split = dataset.split_dataset(labels, [str(i) for i in range(6)], test_fraction=0.2, seed=42)
+    assert sorted(labels[split.test]) == [0, 1, 2] and sorted(labels[split.train]) == [0, 1, 2]
+
+
+def test_validation_split_too_small_is_one_line(tmp_path, capsys):
+    root = _make_dataset(tmp_path / "ds", 2)
+    assert _run_main(tmp_path, root, "--set", "train.val_split=0.2") == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: train.val_split=0.2: no validation set can be carved from the 2 training images")
+    assert "\n" not in err and not (tmp_path / "runs").exists()
+
+
 @pytest.mark.parametrize("seed", [0, 1, 2, 3, 42])
 def test_group_aware_split_never_splits_a_group(seed):
     rng = np.random.default_rng(seed)

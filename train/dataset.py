@@ -286,7 +286,10 @@ def split_dataset(labels: np.ndarray, groups: Sequence[str], *, test_fraction: f
     labels = np.asarray(labels)
     idx = np.arange(len(labels))
     if len(set(groups)) == len(groups):
-        n_test = min(max(2, math.ceil(test_fraction * len(labels))), len(labels) - 2)
+        n_classes, fewest = len(np.unique(labels)), int(np.unique(labels, return_counts=True)[1].min())
+        if fewest < 2:
+            raise UserError(f"a class has only {fewest} of the {len(labels)} images: need 2 per class to split")
+        n_test = min(max(n_classes, math.ceil(test_fraction * len(labels))), len(labels) - n_classes)
         train, test = train_test_split(idx, test_size=n_test, stratify=labels, random_state=seed)
         return Split(np.sort(train), np.sort(test))
     n_splits = max(2, round(1 / test_fraction))

@@ -18,6 +18,7 @@ import numpy as np
 import yaml
 
 from maskwatch.config import Config
+from maskwatch.errors import UserError
 from maskwatch.files import IMAGE_EXTS, write_json_atomic, write_text_atomic
 from train import augment, dataset, evaluate, model, plots
 from train.card import jsonable
@@ -285,12 +286,16 @@ def _validation_split(
     """Training indices used for fitting and, with ``train.val_split`` > 0, a validation part carved from them."""
     if cfg.train.val_split <= 0:
         return split.train, None  # classic: the test set doubles as validation data
-    inner = dataset.split_dataset(
-        data.labels[split.train],
-        [data.groups[i] for i in split.train],
-        test_fraction=cfg.train.val_split,
-        seed=cfg.train.seed + 1,
-    )
+    try:
+        inner = dataset.split_dataset(
+            data.labels[split.train],
+            [data.groups[i] for i in split.train],
+            test_fraction=cfg.train.val_split,
+            seed=cfg.train.seed + 1,
+        )
+    except UserError as exc:
+        raise UserError(f"train.val_split={cfg.train.val_split:g}: no validation set can be carved from the "
+                        f"{len(split.train)} training images ({exc})") from None
     return split.train[inner.train], split.train[inner.test]
 
 
