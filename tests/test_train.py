@@ -198,6 +198,12 @@ def test_tiny_three_class_split_holds_one_of_each_class_out():
     assert sorted(labels[split.test]) == [0, 1, 2] and sorted(labels[split.train]) == [0, 1, 2]
 
 
+def test_a_stratified_split_without_a_class_on_one_side_is_a_user_error():
+    labels = np.array([1] * 2 + [0] * 10)  # at seed 42 both mask images land in training
+    with pytest.raises(UserError, match="stratified split left the test set without a class"):
+        dataset.split_dataset(labels, [str(i) for i in range(12)], test_fraction=0.2, seed=42)
+
+
 def test_validation_split_too_small_is_one_line(tmp_path, capsys):
     root = _make_dataset(tmp_path / "ds", 2)
     assert _run_main(tmp_path, root, "--set", "train.val_split=0.2") == 2

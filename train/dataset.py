@@ -291,7 +291,7 @@ def split_dataset(labels: np.ndarray, groups: Sequence[str], *, test_fraction: f
             raise UserError(f"a class has only {fewest} of the {len(labels)} images: need 2 per class to split")
         n_test = min(max(n_classes, math.ceil(test_fraction * len(labels))), len(labels) - n_classes)
         train, test = train_test_split(idx, test_size=n_test, stratify=labels, random_state=seed)
-        return Split(np.sort(train), np.sort(test))
+        return _checked_split(labels, train, test, "stratified")
     n_splits = max(2, round(1 / test_fraction))
     group_ids = np.unique(np.asarray(groups), return_inverse=True)[1]
     if len(np.unique(group_ids)) < n_splits:
@@ -300,9 +300,14 @@ def split_dataset(labels: np.ndarray, groups: Sequence[str], *, test_fraction: f
         warnings.simplefilter("ignore", UserWarning)  # "least populated class has fewer members than n_splits"
         folds = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
         train, test = next(folds.split(idx, labels, group_ids))
+    return _checked_split(labels, train, test, "group-aware")
+
+
+def _checked_split(labels: np.ndarray, train: np.ndarray, test: np.ndarray, kind: str) -> Split:
+    """The split, if both sides hold every class (a rare class can land on one side only)."""
     for side, name in ((train, "training"), (test, "test")):
         if len(np.unique(labels[side])) < len(np.unique(labels)):
-            raise UserError(f"the group-aware split left the {name} set without a class: add images or groups")
+            raise UserError(f"the {kind} split left the {name} set without a class: add images or groups")
     return Split(np.sort(train), np.sort(test))
 
 
