@@ -442,6 +442,57 @@ def test_end_to_end_one_epoch_outputs_formats_and_reproducibility(tmp_path, caps
     assert "kept epoch 1" in (second / "train.log").read_text()
 
 
+@pytest.mark.slow
+def test_best_weights_are_written_whole_on_improvement_only(tmp_path, monkeypatch):
+    import errno
+
+    import keras
+
+    from train.run import best_weights_callback
+
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+    path = tmp_path / "best_frozen.weights.h5"
+    callback = best_weights_callback(path)
+    callback.set_model(model)
+    callback.on_epoch_end(0, {"val_loss": 1.0})
+    kept = [w.copy() for w in model.get_weights()]
+    first = path.read_bytes()
+    model.set_weights([w + 1 for w in kept])
+    callback.on_epoch_end(1, {"val_loss": 2.0})
+    assert path.read_bytes() == first, "a worse epoch is not saved"
+
+    def full_disk(self, data):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(Path, "write_bytes", full_disk)
+    with pytest.raises(OSError):
+        callback.on_epoch_end(2, {"val_loss": 0.5})
+    monkeypatch.undo()
+    assert path.read_bytes() == first and sorted(p.name for p in tmp_path.iterdir()) == [path.name]
+    model.load_weights(path)
+    assert all(np.array_equal(a, b) for a, b in zip(model.get_weights(), kept, strict=True))
+
+
+@pytest.mark.slow
+def test_disk_full_during_the_checkpoint_is_one_error_line_not_a_crash(tmp_path):
+    import resource
+
+    root = _make_dataset(tmp_path / "ds", 3)
+    limit = 40 * 1024  # bytes per file: the config and split fit, the first checkpoint does not
+
+    def small_files() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    sets = ["train.epochs=1", "train.image_size=32", "train.batch_size=4", f"paths.runs_dir={tmp_path / 'runs'}",
+            f"classifier.model={tmp_path / 'clf'}"]
+    cmd = [sys.executable, "-m", "train", "--dataset", str(root), "--quiet", *(a for v in sets for a in ("--set", v))]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=600, preexec_fn=small_files)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert proc.stderr.strip().splitlines()[-1].startswith("error: disk full") and "Traceback" not in proc.stderr
+    (run_dir,) = (d for d in (tmp_path / "runs").iterdir() if (d / "train.log").is_file())
+    assert not (run_dir / "best_frozen.weights.h5").exists(), "no torn checkpoint"
+
+
 MIRRORED_SCRIPT = """
 import sys, tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]

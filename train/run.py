@@ -8,7 +8,9 @@ checkpoint) and the model files in ``runs/<timestamp>/model/`` (``<stem>.keras``
 from __future__ import annotations
 
 import datetime as dt
+import io
 import logging
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +21,7 @@ import yaml
 
 from maskwatch.config import Config
 from maskwatch.errors import UserError
-from maskwatch.files import IMAGE_EXTS, write_json_atomic, write_text_atomic
+from maskwatch.files import IMAGE_EXTS, write_bytes_atomic, write_json_atomic, write_text_atomic
 from train import augment, dataset, evaluate, model, plots
 from train.card import jsonable
 from train.install import run_model_stem
@@ -91,6 +93,35 @@ def throughput_callback(n_images: int) -> Any:
                 logs["train_images_per_s"] = self.images_per_s[-1]
 
     return Throughput()
+
+
+def best_weights_callback(path: Path) -> Any:
+    """Keras callback: the weights of the epoch with the lowest ``val_loss`` so far at ``path`` (``.weights.h5``).
+
+    Serialised in memory and written atomically: Keras' ``ModelCheckpoint`` writes HDF5 in place, so a full disk left
+    a torn file and crashed the process in h5py (segmentation fault) instead of a clean disk-full error.
+    """
+    import keras
+
+    class H5Buffer(io.BytesIO):
+        def __str__(self) -> str:  # Keras checks the name's suffix, then writes the HDF5 file into the buffer
+            return path.name
+
+    class BestWeights(keras.callbacks.Callback):
+        def __init__(self) -> None:
+            super().__init__()
+            self.best = math.inf
+
+        def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+            loss = (logs or {}).get("val_loss")
+            if loss is None or not loss < self.best:
+                return
+            self.best = float(loss)
+            buffer = H5Buffer()
+            self.model.save_weights(buffer)
+            write_bytes_atomic(path, buffer.getvalue())
+
+    return BestWeights()
 
 
 def predict_validation_callback(val_ds: Any, labels: np.ndarray) -> Any:
@@ -313,7 +344,7 @@ def _fit(
     callbacks = [
         throughput,
         *([predict_validation_callback(val_ds, val_labels)] if by_predict else []),  # before what reads val_loss
-        keras.callbacks.ModelCheckpoint(best, monitor="val_loss", save_best_only=True, save_weights_only=True),
+        best_weights_callback(best),
         keras.callbacks.CSVLogger(str(run_dir / f"history_{phase}.csv")),
     ]
     if cfg.train.early_stopping_patience > 0:
