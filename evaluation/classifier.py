@@ -23,6 +23,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from tqdm import tqdm
 
 from maskwatch import labels as codes
 from maskwatch.cli import add_config_args, config_from_args, run
@@ -142,7 +143,7 @@ def pipeline_classify(cfg: Config) -> Classify:
 def evaluate_images(images: Sequence[LabelledImage], classify: Classify, cfg: Config) -> Iterator[FaceResult]:
     """One ``FaceResult`` per labelled mask / no_mask face."""
     c = cfg.classifier
-    for image in images:
+    for image in tqdm(images, desc="faces", unit="image", leave=False, disable=None):  # silent without a terminal
         frame = cv2.imread(str(image.path), cv2.IMREAD_COLOR)
         if frame is None:
             raise UserError(f"cannot read {image.path}")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import json
+import sys
 from pathlib import Path
 
 import cv2
@@ -66,6 +68,24 @@ def test_evaluate_and_report_with_a_fake_pipeline(tmp_path: Path) -> None:
     assert report["unknown_share_from_32px"] == 0.5
     text = ev.format_report(report, {"model": "x"})
     assert "32-63" in text and "expected calibration error" in text
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_on_a_terminal_only(tmp_path: Path, monkeypatch) -> None:
+    _folder(tmp_path / "set")
+    images = [im for f in ev.find_folders([tmp_path]) for im in ev.read_folder(f)]
+
+    def fake(frame: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return np.zeros((0, 4)), np.zeros(0), np.zeros(0)
+
+    for stream, shown in ((_Terminal(), True), (io.StringIO(), False)):
+        monkeypatch.setattr(sys, "stderr", stream)
+        assert len(list(ev.evaluate_images(images, fake, load_config()))) == 3
+        assert ("faces:" in stream.getvalue()) is shown, stream.getvalue()
 
 
 def test_command_end_to_end(tmp_path: Path, monkeypatch) -> None:
