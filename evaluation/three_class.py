@@ -27,6 +27,7 @@ from typing import Any
 
 import cv2
 import numpy as np
+from tqdm import tqdm
 
 from evaluation.classifier import BIN_NAMES, height_bin
 from evaluation.sets import IGNORE, LabelledImage, read_labelled_folder
@@ -65,7 +66,7 @@ def face_crops(
     """Crops of the labelled faces (detector boxes matched to them, or with ``detector`` None the labelled boxes);
     returns them and the count of labelled faces per label the detector missed."""
     crops, missed = [], Counter({label: 0 for label in CLASSES})
-    for item in images:
+    for item in tqdm(images, desc="faces", unit="image", leave=False, disable=None):  # silent without a terminal
         frame = cv2.imread(str(item.path), cv2.IMREAD_COLOR)
         if frame is None:
             raise UserError(f"cannot read {item.path}")

@@ -83,3 +83,20 @@ def test_json_that_is_a_folder_is_one_line_error_before_the_models_run(tmp_path:
     assert tc.main([str(tmp_path), "--json", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith(f"error: --json {tmp_path} is a folder: give a file name") and "\n" not in err
+
+
+def test_progress_on_a_terminal(tmp_path: Path, monkeypatch) -> None:
+    import io
+    import sys
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    image = LabelledImage(tmp_path / "a.png", np.array([[0, 0, 10, 10]]), ["mask"])
+    import cv2
+
+    cv2.imwrite(str(image.path), np.zeros((20, 20, 3), np.uint8))
+    monkeypatch.setattr(sys, "stderr", Terminal())
+    crops, _ = face_crops([image], None, iou_min=0.4)
+    assert len(crops) == 1 and "faces:" in sys.stderr.getvalue() and "image/s" in sys.stderr.getvalue()
