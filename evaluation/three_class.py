@@ -203,6 +203,8 @@ def _check_json(path: Path) -> None:
 def _main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     cfg = config_from_args(args)
+    if not 0 < args.iou <= 1:  # above 1 nothing matches: "no labelled face was found" would blame the data
+        raise UserError(f"--iou must be above 0 and at most 1, got {args.iou:g}")
     if args.json:
         _check_json(args.json)
     from detector.classifier import MaskClassifier

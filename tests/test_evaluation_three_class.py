@@ -100,3 +100,11 @@ def test_progress_on_a_terminal(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setattr(sys, "stderr", Terminal())
     crops, _ = face_crops([image], None, iou_min=0.4)
     assert len(crops) == 1 and "faces:" in sys.stderr.getvalue() and "image/s" in sys.stderr.getvalue()
+
+
+@pytest.mark.parametrize("iou", ["2", "0", "-0.5", "nan"])
+def test_an_iou_out_of_range_is_one_line_error(tmp_path: Path, capsys, iou: str) -> None:
+    from evaluation.three_class import main
+
+    assert main([str(tmp_path), "--iou", iou]) == 2
+    assert capsys.readouterr().err.strip() == f"error: --iou must be above 0 and at most 1, got {float(iou):g}"
