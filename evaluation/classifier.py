@@ -23,6 +23,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from tqdm import tqdm
 
 from maskwatch import labels as codes
 from maskwatch.cli import add_config_args, config_from_args, run
@@ -32,6 +33,7 @@ from maskwatch.files import atomic_path, write_json_atomic, write_text_atomic
 from maskwatch.labels import LABELS, label_faces
 
 MASK, NO_MASK, UNKNOWN = (LABELS[c] for c in (codes.MASK, codes.NO_MASK, codes.UNKNOWN))  # label names
+BOX_LABELS = (MASK, NO_MASK, LABELS[codes.INCORRECT], "ignore")  # boxes.csv labels (only mask / no_mask are scored)
 
 HEIGHT_BINS_PX = (0, 32, 64, 128)  # bin i: HEIGHT_BINS_PX[i] <= height < HEIGHT_BINS_PX[i + 1]
 BIN_NAMES = ("<32", "32-63", "64-127", "128+")
@@ -87,11 +89,18 @@ def read_folder(folder: Path) -> list[LabelledImage]:
         missing = {"file", "x1", "y1", "x2", "y2", "label"} - set(reader.fieldnames or ())
         if missing:
             raise UserError(f"{folder / 'boxes.csv'}: missing column(s) {', '.join(sorted(missing))}")
-        for row in reader:
+        for line, row in enumerate(reader, start=2):
+            try:
+                row["box"] = [int(row[k]) for k in ("x1", "y1", "x2", "y2")]  # type: ignore[assignment]
+            except (TypeError, ValueError):
+                raise UserError(f"{folder / 'boxes.csv'}:{line}: box coordinates must be integers") from None
+            if row["label"] not in BOX_LABELS:
+                raise UserError(f"{folder / 'boxes.csv'}:{line}: label {row['label']!r} is not one of "
+                                f"{', '.join(BOX_LABELS)}")
             rows.setdefault(row["file"], []).append(row)
     images = []
     for file, items in sorted(rows.items()):
-        xyxy = np.array([[int(r[k]) for k in ("x1", "y1", "x2", "y2")] for r in items]).reshape(-1, 4)
+        xyxy = np.array([r["box"] for r in items]).reshape(-1, 4)
         looks = [r.get("look") or "" for r in items]
         images.append(LabelledImage(folder / file, xyxy, [r["label"] for r in items], looks))
     return images
@@ -134,7 +143,7 @@ def pipeline_classify(cfg: Config) -> Classify:
 def evaluate_images(images: Sequence[LabelledImage], classify: Classify, cfg: Config) -> Iterator[FaceResult]:
     """One ``FaceResult`` per labelled mask / no_mask face."""
     c = cfg.classifier
-    for image in images:
+    for image in tqdm(images, desc="faces", unit="image", leave=False, disable=None):  # silent without a terminal
         frame = cv2.imread(str(image.path), cv2.IMREAD_COLOR)
         if frame is None:
             raise UserError(f"cannot read {image.path}")
@@ -323,6 +332,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     cfg = config_from_args(args)
+    from detector.outputs import check_writable
+
+    check_writable("--out", args.out)  # before the pipeline runs, not after
     images = [im for folder in find_folders(args.dirs) for im in read_folder(folder)]
     results = list(evaluate_images(images, pipeline_classify(cfg), cfg))
     if not results:

@@ -210,6 +210,8 @@ def _main(argv: Sequence[str] | None = None) -> int:
 
     args = build_parser().parse_args(argv)
     cfg = config_from_args(args)
+    if not all(s > 0 for s in args.scales):  # also nan; before any photo is read
+        raise UserError(f"--scales must be above 0, got {' '.join(f'{s:g}' for s in args.scales)}")
     sources = Sources(args.cache or default_cache(cfg))
     if args.photos is not None:
         photos, unreadable = own_photos(args.photos, IMAGE_EXTS)

@@ -27,6 +27,7 @@ from typing import Any
 
 import cv2
 import numpy as np
+from tqdm import tqdm
 
 from evaluation.classifier import BIN_NAMES, height_bin
 from evaluation.sets import IGNORE, LabelledImage, read_labelled_folder
@@ -65,7 +66,7 @@ def face_crops(
     """Crops of the labelled faces (detector boxes matched to them, or with ``detector`` None the labelled boxes);
     returns them and the count of labelled faces per label the detector missed."""
     crops, missed = [], Counter({label: 0 for label in CLASSES})
-    for item in images:
+    for item in tqdm(images, desc="faces", unit="image", leave=False, disable=None):  # silent without a terminal
         frame = cv2.imread(str(item.path), cv2.IMREAD_COLOR)
         if frame is None:
             raise UserError(f"cannot read {item.path}")
@@ -190,9 +191,22 @@ def _with_model(cfg: Config, model: str) -> Config:
     return dataclasses.replace(cfg, classifier=dataclasses.replace(cfg.classifier, model=model))
 
 
+def _check_json(path: Path) -> None:
+    """``--json`` must be a file name in a writable folder: checked before the models run, not after."""
+    from detector.outputs import check_writable
+
+    if path.is_dir():
+        raise UserError(f"--json {path} is a folder: give a file name, e.g. {path / 'three_class.json'}")
+    check_writable("--json", path.parent)
+
+
 def _main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     cfg = config_from_args(args)
+    if not 0 < args.iou <= 1:  # above 1 nothing matches: "no labelled face was found" would blame the data
+        raise UserError(f"--iou must be above 0 and at most 1, got {args.iou:g}")
+    if args.json:
+        _check_json(args.json)
     from detector.classifier import MaskClassifier
 
     images = [im for d in args.dirs for im in read_labelled_folder(d, IMAGE_EXTS, labels=CLASSES)]

@@ -28,6 +28,10 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     try:
         yield tmp_path
         os.replace(tmp_path, path)
+    except OSError as exc:
+        if exc.filename is None:  # a failed write() names no file: name the output, not "a file"
+            exc.filename = str(path)
+        raise
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp_path.unlink()
@@ -36,10 +40,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
 def write_bytes_atomic(path: str | Path, data: bytes) -> None:
     """Write ``data`` to ``path`` atomically; a failed write (full disk) is an ``OSError`` naming ``path``."""
     with atomic_path(path) as tmp:
-        try:
-            tmp.write_bytes(data)
-        except OSError as exc:  # a failed write() names no file: say which one (the CLI's disk-full line shows it)
-            raise OSError(exc.errno, exc.strerror, str(path)) from None
+        tmp.write_bytes(data)
 
 
 def write_text_atomic(path: str | Path, text: str) -> None:

@@ -119,3 +119,12 @@ def test_several_sets_of_the_same_photos_keep_their_crops_apart(tmp_path: Path, 
     assert files == [f"{c}/{g}__s1_seed{k}__{g}__{lb}_x1_f0.png" for c, g, lb in
                      (("with_mask", "alice", "mask"), ("without_mask", "bob", "no_mask")) for k in (1, 2)]  # fmt: skip
     assert all((dst / f).is_file() for f in files)
+
+
+def test_a_dst_that_is_a_file_is_one_error_line(tmp_path: Path, capsys) -> None:
+    _photo_set(tmp_path / "src" / "s1")
+    dst = tmp_path / "crops"
+    dst.write_text("a file")
+    assert dc.main([str(tmp_path / "src"), str(dst), "--scales", "1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"error: DST: cannot create the folder {dst}: {dst} is a file"

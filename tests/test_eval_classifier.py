@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import json
+import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
+import pytest
 
 from evaluation import classifier as ev
 from maskwatch.config import load_config
@@ -67,6 +70,24 @@ def test_evaluate_and_report_with_a_fake_pipeline(tmp_path: Path) -> None:
     assert "32-63" in text and "expected calibration error" in text
 
 
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_on_a_terminal_only(tmp_path: Path, monkeypatch) -> None:
+    _folder(tmp_path / "set")
+    images = [im for f in ev.find_folders([tmp_path]) for im in ev.read_folder(f)]
+
+    def fake(frame: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return np.zeros((0, 4)), np.zeros(0), np.zeros(0)
+
+    for stream, shown in ((_Terminal(), True), (io.StringIO(), False)):
+        monkeypatch.setattr(sys, "stderr", stream)
+        assert len(list(ev.evaluate_images(images, fake, load_config()))) == 3
+        assert ("faces:" in stream.getvalue()) is shown, stream.getvalue()
+
+
 def test_command_end_to_end(tmp_path: Path, monkeypatch) -> None:
     """The command writes text, JSON, CSV and PNG; the pipeline part is the only piece replaced."""
     folder = _folder(tmp_path / "set")
@@ -82,6 +103,34 @@ def test_command_end_to_end(tmp_path: Path, monkeypatch) -> None:
 
 def test_missing_boxes_is_a_user_error(tmp_path: Path) -> None:
     assert ev.run(ev.main, [str(tmp_path)]) == 2
+
+
+def test_a_box_that_is_not_integers_is_one_line_error(tmp_path: Path, capsys) -> None:
+    folder = _folder(tmp_path / "set")
+    with (folder / "boxes.csv").open("a") as fh:
+        fh.write("images/a.jpg,abc,10,30,30,mask,\nimages/a.jpg,1,2\n")
+    assert ev.run(ev.main, [str(folder), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"error: {folder / 'boxes.csv'}:6: box coordinates must be integers"
+
+
+def test_an_unknown_label_is_one_line_error_not_a_face_left_out(tmp_path: Path, capsys) -> None:
+    folder = _folder(tmp_path / "set")
+    with (folder / "boxes.csv").open("a") as fh:
+        fh.write("images/a.jpg,40,40,60,60,incorrect,\nimages/a.jpg,40,40,60,60,Mask,\n")
+    assert ev.run(ev.main, [str(folder), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"error: {folder / 'boxes.csv'}:7: label 'Mask' is not one of mask, no_mask, incorrect, ignore"
+
+
+def test_an_out_that_is_a_file_is_one_line_error_before_the_pipeline(tmp_path: Path, capsys, monkeypatch) -> None:
+    folder = _folder(tmp_path / "set")
+    monkeypatch.setattr(ev, "pipeline_classify", lambda cfg: pytest.fail("the pipeline ran"))
+    out = tmp_path / "out.txt"
+    out.write_text("a file")
+    assert ev.run(ev.main, [str(folder), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"error: --out: cannot create the folder {out}: {out} is a file"
 
 
 def test_choose_decision_widens_the_band_only_as_needed(tmp_path: Path) -> None:

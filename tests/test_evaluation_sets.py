@@ -77,3 +77,10 @@ def test_three_class_set_from_own_photos_has_every_wrong_placement(tmp_path: Pat
     assert {name: im.labels for name, im in by_name.items()} == {name: [lb] for name, lb in expected.items()}
     boxes = {tuple(im.xyxy[0]) for im in images}
     assert len(boxes) == 1  # one face, one box in every variant
+
+
+def test_a_scale_of_zero_is_one_error_line_before_any_work(tmp_path: Path, capsys):
+    from evaluation.sets import main
+
+    assert main([str(tmp_path / "set"), "--photos", str(tmp_path / "nope"), "--scales", "1", "0"]) == 2
+    assert capsys.readouterr().err.strip() == "error: --scales must be above 0, got 1 0"

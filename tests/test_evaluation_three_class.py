@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from evaluation.sets import LabelledImage
 from evaluation.three_class import FaceCrop, face_crops, placement_of, score
@@ -73,3 +74,37 @@ def test_several_dirs_are_pooled(tmp_path: Path) -> None:
     report = json.loads(out.read_text())
     assert report["faces"] == {"mask": 1, "incorrect": 1}
     assert report["models"]["mask_classifier"]["faces"] == 2
+
+
+def test_json_that_is_a_folder_is_one_line_error_before_the_models_run(tmp_path: Path, capsys, monkeypatch) -> None:
+    import evaluation.three_class as tc
+
+    monkeypatch.setattr(tc, "read_labelled_folder", lambda *a, **k: pytest.fail("the evaluation ran"))
+    assert tc.main([str(tmp_path), "--json", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"error: --json {tmp_path} is a folder: give a file name") and "\n" not in err
+
+
+def test_progress_on_a_terminal(tmp_path: Path, monkeypatch) -> None:
+    import io
+    import sys
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    image = LabelledImage(tmp_path / "a.png", np.array([[0, 0, 10, 10]]), ["mask"])
+    import cv2
+
+    cv2.imwrite(str(image.path), np.zeros((20, 20, 3), np.uint8))
+    monkeypatch.setattr(sys, "stderr", Terminal())
+    crops, _ = face_crops([image], None, iou_min=0.4)
+    assert len(crops) == 1 and "faces:" in sys.stderr.getvalue() and "image/s" in sys.stderr.getvalue()
+
+
+@pytest.mark.parametrize("iou", ["2", "0", "-0.5", "nan"])
+def test_an_iou_out_of_range_is_one_line_error(tmp_path: Path, capsys, iou: str) -> None:
+    from evaluation.three_class import main
+
+    assert main([str(tmp_path), "--iou", iou]) == 2
+    assert capsys.readouterr().err.strip() == f"error: --iou must be above 0 and at most 1, got {float(iou):g}"

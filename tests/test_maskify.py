@@ -215,6 +215,16 @@ def test_missing_source_is_one_line_error(tmp_path: Path, capsys: pytest.Capture
     assert err.startswith("error: source not found") and "\n" not in err
 
 
+def test_output_that_is_a_file_is_one_line_error(photos: Path, tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    dst = tmp_path / "out.txt"
+    dst.write_text("a file, not a folder")
+    assert main([str(photos), str(dst)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: DST: cannot create the folder") and "is a file" in err and "\n" not in err
+    assert dst.read_text() == "a file, not a folder"
+
+
 def test_three_classes_write_incorrect_masks_in_the_same_groups(photos: Path, tmp_path: Path) -> None:
     dst = tmp_path / "three"
     assert main([str(photos), str(dst), "--classes", "3", "--seed", "3"]) == 0

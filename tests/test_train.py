@@ -98,6 +98,18 @@ def test_load_dataset_converts_skips_and_counts(tmp_path, monkeypatch, caplog):
     assert again.content_sha256 == data.content_sha256 and len(data.content_sha256) == 64
 
 
+def test_unreadable_reasons_are_plain_words():
+    assert str(_decode_error(b"")) == "empty file (0 bytes)"
+    reason = str(_decode_error(b"hello, I am a text file renamed .jpg"))
+    assert reason.startswith("not a readable image") and "0x" not in reason and "BytesIO" not in reason
+
+
+def _decode_error(data: bytes) -> ValueError:
+    with pytest.raises(ValueError) as info:
+        dataset.decode_image(data, 32)
+    return info.value
+
+
 def _run_main(tmp_path, dataset_dir, *extra):
     return main(
         [
@@ -154,6 +166,18 @@ def test_bad_groups_csv_and_bad_config_are_one_line(tmp_path, capsys):
     assert "did you mean 'mirrored'" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("key", ["paths.runs_dir", "classifier.model"])
+def test_unwritable_run_or_model_folder_is_one_line_before_training(tmp_path, capsys, key):
+    root = _make_dataset(tmp_path / "ds", 3)
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    value = blocker if key == "paths.runs_dir" else blocker / "clf"
+    assert _run_main(tmp_path, root, "--install", "--set", f"{key}={value}") == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"error: {key}: cannot create the folder") and "is a file" in err and "\n" not in err
+    assert not (tmp_path / "runs").exists(), "checked before the run directory is made"
+
+
 # --- step 2: the split ----------------------------------------------------------------------------------------
 
 
@@ -166,6 +190,26 @@ def test_split_is_stratified_and_seeded():
     assert np.array_equal(a.test, b.test) and not np.array_equal(a.test, c.test)
     assert len(a.test) == 10 and (labels[a.test] == 1).sum() == 4
     assert set(a.train).isdisjoint(a.test) and len(a.train) + len(a.test) == 50
+
+
+def test_tiny_three_class_split_holds_one_of_each_class_out():
+    labels = np.array([0, 0, 1, 1, 2, 2])
+    split = dataset.split_dataset(labels, [str(i) for i in range(6)], test_fraction=0.2, seed=42)
+    assert sorted(labels[split.test]) == [0, 1, 2] and sorted(labels[split.train]) == [0, 1, 2]
+
+
+def test_a_stratified_split_without_a_class_on_one_side_is_a_user_error():
+    labels = np.array([1] * 2 + [0] * 10)  # at seed 42 both mask images land in training
+    with pytest.raises(UserError, match="stratified split left the test set without a class"):
+        dataset.split_dataset(labels, [str(i) for i in range(12)], test_fraction=0.2, seed=42)
+
+
+def test_validation_split_too_small_is_one_line(tmp_path, capsys):
+    root = _make_dataset(tmp_path / "ds", 2)
+    assert _run_main(tmp_path, root, "--set", "train.val_split=0.2") == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: train.val_split=0.2: no validation set can be carved from the 2 training images")
+    assert "\n" not in err and not (tmp_path / "runs").exists()
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2, 3, 42])
@@ -227,6 +271,17 @@ def test_same_image_in_both_class_folders_is_skipped_from_both_with_a_warning(tm
     names = {p.relative_to(root).as_posix() for p in data.files}
     assert "with_mask/img2.png" not in names and "without_mask/copy.png" not in names
     assert len(data.labels) == 7 and set(data.skipped) == {"with_mask/img2.png", "without_mask/copy.png"}
+
+
+def test_a_misspelt_class_folder_is_not_silently_ignored(tmp_path, caplog):
+    root = _make_dataset(tmp_path / "ds", 2)
+    (root / "incorrect_masks").mkdir()
+    (root / "incorrect_masks" / "a.png").write_bytes((root / "with_mask" / "img0.png").read_bytes())
+    (root / "notes").mkdir()  # a folder without images stays quiet
+    with caplog.at_level("WARNING"):
+        files, _ = dataset.scan(root, EXTS)
+    assert "incorrect_masks: 1 image(s) not used" in caplog.text and "did you mean incorrect_mask?" in caplog.text
+    assert "notes" not in caplog.text and len(files) == 4
 
 
 def test_too_few_groups_is_a_user_error():
@@ -385,6 +440,57 @@ def test_end_to_end_one_epoch_outputs_formats_and_reproducibility(tmp_path, caps
     assert set(phases) == {"frozen", "fine_tune"} and phases["fine_tune"]["unfrozen_layers"] > 0
     assert "per_class" in phases["fine_tune"]["metrics"] and (second / "history_fine_tune.csv").is_file()
     assert "kept epoch 1" in (second / "train.log").read_text()
+
+
+@pytest.mark.slow
+def test_best_weights_are_written_whole_on_improvement_only(tmp_path, monkeypatch):
+    import errno
+
+    import keras
+
+    from train.run import best_weights_callback
+
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+    path = tmp_path / "best_frozen.weights.h5"
+    callback = best_weights_callback(path)
+    callback.set_model(model)
+    callback.on_epoch_end(0, {"val_loss": 1.0})
+    kept = [w.copy() for w in model.get_weights()]
+    first = path.read_bytes()
+    model.set_weights([w + 1 for w in kept])
+    callback.on_epoch_end(1, {"val_loss": 2.0})
+    assert path.read_bytes() == first, "a worse epoch is not saved"
+
+    def full_disk(self, data):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(Path, "write_bytes", full_disk)
+    with pytest.raises(OSError):
+        callback.on_epoch_end(2, {"val_loss": 0.5})
+    monkeypatch.undo()
+    assert path.read_bytes() == first and sorted(p.name for p in tmp_path.iterdir()) == [path.name]
+    model.load_weights(path)
+    assert all(np.array_equal(a, b) for a, b in zip(model.get_weights(), kept, strict=True))
+
+
+@pytest.mark.slow
+def test_disk_full_during_the_checkpoint_is_one_error_line_not_a_crash(tmp_path):
+    import resource
+
+    root = _make_dataset(tmp_path / "ds", 3)
+    limit = 40 * 1024  # bytes per file: the config and split fit, the first checkpoint does not
+
+    def small_files() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    sets = ["train.epochs=1", "train.image_size=32", "train.batch_size=4", f"paths.runs_dir={tmp_path / 'runs'}",
+            f"classifier.model={tmp_path / 'clf'}"]
+    cmd = [sys.executable, "-m", "train", "--dataset", str(root), "--quiet", *(a for v in sets for a in ("--set", v))]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=600, preexec_fn=small_files)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert proc.stderr.strip().splitlines()[-1].startswith("error: disk full") and "Traceback" not in proc.stderr
+    (run_dir,) = (d for d in (tmp_path / "runs").iterdir() if (d / "train.log").is_file())
+    assert not (run_dir / "best_frozen.weights.h5").exists(), "no torn checkpoint"
 
 
 MIRRORED_SCRIPT = """

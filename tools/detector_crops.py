@@ -36,6 +36,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from detector.outputs import check_writable
 from evaluation.classifier import IOU_MIN, LabelledImage, find_folders, match_boxes, read_folder
 from maskwatch.cli import add_config_args, config_from_args, run
 from maskwatch.config import Config
@@ -189,6 +190,7 @@ def _main(argv: Sequence[str] | None = None) -> int:
         raise UserError("--dev-share must be in [0, 1)")
     if (args.dst / "groups.csv").exists():
         raise UserError(f"{args.dst} already holds a dataset; choose a new folder")
+    check_writable("DST", args.dst)
     folders: list[Path] = []
     faces: Counter[str] = Counter()
     for folder in find_folders([args.src]):

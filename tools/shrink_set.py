@@ -19,6 +19,7 @@ import cv2
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from detector.outputs import check_writable
 from maskwatch.cli import run
 from maskwatch.errors import UserError
 from maskwatch.files import write_bytes_atomic, write_text_atomic
@@ -32,8 +33,9 @@ def shrink_folder(src: Path, dst: Path, scale: float, jpeg_quality: int = 95) ->
         reader = csv.DictReader(fh)
         fields = list(reader.fieldnames or ())
         rows = list(reader)
+    boxes = [_box(row, src / "boxes.csv", line) for line, row in enumerate(rows, start=2)]  # all, before writing
     done: set[str] = set()
-    for row in rows:
+    for row, box in zip(rows, boxes, strict=True):
         if row["file"] not in done:
             image = cv2.imread(str(src / row["file"]), cv2.IMREAD_COLOR)
             if image is None:
@@ -44,14 +46,21 @@ def shrink_folder(src: Path, dst: Path, scale: float, jpeg_quality: int = 95) ->
                 raise UserError(f"cannot encode {row['file']}")
             write_bytes_atomic(dst / row["file"], data.tobytes())
             done.add(row["file"])
-        for k in BOX_KEYS:
-            row[k] = str(round(int(row[k]) * scale))
+        for k, value in zip(BOX_KEYS, box, strict=True):
+            row[k] = str(round(value * scale))
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
     writer.writeheader()
     writer.writerows({k: v or "" for k, v in r.items() if k in fields} for r in rows)
     write_text_atomic(dst / "boxes.csv", buf.getvalue())
     return len(done)
+
+
+def _box(row: dict[str, str], csv_path: Path, line: int) -> list[int]:
+    try:
+        return [int(row[k]) for k in BOX_KEYS]
+    except (KeyError, TypeError, ValueError):
+        raise UserError(f"{csv_path}:{line}: box coordinates must be integers") from None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -64,6 +73,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     folders = sorted({p.parent for p in args.src.rglob("boxes.csv")})
     if not folders:
         raise UserError(f"{args.src}: no boxes.csv below it")
+    check_writable("DST", args.dst)
     for scale in args.scales:
         if not 0 < scale <= 1:
             raise UserError(f"scale must be in (0, 1], got {scale}")

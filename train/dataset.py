@@ -10,6 +10,7 @@ The split keeps every group on one side.
 from __future__ import annotations
 
 import csv
+import difflib
 import hashlib
 import io
 import logging
@@ -102,7 +103,19 @@ def scan(root: str | Path, image_exts: Sequence[str]) -> tuple[list[ImageFile], 
                 ignored[rel] = f"not an image file (extensions: {' '.join(sorted(exts))})"
                 continue
             files.append(ImageFile(path, label, groups.get(rel) or _group_from_name(path, rel)))
+    _warn_unknown_folders(root, exts)
     return files, ignored
+
+
+def _warn_unknown_folders(root: Path, exts: set[str]) -> None:
+    """One warning per other folder holding images (e.g. a misspelt ``incorrect_masks/``): they are not used."""
+    classes = (*CLASS_DIRS, INCORRECT_DIR)
+    for folder in sorted(p for p in root.iterdir() if p.is_dir() and p.name not in classes):
+        n_images = sum(1 for p in folder.rglob("*") if p.suffix.lower() in exts and p.is_file())
+        if n_images:
+            close = difflib.get_close_matches(folder.name, classes, n=1, cutoff=0.7)
+            log.warning("%s: %d image(s) not used: not a class folder (%s)%s", folder, n_images, ", ".join(classes),
+                        f", did you mean {close[0]}?" if close else "")
 
 
 def _class_folders(root: Path) -> list[tuple[int, str]]:
@@ -153,6 +166,8 @@ def decode_image(data: bytes, size: int) -> np.ndarray:
 
     Grayscale, palette and CMYK images are converted; RGBA is composited over white; EXIF rotation is applied.
     """
+    if not data:
+        raise ValueError("empty file (0 bytes)")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         try:
@@ -163,7 +178,9 @@ def decode_image(data: bytes, size: int) -> np.ndarray:
             img.draft("RGB", (size, size))  # JPEG: decode at a reduced scale, cheap for huge photos
             img.load()  # raises on truncated or corrupt data
             img = ImageOps.exif_transpose(img)
-        except (UnidentifiedImageError, OSError, SyntaxError, Image.DecompressionBombError) as exc:
+        except UnidentifiedImageError:  # its message names a memory address, not the file
+            raise ValueError("not a readable image (not an image format Pillow knows)") from None
+        except (OSError, SyntaxError, Image.DecompressionBombError) as exc:
             raise ValueError(f"not a readable image ({' '.join(str(exc).split()) or type(exc).__name__})") from None
     if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
         rgba = img.convert("RGBA")
@@ -269,9 +286,12 @@ def split_dataset(labels: np.ndarray, groups: Sequence[str], *, test_fraction: f
     labels = np.asarray(labels)
     idx = np.arange(len(labels))
     if len(set(groups)) == len(groups):
-        n_test = min(max(2, math.ceil(test_fraction * len(labels))), len(labels) - 2)
+        n_classes, fewest = len(np.unique(labels)), int(np.unique(labels, return_counts=True)[1].min())
+        if fewest < 2:
+            raise UserError(f"a class has only {fewest} of the {len(labels)} images: need 2 per class to split")
+        n_test = min(max(n_classes, math.ceil(test_fraction * len(labels))), len(labels) - n_classes)
         train, test = train_test_split(idx, test_size=n_test, stratify=labels, random_state=seed)
-        return Split(np.sort(train), np.sort(test))
+        return _checked_split(labels, train, test, "stratified")
     n_splits = max(2, round(1 / test_fraction))
     group_ids = np.unique(np.asarray(groups), return_inverse=True)[1]
     if len(np.unique(group_ids)) < n_splits:
@@ -280,9 +300,14 @@ def split_dataset(labels: np.ndarray, groups: Sequence[str], *, test_fraction: f
         warnings.simplefilter("ignore", UserWarning)  # "least populated class has fewer members than n_splits"
         folds = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
         train, test = next(folds.split(idx, labels, group_ids))
+    return _checked_split(labels, train, test, "group-aware")
+
+
+def _checked_split(labels: np.ndarray, train: np.ndarray, test: np.ndarray, kind: str) -> Split:
+    """The split, if both sides hold every class (a rare class can land on one side only)."""
     for side, name in ((train, "training"), (test, "test")):
         if len(np.unique(labels[side])) < len(np.unique(labels)):
-            raise UserError(f"the group-aware split left the {name} set without a class: add images or groups")
+            raise UserError(f"the {kind} split left the {name} set without a class: add images or groups")
     return Split(np.sort(train), np.sort(test))
 
 

@@ -156,6 +156,9 @@ def load_textures(folder: str | Path | None) -> list[np.ndarray]:
 
 def prepare_output(dst: Path, names: Iterable[str], overwrite: bool) -> None:
     """Refuse to overwrite earlier outputs unless ``overwrite``; then remove only those outputs."""
+    from detector.outputs import check_writable
+
+    check_writable("DST", dst)  # a file or a read-only folder: one error line
     existing = [dst / n for n in names if (dst / n).exists()]
     if existing and not overwrite:
         raise UserError(f"{existing[0]} already exists (use --overwrite to replace the outputs in {dst})")

@@ -8,7 +8,9 @@ checkpoint) and the model files in ``runs/<timestamp>/model/`` (``<stem>.keras``
 from __future__ import annotations
 
 import datetime as dt
+import io
 import logging
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +20,8 @@ import numpy as np
 import yaml
 
 from maskwatch.config import Config
-from maskwatch.files import IMAGE_EXTS, write_json_atomic, write_text_atomic
+from maskwatch.errors import UserError
+from maskwatch.files import IMAGE_EXTS, write_bytes_atomic, write_json_atomic, write_text_atomic
 from train import augment, dataset, evaluate, model, plots
 from train.card import jsonable
 from train.install import run_model_stem
@@ -92,6 +95,35 @@ def throughput_callback(n_images: int) -> Any:
     return Throughput()
 
 
+def best_weights_callback(path: Path) -> Any:
+    """Keras callback: the weights of the epoch with the lowest ``val_loss`` so far at ``path`` (``.weights.h5``).
+
+    Serialised in memory and written atomically: Keras' ``ModelCheckpoint`` writes HDF5 in place, so a full disk left
+    a torn file and crashed the process in h5py (segmentation fault) instead of a clean disk-full error.
+    """
+    import keras
+
+    class H5Buffer(io.BytesIO):
+        def __str__(self) -> str:  # Keras checks the name's suffix, then writes the HDF5 file into the buffer
+            return path.name
+
+    class BestWeights(keras.callbacks.Callback):
+        def __init__(self) -> None:
+            super().__init__()
+            self.best = math.inf
+
+        def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+            loss = (logs or {}).get("val_loss")
+            if loss is None or not loss < self.best:
+                return
+            self.best = float(loss)
+            buffer = H5Buffer()
+            self.model.save_weights(buffer)
+            write_bytes_atomic(path, buffer.getvalue())
+
+    return BestWeights()
+
+
 def predict_validation_callback(val_ds: Any, labels: np.ndarray) -> Any:
     """Keras callback: ``val_loss`` / ``val_accuracy`` from ``model.predict`` at each epoch end.
 
@@ -127,6 +159,7 @@ def train_run(
     replaces ``classifier.model`` if at least as accurate on this run's test split (``force``: always).
     """
     t = cfg.train
+    _check_writable(cfg, install or force)  # before hours of work, not at the end
     # Step 1: load images and labels (RGB, image_size square), skipping and counting unusable files.
     data = dataset.load_dataset(
         dataset_dir,
@@ -262,6 +295,15 @@ def _install(
     return info
 
 
+def _check_writable(cfg: Config, install: bool) -> None:
+    """``UserError`` if the run folder (and with ``install`` the detector's model folder) cannot be written."""
+    from detector.outputs import check_writable
+
+    check_writable("paths.runs_dir", cfg.output_path(cfg.paths.runs_dir))
+    if install:
+        check_writable("classifier.model", cfg.classifier_stem(output=True).parent)
+
+
 def _base_weights(cfg: Config) -> Path:
     """Step 4's ImageNet weights from the offline-capable resolver (config path, caches, URLs, pip fallback)."""
     from models.assets import resolve
@@ -275,12 +317,16 @@ def _validation_split(
     """Training indices used for fitting and, with ``train.val_split`` > 0, a validation part carved from them."""
     if cfg.train.val_split <= 0:
         return split.train, None  # classic: the test set doubles as validation data
-    inner = dataset.split_dataset(
-        data.labels[split.train],
-        [data.groups[i] for i in split.train],
-        test_fraction=cfg.train.val_split,
-        seed=cfg.train.seed + 1,
-    )
+    try:
+        inner = dataset.split_dataset(
+            data.labels[split.train],
+            [data.groups[i] for i in split.train],
+            test_fraction=cfg.train.val_split,
+            seed=cfg.train.seed + 1,
+        )
+    except UserError as exc:
+        raise UserError(f"train.val_split={cfg.train.val_split:g}: no validation set can be carved from the "
+                        f"{len(split.train)} training images ({exc})") from None
     return split.train[inner.train], split.train[inner.test]
 
 
@@ -298,7 +344,7 @@ def _fit(
     callbacks = [
         throughput,
         *([predict_validation_callback(val_ds, val_labels)] if by_predict else []),  # before what reads val_loss
-        keras.callbacks.ModelCheckpoint(best, monitor="val_loss", save_best_only=True, save_weights_only=True),
+        best_weights_callback(best),
         keras.callbacks.CSVLogger(str(run_dir / f"history_{phase}.csv")),
     ]
     if cfg.train.early_stopping_patience > 0:
