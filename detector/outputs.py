@@ -5,11 +5,11 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from maskwatch.errors import UserError
+from maskwatch.files import check_writable
 
 
 def check_outputs(
@@ -71,20 +71,6 @@ def _check_not_existing(name: str, out: Path, sources: Sequence[Path], *, folder
     elif out.is_file():
         raise UserError(f"{name} {out} exists: add --overwrite to replace it, or choose another file name")
 
-
-def check_writable(name: str, folder: Path) -> None:
-    """Create and remove a temporary file in ``folder`` (or its nearest existing parent, which must allow creating
-    it); ``UserError`` naming the option if that fails."""
-    target = folder
-    while not target.exists() and target != target.parent:
-        target = target.parent
-    if not target.is_dir():
-        raise UserError(f"{name}: cannot create the folder {folder}: {target} is a file")
-    try:
-        with tempfile.TemporaryFile(dir=target, prefix=".maskwatch-write-check."):
-            pass
-    except OSError as exc:
-        raise UserError(f"{name}: cannot write in {target} ({exc.strerror or exc}): choose a writable place") from None
 
 
 def _same(a: Path, b: Path) -> bool:

@@ -29,7 +29,7 @@ from maskwatch import labels as codes
 from maskwatch.cli import add_config_args, config_from_args, run
 from maskwatch.config import Config
 from maskwatch.errors import UserError
-from maskwatch.files import atomic_path, write_json_atomic, write_text_atomic
+from maskwatch.files import atomic_path, check_writable, write_json_atomic, write_text_atomic
 from maskwatch.labels import LABELS, label_faces
 
 MASK, NO_MASK, UNKNOWN = (LABELS[c] for c in (codes.MASK, codes.NO_MASK, codes.UNKNOWN))  # label names
@@ -332,7 +332,6 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     cfg = config_from_args(args)
-    from detector.outputs import check_writable
 
     check_writable("--out", args.out)  # before the pipeline runs, not after
     images = [im for folder in find_folders(args.dirs) for im in read_folder(folder)]

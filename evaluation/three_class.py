@@ -34,7 +34,7 @@ from evaluation.sets import IGNORE, LabelledImage, read_labelled_folder
 from maskwatch.cli import add_config_args, config_from_args, run
 from maskwatch.config import Config
 from maskwatch.errors import UserError
-from maskwatch.files import IMAGE_EXTS, write_json_atomic
+from maskwatch.files import IMAGE_EXTS, check_writable, write_json_atomic
 from maskwatch.geometry import greedy_match, iou_matrix
 from maskwatch.labels import CLASSES
 
@@ -193,7 +193,6 @@ def _with_model(cfg: Config, model: str) -> Config:
 
 def _check_json(path: Path) -> None:
     """``--json`` must be a file name in a writable folder: checked before the models run, not after."""
-    from detector.outputs import check_writable
 
     if path.is_dir():
         raise UserError(f"--json {path} is a folder: give a file name, e.g. {path / 'three_class.json'}")

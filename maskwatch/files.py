@@ -10,6 +10,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from maskwatch.errors import UserError
+
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")  # image files in folders and sources, any case
 
 
@@ -49,3 +51,18 @@ def write_text_atomic(path: str | Path, text: str) -> None:
 
 def write_json_atomic(path: str | Path, obj: Any) -> None:
     write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
+
+
+def check_writable(name: str, folder: Path) -> None:
+    """Create and remove a temporary file in ``folder`` (or its nearest existing parent, which must allow creating
+    it); ``UserError`` naming the option if that fails."""
+    target = folder
+    while not target.exists() and target != target.parent:
+        target = target.parent
+    if not target.is_dir():
+        raise UserError(f"{name}: cannot create the folder {folder}: {target} is a file")
+    try:
+        with tempfile.TemporaryFile(dir=target, prefix=".maskwatch-write-check."):
+            pass
+    except OSError as exc:
+        raise UserError(f"{name}: cannot write in {target} ({exc.strerror or exc}): choose a writable place") from None

@@ -36,12 +36,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from detector.outputs import check_writable
 from evaluation.classifier import IOU_MIN, LabelledImage, find_folders, match_boxes, read_folder
 from maskwatch.cli import add_config_args, config_from_args, run
 from maskwatch.config import Config
 from maskwatch.errors import UserError
-from maskwatch.files import write_bytes_atomic, write_text_atomic
+from maskwatch.files import check_writable, write_bytes_atomic, write_text_atomic
 
 CLASS_DIRS = {"mask": "with_mask", "no_mask": "without_mask", "incorrect": "incorrect_mask"}
 

@@ -19,10 +19,9 @@ import cv2
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from detector.outputs import check_writable
 from maskwatch.cli import run
 from maskwatch.errors import UserError
-from maskwatch.files import write_bytes_atomic, write_text_atomic
+from maskwatch.files import check_writable, write_bytes_atomic, write_text_atomic
 
 BOX_KEYS = ("x1", "y1", "x2", "y2")
 

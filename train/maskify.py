@@ -30,7 +30,7 @@ from tqdm import tqdm
 
 from maskwatch.cli import add_config_args, config_from_args, run
 from maskwatch.errors import UserError
-from maskwatch.files import IMAGE_EXTS, write_bytes_atomic, write_json_atomic, write_text_atomic
+from maskwatch.files import IMAGE_EXTS, check_writable, write_bytes_atomic, write_json_atomic, write_text_atomic
 from maskwatch.geometry import iou_matrix
 from train.landmarks import Landmarker
 from train.mask_overlay import (
@@ -156,7 +156,6 @@ def load_textures(folder: str | Path | None) -> list[np.ndarray]:
 
 def prepare_output(dst: Path, names: Iterable[str], overwrite: bool) -> None:
     """Refuse to overwrite earlier outputs unless ``overwrite``; then remove only those outputs."""
-    from detector.outputs import check_writable
 
     check_writable("DST", dst)  # a file or a read-only folder: one error line
     existing = [dst / n for n in names if (dst / n).exists()]

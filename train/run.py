@@ -21,7 +21,7 @@ import yaml
 
 from maskwatch.config import Config
 from maskwatch.errors import UserError
-from maskwatch.files import IMAGE_EXTS, write_bytes_atomic, write_json_atomic, write_text_atomic
+from maskwatch.files import IMAGE_EXTS, check_writable, write_bytes_atomic, write_json_atomic, write_text_atomic
 from train import augment, dataset, evaluate, model, plots
 from train.card import jsonable
 from train.install import run_model_stem
@@ -297,7 +297,6 @@ def _install(
 
 def _check_writable(cfg: Config, install: bool) -> None:
     """``UserError`` if the run folder (and with ``install`` the detector's model folder) cannot be written."""
-    from detector.outputs import check_writable
 
     check_writable("paths.runs_dir", cfg.output_path(cfg.paths.runs_dir))
     if install:
