@@ -32,11 +32,13 @@ _STOP = object()
 
 @dataclass
 class Receiver:
-    """``send(event)`` delivers one event (may block, may raise); ``close()`` releases its connection."""
+    """``send(event)`` delivers one event (may block, may raise); ``close()`` releases its connection; ``abort()``
+    ends a send still running when the run ends (must not block)."""
 
     name: str
     send: Callable[[Event], None]
     close: Callable[[], None] = field(default=lambda: None)
+    abort: Callable[[], None] = field(default=lambda: None)
 
 
 class Worker:
@@ -79,11 +81,11 @@ class Worker:
         threading.Thread(target=self._queue.put, args=(_STOP,), daemon=True).start()
 
     def join(self, timeout_s: float) -> None:
-        """Wait up to ``timeout_s`` for the thread; a receiver still busy then is closed (a command is killed)."""
+        """Wait up to ``timeout_s`` for the thread; a send still running then is aborted (a command is killed)."""
         self._thread.join(timeout_s)
         if self._thread.is_alive():
             with contextlib.suppress(Exception):
-                self.receiver.close()
+                self.receiver.abort()
 
     def status(self) -> str:
         """``webhook: 2 sent, 1 failed, 0 dropped``."""
@@ -123,7 +125,7 @@ def desktop(timeout_s: float) -> Receiver | None:
 
 def command(cmd: str, timeout_s: float) -> Receiver:
     """``cmd`` run by the shell, the event as one JSON line on its stdin; a non-zero exit is a failure. It runs in a
-    process group of its own: one still running after ``timeout_s`` (or at ``close``) is killed with all it started
+    process group of its own: one still running after ``timeout_s`` (or at ``abort``) is killed with all it started
     (killing only the shell left its commands running)."""
     running: set[subprocess.Popen[str]] = set()
 
@@ -142,11 +144,11 @@ def command(cmd: str, timeout_s: float) -> Receiver:
             tail = " ".join(err.split())[-200:]
             raise RuntimeError(f"exit code {proc.returncode}" + (f" ({tail})" if tail else ""))
 
-    def close() -> None:
+    def abort() -> None:
         for proc in list(running):
             _kill_group(proc)
 
-    return Receiver("command", send, close)
+    return Receiver("command", send, abort=abort)
 
 
 def _kill_group(proc: subprocess.Popen[str]) -> None:
