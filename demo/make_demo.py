@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from maskwatch.cli import add_config_args, config_from_args, run
+from maskwatch.cli import Parser, add_config_args, config_from_args, run
 from maskwatch.errors import UserError
 from maskwatch.files import atomic_path, write_json_atomic
 from train.landmarks import Landmarker
@@ -166,7 +166,7 @@ def provenance(name: str, fps: float, seed: int) -> dict[str, object]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m demo.make_demo", description=__doc__)
+    parser = Parser(prog="python -m demo.make_demo", description=__doc__)
     parser.add_argument("--out-dir", type=Path, default=DEMO_DIR, help="where to write (default: demo/)")
     parser.add_argument("--only", choices=sorted(VIDEOS), help="build one video")
     parser.add_argument("--fps", type=float, default=15.0, help="output frame rate (default 15)")

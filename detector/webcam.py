@@ -28,7 +28,7 @@ from detector.stats import RunStats, format_summary
 if TYPE_CHECKING:
     from detector.alerts import Alerts
     from detector.web import Viewer
-from maskwatch.cli import add_config_args, config_from_args, run
+from maskwatch.cli import Parser, add_config_args, config_from_args, run
 from maskwatch.config import PROJECT_ROOT, Config
 from maskwatch.errors import UserError
 from maskwatch.files import write_json_atomic
@@ -39,7 +39,7 @@ WEB_HOST = "127.0.0.1"  # the web view binds here when --serve / web.serve gives
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m detector.webcam", description=__doc__,
+    parser = Parser(prog="python -m detector.webcam", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--source", action="append", help="camera index, video file, image file or folder, or "
                         "rtsp:// / http(s):// URL (default: stream.source in the config, camera 0). Several --source, "

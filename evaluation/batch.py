@@ -19,6 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from maskwatch.cli import Parser
 from maskwatch.config import PROJECT_ROOT
 
 
@@ -44,7 +45,7 @@ def logs(run_dir: Path) -> dict[str, bytes]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m evaluation.batch", description=__doc__,
+    parser = Parser(prog="python -m evaluation.batch", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--video", default=str(PROJECT_ROOT / "demo" / "demo.mp4"), help="the video to copy")
     parser.add_argument("--copies", type=int, default=4, help="videos in the batch (default 4)")

@@ -39,7 +39,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from maskwatch.cli import add_config_args, config_from_args, run
+from maskwatch.cli import Parser, add_config_args, config_from_args, run
 from maskwatch.config import PROJECT_ROOT, Config, load_config
 from maskwatch.errors import UserError
 from maskwatch.files import write_json_atomic
@@ -934,7 +934,7 @@ def write_chart(result: dict[str, Any], path: Path) -> Path | None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m evaluation.bench", description=__doc__,
+    parser = Parser(prog="python -m evaluation.bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--source", help=f"video file with faces (default: {' or '.join(DEFAULT_SOURCES)})")
     parser.add_argument("--frames", type=int, default=300,

@@ -26,7 +26,7 @@ import numpy as np
 from tqdm import tqdm
 
 from maskwatch import labels as codes
-from maskwatch.cli import add_config_args, config_from_args, run
+from maskwatch.cli import Parser, add_config_args, config_from_args, run
 from maskwatch.config import Config
 from maskwatch.errors import UserError
 from maskwatch.files import atomic_path, check_writable, write_json_atomic, write_text_atomic
@@ -319,7 +319,7 @@ def read_faces_csv(path: Path) -> list[FaceResult]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m evaluation.classifier", description=__doc__,
+    parser = Parser(prog="python -m evaluation.classifier", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("dirs", nargs="+", type=Path, metavar="DIR", help="labelled folder(s) with boxes.csv")
     parser.add_argument("--out", type=Path, default=Path("runs/eval/classifier"), help="output folder")

@@ -27,7 +27,7 @@ from tqdm import tqdm
 
 from evaluation.sets import IGNORE, LABELS, LabelledImage, read_labelled_folder
 from face_detector import build_face_detector
-from maskwatch.cli import add_config_args, config_from_args, run
+from maskwatch.cli import Parser, add_config_args, config_from_args, run
 from maskwatch.errors import UserError
 from maskwatch.faces import Faces
 from maskwatch.files import IMAGE_EXTS, write_json_atomic
@@ -193,7 +193,7 @@ def format_height_table(results: Sequence[dict[str, Any]], label: str = "mask") 
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m evaluation.faces", description=__doc__,
+    parser = Parser(prog="python -m evaluation.faces", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     parser.add_argument("dirs", nargs="+", type=Path, metavar="DIR", help="labelled folder(s) with boxes.csv")
     parser.add_argument("--iou", type=float, default=0.4, help="IoU for a detection to match a face (0.4)")

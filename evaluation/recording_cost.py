@@ -5,7 +5,6 @@ side, alternating, on the same frames (default demo/demo.mp4), with the file siz
 
 from __future__ import annotations
 
-import argparse
 import sys
 import tempfile
 import time
@@ -17,6 +16,7 @@ import numpy as np
 
 from detector.sinks import VideoSink
 from detector.sources import Frame
+from maskwatch.cli import Parser
 
 
 def _frames(video: Path) -> tuple[list[np.ndarray], float]:
@@ -48,7 +48,7 @@ def _pyav(frames: list[np.ndarray], fps: float, path: Path) -> float:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m evaluation.recording_cost", description=__doc__)
+    parser = Parser(prog="python -m evaluation.recording_cost", description=__doc__)
     parser.add_argument("video", nargs="?", default="demo/demo.mp4")
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args(argv)

@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from maskwatch.cli import add_config_args, config_from_args, run
+from maskwatch.cli import Parser, add_config_args, config_from_args, run
 from maskwatch.errors import UserError
 from maskwatch.files import IMAGE_EXTS, write_bytes_atomic, write_text_atomic
 from maskwatch.geometry import iou_matrix
@@ -183,7 +183,7 @@ def own_photos(folder: Path, image_exts: Sequence[str]) -> tuple[list[tuple[str,
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m evaluation.sets", description=__doc__,
+    parser = Parser(prog="python -m evaluation.sets", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     parser.add_argument("dst", type=Path, help="output folder (one sub-folder per seed and scale, no_faces/)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3], help="mask-style seeds (1 2 3)")

@@ -25,7 +25,7 @@ from typing import Any
 import cv2
 
 from evaluation.stream_server import MjpegServer, jpeg_frames
-from maskwatch.cli import run
+from maskwatch.cli import Parser, run
 from maskwatch.config import PROJECT_ROOT
 from maskwatch.errors import UserError
 from maskwatch.files import write_json_atomic
@@ -34,7 +34,7 @@ WARMUP_S = 60.0  # RSS growth is measured from the first sample after this (mode
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m evaluation.soak", description=__doc__,
+    parser = Parser(prog="python -m evaluation.soak", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--source", default="demo/demo.mp4", help="video file (looped over local HTTP) or a URL")
     parser.add_argument("--minutes", type=float, default=10.0, help="how long the detector runs")

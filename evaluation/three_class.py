@@ -31,7 +31,7 @@ from tqdm import tqdm
 
 from evaluation.classifier import BIN_NAMES, height_bin
 from evaluation.sets import IGNORE, LabelledImage, read_labelled_folder
-from maskwatch.cli import add_config_args, config_from_args, run
+from maskwatch.cli import Parser, add_config_args, config_from_args, run
 from maskwatch.config import Config
 from maskwatch.errors import UserError
 from maskwatch.files import IMAGE_EXTS, check_writable, write_json_atomic
@@ -174,7 +174,7 @@ def format_table(results: dict[str, dict[str, Any]]) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m evaluation.three_class", description=__doc__,
+    parser = Parser(prog="python -m evaluation.three_class", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     parser.add_argument("dirs", type=Path, nargs="+", metavar="DIR",
                         help="maskify --full-images --classes 3 folders (images/ + boxes.csv), pooled")  # fmt: skip

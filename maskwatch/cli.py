@@ -6,11 +6,19 @@ import argparse
 import errno
 import sys
 from collections.abc import Callable, Sequence
+from typing import NoReturn
 
 from maskwatch.config import Config, load_config
 from maskwatch.errors import UserError
 
 DISK_FULL = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
+
+
+class Parser(argparse.ArgumentParser):
+    """``argparse.ArgumentParser`` whose bad-argument message is one line (not the usage block), exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: {message} (see {self.prog} --help)\n")
 
 
 def add_config_args(parser: argparse.ArgumentParser) -> None:

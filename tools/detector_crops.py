@@ -37,7 +37,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from evaluation.classifier import IOU_MIN, LabelledImage, find_folders, match_boxes, read_folder
-from maskwatch.cli import add_config_args, config_from_args, run
+from maskwatch.cli import Parser, add_config_args, config_from_args, run
 from maskwatch.config import Config
 from maskwatch.errors import UserError
 from maskwatch.files import check_writable, write_bytes_atomic, write_text_atomic
@@ -169,7 +169,7 @@ def write_dev(folders: Sequence[Path], src: Path, dev_out: Path, dev: set[str]) 
 
 
 def _main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python tools/detector_crops.py", description=__doc__,
+    parser = Parser(prog="python tools/detector_crops.py", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     parser.add_argument("src", type=Path, help="folder holding labelled whole-photo folders (boxes.csv, faces.csv)")
     parser.add_argument("dst", type=Path, help="output crop dataset (class folders, groups.csv)")

@@ -5,7 +5,6 @@ the face detector's), so this measures the classifier alone. Prints a scikit-lea
 
 from __future__ import annotations
 
-import argparse
 import csv
 import sys
 from collections.abc import Sequence
@@ -16,7 +15,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from maskwatch.cli import add_config_args, config_from_args, run
+from maskwatch.cli import Parser, add_config_args, config_from_args, run
 from maskwatch.errors import UserError
 from maskwatch.files import write_json_atomic
 
@@ -46,7 +45,7 @@ def load_crops(folder: Path) -> tuple[list[np.ndarray], np.ndarray, list[str]]:
 
 
 def _main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python tools/eval_classifier_boxes.py", description=__doc__)
+    parser = Parser(prog="python tools/eval_classifier_boxes.py", description=__doc__)
     parser.add_argument("dir", type=Path, help="a maskify --full-images folder (images/ + boxes.csv)")
     parser.add_argument("--json", type=Path, help="save the report here")
     add_config_args(parser)

@@ -17,7 +17,6 @@ package's (listed), they stay local and are used for training only, never for ch
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import os
 import sys
@@ -31,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from holdout_photos import SETS, cached_archive, deb_members, flatten_alpha
 
+from maskwatch.cli import Parser
 from maskwatch.errors import UserError
 from maskwatch.files import write_bytes_atomic
 
@@ -104,7 +104,7 @@ def enlarged(png: bytes, factor: float) -> bytes:
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="python tools/group_photos.py", description=__doc__.split("\n")[0])
+    parser = Parser(prog="python tools/group_photos.py", description=__doc__.split("\n")[0])
     parser.add_argument("dst", type=Path, help="folder for the photos")
     parser.add_argument("--enlarge", type=float, default=1.0, help="enlarge each photo this many times (1)")
     args = parser.parse_args(argv)

@@ -18,7 +18,6 @@ local, for evaluation.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import io
 import json
@@ -34,6 +33,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from maskwatch.cli import Parser
 from maskwatch.errors import UserError
 from maskwatch.files import write_bytes_atomic, write_text_atomic
 from train.starter_data import read_member
@@ -417,7 +417,7 @@ def edit_photo(data: bytes, edit: str) -> bytes:
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="python tools/holdout_photos.py", description=__doc__.split("\n")[0])
+    parser = Parser(prog="python tools/holdout_photos.py", description=__doc__.split("\n")[0])
     parser.add_argument("--set", required=True, choices=sorted(SETS), dest="number", help="which held-out set")
     parser.add_argument("dst", type=Path, help="folder for the photos and ignore.csv")
     args = parser.parse_args(argv)

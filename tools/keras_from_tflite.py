@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from maskwatch.card import card_path, model_path
 from maskwatch.checksums import file_sha256
-from maskwatch.cli import run
+from maskwatch.cli import Parser, run
 from maskwatch.errors import UserError
 from maskwatch.files import atomic_path, write_json_atomic
 
@@ -272,7 +272,7 @@ def _main(argv: Sequence[str] | None = None) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python tools/keras_from_tflite.py", description=__doc__,
+    parser = Parser(prog="python tools/keras_from_tflite.py", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     parser.add_argument("tflite", type=Path, help="float32 TFLite classifier (e.g. models/mask_classifier.tflite)")
     parser.add_argument("out_stem", type=Path, help="where to write OUT_STEM.keras and OUT_STEM.json")

@@ -15,7 +15,6 @@ Measure before shipping: ``python -m tools.time_centerface --model DST.onnx`` an
 
 from __future__ import annotations
 
-import argparse
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,7 +23,7 @@ import cv2
 import numpy as np
 
 from face_detector.onnx_backend import INPUT_NAME, graph_for_size
-from maskwatch.cli import add_config_args, config_from_args, run
+from maskwatch.cli import Parser, add_config_args, config_from_args, run
 from maskwatch.errors import UserError
 
 FRAME_WH = (640, 480)
@@ -92,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _main(argv: list[str] | None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = Parser(description=__doc__.splitlines()[0])
     add_config_args(parser)
     parser.add_argument("kind", choices=("int8", "fp16"))
     parser.add_argument("dst", type=Path)

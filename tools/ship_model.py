@@ -9,7 +9,6 @@ the commands that reproduce the model, the data provenance and, from ``--eval-js
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import sys
@@ -20,7 +19,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from maskwatch.checksums import file_sha256
-from maskwatch.cli import run
+from maskwatch.cli import Parser, run
 from maskwatch.errors import UserError
 from maskwatch.files import write_json_atomic
 
@@ -58,7 +57,7 @@ def _three_class_eval(path: Path) -> dict[str, object]:
 
 
 def _main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python tools/ship_model.py", description=__doc__)
+    parser = Parser(prog="python tools/ship_model.py", description=__doc__)
     parser.add_argument("--stem", type=Path, default=ROOT / "models" / "mask_classifier")
     parser.add_argument("--dataset", type=Path, default=ROOT / "data" / "starter")
     parser.add_argument("--eval-json", type=Path, help="report of tools/eval_classifier_boxes.py on the held-out set")

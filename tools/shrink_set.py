@@ -19,7 +19,7 @@ import cv2
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from maskwatch.cli import run
+from maskwatch.cli import Parser, run
 from maskwatch.errors import UserError
 from maskwatch.files import check_writable, write_bytes_atomic, write_text_atomic
 
@@ -63,7 +63,7 @@ def _box(row: dict[str, str], csv_path: Path, line: int) -> list[int]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python tools/shrink_set.py", description=__doc__,
+    parser = Parser(prog="python tools/shrink_set.py", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("src", type=Path, help="folder holding labelled folders (boxes.csv + images)")
     parser.add_argument("dst", type=Path, help="output folder")

@@ -9,7 +9,6 @@ on each ``--model`` (e.g. an int8 or fp16 CenterFace from tools/quantize_centerf
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import time
 from pathlib import Path
@@ -19,7 +18,7 @@ import numpy as np
 
 from face_detector.centerface import CenterFaceDetector
 from face_detector.dnn import set_opencv_threads
-from maskwatch.cli import add_config_args, config_from_args, run
+from maskwatch.cli import Parser, add_config_args, config_from_args, run
 from maskwatch.config import PROJECT_ROOT
 
 
@@ -43,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _main(argv: list[str] | None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = Parser(description=__doc__.splitlines()[0])
     add_config_args(parser)
     parser.add_argument("--model", action="append", default=[], type=Path, help="extra ONNX file (ONNX Runtime)")
     parser.add_argument("--runs", type=int, default=30)

@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from maskwatch.card import CLASS_NAMES_3
 from maskwatch.checksums import file_sha256
-from maskwatch.cli import add_config_args, config_from_args, run
+from maskwatch.cli import Parser, add_config_args, config_from_args, run
 from maskwatch.config import AugmentConfig
 from maskwatch.errors import UserError
 from maskwatch.files import IMAGE_EXTS, atomic_path
@@ -244,7 +244,7 @@ def _main(argv: Sequence[str] | None = None) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python tools/wrong_mask_head.py", description=__doc__,
+    parser = Parser(prog="python tools/wrong_mask_head.py", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     parser.add_argument("binary_stem", type=Path, help="trained binary model (stem of its .keras and .json)")
     parser.add_argument("dataset", type=Path, help="three-class crop dataset (with_mask, without_mask, incorrect_mask)")

@@ -15,7 +15,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from maskwatch.cli import add_config_args, config_from_args, run
+from maskwatch.cli import Parser, add_config_args, config_from_args, run
 from maskwatch.errors import UserError
 
 # Import name -> distribution of the `train` extra (pyproject.toml [project.optional-dependencies]).
@@ -23,7 +23,7 @@ TRAIN_MODULES = {"tensorflow": "tensorflow", "sklearn": "scikit-learn", "matplot
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="python -m train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--dataset", required=True, help="folder with with_mask/ and without_mask/")

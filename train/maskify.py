@@ -28,7 +28,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from maskwatch.cli import add_config_args, config_from_args, run
+from maskwatch.cli import Parser, add_config_args, config_from_args, run
 from maskwatch.errors import UserError
 from maskwatch.files import IMAGE_EXTS, check_writable, write_bytes_atomic, write_json_atomic, write_text_atomic
 from maskwatch.geometry import iou_matrix
@@ -385,7 +385,7 @@ def read_image(path: Path) -> np.ndarray | None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m train.maskify", description=__doc__,
+    parser = Parser(prog="python -m train.maskify", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     parser.add_argument("src", type=Path, help="an image, or a folder of face photos (searched recursively)")
     parser.add_argument("dst", type=Path, help="output folder")

@@ -32,7 +32,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from maskwatch.cli import add_config_args, config_from_args, run
+from maskwatch.cli import Parser, add_config_args, config_from_args, run
 from maskwatch.config import Config
 from maskwatch.errors import UserError
 from maskwatch.files import write_text_atomic
@@ -226,7 +226,7 @@ def default_cache(cfg: Config) -> Path:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m train.starter_data", description=__doc__,
+    parser = Parser(prog="python -m train.starter_data", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     parser.add_argument("dst", type=Path, help="output dataset folder (with_mask/, without_mask/, groups.csv)")
     parser.add_argument("--eval-dir", type=Path, help="also write the held-out evaluation photos here")
