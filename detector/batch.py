@@ -26,9 +26,8 @@ from tqdm import tqdm
 
 from maskwatch.config import Config, load_config
 from maskwatch.errors import UserError
-from maskwatch.files import IMAGE_EXTS, write_json_atomic
+from maskwatch.files import IMAGE_EXTS, VIDEO_EXTS, write_json_atomic
 
-VIDEO_EXTS = (".mp4", ".avi", ".mov", ".mkv", ".m4v", ".webm", ".mpg", ".mpeg", ".wmv")
 THREAD_KEYS = ("face_detector.threads", "classifier.threads")
 
 

@@ -96,7 +96,7 @@ class VideoSink(Sink):
     def _write_error(self, exc: OSError) -> UserError:
         if exc.errno in DISK_FULL:
             return UserError(f"disk full while writing video {self.path}: stopped; the video so far is kept "
-                             f"(about {self.frames} frames) and so is the log")
+                             f"(about {self.frames} frames)")
         return UserError(f"cannot write video {self.path}: {exc.strerror or exc}")
 
     def _open(self, size_wh: tuple[int, int], fps: float) -> None:

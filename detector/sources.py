@@ -25,7 +25,7 @@ import numpy as np
 
 from maskwatch.config import Config
 from maskwatch.errors import UserError
-from maskwatch.files import IMAGE_EXTS
+from maskwatch.files import IMAGE_EXTS, VIDEO_EXTS
 
 RECONNECT_BACKOFF_S = 1.0  # the first wait before reconnecting a dropped stream; doubles each attempt
 
@@ -166,6 +166,9 @@ def image_frames(path: Path, *, skipped: list[str] | None = None) -> Iterator[Fr
     ``skipped``. A single unreadable image, or a folder of only unreadable ones, is a ``UserError``."""
     skipped = [] if skipped is None else skipped
     images = list_images(path)
+    if path.is_dir() and (videos := sum(p.suffix.lower() in VIDEO_EXTS for p in path.iterdir() if p.is_file())):
+        _warn(f"{path} also holds {videos} videos: an image folder's run reads only its images (give the videos "
+              "with --source)")
     for image_path in images:
         image, problem = read_image(image_path)
         if image is None:

@@ -13,6 +13,7 @@ from typing import Any
 from maskwatch.errors import UserError
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")  # image files in folders and sources, any case
+VIDEO_EXTS = (".mp4", ".avi", ".mov", ".mkv", ".m4v", ".webm", ".mpg", ".mpeg", ".wmv")  # video files in folders
 
 
 @contextlib.contextmanager

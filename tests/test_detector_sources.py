@@ -256,3 +256,11 @@ def test_truncated_png_in_a_folder_is_skipped_without_libpngs_own_line(tmp_path:
     assert skipped == ["cut.png"]
     warning = "warning: skipped truncated image cut.png (the PNG file ends before its last chunk)\n"
     assert capfd.readouterr().err == warning
+
+
+def test_an_image_folder_says_that_its_videos_are_not_read(tmp_path: Path, capsys):
+    cv2.imwrite(str(tmp_path / "a.png"), np.zeros((8, 8, 3), np.uint8))
+    (tmp_path / "clip.mp4").write_bytes(b"")
+    assert [f.source for f in image_frames(tmp_path)] == ["a.png"]
+    assert capsys.readouterr().err == (f"warning: {tmp_path} also holds 1 videos: an image folder's run reads only its "
+                                       "images (give the videos with --source)\n")

@@ -285,7 +285,7 @@ def test_a_misspelt_class_folder_is_not_silently_ignored(tmp_path, caplog):
 
 
 def test_too_few_groups_is_a_user_error():
-    with pytest.raises(UserError, match="only 3 groups"):
+    with pytest.raises(UserError, match=r"names 3 group\(s\) of people: need at least 5"):
         dataset.split_dataset(np.array([0, 1] * 6), ["a", "b", "c"] * 4, test_fraction=0.2, seed=0)
 
 

@@ -295,7 +295,8 @@ def split_dataset(labels: np.ndarray, groups: Sequence[str], *, test_fraction: f
     n_splits = max(2, round(1 / test_fraction))
     group_ids = np.unique(np.asarray(groups), return_inverse=True)[1]
     if len(np.unique(group_ids)) < n_splits:
-        raise UserError(f"only {len(set(groups))} groups: need at least {n_splits} to hold out {test_fraction:.0%}")
+        raise UserError(f"groups.csv names {len(set(groups))} group(s) of people: need at least {n_splits} to hold "
+                        f"out {test_fraction:.0%} of them")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # "least populated class has fewer members than n_splits"
         folds = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
