@@ -167,7 +167,7 @@ def image_frames(path: Path, *, skipped: list[str] | None = None) -> Iterator[Fr
     skipped = [] if skipped is None else skipped
     images = list_images(path)
     if path.is_dir() and (videos := sum(p.suffix.lower() in VIDEO_EXTS for p in path.iterdir() if p.is_file())):
-        _warn(f"{path} also holds {videos} videos: an image folder's run reads only its images (give the videos "
+        _warn(f"{path} also holds {videos} video file(s): an image folder's run reads only its images (give the videos "
               "with --source)")
     for image_path in images:
         image, problem = read_image(image_path)

@@ -262,5 +262,5 @@ def test_an_image_folder_says_that_its_videos_are_not_read(tmp_path: Path, capsy
     cv2.imwrite(str(tmp_path / "a.png"), np.zeros((8, 8, 3), np.uint8))
     (tmp_path / "clip.mp4").write_bytes(b"")
     assert [f.source for f in image_frames(tmp_path)] == ["a.png"]
-    assert capsys.readouterr().err == (f"warning: {tmp_path} also holds 1 videos: an image folder's run reads only its "
-                                       "images (give the videos with --source)\n")
+    assert capsys.readouterr().err == (f"warning: {tmp_path} also holds 1 video file(s): an image folder's run reads "
+                                       "only its images (give the videos with --source)\n")
