@@ -491,6 +491,7 @@ def test_disk_full_during_the_checkpoint_is_one_error_line_not_a_crash(tmp_path)
     assert proc.stderr.strip().splitlines()[-1].startswith("error: disk full") and "Traceback" not in proc.stderr
     (run_dir,) = (d for d in (tmp_path / "runs").iterdir() if (d / "train.log").is_file())
     assert not (run_dir / "best_frozen.weights.h5").exists(), "no torn checkpoint"
+    assert "ERROR train.run: stopped: [Errno 27] File too large" in (run_dir / "train.log").read_text().splitlines()[-1]
 
 
 MIRRORED_SCRIPT = """

@@ -7,6 +7,7 @@ checkpoint) and the model files in ``runs/<timestamp>/model/`` (``<stem>.keras``
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import io
 import logging
@@ -268,6 +269,9 @@ def train_run(
         log.info("saved %s", ", ".join(str(p) for p in paths.values()))
         install_info = _install(cfg, stem, target, run_dir, data, split, install, force)
         return RunResult(run_dir, paths, split, history, metrics, phases, install_info)
+    except BaseException as exc:  # the run log says how it ended (the console has the error line already)
+        _log_end(file_log, exc)
+        raise
     finally:
         logging.getLogger().removeHandler(file_log)
         file_log.close()
@@ -432,7 +436,17 @@ def _n_trainable(clf: Any) -> int:
     return int(sum(np.prod(w.shape) for w in clf.trainable_weights))
 
 
-def _log_to_file(path: Path) -> logging.Handler:
+def _log_end(handler: logging.FileHandler, exc: BaseException) -> None:
+    """One last line in the run log only: ``interrupted`` or ``stopped: <why>`` (a full disk: nothing)."""
+    why = "interrupted" if isinstance(exc, KeyboardInterrupt) else "stopped: " + (" ".join(str(exc).split()) or
+                                                                                 type(exc).__name__)
+    record = log.makeRecord(log.name, logging.ERROR, __file__, 0, "%s", (why,), None)
+    with contextlib.suppress(OSError):  # not handler.handle: logging prints its own traceback when a write fails
+        handler.stream.write(handler.format(record) + "\n")
+        handler.flush()
+
+
+def _log_to_file(path: Path) -> logging.FileHandler:
     handler = logging.FileHandler(path, encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     handler.setLevel(logging.INFO)
