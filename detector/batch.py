@@ -24,6 +24,7 @@ from typing import Any
 
 from tqdm import tqdm
 
+from detector.stats import COUNTS
 from maskwatch.config import Config, load_config
 from maskwatch.errors import UserError
 from maskwatch.files import IMAGE_EXTS, VIDEO_EXTS, write_json_atomic
@@ -218,10 +219,12 @@ def run_local(jobs: Sequence[Job], workers: int, on_done: Callable[[Result], Non
 
 
 def combine(results: Sequence[Result], wall_s: float) -> dict[str, Any]:
-    """Per-source results and the totals (frames, faces, mask, no mask, failed, wall seconds, frames / wall s)."""
+    """Per-source results and the totals (frames, faces by label, the share without mask of the labelled faces as
+    in each source's summary, failed, wall seconds, frames / wall s)."""
     done = [r.summary for r in results if r.summary]
-    total: dict[str, Any] = {k: sum(s[k] for s in done) for k in ("frames", "faces", "mask", "no_mask")}
-    total["share_no_mask"] = round(total["no_mask"] / total["faces"], 4) if total["faces"] else None
+    total: dict[str, Any] = {k: sum(s.get(k, 0) for s in done) for k in COUNTS}
+    labelled = total["mask"] + total["no_mask"] + total["incorrect"]
+    total["share_no_mask"] = round(total["no_mask"] / labelled, 4) if labelled else None
     total.update(sources=len(results), failed=sum(r.error is not None for r in results), wall_s=round(wall_s, 2),
                  fps=round(total["frames"] / wall_s, 2) if wall_s > 0 else None)
     return {"sources": [asdict(r) for r in results], "total": total}

@@ -234,7 +234,8 @@ class ImageDirSink(Sink):
             write_bytes_atomic(path, data.tobytes())
         except OSError as exc:
             what = "disk full while writing" if exc.errno in DISK_FULL else f"cannot write ({exc.strerror or exc})"
-            kept = f"the {self.frames} images written before it are kept"
+            kept = (f"the {self.frames} images written before it are kept" if self.frames != 1
+                    else "the image written before it is kept")
             raise UserError(f"{what} image {path}: stopped; {kept}") from None
         self.frames += 1
 

@@ -80,7 +80,10 @@ def format_summary(summary: dict[str, Any]) -> str:
     """A few human-readable lines of ``RunStats.summary()``."""
     share = summary["share_no_mask"]
     unknown_text = _extra(summary)
-    share_text = f"{100 * share:.1f}% without mask" if share is not None else "no face seen"
+    if share is not None:
+        share_text = f"{100 * share:.1f}% without mask"
+    else:  # every face seen unknown (e.g. a run of 1 key frame: a person's label needs 2 votes), or none seen
+        share_text = "no face labelled yet" if summary["faces"] else "no face seen"
     fps = summary["fps_mean"]
     fps_text = f"{fps:.1f} FPS mean, {summary['fps_median']:.1f} median" if fps is not None else "no timing"
     stages = ", ".join(f"{k} {v:.1f}" for k, v in summary["stage_ms"].items())

@@ -133,8 +133,8 @@ def _alerts(cfg: Config, args: argparse.Namespace, source: FrameSource, stack: c
     """The configured alerts, closed by ``stack`` (then their summary line is printed)."""
     from detector.alerts import Alerts, snapshot_folder  # only for runs with alerts
 
-    if source.kind == "images" or cfg.tracking.detect_every < 2:
-        print("alerts: no alert can fire: they need track ids (a video source and tracking.detect_every > 1)")
+    if source.kind == "images":  # video is tracked even with tracking.detect_every 1
+        print("alerts: no alert can fire: they need track ids (a video, camera or stream source, not images)")
     folder = snapshot_folder(cfg.alerts, cfg.output_path(cfg.paths.runs_dir), log=args.log, output=args.output)
     alerts = Alerts.from_config(cfg.alerts, cfg.output_path(folder) if folder is not None else None)
 

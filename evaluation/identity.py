@@ -230,7 +230,7 @@ def assign_by_tile(truth: Truth, faces: Faces) -> dict[int, int]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = Parser(prog="python -m evaluation.identity", description=__doc__.split("\n")[0])
+    parser = Parser(prog="python -m evaluation.identity", description=__doc__.split("\n\n")[0])
     parser.add_argument("--holdout", type=Path, default=Path("data/h19fd/eval_holdout"),
                         help="a held-out set (python -m evaluation.sets DST; a folder with boxes.csv) for the walk")
     parser.add_argument("--demos", nargs="*", type=Path, default=[Path("demo/demo.mp4"), Path("demo/crowd.mp4")],

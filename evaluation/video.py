@@ -137,7 +137,7 @@ def read_video(path: Path) -> list[np.ndarray]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = Parser(prog="python -m evaluation.video", description=__doc__.split("\n")[0])
+    parser = Parser(prog="python -m evaluation.video", description=__doc__.split("\n\n")[0])
     parser.add_argument("videos", nargs="+", type=Path, help="demo videos with a <name>.json layout beside them")
     parser.add_argument("--max-missed", default="0,1,2,3,5", help="tracking.max_missed values to compare")
     parser.add_argument("--labels", nargs="+", metavar="MODEL", default=[],

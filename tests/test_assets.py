@@ -222,6 +222,7 @@ def test_cli_help_runs(argv: list[str]):
                           cwd=PROJECT_ROOT, timeout=120)  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert "usage: python -m models" in proc.stdout
+    assert "config ->" not in proc.stdout and "assets.<name>" not in proc.stdout  # no such keys (REMOVED_KEYS)
 
 
 # ------------------------------------------------------------------------------------------ real files (slow)

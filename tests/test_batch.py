@@ -69,11 +69,11 @@ def test_zero_workers_is_one_line_before_anything_runs(engine: str, tmp_path: Pa
 
 
 def test_combined_summary_totals_and_one_line_per_failure():
-    ok = {"frames": 10, "faces": 4, "mask": 1, "no_mask": 3, "fps_mean": 5.0}
+    ok = {"frames": 10, "faces": 6, "mask": 1, "no_mask": 3, "unknown": 2, "incorrect": 0, "fps_mean": 5.0}
     results = [Result("a", "a.mp4", "/r/a", summary=ok), Result("b", "b.mp4", "/r/b", error="source not found: b.mp4")]
     combined = combine(results, wall_s=4.0)
-    assert combined["total"] == {"frames": 10, "faces": 4, "mask": 1, "no_mask": 3, "share_no_mask": 0.75,
-                                 "sources": 2, "failed": 1, "wall_s": 4.0, "fps": 2.5}
+    assert combined["total"] == {"frames": 10, "faces": 6, "mask": 1, "no_mask": 3, "unknown": 2, "incorrect": 0,
+                                 "share_no_mask": 0.75, "sources": 2, "failed": 1, "wall_s": 4.0, "fps": 2.5}
     lines = format_combined(combined).splitlines()
     assert lines[1] == "b: error: source not found: b.mp4"
     assert lines[2].startswith("total: 2 sources (1 failed), 10 frames")

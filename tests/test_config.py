@@ -234,3 +234,47 @@ def test_moved_keys_say_where_they_went(old: str, new: str):
         load_config(overrides=[old])
     cfg = load_config(overrides=[f"{new}=1"])
     assert cfg.to_dict()[new.split(".")[0]][new.split(".")[1]] == 1
+
+
+def _yaml_comments() -> dict[str, str]:
+    """``section.key`` (and ``section.sub.key``) -> the comment of its line in the shipped config.yaml."""
+    comments, parents = {}, []
+    for line in DEFAULT_CONFIG_PATH.read_text().splitlines():
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        depth = (len(line) - len(line.lstrip())) // 2
+        key, _, rest = line.strip().partition(":")
+        parents = [*parents[:depth], key]
+        if "#" in rest:
+            comments[".".join(parents)] = rest.split("#", 1)[1].strip()
+    return comments
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else repr(value)
+
+
+def test_every_comment_gives_the_range_or_choices_the_loader_checks():
+    import dataclasses
+
+    comments, wrong = _yaml_comments(), []
+
+    def walk(section: object, prefix: str) -> None:
+        for f in dataclasses.fields(section):
+            value = getattr(section, f.name)
+            if dataclasses.is_dataclass(value):
+                walk(value, f"{prefix}{f.name}.")
+                continue
+            comment = comments[prefix + f.name]
+            if "choices" in f.metadata:
+                expected = "(" + " | ".join(f.metadata["choices"]) + ")"
+            elif "range" in f.metadata:
+                lo, hi = f.metadata["range"]
+                expected = f"({_number(lo)}-{_number(hi)}" if hi is not None else f"(>={_number(lo)}"
+            else:
+                continue
+            if expected not in comment:
+                wrong.append(f"{prefix}{f.name}: {expected} not in {comment!r}")
+
+    walk(Config(), "")
+    assert not wrong, wrong

@@ -173,8 +173,8 @@ def test_a_full_disk_writing_annotated_images_is_one_line_and_keeps_those_before
         size = (tmp_path / "out" / "a.png").stat().st_size
         with _disk_full_at(size // 2), pytest.raises(UserError) as error:
             sink.write(Frame(0, 0.0, image, "b.png"), image)
-    assert str(error.value) == (f"disk full while writing image {tmp_path / 'out' / 'b.png'}: stopped; the 1 images "
-                                "written before it are kept")
+    assert str(error.value) == (f"disk full while writing image {tmp_path / 'out' / 'b.png'}: stopped; the image "
+                                "written before it is kept")
     assert capfd.readouterr().err == ""  # no library's own line (libpng's "Write Error")
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png"]  # no half image, no temporary file
     assert cv2.imread(str(tmp_path / "out" / "a.png")).shape == image.shape

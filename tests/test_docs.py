@@ -145,3 +145,30 @@ def test_config_keys_in_user_docs_exist() -> None:
                 continue  # a module (train.maskify) or a module's function (train.export.save_classifier)
             unknown.add(f"{page.relative_to(ROOT)}: {key}")
     assert not unknown, sorted(unknown)
+
+
+_WITHOUT_INSTALL = """
+import runpy, sys
+sys.meta_path[:] = [f for f in sys.meta_path if "editable" not in getattr(f, "__module__", "") + repr(f)]
+sys.path[:] = [p for p in sys.path if "editable" not in p and p not in ("", ".")]
+for name in [m for m in sys.modules if m.split(".")[0] in {"maskwatch", "detector", "train", "models"}]:
+    del sys.modules[name]
+sys.argv = [sys.argv[1], "--help"]
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
+
+
+def test_tools_in_user_docs_run_from_a_checkout_without_install(tmp_path: Path) -> None:
+    """``python tools/x.py`` finds the project's packages from the checkout itself (no ``pip install -e .``)."""
+    import subprocess
+    import sys
+
+    tools = sorted({t for page in USER_PAGES for t in re.findall(r"python (tools/\w+\.py)", page.read_text())})
+    assert tools
+    failed = []
+    for tool in tools:
+        proc = subprocess.run([sys.executable, "-c", _WITHOUT_INSTALL, str(ROOT / tool)], cwd=tmp_path,
+                              capture_output=True, text=True, timeout=120)  # fmt: skip
+        if proc.returncode != 0 or "usage:" not in proc.stdout:
+            failed.append(f"{tool}: {(proc.stderr.strip().splitlines() or ['no usage'])[-1]}")
+    assert not failed, failed

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
+from evaluation import identity
 from evaluation.identity import Truth, assign_by_iou, position, score, walk_video
 from maskwatch.faces import MASK, NO_MASK, UNKNOWN, Faces
 
@@ -40,3 +42,11 @@ def test_walk_truth_follows_the_walkers_and_hides_covered_faces():
     covering = ((50, ((0, 300, 0), (9, 300, 0))), (50, ((0, 300, 0), (9, 300, 0))))  # the second in front
     _, hidden = walk_video(people, np.zeros((48, 64, 3), np.uint8), covering, n_frames=1)
     assert hidden[0].ids.tolist() == [1]
+
+
+
+def test_help_gives_the_whole_first_paragraph_not_half_a_sentence(capsys):
+    with pytest.raises(SystemExit):
+        identity.main(["--help"])
+    first = " ".join(identity.__doc__.split("\n\n")[0].split())
+    assert first in " ".join(capsys.readouterr().out.split())

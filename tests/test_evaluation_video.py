@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
+from evaluation import video
 from evaluation.video import face_present, label_summary, main, replay, summarize, tile_hits
 from maskwatch.faces import MASK, NO_MASK, UNKNOWN, Faces
 
@@ -83,3 +85,10 @@ def test_a_missing_labels_model_fails_before_any_work(capsys):
     assert main([str(demo), "--labels", "no_such_model"]) == 2
     captured = capsys.readouterr()
     assert "no trained model" in captured.err and "| video |" not in captured.out
+
+
+def test_help_gives_the_whole_first_paragraph_not_half_a_sentence(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    first = " ".join(video.__doc__.split("\n\n")[0].split())
+    assert first in " ".join(capsys.readouterr().out.split())

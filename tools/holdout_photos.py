@@ -33,6 +33,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # python tools/x.py from a checkout
+
 from maskwatch.cli import Parser
 from maskwatch.errors import UserError
 from maskwatch.files import write_bytes_atomic, write_text_atomic

@@ -15,12 +15,15 @@ Measure before shipping: ``python -m tools.time_centerface --model DST.onnx`` an
 
 from __future__ import annotations
 
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # python tools/x.py from a checkout
 
 from face_detector.onnx_backend import INPUT_NAME, graph_for_size
 from maskwatch.cli import Parser, add_config_args, config_from_args, run

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import cv2
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # python tools/x.py from a checkout
+
 from maskwatch.faces import grow_boxes
 
 CYCLE = ("mask", "below_nose", "no_mask", "mask", "on_chin", "no_mask")

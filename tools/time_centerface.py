@@ -10,11 +10,14 @@ on each ``--model`` (e.g. an int8 or fp16 CenterFace from tools/quantize_centerf
 from __future__ import annotations
 
 import statistics
+import sys
 import time
 from pathlib import Path
 
 import cv2
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # python tools/x.py from a checkout
 
 from face_detector.centerface import CenterFaceDetector
 from face_detector.dnn import set_opencv_threads

