@@ -10,6 +10,7 @@ types and ranges are checked.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import difflib
 import glob
@@ -372,9 +373,23 @@ def load_config(path: str | Path | None = None, overrides: typing.Sequence[str] 
         data = loaded or {}
     elif path != DEFAULT_CONFIG_PATH:
         raise ConfigError(f"config file not found: {path}")
+    from_file = copy.deepcopy(data)
     for item in overrides:
         _apply_override(data, item)
-    return _build(Config, data, prefix="")
+    try:
+        return _build(Config, data, prefix="")
+    except ConfigError as exc:
+        if from_file and _fails_alone(from_file, str(exc)):  # the file's own error: name it (maybe ./config.yaml)
+            raise ConfigError(f"{exc} (in {path})") from None
+        raise
+
+
+def _fails_alone(data: dict[str, Any], message: str) -> bool:
+    try:
+        _build(Config, data, prefix="")
+    except ConfigError as exc:
+        return str(exc) == message
+    return False
 
 
 def _one_line(exc: Exception) -> str:

@@ -155,7 +155,7 @@ def test_removed_keys_in_a_file_exit_2_with_one_line(tmp_path: Path, capsys):
     path.write_text("face_detector:\n  centerface_long_sides_px: [640]\n")
     assert main([str(tmp_path), "--config", str(path)]) == 2
     assert capsys.readouterr().err.strip() == (
-        "error: face_detector.centerface_long_sides_px: renamed face_detector.long_sides_px")
+        f"error: face_detector.centerface_long_sides_px: renamed face_detector.long_sides_px (in {path})")
 
 
 def test_removed_keys_are_not_current_keys():
@@ -278,3 +278,14 @@ def test_every_comment_gives_the_range_or_choices_the_loader_checks():
 
     walk(Config(), "")
     assert not wrong, wrong
+
+
+def test_an_error_in_the_config_file_names_the_file(tmp_path: Path):
+    path = tmp_path / "config.yaml"
+    path.write_text("train:\n  epoch: 5\n")
+    with pytest.raises(ConfigError, match=rf"^unknown key train.epoch, did you mean train.epochs\? \(in {path}\)$"):
+        load_config(path)
+    path.write_text("train:\n  epochs: 5\n")
+    with pytest.raises(ConfigError, match=r"train\.epoch") as error:
+        load_config(path, ["train.epoch=3"])  # the --set's error, not the file's
+    assert "(in " not in str(error.value)
