@@ -24,6 +24,7 @@ from typing import Any
 
 from tqdm import tqdm
 
+from detector.outputs import check_outputs
 from maskwatch.config import Config, load_config
 from maskwatch.errors import UserError
 from maskwatch.files import IMAGE_EXTS, VIDEO_EXTS, write_json_atomic
@@ -128,6 +129,18 @@ def plan_jobs(args: argparse.Namespace, cfg: Config, workers: int) -> tuple[Path
     jobs = [Job(name, src, str((run_dir / name).resolve()), config, overrides, max_frames=args.max_frames, **names)
             for name, src in zip(source_names(sources), sources, strict=True)]
     return run_dir, jobs
+
+
+def check_job_outputs(jobs: Sequence[Job], combined_summary: Path, *, overwrite: bool) -> None:
+    """The single run's output checks for every job (``check_outputs``: two outputs with one name, an existing file
+    without ``--overwrite``, a folder that cannot be written) and the combined summary, before any worker starts."""
+    for job in jobs:
+        out = Path(job.out_dir)
+        check_outputs([job.source], {"--output": out / job.output_name if job.output_name else None,
+                                     "--log": out / job.log_name if job.log_name else None,
+                                     "--summary": out / job.summary_name if job.summary_name else None},
+                      overwrite=overwrite)  # fmt: skip
+    check_outputs([], {"the combined summary": combined_summary}, overwrite=overwrite)
 
 
 # ---------------------------------------------------------------- one source (in a worker)
@@ -251,6 +264,7 @@ def run_batch(args: argparse.Namespace, cfg: Config) -> int:
         raise UserError(f"--workers must be at least 1, got {args.workers}")
     # a Ray task holds one CPU: one thread per runtime (as plan_jobs gives when workers = cores)
     run_dir, jobs = plan_jobs(args, cfg, workers if args.engine == "local" else (os.cpu_count() or 1))
+    check_job_outputs(jobs, run_dir / "summary.json", overwrite=args.overwrite)
     bar = tqdm(total=len(jobs), desc="sources", unit="source", file=sys.stderr,
                disable=True if args.quiet else None)
     failed: list[str] = []

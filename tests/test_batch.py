@@ -68,6 +68,25 @@ def test_zero_workers_is_one_line_before_anything_runs(engine: str, tmp_path: Pa
     assert not (tmp_path / "run").exists()
 
 
+def test_batch_outputs_are_checked_like_a_single_runs_before_anything_runs(tmp_path: Path, capsys):
+    """Two outputs with one name once lost the log (the summary replaced it), and a second run into the same
+    ``--run-dir`` replaced the first one's files without ``--overwrite``."""
+    a, b = _touch(tmp_path / "a.mp4"), _touch(tmp_path / "b.mp4")
+    run_dir = tmp_path / "run"
+    argv = ["--source", str(a), "--source", str(b), "--no-display", "--run-dir", str(run_dir), "--quiet"]
+    assert webcam.main([*argv, "--log", "r.jsonl", "--summary", "r.jsonl"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --summary ") and "is the same file as --log" in err and err.count("\n") == 1
+    assert not run_dir.exists()
+    (run_dir / "b").mkdir(parents=True)
+    (run_dir / "b" / "log.jsonl").write_text("kept\n")
+    assert webcam.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err == f"error: --log {run_dir / 'b' / 'log.jsonl'} exists: add --overwrite to replace it, or choose " \
+                  "another file name\n"
+    assert (run_dir / "b" / "log.jsonl").read_text() == "kept\n" and not (run_dir / "a").exists()
+
+
 def test_combined_summary_totals_and_one_line_per_failure():
     ok = {"frames": 10, "faces": 4, "mask": 1, "no_mask": 3, "fps_mean": 5.0}
     results = [Result("a", "a.mp4", "/r/a", summary=ok), Result("b", "b.mp4", "/r/b", error="source not found: b.mp4")]
