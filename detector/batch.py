@@ -14,6 +14,7 @@ import functools
 import glob
 import multiprocessing
 import os
+import signal
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -145,6 +146,24 @@ def check_job_outputs(jobs: Sequence[Job], combined_summary: Path, *, overwrite:
 
 # ---------------------------------------------------------------- one source (in a worker)
 
+_WORKER = {"running": False, "stopping": False}  # this worker process: a job running; Ctrl-C seen
+
+
+def _stop_on_sigint(signum: int, frame: Any) -> None:
+    """A local worker's SIGINT: the running job stops (``KeyboardInterrupt``, its files closed) and every job still
+    queued ends at once as ``interrupted``; a second SIGINT (Ctrl-C reaches the worker and the driver passes it on)
+    does not cut the closing of the files."""
+    first = not _WORKER["stopping"]
+    _WORKER["stopping"] = True
+    if first and _WORKER["running"]:
+        raise KeyboardInterrupt
+
+
+def init_worker() -> None:
+    """The local engine's worker initializer: Ctrl-C handling of ``_stop_on_sigint``."""
+    signal.signal(signal.SIGINT, _stop_on_sigint)
+
+
 @functools.cache
 def _models(cfg: Config, video: bool) -> Any:
     """This worker process's face detector and classifier for ``cfg``, built on first use only."""
@@ -164,7 +183,11 @@ def run_job(job: Job) -> Result:
 
     t0 = time.perf_counter()
     result = Result(job.name, job.source, job.out_dir)
+    if _WORKER["stopping"]:
+        result.error = "interrupted"
+        return result
     stats: RunStats | None = None
+    _WORKER["running"] = True
     try:
         cfg = load_config(job.config, job.overrides)
         source = FrameSource(job.source, cfg)
@@ -187,6 +210,8 @@ def run_job(job: Job) -> Result:
         result.error = "interrupted"
     except Exception as exc:  # one source's crash must not stop the batch: report it in one line
         result.error = f"{type(exc).__name__}: {exc}".splitlines()[0]
+    finally:
+        _WORKER["running"] = False
     if stats is not None and stats.frames:
         result.summary = stats.summary()
         if job.summary_name:
@@ -215,16 +240,37 @@ def collect(jobs: Sequence[Job], futures: dict[Future[Result], int], on_done: Ca
     return [results[i] for i in range(len(jobs))]
 
 
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C stopped the batch; ``results``: every job's result, ``interrupted`` for those that did not finish."""
+
+    def __init__(self, results: list[Result]) -> None:
+        super().__init__()
+        self.results = results
+
+
+def _results_so_far(jobs: Sequence[Job], futures: dict[Future[Result], int]) -> list[Result]:
+    """After the pool stopped: each job's result, or ``interrupted`` (cancelled before it started, or its worker
+    gone)."""
+    results = [Result(job.name, job.source, job.out_dir, error="interrupted") for job in jobs]
+    for future, i in futures.items():
+        if future.done() and not future.cancelled() and future.exception() is None:
+            results[i] = future.result()
+    return results
+
+
 def run_local(jobs: Sequence[Job], workers: int, on_done: Callable[[Result], None]) -> list[Result]:
     """Each job in a process of a spawn-context pool of ``workers`` processes; results in job order."""
     ctx = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=ctx) as pool:
+    with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=ctx, initializer=init_worker) as pool:
         futures = {pool.submit(run_job, job): i for i, job in enumerate(jobs)}
         try:
             return collect(jobs, futures, on_done, "worker")
         except KeyboardInterrupt:
-            pool.shutdown(wait=True, cancel_futures=True)  # the workers got Ctrl-C too and close their files
-            raise
+            for process in list(pool._processes.values()):  # also when only this process got it (kill -INT, TERM)
+                with contextlib.suppress(OSError):
+                    os.kill(process.pid, signal.SIGINT)  # the workers close their files; queued jobs end at once
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise Interrupted(_results_so_far(jobs, futures)) from None
 
 
 # ---------------------------------------------------------------- the combined summary
@@ -277,15 +323,21 @@ def run_batch(args: argparse.Namespace, cfg: Config) -> int:
         bar.update(1)
 
     t0 = time.perf_counter()
+    interrupted = False
     with bar:
         if args.engine == "ray":
             from detector.cluster import run_ray
 
             results = run_ray(jobs, cfg, address=args.ray_address, workers=args.workers, on_done=on_done)
         else:
-            results = run_local(jobs, workers, on_done)
+            try:
+                results = run_local(jobs, workers, on_done)
+            except Interrupted as exc:  # the sources' files are closed: say what each one got, then exit 130
+                results, interrupted = exc.results, True
     combined = combine(results, time.perf_counter() - t0)
     write_json_atomic(run_dir / "summary.json", combined)
     print(format_combined(combined))
     print(f"outputs: {run_dir}/<source>/, combined summary: {run_dir / 'summary.json'}")
+    if interrupted:
+        raise KeyboardInterrupt
     return 2 if failed else 0

@@ -9,15 +9,17 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
-from detector import webcam
+from detector import batch, webcam
 from detector.batch import Result, combine, expand_sources, format_combined, is_batch, source_names, thread_overrides
 from detector.cluster import model_files, unpack
 from maskwatch.config import PROJECT_ROOT, load_config
@@ -111,6 +113,16 @@ def test_shipped_model_files_load_from_their_copy(tmp_path: Path):
     assert MaskClassifier.from_config(cfg)(crops) == pytest.approx(MaskClassifier.from_config(CFG)(crops))
 
 
+def test_ctrl_c_stops_the_running_job_once_and_ends_queued_jobs_at_once(monkeypatch: pytest.MonkeyPatch):
+    """A worker that had seen Ctrl-C once ran the job queued behind the interrupted one to its end."""
+    monkeypatch.setattr(batch, "_WORKER", {"running": True, "stopping": False})
+    with pytest.raises(KeyboardInterrupt):
+        batch._stop_on_sigint(signal.SIGINT, None)
+    batch._stop_on_sigint(signal.SIGINT, None)  # the second one (passed on by the driver) lets the files close
+    result = batch.run_job(batch.Job("a", "missing.mp4", "/nonexistent/a"))
+    assert result.error == "interrupted" and result.summary is None
+
+
 # ---------------------------------------------------------------- end to end
 
 
@@ -173,3 +185,45 @@ def test_batch_benchmark_compares_worker_counts(capsys):
     assert bench.main(["--copies", "2", "--workers", "1", "2", "--max-frames", "3"]) == 0
     out = capsys.readouterr().out
     assert "2 worker(s): median" in out and "speed-up" in out and "logs identical across runs: yes" in out
+
+
+def _long_clip(path: Path, repeats: int) -> Path:
+    cap = cv2.VideoCapture(str(PROJECT_ROOT / "demo" / "demo.mp4"))
+    frames = []
+    while (got := cap.read())[0]:
+        frames.append(got[1])
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 15.0, frames[0].shape[1::-1])
+    for frame in frames * repeats:
+        writer.write(frame)
+    writer.release()
+    return path
+
+
+@pytest.mark.slow
+def test_sigint_stops_a_batch_at_once_with_its_outputs_and_summary(tmp_path: Path):
+    """SIGINT to the batch once waited for every running and queued source to finish (~25 s for 3 long clips on 2
+    workers), then wrote no combined summary."""
+    clip = _long_clip(tmp_path / "long.mp4", repeats=4)
+    clips = [shutil.copy(clip, tmp_path / f"cam{i}.mp4") for i in (1, 2, 3)]
+    run_dir = tmp_path / "run"
+    argv = [a for c in clips for a in ("--source", str(c))] + ["--workers", "2", "--run-dir", str(run_dir), "--quiet"]
+    env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
+    proc = subprocess.Popen([sys.executable, "-m", "detector.webcam", *argv], cwd=tmp_path, env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # also run in background
+    log = run_dir / "cam1" / "log.jsonl"
+    deadline = time.monotonic() + 120
+    while not (log.exists() and log.read_text().count("\n") >= 10) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)  # the driver only: its workers are told by it
+    t0 = time.monotonic()
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and time.monotonic() - t0 < 10, (proc.returncode, err[-2000:])
+    assert err.strip().splitlines()[-1] == "interrupted" and "Traceback" not in err
+    combined = json.loads((run_dir / "summary.json").read_text())
+    assert [s["error"] for s in combined["sources"]] == ["interrupted"] * 3
+    for name in ("cam1", "cam2"):  # the interrupted sources keep their whole outputs
+        lines = (run_dir / name / "log.jsonl").read_text().splitlines()
+        assert 0 < len(lines) < 4 * 150 and json.loads(lines[-1])
+        assert int(cv2.VideoCapture(str(run_dir / name / "annotated.mp4")).get(cv2.CAP_PROP_FRAME_COUNT)) == len(lines)
+    assert not (run_dir / "cam3").exists()
