@@ -160,8 +160,10 @@ def _stop_on_sigint(signum: int, frame: Any) -> None:
 
 
 def init_worker() -> None:
-    """The local engine's worker initializer: Ctrl-C handling of ``_stop_on_sigint``."""
-    signal.signal(signal.SIGINT, _stop_on_sigint)
+    """The local engine's worker initializer: Ctrl-C (and SIGTERM, e.g. sent to the whole group) handled by
+    ``_stop_on_sigint``."""
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, _stop_on_sigint)
 
 
 @functools.cache

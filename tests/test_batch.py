@@ -200,9 +200,10 @@ def _long_clip(path: Path, repeats: int) -> Path:
 
 
 @pytest.mark.slow
-def test_sigint_stops_a_batch_at_once_with_its_outputs_and_summary(tmp_path: Path):
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_sigint_or_sigterm_stops_a_batch_at_once_with_its_outputs_and_summary(signum: int, tmp_path: Path):
     """SIGINT to the batch once waited for every running and queued source to finish (~25 s for 3 long clips on 2
-    workers), then wrote no combined summary."""
+    workers), then wrote no combined summary; SIGTERM killed the driver at once and left its workers running."""
     clip = _long_clip(tmp_path / "long.mp4", repeats=4)
     clips = [shutil.copy(clip, tmp_path / f"cam{i}.mp4") for i in (1, 2, 3)]
     run_dir = tmp_path / "run"
@@ -215,7 +216,7 @@ def test_sigint_stops_a_batch_at_once_with_its_outputs_and_summary(tmp_path: Pat
     deadline = time.monotonic() + 120
     while not (log.exists() and log.read_text().count("\n") >= 10) and time.monotonic() < deadline:
         time.sleep(0.1)
-    proc.send_signal(signal.SIGINT)  # the driver only: its workers are told by it
+    proc.send_signal(signum)  # the driver only: its workers are told by it
     t0 = time.monotonic()
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130 and time.monotonic() - t0 < 10, (proc.returncode, err[-2000:])
