@@ -250,7 +250,7 @@ class Interrupted(KeyboardInterrupt):
         self.results = results
 
 
-def _results_so_far(jobs: Sequence[Job], futures: dict[Future[Result], int]) -> list[Result]:
+def results_so_far(jobs: Sequence[Job], futures: dict[Future[Result], int]) -> list[Result]:
     """After the pool stopped: each job's result, or ``interrupted`` (cancelled before it started, or its worker
     gone)."""
     results = [Result(job.name, job.source, job.out_dir, error="interrupted") for job in jobs]
@@ -272,7 +272,7 @@ def run_local(jobs: Sequence[Job], workers: int, on_done: Callable[[Result], Non
                 with contextlib.suppress(OSError):
                     os.kill(process.pid, signal.SIGINT)  # the workers close their files; queued jobs end at once
             pool.shutdown(wait=True, cancel_futures=True)
-            raise Interrupted(_results_so_far(jobs, futures)) from None
+            raise Interrupted(results_so_far(jobs, futures)) from None
 
 
 # ---------------------------------------------------------------- the combined summary
@@ -327,15 +327,15 @@ def run_batch(args: argparse.Namespace, cfg: Config) -> int:
     t0 = time.perf_counter()
     interrupted = False
     with bar:
-        if args.engine == "ray":
-            from detector.cluster import run_ray
+        try:
+            if args.engine == "ray":
+                from detector.cluster import run_ray
 
-            results = run_ray(jobs, cfg, address=args.ray_address, workers=args.workers, on_done=on_done)
-        else:
-            try:
+                results = run_ray(jobs, cfg, address=args.ray_address, workers=args.workers, on_done=on_done)
+            else:
                 results = run_local(jobs, workers, on_done)
-            except Interrupted as exc:  # the sources' files are closed: say what each one got, then exit 130
-                results, interrupted = exc.results, True
+        except Interrupted as exc:  # the sources' files are closed: say what each one got, then exit 130
+            results, interrupted = exc.results, True
     combined = combine(results, time.perf_counter() - t0)
     write_json_atomic(run_dir / "summary.json", combined)
     print(format_combined(combined))
