@@ -119,11 +119,13 @@ def thread_overrides(workers: int, overrides: Sequence[str], cpus: int | None = 
 
 def plan_jobs(args: argparse.Namespace, cfg: Config, workers: int) -> tuple[Path, list[Job]]:
     """The run folder (``--run-dir``, else ``<runs_dir>/batch-<time>``) and one job per source. ``--output``,
-    ``--log`` and ``--summary`` give the file names inside each source's folder."""
+    ``--log`` and ``--summary`` give the file names inside each source's folder; ``--blur-faces`` is passed on as
+    ``privacy.blur``."""
     sources = expand_sources(args.source)
     run_dir = Path(args.run_dir) if args.run_dir else cfg.output_path(cfg.paths.runs_dir) / time.strftime(
         "batch-%Y%m%d-%H%M%S")
-    overrides = thread_overrides(workers, args.overrides)
+    blur = [f"privacy.blur={args.blur_faces}"] if getattr(args, "blur_faces", None) else []
+    overrides = thread_overrides(workers, [*args.overrides, *blur])
     config = str(Path(args.config).resolve()) if args.config else None
     names = {k: Path(v).name for k, v in (("output_name", args.output), ("log_name", args.log),
                                           ("summary_name", args.summary)) if v}  # fmt: skip

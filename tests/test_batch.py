@@ -89,6 +89,19 @@ def test_batch_outputs_are_checked_like_a_single_runs_before_anything_runs(tmp_p
     assert (run_dir / "b" / "log.jsonl").read_text() == "kept\n" and not (run_dir / "a").exists()
 
 
+def test_blur_faces_reaches_every_source(tmp_path: Path):
+    """``--blur-faces`` was silently dropped by a batch: its videos showed every face."""
+    args = webcam.build_parser().parse_args(["--source", "a.mp4", "--source", "b.mp4", "--blur-faces", "masked",
+                                             "--set", "draw.thickness_px=3", "--run-dir", str(tmp_path)])  # fmt: skip
+    _, jobs = batch.plan_jobs(args, CFG, workers=2)
+    for job in jobs:
+        cfg = load_config(job.config, job.overrides)
+        assert cfg.privacy.blur == "masked" and "draw.thickness_px=3" in job.overrides
+    args = webcam.build_parser().parse_args(["--source", "a.mp4", "--source", "b.mp4", "--run-dir", str(tmp_path)])
+    assert all(load_config(j.config, j.overrides).privacy.blur == CFG.privacy.blur
+               for j in batch.plan_jobs(args, CFG, workers=2)[1])
+
+
 def test_combined_summary_totals_and_one_line_per_failure():
     ok = {"frames": 10, "faces": 4, "mask": 1, "no_mask": 3, "fps_mean": 5.0}
     results = [Result("a", "a.mp4", "/r/a", summary=ok), Result("b", "b.mp4", "/r/b", error="source not found: b.mp4")]
