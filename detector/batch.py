@@ -14,6 +14,7 @@ import functools
 import glob
 import multiprocessing
 import os
+import signal
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -24,6 +25,7 @@ from typing import Any
 
 from tqdm import tqdm
 
+from detector.outputs import check_outputs
 from detector.stats import COUNTS
 from maskwatch.config import Config, load_config
 from maskwatch.errors import UserError
@@ -118,11 +120,13 @@ def thread_overrides(workers: int, overrides: Sequence[str], cpus: int | None = 
 
 def plan_jobs(args: argparse.Namespace, cfg: Config, workers: int) -> tuple[Path, list[Job]]:
     """The run folder (``--run-dir``, else ``<runs_dir>/batch-<time>``) and one job per source. ``--output``,
-    ``--log`` and ``--summary`` give the file names inside each source's folder."""
+    ``--log`` and ``--summary`` give the file names inside each source's folder; ``--blur-faces`` is passed on as
+    ``privacy.blur``."""
     sources = expand_sources(args.source)
     run_dir = Path(args.run_dir) if args.run_dir else cfg.output_path(cfg.paths.runs_dir) / time.strftime(
         "batch-%Y%m%d-%H%M%S")
-    overrides = thread_overrides(workers, args.overrides)
+    blur = [f"privacy.blur={args.blur_faces}"] if getattr(args, "blur_faces", None) else []
+    overrides = thread_overrides(workers, [*args.overrides, *blur])
     config = str(Path(args.config).resolve()) if args.config else None
     names = {k: Path(v).name for k, v in (("output_name", args.output), ("log_name", args.log),
                                           ("summary_name", args.summary)) if v}  # fmt: skip
@@ -131,7 +135,39 @@ def plan_jobs(args: argparse.Namespace, cfg: Config, workers: int) -> tuple[Path
     return run_dir, jobs
 
 
+def check_job_outputs(jobs: Sequence[Job], combined_summary: Path, *, overwrite: bool) -> None:
+    """The single run's output checks for every job (``check_outputs``: two outputs with one name, an existing file
+    without ``--overwrite``, a folder that cannot be written) and the combined summary, before any worker starts."""
+    for job in jobs:
+        out = Path(job.out_dir)
+        check_outputs([job.source], {"--output": out / job.output_name if job.output_name else None,
+                                     "--log": out / job.log_name if job.log_name else None,
+                                     "--summary": out / job.summary_name if job.summary_name else None},
+                      overwrite=overwrite)  # fmt: skip
+    check_outputs([], {"the combined summary": combined_summary}, overwrite=overwrite)
+
+
 # ---------------------------------------------------------------- one source (in a worker)
+
+_WORKER = {"running": False, "stopping": False}  # this worker process: a job running; Ctrl-C seen
+
+
+def _stop_on_sigint(signum: int, frame: Any) -> None:
+    """A local worker's SIGINT: the running job stops (``KeyboardInterrupt``, its files closed) and every job still
+    queued ends at once as ``interrupted``; a second SIGINT (Ctrl-C reaches the worker and the driver passes it on)
+    does not cut the closing of the files."""
+    first = not _WORKER["stopping"]
+    _WORKER["stopping"] = True
+    if first and _WORKER["running"]:
+        raise KeyboardInterrupt
+
+
+def init_worker() -> None:
+    """The local engine's worker initializer: Ctrl-C (and SIGTERM, e.g. sent to the whole group) handled by
+    ``_stop_on_sigint``."""
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, _stop_on_sigint)
+
 
 @functools.cache
 def _models(cfg: Config, video: bool) -> Any:
@@ -152,7 +188,11 @@ def run_job(job: Job) -> Result:
 
     t0 = time.perf_counter()
     result = Result(job.name, job.source, job.out_dir)
+    if _WORKER["stopping"]:
+        result.error = "interrupted"
+        return result
     stats: RunStats | None = None
+    _WORKER["running"] = True
     try:
         cfg = load_config(job.config, job.overrides)
         source = FrameSource(job.source, cfg)
@@ -175,6 +215,8 @@ def run_job(job: Job) -> Result:
         result.error = "interrupted"
     except Exception as exc:  # one source's crash must not stop the batch: report it in one line
         result.error = f"{type(exc).__name__}: {exc}".splitlines()[0]
+    finally:
+        _WORKER["running"] = False
     if stats is not None and stats.frames:
         result.summary = stats.summary()
         if job.summary_name:
@@ -203,16 +245,37 @@ def collect(jobs: Sequence[Job], futures: dict[Future[Result], int], on_done: Ca
     return [results[i] for i in range(len(jobs))]
 
 
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C stopped the batch; ``results``: every job's result, ``interrupted`` for those that did not finish."""
+
+    def __init__(self, results: list[Result]) -> None:
+        super().__init__()
+        self.results = results
+
+
+def results_so_far(jobs: Sequence[Job], futures: dict[Future[Result], int]) -> list[Result]:
+    """After the pool stopped: each job's result, or ``interrupted`` (cancelled before it started, or its worker
+    gone)."""
+    results = [Result(job.name, job.source, job.out_dir, error="interrupted") for job in jobs]
+    for future, i in futures.items():
+        if future.done() and not future.cancelled() and future.exception() is None:
+            results[i] = future.result()
+    return results
+
+
 def run_local(jobs: Sequence[Job], workers: int, on_done: Callable[[Result], None]) -> list[Result]:
     """Each job in a process of a spawn-context pool of ``workers`` processes; results in job order."""
     ctx = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=ctx) as pool:
+    with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=ctx, initializer=init_worker) as pool:
         futures = {pool.submit(run_job, job): i for i, job in enumerate(jobs)}
         try:
             return collect(jobs, futures, on_done, "worker")
         except KeyboardInterrupt:
-            pool.shutdown(wait=True, cancel_futures=True)  # the workers got Ctrl-C too and close their files
-            raise
+            for process in list(pool._processes.values()):  # also when only this process got it (kill -INT, TERM)
+                with contextlib.suppress(OSError):
+                    os.kill(process.pid, signal.SIGINT)  # the workers close their files; queued jobs end at once
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise Interrupted(results_so_far(jobs, futures)) from None
 
 
 # ---------------------------------------------------------------- the combined summary
@@ -254,6 +317,7 @@ def run_batch(args: argparse.Namespace, cfg: Config) -> int:
         raise UserError(f"--workers must be at least 1, got {args.workers}")
     # a Ray task holds one CPU: one thread per runtime (as plan_jobs gives when workers = cores)
     run_dir, jobs = plan_jobs(args, cfg, workers if args.engine == "local" else (os.cpu_count() or 1))
+    check_job_outputs(jobs, run_dir / "summary.json", overwrite=args.overwrite)
     bar = tqdm(total=len(jobs), desc="sources", unit="source", file=sys.stderr,
                disable=True if args.quiet else None)
     failed: list[str] = []
@@ -266,15 +330,21 @@ def run_batch(args: argparse.Namespace, cfg: Config) -> int:
         bar.update(1)
 
     t0 = time.perf_counter()
+    interrupted = False
     with bar:
-        if args.engine == "ray":
-            from detector.cluster import run_ray
+        try:
+            if args.engine == "ray":
+                from detector.cluster import run_ray
 
-            results = run_ray(jobs, cfg, address=args.ray_address, workers=args.workers, on_done=on_done)
-        else:
-            results = run_local(jobs, workers, on_done)
+                results = run_ray(jobs, cfg, address=args.ray_address, workers=args.workers, on_done=on_done)
+            else:
+                results = run_local(jobs, workers, on_done)
+        except Interrupted as exc:  # the sources' files are closed: say what each one got, then exit 130
+            results, interrupted = exc.results, True
     combined = combine(results, time.perf_counter() - t0)
     write_json_atomic(run_dir / "summary.json", combined)
     print(format_combined(combined))
     print(f"outputs: {run_dir}/<source>/, combined summary: {run_dir / 'summary.json'}")
+    if interrupted:
+        raise KeyboardInterrupt
     return 2 if failed else 0

@@ -9,18 +9,20 @@ local engine, so the same results.
 
 from __future__ import annotations
 
+import concurrent.futures
 import hashlib
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from detector.batch import Job, Result, collect, run_job
+from detector.batch import Interrupted, Job, Result, collect, results_so_far, run_job
 from maskwatch.card import card_file, card_path, read_card
 from maskwatch.config import Config
 from maskwatch.errors import UserError
 
 INSTALL_HINT = "pip install 'maskwatch[cluster]' (or pip install ray)"
+CANCEL_WAIT_S = 10.0  # Ctrl-C: how long the cancelled tasks get to close their files before Ray is shut down
 
 ModelFiles = dict[str, tuple[str, bytes]]  # config key -> (file name, bytes); classifier.model -> its card
 
@@ -97,8 +99,15 @@ def run_ray(jobs: Sequence[Job], cfg: Config, *, address: str | None, workers: i
     try:
         files_ref = ray.put(files)
         task = ray.remote(num_cpus=1, max_retries=0)(run_shipped)
-        futures = {task.remote(job, files_ref).future(): i for i, job in enumerate(jobs)}
-        return collect(jobs, futures, on_done, "ray task")
+        refs = [task.remote(job, files_ref) for job in jobs]
+        futures = {ref.future(): i for i, ref in enumerate(refs)}
+        try:
+            return collect(jobs, futures, on_done, "ray task")
+        except KeyboardInterrupt:  # Ray's workers block SIGINT: a cancel is their KeyboardInterrupt (files closed)
+            for ref in refs:
+                ray.cancel(ref)
+            concurrent.futures.wait(futures, timeout=CANCEL_WAIT_S)
+            raise Interrupted(results_so_far(jobs, futures)) from None
     finally:
         ray.shutdown()
 

@@ -89,6 +89,8 @@ def _main(argv: Sequence[str] | None = None) -> int:
     cfg = config_from_args(args)
     if args.max_frames is not None and args.max_frames < 1:
         raise UserError(f"--max-frames must be at least 1, got {args.max_frames}")
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, signal.default_int_handler)  # `kill` stops a run (a batch) like Ctrl-C does
     if args.demo:
         apply_demo(args, cfg)
     elif args.engine == "ray" or is_batch(args.source):
@@ -99,8 +101,6 @@ def _main(argv: Sequence[str] | None = None) -> int:
     display = cfg.stream.display and not args.no_display
     check_outputs([source.spec], {"--output": args.output, "--log": args.log, "--summary": args.summary},
                   overwrite=args.overwrite or args.demo, images=source.kind == "images")  # before models load
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, signal.default_int_handler)  # `kill` closes the video like Ctrl-C does
     stats = RunStats(source=source.spec, skipped=source.skipped)
     raw_frames = source.frames()
     with contextlib.closing(raw_frames), contextlib.ExitStack() as stack:

@@ -9,15 +9,17 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
-from detector import webcam
+from detector import batch, webcam
 from detector.batch import Result, combine, expand_sources, format_combined, is_batch, source_names, thread_overrides
 from detector.cluster import model_files, unpack
 from maskwatch.config import PROJECT_ROOT, load_config
@@ -68,6 +70,38 @@ def test_zero_workers_is_one_line_before_anything_runs(engine: str, tmp_path: Pa
     assert not (tmp_path / "run").exists()
 
 
+def test_batch_outputs_are_checked_like_a_single_runs_before_anything_runs(tmp_path: Path, capsys):
+    """Two outputs with one name once lost the log (the summary replaced it), and a second run into the same
+    ``--run-dir`` replaced the first one's files without ``--overwrite``."""
+    a, b = _touch(tmp_path / "a.mp4"), _touch(tmp_path / "b.mp4")
+    run_dir = tmp_path / "run"
+    argv = ["--source", str(a), "--source", str(b), "--no-display", "--run-dir", str(run_dir), "--quiet"]
+    assert webcam.main([*argv, "--log", "r.jsonl", "--summary", "r.jsonl"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --summary ") and "is the same file as --log" in err and err.count("\n") == 1
+    assert not run_dir.exists()
+    (run_dir / "b").mkdir(parents=True)
+    (run_dir / "b" / "log.jsonl").write_text("kept\n")
+    assert webcam.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err == f"error: --log {run_dir / 'b' / 'log.jsonl'} exists: add --overwrite to replace it, or choose " \
+                  "another file name\n"
+    assert (run_dir / "b" / "log.jsonl").read_text() == "kept\n" and not (run_dir / "a").exists()
+
+
+def test_blur_faces_reaches_every_source(tmp_path: Path):
+    """``--blur-faces`` was silently dropped by a batch: its videos showed every face."""
+    args = webcam.build_parser().parse_args(["--source", "a.mp4", "--source", "b.mp4", "--blur-faces", "masked",
+                                             "--set", "draw.thickness_px=3", "--run-dir", str(tmp_path)])  # fmt: skip
+    _, jobs = batch.plan_jobs(args, CFG, workers=2)
+    for job in jobs:
+        cfg = load_config(job.config, job.overrides)
+        assert cfg.privacy.blur == "masked" and "draw.thickness_px=3" in job.overrides
+    args = webcam.build_parser().parse_args(["--source", "a.mp4", "--source", "b.mp4", "--run-dir", str(tmp_path)])
+    assert all(load_config(j.config, j.overrides).privacy.blur == CFG.privacy.blur
+               for j in batch.plan_jobs(args, CFG, workers=2)[1])
+
+
 def test_combined_summary_totals_and_one_line_per_failure():
     ok = {"frames": 10, "faces": 6, "mask": 1, "no_mask": 3, "unknown": 2, "incorrect": 0, "fps_mean": 5.0}
     results = [Result("a", "a.mp4", "/r/a", summary=ok), Result("b", "b.mp4", "/r/b", error="source not found: b.mp4")]
@@ -90,6 +124,16 @@ def test_shipped_model_files_load_from_their_copy(tmp_path: Path):
     assert cfg.classifier_stem().parent != CFG.classifier_stem().parent
     crops = [np.full((40, 40, 3), 120, np.uint8)]
     assert MaskClassifier.from_config(cfg)(crops) == pytest.approx(MaskClassifier.from_config(CFG)(crops))
+
+
+def test_ctrl_c_stops_the_running_job_once_and_ends_queued_jobs_at_once(monkeypatch: pytest.MonkeyPatch):
+    """A worker that had seen Ctrl-C once ran the job queued behind the interrupted one to its end."""
+    monkeypatch.setattr(batch, "_WORKER", {"running": True, "stopping": False})
+    with pytest.raises(KeyboardInterrupt):
+        batch._stop_on_sigint(signal.SIGINT, None)
+    batch._stop_on_sigint(signal.SIGINT, None)  # the second one (passed on by the driver) lets the files close
+    result = batch.run_job(batch.Job("a", "missing.mp4", "/nonexistent/a"))
+    assert result.error == "interrupted" and result.summary is None
 
 
 # ---------------------------------------------------------------- end to end
@@ -154,3 +198,52 @@ def test_batch_benchmark_compares_worker_counts(capsys):
     assert bench.main(["--copies", "2", "--workers", "1", "2", "--max-frames", "3"]) == 0
     out = capsys.readouterr().out
     assert "2 worker(s): median" in out and "speed-up" in out and "logs identical across runs: yes" in out
+
+
+def _long_clip(path: Path, repeats: int) -> Path:
+    cap = cv2.VideoCapture(str(PROJECT_ROOT / "demo" / "demo.mp4"))
+    frames = []
+    while (got := cap.read())[0]:
+        frames.append(got[1])
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 15.0, frames[0].shape[1::-1])
+    for frame in frames * repeats:
+        writer.write(frame)
+    writer.release()
+    return path
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("engine", "signum"), [("local", signal.SIGINT), ("local", signal.SIGTERM),
+                                               ("ray", signal.SIGINT)])  # fmt: skip
+def test_sigint_or_sigterm_stops_a_batch_at_once_with_its_outputs_and_summary(engine: str, signum: int,
+                                                                              tmp_path: Path):  # fmt: skip
+    """SIGINT to the batch once waited for every running and queued source to finish (~25 s for 3 long clips on 2
+    workers), then wrote no combined summary; SIGTERM killed the driver at once and left its workers running; with
+    Ray, the tasks were killed (videos left under their temporary names) and no summary was written."""
+    if engine == "ray":
+        pytest.importorskip("ray", reason="the cluster extra: pip install -e '.[cluster]'")
+    clip = _long_clip(tmp_path / "long.mp4", repeats=4)
+    clips = [shutil.copy(clip, tmp_path / f"cam{i}.mp4") for i in (1, 2, 3)]
+    run_dir = tmp_path / "run"
+    argv = [a for c in clips for a in ("--source", str(c))] + ["--workers", "2", "--run-dir", str(run_dir), "--quiet",
+                                                               "--engine", engine]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT), "RAY_USAGE_STATS_ENABLED": "0"}
+    proc = subprocess.Popen([sys.executable, "-m", "detector.webcam", *argv], cwd=tmp_path, env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # also run in background
+    log = run_dir / "cam1" / "log.jsonl"
+    deadline = time.monotonic() + 120
+    while not (log.exists() and log.read_text().count("\n") >= 10) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    proc.send_signal(signum)  # the driver only: its workers are told by it
+    t0 = time.monotonic()
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and time.monotonic() - t0 < 10, (proc.returncode, err[-2000:])
+    assert err.strip().splitlines()[-1] == "interrupted" and "Traceback" not in err
+    combined = json.loads((run_dir / "summary.json").read_text())
+    assert [s["error"] for s in combined["sources"]] == ["interrupted"] * 3
+    for name in ("cam1", "cam2"):  # the interrupted sources keep their whole outputs
+        lines = (run_dir / name / "log.jsonl").read_text().splitlines()
+        assert 0 < len(lines) < 4 * 150 and json.loads(lines[-1])
+        assert int(cv2.VideoCapture(str(run_dir / name / "annotated.mp4")).get(cv2.CAP_PROP_FRAME_COUNT)) == len(lines)
+    assert not (run_dir / "cam3").exists()
