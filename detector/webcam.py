@@ -84,6 +84,14 @@ def apply_demo(args: argparse.Namespace, cfg: Config) -> None:
     args.log = args.log or str(out / "log.jsonl")
 
 
+def _check_batch(args: argparse.Namespace, cfg: Config) -> None:
+    """A batch has no live view and no alerts: asking for them is an error, not silently nothing."""
+    for asked, what in ((args.serve or cfg.web.serve, "--serve (web.serve)"),
+                        (args.alerts or cfg.alerts.enabled, "--alerts (alerts.enabled)")):  # fmt: skip
+        if asked:
+            raise UserError(f"{what} works with one source, not a batch: run that source on its own")
+
+
 def _main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     cfg = config_from_args(args)
@@ -94,6 +102,7 @@ def _main(argv: Sequence[str] | None = None) -> int:
     if args.demo:
         apply_demo(args, cfg)
     elif args.engine == "ray" or is_batch(args.source):
+        _check_batch(args, cfg)
         return run_batch(args, cfg)
     elif args.source:
         args.source = args.source[0]

@@ -102,6 +102,19 @@ def test_blur_faces_reaches_every_source(tmp_path: Path):
                for j in batch.plan_jobs(args, CFG, workers=2)[1])
 
 
+@pytest.mark.parametrize(("flags", "message"), [
+    (["--serve", "8099"], "--serve (web.serve) works with one source, not a batch"),
+    (["--alerts"], "--alerts (alerts.enabled) works with one source, not a batch"),
+    (["--set", "alerts.enabled=true"], "--alerts (alerts.enabled) works with one source, not a batch"),
+])
+def test_a_batch_refuses_the_live_view_and_alerts(flags: list[str], message: str, capsys):
+    """They were silently ignored: no web view, no alert, no word."""
+    from maskwatch.cli import run
+
+    assert run(webcam._main, ["--source", "a.mp4", "--source", "b.mp4", "--no-display", *flags]) == 2
+    assert capsys.readouterr().err == f"error: {message}: run that source on its own\n"
+
+
 def test_combined_summary_totals_and_one_line_per_failure():
     ok = {"frames": 10, "faces": 6, "mask": 1, "no_mask": 3, "unknown": 2, "incorrect": 0, "fps_mean": 5.0}
     results = [Result("a", "a.mp4", "/r/a", summary=ok), Result("b", "b.mp4", "/r/b", error="source not found: b.mp4")]
