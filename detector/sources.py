@@ -9,6 +9,7 @@ so capture never waits for inference; video files are read in order, every frame
 
 from __future__ import annotations
 
+import base64
 import functools
 import itertools
 import os
@@ -293,12 +294,17 @@ def stream_frames(
     sleep: Callable[[float], None] = time.sleep,
 ) -> Iterator[Frame]:
     """Live frames of a network stream. A dropped (or refused) connection is reopened up to ``attempts`` times
-    in a row, waiting ``backoff_s``, then twice as long, ...; then a ``UserError`` says the stream is gone."""
+    in a row, waiting ``backoff_s``, then twice as long, ...; then a ``UserError`` says the stream is gone. An HTTP
+    server that answers with an error or a web page says so; a 4xx status or a page is an error at once."""
     open_capture = open_capture or functools.partial(_open_stream, timeout_s=timeout_s)
     name = _safe_url(url)
-    index, attempt, start_s = 0, 0, time.monotonic()
+    index, attempt, start_s, answer = 0, 0, time.monotonic(), None
     while True:
         cap = open_capture(url)
+        if cap is None and index == 0 and attempt == 0:  # asked once: a silent server costs one more timeout
+            answer = http_answer(url, timeout_s)
+        if answer is not None and answer[0]:
+            raise UserError(f"cannot connect to stream {name}: it {answer[1]}")
         if cap is not None:
             reader = LatestFrameReader(cap, name="stream")
             try:
@@ -311,8 +317,37 @@ def stream_frames(
             what = "cannot connect to" if index == 0 else "lost the connection to"
             raise UserError(f"{what} stream {name} (gave up after {attempts} reconnect attempts)")
         attempt += 1
-        what = "is not answering" if index == 0 else "dropped"
+        what = (answer[1] if answer else "is not answering") if index == 0 else "dropped"
         _back_off(f"stream {name} {what}", attempt, attempts, backoff_s, sleep)
+
+
+def http_answer(url: str, timeout_s: float) -> tuple[bool, str] | None:
+    """What an HTTP(S) server says when OpenCV gets no video from ``url``: ``(final, "answered HTTP 404 Not
+    Found")``. A 4xx status (but 408, 429) or a web page will not change on a retry (``final``); a 5xx may. ``None``:
+    not HTTP, no answer (refused, unreachable, silent: the retries handle it) or nothing wrong to report."""
+    import urllib.error
+    import urllib.parse
+    import urllib.request  # here: ~15 ms that camera and file runs do not need
+
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme.lower() not in ("http", "https"):
+        return None
+    headers = {}
+    if parts.username:  # credentials in the URL, as OpenCV's FFmpeg sends them
+        creds = f"{urllib.parse.unquote(parts.username)}:{urllib.parse.unquote(parts.password or '')}"
+        headers["Authorization"] = "Basic " + base64.b64encode(creds.encode()).decode()
+    netloc = parts.netloc.rpartition("@")[2]
+    request = urllib.request.Request(urllib.parse.urlunsplit(parts._replace(netloc=netloc)), headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=timeout_s) as response:  # the headers only: no body is read
+            kind = response.headers.get_content_type()
+    except urllib.error.HTTPError as exc:
+        return 400 <= exc.code < 500 and exc.code not in (408, 429), f"answered HTTP {exc.code} {exc.reason}"
+    except (OSError, ValueError):
+        return None
+    if kind in ("text/html", "application/xhtml+xml", "text/plain", "application/json"):
+        return True, f"answered with a {kind} page, not a video"
+    return None
 
 
 def http_video_frames(url: str, cap: cv2.VideoCapture, *, attempts: int, backoff_s: float, timeout_s: float

@@ -151,3 +151,48 @@ def test_http_video_that_ends_early_is_resumed(cuts: int, tmp_path: Path, capsys
         assert n == 30 and err.count("\n") == 1 and "of 30 frames; reconnect 1/2" in err, err
     else:
         assert 0 < n < 30 and f"ended after {n} of 30 frames (gave up after 2 reconnect attempts)" in err, err
+
+
+class _AnswerHandler(http.server.BaseHTTPRequestHandler):
+    """404 / 500 / 401 unless the right credentials come / a web page, by path."""
+
+    def do_GET(self) -> None:
+        if self.path in ("/404", "/500"):
+            self.send_error(int(self.path[1:]))
+        elif self.path == "/private" and self.headers.get("Authorization") != "Basic dXNlcjpzZWNyZXQ=":  # user:secret
+            self.send_error(401)
+        else:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html" if self.path == "/page" else "video/x-motion-jpeg")
+            self.end_headers()
+
+    def log_message(self, format: str, *args: object) -> None:
+        return None
+
+
+@pytest.mark.parametrize(("path", "final", "said"), [
+    ("/404", True, "answered HTTP 404 Not Found"),
+    ("/private", True, "answered HTTP 401 Unauthorized"),
+    ("/page", True, "answered with a text/html page, not a video"),
+    ("/500", False, "answered HTTP 500 Internal Server Error"),
+])
+def test_an_http_server_that_answers_without_video_says_so(path: str, final: bool, said: str, capsys):
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _AnswerHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}{path}"
+    try:
+        assert sources.http_answer(url, 2.0) == (final, said)
+        assert sources.http_answer(url.replace("http://", "http://user:secret@"), 2.0) == (
+            None if path == "/private" else (final, said))  # credentials in the URL are sent
+        with pytest.raises(UserError) as error:
+            list(sources.stream_frames(url, attempts=3, backoff_s=0.0, timeout_s=2.0, open_capture=lambda u: None,
+                                       sleep=lambda s: None))
+    finally:
+        server.shutdown()
+        server.server_close()
+    retries = capsys.readouterr().err.splitlines()
+    if final:  # a wrong URL is not retried
+        assert str(error.value) == f"cannot connect to stream {url}: it {said}" and retries == []
+    else:  # a server error may pass: retried, and each retry says why
+        assert len(retries) == 3 and all(said in line for line in retries), retries
+    assert sources.http_answer(f"rtsp://127.0.0.1:{server.server_address[1]}/x", 1.0) is None
