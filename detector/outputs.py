@@ -9,7 +9,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from maskwatch.errors import UserError
-from maskwatch.files import check_writable
+from maskwatch.files import IMAGE_EXTS, VIDEO_EXTS, check_writable
+
+FILE_SUFFIXES = (*IMAGE_EXTS, *VIDEO_EXTS, ".json", ".jsonl", ".csv", ".txt")  # an --output ending so is a file
 
 
 def check_outputs(
@@ -23,8 +25,8 @@ def check_outputs(
 
     ``sources``: source paths (camera indexes and URLs are ignored). ``outputs``: option name -> path (``None`` =
     not asked). ``images``: the sources are images, so an ``--output`` that is a folder (an existing one, or a name
-    without a suffix) receives one file per source image, with the source image's name; any other output that is an
-    existing folder is refused.
+    not ending in ``FILE_SUFFIXES``) receives one file per source image, with the source image's name; an image file
+    name only for one source image; any other output that is an existing folder is refused.
     """
     files = [Path(s).expanduser() for s in map(str, sources) if "://" not in s and not s.strip().isdigit()]
     files = [p for p in files if p.exists()]
@@ -33,7 +35,9 @@ def check_outputs(
         if value is None or str(value) == "":
             continue
         out = Path(value).expanduser()
-        folder = images and name == "--output" and (out.is_dir() or not out.suffix)
+        folder = images and name == "--output" and (out.is_dir() or out.suffix.lower() not in FILE_SUFFIXES)
+        if images and name == "--output" and not folder:
+            _check_image_file(out, files)
         for src in files:
             _check_not_source(name, out, src, folder=folder)
         if out.is_dir() and not folder:
@@ -45,6 +49,16 @@ def check_outputs(
         if not overwrite:
             _check_not_existing(name, out, files, folder=folder)
         check_writable(name, out if folder else out.parent)
+
+
+def _check_image_file(out: Path, files: Sequence[Path]) -> None:
+    """An image source's ``--output`` with a suffix must be an image file name, and only for one source image."""
+    if len(files) == 1 and files[0].is_file() and out.suffix.lower() in IMAGE_EXTS:
+        return
+    if len(files) == 1 and files[0].is_file():
+        raise UserError(f"--output {out}: an image gives an annotated image: end the name in "
+                        f"{', '.join(IMAGE_EXTS)}, or give a folder")
+    raise UserError(f"--output {out}: a folder of images gives a folder of annotated images: give a folder name")
 
 
 def _check_not_source(name: str, out: Path, src: Path, *, folder: bool) -> None:

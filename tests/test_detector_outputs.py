@@ -130,3 +130,30 @@ def test_cli_summary_into_a_folder_is_one_line_before_models_load(tmp_path: Path
                       "--set", f"classifier.model={tmp_path / 'none'}"])
     err = capsys.readouterr().err
     assert rc == 2 and err.count("\n") == 1 and "--summary" in err and "is a folder" in err, err
+
+
+@pytest.mark.parametrize(("source", "output", "message"), [
+    ("one.png", "x.mp4", "an image gives an annotated image: end the name in .jpg"),
+    ("one.png", "notes.txt", "an image gives an annotated image: end the name in .jpg"),
+    ("folder", "x.mp4", "a folder of images gives a folder of annotated images: give a folder name"),
+    ("folder", "out.png", "a folder of images gives a folder of annotated images: give a folder name"),
+])
+def test_an_image_runs_output_named_like_another_file_is_refused(source: str, output: str, message: str,
+                                                                  tmp_path: Path):
+    """It used to become a folder of that name (``x.mp4/``) that the checks had treated as a file."""
+    (tmp_path / "folder").mkdir()
+    for image in (tmp_path / "one.png", tmp_path / "folder" / "a.png"):
+        cv2.imwrite(str(image), np.zeros((8, 8, 3), np.uint8))
+    out = tmp_path / output
+    with pytest.raises(UserError, match=f"^--output {out}: {message}"):
+        check_outputs([tmp_path / source], {"--output": out}, overwrite=False, images=True)
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(("source", "output"), [("one.png", "out.jpg"), ("one.png", "day.2026.12.07"),
+                                                 ("folder", "annotated"), ("folder", "day.2026.12.07")])
+def test_an_image_runs_output_file_or_folder_is_accepted(source: str, output: str, tmp_path: Path):
+    (tmp_path / "folder").mkdir()
+    for image in (tmp_path / "one.png", tmp_path / "folder" / "a.png"):
+        cv2.imwrite(str(image), np.zeros((8, 8, 3), np.uint8))
+    check_outputs([tmp_path / source], {"--output": tmp_path / output}, overwrite=False, images=True)
