@@ -47,6 +47,7 @@ class Worker:
     def __init__(self, receiver: Receiver, queue_size: int = QUEUE_SIZE) -> None:
         self.receiver = receiver
         self.sent = self.failed = self.dropped = 0
+        self._busy = False  # a send is running
         self._queue: queue.Queue[object] = queue.Queue(maxsize=queue_size)
         self._thread = threading.Thread(target=self._run, name=f"alerts-{receiver.name}", daemon=True)
         self._thread.start()
@@ -65,14 +66,18 @@ class Worker:
 
     def _run(self) -> None:
         while (event := self._queue.get()) is not _STOP:
+            self._busy = True
             try:
                 self.receiver.send(event)  # type: ignore[arg-type]
-                self.sent += 1
             except Exception as exc:  # any receiver failure: one line, the run goes on
+                self._busy = False  # before the count: status() counts each event once
                 self.failed += 1
                 if self.failed == 1:
                     print(f"alerts: {self.receiver.name} failed: {_one_line(exc)} (further failures counted, "
                           "not shown)", flush=True)
+            else:
+                self._busy = False
+                self.sent += 1
         with contextlib.suppress(Exception):
             self.receiver.close()
 
@@ -88,8 +93,11 @@ class Worker:
                 self.receiver.abort()
 
     def status(self) -> str:
-        """``webhook: 2 sent, 1 failed, 0 dropped``."""
-        return f"{self.receiver.name}: {self.sent} sent, {self.failed} failed, {self.dropped} dropped"
+        """``webhook: 2 sent, 1 failed, 0 dropped``, and ``, 3 cut off by the end of the run`` for events still
+        being sent or queued when the run ended (after ``join``)."""
+        cut = (self._busy and self._thread.is_alive()) + sum(e is not _STOP for e in list(self._queue.queue))
+        text = f"{self.receiver.name}: {self.sent} sent, {self.failed} failed, {self.dropped} dropped"
+        return text + (f", {cut} cut off by the end of the run" if cut else "")
 
 
 def _one_line(exc: BaseException) -> str:

@@ -359,6 +359,20 @@ def test_a_command_that_times_out_or_outlives_the_run_is_killed_with_what_it_sta
     assert _wait_for(lambda: worker.failed == 1, 5)  # killed: a failure (its line printed here, not after the test)
 
 
+def test_events_cut_off_by_the_end_of_the_run_are_counted():
+    release = threading.Event()
+    worker = alert_actions.Worker(alert_actions.Receiver("slow", lambda event: release.wait(10)), queue_size=4)
+    for _ in range(3):
+        worker.submit(EVENT)
+    assert _wait_for(lambda: worker._busy, 5)
+    worker.stop()
+    worker.join(0.1)  # the end of the run: one still being sent, two queued
+    assert worker.status() == "slow: 0 sent, 0 failed, 0 dropped, 3 cut off by the end of the run"
+    release.set()
+    worker.join(5)
+    assert worker.status() == "slow: 3 sent, 0 failed, 0 dropped"
+
+
 def test_desktop_notification_is_skipped_with_one_line_where_missing(monkeypatch: pytest.MonkeyPatch, capsys):
     monkeypatch.setattr(alert_actions.shutil, "which", lambda name: None)
     receivers = alert_actions.build_receivers(AlertsConfig(receivers=("desktop", "bell")))
