@@ -271,7 +271,8 @@ def run_local(jobs: Sequence[Job], workers: int, on_done: Callable[[Result], Non
         try:
             return collect(jobs, futures, on_done, "worker")
         except KeyboardInterrupt:
-            for process in list(pool._processes.values()):  # also when only this process got it (kill -INT, TERM)
+            # the pool's workers, also when only this process got it (kill -INT, TERM)
+            for process in multiprocessing.active_children():
                 with contextlib.suppress(OSError):
                     os.kill(process.pid, signal.SIGINT)  # the workers close their files; queued jobs end at once
             pool.shutdown(wait=True, cancel_futures=True)

@@ -9,7 +9,6 @@ so capture never waits for inference; video files are read in order, every frame
 
 from __future__ import annotations
 
-import base64
 import functools
 import itertools
 import os
@@ -325,6 +324,7 @@ def http_answer(url: str, timeout_s: float) -> tuple[bool, str] | None:
     """What an HTTP(S) server says when OpenCV gets no video from ``url``: ``(final, "answered HTTP 404 Not
     Found")``. A 4xx status (but 408, 429) or a web page will not change on a retry (``final``); a 5xx may. ``None``:
     not HTTP, no answer (refused, unreachable, silent: the retries handle it) or nothing wrong to report."""
+    import base64
     import urllib.error
     import urllib.parse
     import urllib.request  # here: ~15 ms that camera and file runs do not need

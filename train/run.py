@@ -301,7 +301,6 @@ def _install(
 
 def _check_writable(cfg: Config, install: bool) -> None:
     """``UserError`` if the run folder (and with ``install`` the detector's model folder) cannot be written."""
-
     check_writable("paths.runs_dir", cfg.output_path(cfg.paths.runs_dir))
     if install:
         check_writable("classifier.model", cfg.classifier_stem(output=True).parent)
