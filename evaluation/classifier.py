@@ -21,10 +21,9 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
-from tqdm import tqdm
 
+from evaluation.sets import readable_images, skipped_line
 from maskwatch import labels as codes
 from maskwatch.cli import Parser, add_config_args, config_from_args, run
 from maskwatch.config import Config
@@ -140,13 +139,12 @@ def pipeline_classify(cfg: Config) -> Classify:
     return call
 
 
-def evaluate_images(images: Sequence[LabelledImage], classify: Classify, cfg: Config) -> Iterator[FaceResult]:
-    """One ``FaceResult`` per labelled mask / no_mask face."""
+def evaluate_images(images: Sequence[LabelledImage], classify: Classify, cfg: Config,
+                    unreadable: list[str] | None = None) -> Iterator[FaceResult]:  # fmt: skip
+    """One ``FaceResult`` per labelled mask / no_mask face; an unreadable photo is skipped, its path appended to
+    ``unreadable``."""
     c = cfg.classifier
-    for image in tqdm(images, desc="faces", unit="image", leave=False, disable=None):  # silent without a terminal
-        frame = cv2.imread(str(image.path), cv2.IMREAD_COLOR)
-        if frame is None:
-            raise UserError(f"cannot read {image.path}")
+    for image, frame in readable_images(images, [] if unreadable is None else unreadable):
         xyxy, scores, probs = classify(frame)
         heights = (xyxy[:, 3] - xyxy[:, 1]).astype(int) if len(xyxy) else np.zeros(0, int)
         labels = label_faces(probs, heights, threshold=c.threshold, unsure_band=c.unsure_band,
@@ -238,6 +236,8 @@ def format_report(report: dict, settings: dict) -> str:
         lines.append(f"  {truth:8} {row[MASK]:6d} {row[NO_MASK]:7d} {row[UNKNOWN]:7d}")
     lines += ["", f"unknown share from 32 px up: {report['unknown_share_from_32px']}",
               f"expected calibration error: {report['calibration']['ece']}"]
+    if report.get("unreadable"):
+        lines.append(skipped_line(report["unreadable"]))
     return "\n".join(lines) + "\n"
 
 
@@ -335,14 +335,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     check_writable("--out", args.out)  # before the pipeline runs, not after
     images = [im for folder in find_folders(args.dirs) for im in read_folder(folder)]
-    results = list(evaluate_images(images, pipeline_classify(cfg), cfg))
+    unreadable: list[str] = []
+    results = list(evaluate_images(images, pipeline_classify(cfg), cfg, unreadable))
     if not results:
-        raise UserError("no labelled mask / no_mask faces in " + " ".join(map(str, args.dirs)))
+        raise UserError("no labelled mask / no_mask faces in " + " ".join(map(str, args.dirs))
+                        + (f" ({skipped_line(unreadable)})" if unreadable else ""))
     c = cfg.classifier
     settings = {"model": c.model, "face_detector": cfg.face_detector.model, "threshold": c.threshold,
                 "unsure_band": list(c.unsure_band), "min_face_px": c.min_face_px,
                 "dirs": [str(d) for d in args.dirs]}
-    report = summarize(results)
+    report = {**summarize(results), "unreadable": sorted(unreadable)}
     text = format_report(report, settings)
     args.out.mkdir(parents=True, exist_ok=True)
     write_text_atomic(args.out / "report.txt", text)

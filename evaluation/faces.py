@@ -23,9 +23,8 @@ from typing import Any
 
 import cv2
 import numpy as np
-from tqdm import tqdm
 
-from evaluation.sets import IGNORE, LABELS, LabelledImage, read_labelled_folder
+from evaluation.sets import IGNORE, LABELS, LabelledImage, read_labelled_folder, readable_images, skipped_line
 from face_detector import build_face_detector
 from maskwatch.cli import Parser, add_config_args, config_from_args, run
 from maskwatch.errors import UserError
@@ -129,11 +128,7 @@ def evaluate(
     """Run ``detector`` on every image; returns the tally, per-image details and unreadable files."""
     tally, details, unreadable = Tally(), [], []
     warmed_up = False
-    for item in tqdm(images, desc=desc, unit="image", leave=False):
-        frame = cv2.imread(str(item.path), cv2.IMREAD_COLOR)
-        if frame is None:
-            unreadable.append(str(item.path))
-            continue
+    for item, frame in readable_images(images, unreadable, desc):
         if not warmed_up:  # the first forward pass allocates; keep it out of the timing
             detector(frame)
             warmed_up = True
@@ -234,7 +229,7 @@ def _main(argv: Sequence[str] | None = None) -> int:
         print()
         print(format_height_table([result], label))
     if unreadable:
-        print(f"skipped {len(unreadable)} unreadable image(s): {', '.join(sorted(unreadable))}")
+        print(skipped_line(unreadable))
     print(f"wrote {out}")
     return 0
 

@@ -17,9 +17,10 @@ from __future__ import annotations
 import argparse
 import csv
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol, TypeVar
 
 import cv2
 import numpy as np
@@ -51,6 +52,35 @@ class LabelledImage:
     xyxy: np.ndarray  # int (m, 4)
     labels: list[str]  # per box: mask, no_mask or ignore
 
+
+
+class _HasPath(Protocol):
+    path: Path
+
+
+Image = TypeVar("Image", bound=_HasPath)
+SHOWN_UNREADABLE = 5  # unreadable files named in the skip line; the report lists them all
+
+
+def readable_images(images: Iterable[Image], unreadable: list[str], desc: str = "faces"
+                    ) -> Iterator[tuple[Image, np.ndarray]]:  # fmt: skip
+    """Each labelled image with its BGR pixels, behind a progress bar (silent without a terminal). An image OpenCV
+    cannot decode is skipped and its path appended to ``unreadable``: one bad photo does not end an evaluation."""
+    for item in tqdm(images, desc=desc, unit="image", leave=False, disable=None):
+        frame = cv2.imread(str(item.path), cv2.IMREAD_COLOR)
+        if frame is None:
+            unreadable.append(str(item.path))
+            continue
+        yield item, frame
+
+
+def skipped_line(unreadable: Sequence[str]) -> str:
+    """``skipped 2 unreadable image(s): a.jpg, b.jpg`` (the first few named), or "" when none was."""
+    if not unreadable:
+        return ""
+    names = sorted(unreadable)
+    more = f" and {len(names) - SHOWN_UNREADABLE} more" if len(names) > SHOWN_UNREADABLE else ""
+    return f"skipped {len(names)} unreadable image(s): {', '.join(names[:SHOWN_UNREADABLE])}{more}"
 
 def read_labelled_folder(
     folder: Path, image_exts: Sequence[str], labels: Sequence[str] = LABELS

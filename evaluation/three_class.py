@@ -25,12 +25,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
-from tqdm import tqdm
 
 from evaluation.classifier import BIN_NAMES, height_bin
-from evaluation.sets import IGNORE, LabelledImage, read_labelled_folder
+from evaluation.sets import IGNORE, LabelledImage, read_labelled_folder, readable_images, skipped_line
 from maskwatch.cli import Parser, add_config_args, config_from_args, run
 from maskwatch.config import Config
 from maskwatch.errors import UserError
@@ -61,15 +59,14 @@ def placement_of(path: Path) -> str:
 
 
 def face_crops(
-    images: Sequence[LabelledImage], detector: Any | None, *, iou_min: float, margin: float = 0.0
+    images: Sequence[LabelledImage], detector: Any | None, *, iou_min: float, margin: float = 0.0,
+    unreadable: list[str] | None = None,
 ) -> tuple[list[FaceCrop], dict[str, int]]:
     """Crops of the labelled faces (detector boxes matched to them, or with ``detector`` None the labelled boxes);
-    returns them and the count of labelled faces per label the detector missed."""
+    returns them and the count of labelled faces per label the detector missed. An unreadable photo is skipped, its
+    path appended to ``unreadable``."""
     crops, missed = [], Counter({label: 0 for label in CLASSES})
-    for item in tqdm(images, desc="faces", unit="image", leave=False, disable=None):  # silent without a terminal
-        frame = cv2.imread(str(item.path), cv2.IMREAD_COLOR)
-        if frame is None:
-            raise UserError(f"cannot read {item.path}")
+    for item, frame in readable_images(images, [] if unreadable is None else unreadable):
         labelled = [i for i, label in enumerate(item.labels) if label != IGNORE]
         if detector is None:
             found = {i: frame[y1:y2, x1:x2] for i, (x1, y1, x2, y2) in ((i, item.xyxy[i]) for i in labelled)}
@@ -214,10 +211,12 @@ def _main(argv: Sequence[str] | None = None) -> int:
         from face_detector import build_face_detector
 
         detector = build_face_detector(cfg)
-    crops, missed = face_crops(images, detector, iou_min=args.iou)
+    unreadable: list[str] = []
+    crops, missed = face_crops(images, detector, iou_min=args.iou, unreadable=unreadable)
     names = " ".join(map(str, args.dirs))
     if not crops:
-        raise UserError(f"no labelled face of {names} was found")
+        skipped = f" ({skipped_line(unreadable)})" if unreadable else ""
+        raise UserError(f"no labelled face of {names} was found{skipped}")
     results = {
         model: score(crops, classify(MaskClassifier.from_config(_with_model(cfg, model)), crops))
         for model in args.models
@@ -226,9 +225,12 @@ def _main(argv: Sequence[str] | None = None) -> int:
     print(f"{names}: {len(crops)} faces found ({dict(labelled)}), missed by the face detector {missed}; "
           f"boxes: {args.boxes}")
     print(format_table(results))
+    if unreadable:
+        print(skipped_line(unreadable))
     if args.json:
         write_json_atomic(args.json, {"dirs": [str(d) for d in args.dirs], "boxes": args.boxes, "iou": args.iou,
-                                      "faces": dict(labelled), "missed": missed, "models": results})  # fmt: skip
+                                      "faces": dict(labelled), "missed": missed, "unreadable": sorted(unreadable),
+                                      "models": results})  # fmt: skip
         print(f"wrote {args.json}")
     return 0
 

@@ -147,3 +147,23 @@ def test_choose_decision_widens_the_band_only_as_needed(tmp_path: Path) -> None:
     path = tmp_path / "faces.csv"
     ev.write_faces_csv(sure[:2], path)
     assert ev.read_faces_csv(path) == sure[:2]
+
+
+def test_an_unreadable_photo_is_skipped_and_counted_not_the_end_of_the_run(tmp_path: Path, monkeypatch,
+                                                                          capsys) -> None:  # fmt: skip
+    """A damaged photo among good ones: the others are scored, the damaged one is named in the output and the
+    report (the standard: corrupt images are skipped and counted)."""
+    folder = _folder(tmp_path / "set")
+    (folder / "images" / "b.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    with (folder / "boxes.csv").open("a") as fh:
+        fh.write("images/b.jpg,10,10,60,60,mask,\n")
+    monkeypatch.setattr(ev, "pipeline_classify", lambda cfg: lambda frame: (
+        np.array([[100, 10, 200, 110]]), np.array([0.9]), np.array([0.02])))
+    out = tmp_path / "out"
+    assert ev.main([str(folder), "--out", str(out)]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["unreadable"] == [str(folder / "images" / "b.jpg")]
+    assert report["per_label"]["no_mask"]["correct"] == 1 and report["faces"] == 3  # b.jpg's face is not counted
+    printed = capsys.readouterr().out
+    assert f"skipped 1 unreadable image(s): {folder / 'images' / 'b.jpg'}" in printed
+    assert "skipped 1 unreadable" in (out / "report.txt").read_text()

@@ -108,3 +108,35 @@ def test_an_iou_out_of_range_is_one_line_error(tmp_path: Path, capsys, iou: str)
 
     assert main([str(tmp_path), "--iou", iou]) == 2
     assert capsys.readouterr().err.strip() == f"error: --iou must be above 0 and at most 1, got {float(iou):g}"
+
+
+def test_an_unreadable_photo_is_skipped_and_counted(tmp_path: Path, capsys) -> None:
+    """One damaged photo does not end the run: it is named, counted in the JSON, and the other faces are scored."""
+    import json
+
+    import cv2
+
+    from evaluation.three_class import main
+
+    (tmp_path / "images").mkdir()
+    cv2.imwrite(str(tmp_path / "images" / "p__x.png"), np.full((120, 120, 3), 128, np.uint8))
+    (tmp_path / "images" / "q__x.png").write_bytes(b"\x89PNG\r\n\x1a\n cut short")
+    (tmp_path / "boxes.csv").write_text("file,x1,y1,x2,y2,label\nimages/p__x.png,10,10,110,110,mask\n"
+                                        "images/q__x.png,10,10,110,110,incorrect\n")
+    out = tmp_path / "r.json"
+    assert main([str(tmp_path), "--boxes", "labelled", "--models", "mask_classifier", "--json", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert report["unreadable"] == [str(tmp_path / "images" / "q__x.png")]
+    assert report["faces"] == {"mask": 1}
+    assert "skipped 1 unreadable image(s)" in capsys.readouterr().out
+
+
+def test_skipped_line_names_the_first_few() -> None:
+    from evaluation.sets import SHOWN_UNREADABLE, skipped_line
+
+    assert skipped_line([]) == ""
+    names = [f"{i:02d}.jpg" for i in range(SHOWN_UNREADABLE + 3)]
+    line = skipped_line(names[::-1])
+    assert line.startswith(f"skipped {len(names)} unreadable image(s): 00.jpg, 01.jpg")
+    assert line.endswith(" and 3 more") and f"{SHOWN_UNREADABLE - 1:02d}.jpg" in line
+    assert f"{SHOWN_UNREADABLE:02d}.jpg" not in line
