@@ -106,18 +106,13 @@ def read_folder(folder: Path) -> list[LabelledImage]:
 
 
 def match_boxes(pred_xyxy: np.ndarray, pred_score: np.ndarray, true_xyxy: np.ndarray, iou_min: float) -> np.ndarray:
-    """For each labelled box the index of its detection (-1 = none): greedy, strongest detection first."""
-    from maskwatch.geometry import iou_matrix
+    """For each labelled box the index of its detection (-1 = none): ``greedy_match``, strongest detection first."""
+    from maskwatch.geometry import greedy_match, iou_matrix
 
     match = np.full(len(true_xyxy), -1)
-    if len(pred_xyxy) == 0 or len(true_xyxy) == 0:
-        return match
-    iou = iou_matrix(pred_xyxy, true_xyxy)
-    for p in np.argsort(-np.asarray(pred_score), kind="stable"):
-        free = np.where(match < 0, iou[p], -1.0)
-        t = int(np.argmax(free))
-        if free[t] >= iou_min:
-            match[t] = p
+    if len(pred_xyxy) and len(true_xyxy):
+        taken = greedy_match(iou_matrix(pred_xyxy, true_xyxy), pred_score, iou_min)
+        match[taken[taken >= 0]] = np.flatnonzero(taken >= 0)
     return match
 
 

@@ -82,6 +82,7 @@ def skipped_line(unreadable: Sequence[str]) -> str:
     more = f" and {len(names) - SHOWN_UNREADABLE} more" if len(names) > SHOWN_UNREADABLE else ""
     return f"skipped {len(names)} unreadable image(s): {', '.join(names[:SHOWN_UNREADABLE])}{more}"
 
+
 def read_labelled_folder(
     folder: Path, image_exts: Sequence[str], labels: Sequence[str] = LABELS
 ) -> list[LabelledImage]:
