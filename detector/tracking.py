@@ -306,13 +306,12 @@ class FaceTracker:
     def follow(self, frame_bgr: np.ndarray) -> bool:
         """Move the tracks along the optical flow to ``frame_bgr`` (once per frame); True if one lost its track.
         Faces that left the frame are dropped."""
-        if self._followed is frame_bgr:
-            return any(t.lost for t in self.tracks)
-        gray = to_gray(frame_bgr)
-        self._frame += 1
-        if self.gray is not None and self.tracks:
-            self._move(self.gray, gray)
-        self.gray, self._followed = gray, frame_bgr
+        if self._followed is not frame_bgr:
+            gray = to_gray(frame_bgr)
+            self._frame += 1
+            if self.gray is not None and self.tracks:
+                self._move(self.gray, gray)
+            self.gray, self._followed = gray, frame_bgr
         return any(t.lost for t in self.tracks)
 
     def update(self, frame_bgr: np.ndarray, detections: Faces | None, looks: np.ndarray | None = None) -> Faces:
