@@ -184,11 +184,10 @@ def run_job(job: Job) -> Result:
     from detector.sources import FrameSource, primed
     from detector.stats import RunStats
 
+    if _WORKER["stopping"]:
+        return Result(job.name, job.source, job.out_dir, error="interrupted")
     t0 = time.perf_counter()
     result = Result(job.name, job.source, job.out_dir)
-    if _WORKER["stopping"]:
-        result.error = "interrupted"
-        return result
     stats: RunStats | None = None
     _WORKER["running"] = True
     try:
