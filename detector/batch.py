@@ -139,11 +139,9 @@ def check_job_outputs(jobs: Sequence[Job], combined_summary: Path, *, overwrite:
     """The single run's output checks for every job (``check_outputs``: two outputs with one name, an existing file
     without ``--overwrite``, a folder that cannot be written) and the combined summary, before any worker starts."""
     for job in jobs:
-        out = Path(job.out_dir)
-        check_outputs([job.source], {"--output": out / job.output_name if job.output_name else None,
-                                     "--log": out / job.log_name if job.log_name else None,
-                                     "--summary": out / job.summary_name if job.summary_name else None},
-                      overwrite=overwrite)  # fmt: skip
+        names = {"--output": job.output_name, "--log": job.log_name, "--summary": job.summary_name}
+        check_outputs([job.source], {option: Path(job.out_dir) / name if name else None
+                                     for option, name in names.items()}, overwrite=overwrite)  # fmt: skip
     check_outputs([], {"the combined summary": combined_summary}, overwrite=overwrite)
 
 
@@ -186,11 +184,10 @@ def run_job(job: Job) -> Result:
     from detector.sources import FrameSource, primed
     from detector.stats import RunStats
 
+    if _WORKER["stopping"]:
+        return Result(job.name, job.source, job.out_dir, error="interrupted")
     t0 = time.perf_counter()
     result = Result(job.name, job.source, job.out_dir)
-    if _WORKER["stopping"]:
-        result.error = "interrupted"
-        return result
     stats: RunStats | None = None
     _WORKER["running"] = True
     try:

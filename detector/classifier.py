@@ -44,9 +44,8 @@ def card_classes(card: dict[str, Any], where: Path) -> tuple[str, ...]:
         return CLASS_NAMES
     names = card.get("class_names")
     if output != OUTPUT_SOFTMAX:
-        raise UserError(
-            f"model card {where}: output is {output!r}, the detector reads {OUTPUT!r} or {OUTPUT_SOFTMAX!r}"
-        )
+        raise UserError(f"model card {where}: output is {output!r}, the detector reads {OUTPUT!r} or "
+                        f"{OUTPUT_SOFTMAX!r}")
     if not (isinstance(names, list) and len(names) >= 2 and len(set(names)) == len(names)
             and all(isinstance(n, str) for n in names) and {"mask", "no_mask"} <= set(names)):  # fmt: skip
         raise UserError(f"model card {where}: a softmax model needs distinct class_names with mask and no_mask, "
@@ -69,32 +68,29 @@ class MaskClassifier:
         if backend not in BACKENDS:
             raise UserError(f"unknown classifier backend {backend!r} (use {' or '.join(BACKENDS)})")
         self.stem = Path(stem)
-        if not card_path(self.stem).is_file():
-            raise UserError(f"no trained model at {card_path(self.stem)}: create one with {TRAIN_HINT}")
+        card = card_path(self.stem)
+        if not card.is_file():
+            raise UserError(f"no trained model at {card}: create one with {TRAIN_HINT}")
         self.card = read_card(self.stem)
-        self.input_size_wh = check_card(self.card, card_path(self.stem))
-        self.class_names = card_classes(self.card, card_path(self.stem))
+        self.input_size_wh = check_card(self.card, card)
+        self.class_names = card_classes(self.card, card)
         self.softmax = self.card.get("output", OUTPUT) == OUTPUT_SOFTMAX
         self.threshold = float(self.card["threshold"])
         self.backend = backend
         path = verify_card_file(self.stem, self.card, backend, cache=hash_cache, enabled=verify_checksums)
         if not path.is_file():
             other = "keras" if backend == "tflite" else "tflite"
-            raise UserError(
-                f"model file {path} is missing: re-export with {TRAIN_HINT}, "
-                f"or use --set classifier.backend={other}"
-            )
+            raise UserError(f"model file {path} is missing: re-export with {TRAIN_HINT}, or use --set "
+                            f"classifier.backend={other}")
         self._predict = tflite_predictor(path, threads) if backend == "tflite" else _keras_predictor(path)
         if backend == "tflite":
-            _check_tflite_input(self._predict.input_shape, path, self.input_size_wh, card_path(self.stem))
+            _check_tflite_input(self._predict.input_shape, path, self.input_size_wh, card)
 
     @classmethod
     def from_config(cls, cfg: Config) -> MaskClassifier:
         c = cfg.classifier
-        return cls(
-            cfg.classifier_stem(), backend=c.backend, threads=c.threads,
-            hash_cache=cache_path(cfg), verify_checksums=cfg.assets.verify_checksums,
-        )
+        return cls(cfg.classifier_stem(), backend=c.backend, threads=c.threads, hash_cache=cache_path(cfg),
+                   verify_checksums=cfg.assets.verify_checksums)
 
     def __call__(self, crops_bgr: Sequence[np.ndarray]) -> np.ndarray:
         return self.probabilities(crops_bgr)[:, self.class_names.index("mask")]
@@ -124,10 +120,8 @@ def _check_tflite_input(shape: tuple[int, ...], path: Path, size_wh: tuple[int, 
     """The .tflite's input ``shape`` (N, H, W, 3) must match the card's ``input_size_wh`` (else labels silently
     change)."""
     if len(shape) != 4 or (shape[2], shape[1]) != tuple(size_wh) or shape[3] != 3:
-        raise UserError(
-            f"model card {card}: input_size_wh {list(size_wh)} does not match {path.name}'s input "
-            f"{shape[2]}x{shape[1]}x{shape[3]} (card and model from different trainings?)"
-        )
+        raise UserError(f"model card {card}: input_size_wh {list(size_wh)} does not match {path.name}'s input "
+                        f"{shape[2]}x{shape[1]}x{shape[3]} (card and model from different trainings?)")
 
 
 def _keras_predictor(path: Path) -> Callable[[np.ndarray], np.ndarray]:

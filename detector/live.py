@@ -43,7 +43,7 @@ import cv2
 import numpy as np
 
 from detector.pipeline import Classify, Detect, Pipeline
-from detector.tracking import RELABEL_MIN_IOU, appearance, flow_boxes
+from detector.tracking import RELABEL_MIN_IOU, FaceTracker, appearance, flow_boxes
 from maskwatch.faces import MASK, Faces
 from maskwatch.geometry import clip_boxes, match_by_iou
 
@@ -113,6 +113,8 @@ class LivePipeline(Pipeline):
     worker. ``applied`` lists ``(submitted frame, applied frame)`` of each result, in order.
     """
 
+    tracker: FaceTracker  # always tracking (``track=True``), never None as in ``Pipeline``
+
     def __init__(self, detect: Detect, classify: Classify, **kwargs: Any) -> None:
         super().__init__(detect, classify, **kwargs | {"track": True})  # detect_every 1: as often as it can
         self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="live-detector",
@@ -148,7 +150,6 @@ class LivePipeline(Pipeline):
         (the classifier then runs only for faces the worker left)."""
         self.frame_done()  # a due detection the caller did not start (it never calls ``frame_done``) starts now
         self._seq += 1
-        assert self.tracker is not None
         lost = self.tracker.follow(frame_bgr)
         faces = self._apply_ready(frame_bgr)
         if faces is None:
@@ -165,7 +166,6 @@ class LivePipeline(Pipeline):
             return
         self.early_keyframes += int(not due)
         self._last_submit = self._seq
-        assert self.tracker is not None
         boxes = {t.track_id: t.box_xyxy.copy() for t in self.tracker.tracks}
         work = functools.partial(self._work, self._seq, frame_bgr, self.tracker.label_kept_xyxy())
         self._due = (work, self.tracker.gray, boxes)
@@ -215,7 +215,6 @@ class LivePipeline(Pipeline):
         carried = self._carried(result.faces.xyxy, tracked_then, gray_then, frame_bgr.shape[1::-1])
         detections = Faces(np.rint(carried), result.faces.confidence)
         keep = (detections.size_wh > 0).all(axis=1)
-        assert self.tracker is not None
         faces = self.tracker.update(frame_bgr, detections[np.flatnonzero(keep)], result.looks[keep])
         return self._with_worker_prob(faces, detections.xyxy[keep], result.prob_mask[keep])
 
@@ -223,7 +222,6 @@ class LivePipeline(Pipeline):
                  frame_wh: tuple[int, int]) -> np.ndarray:  # fmt: skip
         """The detection's boxes on this frame: moved like the track each overlaps on the detection's frame
         (``move_like``), the rest by optical flow (``carry_boxes``). float64 (n, 4), clipped to the frame."""
-        assert self.tracker is not None
         now = {t.track_id: t.box_xyxy for t in self.tracker.tracks if t.track_id in tracked_then}
         ids = list(now)
         pair = match_by_iou(xyxy, np.array([tracked_then[i] for i in ids]).reshape(-1, 4), SAME_BOX_IOU)
@@ -242,7 +240,6 @@ class LivePipeline(Pipeline):
         hit = pair >= 0
         classified = ~np.isnan(prob).any(axis=tuple(range(1, prob.ndim)))
         hit[hit] = classified[pair[hit]]  # a face the worker left (NaN) gets its P(mask) from ``_label``
-        assert self.tracker is not None
         self.tracker.set_prob_mask(faces.track_id[todo[hit]], prob[pair[hit]])
         new_prob = faces.prob_mask.copy()
         new_prob[todo[hit]] = prob[pair[hit]] if prob.ndim == 1 else prob[pair[hit], MASK]

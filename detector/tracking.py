@@ -306,13 +306,12 @@ class FaceTracker:
     def follow(self, frame_bgr: np.ndarray) -> bool:
         """Move the tracks along the optical flow to ``frame_bgr`` (once per frame); True if one lost its track.
         Faces that left the frame are dropped."""
-        if self._followed is frame_bgr:
-            return any(t.lost for t in self.tracks)
-        gray = to_gray(frame_bgr)
-        self._frame += 1
-        if self.gray is not None and self.tracks:
-            self._move(self.gray, gray)
-        self.gray, self._followed = gray, frame_bgr
+        if self._followed is not frame_bgr:
+            gray = to_gray(frame_bgr)
+            self._frame += 1
+            if self.gray is not None and self.tracks:
+                self._move(self.gray, gray)
+            self.gray, self._followed = gray, frame_bgr
         return any(t.lost for t in self.tracks)
 
     def update(self, frame_bgr: np.ndarray, detections: Faces | None, looks: np.ndarray | None = None) -> Faces:
@@ -326,8 +325,8 @@ class FaceTracker:
             self._detected_before = True
             keep = max(self.memory_keyframes, self.reid_keyframes)
             self.memory = [replace(t, hidden=t.hidden + 1) for t in self.memory if t.hidden < keep]
-            matched, claimed = self._matched(frame_bgr, detections, looks)
-            self.tracks = matched + self._coasting(claimed)
+            matched, unmatched = self._matched(frame_bgr, detections, looks)
+            self.tracks = matched + self._coasting(unmatched)
         return self.faces()
 
     def faces(self, *, voted: bool = False) -> Faces:
@@ -360,9 +359,9 @@ class FaceTracker:
             self.memory.extend(replace(t, hidden=0, lost=False) for t in gone)
 
     def _matched(self, frame_bgr: np.ndarray, detections: Faces, looks: np.ndarray | None
-                 ) -> tuple[list[Track], set[int]]:  # fmt: skip
-        """One track per detection, in the detections' order: its matched track's, or a new one; and the ids
-        (``id()``) of the tracks the detections continued."""
+                 ) -> tuple[list[Track], list[Track]]:  # fmt: skip
+        """One track per detection, in the detections' order: its matched track's, or a new one; and the live tracks
+        no detection continued (in their order)."""
         pair = match_tracks(detections.xyxy, np.array([t.box_xyxy for t in self.tracks]).reshape(-1, 4))
         fresh = np.flatnonzero(pair < 0)
         # second stage: the rest against the unclaimed live tracks and the remembered ones, at their predicted boxes
@@ -384,8 +383,9 @@ class FaceTracker:
             recognised = self._recognised(detections.xyxy, looks, [d for d in fresh if d not in revived], left)
             self.recognised += len(recognised)
             revived |= recognised
-        self.memory = [t for t in self.memory if all(t is not r for r in revived.values())]
-        claimed = {id(t) for j, t in enumerate(self.tracks) if j in paired} | {id(t) for t in revived.values()}
+        taken = {id(t) for t in revived.values()}
+        self.memory = [t for t in self.memory if id(t) not in taken]
+        unmatched = [t for t in unclaimed if id(t) not in taken]
         out = []
         for i, (box, conf, j) in enumerate(zip(detections.xyxy.astype(np.float64), detections.confidence.tolist(),
                                                pair.tolist(), strict=True)):  # fmt: skip
@@ -405,7 +405,7 @@ class FaceTracker:
                 out.append(replace(old, **seen, velocity_xy=old.velocity_to(box, self._frame),
                                    prob_mask=old.prob_mask if reuse else float("nan"),
                                    label_age=old.label_age + 1 if reuse else 0))  # fmt: skip
-        return (out if looks is None else self._looked(out, detections.xyxy, looks)), claimed
+        return (out if looks is None else self._looked(out, detections.xyxy, looks)), unmatched
 
     def _keeps_label(self, track: Track) -> bool:
         """Whether a detection matching ``track`` at the next key frame keeps its sure label (no classifier)."""
@@ -438,12 +438,11 @@ class FaceTracker:
         return [t if not ok else replace(t, look=look if t.look is None else (t.look + look) / 2)
                 for t, look, ok in zip(tracks, looks, clear, strict=True)]  # fmt: skip
 
-    def _coasting(self, claimed: set[int]) -> list[Track]:
-        """The tracks no detection matched that may coast one more key frame (missed count raised)."""
+    def _coasting(self, unmatched: list[Track]) -> list[Track]:
+        """Of the tracks no detection matched (``_matched``), those that may coast one more key frame (missed count
+        raised); the others are remembered."""
         keep, gone = [], []
-        for t in self.tracks:
-            if id(t) in claimed:  # continued by a detection (``_matched``)
-                continue
+        for t in unmatched:
             if t.missed + 1 <= self.max_missed and t.steady() and not t.lost and not np.isnan(t.prob_mask):
                 keep.append(replace(t, missed=t.missed + 1, label_age=t.label_age + 1))
             else:

@@ -251,7 +251,7 @@ class WebServer:
                 seen = seq
                 await resp.write(f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpeg)}\r\n\r\n"
                                  .encode() + jpeg + b"\r\n")  # waits for this viewer only; frames meanwhile drop
-        except (ConnectionResetError, ConnectionError, asyncio.CancelledError):
+        except (ConnectionError, asyncio.CancelledError):  # ConnectionResetError is a ConnectionError
             pass
         finally:
             self.viewer.viewers -= 1
