@@ -244,9 +244,9 @@ def test_sigint_or_sigterm_stops_a_batch_at_once_with_its_outputs_and_summary(en
     proc = subprocess.Popen([sys.executable, "-m", "detector.webcam", *argv], cwd=tmp_path, env=env, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # also run in background
-    log = run_dir / "cam1" / "log.jsonl"
+    logs = [run_dir / name / "log.jsonl" for name in ("cam1", "cam2")]  # both running sources under way
     deadline = time.monotonic() + 120
-    while not (log.exists() and log.read_text().count("\n") >= 10) and time.monotonic() < deadline:
+    while not all(log.exists() and log.read_text().count("\n") >= 10 for log in logs) and time.monotonic() < deadline:
         time.sleep(0.1)
     proc.send_signal(signum)  # the driver only: its workers are told by it
     t0 = time.monotonic()
