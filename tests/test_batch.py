@@ -23,6 +23,7 @@ from detector import batch, webcam
 from detector.batch import Result, combine, expand_sources, format_combined, is_batch, source_names, thread_overrides
 from detector.cluster import model_files, unpack
 from maskwatch.config import PROJECT_ROOT, load_config
+from maskwatch.errors import UserError
 
 CFG = load_config()
 N_FRAMES = 8
@@ -154,6 +155,31 @@ def test_shipped_model_files_load_from_their_copy(tmp_path: Path):
     assert MaskClassifier.from_config(cfg)(crops) == pytest.approx(MaskClassifier.from_config(CFG)(crops))
 
 
+@pytest.mark.parametrize(("address", "preset", "mode"), [(None, None, "token"), (None, "disabled", "disabled"),
+                                                      ("auto", None, None)])
+def test_a_local_ray_instance_gets_token_authentication_without_rays_warning(
+        address: str | None, preset: str | None, mode: str | None, monkeypatch: pytest.MonkeyPatch):  # fmt: skip
+    """Ray 2.59+ warned 'Token authentication is enabled for this Ray cluster. Set RAY_AUTH_MODE=disabled to opt
+    out' on every local batch: it warns only when RAY_AUTH_MODE is unset. A cluster (--ray-address) keeps the
+    user's setting and Ray's own warnings (the one that auth is off is a real one)."""
+    seen = {}
+
+    def init(**kwargs: object) -> None:
+        seen["mode"] = os.environ.get("RAY_AUTH_MODE")
+        raise ConnectionError("stop here")
+
+    monkeypatch.delenv("RAY_AUTH_MODE", raising=False)
+    if preset:
+        monkeypatch.setenv("RAY_AUTH_MODE", preset)
+    monkeypatch.setitem(sys.modules, "ray", type(sys)("ray"))
+    monkeypatch.setattr(sys.modules["ray"], "init", init, raising=False)
+    from detector.cluster import run_ray
+
+    with pytest.raises(UserError, match="cannot connect to Ray"):
+        run_ray([], CFG, address=address, workers=1, on_done=lambda r: None)
+    assert seen["mode"] == mode
+
+
 def test_ctrl_c_stops_the_running_job_once_and_ends_queued_jobs_at_once(monkeypatch: pytest.MonkeyPatch):
     """A worker that had seen Ctrl-C once ran the job queued behind the interrupted one to its end."""
     monkeypatch.setattr(batch, "_WORKER", {"running": True, "stopping": False})
@@ -214,6 +240,7 @@ def test_ray_engine_gives_the_local_engines_logs(clips: list[Path], tmp_path: Pa
         proc = subprocess.run([sys.executable, "-m", "detector.webcam", *argv], cwd=tmp_path, env=env,
                               capture_output=True, text=True, timeout=300)
         assert proc.returncode == 0, proc.stderr[-2000:]
+        assert "Token authentication" not in proc.stderr, proc.stderr  # Ray's warning on every local instance
         runs[engine] = _logs(run_dir, ["cam1", "cam2"], "log.jsonl")
         assert json.loads((run_dir / "summary.json").read_text())["total"]["frames"] == 2 * N_FRAMES
     assert runs["ray"] == runs["local"]
