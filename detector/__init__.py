@@ -1,1 +1,7 @@
 """The real-time loop: frames -> faces -> mask probabilities -> drawing -> sink."""
+
+from __future__ import annotations
+
+from maskwatch.interrupts import guard_start
+
+guard_start()  # first: a Ctrl-C while the command's modules import is one line, exit code 130

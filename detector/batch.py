@@ -49,6 +49,9 @@ class Job:
     max_frames: int | None = None
 
 
+INTERRUPTED = "interrupted"  # the error of a source Ctrl-C (or SIGTERM) stopped: counted apart from the failed ones
+
+
 @dataclass
 class Result:
     """What became of one job: its run summary, or the one-line error that stopped it (``summary`` then holds
@@ -185,7 +188,7 @@ def run_job(job: Job) -> Result:
     from detector.stats import RunStats
 
     if _WORKER["stopping"]:
-        return Result(job.name, job.source, job.out_dir, error="interrupted")
+        return Result(job.name, job.source, job.out_dir, error=INTERRUPTED)
     t0 = time.perf_counter()
     result = Result(job.name, job.source, job.out_dir)
     stats: RunStats | None = None
@@ -209,7 +212,7 @@ def run_job(job: Job) -> Result:
     except UserError as exc:
         result.error = str(exc)
     except KeyboardInterrupt:
-        result.error = "interrupted"
+        result.error = INTERRUPTED
     except Exception as exc:  # one source's crash must not stop the batch: report it in one line
         result.error = f"{type(exc).__name__}: {exc}".splitlines()[0]
     finally:
@@ -253,7 +256,7 @@ class Interrupted(KeyboardInterrupt):
 def results_so_far(jobs: Sequence[Job], futures: dict[Future[Result], int]) -> list[Result]:
     """After the pool stopped: each job's result, or ``interrupted`` (cancelled before it started, or its worker
     gone)."""
-    results = [Result(job.name, job.source, job.out_dir, error="interrupted") for job in jobs]
+    results = [Result(job.name, job.source, job.out_dir, error=INTERRUPTED) for job in jobs]
     for future, i in futures.items():
         if future.done() and not future.cancelled() and future.exception() is None:
             results[i] = future.result()
@@ -281,12 +284,14 @@ def run_local(jobs: Sequence[Job], workers: int, on_done: Callable[[Result], Non
 
 def combine(results: Sequence[Result], wall_s: float) -> dict[str, Any]:
     """Per-source results and the totals (frames, faces by label, the share without mask of the labelled faces as
-    in each source's summary, failed, wall seconds, frames / wall s)."""
+    in each source's summary, failed, interrupted (by Ctrl-C; not failed), wall seconds, frames / wall s)."""
     done = [r.summary for r in results if r.summary]
     total: dict[str, Any] = {k: sum(s.get(k, 0) for s in done) for k in COUNTS}
     labelled = total["mask"] + total["no_mask"] + total["incorrect"]
     total["share_no_mask"] = round(total["no_mask"] / labelled, 4) if labelled else None
-    total.update(sources=len(results), failed=sum(r.error is not None for r in results), wall_s=round(wall_s, 2),
+    interrupted = sum(r.error == INTERRUPTED for r in results)
+    total.update(sources=len(results), failed=sum(r.error is not None for r in results) - interrupted,
+                 interrupted=interrupted, wall_s=round(wall_s, 2),
                  fps=round(total["frames"] / wall_s, 2) if wall_s > 0 else None)
     return {"sources": [asdict(r) for r in results], "total": total}
 
@@ -298,10 +303,11 @@ def format_combined(combined: dict[str, Any]) -> str:
         s = r["summary"]
         counts = (f"{s['frames']} frames, {s['faces']} faces ({s['mask']} mask, {s['no_mask']} no mask), "
                   f"{s['fps_mean']} FPS" if s else "")
-        lines.append(f"{r['name']}: " + (f"error: {r['error']}" + (f" (after {counts})" if s else "")
-                                         if r["error"] else counts))
+        end = r["error"] if r["error"] == INTERRUPTED else f"error: {r['error']}"
+        lines.append(f"{r['name']}: " + (end + (f" (after {counts})" if s else "") if r["error"] else counts))
     t = combined["total"]
-    lines.append(f"total: {t['sources']} sources ({t['failed']} failed), {t['frames']} frames, {t['faces']} faces "
+    ended = f"{t['failed']} failed" + (f", {t['interrupted']} interrupted" if t["interrupted"] else "")
+    lines.append(f"total: {t['sources']} sources ({ended}), {t['frames']} frames, {t['faces']} faces "
                  f"({t['mask']} mask, {t['no_mask']} no mask) in {t['wall_s']:.1f} s ({t['fps']} frames/s)")
     return "\n".join(lines)
 
@@ -321,7 +327,7 @@ def run_batch(args: argparse.Namespace, cfg: Config) -> int:
     failed: list[str] = []
 
     def on_done(result: Result) -> None:
-        if result.error:
+        if result.error and result.error != INTERRUPTED:
             failed.append(result.name)
             bar.write(f"error: {result.name} ({result.source}): {result.error}", file=sys.stderr)
         bar.set_postfix_str(f"failed {len(failed)}", refresh=False)
@@ -345,4 +351,4 @@ def run_batch(args: argparse.Namespace, cfg: Config) -> int:
     print(f"outputs: {run_dir}/<source>/, combined summary: {run_dir / 'summary.json'}")
     if interrupted:
         raise KeyboardInterrupt
-    return 2 if failed else 0
+    return 2 if any(r.error for r in results) else 0  # also a source stopped alone (its worker killed -INT)

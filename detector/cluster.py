@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import hashlib
+import os
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import replace
@@ -22,6 +23,7 @@ from maskwatch.config import Config
 from maskwatch.errors import UserError
 
 INSTALL_HINT = "pip install 'maskwatch[cluster]' (or pip install ray)"
+RAY_AUTH_MODE = "RAY_AUTH_MODE"  # Ray's token authentication: https://docs.ray.io/en/latest/ray-security/token-auth.html
 CANCEL_WAIT_S = 10.0  # Ctrl-C: how long the cancelled tasks get to close their files before Ray is shut down
 
 ModelFiles = dict[str, tuple[str, bytes]]  # config key -> (file name, bytes); classifier.model -> its card
@@ -84,6 +86,8 @@ def run_ray(jobs: Sequence[Job], cfg: Config, *, address: str | None, workers: i
             on_done: Callable[[Result], None]) -> list[Result]:  # fmt: skip
     """One Ray task (1 CPU) per job; ``address`` None starts a local Ray instance with ``workers`` CPUs (default:
     all). Results in job order."""
+    if address is None:  # token authentication, Ray's default for a local instance, chosen: Ray then does not warn
+        os.environ.setdefault(RAY_AUTH_MODE, "token")  # on every run (it warns only when the variable is unset)
     try:
         import ray
     except ImportError:

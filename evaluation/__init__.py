@@ -1,1 +1,7 @@
 """Evaluation tools (benchmark, detection on videos): not imported by the runtime."""
+
+from __future__ import annotations
+
+from maskwatch.interrupts import guard_start
+
+guard_start()  # first: a Ctrl-C while the command's modules import is one line, exit code 130

@@ -10,6 +10,7 @@ from typing import NoReturn
 
 from maskwatch.config import Config, load_config
 from maskwatch.errors import UserError
+from maskwatch.interrupts import broke, keyboard_interrupts
 
 DISK_FULL = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
 
@@ -40,18 +41,30 @@ def config_from_args(args: argparse.Namespace) -> Config:
 
 
 def run(main: Callable[[Sequence[str] | None], int | None], argv: Sequence[str] | None = None) -> int:
-    """Run ``main``; a ``UserError`` becomes ``error: ...`` on stderr and its exit code, Ctrl-C exits 130."""
+    """Run ``main``; a ``UserError`` becomes ``error: ...`` on stderr and its exit code, Ctrl-C exits 130 (also when
+    it broke an import on its way: ``maskwatch.interrupts.broke``)."""
     try:
-        return int(main(argv) or 0)
+        with keyboard_interrupts():  # before: maskwatch.interrupts' guard, while the command's modules imported
+            return int(main(argv) or 0)
     except UserError as exc:
+        if broke(exc):  # e.g. "needs onnxruntime": its import got the Ctrl-C
+            return _interrupted()
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+        return _interrupted()
+    except ImportError as exc:
+        if not broke(exc):
+            raise
+        return _interrupted()
     except OSError as exc:
         if exc.errno not in DISK_FULL:
             raise
         print(f"error: disk full writing {exc.filename or 'a file'}: free some space (files written so far are kept)",
               file=sys.stderr)
         return UserError.exit_code
+
+
+def _interrupted() -> int:
+    print("interrupted", file=sys.stderr)
+    return 130

@@ -23,6 +23,7 @@ from detector import batch, webcam
 from detector.batch import Result, combine, expand_sources, format_combined, is_batch, source_names, thread_overrides
 from detector.cluster import model_files, unpack
 from maskwatch.config import PROJECT_ROOT, load_config
+from maskwatch.errors import UserError
 
 CFG = load_config()
 N_FRAMES = 8
@@ -120,10 +121,25 @@ def test_combined_summary_totals_and_one_line_per_failure():
     results = [Result("a", "a.mp4", "/r/a", summary=ok), Result("b", "b.mp4", "/r/b", error="source not found: b.mp4")]
     combined = combine(results, wall_s=4.0)
     assert combined["total"] == {"frames": 10, "faces": 6, "mask": 1, "no_mask": 3, "unknown": 2, "incorrect": 0,
-                                 "share_no_mask": 0.75, "sources": 2, "failed": 1, "wall_s": 4.0, "fps": 2.5}
+                                 "share_no_mask": 0.75, "sources": 2, "failed": 1, "interrupted": 0, "wall_s": 4.0,
+                                 "fps": 2.5}
     lines = format_combined(combined).splitlines()
     assert lines[1] == "b: error: source not found: b.mp4"
     assert lines[2].startswith("total: 2 sources (1 failed), 10 frames")
+
+
+def test_interrupted_sources_are_counted_apart_from_failed_ones():
+    """A Ctrl-C'd source was counted as failed: 'total: 3 sources (3 failed)' after a Ctrl-C and one bad source."""
+    part = {"frames": 10, "faces": 6, "mask": 1, "no_mask": 3, "unknown": 2, "incorrect": 0, "fps_mean": 5.0}
+    results = [Result("a", "a.mp4", "/r/a", error="source not found: a.mp4"),
+               Result("b", "b.mp4", "/r/b", summary=part, error="interrupted"),
+               Result("c", "c.mp4", "/r/c", error="interrupted")]
+    combined = combine(results, wall_s=4.0)
+    assert (combined["total"]["failed"], combined["total"]["interrupted"]) == (1, 2)
+    assert [r["error"] for r in combined["sources"]] == ["source not found: a.mp4", "interrupted", "interrupted"]
+    lines = format_combined(combined).splitlines()
+    assert lines[1:3] == ["b: interrupted (after 10 frames, 6 faces (1 mask, 3 no mask), 5.0 FPS)", "c: interrupted"]
+    assert lines[3].startswith("total: 3 sources (1 failed, 2 interrupted), 10 frames")
 
 
 def test_shipped_model_files_load_from_their_copy(tmp_path: Path):
@@ -137,6 +153,31 @@ def test_shipped_model_files_load_from_their_copy(tmp_path: Path):
     assert cfg.classifier_stem().parent != CFG.classifier_stem().parent
     crops = [np.full((40, 40, 3), 120, np.uint8)]
     assert MaskClassifier.from_config(cfg)(crops) == pytest.approx(MaskClassifier.from_config(CFG)(crops))
+
+
+@pytest.mark.parametrize(("address", "preset", "mode"), [(None, None, "token"), (None, "disabled", "disabled"),
+                                                      ("auto", None, None)])
+def test_a_local_ray_instance_gets_token_authentication_without_rays_warning(
+        address: str | None, preset: str | None, mode: str | None, monkeypatch: pytest.MonkeyPatch):  # fmt: skip
+    """Ray 2.59+ warned 'Token authentication is enabled for this Ray cluster. Set RAY_AUTH_MODE=disabled to opt
+    out' on every local batch: it warns only when RAY_AUTH_MODE is unset. A cluster (--ray-address) keeps the
+    user's setting and Ray's own warnings (the one that auth is off is a real one)."""
+    seen = {}
+
+    def init(**kwargs: object) -> None:
+        seen["mode"] = os.environ.get("RAY_AUTH_MODE")
+        raise ConnectionError("stop here")
+
+    monkeypatch.delenv("RAY_AUTH_MODE", raising=False)
+    if preset:
+        monkeypatch.setenv("RAY_AUTH_MODE", preset)
+    monkeypatch.setitem(sys.modules, "ray", type(sys)("ray"))
+    monkeypatch.setattr(sys.modules["ray"], "init", init, raising=False)
+    from detector.cluster import run_ray
+
+    with pytest.raises(UserError, match="cannot connect to Ray"):
+        run_ray([], CFG, address=address, workers=1, on_done=lambda r: None)
+    assert seen["mode"] == mode
 
 
 def test_ctrl_c_stops_the_running_job_once_and_ends_queued_jobs_at_once(monkeypatch: pytest.MonkeyPatch):
@@ -199,6 +240,7 @@ def test_ray_engine_gives_the_local_engines_logs(clips: list[Path], tmp_path: Pa
         proc = subprocess.run([sys.executable, "-m", "detector.webcam", *argv], cwd=tmp_path, env=env,
                               capture_output=True, text=True, timeout=300)
         assert proc.returncode == 0, proc.stderr[-2000:]
+        assert "Token authentication" not in proc.stderr, proc.stderr  # Ray's warning on every local instance
         runs[engine] = _logs(run_dir, ["cam1", "cam2"], "log.jsonl")
         assert json.loads((run_dir / "summary.json").read_text())["total"]["frames"] == 2 * N_FRAMES
     assert runs["ray"] == runs["local"]
@@ -250,11 +292,13 @@ def test_sigint_or_sigterm_stops_a_batch_at_once_with_its_outputs_and_summary(en
         time.sleep(0.1)
     proc.send_signal(signum)  # the driver only: its workers are told by it
     t0 = time.monotonic()
-    _, err = proc.communicate(timeout=60)
+    out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130 and time.monotonic() - t0 < 10, (proc.returncode, err[-2000:])
+    assert "total: 3 sources (0 failed, 3 interrupted)" in out
     assert err.strip().splitlines()[-1] == "interrupted" and "Traceback" not in err
     combined = json.loads((run_dir / "summary.json").read_text())
     assert [s["error"] for s in combined["sources"]] == ["interrupted"] * 3
+    assert (combined["total"]["failed"], combined["total"]["interrupted"]) == (0, 3)
     for name in ("cam1", "cam2"):  # the interrupted sources keep their whole outputs
         lines = (run_dir / name / "log.jsonl").read_text().splitlines()
         assert 0 < len(lines) < 4 * 150 and json.loads(lines[-1])

@@ -1,1 +1,7 @@
 """Training of the Mask / No Mask classifier and the data tools that feed it."""
+
+from __future__ import annotations
+
+from maskwatch.interrupts import guard_start
+
+guard_start()  # first: a Ctrl-C while the command's modules import is one line, exit code 130

@@ -1,0 +1,91 @@
+"""``maskwatch.interrupts``: a Ctrl-C while a command's modules still import is one line and exit code 130."""
+
+from __future__ import annotations
+
+import importlib
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+import detector.webcam  # noqa: F401  (a library import: pytest's own Ctrl-C must stay a KeyboardInterrupt)
+from maskwatch.cli import run
+from maskwatch.errors import UserError
+
+ROOT = Path(__file__).resolve().parents[1]
+DETECT = ["-m", "detector.webcam", "--demo", "--no-display", "--quiet"]
+DETECT_SCRIPT = ["-c", "import sys; from detector.webcam import main; sys.exit(main(sys.argv[1:]))",  # console script
+                 "--demo", "--no-display", "--quiet"]
+
+
+def _interrupt_after_import(args: list[str], package: str, delay_s: float) -> tuple[int, str]:
+    """Run ``python -X importtime ARGS``, send SIGINT ``delay_s`` after ``package`` is imported (the project's first
+    code: Python's own start, before it, is not the project's to handle); return code and stderr."""
+    proc = subprocess.Popen([sys.executable, "-X", "importtime", *args], cwd=ROOT, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    head = []
+    for line in proc.stderr:
+        head.append(line)
+        if line.rsplit("|", 1)[-1].strip() == package:
+            break
+    else:
+        raise AssertionError(f"{package} was never imported: {''.join(head)[-2000:]}")
+    time.sleep(delay_s)
+    proc.send_signal(signal.SIGINT)
+    _, tail = proc.communicate(timeout=60)
+    return proc.returncode, "".join(head) + tail
+
+
+TRAIN = ["-m", "train", "--dataset", "DATASET", "--quiet"]
+CASES = [(DETECT, "detector", 0.0), (DETECT, "detector", 0.05), (DETECT, "detector", 0.15),
+         (DETECT_SCRIPT, "detector", 0.0), (DETECT_SCRIPT, "detector", 0.1), (TRAIN, "train", 0.0),
+         (TRAIN, "train", 0.1), (["-m", "demo.make_demo", "--help"], "demo", 0.0)]
+
+
+@pytest.mark.parametrize(("args", "package", "delay_s"), CASES)
+def test_ctrl_c_while_a_command_imports_is_one_line_and_exit_code_130(args: list[str], package: str, delay_s: float,
+                                                                      tmp_path: Path):
+    for name in ("with_mask", "without_mask"):  # a dataset, so that the run goes on (into TensorFlow's import)
+        (tmp_path / name).mkdir()
+        cv2.imwrite(str(tmp_path / name / "a.jpg"), np.full((32, 32, 3), 128, np.uint8))
+    args = [str(tmp_path) if a == "DATASET" else a for a in args]
+    rc, err = _interrupt_after_import([*args, "--set", f"paths.runs_dir={tmp_path / 'runs'}"], package, delay_s)
+    assert rc == 130 and "Traceback" not in err and "interrupted" in err.splitlines(), (rc, err[-3000:])
+
+
+def test_a_library_import_keeps_pythons_ctrl_c():
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_run_turns_a_ctrl_c_into_one_line_and_exit_code_130(capsys):
+    def main(argv: object) -> int:
+        raise KeyboardInterrupt
+
+    assert run(main) == 130
+    assert capsys.readouterr().err == "interrupted\n"
+
+
+def _missing_onnxruntime(ctrl_c: bool) -> int:
+    """A command whose import of a package fails, as numpy's C code makes it fail when a Ctrl-C comes."""
+    if ctrl_c:
+        with pytest.raises(KeyboardInterrupt):
+            signal.raise_signal(signal.SIGINT)  # its KeyboardInterrupt swallowed by the C code
+    try:
+        raise ImportError("import numpy failed")
+    except ImportError:
+        raise UserError("face_detector.backend onnxruntime needs onnxruntime and onnx") from None
+
+
+def test_an_import_a_ctrl_c_broke_is_a_ctrl_c_not_a_missing_package(capsys):
+    assert run(lambda argv: _missing_onnxruntime(ctrl_c=True)) == 130
+    assert capsys.readouterr().err == "interrupted\n"
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert run(lambda argv: _missing_onnxruntime(ctrl_c=False)) == 2  # a missing package without Ctrl-C: its line
+    assert capsys.readouterr().err == "error: face_detector.backend onnxruntime needs onnxruntime and onnx\n"
+    with pytest.raises(ImportError):  # and a plain ImportError stays a bug's traceback
+        run(lambda argv: importlib.import_module("maskwatch.no_such_module"))
