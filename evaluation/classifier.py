@@ -23,29 +23,21 @@ from pathlib import Path
 
 import numpy as np
 
-from evaluation.sets import readable_images, skipped_line
+from evaluation.sets import IGNORE, LabelledImage, read_labelled_folder, readable_images, skipped_line
 from maskwatch import labels as codes
 from maskwatch.cli import Parser, add_config_args, config_from_args, run
 from maskwatch.config import Config
 from maskwatch.errors import UserError
-from maskwatch.files import atomic_path, check_writable, write_json_atomic, write_text_atomic
+from maskwatch.files import IMAGE_EXTS, atomic_path, check_writable, write_json_atomic, write_text_atomic
 from maskwatch.labels import LABELS, label_faces
 
 MASK, NO_MASK, UNKNOWN = (LABELS[c] for c in (codes.MASK, codes.NO_MASK, codes.UNKNOWN))  # label names
-BOX_LABELS = (MASK, NO_MASK, LABELS[codes.INCORRECT], "ignore")  # boxes.csv labels (only mask / no_mask are scored)
+BOX_LABELS = (MASK, NO_MASK, LABELS[codes.INCORRECT], IGNORE)  # boxes.csv labels (only mask / no_mask are scored)
 
 HEIGHT_BINS_PX = (0, 32, 64, 128)  # bin i: HEIGHT_BINS_PX[i] <= height < HEIGHT_BINS_PX[i + 1]
 BIN_NAMES = ("<32", "32-63", "64-127", "128+")
 IOU_MIN = 0.4
 CALIBRATION_BINS = 10
-
-
-@dataclass(frozen=True)
-class LabelledImage:
-    path: Path
-    xyxy: np.ndarray  # (m, 4) int
-    labels: list[str]  # mask | no_mask | ignore
-    looks: list[str]
 
 
 @dataclass(frozen=True)
@@ -81,28 +73,8 @@ def find_folders(dirs: Sequence[Path]) -> list[Path]:
 
 
 def read_folder(folder: Path) -> list[LabelledImage]:
-    """The photos of one folder with their labelled boxes."""
-    rows: dict[str, list[dict[str, str]]] = {}
-    with (folder / "boxes.csv").open(newline="", encoding="utf-8") as fh:
-        reader = csv.DictReader(fh)
-        missing = {"file", "x1", "y1", "x2", "y2", "label"} - set(reader.fieldnames or ())
-        if missing:
-            raise UserError(f"{folder / 'boxes.csv'}: missing column(s) {', '.join(sorted(missing))}")
-        for line, row in enumerate(reader, start=2):
-            try:
-                row["box"] = [int(row[k]) for k in ("x1", "y1", "x2", "y2")]  # type: ignore[assignment]
-            except (TypeError, ValueError):
-                raise UserError(f"{folder / 'boxes.csv'}:{line}: box coordinates must be integers") from None
-            if row["label"] not in BOX_LABELS:
-                raise UserError(f"{folder / 'boxes.csv'}:{line}: label {row['label']!r} is not one of "
-                                f"{', '.join(BOX_LABELS)}")
-            rows.setdefault(row["file"], []).append(row)
-    images = []
-    for file, items in sorted(rows.items()):
-        xyxy = np.array([r["box"] for r in items]).reshape(-1, 4)
-        looks = [r.get("look") or "" for r in items]
-        images.append(LabelledImage(folder / file, xyxy, [r["label"] for r in items], looks))
-    return images
+    """The photos of one folder that have labelled boxes, with their labels and mask looks."""
+    return [im for im in read_labelled_folder(folder, IMAGE_EXTS, labels=BOX_LABELS[:-1]) if im.labels]
 
 
 def match_boxes(pred_xyxy: np.ndarray, pred_score: np.ndarray, true_xyxy: np.ndarray, iou_min: float) -> np.ndarray:

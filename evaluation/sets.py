@@ -18,7 +18,7 @@ import argparse
 import csv
 import sys
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, TypeVar
 
@@ -50,7 +50,8 @@ DEV_NO_FACE_IMAGES = ("horse", "moon", "page", "brick", "grass", "gravel", "reti
 class LabelledImage:
     path: Path
     xyxy: np.ndarray  # int (m, 4)
-    labels: list[str]  # per box: mask, no_mask or ignore
+    labels: list[str]  # per box: mask, no_mask (incorrect in a three-class set) or ignore
+    looks: list[str] = field(default_factory=list)  # per box: the mask look maskify wrote ("" for none)
 
 
 
@@ -91,7 +92,7 @@ def read_labelled_folder(
     csv_path = folder / "boxes.csv"
     if not csv_path.is_file():
         raise UserError(f"{folder}: no boxes.csv (make one with: python -m train.maskify SRC {folder} --full-images)")
-    rows: dict[Path, list[tuple[list[int], str]]] = {}
+    rows: dict[Path, list[tuple[list[int], str, str]]] = {}
     with csv_path.open(newline="", encoding="utf-8") as f:
         reader = csv.DictReader(f)
         missing = {"file", "x1", "y1", "x2", "y2", "label"} - set(reader.fieldnames or ())
@@ -105,14 +106,14 @@ def read_labelled_folder(
                 box = [int(float(row[k])) for k in ("x1", "y1", "x2", "y2")]
             except ValueError:
                 raise UserError(f"{csv_path}:{line}: box coordinates must be numbers") from None
-            rows.setdefault(folder / row["file"], []).append((box, label))
+            rows.setdefault(folder / row["file"], []).append((box, label, row.get("look") or ""))
     exts = {e.lower() for e in image_exts}
     paths = set(rows) | {p for p in folder.rglob("*") if p.suffix.lower() in exts and p.is_file()}
     images = []
     for path in sorted(paths):
         boxes = rows.get(path, [])
-        xyxy = np.array([b for b, _ in boxes], dtype=np.int64).reshape(-1, 4)
-        images.append(LabelledImage(path, xyxy, [label for _, label in boxes]))
+        xyxy = np.array([b for b, _, _ in boxes], dtype=np.int64).reshape(-1, 4)
+        images.append(LabelledImage(path, xyxy, [label for _, label, _ in boxes], [look for _, _, look in boxes]))
     return images
 
 

@@ -111,7 +111,7 @@ def test_a_box_that_is_not_integers_is_one_line_error(tmp_path: Path, capsys) ->
         fh.write("images/a.jpg,abc,10,30,30,mask,\nimages/a.jpg,1,2\n")
     assert ev.run(ev.main, [str(folder), "--out", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err.strip()
-    assert err == f"error: {folder / 'boxes.csv'}:6: box coordinates must be integers"
+    assert err == f"error: {folder / 'boxes.csv'}:6: box coordinates must be numbers"
 
 
 def test_an_unknown_label_is_one_line_error_not_a_face_left_out(tmp_path: Path, capsys) -> None:
