@@ -68,3 +68,25 @@ def test_match_by_iou_pairs_side_by_side_faces_with_their_own_boxes():
     assert match_by_iou(detected, boxes, 0.3).tolist() == [0, 1]
     assert match_by_iou(detected, boxes, 0.7).tolist() == [0, -1]
     assert match_by_iou(detected[::-1], boxes, 0.3).tolist() == [1, 0]  # the same pairs, whatever the order
+
+
+def test_sub_pixel_and_empty_boxes_have_their_true_areas():
+    assert iou_matrix([[0, 0, 0.5, 0.5]], [[0, 0, 1, 1]])[0, 0] == pytest.approx(0.25)  # float boxes (the tracker's)
+    assert iou_matrix([[0, 0, 1, 1]], [[0, 0, 0.5, 0.5]])[0, 0] == pytest.approx(0.25)
+    assert iou_matrix([[5, 5, 5, 5]], [[5, 5, 5, 5], [0, 0, 10, 10]]).tolist() == [[0.0, 0.0]]  # no NaN
+    inside, around = overlap_shares([[0, 0, 0.5, 0.5], [3, 3, 3, 3]], [[0, 0, 1, 1], [3, 3, 3, 3]])
+    assert inside.ravel().tolist() == pytest.approx([1.0, 0.0, 0.0, 0.0])
+    assert around.ravel().tolist() == pytest.approx([0.25, 0.0, 0.0, 0.0])
+
+
+def test_nms_measures_overlap_of_boxes_away_from_the_origin():
+    # tall boxes side by side, far from (0, 0): no overlap, both kept; a shifted copy overlaps the first by IoU 0.67
+    boxes = np.array([[100, 200, 110, 240], [112, 200, 122, 240], [102, 200, 112, 240]])
+    assert nms(boxes, np.array([0.9, 0.8, 0.7]), 0.5).tolist() == [0, 1]
+    assert nms(boxes, np.array([0.9, 0.8, 0.7]), 0.7).tolist() == [0, 1, 2]
+    assert nms(boxes.tolist(), [0.9, 0.8, 0.7], 0.5).tolist() == [0, 1]  # plain lists too
+
+
+def test_greedy_match_takes_a_target_at_exactly_iou_min():
+    assert greedy_match([[0.5, 0.2]], [1.0], 0.5).tolist() == [0]
+    assert greedy_match([[0.5, 0.2]], [1.0], 0.51).tolist() == [-1]
