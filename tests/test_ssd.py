@@ -73,6 +73,7 @@ def test_decode_drops_small_boxes_in_either_direction():
     ]
     assert decode(ssd_output(*rows), min_size_px=20).xyxy.tolist() == [[320, 240, 340, 260]]
     assert len(decode(ssd_output(*rows), min_size_px=0)) == 3
+    assert decode(ssd_output((0.9, 0.5, 0.5, 0.5 + 1 / W, 0.5 + 1 / H))).xyxy.tolist() == [[320, 240, 321, 241]]  # 1 px
 
 
 def test_decode_confidence_threshold_is_inclusive():
