@@ -668,3 +668,14 @@ def test_a_steady_box_is_within_max_coast_scale_of_its_detection_inclusive():
     assert not _track(side_px=15.1).steady() and not _track(side_px=6.6).steady() and _track(side_px=10).steady()
     one_px = Track(1, np.array([0.0, 0, 1, 1]), 0.9, np.array([0.0, 0, 1, 1]))
     assert one_px.steady()
+
+
+def test_a_face_beside_another_is_matched_to_its_own_track_and_keeps_its_sure_label():
+    # the right face moved left: it overlaps the left face's track (IoU 0.82) more than its own (0.74)
+    frame = np.full((240, 320, 3), 120, np.uint8)
+    tracker = FaceTracker(relabel_every=5)
+    first = tracker.update(frame, Faces([[100, 100, 140, 140], [110, 100, 150, 140]], [0.9, 0.8]))
+    tracker.set_prob_mask(first.track_id, [0.95, 0.05])
+    second = tracker.update(frame, Faces([[100, 100, 140, 140], [104, 100, 144, 140]], [0.9, 0.8]))
+    assert second.track_id.tolist() == [0, 1] and tracker.revived == 0
+    assert second.prob_mask.tolist() == pytest.approx([0.95, 0.05]) and tracker.labels_reused == 2
