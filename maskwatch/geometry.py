@@ -76,13 +76,13 @@ def match_by_iou(a_xyxy: np.ndarray, b_xyxy: np.ndarray, min_iou: float) -> np.n
 def match_by_score(score: np.ndarray, min_score: float) -> np.ndarray:
     """int (n,): the column each row of ``score`` (n, m) is paired with, one to one, best score first (at least
     ``min_score``), -1 if none."""
-    score = np.array(score, dtype=np.float64)
+    score = np.asarray(score, dtype=np.float64)
     pair = np.full(len(score), -1, np.int64)
+    taken = np.zeros(score.shape[1] if score.ndim == 2 else 0, bool)
     for flat in np.argsort(-score, axis=None, kind="stable"):
         a, b = np.unravel_index(flat, score.shape)
         if score[a, b] < min_score:
             break
-        if pair[a] < 0 and np.isfinite(score[:, b]).any():
-            pair[a] = b
-            score[:, b] = -np.inf  # this column is taken
+        if pair[a] < 0 and not taken[b]:  # a pair of a taken column is skipped: the rest may still pair
+            pair[a], taken[b] = b, True
     return pair

@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 
 from detector import alert_actions, webcam
-from detector.alerts import AlertRules, Alerts, SnapshotWriter, snapshot_folder
+from detector.alerts import CLOCK_EPS_S, AlertRules, Alerts, SnapshotWriter, snapshot_folder
 from detector.draw import DrawStyle, draw
 from detector.loop import Outputs, run_loop
 from detector.sinks import JsonlLog
@@ -125,6 +125,28 @@ def test_a_person_back_after_the_gap_starts_a_new_count_but_stays_muted_until_th
     # the cooldown ends at 7.0 s (the count is past 1 s by then: fires); away again and back at 9.1 s: muted
     timeline = [here] * 11 + [away] * 20 + [here] * 40 + [away] * 20 + [here] * 11
     assert _run_rules(rules, timeline) == [(1.0, 5, 0.0), (7.0, 5, 3.1)]  # back at 9.1 s: within the cooldown
+
+
+def _fired_at(rules: AlertRules, frames: list[tuple[float, tuple[tuple[int, int], ...]]]) -> list[tuple[float, float]]:
+    """``(time_s, since_s)`` of every trigger of ``(time_s, people)`` frames."""
+    return [(t, trig.since_s) for t, people in frames for trig in rules.update(_faces(*people), t)]
+
+
+def test_away_for_exactly_the_gap_continues_the_run():
+    here = ((1, NO_MASK),)
+    frames = [(0.0, here), (0.5, here), (1.0, here)]  # 0.5 s between frames: not longer than the gap
+    assert _fired_at(AlertRules(no_mask_s=1.0, cooldown_s=60.0, gap_s=0.5), frames) == [(1.0, 0.0)]
+    assert _fired_at(AlertRules(no_mask_s=1.0, cooldown_s=60.0, gap_s=0.25), frames) == []  # longer: starts over
+
+
+def test_the_run_and_the_cooldown_are_measured_within_the_clock_tolerance():
+    here = ((1, NO_MASK),)
+    just, short = 1.0 - CLOCK_EPS_S, 1.0 - 2 * CLOCK_EPS_S
+    assert _fired_at(AlertRules(no_mask_s=1.0, cooldown_s=60.0), [(0.0, here), (just, here)]) == [(just, 0.0)]
+    assert _fired_at(AlertRules(no_mask_s=1.0, cooldown_s=60.0), [(0.0, here), (short, here)]) == []
+    frames = [(0.0, here), (2.0 - CLOCK_EPS_S, here), (4.0 - 3 * CLOCK_EPS_S, here)]
+    rules = AlertRules(no_mask_s=0.0, cooldown_s=2.0)
+    assert [t for t, _ in _fired_at(rules, frames)] == [0.0, 2.0 - CLOCK_EPS_S]  # the third is 1 us short
 
 
 # ------------------------------------------------------------------ through the tracker: persons, not tracks
@@ -458,6 +480,9 @@ def test_banner_is_drawn_across_the_top_after_an_alert():
     alerts.update(next(_frames(1)), _faces((3, NO_MASK), (12, NO_MASK)), frame)
     assert alerts.banner(1.9) == "NO MASK: persons 3, 12" and alerts.banner(2.0) is None
     assert Alerts(AlertRules(0.0, 100.0), banner_s=0.0).banner(0.0) is None
+    one = Alerts(AlertRules(no_mask_s=0.0, cooldown_s=100.0), banner_s=2.0)
+    one.update(Frame(10, 1.0, frame, "cam.mp4", FPS), _faces((5, NO_MASK)), frame)  # at 1.0 s: shown until 3.0 s
+    assert one.banner(2.5) == "NO MASK: person 5" and one.banner(3.0) is None
 
 
 def _frame_times_s(alerts: Alerts | None, n: int = 40, delay_s: float = 0.02) -> list[float]:

@@ -49,6 +49,9 @@ def test_a_cell_becomes_a_box_around_its_centre_scaled_to_the_frame():
     assert np.allclose(boxes2, boxes * 2)  # the input was the frame halved
     empty, none = centerface_boxes(heatmap, log_size, offset, (320, 240), (320, 240), min_confidence=0.95)
     assert empty.shape == (0, 4) and none.shape == (0,)
+    at_min, score = centerface_boxes(heatmap, log_size, offset, (320, 240), (320, 240),
+                                     min_confidence=float(heatmap[10, 20]))  # fmt: skip
+    assert len(at_min) == 1 and score.tolist() == [float(heatmap[10, 20])]  # a cell at min_confidence is a box
 
 
 def test_neighbouring_cells_of_one_face_merge_and_two_faces_stay_two():

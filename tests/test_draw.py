@@ -185,3 +185,63 @@ def test_overlay_counts_people_in_view_and_seen():
     with_counts = draw(frame, Faces.empty(), DrawStyle(), people=counts)
     without = draw(frame, Faces.empty(), DrawStyle())
     assert (with_counts.any(axis=2).sum(axis=1) > 0).sum() > (without.any(axis=2).sum(axis=1) > 0).sum()  # 2 lines
+
+
+def test_blur_refuses_an_unknown_mode_and_skips_empty_boxes_but_blurs_a_one_pixel_one():
+    rng = np.random.default_rng(2)
+    frame = rng.integers(0, 256, (100, 200, 3), dtype=np.uint8)
+    faces = Faces(np.array([[10, 10, 60, 60]]), np.array([1.0]))
+    with pytest.raises(ValueError, match="blur must be one of"):
+        blur_faces(frame, faces, "faces")
+    empty = Faces(np.array([[50, 10, 50, 60], [20, 30, 40, 30]]), np.array([1.0, 1.0]))  # zero width, zero height
+    np.testing.assert_array_equal(blur_faces(frame, empty, "all"), frame)
+    thin = blur_faces(frame, Faces(np.array([[50, 10, 51, 60]]), np.array([1.0])), "all")
+    assert not np.array_equal(thin[10:60, 50], frame[10:60, 50]) and np.array_equal(thin[:, 51:], frame[:, 51:])
+
+
+def test_label_box_edges_and_frames_smaller_than_two_labels():
+    # label 36 x 20 (text 30 x 10, baseline 4, padding 3 each side)
+    assert label_box((50, 20, 90, 100), (30, 10), 4, (200, 200)) == (50, 0, 86, 20)  # just room above
+    assert label_box((50, 19, 90, 100), (30, 10), 4, (200, 200)) == (50, 19, 86, 39)  # one pixel short: inside
+    assert label_box((0, 60, 40, 100), (30, 10), 4, (200, 200)) == (0, 40, 36, 60)
+    assert label_box((5, 15, 40, 28), (30, 10), 4, (200, 30)) == (5, 10, 41, 30)  # inside would cross the bottom
+    assert label_box((5, 5, 15, 15), (30, 10), 4, (20, 15)) == (0, 0, 36, 20)  # frame smaller than the label
+
+
+def test_golden_labels_and_overlay_in_a_frame_shorter_than_they_are():
+    frame = np.full((30, 320, 3), 90, np.uint8)
+    faces = Faces(np.array([[100, 10, 140, 28]]), np.array([0.9])).with_labels(np.array([0.9]), 0.5)
+    got = draw(frame, faces, STYLE, fps=9.0)
+    want = frame.copy()
+    cv2.rectangle(want, (100, 10), (139, 27), STYLE.mask_color_bgr, STYLE.thickness_px)
+    (tw, th), baseline = cv2.getTextSize("Mask 90.0%", FONT, STYLE.font_scale, 1)
+    left, top, _, _ = label_box((100, 10, 140, 28), (tw, th), baseline, (320, 30))
+    assert top == 30 - _label_height("Mask 90.0%") < 10  # moved up to stay in the frame
+    _block(want, "Mask 90.0%", left, top, STYLE.mask_color_bgr)
+    y = _block(want, "FPS 9.0", 0, 0, (0, 0, 0))  # the overlay does not fit: it starts at the top
+    _block(want, "1 face: 1 mask, 0 no mask", 0, y, (0, 0, 0))
+    np.testing.assert_array_equal(got, want)
+
+
+def test_golden_banner_across_the_top_centred():
+    frame = np.full((120, 400, 3), 90, np.uint8)
+    got = draw(frame, Faces.empty(), STYLE, banner="NO MASK: person 3")
+    want = draw(frame, Faces.empty(), STYLE)
+    (tw, th), baseline = cv2.getTextSize("NO MASK: person 3", FONT, 2 * STYLE.font_scale, 2)
+    bar_h = th + baseline + 4 * PAD_PX
+    cv2.rectangle(want, (0, 0), (399, bar_h - 1), STYLE.no_mask_color_bgr, cv2.FILLED)
+    cv2.putText(want, "NO MASK: person 3", ((400 - tw) // 2, 2 * PAD_PX + th), FONT, 2 * STYLE.font_scale,
+                STYLE.text_color_bgr, 2, cv2.LINE_AA)
+    np.testing.assert_array_equal(got, want)
+    assert tuple(got[bar_h - 1, 0]) == tuple(got[0, 399]) == STYLE.no_mask_color_bgr
+    assert tuple(got[bar_h, 0]) == (90, 90, 90)
+    np.testing.assert_array_equal(draw(frame, Faces.empty(), STYLE, banner=""), draw(frame, Faces.empty(), STYLE))
+    small = np.full((60, 100, 3), 90, np.uint8)
+    got = draw(small, Faces.empty(), STYLE, banner="NO MASK: persons 3, 12")
+    want = draw(small, Faces.empty(), STYLE)
+    (tw, th), baseline = cv2.getTextSize("NO MASK: persons 3, 12", FONT, 2 * STYLE.font_scale, 2)
+    assert tw > 100  # wider than the frame: it starts PAD_PX from the left edge
+    cv2.rectangle(want, (0, 0), (99, th + baseline + 4 * PAD_PX - 1), STYLE.no_mask_color_bgr, cv2.FILLED)
+    cv2.putText(want, "NO MASK: persons 3, 12", (PAD_PX, 2 * PAD_PX + th), FONT, 2 * STYLE.font_scale,
+                STYLE.text_color_bgr, 2, cv2.LINE_AA)
+    np.testing.assert_array_equal(got, want)

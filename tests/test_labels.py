@@ -16,7 +16,9 @@ from maskwatch.labels import (
     TEXT,
     UNKNOWN,
     count_labels,
+    label_color_bgr,
     label_faces,
+    label_text,
     labels_from_prob,
 )
 
@@ -66,3 +68,23 @@ def test_one_vocabulary_and_class_probabilities_pick_the_most_probable_class() -
     probs = np.array([[0.1, 0.3, 0.6], [0.5, 0.4, 0.1], [0.2, 0.7, 0.1], [np.nan] * 3])
     assert _names(labels_from_prob(probs, 0.99)) == ["incorrect", "no_mask", "mask", "unknown"]  # threshold unused
     assert labels_from_prob(np.zeros((0, 3)), 0.5).shape == (0,)
+
+
+def test_binary_p_mask_labels_lists_floats_and_nan() -> None:
+    assert _names(labels_from_prob([0.5, 0.49, np.nan], 0.5)) == ["mask", "no_mask", "unknown"]
+    assert int(labels_from_prob(0.7, 0.5)) == MASK  # one P(mask) as a float
+
+
+def test_a_row_of_class_probabilities_with_any_nan_is_unknown() -> None:
+    assert _names(labels_from_prob(np.array([[0.6, np.nan, 0.1], [0.1, 0.2, np.nan]]), 0.5)) == ["unknown"] * 2
+
+
+def test_label_texts_and_colours() -> None:
+    assert label_text(INCORRECT, 0.91) == "Mask Worn Wrong 91.0%"
+    assert (label_text(MASK, 0.972), label_text(NO_MASK, 0.881)) == ("Mask 97.2%", "No Mask 88.1%")
+    assert label_text(UNKNOWN, float("nan")) == "?"
+    draw = load_config().draw
+    assert [label_color_bgr(code, draw) for code in (NO_MASK, MASK, INCORRECT, UNKNOWN)] == [
+        tuple(draw.no_mask_color_bgr), tuple(draw.mask_color_bgr), tuple(draw.incorrect_color_bgr),
+        tuple(draw.unknown_color_bgr)]
+    assert len({label_color_bgr(code, draw) for code in (NO_MASK, MASK, INCORRECT, UNKNOWN)}) == 4

@@ -64,3 +64,12 @@ def test_masks_worn_wrong_are_counted_and_summed_apart():
     text = format_summary(summary)
     assert "4 frames, 8 faces: 4 mask, 1 no mask, 3 mask worn wrong (12.5% without mask)" in text
     assert "2 people seen: 1 mask, 0 no mask, 1 mask worn wrong" in text
+
+
+def test_before_any_frame_nobody_is_in_view_and_times_are_rounded_to_the_millisecond():
+    people = People()
+    assert people.counts().in_view == dict.fromkeys(LABELS, 0) and people.summary()["seen"] == 0
+    people.update(_faces([2], [MASK]), 1 / 15)
+    people.update(_faces([2], [MASK]), 2 / 3)
+    assert people.summary()["persons"] == [
+        {"track_id": 2, "first_seen_s": 0.067, "last_seen_s": 0.667, "frames": 2, "label": "mask"}]

@@ -73,6 +73,7 @@ def test_decode_drops_small_boxes_in_either_direction():
     ]
     assert decode(ssd_output(*rows), min_size_px=20).xyxy.tolist() == [[320, 240, 340, 260]]
     assert len(decode(ssd_output(*rows), min_size_px=0)) == 3
+    assert decode(ssd_output((0.9, 0.5, 0.5, 0.5 + 1 / W, 0.5 + 1 / H))).xyxy.tolist() == [[320, 240, 321, 241]]  # 1 px
 
 
 def test_decode_confidence_threshold_is_inclusive():
@@ -103,6 +104,17 @@ def test_decode_empty_outputs():
 def test_decode_rejects_malformed_output():
     with pytest.raises(ValueError, match="7 values"):
         decode(np.zeros((1, 1, 3, 5), np.float32))
+    with pytest.raises(ValueError, match="7 values"):
+        decode(np.zeros((1, 1, 7, 5), np.float32))  # 35 values, but rows of 5
+
+
+def test_ssd_boxes_drop_rows_with_a_score_or_corner_not_finite():
+    good = (0.8, 0.25, 0.25, 0.75, 0.75)
+    bad = [(np.inf, 0.1, 0.1, 0.5, 0.5), (0.9, 0.1, np.nan, 0.5, 0.5), (0.9, 0.1, 0.1, 0.5, -np.inf),
+           (np.nan, 0.1, 0.1, 0.5, 0.5)]  # fmt: skip
+    boxes, scores = ssd_boxes(ssd_output(*bad, good), (200, 100))
+    assert boxes.tolist() == [[50, 25, 150, 75]] and scores.tolist() == pytest.approx([0.8])
+    assert len(decode(ssd_output((np.inf, 0.1, 0.1, 0.5, 0.5)))) == 0  # an infinite score is no face
 
 
 # --- real photos ----------------------------------------------------------------------------------------------
@@ -219,6 +231,7 @@ def test_pass_sizes_keep_the_aspect_and_fall_back_to_the_fixed_size():
     assert pass_sizes_wh((640, 480), (), (300, 300)) == [(300, 300)]
     assert pass_sizes_wh((640, 480), (300, 600, 300), (300, 300)) == [(300, 225), (600, 450)]
     assert pass_sizes_wh((40, 4000), (300,), (300, 300)) == [(32, 300)]
+    assert pass_sizes_wh((4000, 40), (300,), (300, 300)) == [(300, 32)]
 
 
 def test_passes_merged_by_one_nms_keep_one_box_per_face():

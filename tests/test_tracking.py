@@ -3,21 +3,28 @@ and a moving texture, fake detector and classifier."""
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 
 from detector.pipeline import Pipeline
 from detector.tracking import (
     DEFAULT_MAX_MISSED,
+    MAX_COAST_SCALE,
     MEMORY_IOU,
     REID_MIN_SIMILARITY,
+    SURE_P,
     FaceTracker,
     Track,
     appearance,
+    box_side_px,
     grid_points,
+    masked_median,
     move_boxes,
     similarity,
+    to_gray,
     vote,
+    vote_classes,
 )
 from maskwatch.config import load_config
 from maskwatch.errors import UserError
@@ -586,3 +593,89 @@ def test_update_uses_the_looks_it_is_given():
                 looks[0] = red_look[0]
             ids = tracker.update(frame, detections, looks).track_id.tolist()
         assert ids == [green_id, 1]
+
+
+def test_to_gray_of_grey_bgr_and_bgra_frames():
+    rng = np.random.default_rng(4)
+    bgr = rng.integers(0, 256, (20, 30, 3), dtype=np.uint8)
+    grey = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
+    assert to_gray(grey) is grey
+    np.testing.assert_array_equal(to_gray(bgr), grey)
+    bgra = np.dstack([bgr, np.full((20, 30), 7, np.uint8)])
+    np.testing.assert_array_equal(to_gray(bgra), grey)  # the alpha channel is not a colour
+
+
+def test_masked_median_of_few_values_even_and_odd_counts_and_empty_rows():
+    values = np.array([[1.0, 3.0], [5.0, 7.0], [2.0, 4.0]])
+    mask = np.array([[True, True], [True, False], [False, False]])
+    assert masked_median(values, mask, -1.0).tolist() == [2.0, 5.0, -1.0]  # mean of the middle two; default
+    xy = np.array([[[0.0, 10.0], [2.0, 30.0], [9.0, 20.0]]])
+    assert masked_median(xy, np.array([[True, True, True]]), 0.0).tolist() == [[2.0, 20.0]]  # per coordinate
+
+
+def test_move_boxes_of_a_point_sized_or_tiny_box_and_one_reliable_point():
+    every = np.ones((1, 3), bool)
+    old = np.full((1, 3, 2), 10.0)  # a point-sized box: every grid point at the same place, no pair measures a scale
+    moved = move_boxes([[10.0, 10.0, 10.0, 10.0]], old, old + np.array([2.0, 1.0]), every)
+    np.testing.assert_allclose(moved, [[12, 11, 12, 11]])
+    tiny = np.array([[[0.0, 0.0], [0.5, 0.0], [1.0, 0.0]]])  # points half a pixel apart, spreading to double
+    moved = move_boxes([[0.0, -1.0, 1.0, 1.0]], tiny, 2 * tiny, every)
+    np.testing.assert_allclose(moved, [[0.0, -2.0, 2.0, 2.0]])  # twice the size, shifted by the median 0.5
+    one = np.array([[True, False, False]])  # one reliable point: shifted by it, size kept
+    moved = move_boxes([[0.0, 0.0, 4.0, 2.0]], tiny, tiny + np.array([[[3.0, 1.0], [9, 9], [9, 9]]]), one)
+    np.testing.assert_allclose(moved, [[3.0, 1.0, 7.0, 3.0]])
+
+
+def test_box_side_px_of_several_boxes_empty_and_inverted_ones():
+    assert box_side_px([[0, 0, 10, 40], [5, 5, 5, 9], [10, 10, 4, 4]]).tolist() == [20.0, 0.0, 0.0]
+
+
+def test_vote_ignores_nan_votes_and_decides_at_the_edges():
+    kw = {"threshold": 0.5, "min_votes": 2, "hysteresis": 0.25}
+    assert vote([np.nan, 0.9], UNKNOWN, **kw) == UNKNOWN  # one real vote of the two needed
+    assert vote([(0.1, np.nan, 0.1), (0.1, 0.8, 0.1)], UNKNOWN, **kw) == UNKNOWN  # a vote with any NaN is none
+    assert vote([], UNKNOWN, threshold=0.5, min_votes=0, hysteresis=0.0) == UNKNOWN
+    assert vote([0.5, 0.5], UNKNOWN, **kw) == MASK  # at the threshold: mask, as labels_from_prob
+    assert vote([0.25, 0.25], MASK, **kw) == MASK  # at threshold - hysteresis: mask stays
+    assert vote([0.75, 0.75], NO_MASK, **kw) == MASK  # at threshold + hysteresis: no_mask changes
+    assert vote_classes(np.array([0.25, 0.5, 0.25]), NO_MASK, 0.125) == NO_MASK  # led by exactly 2 x hysteresis
+    assert vote_classes(np.array([0.25, 0.5, 0.25]), UNKNOWN, 0.125) == MASK
+
+
+def test_track_velocity_is_half_the_new_estimate_half_the_old():
+    track = Track(1, np.array([0.0, 0, 10, 10]), 0.9, np.array([0.0, 0, 10, 10]), seen_frame=2, velocity_xy=(1.0, 0.0))
+    assert track.velocity_to(np.array([6.0, 4, 16, 14]), 4) == (2.0, 1.0)  # centre moved (6, 4) in 2 frames
+    assert track.velocity_to(np.array([6.0, 4, 16, 14]), 2) == (1.0, 0.0)  # same frame: kept
+    np.testing.assert_allclose(track.predicted_xyxy(5), [3, 0, 13, 10])
+
+
+def _track(prob_mask: float = float("nan"), votes: tuple = (), side_px: float = 10.0) -> Track:
+    return Track(1, np.array([0.0, 0, side_px, side_px]), 0.9, np.array([0.0, 0, 10, 10]), prob_mask=prob_mask,
+                 votes=votes)  # fmt: skip
+
+
+def test_a_sure_label_binary_and_of_three_classes():
+    assert _track(SURE_P).sure() and _track(1 - SURE_P).sure() and _track(0.99).sure() and _track(0.01).sure()
+    assert not _track(0.89).sure() and not _track(0.5).sure() and not _track(0.11).sure()
+    unsure, sure = (0.5, 0.4, 0.1), (0.03, SURE_P, 0.07)
+    assert _track(votes=(unsure, unsure, sure)).sure()  # the last vote decides
+    assert not _track(votes=(sure, sure, unsure)).sure()
+    assert not _track(votes=((0.85, 0.1, 0.05),)).sure()
+
+
+def test_a_steady_box_is_within_max_coast_scale_of_its_detection_inclusive():
+    assert _track(side_px=10 * MAX_COAST_SCALE).steady() and _track(side_px=10 / MAX_COAST_SCALE).steady()
+    assert not _track(side_px=15.1).steady() and not _track(side_px=6.6).steady() and _track(side_px=10).steady()
+    one_px = Track(1, np.array([0.0, 0, 1, 1]), 0.9, np.array([0.0, 0, 1, 1]))
+    assert one_px.steady()
+
+
+def test_a_face_beside_another_is_matched_to_its_own_track_and_keeps_its_sure_label():
+    # the right face moved left: it overlaps the left face's track (IoU 0.82) more than its own (0.74)
+    frame = np.full((240, 320, 3), 120, np.uint8)
+    tracker = FaceTracker(relabel_every=5)
+    first = tracker.update(frame, Faces([[100, 100, 140, 140], [110, 100, 150, 140]], [0.9, 0.8]))
+    tracker.set_prob_mask(first.track_id, [0.95, 0.05])
+    second = tracker.update(frame, Faces([[100, 100, 140, 140], [104, 100, 144, 140]], [0.9, 0.8]))
+    assert second.track_id.tolist() == [0, 1] and tracker.revived == 0
+    assert second.prob_mask.tolist() == pytest.approx([0.95, 0.05]) and tracker.labels_reused == 2
