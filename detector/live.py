@@ -8,7 +8,7 @@ GIL while they compute); each frame only moves the tracks along the optical flow
    frame (``frame_done``: after drawing, writing and showing it), so the worker's start does not slow the frame;
 2. the worker finds the faces on that frame, their looks (``appearance``), and classifies in one batch the faces
    that will need it: not those overlapping a track whose sure label the tracker keeps
-   (``FaceTracker.label_kept_xyxy``, the in-order pipeline's relabel rule);
+   (``FaceTracker.label_kept_xyxy``, the in-order pipeline's relabel rule) and no other detection (``alone``);
 3. a later frame applies the result: the detection's boxes are carried forward from the detection's frame to this
    one, then matched to the tracks (``FaceTracker.update``), which the flow moved meanwhile; a face that needs a
    P(mask) takes the worker's one for its box. A detected box that overlaps a track's box on its own frame moves as
@@ -43,7 +43,7 @@ import cv2
 import numpy as np
 
 from detector.pipeline import Classify, Detect, Pipeline
-from detector.tracking import RELABEL_MIN_IOU, FaceTracker, appearance, flow_boxes
+from detector.tracking import RELABEL_MIN_IOU, FaceTracker, alone, appearance, flow_boxes
 from maskwatch.faces import MASK, Faces
 from maskwatch.geometry import clip_boxes, match_by_iou
 
@@ -188,10 +188,11 @@ class LivePipeline(Pipeline):
 
     def _work(self, seq: int, frame_bgr: np.ndarray, label_kept_xyxy: np.ndarray) -> Detection:
         """On the worker thread: the detector on one frame, and the classifier (one batch) on the faces that will
-        need it: not those overlapping a track whose sure label they keep (``FaceTracker.label_kept_xyxy``: NaN)."""
+        need it: not those overlapping a track whose sure label they keep (``FaceTracker.label_kept_xyxy``) and no
+        other detection (``alone``): NaN."""
         t0 = time.perf_counter()
         faces = self.detect(frame_bgr)
-        todo = np.flatnonzero(match_by_iou(faces.xyxy, label_kept_xyxy, RELABEL_MIN_IOU) < 0)
+        todo = np.flatnonzero((match_by_iou(faces.xyxy, label_kept_xyxy, RELABEL_MIN_IOU) < 0) | ~alone(faces.xyxy))
         scores = np.asarray(self.scores(faces[todo].crops(frame_bgr)) if len(todo) else [], np.float32)
         prob = np.full((len(faces), *scores.shape[1:]), np.nan, np.float32)
         prob[todo] = scores

@@ -13,7 +13,12 @@ Coasting: a track no detection matches is kept, still following the flow and kee
 Sure labels are reused: a matched detection overlapping its track by IoU >= ``RELABEL_MIN_IOU`` keeps the track's
 P(mask) when that label is sure (<= 1 - ``SURE_P`` or >= ``SURE_P``) and the classifier saw the face fewer than
 ``relabel_every`` key frames ago (config ``tracking.relabel_every``); every other face comes back with P(mask) NaN,
-and the pipeline classifies those in one batch and hands the results back (``set_prob_mask``).
+and the pipeline classifies those in one batch and hands the results back (``set_prob_mask``). A label is reused
+only if the face was ``alone`` (its box overlapping no other detection) at that classification and at every key
+frame since (a coasted face was not seen: not alone), and its voted label agrees with it: a face covered by someone
+crossing in front is classified as the other face, and a face whose vote disagrees with its last classification is
+changing (covered, uncovered, mask taken off); both are classified on every key frame until the vote settles. A cover
+the detector does not see (hair, a hand: no other box) still leaves one reused label on the key frame it ends.
 
 Identities: a track keeps its id while it is matched. A track that stops being matched (coasted too long, lost by
 the flow, left the frame) is remembered, unseen and not drawn, for ``memory_keyframes`` key frames
@@ -180,6 +185,12 @@ def similarity(looks_a: np.ndarray, looks_b: np.ndarray) -> np.ndarray:
     return np.sqrt(np.asarray(looks_a, np.float64)) @ np.sqrt(np.asarray(looks_b, np.float64)).T
 
 
+def alone(xyxy: np.ndarray) -> np.ndarray:
+    """bool (n,): which boxes overlap no other (IoU > 0) of ``xyxy`` (a covered face looks like whoever covers it)."""
+    xyxy = np.asarray(xyxy).reshape(-1, 4)
+    return (iou_matrix(xyxy, xyxy) > 0).sum(axis=1) == 1
+
+
 def match_tracks(detected_xyxy: np.ndarray, tracked_xyxy: np.ndarray) -> np.ndarray:
     """int (len(detected),): the live track each detection continues, -1 = none (then the remembered tracks are
     tried, then it is a new face). The one matcher of the tracker."""
@@ -234,6 +245,7 @@ class Track:
     seen_frame: int = 0  # frame number of its last detection
     velocity_xy: tuple[float, float] = (0.0, 0.0)  # pixels per frame of its box centre between detections
     look: np.ndarray | None = None  # float32 (128,): its ``appearance`` (None: never seen clear of other faces)
+    alone: bool = False  # its detections overlapped no other since (and at) its last classification
 
     def predicted_xyxy(self, frame: int) -> np.ndarray:
         """Its last detected box moved on at its velocity to ``frame``."""
@@ -269,6 +281,13 @@ class Track:
         if self.class_votes:
             return max(self.votes[-1]) >= SURE_P  # type: ignore[arg-type]
         return self.prob_mask >= SURE_P or self.prob_mask <= 1 - SURE_P
+
+    def agrees(self, threshold: float) -> bool:
+        """Its voted label is the label of its last vote (class of the highest probability, or P(mask) vs
+        ``threshold``)."""
+        if self.class_votes:
+            return self.label == int(np.argmax(self.votes[-1]))
+        return self.label == (MASK if self.prob_mask >= threshold else NO_MASK)
 
     def steady(self) -> bool:
         """Its size is within ``MAX_COAST_SCALE`` of its last detection's."""
@@ -387,20 +406,21 @@ class FaceTracker:
         self.memory = [t for t in self.memory if id(t) not in taken]
         unmatched = [t for t in unclaimed if id(t) not in taken]
         out = []
-        for i, (box, conf, j) in enumerate(zip(detections.xyxy.astype(np.float64), detections.confidence.tolist(),
-                                               pair.tolist(), strict=True)):  # fmt: skip
+        for i, (box, conf, j, single) in enumerate(zip(detections.xyxy.astype(np.float64),
+                                                       detections.confidence.tolist(), pair.tolist(),
+                                                       alone(detections.xyxy).tolist(), strict=True)):  # fmt: skip
             seen = {"box_xyxy": box, "confidence": conf, "detected_xyxy": box, "missed": 0, "lost": False,
-                    "seen_frame": self._frame}
+                    "seen_frame": self._frame, "alone": single}
             if i in revived:
                 old = revived[i]
                 velocity = (0.0, 0.0) if i in recognised else old.velocity_to(box, self._frame)
                 out.append(replace(old, **seen, hidden=0, prob_mask=float("nan"), label_age=0, velocity_xy=velocity))
             elif j < 0:
-                out.append(Track(self._next_id, box, conf, box, seen_frame=self._frame))
+                out.append(Track(self._next_id, box, conf, box, seen_frame=self._frame, alone=single))
                 self._next_id += 1
             else:
                 old = self.tracks[j]
-                reuse = self._keeps_label(old) and iou_matrix(box, old.box_xyxy)[0, 0] >= RELABEL_MIN_IOU
+                reuse = single and self._keeps_label(old) and iou_matrix(box, old.box_xyxy)[0, 0] >= RELABEL_MIN_IOU
                 self.labels_reused += int(reuse)
                 out.append(replace(old, **seen, velocity_xy=old.velocity_to(box, self._frame),
                                    prob_mask=old.prob_mask if reuse else float("nan"),
@@ -408,13 +428,16 @@ class FaceTracker:
         return (out if looks is None else self._looked(out, detections.xyxy, looks)), unmatched
 
     def _keeps_label(self, track: Track) -> bool:
-        """Whether a detection matching ``track`` at the next key frame keeps its sure label (no classifier)."""
-        return (self.relabel_every > 1 and not track.lost and track.sure() and len(track.votes) >= self.vote_min
+        """Whether a detection matching ``track`` at the next key frame, overlapping no other, keeps its sure label (no
+        classifier)."""
+        return (self.relabel_every > 1 and not track.lost and track.alone and track.sure()
+                and len(track.votes) >= self.vote_min and track.agrees(self.threshold)
                 and track.label_age + 1 < self.relabel_every)  # fmt: skip
 
     def label_kept_xyxy(self) -> np.ndarray:
         """float64 (k, 4): the boxes of the tracks whose sure label a detection overlapping them by
-        ``RELABEL_MIN_IOU`` keeps at the next key frame: those faces need no classifier there."""
+        ``RELABEL_MIN_IOU`` (and no other detection: ``alone``) keeps at the next key frame: those faces need no
+        classifier there."""
         return np.array([t.box_xyxy for t in self.tracks if self._keeps_label(t)], np.float64).reshape(-1, 4)
 
     def _recognised(self, boxes_xyxy: np.ndarray, looks: np.ndarray, fresh: list[int], candidates: list[Track]
@@ -434,9 +457,8 @@ class FaceTracker:
     def _looked(tracks: list[Track], boxes_xyxy: np.ndarray, looks: np.ndarray) -> list[Track]:
         """The tracks (one per detection) with the look of their detection averaged in, where it overlaps no
         other detection (a covered face looks like whoever covers it)."""
-        clear = (iou_matrix(boxes_xyxy, boxes_xyxy) > 0).sum(axis=1) == 1
         return [t if not ok else replace(t, look=look if t.look is None else (t.look + look) / 2)
-                for t, look, ok in zip(tracks, looks, clear, strict=True)]  # fmt: skip
+                for t, look, ok in zip(tracks, looks, alone(boxes_xyxy), strict=True)]  # fmt: skip
 
     def _coasting(self, unmatched: list[Track]) -> list[Track]:
         """Of the tracks no detection matched (``_matched``), those that may coast one more key frame (missed count
@@ -444,7 +466,7 @@ class FaceTracker:
         keep, gone = [], []
         for t in unmatched:
             if t.missed + 1 <= self.max_missed and t.steady() and not t.lost and not np.isnan(t.prob_mask):
-                keep.append(replace(t, missed=t.missed + 1, label_age=t.label_age + 1))
+                keep.append(replace(t, missed=t.missed + 1, label_age=t.label_age + 1, alone=False))  # not seen
             else:
                 gone.append(t)
         self._forget(gone)
