@@ -197,6 +197,8 @@ def test_blur_refuses_an_unknown_mode_and_skips_empty_boxes_but_blurs_a_one_pixe
     np.testing.assert_array_equal(blur_faces(frame, empty, "all"), frame)
     thin = blur_faces(frame, Faces(np.array([[50, 10, 51, 60]]), np.array([1.0])), "all")
     assert not np.array_equal(thin[10:60, 50], frame[10:60, 50]) and np.array_equal(thin[:, 51:], frame[:, 51:])
+    flat = blur_faces(frame, Faces(np.array([[20, 50, 80, 51]]), np.array([1.0])), "all")
+    assert not np.array_equal(flat[50, 20:80], frame[50, 20:80]) and np.array_equal(flat[51:], frame[51:])
 
 
 def test_label_box_edges_and_frames_smaller_than_two_labels():

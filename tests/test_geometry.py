@@ -76,6 +76,9 @@ def test_intersections_of_boxes_of_other_widths_and_heights_off_the_diagonal():
     assert iou_matrix(a, b)[0, 0] == pytest.approx(100 / (800 + 300 - 100))
     inside, around = overlap_shares(a, b)
     assert (inside[0, 0], around[0, 0]) == pytest.approx((100 / 800, 100 / 300))
+    a, b = [[0, 55, 100, 100]], [[10, 50, 80, 60]]  # 100 x 45 and 70 x 10: they share 70 x 5
+    assert iou_matrix(a, b)[0, 0] == pytest.approx(350 / (4500 + 700 - 350))
+    assert overlap_shares(a, b)[1][0, 0] == pytest.approx(0.5)
 
 
 def test_sub_pixel_and_empty_boxes_have_their_true_areas():
