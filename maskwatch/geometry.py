@@ -78,7 +78,7 @@ def match_by_score(score: np.ndarray, min_score: float) -> np.ndarray:
     ``min_score``), -1 if none."""
     score = np.asarray(score, dtype=np.float64)
     pair = np.full(len(score), -1, np.int64)
-    taken = np.zeros(score.shape[1] if score.ndim == 2 else 0, bool)
+    taken = np.zeros(score.shape[1], bool)
     for flat in np.argsort(-score, axis=None, kind="stable"):
         a, b = np.unravel_index(flat, score.shape)
         if score[a, b] < min_score:

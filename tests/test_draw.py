@@ -197,6 +197,8 @@ def test_blur_refuses_an_unknown_mode_and_skips_empty_boxes_but_blurs_a_one_pixe
     np.testing.assert_array_equal(blur_faces(frame, empty, "all"), frame)
     thin = blur_faces(frame, Faces(np.array([[50, 10, 51, 60]]), np.array([1.0])), "all")
     assert not np.array_equal(thin[10:60, 50], frame[10:60, 50]) and np.array_equal(thin[:, 51:], frame[:, 51:])
+    flat = blur_faces(frame, Faces(np.array([[20, 50, 80, 51]]), np.array([1.0])), "all")
+    assert not np.array_equal(flat[50, 20:80], frame[50, 20:80]) and np.array_equal(flat[51:], frame[51:])
 
 
 def test_label_box_edges_and_frames_smaller_than_two_labels():
@@ -224,16 +226,16 @@ def test_golden_labels_and_overlay_in_a_frame_shorter_than_they_are():
 
 
 def test_golden_banner_across_the_top_centred():
-    frame = np.full((120, 400, 3), 90, np.uint8)
+    frame = np.full((120, 401, 3), 90, np.uint8)  # odd: the centring measures the text at its own thickness
     got = draw(frame, Faces.empty(), STYLE, banner="NO MASK: person 3")
     want = draw(frame, Faces.empty(), STYLE)
     (tw, th), baseline = cv2.getTextSize("NO MASK: person 3", FONT, 2 * STYLE.font_scale, 2)
     bar_h = th + baseline + 4 * PAD_PX
-    cv2.rectangle(want, (0, 0), (399, bar_h - 1), STYLE.no_mask_color_bgr, cv2.FILLED)
-    cv2.putText(want, "NO MASK: person 3", ((400 - tw) // 2, 2 * PAD_PX + th), FONT, 2 * STYLE.font_scale,
+    cv2.rectangle(want, (0, 0), (400, bar_h - 1), STYLE.no_mask_color_bgr, cv2.FILLED)
+    cv2.putText(want, "NO MASK: person 3", ((401 - tw) // 2, 2 * PAD_PX + th), FONT, 2 * STYLE.font_scale,
                 STYLE.text_color_bgr, 2, cv2.LINE_AA)
     np.testing.assert_array_equal(got, want)
-    assert tuple(got[bar_h - 1, 0]) == tuple(got[0, 399]) == STYLE.no_mask_color_bgr
+    assert tuple(got[bar_h - 1, 0]) == tuple(got[0, 400]) == STYLE.no_mask_color_bgr
     assert tuple(got[bar_h, 0]) == (90, 90, 90)
     np.testing.assert_array_equal(draw(frame, Faces.empty(), STYLE, banner=""), draw(frame, Faces.empty(), STYLE))
     small = np.full((60, 100, 3), 90, np.uint8)

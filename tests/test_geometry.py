@@ -57,6 +57,7 @@ def test_match_by_score_pairs_best_first_one_to_one_and_every_row_that_can_be_pa
     assert match_by_score(score.tolist(), 0.3).tolist() == [0, 1]
     assert score.tolist() == [[0.9, 0.8], [0.85, 0.7]]  # the caller's scores are not changed
     assert match_by_score(np.array([[0.2, 0.9], [0.5, 0.1], [0.4, 0.3]]), 0.3).tolist() == [1, 0, -1]
+    assert match_by_score(np.array([[0.2, 0.9, 0.4]]), 0.3).tolist() == [1]  # more columns than rows
     assert match_by_score(np.zeros((2, 0)), 0.3).tolist() == [-1, -1]
     assert match_by_score(np.zeros((0, 2)), 0.3).tolist() == []
 
@@ -68,6 +69,16 @@ def test_match_by_iou_pairs_side_by_side_faces_with_their_own_boxes():
     assert match_by_iou(detected, boxes, 0.3).tolist() == [0, 1]
     assert match_by_iou(detected, boxes, 0.7).tolist() == [0, -1]
     assert match_by_iou(detected[::-1], boxes, 0.3).tolist() == [1, 0]  # the same pairs, whatever the order
+
+
+def test_intersections_of_boxes_of_other_widths_and_heights_off_the_diagonal():
+    a, b = [[10, 20, 30, 60]], [[20, 30, 50, 40]]  # 20 x 40 and 30 x 10: they share 10 x 10
+    assert iou_matrix(a, b)[0, 0] == pytest.approx(100 / (800 + 300 - 100))
+    inside, around = overlap_shares(a, b)
+    assert (inside[0, 0], around[0, 0]) == pytest.approx((100 / 800, 100 / 300))
+    a, b = [[0, 55, 100, 100]], [[10, 50, 80, 60]]  # 100 x 45 and 70 x 10: they share 70 x 5
+    assert iou_matrix(a, b)[0, 0] == pytest.approx(350 / (4500 + 700 - 350))
+    assert overlap_shares(a, b)[1][0, 0] == pytest.approx(0.5)
 
 
 def test_sub_pixel_and_empty_boxes_have_their_true_areas():
@@ -85,6 +96,8 @@ def test_nms_measures_overlap_of_boxes_away_from_the_origin():
     assert nms(boxes, np.array([0.9, 0.8, 0.7]), 0.5).tolist() == [0, 1]
     assert nms(boxes, np.array([0.9, 0.8, 0.7]), 0.7).tolist() == [0, 1, 2]
     assert nms(boxes.tolist(), [0.9, 0.8, 0.7], 0.5).tolist() == [0, 1]  # plain lists too
+    lower = np.array([[100, 200, 110, 240], [102, 230, 112, 270]])  # IoU 80 / 720: both kept
+    assert nms(lower, np.array([0.9, 0.8]), 0.3).tolist() == [0, 1]
 
 
 def test_greedy_match_takes_a_target_at_exactly_iou_min():

@@ -40,8 +40,9 @@ def test_counts_timings_fps_and_their_summary():
 
 def test_one_frame_is_its_own_mean_and_untimed_frames_have_no_fps():
     one = RunStats()
-    one.add_frame(1, 0, {"detect": 0.004})
-    assert one.summary()["stage_ms"]["detect"] == 4.0 and one.smoothed_fps() == pytest.approx(250.0)
+    one.add_frame(1, 0, {"detect": 0.003})
+    assert one.summary()["stage_ms"]["detect"] == 3.0 and one.smoothed_fps() == pytest.approx(1000 / 3)
+    assert (one.summary()["fps_mean"], one.summary()["fps_median"]) == (333.33, 333.33)
     untimed = RunStats()
     untimed.add_frame(1, 0, {})
     assert untimed.smoothed_fps() is None and untimed.frame_fps == []

@@ -627,7 +627,8 @@ def test_move_boxes_of_a_point_sized_or_tiny_box_and_one_reliable_point():
 
 
 def test_box_side_px_of_several_boxes_empty_and_inverted_ones():
-    assert box_side_px([[0, 0, 10, 40], [5, 5, 5, 9], [10, 10, 4, 4]]).tolist() == [20.0, 0.0, 0.0]
+    boxes = [[0, 0, 10, 40], [2, 7, 12, 47], [5, 5, 5, 9], [10, 10, 4, 4], [10, 10, 4, 20], [10, 10, 20, 4]]
+    assert box_side_px(boxes).tolist() == [20.0, 20.0, 0.0, 0.0, 0.0, 0.0]
 
 
 def test_vote_ignores_nan_votes_and_decides_at_the_edges():
@@ -668,6 +669,8 @@ def test_a_steady_box_is_within_max_coast_scale_of_its_detection_inclusive():
     assert not _track(side_px=15.1).steady() and not _track(side_px=6.6).steady() and _track(side_px=10).steady()
     one_px = Track(1, np.array([0.0, 0, 1, 1]), 0.9, np.array([0.0, 0, 1, 1]))
     assert one_px.steady()
+    shrunk = Track(1, np.array([0.0, 0, 10, 10]), 0.9, np.array([0.0, 0, 15, 15]))  # exactly 1 / MAX_COAST_SCALE
+    assert shrunk.steady()
 
 
 def test_a_face_beside_another_is_matched_to_its_own_track_and_classified_again():
