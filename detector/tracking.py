@@ -202,9 +202,9 @@ Vote = float | tuple[float, ...]  # P(mask), or the class probabilities (``CLASS
 
 def vote(votes: Iterable[Vote], previous: int, *, threshold: float, min_votes: int, hysteresis: float) -> int:
     """A track's label code from its recent P(mask) ``votes``: ``UNKNOWN`` with fewer than ``min_votes``; else
-    ``MASK`` if their mean is >= ``threshold``, ``NO_MASK`` below, except that a track labelled ``previous`` keeps
-    that label until the mean crosses the threshold by more than ``hysteresis``. Votes of class probabilities:
-    ``vote_classes``."""
+    ``MASK`` if their mean is >= ``threshold``, ``NO_MASK`` below, except that a set label holds: ``MASK`` until the
+    mean falls below ``threshold - hysteresis``, ``NO_MASK`` until it reaches ``threshold + hysteresis``. Votes of
+    class probabilities: ``vote_classes``."""
     votes = [v for v in votes if not np.isnan(v).any()]
     if len(votes) < max(min_votes, 1):
         return UNKNOWN

@@ -79,7 +79,8 @@ class Faces:
         return Faces(*(getattr(self, name)[index] for name in _COLUMNS))
 
     def __repr__(self) -> str:
-        return (f"Faces(n={len(self)}, xyxy={self.xyxy.tolist()}, confidence={np.round(self.confidence, 3).tolist()}, "
+        confidence = [round(float(c), 3) for c in self.confidence]
+        return (f"Faces(n={len(self)}, xyxy={self.xyxy.tolist()}, confidence={confidence}, "
                 f"labels={self.label_names}, track_id={self.track_id.tolist()})")
 
     @property
