@@ -30,6 +30,7 @@ def _exit_interrupted(signum: int, frame: FrameType | None) -> None:
     yet, and a ``SystemExit`` raised here was once lost while a module compiled: the command printed ``interrupted``
     and ran to its end); later (a program that imported these modules, then went on) Python's ``KeyboardInterrupt``."""
     if not _starting(frame):
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # the imports are over: Python's Ctrl-C from now on
         signal.default_int_handler(signum, frame)
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(Exception):
@@ -40,8 +41,10 @@ def _exit_interrupted(signum: int, frame: FrameType | None) -> None:
 
 
 def _starting(frame: FrameType | None) -> bool:
-    """Whether the program runs ``frame`` from its top level: the main module's body, directly or through imports
-    only (not from one of its functions, as pytest does), in a non-interactive interpreter."""
+    """Whether the program is importing from its top level: an import that the main module's body started, directly
+    or through other imports only (not from one of its functions, as pytest does), in a non-interactive interpreter.
+    The main module's own statements are not: a user's script that imports the project and then runs its own loop
+    keeps Python's Ctrl-C (its ``finally`` blocks run)."""
     if hasattr(sys, "ps1") or sys.flags.interactive:
         return False
     stack = []
@@ -53,7 +56,7 @@ def _starting(frame: FrameType | None) -> bool:
         if name == "runpy" or (name == "__main__" and f.f_code.co_name == "<module>"):
             continue
         return name in _IMPORT_MODULES
-    return True
+    return False
 
 
 def guard_start() -> None:

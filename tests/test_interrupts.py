@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import os
 import signal
 import subprocess
 import sys
@@ -89,3 +90,20 @@ def test_an_import_a_ctrl_c_broke_is_a_ctrl_c_not_a_missing_package(capsys):
     assert capsys.readouterr().err == "error: face_detector.backend onnxruntime needs onnxruntime and onnx\n"
     with pytest.raises(ImportError):  # and a plain ImportError stays a bug's traceback
         run(lambda argv: importlib.import_module("maskwatch.no_such_module"))
+
+
+def test_a_users_script_that_imports_the_project_keeps_pythons_ctrl_c(tmp_path: Path):
+    """A script of the user's own imports the project, then runs its loop at its top level: a Ctrl-C there is
+    Python's KeyboardInterrupt, so the script's ``finally`` runs (the start guard once ended it with exit 130)."""
+    script = tmp_path / "mine.py"
+    script.write_text("import time\nimport maskwatch.faces  # noqa: F401\nprint('ready', flush=True)\ntry:\n"
+                      "    t0 = time.monotonic()\n    while time.monotonic() - t0 < 20:\n        time.sleep(0.01)\n"
+                      "finally:\n    print('cleanup ran', flush=True)\n")
+    proc = subprocess.Popen([sys.executable, str(script)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert proc.stdout.readline().strip() == "ready"
+    time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert "cleanup ran" in out and "KeyboardInterrupt" in err, (proc.returncode, out, err)
+    assert proc.returncode == -signal.SIGINT  # Python's own end after an uncaught Ctrl-C, not the guard's 130
