@@ -40,7 +40,7 @@ WEB_HOST = "127.0.0.1"  # the web view binds here when --serve / web.serve gives
 
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="python -m detector.webcam", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+                    formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--source", action="append", help="camera index, video file, image file or folder, or "
                         "rtsp:// / http(s):// URL (default: stream.source in the config, camera 0). Several --source, "
                         "a glob or a folder of videos: a batch, one worker per source (docs/usage.md)")

@@ -46,7 +46,7 @@ def logs(run_dir: Path) -> dict[str, bytes]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = Parser(prog="python -m evaluation.batch", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+                    formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--video", default=str(PROJECT_ROOT / "demo" / "demo.mp4"), help="the video to copy")
     parser.add_argument("--copies", type=int, default=4, help="videos in the batch (default 4)")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="worker counts (default 1 2)")

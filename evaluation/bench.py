@@ -935,7 +935,7 @@ def write_chart(result: dict[str, Any], path: Path) -> Path | None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="python -m evaluation.bench", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+                    formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--source", help=f"video file with faces (default: {' or '.join(DEFAULT_SOURCES)})")
     parser.add_argument("--frames", type=int, default=300,
                         help="frames of our loops per run, the video read again from its start if shorter "

@@ -287,7 +287,7 @@ def read_faces_csv(path: Path) -> list[FaceResult]:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="python -m evaluation.classifier", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+                    formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("dirs", nargs="+", type=Path, metavar="DIR", help="labelled folder(s) with boxes.csv")
     parser.add_argument("--out", type=Path, default=Path("runs/eval/classifier"), help="output folder")
     parser.add_argument("--choose", action="store_true",

@@ -189,7 +189,7 @@ def format_height_table(results: Sequence[dict[str, Any]], label: str = "mask") 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="python -m evaluation.faces", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+                    formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     parser.add_argument("dirs", nargs="+", type=Path, metavar="DIR", help="labelled folder(s) with boxes.csv")
     parser.add_argument("--iou", type=float, default=0.4, help="IoU for a detection to match a face (0.4)")
     parser.add_argument("--json", type=Path, help="report path (default: <runs_dir>/face_eval/<time>.json)")

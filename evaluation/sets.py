@@ -216,7 +216,7 @@ def own_photos(folder: Path, image_exts: Sequence[str]) -> tuple[list[tuple[str,
 
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="python -m evaluation.sets", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+                    formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     parser.add_argument("dst", type=Path, help="output folder (one sub-folder per seed and scale, no_faces/)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3], help="mask-style seeds (1 2 3)")
     parser.add_argument("--scales", type=float, nargs="+", default=[1.0, 0.5], help="photo scales (1.0 0.5)")

@@ -35,7 +35,7 @@ WARMUP_S = 60.0  # RSS growth is measured from the first sample after this (mode
 
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="python -m evaluation.soak", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+                    formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--source", default="demo/demo.mp4", help="video file (looped over local HTTP) or a URL")
     parser.add_argument("--minutes", type=float, default=10.0, help="how long the detector runs")
     parser.add_argument("--every-s", type=float, default=10.0, help="seconds between samples")

@@ -172,7 +172,7 @@ def format_table(results: dict[str, dict[str, Any]]) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="python -m evaluation.three_class", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+                    formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     parser.add_argument("dirs", type=Path, nargs="+", metavar="DIR",
                         help="maskify --full-images --classes 3 folders (images/ + boxes.csv), pooled")  # fmt: skip
     parser.add_argument("--models", nargs="+", default=list(MODELS), help="classifier.model values to compare")

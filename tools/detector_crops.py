@@ -170,7 +170,7 @@ def write_dev(folders: Sequence[Path], src: Path, dev_out: Path, dev: set[str]) 
 
 def _main(argv: Sequence[str] | None = None) -> int:
     parser = Parser(prog="python tools/detector_crops.py", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+                    formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     parser.add_argument("src", type=Path, help="folder holding labelled whole-photo folders (boxes.csv, faces.csv)")
     parser.add_argument("dst", type=Path, help="output crop dataset (class folders, groups.csv)")
     parser.add_argument("--scales", type=float, nargs="+", default=[1.0, 0.5, 0.25, 0.125],

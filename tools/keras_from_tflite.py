@@ -273,7 +273,7 @@ def _main(argv: Sequence[str] | None = None) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="python tools/keras_from_tflite.py", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+                    formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     parser.add_argument("tflite", type=Path, help="float32 TFLite classifier (e.g. models/mask_classifier.tflite)")
     parser.add_argument("out_stem", type=Path, help="where to write OUT_STEM.keras and OUT_STEM.json")
     return parser

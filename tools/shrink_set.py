@@ -64,7 +64,7 @@ def _box(row: dict[str, str], csv_path: Path, line: int) -> list[int]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = Parser(prog="python tools/shrink_set.py", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+                    formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("src", type=Path, help="folder holding labelled folders (boxes.csv + images)")
     parser.add_argument("dst", type=Path, help="output folder")
     parser.add_argument("--scales", type=float, nargs="+", default=[0.5, 0.25], help="shrink factors (0.5 0.25)")

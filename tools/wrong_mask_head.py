@@ -245,7 +245,7 @@ def _main(argv: Sequence[str] | None = None) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="python tools/wrong_mask_head.py", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+                    formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     parser.add_argument("binary_stem", type=Path, help="trained binary model (stem of its .keras and .json)")
     parser.add_argument("dataset", type=Path, help="three-class crop dataset (with_mask, without_mask, incorrect_mask)")
     parser.add_argument("out_stem", type=Path, help="where to write the three-class model (.keras .h5 .tflite .json)")

@@ -386,7 +386,7 @@ def read_image(path: Path) -> np.ndarray | None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="python -m train.maskify", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+                    formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     parser.add_argument("src", type=Path, help="an image, or a folder of face photos (searched recursively)")
     parser.add_argument("dst", type=Path, help="output folder")
     parser.add_argument("--full-images", action="store_true", help="write whole photos + boxes.csv, not crops")

@@ -227,7 +227,7 @@ def default_cache(cfg: Config) -> Path:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="python -m train.starter_data", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+                    formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     parser.add_argument("dst", type=Path, help="output dataset folder (with_mask/, without_mask/, groups.csv)")
     parser.add_argument("--eval-dir", type=Path, help="also write the held-out evaluation photos here")
     parser.add_argument("--cache", type=Path, help="download cache (default: ~/.cache/maskwatch/starter_sources)")
