@@ -86,7 +86,6 @@ def _check_not_existing(name: str, out: Path, sources: Sequence[Path], *, folder
         raise UserError(f"{name} {out} exists: add --overwrite to replace it, or choose another file name")
 
 
-
 def _same(a: Path, b: Path) -> bool:
     try:
         return os.path.samefile(a, b)

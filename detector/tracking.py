@@ -425,7 +425,7 @@ class FaceTracker:
                 out.append(replace(old, **seen, velocity_xy=old.velocity_to(box, self._frame),
                                    prob_mask=old.prob_mask if reuse else float("nan"),
                                    label_age=old.label_age + 1 if reuse else 0))  # fmt: skip
-        return (out if looks is None else self._looked(out, detections.xyxy, looks)), unmatched
+        return (out if looks is None else self._looked(out, looks)), unmatched
 
     def _keeps_label(self, track: Track) -> bool:
         """Whether a detection matching ``track`` at the next key frame, overlapping no other, keeps its sure label (no
@@ -454,11 +454,11 @@ class FaceTracker:
         return {fresh[k]: candidates[int(m)] for k, m in enumerate(pair) if m >= 0}
 
     @staticmethod
-    def _looked(tracks: list[Track], boxes_xyxy: np.ndarray, looks: np.ndarray) -> list[Track]:
+    def _looked(tracks: list[Track], looks: np.ndarray) -> list[Track]:
         """The tracks (one per detection) with the look of their detection averaged in, where it overlaps no
-        other detection (a covered face looks like whoever covers it)."""
-        return [t if not ok else replace(t, look=look if t.look is None else (t.look + look) / 2)
-                for t, look, ok in zip(tracks, looks, alone(boxes_xyxy), strict=True)]  # fmt: skip
+        other detection (``Track.alone``: a covered face looks like whoever covers it)."""
+        return [replace(t, look=look if t.look is None else (t.look + look) / 2) if t.alone else t
+                for t, look in zip(tracks, looks, strict=True)]  # fmt: skip
 
     def _coasting(self, unmatched: list[Track]) -> list[Track]:
         """Of the tracks no detection matched (``_matched``), those that may coast one more key frame (missed count
