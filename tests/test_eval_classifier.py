@@ -105,22 +105,19 @@ def test_missing_boxes_is_a_user_error(tmp_path: Path) -> None:
     assert ev.run(ev.main, [str(tmp_path)]) == 2
 
 
-def test_a_box_that_is_not_integers_is_one_line_error(tmp_path: Path, capsys) -> None:
+@pytest.mark.parametrize(("rows", "message"), [
+    ("images/a.jpg,abc,10,30,30,mask,\nimages/a.jpg,1,2\n", "6: box coordinates must be numbers"),
+    # an unknown label is an error, not a face left out (incorrect is a label, not scored)
+    ("images/a.jpg,40,40,60,60,incorrect,\nimages/a.jpg,40,40,60,60,Mask,\n",
+     "7: label 'Mask' is not one of mask, no_mask, incorrect, ignore"),
+])
+def test_a_bad_boxes_csv_row_is_one_line_error(tmp_path: Path, capsys, rows: str, message: str) -> None:
     folder = _folder(tmp_path / "set")
     with (folder / "boxes.csv").open("a") as fh:
-        fh.write("images/a.jpg,abc,10,30,30,mask,\nimages/a.jpg,1,2\n")
+        fh.write(rows)
     assert ev.run(ev.main, [str(folder), "--out", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err.strip()
-    assert err == f"error: {folder / 'boxes.csv'}:6: box coordinates must be numbers"
-
-
-def test_an_unknown_label_is_one_line_error_not_a_face_left_out(tmp_path: Path, capsys) -> None:
-    folder = _folder(tmp_path / "set")
-    with (folder / "boxes.csv").open("a") as fh:
-        fh.write("images/a.jpg,40,40,60,60,incorrect,\nimages/a.jpg,40,40,60,60,Mask,\n")
-    assert ev.run(ev.main, [str(folder), "--out", str(tmp_path / "out")]) == 2
-    err = capsys.readouterr().err.strip()
-    assert err == f"error: {folder / 'boxes.csv'}:7: label 'Mask' is not one of mask, no_mask, incorrect, ignore"
+    assert err == f"error: {folder / 'boxes.csv'}:{message}"
 
 
 def test_an_out_that_is_a_file_is_one_line_error_before_the_pipeline(tmp_path: Path, capsys, monkeypatch) -> None:
