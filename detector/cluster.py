@@ -1,8 +1,10 @@
 """``--engine ray``: the batch as Ray tasks, one per source, on a local Ray instance or a cluster (``--ray-address``).
 
 The driver reads the model files (face detector, classifier card and weights) once and puts them in Ray's object
-store; each worker process writes them to a temporary folder on its node once and points its config there, so the
-nodes need the package (``pip install 'maskwatch[cluster]'``) but not the models. Sources and the run folder are
+store; each worker process writes them once to ``<user cache>/ray-models/<digest>`` on its node (``paths.cache_dir``,
+default ``~/.cache/maskwatch``: one folder per set of model files, shared by the node's workers and batches; folders
+unused for ``KEEP_UNUSED_DAYS`` are removed) and points its config there, so the nodes need the package
+(``pip install 'maskwatch[cluster]'``) but not the models. Sources and the run folder are
 paths each node must reach (a shared file system). Every task runs ``detector.batch.run_job``: the same code as the
 local engine, so the same results.
 """
@@ -10,20 +12,25 @@ local engine, so the same results.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import hashlib
 import os
-import tempfile
+import shutil
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
 from detector.batch import Interrupted, Job, Result, collect, results_so_far, run_job
 from maskwatch.card import card_file, card_path, read_card
-from maskwatch.config import Config
+from maskwatch.config import Config, load_config
 from maskwatch.errors import UserError
+from maskwatch.files import write_bytes_atomic
+from models.assets import resolve, user_cache_dir
 
 INSTALL_HINT = "pip install 'maskwatch[cluster]' (or pip install ray)"
 RAY_AUTH_MODE = "RAY_AUTH_MODE"  # Ray's token authentication: https://docs.ray.io/en/latest/ray-security/token-auth.html
+KEEP_UNUSED_DAYS = 7  # a node's copy of a set of model files no batch used for this long is removed
 CANCEL_WAIT_S = 10.0  # Ctrl-C: how long the cancelled tasks get to close their files before Ray is shut down
 
 ModelFiles = dict[str, tuple[str, bytes]]  # config key -> (file name, bytes); classifier.model -> its card
@@ -36,8 +43,6 @@ def model_files(cfg: Config) -> ModelFiles:
         path = cfg.resolve_path(cfg.face_detector.onnx)
         files["face_detector.onnx"] = (path.name, _read(path))
     else:
-        from models.assets import resolve
-
         for name in ("prototxt", "caffemodel"):
             path = resolve(name, cfg)
             files[f"assets.{name}"] = (path.name, _read(path))
@@ -56,18 +61,24 @@ def _read(path: Path) -> bytes:
         raise UserError(f"cannot read model file {path}: {exc.strerror}") from None
 
 
-_UNPACKED: dict[str, Path] = {}  # per worker process: the model folder of each shipped set of files
+_UNPACKED: set[Path] = set()  # per worker process: the model folders already checked
 
 
-def unpack(files: ModelFiles) -> tuple[str, ...]:
-    """Write ``files`` to a folder of this process (once per set) and return the overrides that point there."""
+def unpack(files: ModelFiles, cache_dir: Path) -> tuple[str, ...]:
+    """Write ``files`` to ``cache_dir/ray-models/<digest of the files>`` (a file already there with the same bytes is
+    kept; once per worker process) and return the overrides that point there."""
     digest = hashlib.sha256(b"".join(name.encode() + data for name, data in files.values())).hexdigest()[:16]
-    folder = _UNPACKED.get(digest)
-    if folder is None:
-        folder = Path(tempfile.mkdtemp(prefix=f"maskwatch-models-{digest}-"))
-        for name, data in files.values():
-            (folder / name).write_bytes(data)
-        _UNPACKED[digest] = folder
+    folder = cache_dir / "ray-models" / digest
+    if folder not in _UNPACKED:
+        try:
+            for name, data in files.values():
+                if not ((folder / name).is_file() and (folder / name).read_bytes() == data):
+                    write_bytes_atomic(folder / name, data)
+            os.utime(folder)  # in use: not removed by another batch's clean-up
+        except OSError as exc:
+            raise UserError(f"cannot write the batch's model files to {folder}: {exc.strerror}") from None
+        remove_unused(folder.parent, keep=folder)
+        _UNPACKED.add(folder)
     overrides = []
     for key, (name, _) in files.items():
         if key == "classifier.model":
@@ -77,9 +88,22 @@ def unpack(files: ModelFiles) -> tuple[str, ...]:
     return tuple(overrides)
 
 
+def remove_unused(parent: Path, *, keep: Path, days: float = KEEP_UNUSED_DAYS) -> None:
+    """Remove the model folders in ``parent`` but ``keep`` that no worker has used for ``days``."""
+    oldest_s = time.time() - days * 86400
+    for folder in parent.iterdir():
+        with contextlib.suppress(OSError):
+            if folder != keep and folder.is_dir() and folder.stat().st_mtime < oldest_s:
+                shutil.rmtree(folder)
+
+
 def run_shipped(job: Job, files: ModelFiles) -> Result:
     """A Ray task's body: the shipped models, then the same ``run_job`` as the local engine."""
-    return run_job(replace(job, overrides=job.overrides + unpack(files)))
+    try:
+        overrides = unpack(files, user_cache_dir(load_config(job.config, job.overrides)))
+    except UserError as exc:
+        return Result(job.name, job.source, job.out_dir, error=str(exc))
+    return run_job(replace(job, overrides=job.overrides + overrides))
 
 
 def run_ray(jobs: Sequence[Job], cfg: Config, *, address: str | None, workers: int | None,

@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 import pytest
 
-from detector import batch, webcam
+from detector import batch, cluster, webcam
 from detector.batch import Result, combine, expand_sources, format_combined, is_batch, source_names, thread_overrides
 from detector.cluster import model_files, unpack
 from maskwatch.config import PROJECT_ROOT, load_config
@@ -146,13 +146,51 @@ def test_shipped_model_files_load_from_their_copy(tmp_path: Path):
     from detector.classifier import MaskClassifier
 
     files = model_files(CFG)
-    overrides = unpack(files)
-    assert unpack(files) == overrides  # once per worker process
+    overrides = unpack(files, tmp_path)
+    assert unpack(files, tmp_path) == overrides
     cfg = load_config(None, overrides)
     assert cfg.resolve_path(cfg.face_detector.onnx).read_bytes() == files["face_detector.onnx"][1]
     assert cfg.classifier_stem().parent != CFG.classifier_stem().parent
     crops = [np.full((40, 40, 3), 120, np.uint8)]
     assert MaskClassifier.from_config(cfg)(crops) == pytest.approx(MaskClassifier.from_config(CFG)(crops))
+
+
+def test_every_worker_of_a_node_shares_one_copy_of_the_models(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """Each Ray worker process wrote the models (17 MB) to a new temporary folder and never removed it: 280 folders,
+    4.5 GB in /tmp on the development machine. Now one folder per set of files, in the user cache."""
+    files = {"a": ("one.bin", b"1" * 10), "b": ("two.bin", b"2" * 10)}
+    overrides = unpack(files, tmp_path)
+    monkeypatch.setattr(cluster, "_UNPACKED", set())  # another worker process
+    (folder,) = (tmp_path / "ray-models").iterdir()
+    (folder / "two.bin").write_bytes(b"torn")  # a copy damaged since: written again
+    assert unpack(files, tmp_path) == overrides == (f"a={folder / 'one.bin'}", f"b={folder / 'two.bin'}")
+    assert list((tmp_path / "ray-models").iterdir()) == [folder] and (folder / "two.bin").read_bytes() == b"2" * 10
+    assert sorted(p.name for p in folder.iterdir()) == ["one.bin", "two.bin"]  # no temporary file left
+
+
+def test_model_copies_no_worker_used_for_a_week_are_removed(tmp_path: Path):
+    parent = tmp_path / "ray-models"
+    old, recent = parent / "old", parent / "recent"
+    for folder in (old, recent):
+        folder.mkdir(parents=True)
+        (folder / "m.bin").write_bytes(b"x")
+    week_ago = time.time() - (cluster.KEEP_UNUSED_DAYS + 1) * 86400
+    os.utime(old, (week_ago, week_ago))
+    unpack({"a": ("m.bin", b"new")}, tmp_path)
+    names = {p.name for p in parent.iterdir()}
+    assert len(names) == 2 and "recent" in names and "old" not in names  # and the new set's folder
+    os.utime(recent, (week_ago, week_ago))
+    cluster.remove_unused(parent, keep=recent)  # the folder in use stays, however old
+    assert recent.is_dir()
+
+
+def test_a_node_that_cannot_write_the_models_fails_its_sources_in_one_line(tmp_path: Path):
+    blocked = tmp_path / "file"
+    blocked.write_bytes(b"")  # the cache folder's place is taken by a file
+    job = batch.Job("cam", "cam.mp4", str(tmp_path / "out"), overrides=(f"paths.cache_dir={blocked}",))
+    result = cluster.run_shipped(job, {"a": ("m.bin", b"x")})
+    assert result.error.startswith(f"cannot write the batch's model files to {blocked / 'ray-models'}")
+    assert "\n" not in result.error and result.summary is None
 
 
 @pytest.mark.parametrize(("address", "preset", "mode"), [(None, None, "token"), (None, "disabled", "disabled"),
@@ -236,7 +274,8 @@ def test_ray_engine_gives_the_local_engines_logs(clips: list[Path], tmp_path: Pa
         run_dir = tmp_path / engine
         argv = [a for c in clips for a in ("--source", str(c))] + [
             "--engine", engine, "--workers", "2", "--max-frames", str(N_FRAMES), "--run-dir", str(run_dir)]
-        env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT), "RAY_USAGE_STATS_ENABLED": "0"}
+        env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT), "RAY_USAGE_STATS_ENABLED": "0",
+               "XDG_CACHE_HOME": str(tmp_path / "cache")}
         proc = subprocess.run([sys.executable, "-m", "detector.webcam", *argv], cwd=tmp_path, env=env,
                               capture_output=True, text=True, timeout=300)
         assert proc.returncode == 0, proc.stderr[-2000:]
@@ -244,6 +283,7 @@ def test_ray_engine_gives_the_local_engines_logs(clips: list[Path], tmp_path: Pa
         runs[engine] = _logs(run_dir, ["cam1", "cam2"], "log.jsonl")
         assert json.loads((run_dir / "summary.json").read_text())["total"]["frames"] == 2 * N_FRAMES
     assert runs["ray"] == runs["local"]
+    assert len(list((tmp_path / "cache" / "maskwatch" / "ray-models").iterdir())) == 1  # 2 workers, one model copy
 
 
 @pytest.mark.slow
@@ -282,7 +322,8 @@ def test_sigint_or_sigterm_stops_a_batch_at_once_with_its_outputs_and_summary(en
     run_dir = tmp_path / "run"
     argv = [a for c in clips for a in ("--source", str(c))] + ["--workers", "2", "--run-dir", str(run_dir), "--quiet",
                                                                "--engine", engine]  # fmt: skip
-    env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT), "RAY_USAGE_STATS_ENABLED": "0"}
+    env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT), "RAY_USAGE_STATS_ENABLED": "0",
+           "XDG_CACHE_HOME": str(tmp_path / "cache")}
     proc = subprocess.Popen([sys.executable, "-m", "detector.webcam", *argv], cwd=tmp_path, env=env, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # also run in background
