@@ -37,11 +37,18 @@ detections' looks on key frames where its box overlaps no other detection.
 
 Votes: a track's label comes from the classifier's P(mask) over its last ``vote_keyframes`` classifications
 (``vote``: their mean, with a hysteresis of ``vote_hysteresis`` around the threshold once a label is set), and is
-``UNKNOWN`` until ``vote_min_keyframes`` classifications exist; one bad frame does not flip a box.
-``faces(voted=True)`` gives the faces with the mean as P(mask) and the voted label. With a three-class model each
-vote is the vector of class probabilities: the label is the class of the highest mean, and a set label stays until
-another class leads it by more than twice ``vote_hysteresis`` (the binary rule's margin at threshold 0.5). The
-product's values: ``PRODUCT_TRACKING``.
+``UNKNOWN`` until ``vote_min_keyframes`` classifications exist; one bad frame does not flip a box. A covered face is
+classified as whoever covers it, so votes taken while the face was not ``alone`` (its box overlapping another
+detection) do not outvote those taken alone: with at least ``vote_min_keyframes`` votes among its last
+``vote_keyframes`` alone ones, the label comes from those only (``Track.counted``); else from its last
+``vote_keyframes`` votes of any kind (faces whose boxes always touch, in a crowd, still get a label). The alone votes
+are forgotten once more than ``memory_keyframes`` covered votes since the last alone one went against the label (as
+long as an unseen face's id is remembered: a face covered that long may really have changed, a mask taken off in a
+crowd; 0 = at the first). ``faces(voted=True)`` gives the faces with the voted label and, as P(mask), the mean of
+the votes it came from (``faces()``: the last classification's). With a three-class model each vote is the vector
+of class probabilities: the label is the class of the highest mean, and a set label stays until another class leads
+it by more than twice ``vote_hysteresis`` (the binary rule's margin at threshold 0.5). The product's values:
+``PRODUCT_TRACKING``.
 
 Lost tracks: each point is also tracked back to the previous frame; a point that does not come back within
 ``MAX_FB_ERROR_PX`` is unreliable (forward-backward check, Kalal et al. 2010). ``follow`` says whether a face kept
@@ -240,6 +247,8 @@ class Track:
     label_age: int = 0  # key frames since the classifier saw it
     lost: bool = False  # the optical flow lost it on the last frame
     votes: tuple[Vote, ...] = ()  # the classifier's last P(mask) values (or class probabilities), newest last
+    alone_votes: tuple[Vote, ...] = ()  # the last (as many) of its votes taken while ``alone``, newest last
+    covered_against: int = 0  # its votes since its last alone one taken while not alone, against its label
     label: int = UNKNOWN  # voted label code
     hidden: int = 0  # key frames it has been remembered unseen
     seen_frame: int = 0  # frame number of its last detection
@@ -265,15 +274,23 @@ class Track:
         """Its votes are class probabilities (a three-class model), not P(mask)."""
         return bool(self.votes) and isinstance(self.votes[-1], tuple)
 
-    def vote_mean(self) -> float:
-        """Mean P(mask) of the votes (NaN without any)."""
-        if self.class_votes:
-            return float(self.vote_probs()[MASK])
-        return float(np.mean(self.votes)) if self.votes else float("nan")
+    def counted(self, min_votes: int) -> tuple[Vote, ...]:
+        """The votes its label comes from: its alone votes if at least ``min_votes`` of them are real (not NaN),
+        else all its recent votes."""
+        alone = sum(not np.isnan(v).any() for v in self.alone_votes)
+        return self.alone_votes if alone >= max(min_votes, 1) else self.votes
 
-    def vote_probs(self) -> np.ndarray:
-        """Mean class probabilities of the votes (``CLASSES`` order; NaN without class votes)."""
-        return np.mean(self.votes, axis=0) if self.class_votes else np.full(len(CLASSES), np.nan)
+    def vote_mean(self, min_votes: int) -> float:
+        """Mean P(mask) of the votes its label comes from (``counted``; NaN without any)."""
+        if self.class_votes:
+            return float(self.vote_probs(min_votes)[MASK])
+        votes = self.counted(min_votes)
+        return float(np.mean(votes)) if votes else float("nan")
+
+    def vote_probs(self, min_votes: int) -> np.ndarray:
+        """Mean class probabilities of the votes its label comes from (``counted``; ``CLASSES`` order; NaN without
+        class votes)."""
+        return np.mean(self.counted(min_votes), axis=0) if self.class_votes else np.full(len(CLASSES), np.nan)
 
     def sure(self) -> bool:
         """Its P(mask) is so close to 0 or 1 (three classes: its last vote has a class probability at least
@@ -350,18 +367,19 @@ class FaceTracker:
 
     def faces(self, *, voted: bool = False) -> Faces:
         """The tracks as a face record (boxes, confidence, P(mask), track id; labels are the pipeline's), or
-        ``voted``: with the voted labels and the mean of the votes as P(mask) (and class probabilities)."""
+        ``voted``: with the voted labels and the mean of the votes they came from as P(mask) (and class
+        probabilities)."""
         if not self.tracks:
             return Faces.empty()
-        votes = {"label": [t.label for t in self.tracks], "probs": [t.vote_probs() for t in self.tracks]
+        votes = {"label": [t.label for t in self.tracks], "probs": [t.vote_probs(self.vote_min) for t in self.tracks]
                  if any(t.class_votes for t in self.tracks) else None} if voted else {}  # fmt: skip
         return Faces(np.rint([t.box_xyxy for t in self.tracks]), [t.confidence for t in self.tracks],
-                     prob_mask=[t.vote_mean() if voted else t.prob_mask for t in self.tracks],
+                     prob_mask=[t.vote_mean(self.vote_min) if voted else t.prob_mask for t in self.tracks],
                      track_id=[t.track_id for t in self.tracks], **votes)
 
     def set_prob_mask(self, track_ids: Iterable[int], prob_mask: Iterable[float] | np.ndarray) -> None:
         """The classifier's P(mask) of these tracks, or their class probabilities (rows of ``CLASSES`` columns):
-        their label age restarts; each is one more vote."""
+        their label age restarts; each is one more vote, an alone one if the track is ``alone`` now."""
         by_id = {t.track_id: t for t in self.tracks}
         for track_id, prob in zip(track_ids, prob_mask, strict=True):
             track = by_id[int(track_id)]
@@ -369,8 +387,14 @@ class FaceTracker:
             track.prob_mask = ballot[MASK] if isinstance(ballot, tuple) else ballot
             track.label_age = 0
             track.votes = (*track.votes, ballot)[-self.vote_keyframes:]
-            track.label = vote(track.votes, track.label, threshold=self.threshold, min_votes=self.vote_min,
-                               hysteresis=self.vote_hysteresis)  # fmt: skip
+            if track.alone:
+                track.alone_votes, track.covered_against = (*track.alone_votes, ballot)[-self.vote_keyframes:], 0
+            else:
+                track.covered_against += not track.agrees(self.threshold)  # a vote for its label is no change
+                if track.covered_against > self.memory_keyframes:  # covered this long against it: it may have changed
+                    track.alone_votes = ()
+            track.label = vote(track.counted(self.vote_min), track.label, threshold=self.threshold,
+                               min_votes=self.vote_min, hysteresis=self.vote_hysteresis)  # fmt: skip
 
     def _forget(self, gone: Iterable[Track]) -> None:
         """Remember tracks that are no longer seen (for up to ``memory_keyframes`` or ``reid_keyframes``)."""

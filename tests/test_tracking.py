@@ -697,13 +697,13 @@ class ColourScript(Script):
 MASKED = [130, 100, 190, 160]
 
 
-def _crossing(face_y: int, frames: int = 45) -> tuple[list[np.ndarray], ColourScript]:
-    """A masked (blue) face stands at ``MASKED``; an unmasked (red) person walks left 5 px per frame in front of it,
-    their face box at height ``face_y`` and their hair above it covering the masked face. Like the detector in the
-    walk, the scripted one finds both faces on every frame, the covered one too (its crop is mostly the hair)."""
+def _crossing(face_y: int, frames: int = 45, step_px: int = 5) -> tuple[list[np.ndarray], ColourScript]:
+    """A masked (blue) face stands at ``MASKED``; an unmasked (red) person walks left ``step_px`` per frame in front
+    of it, their face box at height ``face_y`` and their hair above it covering the masked face. Like the detector in
+    the walk, the scripted one finds both faces on every frame, the covered one too (its crop is mostly the hair)."""
     images, boxes = [], []
     for k in range(frames):
-        x = 260 - 5 * k
+        x = 260 - step_px * k
         frame = np.full((SIZE_WH[1], SIZE_WH[0], 3), 120, np.uint8)
         frame[100:160, 130:190] = _colour_face(BLUE)
         x1, x2 = max(x, 0), min(x + 60, SIZE_WH[0])
@@ -718,8 +718,10 @@ def test_a_masked_face_covered_by_a_crossing_face_is_mask_again_within_a_few_key
     """Every frame a key frame, the product's relabel_every (2) and votes: while covered, the masked face's box is
     classified as the crossing face (no_mask); once its mask shows again it is labelled mask by the 4th key frame (4
     fresh votes of the last 5 undo a vote filled with no_mask; before: the 7th, half the key frames reusing a sure
-    label). Face boxes apart (face_y 160: the hair covers, no box overlaps), nothing tells the tracker that the face
-    was covered: the key frame it comes out reuses the covered face's label once (the 5th)."""
+    label). Face boxes overlapping (face_y 150), the cover lasts 9 key frames, more than memory_keyframes (8): the
+    votes taken alone are forgotten at its last (a shorter cover: the next test). Face boxes apart (face_y 160: the
+    hair covers, no box overlaps), nothing tells the tracker that the face was covered: the key frame it comes out
+    reuses the covered face's label once (the 5th)."""
     images, script = _crossing(face_y)
     pipeline = _voting(script, relabel_every=2)
     labels, shows_mask = [], []
@@ -732,6 +734,24 @@ def test_a_masked_face_covered_by_a_crossing_face_is_mask_again_within_a_few_key
     assert "no_mask" in labels[covered:back]  # covered: its vote filled with the crossing face's no_mask
     assert labels[back + key_frames - 1:] == ["mask"] * (len(labels) - back - key_frames + 1), (back, labels[back:])
     assert labels[back + key_frames - 2] == "no_mask"
+
+
+def test_a_masked_face_covered_by_a_crossing_face_for_a_few_key_frames_stays_mask():
+    """The same crossing, the walker faster (6 px per frame): covered for 8 key frames while the face boxes overlap,
+    the masked face's votes taken covered (no_mask) do not outvote those taken alone: it stays mask, drawn with their
+    P(mask) (before: no_mask for 8 frames)."""
+    images, script = _crossing(150, frames=40, step_px=6)
+    pipeline = _voting(script, relabel_every=2)
+    labels, probs, shows_mask = [], [], []
+    for frame, boxes in zip(images, script.boxes, strict=True):
+        faces = pipeline(frame)
+        i = faces.track_id.tolist().index(0)
+        labels.append(faces.label_names[i])
+        probs.append(float(faces.prob_mask[i]))
+        shown = script.classify(Faces(np.array([MASKED]), np.ones(1, np.float32)).crops(frame))[0] > 0.5
+        shows_mask.append(shown or iou_matrix(np.array(boxes[:1]), np.array(boxes[1:]))[0, 0] == 0)
+    assert shows_mask.count(False) == 8  # covered on 8 frames, its box overlapping the crossing face's on all
+    assert labels[1:] == ["mask"] * 39 and min(probs[1:]) > 0.9
 
 
 def test_a_sure_label_is_reused_only_for_a_face_alone_since_it_was_classified():
@@ -758,3 +778,64 @@ def test_a_sure_label_its_vote_disagrees_with_is_not_reused():
     pipeline.scores = lambda crops: (calls.append(script.k), script.classify(crops))[1]
     labels = [f.label_names[0] for f in _frames(pipeline, 10)]
     assert calls == [0, 1, 3, 5, 6, 8] and labels[1:] == ["mask"] * 9  # 6: classified again, not reused
+
+
+# votes of covered faces: a classification taken while the face's box overlaps another detection
+
+
+ALONE_BOX, COVER_BOX = [100, 100, 160, 160], [150, 110, 210, 170]  # overlapping: IoU 0.075
+
+
+def _votes_of(tracker: FaceTracker, script: list[tuple[bool, object]]) -> list[Faces]:
+    """Key frames of one face at ``ALONE_BOX`` classified as scripted: (covered, its P(mask) or class probabilities);
+    a covered face has a second detection (classified no_mask) overlapping it. The voted faces of each key frame."""
+    frame, out = np.full((240, 320, 3), 120, np.uint8), []
+    for covered, prob in script:
+        faces = tracker.update(frame, Faces([ALONE_BOX, COVER_BOX] if covered else [ALONE_BOX], [0.9] * (1 + covered)))
+        other = (0.9, 0.05, 0.05) if np.ndim(prob) else 0.05
+        tracker.set_prob_mask(faces.track_id, [prob, other][: len(faces)])
+        out.append(tracker.faces(voted=True))
+    return out
+
+
+def _product_votes(**kw) -> FaceTracker:
+    return FaceTracker(**({"memory_keyframes": 8, "vote_keyframes": 5, "vote_min_keyframes": 2,
+                           "vote_hysteresis": 0.1} | kw))  # fmt: skip
+
+
+def test_covered_votes_do_not_outvote_the_votes_taken_alone():
+    # 3 key frames alone (mask), 5 covered (classified as the cover: no_mask), 2 alone again (mask)
+    faces = _votes_of(_product_votes(), [(False, 0.95)] * 3 + [(True, 0.05)] * 5 + [(False, 0.95)] * 2)
+    assert [f.label_names[0] for f in faces] == ["unknown"] + ["mask"] * 9  # before: no_mask from the 3rd covered
+    assert [float(f.prob_mask[0]) for f in faces[3:8]] == pytest.approx([0.95] * 5)  # drawn: the alone votes' mean
+    assert not np.isclose(faces[7].prob_mask[1], 0.95)  # the cover's own P(mask) is its own
+
+
+def test_three_class_covered_votes_do_not_outvote_the_votes_taken_alone():
+    masked, bare = (0.05, 0.9, 0.05), (0.9, 0.05, 0.05)
+    faces = _votes_of(_product_votes(), [(False, masked)] * 3 + [(True, bare)] * 5)
+    assert [f.label_names[0] for f in faces] == ["unknown"] + ["mask"] * 7
+    np.testing.assert_allclose(faces[-1].probs[0], masked, atol=1e-6)
+    assert faces[-1].prob_mask[0] == pytest.approx(0.9)
+
+
+def test_a_face_never_alone_is_labelled_by_its_covered_votes():
+    faces = _votes_of(_product_votes(), [(True, 0.05)] * 4)
+    assert [f.label_names[0] for f in faces] == ["unknown"] + ["no_mask"] * 3
+    assert faces[-1].prob_mask[0] == pytest.approx(0.05)
+    few = _votes_of(_product_votes(), [(False, 0.95)] + [(True, 0.05)] * 3)  # one alone vote is too few to decide
+    assert [f.label_names[0] for f in few] == ["unknown", "mask", "no_mask", "no_mask"]  # means 0.5, 0.35, 0.28
+
+
+def test_alone_votes_are_forgotten_after_memory_keyframes_covered_votes_against_them():
+    # a mask taken off in a crowd: the 9th covered vote against the label (memory_keyframes 8) changes it
+    faces = _votes_of(_product_votes(), [(False, 0.95)] * 2 + [(True, 0.95)] * 20 + [(True, 0.05)] * 9)
+    labels = [f.label_names[0] for f in faces]
+    assert labels[1:-1] == ["mask"] * 29 and labels[-1] == "no_mask"  # covered votes for the label do not count
+    back = _votes_of(_product_votes(), [(False, 0.95)] * 2 + [(True, 0.05)] * 9 + [(False, 0.05)])
+    assert back[-1].label_names[0] == "no_mask"  # seen again without the mask: the old alone votes are gone
+    assert back[-1].prob_mask[0] == pytest.approx(0.05)
+    # memory 0 and one vote (evaluation.identity's "before"): the label of the last classification
+    last = _votes_of(_product_votes(memory_keyframes=0, vote_keyframes=1, vote_min_keyframes=1,
+                                    vote_hysteresis=0.0), [(False, 0.95), (True, 0.05), (False, 0.95)])  # fmt: skip
+    assert [f.label_names[0] for f in last] == ["mask", "no_mask", "mask"]
