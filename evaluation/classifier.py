@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import importlib.util
 import io
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
@@ -317,8 +318,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     write_text_atomic(args.out / "report.txt", text)
     write_json_atomic(args.out / "report.json", {"settings": settings, **report})
     write_faces_csv(results, args.out / "faces.csv")
-    plot_reliability(report["calibration"], args.out / "reliability.png")
-    print(text + f"wrote {args.out}/report.txt, report.json, faces.csv, reliability.png")
+    if importlib.util.find_spec("matplotlib") is None:  # the train extra; the figures do not need it
+        plotted = " (no reliability.png: it needs matplotlib, pip install 'maskwatch[train]')"
+    else:
+        plot_reliability(report["calibration"], args.out / "reliability.png")
+        plotted = ", reliability.png"
+    print(text + f"wrote {args.out}/report.txt, report.json, faces.csv{plotted}")
     if args.choose:
         choice = choose_decision(results, cfg)
         write_json_atomic(args.out / "choice.json", choice)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.util
 import json
 import os
 import signal
@@ -138,8 +139,14 @@ def soak(source: str, minutes: float, every_s: float, out: Path, detector_args: 
     result = {"command": command, "source": source, "minutes": minutes, "every_s": every_s,
               "summary": summarize(samples), "samples": samples}
     write_json_atomic(out / "soak.json", result)
-    plot(samples, out / "soak.png", f"soak: {source}, {minutes:g} min")
+    if can_plot():
+        plot(samples, out / "soak.png", f"soak: {source}, {minutes:g} min")
     return result
+
+
+def can_plot() -> bool:
+    """matplotlib is the train extra; without it soak.json is written and soak.png is not."""
+    return importlib.util.find_spec("matplotlib") is not None
 
 
 def _count_lines(path: Path) -> int:
@@ -154,7 +161,8 @@ def _main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     result = soak(args.source, args.minutes, args.every_s, Path(args.out), args.detector_args)
     print(json.dumps(result["summary"]))
-    print(f"soak: {Path(args.out) / 'soak.json'}, {Path(args.out) / 'soak.png'}")
+    png = f", {Path(args.out) / 'soak.png'}" if can_plot() else " (no soak.png: it needs matplotlib: the train extra)"
+    print(f"soak: {Path(args.out) / 'soak.json'}{png}")
     return 0
 
 

@@ -32,8 +32,8 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         yield tmp_path
         os.replace(tmp_path, path)
     except OSError as exc:
-        if exc.filename is None:  # a failed write() names no file: name the output, not "a file"
-            exc.filename = str(path)
+        if exc.filename is None and exc.errno is not None:  # a failed write() names no file: name the output
+            exc.filename = str(path)  # (a message-only OSError keeps its message: a filename would replace it)
         raise
     finally:
         with contextlib.suppress(FileNotFoundError):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import logging
 import sys
 import time
@@ -43,6 +44,16 @@ def parse_names(text: str | None) -> list[str]:
     return names
 
 
+def check_train_extra(names: Sequence[str]) -> None:
+    """The MobileNetV2 weights need the train extra (h5py, TensorFlow): one line saying so, not an ImportError."""
+    weights = [name for name in names if ASSETS[name].needs_tensorflow]
+    missing = [module for module in ("h5py", "tensorflow") if importlib.util.find_spec(module) is None]
+    if weights and missing:
+        raise UserError(f"{', '.join(weights)} needs {', '.join(missing)}: pip install 'maskwatch[train]' (from a "
+                        "checkout: pip install -e '.[train]'), or fetch the detector's files only: "
+                        "--only prototxt,caffemodel")
+
+
 def format_table(records: Sequence[Record]) -> str:
     rows = [("name", "source", "path", "sha256")]
     rows += [(r.name, r.source, str(r.path), r.sha256 + (" (weights content)" if r.check == "content" else ""))
@@ -59,6 +70,7 @@ def _main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s")
     cfg = config_from_args(args)
     names = parse_names(args.only)
+    check_train_extra(names)
     start = time.perf_counter()
     records = fetch_all(cfg, names)
     print(format_table(records))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import importlib.util
 import logging
 import socket
 import subprocess
@@ -160,6 +161,16 @@ def test_unknown_asset_name_is_a_user_error(tmp_path: Path):
     with pytest.raises(UserError, match="unknown asset 'weights'"):
         resolve("weights", _cfg(tmp_path))
     assert models_main(["fetch", "--only", "prototxt,nope"]) == 2
+
+
+def test_fetching_the_weights_without_the_train_extra_is_one_line(monkeypatch, capsys) -> None:
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name in ("h5py", "tensorflow") else find_spec(name, *a))
+    assert models_main(["fetch"]) == 2
+    assert capsys.readouterr().err == (
+        "error: mobilenetv2_weights needs h5py, tensorflow: pip install 'maskwatch[train]' (from a checkout: pip "
+        "install -e '.[train]'), or fetch the detector's files only: --only prototxt,caffemodel\n")
 
 
 @pytest.mark.slow

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import json
 import sys
@@ -99,6 +100,19 @@ def test_command_end_to_end(tmp_path: Path, monkeypatch) -> None:
     assert report["missed_by_face_detector"] == {"mask": 2, "no_mask": 0}
     assert report["per_label"]["no_mask"]["accuracy"] == 1.0
     assert (out / "reliability.png").stat().st_size > 1000 and (out / "faces.csv").read_text().count("\n") == 4
+
+
+def test_without_matplotlib_the_report_is_written_without_its_plot(tmp_path: Path, monkeypatch, capsys) -> None:
+    folder = _folder(tmp_path / "set")
+    monkeypatch.setattr(ev, "pipeline_classify", lambda cfg: lambda frame: (
+        np.array([[100, 10, 200, 110]]), np.array([0.9]), np.array([0.02])))
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "matplotlib" else find_spec(name, *a))
+    out = tmp_path / "out"
+    assert ev.main([str(folder), "--out", str(out)]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["faces.csv", "report.json", "report.txt"]
+    assert "(no reliability.png: it needs matplotlib, pip install 'maskwatch[train]')" in capsys.readouterr().out
 
 
 def test_missing_boxes_is_a_user_error(tmp_path: Path) -> None:

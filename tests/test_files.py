@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from maskwatch.cli import run
-from maskwatch.files import write_bytes_atomic, write_json_atomic
+from maskwatch.files import atomic_path, write_bytes_atomic, write_json_atomic
 
 
 def test_a_full_disk_names_the_file_and_leaves_nothing(tmp_path: Path, capsys):
@@ -35,6 +35,11 @@ def test_a_write_is_whole(tmp_path: Path):
     write_json_atomic(tmp_path / "s.json", {"a": 1})
     assert (tmp_path / "s.json").read_text() == '{\n  "a": 1\n}\n'
 
+
+def test_an_error_without_errno_keeps_its_message(tmp_path: Path) -> None:
+    with pytest.raises(OSError) as error, atomic_path(tmp_path / "deploy.prototxt"):
+        raise OSError("cannot resolve example.invalid")  # e.g. a download's own error
+    assert str(error.value) == "cannot resolve example.invalid" and list(tmp_path.iterdir()) == []
 
 
 def test_a_full_disk_names_the_output_and_leaves_no_file(tmp_path: Path, monkeypatch, capsys) -> None:

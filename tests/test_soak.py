@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from pathlib import Path
 
@@ -21,7 +22,12 @@ def test_summary_measures_growth_after_warm_up():
 
 
 @pytest.mark.slow
-def test_soak_runs_the_detector_on_a_looping_stream(tmp_path: Path, capsys):
+@pytest.mark.parametrize("matplotlib", [True, False])
+def test_soak_runs_the_detector_on_a_looping_stream(tmp_path: Path, capsys, monkeypatch, matplotlib: bool):
+    find_spec = importlib.util.find_spec
+    if not matplotlib:  # the base install: soak.json without its plot, no traceback
+        monkeypatch.setattr(importlib.util, "find_spec",
+                            lambda name, *a: None if name == "matplotlib" else find_spec(name, *a))
     video = tmp_path / "short.mp4"
     writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"mp4v"), 15.0, (160, 120))
     for i in range(15):  # one second, looped by the server
@@ -34,4 +40,4 @@ def test_soak_runs_the_detector_on_a_looping_stream(tmp_path: Path, capsys):
     assert all(s["rss_mb"] > 50 and s["threads"] >= 2 and s["open_files"] >= 3 for s in result["samples"])
     assert result["samples"][-1]["frames"] > 15  # it looped
     assert result["summary"]["threads_min_max"][0] >= 2
-    assert (out / "soak.png").stat().st_size > 1000
+    assert (out / "soak.png").stat().st_size > 1000 if matplotlib else not (out / "soak.png").exists()

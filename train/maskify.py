@@ -391,8 +391,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("dst", type=Path, help="output folder")
     parser.add_argument("--full-images", action="store_true", help="write whole photos + boxes.csv, not crops")
     parser.add_argument("--faces", choices=("hog", "ssd"), default="hog",
-                        help="hog: dlib's frontal faces (default); ssd: the project's face detector's boxes "
-                        "(crops match what the mask detector sees; needs its model files)")  # fmt: skip
+                        help="hog: dlib's frontal faces (default); ssd: the classic SSD's boxes "
+                        "(face_detector.model: ssd, not the default CenterFace; needs its model files)")  # fmt: skip
     parser.add_argument("--textures", type=Path, help="folder of mask texture images (e.g. photos of masks)")
     parser.add_argument("--shapes", nargs="+", choices=SHAPES, default=list(SHAPES), help="mask shapes to use")
     parser.add_argument("--seed", type=int, default=0, help="seed of the mask styles (default 0)")

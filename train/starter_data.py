@@ -232,7 +232,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--eval-dir", type=Path, help="also write the held-out evaluation photos here")
     parser.add_argument("--cache", type=Path, help="download cache (default: ~/.cache/maskwatch/starter_sources)")
     parser.add_argument("--faces", choices=("ssd", "hog"), default="ssd",
-                        help="ssd: crops are the project's face detector's boxes (default); hog: dlib")  # fmt: skip
+                        help="ssd: crops are the classic SSD's boxes (default); hog: dlib")  # fmt: skip
     parser.add_argument("--seed", type=int, default=0, help="seed of the mask styles (default 0)")
     parser.add_argument("--frames-scale", type=float, default=1.0, help="scale the frames sampled per video")
     parser.add_argument("--downscale-share", type=float, default=0.0,
