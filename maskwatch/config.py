@@ -87,7 +87,7 @@ class TrackingConfig:
     reid_keyframes: int = _range(0, 10000, default=40)
 
 
-_SSD_RESEARCH = "removed with the SSD research path (in the git history at commit d7ac385)"
+_SSD_RESEARCH = "removed with the SSD research path (in the git history: tag ssd-research)"
 _CACHE = "removed: put your copy of {} in paths.cache_dir (python -m models fetch puts it there)"
 _RECEIVER = "now one entry of alerts.receivers: {}"
 _SSD_INPUT = "removed: the SSD runs at its 300x300 input (or face_detector.ssd.long_sides_px)"

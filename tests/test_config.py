@@ -133,9 +133,9 @@ def test_nested_ssd_section_matches_the_yaml_and_takes_overrides():
     ("key", "message"),
     [
         ("face_detector.verifier=x",
-         "face_detector.verifier: removed with the SSD research path (in the git history at commit d7ac385)"),
+         "face_detector.verifier: removed with the SSD research path (in the git history: tag ssd-research)"),
         ("face_detector.recheck_size_px=300",
-         "face_detector.recheck_size_px: removed with the SSD research path (in the git history at commit d7ac385)"),
+         "face_detector.recheck_size_px: removed with the SSD research path (in the git history: tag ssd-research)"),
         ("face_detector.centerface_min_confidence=0.4",
          "face_detector.centerface_min_confidence: renamed face_detector.min_confidence"),
         ("face_detector.input_long_sides_px=[600]",
