@@ -292,8 +292,7 @@ def _install(
     if decision.install:
         install_model(stem, target, run_dir / "replaced_model")
     line = describe(decision, stem, target)
-    print(line)
-    log.info("%s", line)
+    print(line)  # once (install.json keeps it)
     info = {**result_summary(decision), "line": line}
     write_json_atomic(run_dir / "install.json", jsonable(info))
     return info
