@@ -20,9 +20,17 @@ VIDEO_EXTS = (".mp4", ".avi", ".mov", ".mkv", ".m4v", ".webm", ".mpg", ".mpeg", 
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success it replaces ``path`` in one rename, else it is removed.
 
-    The temporary name keeps the suffix, so libraries that choose a format by extension still work.
+    The temporary name keeps the suffix, so libraries that choose a format by extension still work. A device or a
+    pipe (``/dev/stdout``, ``/dev/full``, a FIFO) is written in place: a rename would replace it with a file.
     """
     path = Path(path)
+    if path.exists() and not path.is_file() and not path.is_dir():
+        try:
+            yield path
+        except OSError as exc:
+            _name_the_output(exc, path)
+            raise
+        return
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
     os.close(fd)
@@ -32,12 +40,16 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         yield tmp_path
         os.replace(tmp_path, path)
     except OSError as exc:
-        if exc.filename is None:  # a failed write() names no file: name the output, not "a file"
-            exc.filename = str(path)
+        _name_the_output(exc, path)
         raise
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp_path.unlink()
+
+
+def _name_the_output(exc: OSError, path: Path) -> None:
+    if exc.filename is None:  # a failed write() names no file: name the output, not "a file"
+        exc.filename = str(path)
 
 
 def write_bytes_atomic(path: str | Path, data: bytes) -> None:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import errno
+import os
 import resource
 import signal
+import stat
 from pathlib import Path
 
 import pytest
@@ -34,6 +36,19 @@ def test_a_full_disk_names_the_file_and_leaves_nothing(tmp_path: Path, capsys):
 def test_a_write_is_whole(tmp_path: Path):
     write_json_atomic(tmp_path / "s.json", {"a": 1})
     assert (tmp_path / "s.json").read_text() == '{\n  "a": 1\n}\n'
+
+
+def test_a_pipe_or_device_is_written_in_place_not_replaced_by_a_file(tmp_path: Path):
+    """``--summary /dev/full`` once replaced the device node by a file (as root): a rename over it."""
+    fifo = tmp_path / "summary.json"
+    os.mkfifo(fifo)
+    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        write_json_atomic(fifo, {"a": 1})  # fits in the pipe's buffer
+        assert os.read(reader, 100) == b'{\n  "a": 1\n}\n'
+    finally:
+        os.close(reader)
+    assert stat.S_ISFIFO(fifo.stat().st_mode) and list(tmp_path.iterdir()) == [fifo]
 
 
 
