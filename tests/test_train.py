@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -55,6 +56,16 @@ def _make_dataset(root: Path, per_class: int, size: int = 64, groups: int = 0) -
 
 
 # --- step 1: loading and bad input ---------------------------------------------------------------------------
+
+
+def test_a_file_name_that_is_not_utf8_loads(tmp_path):
+    """The dataset digest encoded the names as UTF-8: a Latin-1 name (b"\\xe9") was a UnicodeEncodeError."""
+    root = _make_dataset(tmp_path / "ds", per_class=2)
+    before = dataset.load_dataset(root, image_size=32, image_exts=EXTS, progress=False).content_sha256
+    img = root / "with_mask" / "img0.png"
+    img.rename(img.with_name(os.fsdecode(b"caf\xe9.png")))
+    data = dataset.load_dataset(root, image_size=32, image_exts=EXTS, progress=False)
+    assert data.summary()["counts"] == {"mask": 2, "no_mask": 2} and data.content_sha256 != before
 
 
 def test_load_dataset_converts_skips_and_counts(tmp_path, monkeypatch, caplog):
