@@ -290,7 +290,7 @@ class JsonlLog:
     def write(self, record: dict[str, Any]) -> None:
         if self._file is None:
             return
-        data = memoryview(self._text(record).encode("utf-8"))
+        data = memoryview(self._text(record).encode("utf-8", "surrogateescape"))  # a non-UTF-8 file name: its bytes
         try:
             while data:
                 data = data[self._file.write(data):]  # a write cut short by a full disk: the rest fails
