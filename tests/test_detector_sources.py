@@ -89,6 +89,14 @@ def test_unreadable_video_is_a_user_error(tmp_path: Path, content: bytes):
         list(video_frames(path))
 
 
+def test_a_video_whose_name_is_not_utf8_is_one_clear_error(tmp_path: Path):
+    """OpenCV's VideoCapture crashed the process (segmentation fault) on a name such as b"caf\\xe9.mp4"."""
+    _write_video(tmp_path / "v.avi", 3)
+    path = (tmp_path / "v.avi").rename(tmp_path / os.fsdecode(b"caf\xe9.avi"))
+    with pytest.raises(UserError, match=r"caf.*\.avi: its name is not valid UTF-8, which OpenCV cannot open; rename"):
+        list(video_frames(path))
+
+
 def test_a_video_we_may_not_read_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     path = tmp_path / "locked.mp4"
     path.write_bytes(b"")
