@@ -12,6 +12,7 @@ import argparse
 import os
 import resource
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -32,12 +33,19 @@ def run_once(videos: list[Path], workers: int, run_dir: Path, extra: list[str]) 
             "--workers", str(workers), "--run-dir", str(run_dir), "--quiet", *extra]
     t0 = time.perf_counter()
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")]))}
-    proc = subprocess.run(argv, capture_output=True, text=True, cwd=run_dir.parent, env=env, check=False)
+    with subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=run_dir.parent,
+                          env=env) as proc:  # fmt: skip
+        try:
+            _, stderr = proc.communicate()
+        except KeyboardInterrupt:  # not subprocess.run's SIGKILL: the batch stops its workers and closes its files
+            proc.send_signal(signal.SIGINT)
+            proc.wait()
+            raise
     wall_s = time.perf_counter() - t0
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu_s = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
     if proc.returncode != 0:
-        last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        last = (stderr.strip().splitlines() or ["no output"])[-1]
         raise UserError(f"batch run failed ({proc.returncode}): {last.removeprefix('error: ')}")
     return wall_s, cpu_s
 
