@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import csv
+import errno
+import io
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -19,6 +22,7 @@ from maskwatch.checksums import file_sha256
 from maskwatch.config import AugmentConfig
 from maskwatch.errors import UserError
 from train import dataset
+from train import run as train_run_module
 from train.__main__ import main
 from train.evaluate import evaluate, summary_metrics
 
@@ -534,3 +538,23 @@ def test_one_epoch_under_mirrored_strategy_on_two_cpus(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "replicas 2" in proc.stdout and "epochs 1 card True" in proc.stdout and "val_loss 1 True" in proc.stdout
+
+
+def test_a_full_disk_under_the_run_log_is_kept_as_one_error_naming_it(tmp_path, capsys):
+    """logging printed a traceback for every line it could not write to train.log, and its close at the end raised
+    an error naming no file ("disk full writing a file")."""
+
+    class Full(io.StringIO):
+        def write(self, text: str) -> int:
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    handler = train_run_module._log_to_file(tmp_path / "train.log")
+    handler.stream = Full()
+    try:
+        logging.getLogger("train").info("a line")
+        logging.getLogger("train").info("another line")
+    finally:
+        logging.getLogger().removeHandler(handler)
+        handler.close()
+    assert capsys.readouterr().err == ""
+    assert handler.error.errno == errno.ENOSPC and handler.error.filename == str(tmp_path / "train.log")
