@@ -32,7 +32,11 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
             raise
         return
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
+    except OSError as exc:  # e.g. a read-only folder: name the output, not a temporary name never created
+        exc.filename = str(path)
+        raise
     os.close(fd)
     os.unlink(tmp)  # let the writer create it; some writers refuse an existing file
     tmp_path = Path(tmp)

@@ -64,3 +64,12 @@ def test_a_full_disk_names_the_output_and_leaves_no_file(tmp_path: Path, monkeyp
     assert capsys.readouterr().err.startswith(f"error: disk full writing {target}: free some space")
     monkeypatch.undo()
     assert target.read_bytes() == b"the good model" and [p.name for p in tmp_path.iterdir()] == ["clf.keras"]
+
+
+def test_a_read_only_folder_names_the_output_not_its_temporary_name(tmp_path: Path, monkeypatch, capsys):
+    def read_only(*args: object, **kwargs: object) -> tuple[int, str]:
+        raise OSError(errno.EROFS, "Read-only file system", str(tmp_path / ".s.abc123.tmp.json"))
+
+    monkeypatch.setattr("tempfile.mkstemp", read_only)
+    assert run(lambda argv: write_json_atomic(tmp_path / "s.json", {})) == 2
+    assert capsys.readouterr().err == f"error: cannot use {tmp_path / 's.json'}: Read-only file system\n"
