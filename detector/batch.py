@@ -168,12 +168,13 @@ _JOB = threading.Lock()  # held by a local worker while it runs a job (its outpu
 ORPHAN_CHECK_S = 1.0  # how often a local worker checks that its driver is still there
 
 
-def init_worker() -> None:
+def init_worker(driver_pid: int) -> None:
     """The local engine's worker initializer: Ctrl-C (and SIGTERM, e.g. sent to the whole group) handled by
-    ``_stop_on_sigint``; a worker whose driver is gone exits (``_exit_when_orphaned``)."""
+    ``_stop_on_sigint``; a worker whose driver is gone exits (``_exit_when_orphaned``). ``driver_pid`` comes from
+    the driver: a worker may start after the driver died (its parent is then already another process)."""
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, _stop_on_sigint)
-    threading.Thread(target=_exit_when_orphaned, args=(os.getppid(),), name="orphan-watch", daemon=True).start()
+    threading.Thread(target=_exit_when_orphaned, args=(driver_pid,), name="orphan-watch", daemon=True).start()
 
 
 def _exit_when_orphaned(driver_pid: int) -> None:
@@ -289,7 +290,8 @@ def results_so_far(jobs: Sequence[Job], futures: dict[Future[Result], int]) -> l
 def run_local(jobs: Sequence[Job], workers: int, on_done: Callable[[Result], None]) -> list[Result]:
     """Each job in a process of a spawn-context pool of ``workers`` processes; results in job order."""
     ctx = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=ctx, initializer=init_worker) as pool:
+    with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=ctx, initializer=init_worker,
+                             initargs=(os.getpid(),)) as pool:
         futures = {pool.submit(run_local_job, job): i for i, job in enumerate(jobs)}
         try:
             return collect(jobs, futures, on_done, "worker")

@@ -11,12 +11,16 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 DRIVER = """
-import multiprocessing, os, signal
+import multiprocessing, os, signal, time
 from concurrent.futures import ProcessPoolExecutor
 from detector.batch import init_worker
-pool = ProcessPoolExecutor(max_workers=2, mp_context=multiprocessing.get_context("spawn"), initializer=init_worker)
-print(" ".join(str(f.result()) for f in [pool.submit(os.getpid) for _ in range(4)]), flush=True)
-os.kill(os.getpid(), signal.SIGKILL)  # as the OOM killer, or a caller's Popen.kill()
+pool = ProcessPoolExecutor(max_workers=2, mp_context=multiprocessing.get_context("spawn"),
+                           initializer=init_worker, initargs=(os.getpid(),))
+pool.submit(os.getpid).result()  # one worker up
+pool.submit(time.sleep, 60)  # and busy: the next job starts a second one
+pool.submit(os.getpid)
+print(" ".join(map(str, pool._processes)), flush=True)
+os.kill(os.getpid(), signal.SIGKILL)  # as the OOM killer or a caller's Popen.kill(), while the second one starts
 """
 
 
@@ -32,7 +36,7 @@ def _gone(pid: int) -> bool:
 def test_the_workers_of_a_killed_driver_exit():
     with subprocess.Popen([sys.executable, "-c", DRIVER], cwd=ROOT, stdout=subprocess.PIPE, text=True) as proc:
         workers = {int(pid) for pid in proc.stdout.readline().split()}  # not to EOF: the workers hold the pipe
-        assert proc.wait(timeout=60) == -9 and workers
+        assert proc.wait(timeout=60) == -9 and len(workers) == 2
     deadline = time.monotonic() + 10
     while not all(map(_gone, workers)) and time.monotonic() < deadline:
         time.sleep(0.2)
