@@ -21,7 +21,7 @@ import numpy as np
 from detector.alert_actions import QUEUE_SIZE, RECEIVER_TIMEOUT_S, Receiver, Worker, build_receivers
 from detector.sinks import frame_fields, round_prob
 from maskwatch.faces import NO_MASK, NO_TRACK, UNKNOWN, Faces, grow_boxes
-from maskwatch.files import atomic_path
+from maskwatch.files import write_bytes_atomic
 from maskwatch.labels import INCORRECT, LABELS
 
 if TYPE_CHECKING:
@@ -120,9 +120,10 @@ class SnapshotWriter:
         paths = []
         for kind, image in (("frame", image_bgr), ("face", image_bgr[y1:y2, x1:x2])):
             path = self.folder / f"{stem}_{kind}.jpg"
-            with atomic_path(path) as tmp:
-                if image.size == 0 or not cv2.imwrite(str(tmp), image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY]):
-                    raise OSError(f"cannot write snapshot {path}")
+            ok, jpeg = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY]) if image.size else (0, 0)
+            if not ok:
+                raise OSError(f"cannot write snapshot {path}")
+            write_bytes_atomic(path, jpeg.tobytes())  # not cv2.imwrite: it crashed on a folder name not UTF-8
             paths.append(str(path))
         return paths[0], paths[1]
 

@@ -16,6 +16,7 @@ import multiprocessing
 import os
 import signal
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
@@ -163,11 +164,34 @@ def _stop_on_sigint(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt
 
 
-def init_worker() -> None:
+_JOB = threading.Lock()  # held by a local worker while it runs a job (its outputs being written)
+ORPHAN_CHECK_S = 1.0  # how often a local worker checks that its driver is still there
+
+
+def init_worker(driver_pid: int) -> None:
     """The local engine's worker initializer: Ctrl-C (and SIGTERM, e.g. sent to the whole group) handled by
-    ``_stop_on_sigint``."""
+    ``_stop_on_sigint``; a worker whose driver is gone exits (``_exit_when_orphaned``). ``driver_pid`` comes from
+    the driver: a worker may start after the driver died (its parent is then already another process)."""
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, _stop_on_sigint)
+    threading.Thread(target=_exit_when_orphaned, args=(driver_pid,), name="orphan-watch", daemon=True).start()
+
+
+def _exit_when_orphaned(driver_pid: int) -> None:
+    """A driver killed (SIGKILL, the OOM killer, a caller's ``Popen.kill``) left its workers waiting for jobs
+    forever, models in memory: once the driver is gone, stop the running job as Ctrl-C does (its files closed and
+    renamed), then exit."""
+    while os.getppid() == driver_pid:
+        time.sleep(ORPHAN_CHECK_S)
+    os.kill(os.getpid(), signal.SIGINT)
+    with _JOB:
+        os._exit(1)
+
+
+def run_local_job(job: Job) -> Result:
+    """``run_job`` in a local worker, holding ``_JOB``."""
+    with _JOB:
+        return run_job(job)
 
 
 @functools.cache
@@ -266,8 +290,9 @@ def results_so_far(jobs: Sequence[Job], futures: dict[Future[Result], int]) -> l
 def run_local(jobs: Sequence[Job], workers: int, on_done: Callable[[Result], None]) -> list[Result]:
     """Each job in a process of a spawn-context pool of ``workers`` processes; results in job order."""
     ctx = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=ctx, initializer=init_worker) as pool:
-        futures = {pool.submit(run_job, job): i for i, job in enumerate(jobs)}
+    with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=ctx, initializer=init_worker,
+                             initargs=(os.getpid(),)) as pool:
+        futures = {pool.submit(run_local_job, job): i for i, job in enumerate(jobs)}
         try:
             return collect(jobs, futures, on_done, "worker")
         except KeyboardInterrupt:

@@ -29,7 +29,7 @@ from detector.sources import DEFAULT_FPS, Frame, FrameSource
 from maskwatch.cli import DISK_FULL
 from maskwatch.errors import UserError
 from maskwatch.faces import Faces
-from maskwatch.files import IMAGE_EXTS, write_bytes_atomic
+from maskwatch.files import IMAGE_EXTS, opencv_path, write_bytes_atomic
 from maskwatch.labels import CLASSES
 
 VIDEO_CODEC = "mpeg4"  # MPEG-4 Part 2, as OpenCV's mp4v: fast to encode, every player reads it
@@ -184,7 +184,8 @@ def trim_mp4(path: Path) -> bool:
 
 def count_frames(path: Path) -> int:
     """Frames OpenCV can decode from ``path`` (0 if it cannot open it)."""
-    cap = cv2.VideoCapture(str(path))
+    with opencv_path(path) as name:
+        cap = cv2.VideoCapture(name)
     n = 0
     while cap.isOpened() and cap.grab():
         n += 1
@@ -290,7 +291,7 @@ class JsonlLog:
     def write(self, record: dict[str, Any]) -> None:
         if self._file is None:
             return
-        data = memoryview(self._text(record).encode("utf-8"))
+        data = memoryview(self._text(record).encode("utf-8", "surrogateescape"))  # a non-UTF-8 file name: its bytes
         try:
             while data:
                 data = data[self._file.write(data):]  # a write cut short by a full disk: the rest fails

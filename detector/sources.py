@@ -25,7 +25,7 @@ import numpy as np
 
 from maskwatch.config import Config
 from maskwatch.errors import UserError
-from maskwatch.files import IMAGE_EXTS, VIDEO_EXTS
+from maskwatch.files import IMAGE_EXTS, VIDEO_EXTS, opencv_path
 
 RECONNECT_BACKOFF_S = 1.0  # the first wait before reconnecting a dropped stream; doubles each attempt
 
@@ -116,7 +116,9 @@ def video_frames(path: Path) -> Iterator[Frame]:
     """Every frame of a video file in order; a truncated file stops at the last good frame."""
     if not os.access(path, os.R_OK):  # OpenCV cannot say why it failed: a file we may not read is not "damaged"
         raise UserError(f"cannot read video {path} (Permission denied)")  # (not opened: a FIFO waits for its writer)
-    yield from capture_frames(cv2.VideoCapture(str(path)), str(path), path.name)
+    with opencv_path(path) as name:  # any file name
+        cap = cv2.VideoCapture(name)
+    yield from capture_frames(cap, str(path), path.name)
 
 
 def capture_frames(cap: cv2.VideoCapture, where: str, name: str, *, first_index: int = 0, fps: float | None = None,

@@ -67,7 +67,8 @@ def token_ok(expected: str | None, query_token: str | None, authorization: str |
     given = query_token
     if given is None and authorization and authorization.startswith("Bearer "):
         given = authorization.removeprefix("Bearer ").strip()
-    return given is not None and secrets.compare_digest(given.encode(), expected.encode())
+    # a header of bytes that are not UTF-8 (aiohttp: surrogates) was a 500 and a traceback on the detector's stderr
+    return given is not None and secrets.compare_digest(given.encode("utf-8", "surrogateescape"), expected.encode())
 
 
 class Viewer:

@@ -12,6 +12,7 @@ import argparse
 import os
 import resource
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -19,8 +20,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from maskwatch.cli import Parser
+from maskwatch.cli import Parser, run
 from maskwatch.config import PROJECT_ROOT
+from maskwatch.errors import UserError
 
 
 def run_once(videos: list[Path], workers: int, run_dir: Path, extra: list[str]) -> tuple[float, float]:
@@ -31,12 +33,20 @@ def run_once(videos: list[Path], workers: int, run_dir: Path, extra: list[str]) 
             "--workers", str(workers), "--run-dir", str(run_dir), "--quiet", *extra]
     t0 = time.perf_counter()
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")]))}
-    proc = subprocess.run(argv, capture_output=True, text=True, cwd=run_dir.parent, env=env, check=False)
+    with subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=run_dir.parent,
+                          env=env) as proc:  # fmt: skip
+        try:
+            _, stderr = proc.communicate()
+        except KeyboardInterrupt:  # not subprocess.run's SIGKILL: the batch stops its workers and closes its files
+            proc.send_signal(signal.SIGINT)
+            proc.wait()
+            raise
     wall_s = time.perf_counter() - t0
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu_s = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
     if proc.returncode != 0:
-        raise SystemExit(f"error: batch run failed ({proc.returncode}): {proc.stderr.strip().splitlines()[-1]}")
+        last = (stderr.strip().splitlines() or ["no output"])[-1]
+        raise UserError(f"batch run failed ({proc.returncode}): {last.removeprefix('error: ')}")
     return wall_s, cpu_s
 
 
@@ -44,7 +54,7 @@ def logs(run_dir: Path) -> dict[str, bytes]:
     return {p.parent.name: p.read_bytes() for p in sorted(run_dir.glob("*/log.jsonl"))}
 
 
-def main(argv: list[str] | None = None) -> int:
+def _main(argv: list[str] | None = None) -> int:
     parser = Parser(prog="python -m evaluation.batch", description=__doc__,
                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--video", default=str(PROJECT_ROOT / "demo" / "demo.mp4"), help="the video to copy")
@@ -55,6 +65,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="config override passed to every run (e.g. face_detector.threads=1)")
     args = parser.parse_args(argv)
+    if min(args.copies, args.rounds, *args.workers) < 1:
+        raise UserError("--copies, --rounds and --workers must be at least 1")
+    if not Path(args.video).is_file():
+        raise UserError(f"video not found: {args.video}")
     extra = ["--max-frames", str(args.max_frames)] if args.max_frames else []
     extra += [a for o in args.set for a in ("--set", o)]
     with tempfile.TemporaryDirectory(prefix="maskwatch-batch-") as tmp:
@@ -87,6 +101,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"logs identical across runs: {'yes' if identical else 'NO'}")
         print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} CPUs")
     return 0 if identical else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run(_main, argv)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,8 @@ import numpy as np
 
 from detector.sinks import VideoSink
 from detector.sources import Frame
-from maskwatch.cli import Parser
+from maskwatch.cli import Parser, run
+from maskwatch.errors import UserError
 
 
 def _frames(video: Path) -> tuple[list[np.ndarray], float]:
@@ -47,12 +48,16 @@ def _pyav(frames: list[np.ndarray], fps: float, path: Path) -> float:
     return (time.perf_counter() - t0) / len(frames) * 1000
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def _main(argv: Sequence[str] | None = None) -> int:
     parser = Parser(prog="python -m evaluation.recording_cost", description=__doc__)
     parser.add_argument("video", nargs="?", default="demo/demo.mp4")
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args(argv)
+    if args.repeats < 1:
+        raise UserError(f"--repeats must be at least 1, got {args.repeats}")
     frames, fps = _frames(Path(args.video))
+    if not frames:
+        raise UserError(f"no frame could be read from {args.video} (missing, not a video, or damaged)")
     times: dict[str, list[float]] = {"opencv_mp4v": [], "pyav_fragmented_mp4": []}
     with tempfile.TemporaryDirectory() as tmp:
         paths = {"opencv_mp4v": Path(tmp) / "cv.mp4", "pyav_fragmented_mp4": Path(tmp) / "av.mp4"}
@@ -64,6 +69,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         for name, ms in times.items():
             print(f"  {name}: {sorted(ms)[len(ms) // 2]:.2f} ms/frame, {paths[name].stat().st_size / 1e6:.2f} MB")
     return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run(_main, argv)
 
 
 if __name__ == "__main__":

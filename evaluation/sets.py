@@ -67,8 +67,10 @@ def readable_images(images: Iterable[Image], unreadable: list[str], desc: str = 
                     ) -> Iterator[tuple[Image, np.ndarray]]:  # fmt: skip
     """Each labelled image with its BGR pixels, behind a progress bar (silent without a terminal). An image OpenCV
     cannot decode is skipped and its path appended to ``unreadable``: one bad photo does not end an evaluation."""
+    from train.maskify import read_image  # by its bytes: cv2.imread crashes on a name that is not UTF-8
+
     for item in tqdm(images, desc=desc, unit="image", leave=False, disable=None):
-        frame = cv2.imread(str(item.path), cv2.IMREAD_COLOR)
+        frame = read_image(item.path)
         if frame is None:
             unreadable.append(str(item.path))
             continue
@@ -93,12 +95,15 @@ def read_labelled_folder(
     if not csv_path.is_file():
         raise UserError(f"{folder}: no boxes.csv (make one with: python -m train.maskify SRC {folder} --full-images)")
     rows: dict[Path, list[tuple[list[int], str, str]]] = {}
-    with csv_path.open(newline="", encoding="utf-8") as f:
+    columns = ("file", "x1", "y1", "x2", "y2", "label")
+    with csv_path.open(newline="", encoding="utf-8", errors="surrogateescape") as f:  # any file name, as on disk
         reader = csv.DictReader(f)
-        missing = {"file", "x1", "y1", "x2", "y2", "label"} - set(reader.fieldnames or ())
+        missing = set(columns) - set(reader.fieldnames or ())
         if missing:
             raise UserError(f"{csv_path}: missing columns {', '.join(sorted(missing))}")
         for line, row in enumerate(reader, start=2):
+            if any(row[k] is None for k in columns):
+                raise UserError(f"{csv_path}:{line}: a short row; expected {','.join(columns)}")
             label = row["label"].strip()
             if label not in (*labels, IGNORE):
                 raise UserError(f"{csv_path}:{line}: label {label!r} is not one of {', '.join((*labels, IGNORE))}")

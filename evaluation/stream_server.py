@@ -15,6 +15,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from maskwatch.errors import UserError
+
 BOUNDARY = "maskwatchframe"
 
 
@@ -29,7 +31,7 @@ def jpeg_frames(video: Path, *, quality: int = 85) -> list[bytes]:
         frames.append(cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])[1].tobytes())
     cap.release()
     if not frames:
-        raise ValueError(f"no frame could be read from {video}")
+        raise UserError(f"no frame could be read from {video} (not a video, or damaged)")
     return frames
 
 

@@ -153,6 +153,8 @@ def _main(argv: Sequence[str] | None = None) -> int:
         max_missed = [int(v) for v in args.max_missed.split(",")]
     except ValueError:
         raise UserError(f"--max-missed must be integers separated by commas, got {args.max_missed!r}") from None
+    if min(max_missed) < 0:
+        raise UserError(f"--max-missed values must be 0 or more, got {args.max_missed!r}")
     for video in args.videos:
         if not video.with_suffix(".json").is_file():
             raise UserError(f"{video.with_suffix('.json')} not found (the layout: python -m demo.make_demo)")

@@ -64,9 +64,15 @@ def cached_sha256(
         return str(hit[3])
     digest = (compute or file_sha256)(path)
     if cache is not None:
-        entries[key] = [st.st_size, st.st_mtime_ns, st.st_ino, digest]
+        entries = {k: v for k, v in entries.items() if Path(_key_path(k)).exists()}  # else it grew by every
+        entries[key] = [st.st_size, st.st_mtime_ns, st.st_ino, digest]  # temporary copy (tests, Ray workers)
         _write_cache(cache, entries)
     return digest
+
+
+def _key_path(key: str) -> str:
+    """The file of a cache key: ``PATH`` or ``METHOD:PATH`` (paths are absolute)."""
+    return key if Path(key).is_absolute() else key.partition(":")[2]
 
 
 def verify_file(

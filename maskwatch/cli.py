@@ -13,6 +13,7 @@ from maskwatch.errors import UserError
 from maskwatch.interrupts import broke, keyboard_interrupts
 
 DISK_FULL = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
+NOT_HERE = (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOTDIR, errno.EISDIR)  # a path the user gave cannot be used
 
 
 class Parser(argparse.ArgumentParser):
@@ -42,7 +43,8 @@ def config_from_args(args: argparse.Namespace) -> Config:
 
 def run(main: Callable[[Sequence[str] | None], int | None], argv: Sequence[str] | None = None) -> int:
     """Run ``main``; a ``UserError`` becomes ``error: ...`` on stderr and its exit code, Ctrl-C exits 130 (also when
-    it broke an import on its way: ``maskwatch.interrupts.broke``)."""
+    it broke an import on its way: ``maskwatch.interrupts.broke``); so does a full disk, or a path that cannot be
+    written or read (permission, read-only, not a folder: exit code 2)."""
     try:
         with keyboard_interrupts():  # before: maskwatch.interrupts' guard, while the command's modules imported
             return int(main(argv) or 0)
@@ -58,6 +60,9 @@ def run(main: Callable[[Sequence[str] | None], int | None], argv: Sequence[str] 
             raise
         return _interrupted()
     except OSError as exc:
+        if exc.errno in NOT_HERE and exc.filename:  # a place no check before the run caught (e.g. a read-only folder)
+            print(f"error: cannot use {exc.filename}: {exc.strerror}", file=sys.stderr)
+            return UserError.exit_code
         if exc.errno not in DISK_FULL:
             raise
         print(f"error: disk full writing {exc.filename or 'a file'}: free some space (files written so far are kept)",

@@ -20,11 +20,23 @@ VIDEO_EXTS = (".mp4", ".avi", ".mov", ".mkv", ".m4v", ".webm", ".mpg", ".mpeg", 
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success it replaces ``path`` in one rename, else it is removed.
 
-    The temporary name keeps the suffix, so libraries that choose a format by extension still work.
+    The temporary name keeps the suffix, so libraries that choose a format by extension still work. A device or a
+    pipe (``/dev/stdout``, ``/dev/full``, a FIFO) is written in place: a rename would replace it with a file.
     """
     path = Path(path)
+    if path.exists() and not path.is_file() and not path.is_dir():
+        try:
+            yield path
+        except OSError as exc:
+            _name_the_output(exc, path)
+            raise
+        return
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
+    except OSError as exc:  # e.g. a read-only folder: name the output, not a temporary name never created
+        exc.filename = str(path)
+        raise
     os.close(fd)
     os.unlink(tmp)  # let the writer create it; some writers refuse an existing file
     tmp_path = Path(tmp)
@@ -32,12 +44,17 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         yield tmp_path
         os.replace(tmp_path, path)
     except OSError as exc:
-        if exc.filename is None and exc.errno is not None:  # a failed write() names no file: name the output
-            exc.filename = str(path)  # (a message-only OSError keeps its message: a filename would replace it)
+        _name_the_output(exc, path)
         raise
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp_path.unlink()
+
+
+def _name_the_output(exc: OSError, path: Path) -> None:
+    if exc.filename is None and exc.errno is not None:  # a failed write() names no file: name the output
+        # (a message-only OSError keeps its message: a filename would replace it)
+        exc.filename = str(path)
 
 
 def write_bytes_atomic(path: str | Path, data: bytes) -> None:
@@ -47,7 +64,8 @@ def write_bytes_atomic(path: str | Path, data: bytes) -> None:
 
 
 def write_text_atomic(path: str | Path, text: str) -> None:
-    write_bytes_atomic(path, text.encode("utf-8"))
+    """UTF-8; a file name in ``text`` that is not valid UTF-8 keeps its own bytes."""
+    write_bytes_atomic(path, text.encode("utf-8", "surrogateescape"))
 
 
 def write_json_atomic(path: str | Path, obj: Any) -> None:
@@ -67,3 +85,20 @@ def check_writable(name: str, folder: Path) -> None:
             pass
     except OSError as exc:
         raise UserError(f"{name}: cannot write in {target} ({exc.strerror or exc}): choose a writable place") from None
+
+
+@contextlib.contextmanager
+def opencv_path(path: str | Path) -> Iterator[str]:
+    """``str(path)`` for OpenCV; for a name that is not valid UTF-8 (OpenCV crashes on it: segmentation fault),
+    ``/dev/fd/N`` of the file opened here, while the block runs (long enough to open a ``cv2.VideoCapture``)."""
+    name = str(path)
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            yield f"/dev/fd/{fd}"
+        finally:
+            os.close(fd)
+        return
+    yield name

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import http.server
 import json
+import os
 import shutil
 import socket
 import statistics
@@ -535,6 +536,26 @@ def test_hanging_or_refusing_receivers_do_not_slow_the_loop(capsys):
     assert len(failed) == len({line.split(" failed")[0] for line in failed})  # once per receiver
     refused_lines = [line for line in failed if line.startswith("alerts: refused")]
     assert len(refused_lines) == 2 and all("Connection refused" in line for line in refused_lines), failed
+
+
+SNAPSHOT_PROBE = """
+import os, sys, numpy as np
+from detector.alerts import SnapshotWriter
+from detector.sources import Frame
+folder = os.fsdecode(sys.argv[1].encode() + b"/caf\\xe9")
+image = np.full((60, 80, 3), 99, np.uint8)
+print(SnapshotWriter(folder).save(Frame(3, 0.2, image, "cam.mp4", 15.0), 1, np.array([[10, 10, 40, 50]]), image))
+"""
+
+
+def test_a_snapshot_folder_whose_name_is_not_utf8_is_written(tmp_path: Path):
+    """cv2.imwrite crashed the run (segmentation fault) on such a folder (``alerts.snapshots_dir``, or beside
+    ``--log``); a subprocess, so that a crash fails this test only."""
+    proc = subprocess.run([sys.executable, "-c", SNAPSHOT_PROBE, str(tmp_path)], cwd=ROOT, capture_output=True,
+                          timeout=60)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-1000:]
+    names = sorted(p.name for p in (tmp_path / os.fsdecode(b"caf\xe9")).iterdir())
+    assert names == ["cam_f000003_t1_face.jpg", "cam_f000003_t1_frame.jpg"]
 
 
 def test_snapshot_folder_rules(tmp_path: Path):

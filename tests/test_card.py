@@ -72,6 +72,21 @@ def test_the_hash_is_cached_by_path_size_and_mtime(tmp_path, monkeypatch):
     assert len(calls) == 1
 
 
+def test_the_hash_cache_forgets_files_that_are_gone(tmp_path):
+    """It kept an entry for every path ever hashed: every test's and every Ray worker's temporary copy."""
+    from maskwatch.checksums import cached_sha256
+
+    cache = tmp_path / "sha256.json"
+    for name in ("a.bin", "b.bin"):
+        (tmp_path / name).write_bytes(name.encode())
+        cached_sha256(tmp_path / name, cache, method="file" if name == "a.bin" else "content")
+    (tmp_path / "a.bin").unlink()
+    (tmp_path / "b.bin").unlink()
+    (tmp_path / "c.bin").write_bytes(b"c")
+    cached_sha256(tmp_path / "c.bin", cache)
+    assert list(json.loads(cache.read_text())) == [str((tmp_path / "c.bin").resolve())]
+
+
 def test_card_file_names_stay_in_the_cards_folder(tmp_path):
     stem = _copy_shipped(tmp_path, files={"tflite": "../elsewhere.tflite"})
     with pytest.raises(UserError, match="must be a file name in its folder"):

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from detector import sources
+from detector.sinks import count_frames
 from detector.sources import (
     FrameSource,
     LatestFrameReader,
@@ -87,6 +88,15 @@ def test_unreadable_video_is_a_user_error(tmp_path: Path, content: bytes):
     path.write_bytes(content)
     with pytest.raises(UserError, match="cannot read video"):
         list(video_frames(path))
+
+
+def test_a_video_whose_name_is_not_utf8_is_read(tmp_path: Path):
+    """OpenCV's VideoCapture crashed the process (segmentation fault) on a name such as b"caf\\xe9.avi"."""
+    _write_video(tmp_path / "v.avi", 3)
+    path = (tmp_path / "v.avi").rename(tmp_path / os.fsdecode(b"caf\xe9.avi"))
+    frames = list(video_frames(path))
+    assert [f.index for f in frames] == [0, 1, 2] and frames[0].source == path.name
+    assert count_frames(path) == 3
 
 
 def test_a_video_we_may_not_read_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):

@@ -121,6 +121,7 @@ def test_missing_boxes_is_a_user_error(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("rows", "message"), [
     ("images/a.jpg,abc,10,30,30,mask,\nimages/a.jpg,1,2\n", "6: box coordinates must be numbers"),
+    ("images/a.jpg,1,2\n", "6: a short row; expected file,x1,y1,x2,y2,label"),  # was an AttributeError traceback
     # an unknown label is an error, not a face left out (incorrect is a label, not scored)
     ("images/a.jpg,40,40,60,60,incorrect,\nimages/a.jpg,40,40,60,60,Mask,\n",
      "7: label 'Mask' is not one of mask, no_mask, incorrect, ignore"),

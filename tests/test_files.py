@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import errno
+import os
 import resource
 import signal
+import stat
 from pathlib import Path
 
 import pytest
@@ -42,6 +44,19 @@ def test_an_error_without_errno_keeps_its_message(tmp_path: Path) -> None:
     assert str(error.value) == "cannot resolve example.invalid" and list(tmp_path.iterdir()) == []
 
 
+def test_a_pipe_or_device_is_written_in_place_not_replaced_by_a_file(tmp_path: Path):
+    """``--summary /dev/full`` once replaced the device node by a file (as root): a rename over it."""
+    fifo = tmp_path / "summary.json"
+    os.mkfifo(fifo)
+    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        write_json_atomic(fifo, {"a": 1})  # fits in the pipe's buffer
+        assert os.read(reader, 100) == b'{\n  "a": 1\n}\n'
+    finally:
+        os.close(reader)
+    assert stat.S_ISFIFO(fifo.stat().st_mode) and list(tmp_path.iterdir()) == [fifo]
+
+
 def test_a_full_disk_names_the_output_and_leaves_no_file(tmp_path: Path, monkeypatch, capsys) -> None:
     target = tmp_path / "clf.keras"
     target.write_bytes(b"the good model")
@@ -54,3 +69,12 @@ def test_a_full_disk_names_the_output_and_leaves_no_file(tmp_path: Path, monkeyp
     assert capsys.readouterr().err.startswith(f"error: disk full writing {target}: free some space")
     monkeypatch.undo()
     assert target.read_bytes() == b"the good model" and [p.name for p in tmp_path.iterdir()] == ["clf.keras"]
+
+
+def test_a_read_only_folder_names_the_output_not_its_temporary_name(tmp_path: Path, monkeypatch, capsys):
+    def read_only(*args: object, **kwargs: object) -> tuple[int, str]:
+        raise OSError(errno.EROFS, "Read-only file system", str(tmp_path / ".s.abc123.tmp.json"))
+
+    monkeypatch.setattr("tempfile.mkstemp", read_only)
+    assert run(lambda argv: write_json_atomic(tmp_path / "s.json", {})) == 2
+    assert capsys.readouterr().err == f"error: cannot use {tmp_path / 's.json'}: Read-only file system\n"

@@ -37,6 +37,14 @@ def test_open_log_picks_the_format_by_file_name(name: str, kind: type, tmp_path:
     assert type(open_log(tmp_path / name)) is kind
 
 
+def test_a_source_name_that_is_not_utf8_is_logged_by_its_bytes(tmp_path: Path):
+    """A CSV log of an image named b"caf\\xe9.jpg" was a UnicodeEncodeError traceback (JSON escapes it)."""
+    name = os.fsdecode(b"caf\xe9.jpg")
+    record = _records()[0] | {"source": name}
+    _write(open_log(tmp_path / "log.csv"), [record])
+    assert (tmp_path / "log.csv").read_bytes().splitlines()[1].startswith(b"caf\xe9.jpg,0,")
+
+
 def test_csv_has_one_row_per_face_and_agrees_with_jsonl(tmp_path: Path):
     records = _records()
     _write(open_log(tmp_path / "log.csv"), records)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 from pathlib import Path
 
 import cv2
@@ -170,6 +171,17 @@ def test_full_images_write_boxes(photos: Path, tmp_path: Path) -> None:
     box = next(r for r in rows if r["file"] == "images/astronaut__mask.jpg")
     x1, y1, x2, y2 = (int(box[k]) for k in ("x1", "y1", "x2", "y2"))
     assert 150 < x1 < x2 < 300 and 30 < y1 < y2 < 250  # the astronaut's face, top left of centre
+
+
+def test_a_file_name_that_is_not_utf8_is_maskified(photos: Path, tmp_path: Path) -> None:
+    """A Latin-1 name (b"caf\\xe9.png") was a UnicodeEncodeError traceback (the style key, the CSV files), and a
+    texture named so crashed OpenCV's imread (segmentation fault)."""
+    (photos / "astronaut.png").rename(photos / os.fsdecode(b"caf\xe9.png"))
+    dst = tmp_path / "full"
+    assert main([str(photos), str(dst), "--full-images", "--textures", str(photos)]) == 0
+    rows = list(csv.DictReader((dst / "boxes.csv").open()))
+    assert sorted(r["file"] for r in rows) == ["images/caf__mask.jpg", "images/caf__no_mask.jpg",
+                                               "images/people_hopper__mask.jpg", "images/people_hopper__no_mask.jpg"]
 
 
 def test_faces_without_landmarks_or_too_small_are_skipped_and_counted(

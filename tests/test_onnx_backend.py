@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
 
 import cv2
@@ -119,6 +121,20 @@ def test_the_prepared_graph_is_cached_and_a_start_from_the_cache_imports_no_onnx
     monkeypatch.setitem(sys.modules, "onnx", onnx)
     OrtCenterFace(model_bytes, threads=1, cache_dir=tmp_path)(blob, (64, 64))
     assert cached.read_bytes() == any_size_graph(model_bytes)
+
+
+def test_a_detector_process_leaves_no_onnx_runtime_telemetry_files(tmp_path):
+    """ONNX Runtime's telemetry wrote $TMPDIR/.ses and ~/.cache/Microsoft/... (a device id, an event database that
+    grew on every run); the project turns it off before any import of onnxruntime."""
+    tmp, home = tmp_path / "tmp", tmp_path / "home"
+    tmp.mkdir()
+    home.mkdir()
+    env = {k: v for k, v in os.environ.items() if k not in ("ORT_DISABLE_TELEMETRY", "XDG_CACHE_HOME")}
+    probe = f"from face_detector.onnx_backend import OrtCenterFace; OrtCenterFace(open({str(MODEL)!r}, 'rb').read(), "
+    probe += "threads=1)"
+    subprocess.run([sys.executable, "-c", probe], cwd=PROJECT_ROOT, env={**env, "TMPDIR": str(tmp), "HOME": str(home)},
+                   check=True, timeout=120)  # fmt: skip
+    assert list(tmp.iterdir()) == [] and list(home.iterdir()) == []
 
 
 def test_a_bad_model_file_is_one_clear_error(tmp_path):

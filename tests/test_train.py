@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import csv
+import errno
+import io
 import json
+import logging
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -18,6 +22,7 @@ from maskwatch.checksums import file_sha256
 from maskwatch.config import AugmentConfig
 from maskwatch.errors import UserError
 from train import dataset
+from train import run as train_run_module
 from train.__main__ import main
 from train.evaluate import evaluate, summary_metrics
 
@@ -55,6 +60,16 @@ def _make_dataset(root: Path, per_class: int, size: int = 64, groups: int = 0) -
 
 
 # --- step 1: loading and bad input ---------------------------------------------------------------------------
+
+
+def test_a_file_name_that_is_not_utf8_loads(tmp_path):
+    """The dataset digest encoded the names as UTF-8: a Latin-1 name (b"\\xe9") was a UnicodeEncodeError."""
+    root = _make_dataset(tmp_path / "ds", per_class=2)
+    before = dataset.load_dataset(root, image_size=32, image_exts=EXTS, progress=False).content_sha256
+    img = root / "with_mask" / "img0.png"
+    img.rename(img.with_name(os.fsdecode(b"caf\xe9.png")))
+    data = dataset.load_dataset(root, image_size=32, image_exts=EXTS, progress=False)
+    assert data.summary()["counts"] == {"mask": 2, "no_mask": 2} and data.content_sha256 != before
 
 
 def test_load_dataset_converts_skips_and_counts(tmp_path, monkeypatch, caplog):
@@ -523,3 +538,23 @@ def test_one_epoch_under_mirrored_strategy_on_two_cpus(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "replicas 2" in proc.stdout and "epochs 1 card True" in proc.stdout and "val_loss 1 True" in proc.stdout
+
+
+def test_a_full_disk_under_the_run_log_is_kept_as_one_error_naming_it(tmp_path, capsys):
+    """logging printed a traceback for every line it could not write to train.log, and its close at the end raised
+    an error naming no file ("disk full writing a file")."""
+
+    class Full(io.StringIO):
+        def write(self, text: str) -> int:
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    handler = train_run_module._log_to_file(tmp_path / "train.log")
+    handler.stream = Full()
+    try:
+        logging.getLogger("train").info("a line")
+        logging.getLogger("train").info("another line")
+    finally:
+        logging.getLogger().removeHandler(handler)
+        handler.close()
+    assert capsys.readouterr().err == ""
+    assert handler.error.errno == errno.ENOSPC and handler.error.filename == str(tmp_path / "train.log")

@@ -107,6 +107,7 @@ def test_token_ok() -> None:
     assert not token_ok("s3cret", "wrong", None)
     assert not token_ok("s3cret", None, "Bearer wrong")
     assert not token_ok("s3cret", None, "Basic s3cret")
+    assert not token_ok("s3cret", None, "Bearer \udcff\udcfe")  # header bytes not UTF-8 (as aiohttp gives them)
 
 
 def test_live_counts_from_faces_and_stats() -> None:

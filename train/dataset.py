@@ -15,6 +15,7 @@ import hashlib
 import io
 import logging
 import math
+import os
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -228,7 +229,7 @@ def load_dataset(
     images, labels, groups, kept, hashes = ([seq[i] for i in keep] for seq in (images, labels, groups, kept, hashes))
     digest = hashlib.sha256()
     for label, path, sha in zip(labels, kept, hashes, strict=True):
-        digest.update(f"{label}\0{path.relative_to(root).as_posix()}\0{sha}\n".encode())
+        digest.update(os.fsencode(f"{label}\0{path.relative_to(root).as_posix()}\0{sha}\n"))  # any file name
     if skipped:
         listing = "; ".join(f"{f}: {why}" for f, why in sorted(skipped.items()))
         log.warning("skipped %d file(s): %s", len(skipped), listing)

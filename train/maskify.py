@@ -122,9 +122,14 @@ def _inside(point_xy: np.ndarray, box_xyxy: tuple[int, int, int, int]) -> bool:
     return box_xyxy[0] <= point_xy[0] < box_xyxy[2] and box_xyxy[1] <= point_xy[1] < box_xyxy[3]
 
 
+def key_crc(key: str) -> int:
+    """CRC-32 of a key's UTF-8 (a file name that is not valid UTF-8: its own bytes)."""
+    return zlib.crc32(key.encode("utf-8", "surrogateescape"))
+
+
 def style_for(key: str, seed: int, n_textures: int = 0, shapes: Sequence[str] = SHAPES) -> MaskStyle:
     """The mask style of one face, fixed by ``seed`` and a stable key (file and face index, or a track id)."""
-    rng = np.random.default_rng([seed, zlib.crc32(key.encode("utf-8"))])
+    rng = np.random.default_rng([seed, key_crc(key)])
     return random_style(rng, n_textures, shapes)
 
 
@@ -147,7 +152,7 @@ def load_textures(folder: str | Path | None) -> list[np.ndarray]:
     folder = Path(folder)
     if not folder.is_dir():
         raise UserError(f"texture folder not found: {folder}")
-    images = [cv2.imread(str(p)) for p in sorted(folder.iterdir()) if p.is_file()]
+    images = [read_image(p) for p in sorted(folder.iterdir()) if p.is_file()]
     textures = [im for im in images if im is not None]
     if not textures:
         raise UserError(f"no readable texture image in {folder}")
@@ -226,11 +231,11 @@ class Maskifier:
             where, side, style_key = placement, 1, key
             if placement != CORRECT:
                 style_key = f"{key}~wrong"
-                code = zlib.crc32(f"{self.seed}:{style_key}".encode())
+                code = key_crc(f"{self.seed}:{style_key}")
                 where = placement or WRONG_PLACEMENTS[code % len(WRONG_PLACEMENTS)]
                 side = 1 if (code // len(WRONG_PLACEMENTS)) % 2 else -1
             out = render_mask(out, face.landmarks_xy, self.style(style_key), self.textures,
-                              seed=zlib.crc32(style_key.encode()), placement=str(where), side=side)  # fmt: skip
+                              seed=key_crc(style_key), placement=str(where), side=side)  # fmt: skip
         return out
 
     def wrong(self, image_bgr: np.ndarray, faces: Sequence[Face], keys: Sequence[str]) -> list[tuple[str, np.ndarray]]:

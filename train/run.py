@@ -12,6 +12,7 @@ import datetime as dt
 import io
 import logging
 import math
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -268,13 +269,16 @@ def train_run(
         paths = save_classifier(clf, stem, card, tflite=EXPORT_TFLITE)
         log.info("saved %s", ", ".join(str(p) for p in paths.values()))
         install_info = _install(cfg, stem, target, run_dir, data, split, install, force)
-        return RunResult(run_dir, paths, split, history, metrics, phases, install_info)
+        result = RunResult(run_dir, paths, split, history, metrics, phases, install_info)
     except BaseException as exc:  # the run log says how it ended (the console has the error line already)
         _log_end(file_log, exc)
         raise
     finally:
         logging.getLogger().removeHandler(file_log)
         file_log.close()
+    if file_log.error is not None:  # the run went on without its log (a full disk): one error line now
+        raise file_log.error
+    return result
 
 
 def _install(
@@ -434,7 +438,7 @@ def _n_trainable(clf: Any) -> int:
     return int(sum(np.prod(w.shape) for w in clf.trainable_weights))
 
 
-def _log_end(handler: logging.FileHandler, exc: BaseException) -> None:
+def _log_end(handler: _RunLog, exc: BaseException) -> None:
     """One last line in the run log only: ``interrupted`` or ``stopped: <why>`` (a full disk: nothing)."""
     why = "interrupted" if isinstance(exc, KeyboardInterrupt) else "stopped: " + (" ".join(str(exc).split()) or
                                                                                  type(exc).__name__)
@@ -444,8 +448,38 @@ def _log_end(handler: logging.FileHandler, exc: BaseException) -> None:
         handler.flush()
 
 
-def _log_to_file(path: Path) -> logging.FileHandler:
-    handler = logging.FileHandler(path, encoding="utf-8")
+class _RunLog(logging.FileHandler):
+    """``train.log``. A failed write (full disk) printed logging's traceback for every line, and the close at the
+    end raised an error naming no file: the first failure is kept in ``error`` (naming the log), nothing more is
+    written, and ``train_run`` raises it when the run ends."""
+
+    error: OSError | None = None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self.error is None:
+            super().emit(record)
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        exc = sys.exc_info()[1]
+        if not isinstance(exc, OSError):
+            super().handleError(record)
+        elif self.error is None:
+            self._keep(exc)
+
+    def close(self) -> None:
+        try:
+            super().close()
+        except OSError as exc:  # its last buffered lines did not fit
+            if self.error is None:
+                self._keep(exc)
+
+    def _keep(self, exc: OSError) -> None:
+        exc.filename = exc.filename or self.baseFilename
+        self.error = exc
+
+
+def _log_to_file(path: Path) -> _RunLog:
+    handler = _RunLog(path, encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     handler.setLevel(logging.INFO)
     logging.getLogger().addHandler(handler)
