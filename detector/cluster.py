@@ -120,8 +120,8 @@ def run_ray(jobs: Sequence[Job], cfg: Config, *, address: str | None, workers: i
     try:
         # A local instance runs this very code (also from a checkout); cluster nodes use their installed package.
         local_env = {"env_vars": {"PYTHONPATH": str(Path(__file__).resolve().parents[1])}}
-        ray.init(address=address, num_cpus=None if address else workers, include_dashboard=False,
-                 logging_level="WARNING", runtime_env=None if address else local_env)  # fmt: skip
+        context = ray.init(address=address, num_cpus=None if address else workers, include_dashboard=False,
+                           logging_level="WARNING", runtime_env=None if address else local_env)  # fmt: skip
     except (ConnectionError, RuntimeError, ValueError) as exc:
         raise UserError(f"cannot connect to Ray at {address or 'a local instance'}: {exc}".splitlines()[0]) from None
     try:
@@ -138,4 +138,16 @@ def run_ray(jobs: Sequence[Job], cfg: Config, *, address: str | None, workers: i
             raise Interrupted(results_so_far(jobs, futures)) from None
     finally:
         ray.shutdown()
+        if address is None:  # Ray keeps a local instance's session folder (logs, ~230 KB) after every run
+            remove_session(Path(context.address_info.get("session_dir") or ""))
+
+
+def remove_session(session_dir: Path) -> None:
+    """Remove a finished local Ray instance's session folder, and Ray's ``session_latest`` link if it points there."""
+    if session_dir.name.startswith("session_"):
+        shutil.rmtree(session_dir, ignore_errors=True)
+        latest = session_dir.parent / "session_latest"
+        with contextlib.suppress(OSError):
+            if latest.is_symlink() and Path(os.readlink(latest)).name == session_dir.name:
+                latest.unlink()
 

@@ -12,6 +12,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -270,12 +271,13 @@ def test_batch_runs_every_source_and_matches_single_runs(clips: list[Path], tmp_
 def test_ray_engine_gives_the_local_engines_logs(clips: list[Path], tmp_path: Path):
     pytest.importorskip("ray", reason="the cluster extra: pip install -e '.[cluster]'")
     runs = {}
+    ray_tmp = Path(tempfile.mkdtemp(prefix="mw"))  # short: Ray's socket paths must stay under ~107 characters
     for engine in ("local", "ray"):
         run_dir = tmp_path / engine
         argv = [a for c in clips for a in ("--source", str(c))] + [
             "--engine", engine, "--workers", "2", "--max-frames", str(N_FRAMES), "--run-dir", str(run_dir)]
         env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT), "RAY_USAGE_STATS_ENABLED": "0",
-               "XDG_CACHE_HOME": str(tmp_path / "cache")}
+               "XDG_CACHE_HOME": str(tmp_path / "cache"), "TMPDIR": str(ray_tmp)}
         proc = subprocess.run([sys.executable, "-m", "detector.webcam", *argv], cwd=tmp_path, env=env,
                               capture_output=True, text=True, timeout=300)
         assert proc.returncode == 0, proc.stderr[-2000:]
@@ -284,6 +286,23 @@ def test_ray_engine_gives_the_local_engines_logs(clips: list[Path], tmp_path: Pa
         assert json.loads((run_dir / "summary.json").read_text())["total"]["frames"] == 2 * N_FRAMES
     assert runs["ray"] == runs["local"]
     assert len(list((tmp_path / "cache" / "maskwatch" / "ray-models").iterdir())) == 1  # 2 workers, one model copy
+    left = sorted(p.name for p in (ray_tmp / "ray").iterdir())
+    shutil.rmtree(ray_tmp, ignore_errors=True)
+    assert not [name for name in left if name.startswith("session_")], left  # Ray's logs of the run: removed
+
+
+def test_a_local_ray_sessions_folder_and_its_latest_link_are_removed(tmp_path: Path):
+    ray_tmp = tmp_path / "ray"
+    old, done = ray_tmp / "session_2026-12-01_old", ray_tmp / "session_2026-12-07_done"
+    for folder in (old, done):
+        (folder / "logs").mkdir(parents=True)
+    (ray_tmp / "session_latest").symlink_to(done)
+    cluster.remove_session(done)
+    assert sorted(p.name for p in ray_tmp.iterdir()) == [old.name]  # another run's folder is not this run's to remove
+    (ray_tmp / "session_latest").symlink_to(old)
+    cluster.remove_session(tmp_path)  # not a session folder: nothing removed
+    cluster.remove_session(done)
+    assert sorted(p.name for p in ray_tmp.iterdir()) == [old.name, "session_latest"]
 
 
 @pytest.mark.slow
