@@ -2,12 +2,27 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def _ended(pid: int) -> bool:
+    """The process has ended (gone, or a zombie waiting for its reaper); reads /proc (Linux)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] == "Z"
+    except (FileNotFoundError, IndexError):
+        return True
+
+
+@pytest.fixture
+def ended() -> Callable[[int], bool]:
+    """``ended(pid)``: whether that process has ended."""
+    return _ended
 
 
 @pytest.fixture(scope="session")

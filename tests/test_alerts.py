@@ -356,21 +356,13 @@ def test_command_gets_the_event_on_stdin_and_a_failing_one_is_reported_once(tmp_
     assert lines == ["alerts: command failed: RuntimeError: exit code 3 (nope) (further failures counted, not shown)"]
 
 
-def _gone(pid: int) -> bool:
-    """The process has ended (gone, or a zombie waiting for its reaper)."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] == "Z"
-    except (FileNotFoundError, IndexError):
-        return True
-
-
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc (Linux)")
-def test_a_command_that_times_out_or_outlives_the_run_is_killed_with_what_it_started(tmp_path: Path):
+def test_a_command_that_times_out_or_outlives_the_run_is_killed_with_what_it_started(tmp_path: Path, ended):
     started = tmp_path / "pid"
     cmd = f"sleep 60 & echo $! > '{started}'; wait"  # the shell and a command it started
     with pytest.raises(subprocess.TimeoutExpired):
         alert_actions.command(cmd, timeout_s=0.5).send(EVENT)
-    assert _wait_for(lambda: _gone(int(started.read_text())), 5)  # the timeout once killed only the shell
+    assert _wait_for(lambda: ended(int(started.read_text())), 5)  # the timeout once killed only the shell
 
     started.unlink()
     worker = alert_actions.Worker(alert_actions.command(cmd, timeout_s=60))
@@ -378,7 +370,7 @@ def test_a_command_that_times_out_or_outlives_the_run_is_killed_with_what_it_sta
     assert _wait_for(lambda: started.exists() and started.read_text().strip() != "", 5)
     worker.stop()
     worker.join(0.5)  # the end of the run: the command still busy is stopped, not left running
-    assert _wait_for(lambda: _gone(int(started.read_text())), 5)
+    assert _wait_for(lambda: ended(int(started.read_text())), 5)
     assert _wait_for(lambda: worker.failed == 1, 5)  # killed: a failure (its line printed here, not after the test)
 
 

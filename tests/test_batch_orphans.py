@@ -24,23 +24,15 @@ os.kill(os.getpid(), signal.SIGKILL)  # as the OOM killer or a caller's Popen.ki
 """
 
 
-def _gone(pid: int) -> bool:
-    """The process has ended (gone, or a zombie waiting for its reaper)."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] == "Z"
-    except (FileNotFoundError, IndexError):
-        return True
-
-
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc (Linux)")
-def test_the_workers_of_a_killed_driver_exit():
+def test_the_workers_of_a_killed_driver_exit(ended):
     with subprocess.Popen([sys.executable, "-c", DRIVER], cwd=ROOT, stdout=subprocess.PIPE, text=True) as proc:
         workers = {int(pid) for pid in proc.stdout.readline().split()}  # not to EOF: the workers hold the pipe
         assert proc.wait(timeout=60) == -9 and len(workers) == 2
     deadline = time.monotonic() + 10
-    while not all(map(_gone, workers)) and time.monotonic() < deadline:
+    while not all(map(ended, workers)) and time.monotonic() < deadline:
         time.sleep(0.2)
-    alive = [pid for pid in workers if not _gone(pid)]
+    alive = [pid for pid in workers if not ended(pid)]
     for pid in alive:  # the old code's orphans: not left running after the test
         subprocess.run(["kill", "-9", str(pid)], check=False)
     assert alive == []
