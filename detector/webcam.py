@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 from maskwatch.cli import Parser, add_config_args, config_from_args, run
 from maskwatch.config import PROJECT_ROOT, Config
 from maskwatch.errors import UserError
-from maskwatch.files import write_json_atomic
+from maskwatch.files import check_writable, write_json_atomic
 
 DEMO_VIDEO = "demo/demo.mp4"
 DEMO_VIDEO_HINT = "git checkout -- demo/demo.mp4, or rebuild it with python -m demo.make_demo"
@@ -145,7 +145,10 @@ def _alerts(cfg: Config, args: argparse.Namespace, source: FrameSource, stack: c
     if source.kind == "images":  # video is tracked even with tracking.detect_every 1
         print("alerts: no alert can fire: they need track ids (a video, camera or stream source, not images)")
     folder = snapshot_folder(cfg.alerts, cfg.output_path(cfg.paths.runs_dir), log=args.log, output=args.output)
-    alerts = Alerts.from_config(cfg.alerts, cfg.output_path(folder) if folder is not None else None)
+    folder = cfg.output_path(folder) if folder is not None else None
+    if folder is not None:  # refused now, not found out at the first alert
+        check_writable("alerts.snapshots_dir" if cfg.alerts.snapshots_dir else "alert snapshots", folder)
+    alerts = Alerts.from_config(cfg.alerts, folder)
 
     def summary() -> None:
         saved = any(e["snapshot_frame"] for e in alerts.events)  # none if every save failed

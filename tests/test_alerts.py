@@ -570,13 +570,26 @@ def test_alerts_section_in_the_shipped_config():
 # ------------------------------------------------------------------ the demo end to end
 
 
-def test_the_end_line_names_no_snapshot_folder_when_no_snapshot_was_saved(tmp_path: Path, capsys):
-    (tmp_path / "taken").write_text("a file where the snapshot folder should be")
+def test_the_end_line_names_no_snapshot_folder_when_no_snapshot_was_saved(tmp_path: Path, capsys, monkeypatch):
+    def full_disk(self: SnapshotWriter, *args: object) -> tuple[str, str]:
+        raise OSError(28, "No space left on device")  # the folder was writable at the start
+
+    monkeypatch.setattr(SnapshotWriter, "save", full_disk)
     rc = webcam.main(["--source", str(ROOT / "demo" / "demo.mp4"), "--no-display", "--quiet", "--max-frames", "25",
-                      "--alerts", "--set", "alerts.no_mask_s=1", "--set", f"alerts.snapshots_dir={tmp_path / 'taken'}"])
+                      "--alerts", "--set", "alerts.no_mask_s=1", "--set", f"alerts.snapshots_dir={tmp_path / 'snaps'}"])
     out = capsys.readouterr().out
     assert rc == 0 and "alerts: snapshot not saved" in out
     assert "alerts: 2 fired\n" in out and "snapshots in" not in out, out
+
+
+def test_a_snapshot_folder_that_cannot_be_written_is_refused_before_the_run(tmp_path: Path, capsys):
+    """A file where the folder should be was found out at the first alert, and the run went on without snapshots."""
+    (tmp_path / "taken").write_text("a file where the snapshot folder should be")
+    rc = webcam.main(["--source", str(ROOT / "demo" / "demo.mp4"), "--no-display", "--quiet", "--max-frames", "25",
+                      "--alerts", "--set", f"alerts.snapshots_dir={tmp_path / 'taken' / 'snaps'}"])
+    captured = capsys.readouterr()
+    assert rc == 2 and "alerts.snapshots_dir: cannot create the folder" in captured.err
+    assert "Traceback" not in captured.err and "fired" not in captured.out
 
 
 @pytest.mark.slow
