@@ -288,6 +288,20 @@ def test_same_image_in_both_class_folders_is_skipped_from_both_with_a_warning(tm
     assert len(data.labels) == 7 and set(data.skipped) == {"with_mask/img2.png", "without_mask/copy.png"}
 
 
+def test_copies_of_a_file_stay_on_one_side_of_the_split(tmp_path):
+    """Copies in one class folder (photo.jpg, photo (1).jpg) were separate groups: one could be trained on and
+    its copy tested, inflating the test accuracy and the install decision made on it."""
+    root = _make_dataset(tmp_path / "ds", 6)
+    for k in range(3):
+        (root / "with_mask" / f"img0 ({k}).png").write_bytes((root / "with_mask" / "img0.png").read_bytes())
+    data = dataset.load_dataset(root, image_size=32, image_exts=EXTS, min_images_per_class=2, progress=False)
+    copies = [i for i, f in enumerate(data.files) if f.parent.name == "with_mask" and f.name.startswith("img0")]
+    assert len(copies) == 4 and len({data.groups[i] for i in copies}) == 1
+    for seed in range(20):
+        split = dataset.split_dataset(data.labels, data.groups, test_fraction=0.2, seed=seed)
+        assert len({bool(np.isin(i, split.test)) for i in copies}) == 1, seed
+
+
 def test_a_misspelt_class_folder_is_not_silently_ignored(tmp_path, caplog):
     root = _make_dataset(tmp_path / "ds", 2)
     (root / "incorrect_masks").mkdir()

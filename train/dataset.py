@@ -227,6 +227,7 @@ def load_dataset(
         hashes.append(hashlib.sha256(data).hexdigest())
     keep = _drop_cross_class_duplicates(root, kept, labels, hashes, skipped)
     images, labels, groups, kept, hashes = ([seq[i] for i in keep] for seq in (images, labels, groups, kept, hashes))
+    groups = _group_copies(groups, hashes)
     digest = hashlib.sha256()
     for label, path, sha in zip(labels, kept, hashes, strict=True):
         digest.update(os.fsencode(f"{label}\0{path.relative_to(root).as_posix()}\0{sha}\n"))  # any file name
@@ -262,6 +263,16 @@ def _drop_cross_class_duplicates(
                 skipped[name] = f"same image in both class folders ({', '.join(n for n in names if n != name)})"
             drop.update(idx)
     return [i for i in range(len(files)) if i not in drop]
+
+
+def _group_copies(groups: list[str], hashes: list[str]) -> list[str]:
+    """Each copy of a file (the same bytes under another name) in its first copy's group, so the split cannot put
+    one copy in training and another in the test images (an inflated test accuracy)."""
+    first: dict[str, str] = {}
+    out = [first.setdefault(sha, group) for group, sha in zip(groups, hashes, strict=True)]
+    if moved := sum(a != b for a, b in zip(groups, out, strict=True)):
+        log.info("%d copie(s) of other files kept in their first copy's group (one side of the split)", moved)
+    return out
 
 
 def _check_counts(root: Path, labels: np.ndarray, minimum: int) -> None:
