@@ -271,7 +271,7 @@ def _group_copies(groups: list[str], hashes: list[str]) -> list[str]:
     first: dict[str, str] = {}
     out = [first.setdefault(sha, group) for group, sha in zip(groups, hashes, strict=True)]
     if moved := sum(a != b for a, b in zip(groups, out, strict=True)):
-        log.info("%d copie(s) of other files kept in their first copy's group (one side of the split)", moved)
+        log.info("%d file(s) with the same bytes as an earlier one put in its group (one side of the split)", moved)
     return out
 
 
