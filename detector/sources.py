@@ -70,9 +70,9 @@ def source_kind(spec: str) -> str:
         raise UserError(f"source not found: {spec}")
     if path.is_dir() or path.suffix.lower() in IMAGE_EXTS:
         return "images"
-    if not path.is_file():  # OpenCV waits in its open for a pipe's writer, deaf to Ctrl-C, then cannot seek it
-        raise UserError(f"--source {spec} is not a file (a named pipe or device): give a video file, a camera "
-                        f"index or a stream URL ({', '.join(STREAM_SCHEMES)})")
+    if path.is_fifo():  # OpenCV waits in its open for the pipe's writer, deaf to Ctrl-C, then cannot seek it
+        raise UserError(f"--source {spec} is a named pipe: give a video file, a camera index or a stream URL "
+                        f"({', '.join(STREAM_SCHEMES)})")
     return "video"
 
 
