@@ -15,17 +15,15 @@ from typing import TextIO
 import cv2
 from tqdm import tqdm
 
-from detector.sources import Frame, FrameSource, list_images
+from detector.sources import Frame, FrameSource, list_images, open_video
 from detector.stats import RunStats
-from maskwatch.files import opencv_path
 
 
 def expected_frames(source: FrameSource, max_frames: int | None = None) -> int | None:
     """Frames the run will process if known: a video file's frame count, a folder's images (capped by
     ``max_frames``); ``None`` for cameras, streams and files that do not say."""
     if source.kind == "video":
-        with opencv_path(Path(source.spec).expanduser()) as name:
-            cap = cv2.VideoCapture(name)
+        cap = open_video(Path(source.spec).expanduser())
         total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0) or None
         cap.release()
     elif source.kind == "images":

@@ -25,11 +25,11 @@ from typing import Any, BinaryIO, Self
 import cv2
 import numpy as np
 
-from detector.sources import DEFAULT_FPS, Frame, FrameSource
+from detector.sources import DEFAULT_FPS, Frame, FrameSource, open_video
 from maskwatch.cli import DISK_FULL
 from maskwatch.errors import UserError
 from maskwatch.faces import Faces
-from maskwatch.files import IMAGE_EXTS, opencv_path, write_bytes_atomic
+from maskwatch.files import IMAGE_EXTS, write_bytes_atomic
 from maskwatch.labels import CLASSES
 
 VIDEO_CODEC = "mpeg4"  # MPEG-4 Part 2, as OpenCV's mp4v: fast to encode, every player reads it
@@ -184,8 +184,7 @@ def trim_mp4(path: Path) -> bool:
 
 def count_frames(path: Path) -> int:
     """Frames OpenCV can decode from ``path`` (0 if it cannot open it)."""
-    with opencv_path(path) as name:
-        cap = cv2.VideoCapture(name)
+    cap = open_video(path)
     n = 0
     while cap.isOpened() and cap.grab():
         n += 1

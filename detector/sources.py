@@ -25,7 +25,7 @@ import numpy as np
 
 from maskwatch.config import Config
 from maskwatch.errors import UserError
-from maskwatch.files import IMAGE_EXTS, VIDEO_EXTS, opencv_path
+from maskwatch.files import IMAGE_EXTS, VIDEO_EXTS
 
 RECONNECT_BACKOFF_S = 1.0  # the first wait before reconnecting a dropped stream; doubles each attempt
 
@@ -119,9 +119,21 @@ def video_frames(path: Path) -> Iterator[Frame]:
     """Every frame of a video file in order; a truncated file stops at the last good frame."""
     if not os.access(path, os.R_OK):  # OpenCV cannot say why it failed: a file we may not read is not "damaged"
         raise UserError(f"cannot read video {path} (Permission denied)")  # (not opened: a FIFO waits for its writer)
-    with opencv_path(path) as name:  # any file name
-        cap = cv2.VideoCapture(name)
-    yield from capture_frames(cap, str(path), path.name)
+    yield from capture_frames(open_video(path), str(path), path.name)
+
+
+def open_video(path: Path) -> cv2.VideoCapture:
+    """``cv2.VideoCapture`` of a video file of any name: one not valid UTF-8 (OpenCV crashes on it: segmentation
+    fault) is opened as ``/dev/fd/N`` of the file opened here for the call."""
+    try:
+        str(path).encode("utf-8")
+    except UnicodeEncodeError:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            return cv2.VideoCapture(f"/dev/fd/{fd}")
+        finally:
+            os.close(fd)
+    return cv2.VideoCapture(str(path))
 
 
 def capture_frames(cap: cv2.VideoCapture, where: str, name: str, *, first_index: int = 0, fps: float | None = None,

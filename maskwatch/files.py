@@ -86,19 +86,3 @@ def check_writable(name: str, folder: Path) -> None:
     except OSError as exc:
         raise UserError(f"{name}: cannot write in {target} ({exc.strerror or exc}): choose a writable place") from None
 
-
-@contextlib.contextmanager
-def opencv_path(path: str | Path) -> Iterator[str]:
-    """``str(path)`` for OpenCV; for a name that is not valid UTF-8 (OpenCV crashes on it: segmentation fault),
-    ``/dev/fd/N`` of the file opened here, while the block runs (long enough to open a ``cv2.VideoCapture``)."""
-    name = str(path)
-    try:
-        name.encode("utf-8")
-    except UnicodeEncodeError:
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            yield f"/dev/fd/{fd}"
-        finally:
-            os.close(fd)
-        return
-    yield name
