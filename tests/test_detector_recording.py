@@ -40,12 +40,13 @@ FAST = ["--no-display", "--set", "face_detector.long_sides_px=[160]"]  # any spe
 
 @pytest.fixture(scope="module")
 def long_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """40 s of moving noise at 10 fps, 320x240 (the detector needs well over 10 s for it)."""
+    """2 min of moving noise at 10 fps, 320x240 (the detector needs well over 10 s for it: 40 s of it took 5 s on a
+    quiet machine, and the kill test then found the run over)."""
     path = tmp_path_factory.mktemp("long") / "long.mp4"
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), FPS, (320, 240))
     rng = np.random.default_rng(0)
     base = rng.integers(0, 255, (240, 640, 3), dtype=np.uint8)
-    for i in range(400):
+    for i in range(1200):
         writer.write(np.ascontiguousarray(base[:, i % 320 : i % 320 + 320]))
     writer.release()
     return path
