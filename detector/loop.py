@@ -17,6 +17,7 @@ from detector.sources import Frame
 from detector.stats import RunStats
 from maskwatch.errors import UserError
 from maskwatch.faces import Faces
+from maskwatch.interrupts import held
 from maskwatch.labels import count_labels
 
 if TYPE_CHECKING:
@@ -86,9 +87,10 @@ def run_loop(
         banner = alerts.banner(frame.time_s) if alerts is not None else None
         annotated = draw(frame.image_bgr, faces, style, fps=stats.smoothed_fps(), banner=banner, people=counts)
         t3 = time.perf_counter()
-        events = alerts.update(frame, faces, annotated) if alerts is not None else []
-        outputs.sink.write(frame, annotated)
-        outputs.log.write(frame_record(frame, faces) | ({"alerts": events} if events else {}))
+        with held():  # a Ctrl-C here once left the video a frame ahead of the log
+            events = alerts.update(frame, faces, annotated) if alerts is not None else []
+            outputs.sink.write(frame, annotated)
+            outputs.log.write(frame_record(frame, faces) | ({"alerts": events} if events else {}))
         if viewer is not None:
             viewer.publish(frame, faces, annotated, stats, events)
         keep_going = show(annotated) if show is not None else True

@@ -89,6 +89,31 @@ def keyboard_interrupts() -> Iterator[None]:
             signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
+HELD_SIGNALS = (signal.SIGINT, signal.SIGTERM)  # the stop signals a command turns into ``KeyboardInterrupt``
+
+
+@contextlib.contextmanager
+def held() -> Iterator[None]:
+    """Inside: a Ctrl-C or SIGTERM (and Ray's cancel, which calls the SIGINT handler) waits for the block's end, so
+    that what the block writes together stays together (a frame's video frame, log line and alerts). Only signals
+    with a Python handler are held, and only in the main thread; more than one is handled once."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    pending: list[tuple[int, FrameType | None]] = []
+    previous = {s: h for s in HELD_SIGNALS if callable(h := signal.getsignal(s))}
+    for signum in previous:
+        signal.signal(signum, lambda got, frame: pending.append((got, frame)))
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        if pending:
+            signum, frame = pending[0]
+            previous[signum](signum, frame)
+
+
 def broke(exc: BaseException) -> bool:
     """Whether ``exc`` is an ``ImportError`` (or came from one) after a Ctrl-C: numpy's and ONNX Runtime's C code
     turn a Ctrl-C during their import into ``ImportError: import numpy failed``, which a command would report as a

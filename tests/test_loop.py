@@ -8,6 +8,7 @@ Hopper's photo is pasted with red and blue swapped (blue > red): "no_mask". So l
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 import time
@@ -355,6 +356,38 @@ def test_interrupted_run_leaves_a_playable_video_and_the_log(tmp_path: Path):
     assert len(_read_video(out)) == 5
     assert len((tmp_path / "l.jsonl").read_text().splitlines()) == 5
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+class CtrlCDuringWrite(VideoSink):
+    """A video sink that gets a real Ctrl-C (SIGINT, or SIGTERM as ``kill`` sends) while it writes frame ``at``."""
+
+    def __init__(self, path: Path, at: int, signum: int) -> None:
+        super().__init__(path)
+        self.at, self.signum = at, signum
+
+    def write(self, frame: Frame, annotated_bgr: np.ndarray) -> None:
+        if frame.index == self.at:
+            signal.raise_signal(self.signum)  # the handler runs here, between two bytecodes of this write
+        super().write(frame, annotated_bgr)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_ctrl_c_during_a_frames_writes_stops_after_them(signum: int, tmp_path: Path):
+    """A Ctrl-C that landed inside the video write (or a Ray cancel, which calls the same handler) stopped the run
+    before that frame's log line: the video was a frame ahead of the log. The frame's writes now finish first, and
+    the run's own handlers are back after each frame."""
+    term = signal.signal(signal.SIGTERM, signal.default_int_handler)  # as detector.webcam sets it
+    try:
+        out = tmp_path / "o.mp4"
+        with pytest.raises(KeyboardInterrupt), CtrlCDuringWrite(out, 3, signum) as sink, \
+                JsonlLog(tmp_path / "l.jsonl") as log:  # fmt: skip
+            run_loop(_fake_frames(20), Pipeline(_three_faces, FakeClassifier()), style=DrawStyle(),
+                     outputs=Outputs(sink, log), stats=RunStats())
+        assert signal.getsignal(signal.SIGINT) is signal.getsignal(signal.SIGTERM) is signal.default_int_handler
+    finally:
+        signal.signal(signal.SIGTERM, term)
+    assert [json.loads(s)["frame"] for s in (tmp_path / "l.jsonl").read_text().splitlines()] == [0, 1, 2, 3]
+    assert len(_read_video(out)) == 4
 
 
 def test_window_quits_on_q_or_esc(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
