@@ -20,6 +20,7 @@ from maskwatch.config import Config
 from maskwatch.errors import UserError
 from maskwatch.litert import tflite_predictor
 from maskwatch.preprocess import prepare_batch
+from maskwatch.tf_quiet import import_tensorflow
 
 BACKENDS = ("tflite", "keras")
 
@@ -126,6 +127,7 @@ def _check_tflite_input(shape: tuple[int, ...], path: Path, size_wh: tuple[int, 
 
 def _keras_predictor(path: Path) -> Callable[[np.ndarray], np.ndarray]:
     """The ``.keras`` model (imports TensorFlow: ~3 s and ~1 GB), called directly (faster than ``predict``)."""
+    import_tensorflow()
     import keras
 
     try:

@@ -15,6 +15,7 @@ import numpy as np
 
 from maskwatch.errors import UserError
 from maskwatch.files import atomic_path
+from maskwatch.tf_quiet import import_tensorflow
 from models.assets import AssetError
 
 INPUT_SHAPE = (224, 224, 3)
@@ -22,6 +23,7 @@ INPUT_SHAPE = (224, 224, 3)
 
 def _keras() -> Any:
     try:
+        import_tensorflow()
         import keras
     except ImportError:
         raise UserError(

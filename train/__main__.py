@@ -11,12 +11,12 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import logging
-import os
 import sys
 from collections.abc import Sequence
 
 from maskwatch.cli import Parser, add_config_args, config_from_args, run
 from maskwatch.errors import UserError
+from maskwatch.tf_quiet import import_tensorflow
 
 # Import name -> distribution of the `train` extra (pyproject.toml [project.optional-dependencies]).
 TRAIN_MODULES = {"tensorflow": "tensorflow", "sklearn": "scikit-learn", "matplotlib": "matplotlib"}
@@ -48,7 +48,7 @@ def _main(argv: Sequence[str] | None = None) -> int:
     cfg = config_from_args(args)
     check_train_extra()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import_tensorflow()
     from train.run import train_run
 
     result = train_run(
