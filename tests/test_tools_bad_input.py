@@ -1,0 +1,95 @@
+"""The developer scripts in ``tools/`` on input a developer gets wrong: one ``error:`` line and exit code 2 (a
+Ctrl-C: ``interrupted``, 130), never a traceback, never an input or an earlier output replaced; an unreadable photo
+is skipped and counted. Each runs the script as a developer does (``python tools/x.py``), on tiny generated data,
+and stops before TensorFlow loads."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _tool(name: str, *args: object, cwd: Path, path_prefix: Path | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "XDG_CACHE_HOME": str(cwd / "cache")}
+    if path_prefix is not None:
+        env["PATH"] = f"{path_prefix}{os.pathsep}{env['PATH']}"
+    return subprocess.run([sys.executable, str(ROOT / "tools" / f"{name}.py"), *map(str, args)], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+
+
+def _one_error(done: subprocess.CompletedProcess, message: str) -> None:
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith("error: ") and done.stderr.count("\n") == 1, done.stderr
+    assert message in done.stderr, done.stderr
+
+
+def _skipped_one(done: subprocess.CompletedProcess, bad: str) -> None:
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr
+    assert f"skipped 1 unreadable image(s): {bad}" in done.stderr, done.stderr
+
+
+def _labelled(folder: Path, corrupt: bool = False) -> Path:
+    """A ``maskify --full-images`` folder: two photos of two groups (boxes.csv, faces.csv), and with ``corrupt`` a
+    third photo that is not an image."""
+    (folder / "images").mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    names = ["alice__mask", "bob__no_mask"]
+    for name in names:
+        cv2.imwrite(str(folder / "images" / f"{name}.png"), rng.integers(0, 255, (120, 120, 3), dtype=np.uint8))
+    if corrupt:
+        (folder / "images" / "carl__mask.png").write_bytes(b"not an image")
+        names.append("carl__mask")
+    labels = {"alice__mask": "mask", "bob__no_mask": "no_mask", "carl__mask": "mask"}
+    (folder / "boxes.csv").write_text("file,x1,y1,x2,y2,label\n" + "".join(
+        f"images/{n}.png,10,10,60,60,{labels[n]}\n" for n in names))  # fmt: skip
+    (folder / "faces.csv").write_text("image,group,source,face,x1,y1,x2,y2\n" + "".join(
+        f"images/{n}.png,{n.split('__')[0]},s,0,10,10,60,60\n" for n in names))  # fmt: skip
+    return folder
+
+
+# shrink_set
+
+
+def test_shrink_set_skips_and_counts_an_unreadable_photo(tmp_path: Path) -> None:
+    """It was ``error: cannot read ...``, exit 2, after writing the other photos (and no boxes.csv)."""
+    _labelled(tmp_path / "src" / "s1", corrupt=True)
+    done = _tool("shrink_set", "src", "out", "--scales", "0.5", cwd=tmp_path)
+    _skipped_one(done, "src/s1/images/carl__mask.png")
+    rows = (tmp_path / "out" / "s1_x0.5" / "boxes.csv").read_text().splitlines()
+    assert rows[1:] == ["images/alice__mask.png,5,5,30,30,mask", "images/bob__no_mask.png,5,5,30,30,no_mask"]
+    assert "WARN" not in done.stderr  # PNG photos were encoded with a JPEG option: one OpenCV warning each
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["out", "--scales", "0.5", "2"], "scale must be in (0, 1], got 2.0"),  # the 0.5 copy was written first
+    (["src", "--scales", "0.5"], "DST src is inside SRC src"),  # a second run read its own copies as sets
+    (["src/s1", "--scales", "0.5"], "DST src/s1 is inside SRC src"),
+])  # fmt: skip
+def test_shrink_set_bad_scales_and_a_dst_inside_src_write_nothing(tmp_path: Path, args: list[str],
+                                                                  message: str) -> None:  # fmt: skip
+    _labelled(tmp_path / "src" / "s1")
+    _one_error(_tool("shrink_set", "src", *args, cwd=tmp_path), message)
+    assert not (tmp_path / "out").exists()
+    assert sorted(p.name for p in (tmp_path / "src").iterdir()) == ["s1"]
+    assert sorted(p.name for p in (tmp_path / "src" / "s1").iterdir()) == ["boxes.csv", "faces.csv", "images"]
+
+
+def test_shrink_set_keeps_an_earlier_output_unless_overwrite(tmp_path: Path) -> None:
+    _labelled(tmp_path / "src" / "s1")
+    out = tmp_path / "out" / "s1_x0.5"
+    out.mkdir(parents=True)
+    (out / "boxes.csv").write_text("earlier\n")
+    _one_error(_tool("shrink_set", "src", "out", "--scales", "0.5", cwd=tmp_path),
+               "out/s1_x0.5 already exists (use --overwrite")  # fmt: skip
+    assert (out / "boxes.csv").read_text() == "earlier\n"
+    assert _tool("shrink_set", "src", "out", "--scales", "0.5", "--overwrite", cwd=tmp_path).returncode == 0
+    assert (out / "boxes.csv").read_text().startswith("file,")
