@@ -93,3 +93,47 @@ def test_shrink_set_keeps_an_earlier_output_unless_overwrite(tmp_path: Path) -> 
     assert (out / "boxes.csv").read_text() == "earlier\n"
     assert _tool("shrink_set", "src", "out", "--scales", "0.5", "--overwrite", cwd=tmp_path).returncode == 0
     assert (out / "boxes.csv").read_text().startswith("file,")
+
+
+# detector_crops
+
+
+def test_detector_crops_skips_and_counts_an_unreadable_photo(tmp_path: Path) -> None:
+    """It was ``error: cannot read ...``, exit 2, after writing dev_groups.txt (and some crops)."""
+    _labelled(tmp_path / "src" / "s1", corrupt=True)
+    done = _tool("detector_crops", "src", "dst", "--scales", "1", cwd=tmp_path)
+    _skipped_one(done, "src/s1/images/carl__mask.png")
+    assert (tmp_path / "dst" / "groups.csv").read_text().startswith("file,group\n")
+
+
+def test_detector_crops_dev_out_never_replaces_a_labelled_set(tmp_path: Path) -> None:
+    """``--dev-out SRC`` replaced SRC's boxes.csv with the development rows only (then a SameFileError traceback);
+    an existing --dev-out was silently replaced."""
+    src = _labelled(tmp_path / "src")
+    (tmp_path / "dev.txt").write_text("bob\n")
+    boxes = (src / "boxes.csv").read_text()
+    done = _tool("detector_crops", "src", "dst", "--scales", "1", "--dev-groups", "dev.txt", "--dev-out", "src",
+                 cwd=tmp_path)  # fmt: skip
+    _one_error(done, "--dev-out src is inside SRC src")
+    assert (src / "boxes.csv").read_text() == boxes
+    other = _labelled(tmp_path / "other")
+    done = _tool("detector_crops", "src", "dst", "--scales", "1", "--dev-groups", "dev.txt", "--dev-out", "other",
+                 cwd=tmp_path)  # fmt: skip
+    _one_error(done, "--dev-out other already holds a labelled set")
+    assert (other / "boxes.csv").read_text() == boxes
+    assert not (tmp_path / "dst").exists()
+
+
+@pytest.mark.parametrize(("groups", "message"), [
+    (None, "--base base: no groups.csv"),
+    ("file,group\nwith_mask/gone.png,zed\n", "--base base: with_mask/gone.png is listed in groups.csv but not there"),
+])  # fmt: skip
+def test_detector_crops_a_bad_base_is_one_line_before_anything_is_written(tmp_path: Path, groups: str | None,
+                                                                          message: str) -> None:  # fmt: skip
+    """Both were a FileNotFoundError traceback, after DST/dev_groups.txt was written."""
+    _labelled(tmp_path / "src" / "s1")
+    (tmp_path / "base" / "with_mask").mkdir(parents=True)
+    if groups is not None:
+        (tmp_path / "base" / "groups.csv").write_text(groups)
+    _one_error(_tool("detector_crops", "src", "dst", "--scales", "1", "--base", "base", cwd=tmp_path), message)
+    assert not (tmp_path / "dst").exists()
