@@ -5,6 +5,7 @@ and stops before TensorFlow loads."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -137,3 +138,36 @@ def test_detector_crops_a_bad_base_is_one_line_before_anything_is_written(tmp_pa
         (tmp_path / "base" / "groups.csv").write_text(groups)
     _one_error(_tool("detector_crops", "src", "dst", "--scales", "1", "--base", "base", cwd=tmp_path), message)
     assert not (tmp_path / "dst").exists()
+
+
+# eval_classifier_boxes
+
+
+@pytest.mark.parametrize(("row", "message"), [
+    ("images/alice__mask.png,a,10,60,60,mask", "boxes.csv:4: box coordinates must be numbers"),  # ValueError
+    ("images/alice__mask.png,200,200,300,300,mask", "the box 200,200,300,300 of images/alice__mask.png is empty or "
+     "outside the 120x120 photo"),  # a ValueError of the classifier: crop is empty
+])  # fmt: skip
+def test_eval_classifier_boxes_a_bad_box_is_one_line(tmp_path: Path, row: str, message: str) -> None:
+    src = _labelled(tmp_path / "set")
+    (src / "boxes.csv").write_text((src / "boxes.csv").read_text() + row + "\n")
+    _one_error(_tool("eval_classifier_boxes", "set", cwd=tmp_path), message)
+
+
+def test_eval_classifier_boxes_never_writes_the_report_over_its_input(tmp_path: Path) -> None:
+    """``--json DIR/boxes.csv`` replaced the labels with the report; ``--json FOLDER`` failed after the run, naming
+    a temporary file."""
+    src = _labelled(tmp_path / "set")
+    boxes = (src / "boxes.csv").read_text()
+    _one_error(_tool("eval_classifier_boxes", "set", "--json", "set/boxes.csv", cwd=tmp_path),
+               "--json set/boxes.csv is the source")  # fmt: skip
+    assert (src / "boxes.csv").read_text() == boxes
+    _one_error(_tool("eval_classifier_boxes", "set", "--json", "set", cwd=tmp_path), "--json set is a folder")
+
+
+def test_eval_classifier_boxes_skips_and_counts_an_unreadable_photo(tmp_path: Path) -> None:
+    _labelled(tmp_path / "set", corrupt=True)
+    done = _tool("eval_classifier_boxes", "set", "--json", "report.json", cwd=tmp_path)
+    _skipped_one(done, "set/images/carl__mask.png")
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["n"] == 2 and report["unreadable"] == ["set/images/carl__mask.png"]
