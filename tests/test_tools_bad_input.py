@@ -171,3 +171,28 @@ def test_eval_classifier_boxes_skips_and_counts_an_unreadable_photo(tmp_path: Pa
     _skipped_one(done, "set/images/carl__mask.png")
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["n"] == 2 and report["unreadable"] == ["set/images/carl__mask.png"]
+
+
+# ship_model
+
+
+def _shipped(tmp_path: Path, card: str) -> None:
+    (tmp_path / "m.json").write_text(card)
+    (tmp_path / "m.tflite").write_bytes(b"model")
+    (tmp_path / "ds").mkdir()
+    (tmp_path / "ds" / "provenance.csv").write_text("package,version,fetched_as,licence\np,1,sdist,MIT\n")
+    (tmp_path / "eval.json").write_text("{}")
+
+
+@pytest.mark.parametrize(("card", "extra", "message"), [
+    ("{broken", [], "the model card m.json is not JSON"),  # JSONDecodeError
+    ('{"files": {"tflite": "gone.tflite"}}', [], "m.json names gone.tflite, which is not there"),  # FileNotFoundError
+    ('{"files": {"tflite": "m.tflite"}}', ["--eval-json", "eval.json"], "eval.json has no n, accuracy"),  # KeyError
+    ('{"files": {"tflite": "m.tflite"}}', ["--eval-json", "nope.json"], "--eval-json nope.json not found"),
+    ('{"files": {"tflite": "m.tflite"}}', ["--three-class-eval", "eval.json"], "eval.json has no dirs, boxes"),
+])  # fmt: skip
+def test_ship_model_bad_input_is_one_line_and_keeps_the_card(tmp_path: Path, card: str, extra: list[str],
+                                                             message: str) -> None:  # fmt: skip
+    _shipped(tmp_path, card)
+    _one_error(_tool("ship_model", "--stem", "m", "--dataset", "ds", *extra, cwd=tmp_path), message)
+    assert (tmp_path / "m.json").read_text() == card
