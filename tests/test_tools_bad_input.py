@@ -196,3 +196,35 @@ def test_ship_model_bad_input_is_one_line_and_keeps_the_card(tmp_path: Path, car
     _shipped(tmp_path, card)
     _one_error(_tool("ship_model", "--stem", "m", "--dataset", "ds", *extra, cwd=tmp_path), message)
     assert (tmp_path / "m.json").read_text() == card
+
+
+# three_label_frame
+
+
+def _variants(folder: Path) -> Path:
+    (folder / "images").mkdir(parents=True)
+    for name in ("mask", "below_nose", "no_mask", "on_chin"):
+        cv2.imwrite(str(folder / "images" / f"p__{name}.jpg"), np.full((60, 120, 3), 50, np.uint8))
+    (folder / "boxes.csv").write_text("file,x1,y1,x2,y2,label\nimages/p__no_mask.jpg,10,10,40,40,no_mask\n"
+                                      "images/p__no_mask.jpg,70,10,100,40,no_mask\n")  # fmt: skip
+    return folder
+
+
+def test_three_label_frame_bad_input_is_one_line(tmp_path: Path) -> None:
+    """A missing folder was a FileNotFoundError traceback, a set without a no_mask photo an IndexError."""
+    _one_error(_tool("three_label_frame", "nope", "out.jpg", cwd=tmp_path), "nope/boxes.csv not found")
+    _labelled(tmp_path / "two_labels")
+    _one_error(_tool("three_label_frame", "two_labels", "out.jpg", cwd=tmp_path),
+               "has no no_mask face of a __no_mask.jpg photo")  # fmt: skip
+
+
+def test_three_label_frame_never_replaces_its_input_or_an_earlier_frame(tmp_path: Path) -> None:
+    src = _variants(tmp_path / "m")
+    photo = (src / "images" / "p__no_mask.jpg").read_bytes()
+    _one_error(_tool("three_label_frame", "m", "m/images/p__no_mask.jpg", cwd=tmp_path), "is the source")
+    assert (src / "images" / "p__no_mask.jpg").read_bytes() == photo
+    (tmp_path / "out.jpg").write_bytes(b"earlier")
+    _one_error(_tool("three_label_frame", "m", "out.jpg", cwd=tmp_path), "OUT out.jpg exists: add --overwrite")
+    assert (tmp_path / "out.jpg").read_bytes() == b"earlier"
+    assert _tool("three_label_frame", "m", "out.jpg", "--overwrite", cwd=tmp_path).returncode == 0
+    assert cv2.imread(str(tmp_path / "out.jpg")).shape == (60, 120, 3)
