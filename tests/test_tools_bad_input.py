@@ -228,3 +228,32 @@ def test_three_label_frame_never_replaces_its_input_or_an_earlier_frame(tmp_path
     assert (tmp_path / "out.jpg").read_bytes() == b"earlier"
     assert _tool("three_label_frame", "m", "out.jpg", "--overwrite", cwd=tmp_path).returncode == 0
     assert cv2.imread(str(tmp_path / "out.jpg")).shape == (60, 120, 3)
+
+
+# time_centerface, quantize_centerface
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--runs", "0"], "--runs must be at least 1, got 0"),  # KeyError traceback after loading the detectors
+    (["--runs", "1", "--sizes", "640"], "--sizes must be WxH sizes"),  # an OpenCV traceback
+    (["--runs", "1", "--video", "nope.mp4"], "cannot read a frame from nope.mp4"),  # exit 1, without "error: "
+])  # fmt: skip
+def test_time_centerface_bad_input_is_one_line(tmp_path: Path, args: list[str], message: str) -> None:
+    _one_error(_tool("time_centerface", *args, cwd=tmp_path), message)
+
+
+def test_quantize_centerface_bad_input_is_one_line_and_never_replaces_the_source(tmp_path: Path) -> None:
+    """``--frames 0`` was a ValueError traceback of ONNX Runtime; a DST that is the source model was overwritten
+    by its fp16 version; a damaged source a protobuf DecodeError traceback."""
+    _one_error(_tool("quantize_centerface", "int8", "q.onnx", "--photos", ".", "--frames", "0", cwd=tmp_path),
+               "--frames must be at least 1, got 0")  # fmt: skip
+    model = tmp_path / "cf.onnx"
+    model.write_bytes((ROOT / "models" / "centerface.onnx").read_bytes())
+    size = model.stat().st_size
+    _one_error(_tool("quantize_centerface", "fp16", "cf.onnx", "--set", f"face_detector.onnx={model}",
+                     cwd=tmp_path), "DST cf.onnx is the source")  # fmt: skip
+    assert model.stat().st_size == size
+    (tmp_path / "bad.onnx").write_bytes(b"not onnx")
+    _one_error(_tool("quantize_centerface", "fp16", "q.onnx", "--set", f"face_detector.onnx={tmp_path / 'bad.onnx'}",
+                     cwd=tmp_path), "as an ONNX model")  # fmt: skip
+    assert not (tmp_path / "q.onnx").exists()
