@@ -257,3 +257,42 @@ def test_quantize_centerface_bad_input_is_one_line_and_never_replaces_the_source
     _one_error(_tool("quantize_centerface", "fp16", "q.onnx", "--set", f"face_detector.onnx={tmp_path / 'bad.onnx'}",
                      cwd=tmp_path), "as an ONNX model")  # fmt: skip
     assert not (tmp_path / "q.onnx").exists()
+
+
+# keras_from_tflite, wrong_mask_head: the checks before TensorFlow loads
+
+
+def test_keras_from_tflite_checks_the_output_before_the_rebuild(tmp_path: Path) -> None:
+    """An existing OUT_STEM.keras was replaced; an OUT_STEM under a file was a FileExistsError traceback after the
+    rebuild."""
+    (tmp_path / "old.keras").write_bytes(b"earlier")
+    (tmp_path / "afile").write_text("x")
+    tflite = ROOT / "models" / "mask_classifier.tflite"
+    _one_error(_tool("keras_from_tflite", tflite, "old", cwd=tmp_path), "old.keras exists: add --overwrite")
+    assert (tmp_path / "old.keras").read_bytes() == b"earlier"
+    _one_error(_tool("keras_from_tflite", tflite, "afile/m", cwd=tmp_path), "OUT_STEM: cannot create the folder")
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--copies", "-1"], "--copies must be at least 0, got -1"),
+    (["--epochs", "0"], "--epochs must be at least 1, got 0"),
+    (["--heads", "0"], "--heads must be at least 1, got 0"),
+    (["--channels", "0"], "--channels must be at least 1, got 0"),
+    (["--learning-rate", "0"], "--learning-rate must be more than 0, got 0"),
+    (["--l2", "-1"], "--l2 must be 0 or more, got -1"),
+    (["--cache", "afile"], "--cache: cannot create the folder afile"),
+])  # fmt: skip
+def test_wrong_mask_head_bad_numbers_are_one_line(tmp_path: Path, args: list[str], message: str) -> None:
+    (tmp_path / "b.keras").write_bytes(b"")
+    (tmp_path / "ds" / "incorrect_mask").mkdir(parents=True)
+    (tmp_path / "afile").write_text("x")
+    _one_error(_tool("wrong_mask_head", "b", "ds", "o", *args, cwd=tmp_path), message)
+
+
+def test_wrong_mask_head_never_replaces_the_binary_model_or_an_earlier_one(tmp_path: Path) -> None:
+    (tmp_path / "b.keras").write_bytes(b"binary")
+    (tmp_path / "ds" / "incorrect_mask").mkdir(parents=True)
+    _one_error(_tool("wrong_mask_head", "b", "ds", "b", cwd=tmp_path), "OUT_STEM b is the binary model b")
+    (tmp_path / "o.json").write_text("{}")
+    _one_error(_tool("wrong_mask_head", "b", "ds", "o", cwd=tmp_path), "o.json exists: add --overwrite")
+    assert (tmp_path / "b.keras").read_bytes() == b"binary" and (tmp_path / "o.json").read_text() == "{}"
