@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -296,3 +297,44 @@ def test_wrong_mask_head_never_replaces_the_binary_model_or_an_earlier_one(tmp_p
     (tmp_path / "o.json").write_text("{}")
     _one_error(_tool("wrong_mask_head", "b", "ds", "o", cwd=tmp_path), "o.json exists: add --overwrite")
     assert (tmp_path / "b.keras").read_bytes() == b"binary" and (tmp_path / "o.json").read_text() == "{}"
+
+
+# group_photos, holdout_photos: apt-get download replaced by a script on PATH
+
+
+def _fake_apt_get(tmp_path: Path, body: str) -> Path:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    script = bin_dir / "apt-get"
+    script.write_text(f"#!/bin/sh\n{body}\n")
+    script.chmod(0o755)
+    return bin_dir
+
+
+@pytest.mark.parametrize(("tool", "args"), [("group_photos", []), ("holdout_photos", ["--set", "5"])])
+def test_a_dst_that_cannot_be_written_is_one_line_before_the_fetch(tmp_path: Path, tool: str,
+                                                                   args: list[str]) -> None:  # fmt: skip
+    """It was found only after the download (exit 1), and a bad option was exit 1 too."""
+    (tmp_path / "afile").write_text("x")
+    bin_dir = _fake_apt_get(tmp_path, "echo fetched >> fetches; exit 100")
+    _one_error(_tool(tool, *args, "afile", cwd=tmp_path, path_prefix=bin_dir), "DST: cannot create the folder afile")
+    assert not (tmp_path / "fetches").exists()
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="a shell script as apt-get")
+@pytest.mark.parametrize(("tool", "args"), [("group_photos", []), ("holdout_photos", ["--set", "5"])])
+def test_ctrl_c_during_the_fetch_is_interrupted_and_130(tmp_path: Path, tool: str, args: list[str]) -> None:
+    """It was a KeyboardInterrupt traceback."""
+    bin_dir = _fake_apt_get(tmp_path, "exec sleep 30")
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "XDG_CACHE_HOME": str(tmp_path / "cache"),
+           "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}  # fmt: skip
+    proc = subprocess.Popen([sys.executable, str(ROOT / "tools" / f"{tool}.py"), *args, "out"], cwd=tmp_path,
+                            env=env, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        assert proc.stderr is not None and proc.stderr.readline().startswith("fetching ")
+        proc.send_signal(signal.SIGINT)
+        err = proc.stderr.read()
+        assert proc.wait(timeout=20) == 130
+    finally:
+        proc.kill()
+    assert err == "interrupted\n"
