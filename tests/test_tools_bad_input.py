@@ -191,6 +191,7 @@ def _shipped(tmp_path: Path, card: str) -> None:
     ('{"files": {"tflite": "m.tflite"}}', ["--eval-json", "eval.json"], "eval.json has no n, accuracy"),  # KeyError
     ('{"files": {"tflite": "m.tflite"}}', ["--eval-json", "nope.json"], "--eval-json nope.json not found"),
     ('{"files": {"tflite": "m.tflite"}}', ["--three-class-eval", "eval.json"], "eval.json has no dirs, boxes"),
+    ('{"files": {"tflite": "m.tflite"}}', ["--three-class-eval", "ds"], "--three-class-dev ds is a folder"),
 ])  # fmt: skip
 def test_ship_model_bad_input_is_one_line_and_keeps_the_card(tmp_path: Path, card: str, extra: list[str],
                                                              message: str) -> None:  # fmt: skip

@@ -30,7 +30,7 @@ SHIPPED = ("tflite",)
 def _read_json(path: Path, what: str) -> dict:
     """A JSON object from ``path``; ``UserError`` when it is missing, not JSON or not an object."""
     if not path.is_file():
-        raise UserError(f"{what} {path} not found")
+        raise UserError(f"{what} {path} " + ("is a folder; give the file" if path.is_dir() else "not found"))
     try:
         obj = json.loads(path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
