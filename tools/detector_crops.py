@@ -37,6 +37,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from evaluation.classifier import IOU_MIN, LabelledImage, find_folders, match_boxes, read_folder
+from evaluation.sets import readable_images, skipped_line
 from maskwatch.cli import Parser, add_config_args, config_from_args, run
 from maskwatch.config import Config
 from maskwatch.errors import UserError
@@ -91,7 +92,10 @@ def detector_crops(
             if m >= 0 and label in CLASS_DIRS and crops[m].size]  # fmt: skip
 
 
-def write_crops(folders: Sequence[Path], dst: Path, scales: Sequence[float], dev: set[str], cfg: Config) -> Counter:
+def write_crops(folders: Sequence[Path], dst: Path, scales: Sequence[float], dev: set[str], cfg: Config,
+                unreadable: list[str] | None = None) -> Counter:  # fmt: skip
+    """Write the crops of the photos of groups not in ``dev``; a photo that cannot be read is skipped, its path
+    appended to ``unreadable``."""
     from face_detector import build_face_detector
 
     detect, counts, rows = build_face_detector(cfg), Counter(), []
@@ -100,13 +104,11 @@ def write_crops(folders: Sequence[Path], dst: Path, scales: Sequence[float], dev
         groups = photo_groups(folder)
         rel_folder = folder.relative_to(common).as_posix()  # several sets of the same photos: names stay apart
         tag = "" if rel_folder == "." else rel_folder.replace("/", "_") + "__"
-        for image in read_folder(folder):
-            group = group_of(image, folder, groups)
-            if group in dev:
-                continue
-            frame = cv2.imread(str(image.path), cv2.IMREAD_COLOR)
-            if frame is None:
-                raise UserError(f"cannot read {image.path}")
+        images = [(im, group_of(im, folder, groups)) for im in read_folder(folder)]
+        group_by_path = {im.path: g for im, g in images if g not in dev}
+        kept = [im for im, g in images if g not in dev]
+        for image, frame in readable_images(kept, [] if unreadable is None else unreadable, desc="photos"):
+            group = group_by_path[image.path]
             for scale in scales:
                 for i, label, crop in detector_crops(frame, image, scale, detect):
                     rel = f"{CLASS_DIRS[label]}/{group}__{tag}{image.path.stem}_x{scale:g}_f{i}.png"
@@ -132,10 +134,27 @@ def _append_groups(dst: Path, rows: list[tuple[str, str]]) -> None:
     write_text_atomic(path, buf.getvalue())
 
 
+def base_rows(base: Path, dev: set[str]) -> list[tuple[str, str]]:
+    """(file, group) of the crops of ``base`` whose group is not in ``dev``; ``UserError`` when ``base`` is not a
+    crop dataset or lacks a file it lists (checked before anything is written)."""
+    path = base / "groups.csv"
+    if not path.is_file():
+        raise UserError(f"--base {base}: no groups.csv (a crop dataset of python -m train.starter_data)")
+    with path.open(newline="", encoding="utf-8-sig") as fh:
+        reader = csv.DictReader(fh)
+        if not {"file", "group"} <= set(reader.fieldnames or ()):
+            raise UserError(f"{path}: needs the columns file,group")
+        rows = [(r["file"], r["group"]) for r in reader if r["group"] not in dev]
+    missing = [file for file, _ in rows if not (base / file).is_file()]
+    if missing:
+        raise UserError(f"--base {base}: {missing[0]} is listed in groups.csv but not there"
+                        + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""))
+    return rows
+
+
 def copy_base(base: Path, dst: Path, dev: set[str]) -> int:
     """Copy the crops of ``base`` whose group is not in ``dev``; return how many."""
-    with (base / "groups.csv").open(newline="", encoding="utf-8-sig") as fh:
-        rows = [(r["file"], r["group"]) for r in csv.DictReader(fh) if r["group"] not in dev]
+    rows = base_rows(base, dev)
     for file, _ in rows:
         (dst / file).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(base / file, dst / file)
@@ -189,7 +208,7 @@ def _main(argv: Sequence[str] | None = None) -> int:
         raise UserError("--dev-share must be in [0, 1)")
     if (args.dst / "groups.csv").exists():
         raise UserError(f"{args.dst} already holds a dataset; choose a new folder")
-    check_writable("DST", args.dst)
+    _check_outputs(args)
     folders: list[Path] = []
     faces: Counter[str] = Counter()
     for folder in find_folders([args.src]):
@@ -208,6 +227,8 @@ def _main(argv: Sequence[str] | None = None) -> int:
         dev = {line.strip() for line in args.dev_groups.read_text(encoding="utf-8").splitlines() if line.strip()}
     else:
         dev = pick_dev_groups(faces, args.dev_share, args.seed)
+    if args.base is not None:
+        base_rows(args.base, dev)  # a bad --base before anything is written
     args.dst.mkdir(parents=True, exist_ok=True)
     write_text_atomic(args.dst / "dev_groups.txt", "".join(f"{g}\n" for g in sorted(dev)))
     if dev:
@@ -216,11 +237,32 @@ def _main(argv: Sequence[str] | None = None) -> int:
         print(f"{args.dev_out}: {write_dev(folders, args.src, args.dev_out, dev)} photos of the dev groups")
     if args.base is not None:
         print(f"{args.dst}: {copy_base(args.base, args.dst, dev)} crops copied from {args.base}")
-    counts = write_crops(folders, args.dst, args.scales, dev, cfg)
+    unreadable: list[str] = []
+    counts = write_crops(folders, args.dst, args.scales, dev, cfg, unreadable)
     for scale in args.scales:
         found = ", ".join(f"{counts[(label, scale)]} {label}" for label in CLASS_DIRS if counts[(label, scale)])
         print(f"x{scale:g}: {found or 'no'} detector crops")
+    if unreadable:
+        print(skipped_line(unreadable), file=sys.stderr)
     return 0
+
+
+def _check_outputs(args: argparse.Namespace) -> None:
+    """DST and --dev-out outside SRC, apart, new (--dev-out gets boxes.csv files: never over a labelled set), and
+    writable, before anything is written."""
+    src = args.src.resolve()
+    for name, out in (("DST", args.dst), ("--dev-out", args.dev_out)):
+        if out is None:
+            continue
+        if out.resolve().is_relative_to(src):
+            raise UserError(f"{name} {out} is inside SRC {args.src}: choose a folder outside it")
+        check_writable(name, out)
+    if args.dev_out is None:
+        return
+    if args.dev_out.resolve() == args.dst.resolve():
+        raise UserError(f"--dev-out {args.dev_out} is DST: give the development photos their own folder")
+    if args.dev_out.is_dir() and any(args.dev_out.rglob("boxes.csv")):
+        raise UserError(f"--dev-out {args.dev_out} already holds a labelled set; choose a new folder")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

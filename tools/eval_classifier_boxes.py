@@ -5,42 +5,43 @@ the face detector's), so this measures the classifier alone. Prints a scikit-lea
 
 from __future__ import annotations
 
-import csv
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from detector.outputs import check_outputs
+from evaluation.classifier import read_folder
+from evaluation.sets import readable_images, skipped_line
 from maskwatch.cli import Parser, add_config_args, config_from_args, run
 from maskwatch.errors import UserError
 from maskwatch.files import write_json_atomic
 
 
-def load_crops(folder: Path) -> tuple[list[np.ndarray], np.ndarray, list[str]]:
-    """Crops (BGR), labels (1 = mask) and names of the ``mask`` / ``no_mask`` boxes; ``ignore`` rows skipped."""
+def load_crops(folder: Path, unreadable: list[str] | None = None) -> tuple[list[np.ndarray], np.ndarray, list[str]]:
+    """Crops (BGR), labels (1 = mask) and names of the ``mask`` / ``no_mask`` boxes; ``ignore`` rows skipped; a photo
+    that cannot be read is skipped, its path appended to ``unreadable``."""
     path = folder / "boxes.csv"
     if not path.is_file():
         raise UserError(f"{path} not found (make one with: python -m train.maskify PHOTOS DIR --full-images)")
     crops, labels, names = [], [], []
-    images: dict[str, np.ndarray | None] = {}
-    for row in csv.DictReader(path.open(encoding="utf-8")):
-        if row["label"] not in ("mask", "no_mask"):
-            continue
-        if row["file"] not in images:
-            images[row["file"]] = cv2.imread(str(folder / row["file"]))
-        image = images[row["file"]]
-        if image is None:
-            raise UserError(f"cannot read {folder / row['file']}")
-        x1, y1, x2, y2 = (int(row[k]) for k in ("x1", "y1", "x2", "y2"))
-        crops.append(image[y1:y2, x1:x2])
-        labels.append(1 if row["label"] == "mask" else 0)
-        names.append(f"{row['file']}:{x1},{y1}")
+    for image, frame in readable_images(read_folder(folder), [] if unreadable is None else unreadable, desc="photos"):
+        rel = image.path.relative_to(folder).as_posix()
+        for (x1, y1, x2, y2), label in zip(image.xyxy.tolist(), image.labels, strict=True):
+            if label not in ("mask", "no_mask"):
+                continue
+            crop = frame[max(y1, 0) : max(y2, 0), max(x1, 0) : max(x2, 0)]
+            if not crop.size:
+                raise UserError(f"{path}: the box {x1},{y1},{x2},{y2} of {rel} is empty or outside the "
+                                f"{frame.shape[1]}x{frame.shape[0]} photo")
+            crops.append(crop)
+            labels.append(1 if label == "mask" else 0)
+            names.append(f"{rel}:{x1},{y1}")
     if not crops:
-        raise UserError(f"no mask / no_mask box in {path}")
+        raise UserError(f"no mask / no_mask box in {path}" + (f" ({skipped_line(unreadable)})" if unreadable else ""))
     return crops, np.array(labels), names
 
 
@@ -51,12 +52,14 @@ def _main(argv: Sequence[str] | None = None) -> int:
     add_config_args(parser)
     args = parser.parse_args(argv)
     cfg = config_from_args(args)
+    check_outputs([args.dir / "boxes.csv", *args.dir.rglob("*")], {"--json": args.json}, overwrite=True)
+    unreadable: list[str] = []
+    crops, labels, names = load_crops(args.dir, unreadable)  # bad input before the classifier loads
     from sklearn.metrics import classification_report, f1_score
 
     from detector.classifier import MaskClassifier
 
     classifier = MaskClassifier.from_config(cfg)
-    crops, labels, names = load_crops(args.dir)
     probs = classifier(crops)
     predicted = (probs >= classifier.threshold).astype(int)
     names_cls = ["no_mask", "mask"]
@@ -73,8 +76,11 @@ def _main(argv: Sequence[str] | None = None) -> int:
         "threshold": classifier.threshold,
         "wrong": wrong,
         "p_mask": {n: round(float(p), 4) for n, p in zip(names, probs, strict=True)},
+        "unreadable": sorted(unreadable),
     }
     print(f"accuracy {report['accuracy']:.3f}, F1 mask {report['f1_mask']:.3f}, F1 no_mask {report['f1_no_mask']:.3f}")
+    if unreadable:
+        print(skipped_line(unreadable), file=sys.stderr)
     if args.json:
         write_json_atomic(args.json, report)
     return 0

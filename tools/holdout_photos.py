@@ -35,9 +35,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # python tools/x.py from a checkout
 
-from maskwatch.cli import Parser
+from maskwatch.cli import Parser, run
 from maskwatch.errors import UserError
-from maskwatch.files import write_bytes_atomic, write_text_atomic
+from maskwatch.files import check_writable, write_bytes_atomic, write_text_atomic
 from train.starter_data import read_member
 
 # Per set: registry, package, version, archive kind, package licence, MD5 of the photo, member path (for apt: the
@@ -418,11 +418,12 @@ def edit_photo(data: bytes, edit: str) -> bytes:
     return _png(image)
 
 
-def main(argv: list[str]) -> int:
+def main(argv: list[str] | None) -> int:
     parser = Parser(prog="python tools/holdout_photos.py", description=__doc__.split("\n")[0])
     parser.add_argument("--set", required=True, choices=sorted(SETS), dest="number", help="which held-out set")
     parser.add_argument("dst", type=Path, help="folder for the photos and ignore.csv")
     args = parser.parse_args(argv)
+    check_writable("DST", args.dst)  # before the fetch, not after it
     table, unlabelled = SETS[args.number]
     photos = [line.split() for line in table.strip().splitlines()]
     cache = Path(os.environ.get("XDG_CACHE_HOME") or "~/.cache").expanduser() / "maskwatch"
@@ -459,9 +460,15 @@ def main(argv: list[str]) -> int:
     return 0
 
 
-if __name__ == "__main__":
+def _cli(argv: list[str] | None) -> int:
+    """``main`` with a failed fetch or a bad archive as one line, exit code 1 (bad input, through ``run``: 2; Ctrl-C:
+    130)."""
     try:
-        sys.exit(main(sys.argv[1:]))
-    except (OSError, LookupError, ValueError, UserError, tarfile.TarError, zipfile.BadZipFile) as exc:
+        return main(argv)
+    except (OSError, LookupError, ValueError, tarfile.TarError, zipfile.BadZipFile) as exc:
         print(f"error: {' '.join(str(exc).split())[:300]}", file=sys.stderr)
-        sys.exit(1)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(run(_cli))

@@ -31,7 +31,7 @@ from maskwatch.card import card_path, model_path
 from maskwatch.checksums import file_sha256
 from maskwatch.cli import Parser, run
 from maskwatch.errors import UserError
-from maskwatch.files import atomic_path, write_json_atomic
+from maskwatch.files import atomic_path, check_writable, write_json_atomic
 
 ACTIVATIONS = {0: None, 1: "relu", 3: "relu6"}  # TFLite ActivationFunctionType -> Keras activation
 PADDING = {0: "same", 1: "valid"}  # TFLite Padding
@@ -254,8 +254,12 @@ def _main(argv: Sequence[str] | None = None) -> int:
     source_card = card_path(args.tflite.with_suffix(""))
     if card_path(args.out_stem).resolve() == source_card.resolve():
         raise UserError(f"{args.out_stem} would replace the card of {args.tflite}; choose another OUT_STEM")
-    model = rebuild(args.tflite)
     keras_path = model_path(args.out_stem, "keras")
+    existing = [p for p in (keras_path, card_path(args.out_stem)) if p.exists()]
+    if existing and not args.overwrite:
+        raise UserError(f"{existing[0]} exists: add --overwrite to replace it, or choose another OUT_STEM")
+    check_writable("OUT_STEM", keras_path.parent)  # before the rebuild, not after it
+    model = rebuild(args.tflite)
     with atomic_path(keras_path) as tmp:
         model.save(tmp)
     card = json.loads(source_card.read_text(encoding="utf-8")) if source_card.is_file() else {}
@@ -276,6 +280,7 @@ def build_parser() -> argparse.ArgumentParser:
                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     parser.add_argument("tflite", type=Path, help="float32 TFLite classifier (e.g. models/mask_classifier.tflite)")
     parser.add_argument("out_stem", type=Path, help="where to write OUT_STEM.keras and OUT_STEM.json")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing OUT_STEM.keras / .json")
     return parser
 
 

@@ -25,9 +25,13 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # python tools/x.py from a checkout
 
+from detector.outputs import check_outputs
+from evaluation.sets import skipped_line
 from face_detector.onnx_backend import INPUT_NAME, graph_for_size
 from maskwatch.cli import Parser, add_config_args, config_from_args, run
+from maskwatch.config import Config
 from maskwatch.errors import UserError
+from maskwatch.files import atomic_path
 
 FRAME_WH = (640, 480)
 PHOTO_EXTS = (".jpg", ".jpeg", ".png")
@@ -89,6 +93,33 @@ def convert_fp16(model_bytes: bytes, dst: Path) -> None:
     onnx.save(convert_float_to_float16(model, keep_io_types=True), str(dst))
 
 
+def readable_photos(photos: list[Path]) -> tuple[list[Path], list[str]]:
+    """The photos OpenCV can read, and the paths of those it cannot (skipped: one bad file does not end a run)."""
+    good: list[Path] = []
+    bad: list[str] = []
+    for path in photos:
+        if cv2.imread(str(path)) is None:
+            bad.append(str(path))
+        else:
+            good.append(path)
+    return good, bad
+
+
+def _source_model(cfg: Config) -> tuple[Path, bytes]:
+    """The configured CenterFace file and its graph (``UserError`` when it is missing or not ONNX)."""
+    from google.protobuf.message import DecodeError
+
+    path = cfg.resolve_path(cfg.face_detector.onnx)
+    if not path.is_file():
+        raise UserError(f"face detector file not found: {path}")
+    data = path.read_bytes()
+    try:
+        graph_for_size(data, FRAME_WH)
+    except DecodeError as exc:
+        raise UserError(f"cannot read {path} as an ONNX model ({exc})") from None
+    return path, data
+
+
 def main(argv: list[str] | None = None) -> int:
     return run(_main, argv)
 
@@ -100,16 +131,25 @@ def _main(argv: list[str] | None) -> int:
     parser.add_argument("dst", type=Path)
     parser.add_argument("--photos", type=Path, help="int8: folder of development photos (a training set)")
     parser.add_argument("--frames", type=int, default=64, help="int8: calibration frames")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing DST")
     args = parser.parse_args(argv)
+    if args.frames < 1:
+        raise UserError(f"--frames must be at least 1, got {args.frames}")
     cfg = config_from_args(args)
-    model_bytes = cfg.resolve_path(cfg.face_detector.onnx).read_bytes()
+    source, model_bytes = _source_model(cfg)
+    check_outputs([source], {"DST": args.dst}, overwrite=args.overwrite)  # never over the source, a folder, ...
     if args.kind == "fp16":
-        convert_fp16(model_bytes, args.dst)
+        with atomic_path(args.dst) as tmp:
+            convert_fp16(model_bytes, tmp)
     else:
         photos = sorted(p for p in args.photos.rglob("*") if p.suffix.lower() in PHOTO_EXTS) if args.photos else []
+        photos, unreadable = readable_photos(photos)
+        if unreadable:
+            print(skipped_line(unreadable), file=sys.stderr)
         if not photos:
             raise UserError("int8 needs --photos DIR with development photos, e.g. python -m train.starter_data DIR")
-        quantize_int8(model_bytes, args.dst, photos, args.frames)
+        with atomic_path(args.dst) as tmp:
+            quantize_int8(model_bytes, tmp, photos, args.frames)
     print(f"wrote {args.dst}")
     return 0
 

@@ -27,11 +27,35 @@ ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = ("tflite",)
 
 
+def _read_json(path: Path, what: str) -> dict:
+    """A JSON object from ``path``; ``UserError`` when it is missing, not JSON or not an object."""
+    if not path.is_file():
+        raise UserError(f"{what} {path} " + ("is a folder; give the file" if path.is_dir() else "not found"))
+    try:
+        obj = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise UserError(f"{what} {path} is not JSON ({exc})") from None
+    if not isinstance(obj, dict):
+        raise UserError(f"{what} {path} is not a JSON object")
+    return obj
+
+
+def _keys(report: dict, keys: Sequence[str], path: Path, made_by: str) -> None:
+    missing = [k for k in keys if k not in report]
+    if missing:
+        raise UserError(f"{path} has no {', '.join(missing)}: not a report of {made_by}")
+
+
 def _provenance(dataset: Path) -> dict[str, object]:
     path = dataset / "provenance.csv"
     if not path.is_file():
         raise UserError(f"{path} not found: the dataset was not made by python -m train.starter_data")
-    rows = list(csv.DictReader(path.open(encoding="utf-8")))
+    with path.open(newline="", encoding="utf-8") as fh:
+        reader = csv.DictReader(fh)
+        missing = {"package", "version", "fetched_as", "licence"} - set(reader.fieldnames or ())
+        if missing:
+            raise UserError(f"{path}: missing columns {', '.join(sorted(missing))}")
+        rows = list(reader)
     packages = Counter(f"{r['package']} {r['version']} ({r['fetched_as']}, {r['licence']})" for r in rows)
     return {
         "made_by": "python -m train.starter_data (docs/DATA.md)",
@@ -43,7 +67,8 @@ def _provenance(dataset: Path) -> dict[str, object]:
 
 def _three_class_eval(path: Path) -> dict[str, object]:
     """A held-out evaluation of ``python -m evaluation.three_class`` (every model it compared, on the same faces)."""
-    report = json.loads(path.read_text(encoding="utf-8"))
+    report = _read_json(path, "--three-class-eval / --three-class-dev")
+    _keys(report, ("dirs", "boxes", "models", "faces", "missed"), path, "python -m evaluation.three_class --json")
     keep = ("faces", "mask_no_mask_accuracy", "mask_no_mask_by_face_height_px", "incorrect_precision",
             "incorrect_recall", "incorrect_recall_by_face_height_px", "incorrect_recall_by_placement",
             "predicted_by_label")  # fmt: skip
@@ -70,8 +95,11 @@ def _main(argv: Sequence[str] | None = None) -> int:
     card_path = args.stem.with_suffix(".json")
     if not card_path.is_file():
         raise UserError(f"no model card at {card_path}")
-    card = json.loads(card_path.read_text(encoding="utf-8"))
+    card = _read_json(card_path, "the model card")
     card["files"] = {k: v for k, v in card.get("files", {}).items() if k in SHIPPED}
+    missing = [v for v in card["files"].values() if not (args.stem.parent / v).is_file()]
+    if missing:
+        raise UserError(f"{card_path} names {args.stem.parent / missing[0]}, which is not there")
     card["sha256"] = {k: file_sha256(args.stem.parent / v) for k, v in card["files"].items()}
     card["regenerated_by_training"] = ["keras", "h5"]
     card["reproduce"] = args.command
@@ -82,7 +110,9 @@ def _main(argv: Sequence[str] | None = None) -> int:
     )
     card.pop("run_dir", None)  # a local path of the machine that trained it
     if args.eval_json:
-        report = json.loads(args.eval_json.read_text(encoding="utf-8"))
+        report = _read_json(args.eval_json, "--eval-json")
+        _keys(report, ("n", "accuracy", "f1_mask", "f1_no_mask", "threshold", "wrong"), args.eval_json,
+              "tools/eval_classifier_boxes.py --json")  # fmt: skip
         card["held_out_photos"] = {
             "what": "labelled boxes of docs/accuracy.md (3 group photos never in training), maskify masks",
             "command": "python tools/eval_classifier_boxes.py data/eval_holdout",

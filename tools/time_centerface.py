@@ -23,6 +23,7 @@ from face_detector.centerface import CenterFaceDetector
 from face_detector.dnn import set_opencv_threads
 from maskwatch.cli import Parser, add_config_args, config_from_args, run
 from maskwatch.config import PROJECT_ROOT
+from maskwatch.errors import UserError
 
 
 def _first_frame(video: Path) -> np.ndarray:
@@ -30,8 +31,20 @@ def _first_frame(video: Path) -> np.ndarray:
     ok, frame = capture.read()
     capture.release()
     if not ok:
-        raise SystemExit(f"cannot read a frame from {video}")
+        raise UserError(f"cannot read a frame from {video} (missing, or not a video)")
     return frame
+
+
+def _sizes(text: str) -> list[tuple[int, int]]:
+    """``640x480,320x256`` -> [(640, 480), (320, 256)]; ``UserError`` for anything else."""
+    try:
+        sizes = [tuple(int(v) for v in s.split("x")) for s in text.split(",")]
+    except ValueError:
+        sizes = []
+    if not sizes or any(len(s) != 2 or min(s) < 1 for s in sizes):
+        raise UserError(f"--sizes must be WxH sizes of at least 1x1, comma-separated (e.g. 640x480,320x256), "
+                        f"got {text!r}")
+    return sizes  # type: ignore[return-value]
 
 
 def _ms(call) -> float:
@@ -52,6 +65,9 @@ def _main(argv: list[str] | None) -> int:
     parser.add_argument("--sizes", default="640x480,320x256", help="forward input sizes WxH, comma-separated")
     parser.add_argument("--video", type=Path, default=PROJECT_ROOT / "demo" / "crowd.mp4")
     args = parser.parse_args(argv)
+    if args.runs < 1:
+        raise UserError(f"--runs must be at least 1, got {args.runs}")
+    sizes = _sizes(args.sizes)
     cfg = config_from_args(args)
     fd = cfg.face_detector
     set_opencv_threads(fd.threads)
@@ -63,7 +79,6 @@ def _main(argv: list[str] | None) -> int:
     for extra in args.model:
         variants[f"onnxruntime {extra.name}"] = CenterFaceDetector(extra, backend="onnxruntime", **kw)
     frame = _first_frame(args.video)
-    sizes = [tuple(int(v) for v in s.split("x")) for s in args.sizes.split(",")]
     blobs = {s: cv2.dnn.blobFromImage(frame, 1.0, s, (0, 0, 0), swapRB=True) for s in sizes}
     times: dict[tuple[str, str], list[float]] = {}
     for detector in variants.values():  # warm-up: build every network and session

@@ -31,12 +31,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from maskwatch.card import CLASS_NAMES_3
+from maskwatch.card import CLASS_NAMES_3, card_path, model_path
 from maskwatch.checksums import file_sha256
 from maskwatch.cli import Parser, add_config_args, config_from_args, run
 from maskwatch.config import AugmentConfig
 from maskwatch.errors import UserError
-from maskwatch.files import IMAGE_EXTS, atomic_path
+from maskwatch.files import IMAGE_EXTS, atomic_path, check_writable
 
 INCORRECT = 2  # train.dataset's label of incorrect_mask/
 FEATURES_LAYER = "head_pool"  # its input: the binary model's MobileNetV2 feature map, 7 x 7 x 1280 at 224 (train.model)
@@ -177,6 +177,8 @@ def _main(argv: Sequence[str] | None = None) -> int:
         raise UserError(f"--grayscale-share must be between 0 and 1, got {args.grayscale_share}")
     if not all(0 < t < 1 for t in args.incorrect_threshold):
         raise UserError(f"--incorrect-threshold must be between 0 and 1, got {args.incorrect_threshold}")
+    _check_numbers(args)
+    _check_outputs(args)
     import keras
 
     from train import dataset
@@ -243,6 +245,38 @@ def _main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+def _check_numbers(args: argparse.Namespace) -> None:
+    """The numeric options, before TensorFlow loads (a bad one was a traceback, or a model of no head)."""
+    least = {"--copies": (args.copies, 0), "--epochs": (args.epochs, 1), "--heads": (args.heads, 1),
+             "--channels": (args.channels, 1)}  # fmt: skip
+    for name, (value, low) in least.items():
+        if value < low:
+            raise UserError(f"{name} must be at least {low}, got {value}")
+    if not args.learning_rate > 0:
+        raise UserError(f"--learning-rate must be more than 0, got {args.learning_rate:g}")
+    if not args.l2 >= 0:
+        raise UserError(f"--l2 must be 0 or more, got {args.l2:g}")
+
+
+def _check_outputs(args: argparse.Namespace) -> None:
+    """Every model stem written: not the binary model's, new (or ``--overwrite``), in a writable folder; the cache
+    folder writable; all before TensorFlow loads."""
+    several = len(args.incorrect_threshold) > 1
+    stems = [out_stem_for(args.out_stem, t) if several else args.out_stem for t in args.incorrect_threshold]
+    binary = Path(f"{args.binary_stem}.keras").resolve()
+    for stem in stems:
+        files = [card_path(stem), *(model_path(stem, kind) for kind in ("keras", "h5", "tflite"))]
+        if binary in {f.resolve() for f in files}:
+            raise UserError(f"OUT_STEM {stem} is the binary model {args.binary_stem}: it would be replaced; "
+                            "choose another OUT_STEM")
+        existing = [f for f in files if f.exists()]
+        if existing and not args.overwrite:
+            raise UserError(f"{existing[0]} exists: add --overwrite to replace the model, or choose another OUT_STEM")
+        check_writable("OUT_STEM", stem.parent)
+    if args.cache is not None:
+        check_writable("--cache", args.cache)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="python tools/wrong_mask_head.py", description=__doc__,
                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
@@ -270,6 +304,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--grayscale-share", type=float, default=0.0,
                         help="share of the augmented copies turned grey, as infrared night cameras see (0)")
     parser.add_argument("--cache", type=Path, help="folder to keep the training features in between runs")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing model at OUT_STEM")
     add_config_args(parser)
     return parser
 
