@@ -1,4 +1,5 @@
-"""Ctrl-C before a command's ``maskwatch.cli.run``: the same ``interrupted`` line and exit code 130, no traceback.
+"""Ctrl-C outside a command's ``maskwatch.cli.run``: before it, the same ``interrupted`` line and exit code 130, no
+traceback; after it, while the program exits, ignored.
 
 A command's modules take a few tenths of a second to import (numpy, OpenCV, ...) before ``run`` catches Ctrl-C;
 there Python would print a ``KeyboardInterrupt`` traceback. ``guard_start()`` (called by the command packages'
@@ -7,10 +8,18 @@ time, only while the program is still importing from its top level (``python -m`
 a library use of these modules (pytest, the REPL, a worker process) keeps Python's own Ctrl-C, and so does
 ``run`` (``keyboard_interrupts()``). Python's own start (``site``, the first ~30 ms) comes before any project code
 and is not covered; nor are scripts' imports before their first project import (``python tools/x.py``: OpenCV).
+
+After a command's ``run`` returned, its work is done and reported (the final lines printed, the files closed): a
+Ctrl-C while the program then exits (thread joins, atexit callbacks, the libraries' teardown: TensorFlow's takes
+seconds) is ignored and the exit code stays the command's own (0 after a complete run), not 130 with an
+``interrupted`` line that would tell the user the work was cut short. Python's own Ctrl-C there printed ``Exception
+ignored ... KeyboardInterrupt`` tracebacks, or (in the teardown after the atexit callbacks, where Python's handlers
+no longer run) killed the process silently by the signal (exit status 130 in a shell).
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import signal
@@ -52,11 +61,16 @@ def _starting(frame: FrameType | None) -> bool:
         stack.append(frame)
         frame = frame.f_back
     for f in reversed(stack):  # outermost first: runpy, the main module's body, then an import
-        name = f.f_globals.get("__name__")
-        if name == "runpy" or (name == "__main__" and f.f_code.co_name == "<module>"):
+        if _main_body(f):
             continue
-        return name in _IMPORT_MODULES
+        return f.f_globals.get("__name__") in _IMPORT_MODULES
     return False
+
+
+def _main_body(frame: FrameType) -> bool:
+    """Whether ``frame`` runs the main module's body, or is runpy's that runs it (``python -m``)."""
+    name = frame.f_globals.get("__name__")
+    return name == "runpy" or (name == "__main__" and frame.f_code.co_name == "<module>")
 
 
 def guard_start() -> None:
@@ -72,13 +86,40 @@ def _keyboard_interrupt(signum: int, frame: FrameType | None) -> None:
     signal.default_int_handler(signum, frame)
 
 
+def _after_run(signum: int, frame: FrameType | None) -> None:
+    """After a command's ``run``: Ctrl-C while the program exits is ignored (see the module's doc); while it goes
+    on (a script that called a command's ``main``, then runs its own code), Python's ``KeyboardInterrupt``."""
+    if not _exiting(frame):
+        signal.default_int_handler(signum, frame)
+
+
+def _exiting(frame: FrameType | None) -> bool:
+    """Whether the main module's code is over: the outermost frame is not its body (nor runpy's) but the exit's
+    (``threading._shutdown`` joining threads, an atexit callback, a finalizer), or there is no frame at all."""
+    outermost = frame
+    while frame is not None:
+        outermost, frame = frame, frame.f_back
+    return outermost is None or not _main_body(outermost)
+
+
+def _ignore_at_exit() -> None:
+    """An atexit callback (registered after a command's ``run``, so among the first to run): Ctrl-C ignored from
+    here to the process's end, also in the teardown after the atexit callbacks, where Python resets a handler of
+    its own to the system's (the signal would kill the process) but keeps an ignored signal ignored."""
+    ours = (_after_run, _keyboard_interrupt)  # the latter if a Ctrl-C at run's very end cut its finally short
+    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGINT) in ours:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 @contextlib.contextmanager
 def keyboard_interrupts() -> Iterator[None]:
     """Inside (``maskwatch.cli.run``): the guard ends, Ctrl-C is a ``KeyboardInterrupt`` (the command stops and
-    closes its files), and ``broke`` knows whether one came."""
+    closes its files), and ``broke`` knows whether one came. After, in a command (the guard was on): ``_after_run``
+    and ``_ignore_at_exit``; in a library use (pytest, a worker): Python's Ctrl-C again."""
     main = threading.current_thread() is threading.main_thread()
     previous = signal.getsignal(signal.SIGINT) if main else None
-    swap = previous in (signal.default_int_handler, _exit_interrupted)
+    command = previous in (_exit_interrupted, _after_run)
+    swap = command or previous is signal.default_int_handler
     _SEEN.clear()
     if swap:
         signal.signal(signal.SIGINT, _keyboard_interrupt)
@@ -86,7 +127,10 @@ def keyboard_interrupts() -> Iterator[None]:
         yield
     finally:
         if swap and signal.getsignal(signal.SIGINT) is _keyboard_interrupt:
-            signal.signal(signal.SIGINT, signal.default_int_handler)
+            if command:
+                atexit.unregister(_ignore_at_exit)  # once, and registered last: among the first callbacks to run
+                atexit.register(_ignore_at_exit)
+            signal.signal(signal.SIGINT, _after_run if command else signal.default_int_handler)
 
 
 HELD_SIGNALS = (signal.SIGINT, signal.SIGTERM)  # the stop signals a command turns into ``KeyboardInterrupt``

@@ -1,4 +1,5 @@
-"""``maskwatch.interrupts``: a Ctrl-C while a command's modules still import is one line and exit code 130."""
+"""``maskwatch.interrupts``: a Ctrl-C while a command's modules still import is one line and exit code 130; one
+while the program exits after the command's run is ignored."""
 
 from __future__ import annotations
 
@@ -107,3 +108,72 @@ def test_a_users_script_that_imports_the_project_keeps_pythons_ctrl_c(tmp_path: 
     out, err = proc.communicate(timeout=30)
     assert "cleanup ran" in out and "KeyboardInterrupt" in err, (proc.returncode, out, err)
     assert proc.returncode == -signal.SIGINT  # Python's own end after an uncaught Ctrl-C, not the guard's 130
+
+
+# A command whose work prints "done" (or is cut short by a Ctrl-C: "ctrl-c-in-run"), then a Ctrl-C comes as the
+# program exits: while Python joins a thread, in an atexit callback, or in the teardown after them (a module's
+# object deleted, as TensorFlow's are for seconds after `python -m train` printed its last line).
+LATE_CTRL_C = """
+import signal
+import sys
+import threading
+import time
+
+import maskwatch  # noqa: F401  (the guard: every command's first project import)
+from maskwatch.cli import run
+
+PHASE = sys.argv[1]
+
+
+class Late:
+    def __del__(self, raise_signal=signal.raise_signal, sigint=signal.SIGINT):
+        raise_signal(sigint)
+
+
+def _join_me():
+    while threading.main_thread().is_alive():  # until the main thread began to exit
+        time.sleep(0.001)
+    signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
+    time.sleep(0.2)  # Python joins this thread meanwhile
+
+
+def _main(argv):
+    if PHASE == "thread-join":
+        threading.Thread(target=_join_me).start()
+    elif PHASE == "atexit":
+        import atexit
+
+        atexit.register(signal.raise_signal, signal.SIGINT)
+    else:
+        globals()["late"] = Late()  # deleted with this module's globals, after the atexit callbacks
+    if PHASE == "ctrl-c-in-run":
+        raise KeyboardInterrupt
+    print("done")
+
+
+sys.exit(run(_main))
+"""
+
+
+@pytest.mark.parametrize(("phase", "code", "out", "err"), [
+    ("thread-join", 0, "done\n", ""), ("atexit", 0, "done\n", ""), ("teardown", 0, "done\n", ""),
+    ("ctrl-c-in-run", 130, "", "interrupted\n")])
+def test_a_ctrl_c_while_the_program_exits_after_the_run_is_ignored(phase: str, code: int, out: str, err: str,
+                                                                   tmp_path: Path):
+    """The work is done and reported: the command's output and exit code stand, not a second ``interrupted`` nor
+    130 (Python printed ``Exception ignored ... KeyboardInterrupt``, or the signal killed it in the teardown)."""
+    (tmp_path / "late_ctrl_c.py").write_text(LATE_CTRL_C)
+    proc = subprocess.run([sys.executable, "-m", "late_ctrl_c", phase], cwd=ROOT, capture_output=True, text=True,
+                          timeout=60, env={**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(tmp_path)])})
+    assert (proc.returncode, proc.stdout, proc.stderr) == (code, out, err)
+
+
+def test_a_script_that_ran_a_command_keeps_pythons_ctrl_c(tmp_path: Path):
+    """After a command's ``run``, a script that goes on (its own loop) still gets Python's ``KeyboardInterrupt``."""
+    script = tmp_path / "mine.py"
+    script.write_text("import signal\nimport maskwatch  # noqa: F401\nfrom maskwatch.cli import run\n"
+                      "run(lambda argv: 0)\ntry:\n    signal.raise_signal(signal.SIGINT)\n"
+                      "except KeyboardInterrupt:\n    print('KeyboardInterrupt')\n")
+    proc = subprocess.run([sys.executable, str(script)], cwd=ROOT, capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert (proc.returncode, proc.stdout, proc.stderr) == (0, "KeyboardInterrupt\n", "")
