@@ -3,12 +3,16 @@ them: lines that hold a token of code; blank lines, comments and docstrings are 
 
 from __future__ import annotations
 
-import argparse
 import ast
 import io
 import sys
 import tokenize
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # python tools/x.py from a checkout
+
+from maskwatch.cli import Parser, run
+from maskwatch.errors import UserError
 
 NOT_CODE = {tokenize.COMMENT, tokenize.NL, tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT, tokenize.ENDMARKER}
 SCOPES = (ast.Module, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
@@ -36,15 +40,18 @@ def count_lines(source: str) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    return run(_main, argv)
+
+
+def _main(argv: list[str] | None) -> int:
+    parser = Parser(description=__doc__.split("\n\n")[0])
     parser.add_argument("dirs", nargs="+", type=Path, metavar="DIR")
     parser.add_argument("-v", "--verbose", action="store_true", help="one line per file too")
     args = parser.parse_args(argv)
     for folder in args.dirs:
         files = sorted(folder.rglob("*.py")) if folder.is_dir() else []
         if not files:
-            print(f"error: no Python files in {folder}", file=sys.stderr)
-            return 2
+            raise UserError(f"no Python files in {folder}")
         counts = {path: count_lines(path.read_text(encoding="utf-8")) for path in files}
         if args.verbose:
             for path, n in counts.items():
