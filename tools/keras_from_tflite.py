@@ -32,6 +32,7 @@ from maskwatch.checksums import file_sha256
 from maskwatch.cli import Parser, run
 from maskwatch.errors import UserError
 from maskwatch.files import atomic_path, check_writable, write_json_atomic
+from maskwatch.tf_quiet import import_tensorflow
 
 ACTIVATIONS = {0: None, 1: "relu", 3: "relu6"}  # TFLite ActivationFunctionType -> Keras activation
 PADDING = {0: "same", 1: "valid"}  # TFLite Padding
@@ -259,6 +260,7 @@ def _main(argv: Sequence[str] | None = None) -> int:
     if existing and not args.overwrite:
         raise UserError(f"{existing[0]} exists: add --overwrite to replace it, or choose another OUT_STEM")
     check_writable("OUT_STEM", keras_path.parent)  # before the rebuild, not after it
+    import_tensorflow()
     model = rebuild(args.tflite)
     with atomic_path(keras_path) as tmp:
         model.save(tmp)

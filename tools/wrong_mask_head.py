@@ -37,6 +37,7 @@ from maskwatch.cli import Parser, add_config_args, config_from_args, run
 from maskwatch.config import AugmentConfig
 from maskwatch.errors import UserError
 from maskwatch.files import IMAGE_EXTS, atomic_path, check_writable
+from maskwatch.tf_quiet import import_tensorflow
 
 INCORRECT = 2  # train.dataset's label of incorrect_mask/
 FEATURES_LAYER = "head_pool"  # its input: the binary model's MobileNetV2 feature map, 7 x 7 x 1280 at 224 (train.model)
@@ -179,6 +180,7 @@ def _main(argv: Sequence[str] | None = None) -> int:
         raise UserError(f"--incorrect-threshold must be between 0 and 1, got {args.incorrect_threshold}")
     _check_numbers(args)
     _check_outputs(args)
+    import_tensorflow()
     import keras
 
     from train import dataset
