@@ -126,11 +126,24 @@ def keyboard_interrupts() -> Iterator[None]:
     try:
         yield
     finally:
+        if main:
+            _forget_handled_ctrl_c()
         if swap and signal.getsignal(signal.SIGINT) is _keyboard_interrupt:
             if command:
                 atexit.unregister(_ignore_at_exit)  # once, and registered last: among the first callbacks to run
                 atexit.register(_ignore_at_exit)
             signal.signal(signal.SIGINT, _after_run if command else signal.default_int_handler)
+
+
+def _forget_handled_ctrl_c() -> None:
+    """Clear CPython's "uncaught Ctrl-C" mark: a ``KeyboardInterrupt`` that left code run by ``exec``/``eval`` of a
+    string (namedtuple's and dataclasses' generated methods, while numpy or TensorFlow import) sets it, even when
+    ``run`` then handles the Ctrl-C, and at the end of a ``python -m`` program Python then kills itself by SIGINT
+    (exit -2, after ``interrupted``, instead of 130; or after a run that went on, instead of its own code). Every
+    ``eval`` of a string resets the mark first (CPython's ``run_eval_code_obj``): this one does only that, no ctypes on
+    the private ``_Py_UnhandledKeyboardInterrupt``; on a Python without the mark it does nothing."""
+    with contextlib.suppress(Exception):
+        eval("None", {})
 
 
 HELD_SIGNALS = (signal.SIGINT, signal.SIGTERM)  # the stop signals a command turns into ``KeyboardInterrupt``
@@ -159,14 +172,17 @@ def held() -> Iterator[None]:
 
 
 def broke(exc: BaseException) -> bool:
-    """Whether ``exc`` is an ``ImportError`` (or came from one) after a Ctrl-C: numpy's and ONNX Runtime's C code
-    turn a Ctrl-C during their import into ``ImportError: import numpy failed``, which a command would report as a
-    missing package."""
+    """Whether a Ctrl-C broke ``exc``: it came from a ``KeyboardInterrupt`` (Python 3.11 wraps one raised in a
+    ``__set_name__`` into ``RuntimeError: Error calling __set_name__``, as numpy's import met it), or it is an
+    ``ImportError`` (or came from one) after a Ctrl-C: numpy's and ONNX Runtime's C code turn a Ctrl-C during their
+    import into ``ImportError: import numpy failed``, which a command would report as a missing package."""
     seen: set[int] = set()
     chain: BaseException | None = exc
+    imports = False
     while chain is not None and id(chain) not in seen:
-        if isinstance(chain, ImportError):
-            return _SEEN.is_set()
+        if isinstance(chain, KeyboardInterrupt):
+            return True
+        imports = imports or isinstance(chain, ImportError)
         seen.add(id(chain))
         chain = chain.__cause__ or chain.__context__
-    return False
+    return imports and _SEEN.is_set()
