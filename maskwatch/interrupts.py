@@ -19,14 +19,17 @@ no longer run) killed the process silently by the signal (exit status 130 in a s
 
 from __future__ import annotations
 
+import _thread
 import atexit
 import contextlib
 import os
 import signal
 import sys
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from types import FrameType
+from typing import Any
 
 EXIT_CODE = 130  # as after a Ctrl-C later in a run (maskwatch.cli.run)
 _IMPORT_MODULES = frozenset({"runpy", "importlib", "importlib.util", "importlib._bootstrap",
@@ -82,7 +85,9 @@ def guard_start() -> None:
 
 def _keyboard_interrupt(signum: int, frame: FrameType | None) -> None:
     """Python's Ctrl-C (``KeyboardInterrupt``), remembered for ``broke``."""
+    global _lost
     _SEEN.set()
+    _lost = False
     signal.default_int_handler(signum, frame)
 
 
@@ -121,11 +126,15 @@ def keyboard_interrupts() -> Iterator[None]:
     command = previous in (_exit_interrupted, _after_run)
     swap = command or previous is signal.default_int_handler
     _SEEN.clear()
+    hook, ours = sys.unraisablehook, _unraisable_ctrl_c(sys.unraisablehook)
     if swap:
         signal.signal(signal.SIGINT, _keyboard_interrupt)
+        sys.unraisablehook = ours
     try:
         yield
     finally:
+        if swap and sys.unraisablehook is ours:
+            sys.unraisablehook = hook
         if main:
             _forget_handled_ctrl_c()
         if swap and signal.getsignal(signal.SIGINT) is _keyboard_interrupt:
@@ -133,6 +142,46 @@ def keyboard_interrupts() -> Iterator[None]:
                 atexit.unregister(_ignore_at_exit)  # once, and registered last: among the first callbacks to run
                 atexit.register(_ignore_at_exit)
             signal.signal(signal.SIGINT, _after_run if command else signal.default_int_handler)
+        _raise_lost_ctrl_c()
+
+
+def _raise_lost_ctrl_c() -> None:
+    """At the run's end, the ``KeyboardInterrupt`` of a Ctrl-C that a finalizer lost, if it has not come again."""
+    global _lost
+    if _lost:
+        _lost = False
+        raise KeyboardInterrupt
+
+
+def _unraisable_ctrl_c(previous: Callable[[Any], object]) -> Callable[[Any], None]:
+    """A ``sys.unraisablehook`` for a command's run: a Ctrl-C that Python could not raise, as it landed in a finalizer
+    (``__del__``: ai_edge_litert's ``Interpreter``; a weakref callback: importlib's module locks), comes again once
+    the hook returned, or at the latest as the run ends (Python printed ``Exception ignored ... KeyboardInterrupt``
+    and the run went on, to exit 0); any other exception goes to ``previous``."""
+
+    def hook(unraisable: Any) -> None:
+        global _in_hook, _lost
+        if not issubclass(unraisable.exc_type, KeyboardInterrupt):
+            previous(unraisable)
+            return
+        _lost = _in_hook = True
+        threading.Thread(target=_ctrl_c_again, name="maskwatch-ctrl-c", daemon=True).start()
+        _in_hook = False  # the last statement: no bytecode of the hook runs SIGINT's handler after it
+
+    return hook
+
+
+_lost = False  # a Ctrl-C landed in a finalizer and has not come again yet
+_in_hook = False  # the main thread is in _unraisable_ctrl_c's hook: a Ctrl-C there would be lost again
+
+
+def _ctrl_c_again() -> None:
+    """SIGINT's handler again in the main thread, at its next bytecode after the hook (``_thread.interrupt_main``:
+    for a Python handler only, never the system's default that would kill the process)."""
+    while _in_hook:
+        time.sleep(0.001)
+    if _lost:
+        _thread.interrupt_main()
 
 
 def _forget_handled_ctrl_c() -> None:
