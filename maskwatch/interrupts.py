@@ -28,7 +28,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from types import FrameType
+from types import FrameType, TracebackType
 from typing import Any
 
 EXIT_CODE = 130  # as after a Ctrl-C later in a run (maskwatch.cli.run)
@@ -126,15 +126,18 @@ def keyboard_interrupts() -> Iterator[None]:
     command = previous in (_exit_interrupted, _after_run)
     swap = command or previous is signal.default_int_handler
     _SEEN.clear()
-    hook, ours = sys.unraisablehook, _unraisable_ctrl_c(sys.unraisablehook)
+    hooks = {"unraisablehook": _unraisable_ctrl_c(sys.unraisablehook), "excepthook": _printed_ctrl_c(sys.excepthook)}
+    before = {name: getattr(sys, name) for name in hooks}
     if swap:
         signal.signal(signal.SIGINT, _keyboard_interrupt)
-        sys.unraisablehook = ours
+        for name, hook in hooks.items():
+            setattr(sys, name, hook)
     try:
         yield
     finally:
-        if swap and sys.unraisablehook is ours:
-            sys.unraisablehook = hook
+        for name, hook in hooks.items():
+            if swap and getattr(sys, name) is hook:
+                setattr(sys, name, before[name])
         if main:
             _forget_handled_ctrl_c()
         if swap and signal.getsignal(signal.SIGINT) is _keyboard_interrupt:
@@ -142,11 +145,12 @@ def keyboard_interrupts() -> Iterator[None]:
                 atexit.unregister(_ignore_at_exit)  # once, and registered last: among the first callbacks to run
                 atexit.register(_ignore_at_exit)
             signal.signal(signal.SIGINT, _after_run if command else signal.default_int_handler)
-        _raise_lost_ctrl_c()
+        if swap:
+            _raise_lost_ctrl_c()
 
 
 def _raise_lost_ctrl_c() -> None:
-    """At the run's end, the ``KeyboardInterrupt`` of a Ctrl-C that a finalizer lost, if it has not come again."""
+    """At the run's end, the ``KeyboardInterrupt`` of a Ctrl-C that did not reach it, if it has not come again."""
     global _lost
     if _lost:
         _lost = False
@@ -155,24 +159,44 @@ def _raise_lost_ctrl_c() -> None:
 
 def _unraisable_ctrl_c(previous: Callable[[Any], object]) -> Callable[[Any], None]:
     """A ``sys.unraisablehook`` for a command's run: a Ctrl-C that Python could not raise, as it landed in a finalizer
-    (``__del__``: ai_edge_litert's ``Interpreter``; a weakref callback: importlib's module locks), comes again once
-    the hook returned, or at the latest as the run ends (Python printed ``Exception ignored ... KeyboardInterrupt``
-    and the run went on, to exit 0); any other exception goes to ``previous``."""
+    (``__del__``: ai_edge_litert's ``Interpreter``; a weakref callback: importlib's module locks), is ``_lost_ctrl_c``
+    (Python printed ``Exception ignored ... KeyboardInterrupt`` and the run went on, to exit 0); any other exception
+    goes to ``previous``."""
 
     def hook(unraisable: Any) -> None:
-        global _in_hook, _lost
-        if not issubclass(unraisable.exc_type, KeyboardInterrupt):
+        if issubclass(unraisable.exc_type, KeyboardInterrupt):
+            _lost_ctrl_c()
+        else:
             previous(unraisable)
-            return
-        _lost = _in_hook = True
-        threading.Thread(target=_ctrl_c_again, name="maskwatch-ctrl-c", daemon=True).start()
-        _in_hook = False  # the last statement: no bytecode of the hook runs SIGINT's handler after it
 
     return hook
 
 
-_lost = False  # a Ctrl-C landed in a finalizer and has not come again yet
-_in_hook = False  # the main thread is in _unraisable_ctrl_c's hook: a Ctrl-C there would be lost again
+def _printed_ctrl_c(previous: Callable[..., object]) -> Callable[..., None]:
+    """A ``sys.excepthook`` for a command's run: there, only C code that prints the error it got instead of raising
+    it calls the hook (protobuf's, as ``descriptor_pool.Default`` got the Ctrl-C while TensorFlow imported: a
+    ``KeyboardInterrupt`` traceback, and the run went on); a ``KeyboardInterrupt`` is ``_lost_ctrl_c``."""
+
+    def hook(exc_type: type[BaseException], exc: BaseException, tb: TracebackType | None) -> None:
+        if issubclass(exc_type, KeyboardInterrupt):
+            _lost_ctrl_c()
+        else:
+            previous(exc_type, exc, tb)
+
+    return hook
+
+
+def _lost_ctrl_c() -> None:
+    """A Ctrl-C that did not reach the run comes again once the hook that got it returned (a helper thread), or at
+    the latest as the run ends (``_raise_lost_ctrl_c``)."""
+    global _in_hook, _lost
+    _lost = _in_hook = True
+    threading.Thread(target=_ctrl_c_again, name="maskwatch-ctrl-c", daemon=True).start()
+    _in_hook = False  # the last statements: no bytecode of the hooks runs SIGINT's handler after it
+
+
+_lost = False  # a Ctrl-C did not reach the run and has not come again yet
+_in_hook = False  # the main thread is in one of the hooks: a Ctrl-C there would be lost again
 
 
 def _ctrl_c_again() -> None:
