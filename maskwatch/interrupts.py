@@ -15,6 +15,12 @@ seconds) is ignored and the exit code stays the command's own (0 after a complet
 ``interrupted`` line that would tell the user the work was cut short. Python's own Ctrl-C there printed ``Exception
 ignored ... KeyboardInterrupt`` tracebacks, or (in the teardown after the atexit callbacks, where Python's handlers
 no longer run) killed the process silently by the signal (exit status 130 in a shell).
+
+During ``run``, a Ctrl-C that does not reach it as a ``KeyboardInterrupt`` still ends it as ``interrupted``, 130: one
+that a finalizer got (Python prints ``Exception ignored``) or that C code printed instead of raising comes again
+(``sys.unraisablehook``, ``sys.excepthook``); one wrapped in another error (``broke``) is one; and one that left
+``exec``/``eval`` of a string (namedtuple's, dataclasses' code) no longer makes ``python -m`` kill itself by SIGINT
+at its end (``_forget_handled_ctrl_c``). C code that clears the error (``PyErr_Clear``) still loses it.
 """
 
 from __future__ import annotations
