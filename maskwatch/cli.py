@@ -43,8 +43,8 @@ def config_from_args(args: argparse.Namespace) -> Config:
 
 def run(main: Callable[[Sequence[str] | None], int | None], argv: Sequence[str] | None = None) -> int:
     """Run ``main``; a ``UserError`` becomes ``error: ...`` on stderr and its exit code, Ctrl-C exits 130 (also when
-    it broke an import on its way: ``maskwatch.interrupts.broke``); so does a full disk, or a path that cannot be
-    written or read (permission, read-only, not a folder: exit code 2)."""
+    it broke an import or other code on its way: ``maskwatch.interrupts.broke``); so does a full disk, or a path that
+    cannot be written or read (permission, read-only, not a folder: exit code 2)."""
     try:
         with keyboard_interrupts():  # before: maskwatch.interrupts' guard, while the command's modules imported
             return int(main(argv) or 0)
@@ -68,6 +68,10 @@ def run(main: Callable[[Sequence[str] | None], int | None], argv: Sequence[str] 
         print(f"error: disk full writing {exc.filename or 'a file'}: free some space (files written so far are kept)",
               file=sys.stderr)
         return UserError.exit_code
+    except Exception as exc:
+        if not broke(exc):  # e.g. RuntimeError: Error calling __set_name__ (Python 3.11), from a KeyboardInterrupt
+            raise
+        return _interrupted()
 
 
 def _interrupted() -> int:

@@ -15,18 +15,27 @@ seconds) is ignored and the exit code stays the command's own (0 after a complet
 ``interrupted`` line that would tell the user the work was cut short. Python's own Ctrl-C there printed ``Exception
 ignored ... KeyboardInterrupt`` tracebacks, or (in the teardown after the atexit callbacks, where Python's handlers
 no longer run) killed the process silently by the signal (exit status 130 in a shell).
+
+During ``run``, a Ctrl-C that does not reach it as a ``KeyboardInterrupt`` still ends it as ``interrupted``, 130: one
+that a finalizer got (Python prints ``Exception ignored``) or that C code printed instead of raising comes again
+(``sys.unraisablehook``, ``sys.excepthook``); one wrapped in another error (``broke``) is one; and one that left
+``exec``/``eval`` of a string (namedtuple's, dataclasses' code) no longer makes ``python -m`` kill itself by SIGINT
+at its end (``_forget_handled_ctrl_c``). C code that clears the error (``PyErr_Clear``) still loses it.
 """
 
 from __future__ import annotations
 
+import _thread
 import atexit
 import contextlib
 import os
 import signal
 import sys
 import threading
-from collections.abc import Iterator
-from types import FrameType
+import time
+from collections.abc import Callable, Iterator
+from types import FrameType, TracebackType
+from typing import Any
 
 EXIT_CODE = 130  # as after a Ctrl-C later in a run (maskwatch.cli.run)
 _IMPORT_MODULES = frozenset({"runpy", "importlib", "importlib.util", "importlib._bootstrap",
@@ -82,7 +91,9 @@ def guard_start() -> None:
 
 def _keyboard_interrupt(signum: int, frame: FrameType | None) -> None:
     """Python's Ctrl-C (``KeyboardInterrupt``), remembered for ``broke``."""
+    global _lost
     _SEEN.set()
+    _lost = False
     signal.default_int_handler(signum, frame)
 
 
@@ -121,16 +132,97 @@ def keyboard_interrupts() -> Iterator[None]:
     command = previous in (_exit_interrupted, _after_run)
     swap = command or previous is signal.default_int_handler
     _SEEN.clear()
+    hooks = {"unraisablehook": _unraisable_ctrl_c(sys.unraisablehook), "excepthook": _printed_ctrl_c(sys.excepthook)}
+    before = {name: getattr(sys, name) for name in hooks}
     if swap:
         signal.signal(signal.SIGINT, _keyboard_interrupt)
+        for name, hook in hooks.items():
+            setattr(sys, name, hook)
     try:
         yield
     finally:
+        for name, hook in hooks.items():
+            if swap and getattr(sys, name) is hook:
+                setattr(sys, name, before[name])
+        if main:
+            _forget_handled_ctrl_c()
         if swap and signal.getsignal(signal.SIGINT) is _keyboard_interrupt:
             if command:
                 atexit.unregister(_ignore_at_exit)  # once, and registered last: among the first callbacks to run
                 atexit.register(_ignore_at_exit)
             signal.signal(signal.SIGINT, _after_run if command else signal.default_int_handler)
+        if swap:
+            _raise_lost_ctrl_c()
+
+
+def _raise_lost_ctrl_c() -> None:
+    """At the run's end, the ``KeyboardInterrupt`` of a Ctrl-C that did not reach it, if it has not come again."""
+    global _lost
+    if _lost:
+        _lost = False
+        raise KeyboardInterrupt
+
+
+def _unraisable_ctrl_c(previous: Callable[[Any], object]) -> Callable[[Any], None]:
+    """A ``sys.unraisablehook`` for a command's run: a Ctrl-C that Python could not raise, as it landed in a finalizer
+    (``__del__``: ai_edge_litert's ``Interpreter``; a weakref callback: importlib's module locks), is ``_lost_ctrl_c``
+    (Python printed ``Exception ignored ... KeyboardInterrupt`` and the run went on, to exit 0); any other exception
+    goes to ``previous``."""
+
+    def hook(unraisable: Any) -> None:
+        if issubclass(unraisable.exc_type, KeyboardInterrupt):
+            _lost_ctrl_c()
+        else:
+            previous(unraisable)
+
+    return hook
+
+
+def _printed_ctrl_c(previous: Callable[..., object]) -> Callable[..., None]:
+    """A ``sys.excepthook`` for a command's run: there, only C code that prints the error it got instead of raising
+    it calls the hook (protobuf's, as ``descriptor_pool.Default`` got the Ctrl-C while TensorFlow imported: a
+    ``KeyboardInterrupt`` traceback, and the run went on); a ``KeyboardInterrupt`` is ``_lost_ctrl_c``."""
+
+    def hook(exc_type: type[BaseException], exc: BaseException, tb: TracebackType | None) -> None:
+        if issubclass(exc_type, KeyboardInterrupt):
+            _lost_ctrl_c()
+        else:
+            previous(exc_type, exc, tb)
+
+    return hook
+
+
+def _lost_ctrl_c() -> None:
+    """A Ctrl-C that did not reach the run comes again once the hook that got it returned (a helper thread), or at
+    the latest as the run ends (``_raise_lost_ctrl_c``)."""
+    global _in_hook, _lost
+    _lost = _in_hook = True
+    threading.Thread(target=_ctrl_c_again, name="maskwatch-ctrl-c", daemon=True).start()
+    _in_hook = False  # the last statements: no bytecode of the hooks runs SIGINT's handler after it
+
+
+_lost = False  # a Ctrl-C did not reach the run and has not come again yet
+_in_hook = False  # the main thread is in one of the hooks: a Ctrl-C there would be lost again
+
+
+def _ctrl_c_again() -> None:
+    """SIGINT's handler again in the main thread, at its next bytecode after the hook (``_thread.interrupt_main``:
+    for a Python handler only, never the system's default that would kill the process)."""
+    while _in_hook:
+        time.sleep(0.001)
+    if _lost:
+        _thread.interrupt_main()
+
+
+def _forget_handled_ctrl_c() -> None:
+    """Clear CPython's "uncaught Ctrl-C" mark: a ``KeyboardInterrupt`` that left code run by ``exec``/``eval`` of a
+    string (namedtuple's and dataclasses' generated methods, while numpy or TensorFlow import) sets it, even when
+    ``run`` then handles the Ctrl-C, and at the end of a ``python -m`` program Python then kills itself by SIGINT
+    (exit -2, after ``interrupted``, instead of 130; or after a run that went on, instead of its own code). Every
+    ``eval`` of a string resets the mark first (CPython's ``run_eval_code_obj``): this one does only that, no ctypes on
+    the private ``_Py_UnhandledKeyboardInterrupt``; on a Python without the mark it does nothing."""
+    with contextlib.suppress(Exception):
+        eval("None", {})
 
 
 HELD_SIGNALS = (signal.SIGINT, signal.SIGTERM)  # the stop signals a command turns into ``KeyboardInterrupt``
@@ -159,14 +251,17 @@ def held() -> Iterator[None]:
 
 
 def broke(exc: BaseException) -> bool:
-    """Whether ``exc`` is an ``ImportError`` (or came from one) after a Ctrl-C: numpy's and ONNX Runtime's C code
-    turn a Ctrl-C during their import into ``ImportError: import numpy failed``, which a command would report as a
-    missing package."""
+    """Whether a Ctrl-C broke ``exc``: it came from a ``KeyboardInterrupt`` (Python 3.11 wraps one raised in a
+    ``__set_name__`` into ``RuntimeError: Error calling __set_name__``, as numpy's import met it), or it is an
+    ``ImportError`` (or came from one) after a Ctrl-C: numpy's and ONNX Runtime's C code turn a Ctrl-C during their
+    import into ``ImportError: import numpy failed``, which a command would report as a missing package."""
     seen: set[int] = set()
     chain: BaseException | None = exc
+    imports = False
     while chain is not None and id(chain) not in seen:
-        if isinstance(chain, ImportError):
-            return _SEEN.is_set()
+        if isinstance(chain, KeyboardInterrupt):
+            return True
+        imports = imports or isinstance(chain, ImportError)
         seen.add(id(chain))
         chain = chain.__cause__ or chain.__context__
-    return False
+    return imports and _SEEN.is_set()

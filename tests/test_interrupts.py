@@ -177,3 +177,77 @@ def test_a_script_that_ran_a_command_keeps_pythons_ctrl_c(tmp_path: Path):
     proc = subprocess.run([sys.executable, str(script)], cwd=ROOT, capture_output=True, text=True, timeout=60,
                           env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert (proc.returncode, proc.stdout, proc.stderr) == (0, "KeyboardInterrupt\n", "")
+
+
+# A command whose Ctrl-C lands in code that ``exec``/``eval`` of a string runs (namedtuple's and dataclasses' generated
+# methods, while numpy or TensorFlow import: ``selectors.SelectorKey`` in ``import socket`` was seen), or in a
+# ``__set_name__`` (Python 3.11 makes it ``RuntimeError: Error calling __set_name__``: numpy's ``finfo``), or in a
+# finalizer (``__del__``, a weakref callback), where Python cannot raise it, or in code that C code runs and then
+# prints the error instead of raising it.
+BROKEN_CTRL_C = """
+import signal
+import sys
+import time
+
+import maskwatch  # noqa: F401  (the guard: every command's first project import)
+from maskwatch.cli import run
+
+CTRL_C = "import signal; signal.raise_signal(signal.SIGINT)"
+
+
+class Finalized:
+    def __del__(self):
+        signal.raise_signal(signal.SIGINT)
+
+
+def _main(argv):
+    if sys.argv[1] == "exec":
+        exec(CTRL_C, {})
+    elif sys.argv[1] == "eval":
+        eval("__import__('signal').raise_signal(2)", {})
+    elif sys.argv[1] == "exec-import-error":
+        try:
+            exec(CTRL_C, {})
+        except KeyboardInterrupt:
+            raise ImportError("import numpy failed") from None
+    elif sys.argv[1] == "finalizer":
+        Finalized()  # deleted at once: the KeyboardInterrupt is raised in its __del__
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < 5:  # the run goes on (in C): the Ctrl-C comes again and stops it
+            time.sleep(0.01)
+    elif sys.argv[1] == "printed-by-c-code":
+        import ctypes
+
+        ctypes.pythonapi.PyRun_SimpleString(CTRL_C.encode())  # C code that prints the error it got (PyErr_Print)
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < 5:
+            time.sleep(0.01)
+    elif sys.argv[1] == "finalizer-at-the-end":
+        Finalized()
+        return 0  # before the Ctrl-C could come again: the run's end raises it
+    else:
+        class Attribute:
+            def __set_name__(self, owner, name):
+                signal.raise_signal(signal.SIGINT)
+
+        class Finfo:
+            attribute = Attribute()
+    print("not interrupted")
+
+
+sys.exit(run(_main))
+"""
+
+
+@pytest.mark.parametrize("where", ["exec", "eval", "exec-import-error", "set-name", "finalizer",
+                                   "finalizer-at-the-end", "printed-by-c-code"])
+def test_a_ctrl_c_in_generated_code_is_one_line_and_exit_code_130(where: str, tmp_path: Path):
+    """A ``KeyboardInterrupt`` that left ``exec``/``eval`` of a string marks it "uncaught" in CPython even when
+    ``run`` handles it: ``python -m`` then killed itself by SIGINT at its end (return code -2, after ``interrupted``);
+    one raised in ``__set_name__`` was a ``RuntimeError`` traceback, exit 1; one in a finalizer was ``Exception
+    ignored ... KeyboardInterrupt``, one in code that C code ran and printed its error (protobuf's) a traceback, and
+    the run went on (exit 0)."""
+    (tmp_path / "broken_ctrl_c.py").write_text(BROKEN_CTRL_C)
+    proc = subprocess.run([sys.executable, "-m", "broken_ctrl_c", where], cwd=ROOT, capture_output=True, text=True,
+                          timeout=60, env={**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(tmp_path)])})
+    assert (proc.returncode, proc.stdout, proc.stderr) == (130, "", "interrupted\n")
