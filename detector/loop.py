@@ -87,7 +87,7 @@ def run_loop(
         banner = alerts.banner(frame.time_s) if alerts is not None else None
         annotated = draw(frame.image_bgr, faces, style, fps=stats.smoothed_fps(), banner=banner, people=counts)
         t3 = time.perf_counter()
-        with held():  # a Ctrl-C here once left the video a frame ahead of the log
+        with held():  # a Ctrl-C waits for the frame's alerts, video frame and log line: they stay in step
             events = alerts.update(frame, faces, annotated) if alerts is not None else []
             outputs.sink.write(frame, annotated)
             outputs.log.write(frame_record(frame, faces) | ({"alerts": events} if events else {}))
