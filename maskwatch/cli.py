@@ -55,10 +55,6 @@ def run(main: Callable[[Sequence[str] | None], int | None], argv: Sequence[str] 
         return exc.exit_code
     except KeyboardInterrupt:
         return _interrupted()
-    except ImportError as exc:
-        if not broke(exc):
-            raise
-        return _interrupted()
     except OSError as exc:
         if exc.errno in NOT_HERE and exc.filename:  # a place no check before the run caught (e.g. a read-only folder)
             print(f"error: cannot use {exc.filename}: {exc.strerror}", file=sys.stderr)
@@ -68,8 +64,8 @@ def run(main: Callable[[Sequence[str] | None], int | None], argv: Sequence[str] 
         print(f"error: disk full writing {exc.filename or 'a file'}: free some space (files written so far are kept)",
               file=sys.stderr)
         return UserError.exit_code
-    except Exception as exc:
-        if not broke(exc):  # e.g. RuntimeError: Error calling __set_name__ (Python 3.11), from a KeyboardInterrupt
+    except Exception as exc:  # an ImportError or RuntimeError ("Error calling __set_name__") a Ctrl-C caused
+        if not broke(exc):
             raise
         return _interrupted()
 
