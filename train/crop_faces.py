@@ -23,7 +23,7 @@ import io
 import os
 import shutil
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -141,7 +141,7 @@ class _Crops:
             write_bytes_atomic(self.folder / "preview.jpg", data.tobytes())
 
 
-def cut(src: Path, crops: _Crops, detect, *, all_faces: bool, min_face_px: int, quiet: bool) -> None:
+def cut(src: Path, crops: _Crops, detect: Callable[[np.ndarray], Faces], *, all_faces: bool, min_face_px: int, quiet: bool) -> None:
     """Detect and cut the faces of every photo of SRC into ``crops``."""
     from detector.sources import read_image
 
