@@ -47,6 +47,7 @@ def _keys(report: dict, keys: Sequence[str], path: Path, made_by: str) -> None:
 
 
 def _provenance(dataset: Path) -> dict[str, object]:
+    """The card's ``data_provenance``: the packages of ``dataset``'s ``provenance.csv`` (made by train.starter_data)."""
     path = dataset / "provenance.csv"
     if not path.is_file():
         raise UserError(f"{path} not found: the dataset was not made by python -m train.starter_data")
@@ -60,9 +61,15 @@ def _provenance(dataset: Path) -> dict[str, object]:
     return {
         "made_by": "python -m train.starter_data (docs/DATA.md)",
         "inputs_per_source (photos and frames x size copies)": dict(packages),
-        "per_file": "data/starter/provenance.csv (package, version, path inside, licence, SHA-256, group, frame)",
+        "per_file": f"{_shown(path)} (package, version, path inside, licence, SHA-256, group, frame)",
         "landmark_model_note": "masks drawn on dlib 68-point landmarks (iBUG 300-W: no commercial use of the model)",
     }
+
+
+def _shown(path: Path) -> str:
+    """``path`` relative to the project when inside it (a fresh clone's path), else as it is."""
+    path = path.resolve()
+    return path.relative_to(ROOT).as_posix() if path.is_relative_to(ROOT) else str(path)
 
 
 def _three_class_eval(path: Path) -> dict[str, object]:
@@ -84,7 +91,8 @@ def _three_class_eval(path: Path) -> dict[str, object]:
 def _main(argv: Sequence[str] | None = None) -> int:
     parser = Parser(prog="python tools/ship_model.py", description=__doc__)
     parser.add_argument("--stem", type=Path, default=ROOT / "models" / "mask_classifier")
-    parser.add_argument("--dataset", type=Path, default=ROOT / "data" / "starter")
+    parser.add_argument("--provenance", "--dataset", type=Path, default=ROOT / "data" / "starter",
+                        help="the train.starter_data folder whose provenance.csv the card records")
     parser.add_argument("--eval-json", type=Path, help="report of tools/eval_classifier_boxes.py on the held-out set")
     parser.add_argument("--command", action="append", default=[], help="a command that reproduced it (repeatable)")
     parser.add_argument("--three-class-eval", type=Path, action="append", default=[],
@@ -103,11 +111,7 @@ def _main(argv: Sequence[str] | None = None) -> int:
     card["sha256"] = {k: file_sha256(args.stem.parent / v) for k, v in card["files"].items()}
     card["regenerated_by_training"] = ["keras", "h5"]
     card["reproduce"] = args.command
-    card["data_provenance"] = _provenance(args.dataset)
-    dataset = args.dataset.resolve()
-    card.setdefault("dataset", {})["path"] = (
-        dataset.relative_to(ROOT).as_posix() if dataset.is_relative_to(ROOT) else str(dataset)
-    )
+    card["data_provenance"] = _provenance(args.provenance)
     card.pop("run_dir", None)  # a local path of the machine that trained it
     if args.eval_json:
         report = _read_json(args.eval_json, "--eval-json")
