@@ -141,7 +141,8 @@ class _Crops:
             write_bytes_atomic(self.folder / "preview.jpg", data.tobytes())
 
 
-def cut(src: Path, crops: _Crops, detect: Callable[[np.ndarray], Faces], *, all_faces: bool, min_face_px: int, quiet: bool) -> None:
+def cut(src: Path, crops: _Crops, detect: Callable[[np.ndarray], Faces], *, all_faces: bool, min_face_px: int,
+        quiet: bool) -> None:
     """Detect and cut the faces of every photo of SRC into ``crops``."""
     from detector.sources import read_image
 
