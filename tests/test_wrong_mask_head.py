@@ -125,3 +125,40 @@ def test_a_grayscale_share_outside_0_1_is_rejected(tmp_path, capsys):
     (tmp_path / "ds" / "incorrect_mask").mkdir(parents=True)
     assert wmh.main([str(tmp_path / "b"), str(tmp_path / "ds"), str(tmp_path / "o"), "--grayscale-share", "2"]) == 2
     assert "--grayscale-share must be between 0 and 1" in capsys.readouterr().err
+
+
+def _flat_binary():
+    """A flat binary model like tools/keras_from_tflite.py's rebuilt one (named layers, no nested base)."""
+    import keras
+
+    keras.utils.set_random_seed(0)
+    x = keras.Input((16, 16, 3))
+    a = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="block_11_add")(x)
+    b = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="block_12_add")(a)
+    pooled = keras.layers.Flatten()(keras.layers.AveragePooling2D(4, name="head_pool")(b))
+    return keras.Model(x, keras.layers.Dense(1, activation="sigmoid", name="p_mask")(pooled))
+
+
+def test_a_tuned_head_starts_as_the_plain_one_and_training_it_leaves_the_binary_model_alone():
+    """``--tune-from``: the head's copy of the binary's layers starts with their weights (the same logits as a
+    plain head on the binary's map); fitting it moves the copy, not the binary model, whose P(mask) stays."""
+    import keras
+
+    binary = _flat_binary()
+    start, layers = "block_11_add", ["block_12_add"]
+    images = np.random.default_rng(2).uniform(0, 1, (6, 16, 16, 3)).astype(np.float32)
+    tuned = wmh.tuned_head(binary, start, layers, seed=3, channels=8)
+    plain = wmh.build_head([tuple(binary.get_layer("block_12_add").output.shape[1:])], seed=3, channels=8)
+    start_map, end_map = (np.asarray(keras.Model(binary.input, t)(images))
+                          for t in wmh.feature_tensors(binary, [start, *layers]))  # fmt: skip
+    np.testing.assert_allclose(tuned(start_map), plain(end_map), rtol=1e-4, atol=1e-4)
+    before = [w.copy() for w in binary.get_weights()]
+    p_mask = np.asarray(binary(images))[:, 0]
+    tuned.compile(optimizer=keras.optimizers.Adam(1e-2), loss=keras.losses.BinaryCrossentropy(from_logits=True))
+    tuned.fit(start_map, np.array([0, 1] * 3, np.float32), epochs=3, verbose=0)
+    assert all(np.array_equal(a, b) for a, b in zip(before, binary.get_weights(), strict=True))
+    tuned_kernel = tuned.get_layer("tuned_3").get_layer("block_12_add").kernel
+    assert not np.allclose(tuned_kernel, binary.get_layer("block_12_add").kernel)
+    probs = np.asarray(wmh.compose(binary, [tuned], 0.0, [start])(images))
+    np.testing.assert_allclose(probs[:, 1], p_mask * (1 - probs[:, 2]), atol=1e-5)  # the binary's P(mask), kept
+    np.testing.assert_allclose(probs[:, 2], 1 / (1 + np.exp(-np.asarray(tuned(start_map))[:, 0])), atol=1e-5)

@@ -81,6 +81,27 @@ def build_head(map_shapes: Sequence[tuple[int, ...]], seed: int, *, channels: in
     return keras.Model(model_in, keras.layers.Dense(1, name=f"incorrect_logit_{seed}")(x), name=f"head_{seed}")
 
 
+def tuned_head(binary: Any, tune_from: str, layers: Sequence[str], seed: int, **head_options: Any) -> Any:
+    """A head (``build_head``) behind a trainable copy of the binary model's layers from ``tune_from``'s output to
+    its ``layers`` map, starting from the binary model's weights: the head reads that map fine-tuned for
+    P(incorrect), while the binary model's own layers, and so its P(mask), stay as they are."""
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    start = feature_tensors(binary, [tune_from])[0]
+    part = keras.Model(start, feature_tensors(binary, layers), name=f"tuned_{seed}")
+    copy = keras.models.clone_model(part, recursive=True)  # own layers, also inside nested models
+    copy.set_weights(part.get_weights())
+    copy.trainable = True
+    head = build_head([t.shape[1:] for t in _listed(copy.outputs)], seed, **head_options)
+    x = keras.Input(start.shape[1:], name="tune_from_map")
+    return keras.Model(x, head(_one_or_list(_listed(copy(x)))), name=f"head_{seed}")
+
+
+def _listed(tensors: Any) -> list[Any]:
+    return list(tensors) if isinstance(tensors, (list, tuple)) else [tensors]
+
+
 def feature_tensors(binary: Any, layers: Sequence[str]) -> list[Any]:
     """The binary model's tensors the heads read: ``head_pool`` is its input (the 7 x 7 x 1280 feature map), any
     other name that layer's output (e.g. ``block_12_add``, 14 x 14 x 96 at 224)."""
@@ -198,9 +219,10 @@ def _main(argv: Sequence[str] | None = None) -> int:
     print(f"features: {len(fit_idx)} training images x {args.copies + 1}, {len(val_idx)} validation, "
           f"{len(split.test)} test", file=sys.stderr)  # fmt: skip
     base = f"{file_sha256(binary_keras)[:16]}-{data.content_sha256[:16]}-{args.copies}-{t.seed}-{t.test_split}"
-    key = cache_key(base, args.features, cfg.augment, args.grayscale_share)
+    read = [args.tune_from] if args.tune_from else args.features  # the maps cached: what the heads get
+    key = cache_key(base, read, cfg.augment, args.grayscale_share)
     cached = args.cache / f"wrong-mask-features-{key}.npz" if args.cache else None
-    extractor = keras.Model(binary.input, feature_tensors(binary, args.features))
+    extractor = keras.Model(binary.input, feature_tensors(binary, read))
     x_fit, x_val = _training_features(extractor, data.images_rgb, (fit_idx, val_idx), augmenter, args.copies, cached)
     y_fit = np.tile((data.labels[fit_idx] == INCORRECT).astype(np.float32), args.copies + 1)
     y_val = (data.labels[val_idx] == INCORRECT).astype(np.float32)
@@ -208,7 +230,9 @@ def _main(argv: Sequence[str] | None = None) -> int:
     weights = {0: len(y_fit) / (2 * max(len(y_fit) - n_pos, 1.0)), 1: len(y_fit) / (2 * n_pos)}
     heads, epochs_run = [], []
     for k in range(args.heads):
-        head = build_head([x.shape[1:] for x in x_fit], t.seed + k, channels=args.channels, l2=args.l2)
+        options = {"channels": args.channels, "l2": args.l2}
+        head = (tuned_head(binary, args.tune_from, args.features, t.seed + k, **options) if args.tune_from
+                else build_head([x.shape[1:] for x in x_fit], t.seed + k, **options))  # fmt: skip
         head.compile(optimizer=keras.optimizers.Adam(args.learning_rate),
                      loss=keras.losses.BinaryCrossentropy(from_logits=True))  # fmt: skip
         best = keras.callbacks.EarlyStopping(monitor="val_loss", patience=10, restore_best_weights=True)
@@ -221,7 +245,7 @@ def _main(argv: Sequence[str] | None = None) -> int:
         heads.append(head)
     for threshold in args.incorrect_threshold:
         stem = args.out_stem if len(args.incorrect_threshold) == 1 else out_stem_for(args.out_stem, threshold)
-        model = compose(binary, heads, -math.log(threshold / (1 - threshold)), args.features)
+        model = compose(binary, heads, -math.log(threshold / (1 - threshold)), read)
         test_probs = np.asarray(model.predict(data.images_rgb[split.test].astype(np.float32), verbose=0))
         labels = data.labels[split.test]
         confusion = _confusion(labels, np.argmax(test_probs, axis=1))
@@ -233,7 +257,8 @@ def _main(argv: Sequence[str] | None = None) -> int:
             "dataset": {"path": str(args.dataset), "content_sha256": data.content_sha256,
                         "counts": {n: int((data.labels == k).sum()) for k, n in enumerate(CLASS_NAMES_3)},
                         "split": {"fit": len(fit_idx), "validation": len(val_idx), "test": len(split.test)}},
-            "head_training": {"features": list(args.features), "copies": args.copies, "channels": args.channels,
+            "head_training": {"features": list(args.features), "tune_from": args.tune_from,
+                              "copies": args.copies, "channels": args.channels,
                               "l2": args.l2,
                               "heads": args.heads, "epochs_run": epochs_run,
                               "learning_rate": args.learning_rate, "class_weight": weights},
@@ -303,6 +328,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="layers of the binary model the heads read: head_pool means its input, the 7x7x1280 "
                         "map (default); any other name that layer's output, e.g. block_12_add (14x14x96); several: "
                         "joined")  # fmt: skip
+    parser.add_argument("--tune-from", metavar="LAYER",
+                        help="each head also trains its own copy of the binary model's layers from LAYER's output "
+                        "(e.g. block_11_add) to the --features map, from their weights (default: none)")
     parser.add_argument("--grayscale-share", type=float, default=0.0,
                         help="share of the augmented copies turned grey, as infrared night cameras see (0)")
     parser.add_argument("--cache", type=Path, help="folder to keep the training features in between runs")
