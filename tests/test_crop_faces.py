@@ -123,3 +123,18 @@ def test_an_interrupted_run_leaves_the_old_dst_and_no_partial_folder(src: Path, 
     assert "interrupted" in capsys.readouterr().err
     assert {p.relative_to(dst): p.read_bytes() for p in dst.rglob("*") if p.is_file()} == old
     assert sorted(p.name for p in tmp_path.iterdir()) == ["dst", "src"]
+
+
+def test_groups_come_from_the_sub_folder_then_the_name_prefix_then_the_photo(tmp_path: Path) -> None:
+    class_dir = tmp_path / "with_mask"
+    assert crop_faces.group_of(class_dir, class_dir / "alice" / "2020" / "p.jpg") == "alice"
+    assert crop_faces.group_of(class_dir, class_dir / "bob__1.jpg") == "bob"  # as python -m train reads names
+    assert crop_faces.group_of(class_dir, class_dir / "p.jpg") == "with_mask/p.jpg"
+
+
+def test_the_preview_spreads_its_tiles_over_all_crops_of_a_class() -> None:
+    crops = [np.full((30, 20, 3), i, np.uint8) for i in range(100)]
+    sheet = crop_faces.preview({"with_mask": crops})
+    tile, columns = crop_faces.PREVIEW_TILE_PX, crop_faces.PREVIEW_COLUMNS
+    assert sheet.shape == (24 + tile * crop_faces.PREVIEW_PER_CLASS // columns, tile * columns, 3)
+    assert sheet[24 + tile // 2, tile // 2, 0] == 0 and sheet[-tile // 2, -tile // 2, 0] == 99  # first and last

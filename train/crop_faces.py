@@ -9,7 +9,8 @@ behind a masked person may wear none); ``--all-faces`` keeps each. Photos that c
 and faces lower than ``--min-face-px`` are skipped, counted and listed in ``DST/skipped.csv``.
 
 ``DST/groups.csv`` keeps a person on one side of the training split: the faces of one photo share a group, and so do
-the photos of one sub-folder of a class folder (``with_mask/alice/``, ``without_mask/alice/``: one group, alice).
+the photos of one sub-folder of a class folder (``with_mask/alice/``, ``without_mask/alice/``: one group, alice) or of
+one name prefix (``alice__1.jpg``, as ``python -m train`` reads names).
 ``DST/crops.csv`` says where each crop comes from (photo, box, detector score) and ``DST/preview.jpg`` shows the
 crops of each class, to check at a glance. DST appears whole or not at all (it is built beside DST and moved into
 place at the end); an existing DST is replaced only with ``--overwrite``. Then: ``python -m train --dataset DST``.
@@ -52,9 +53,12 @@ def photos(src: Path) -> list[tuple[str, Path]]:
 
 
 def group_of(class_dir: Path, photo: Path) -> str:
-    """The photo's group: the first sub-folder below its class folder (a person), else the photo itself."""
+    """The photo's group: the first sub-folder below its class folder (a person), else what its name says
+    (``<group>__<photo>``, as ``python -m train`` reads names), else the photo itself."""
+    from train.dataset import group_from_name
+
     rel = photo.relative_to(class_dir)
-    return rel.parts[0] if len(rel.parts) > 1 else f"{class_dir.name}/{rel.with_suffix('').as_posix()}"
+    return rel.parts[0] if len(rel.parts) > 1 else group_from_name(photo, f"{class_dir.name}/{rel.as_posix()}")
 
 
 def kept_faces(faces: Faces, *, all_faces: bool, min_face_px: int) -> tuple[np.ndarray, int]:
@@ -69,13 +73,14 @@ def kept_faces(faces: Faces, *, all_faces: bool, min_face_px: int) -> tuple[np.n
 
 
 def preview(crops_by_class: dict[str, list[np.ndarray]]) -> np.ndarray:
-    """BGR image: one labelled block of up to ``PREVIEW_PER_CLASS`` crops per class."""
+    """BGR image: one labelled block per class of up to ``PREVIEW_PER_CLASS`` of its crops, evenly spread."""
     tile, rows = PREVIEW_TILE_PX, []
     for name, crops in crops_by_class.items():
         header = np.full((24, tile * PREVIEW_COLUMNS, 3), 255, np.uint8)
         cv2.putText(header, f"{name}: {len(crops)} crops", (4, 17), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1,
                     cv2.LINE_AA)  # fmt: skip
-        tiles = [cv2.resize(c, (tile, tile), interpolation=cv2.INTER_AREA) for c in crops[:PREVIEW_PER_CLASS]]
+        shown = np.unique(np.linspace(0, len(crops) - 1, min(len(crops), PREVIEW_PER_CLASS)).round().astype(int))
+        tiles = [cv2.resize(crops[i], (tile, tile), interpolation=cv2.INTER_AREA) for i in shown]  # spread out
         tiles += [np.full((tile, tile, 3), 255, np.uint8)] * (-len(tiles) % PREVIEW_COLUMNS)
         grid = [np.hstack(tiles[i : i + PREVIEW_COLUMNS]) for i in range(0, len(tiles), PREVIEW_COLUMNS)]
         rows += [header, *grid]

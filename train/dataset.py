@@ -103,7 +103,7 @@ def scan(root: str | Path, image_exts: Sequence[str]) -> tuple[list[ImageFile], 
             if path.suffix.lower() not in exts:
                 ignored[rel] = f"not an image file (extensions: {' '.join(sorted(exts))})"
                 continue
-            files.append(ImageFile(path, label, groups.get(rel) or _group_from_name(path, rel)))
+            files.append(ImageFile(path, label, groups.get(rel) or group_from_name(path, rel)))
     _warn_unknown_folders(root, exts)
     return files, ignored
 
@@ -125,7 +125,8 @@ def _class_folders(root: Path) -> list[tuple[int, str]]:
     return [*folders, (2, INCORRECT_DIR)] if (root / INCORRECT_DIR).is_dir() else folders
 
 
-def _group_from_name(path: Path, rel: str) -> str:
+def group_from_name(path: Path, rel: str) -> str:
+    """The group a file name gives (``<group>__<rest>``, maskify's names), else ``rel``."""
     head, sep, _ = path.name.partition(GROUP_SEPARATOR)
     return head if sep and head else rel
 
