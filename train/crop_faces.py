@@ -30,10 +30,12 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from detector.sources import read_image
 from maskwatch.cli import Parser, add_config_args, config_from_args, run
 from maskwatch.errors import UserError
 from maskwatch.faces import Faces
 from maskwatch.files import IMAGE_EXTS, check_writable, write_bytes_atomic, write_csv_atomic
+from maskwatch.interrupts import held
 
 CLASS_FOLDERS = ("with_mask", "without_mask", "incorrect_mask")  # train.dataset's class folders
 PREVIEW_TILE_PX = 64
@@ -121,7 +123,8 @@ class _Crops:
             x1, y1, x2, y2 = faces.xyxy[i].tolist()
             self.crop_rows.append((rel, rel_photo, x1, y1, x2, y2, round(float(faces.confidence[i]), 4)))
             self.group_rows.append((rel, group))
-            self.by_class.setdefault(class_name, []).append(crop)
+            thumbnail = cv2.resize(crop, (PREVIEW_TILE_PX, PREVIEW_TILE_PX), interpolation=cv2.INTER_AREA)
+            self.by_class.setdefault(class_name, []).append(thumbnail)  # for the preview; crops can be large
             self.counts[class_name] += 1
 
     def skip(self, rel_photo: str, reason: str, kind: str) -> None:
@@ -141,8 +144,6 @@ class _Crops:
 def cut(src: Path, crops: _Crops, detect: Callable[[np.ndarray], Faces], *, all_faces: bool, min_face_px: int,
         quiet: bool) -> None:
     """Detect and cut the faces of every photo of SRC into ``crops``."""
-    from detector.sources import read_image
-
     for class_name, path in tqdm(photos(src), desc="photos", unit="photo", disable=quiet):
         rel = path.relative_to(src).as_posix()
         frame, why = read_image(path)
@@ -172,9 +173,10 @@ def _staging(dst: Path) -> Iterator[Path]:
         shutil.rmtree(stage, ignore_errors=True)
         raise
     old = dst.parent / f".{dst.name}.old-{os.getpid()}"
-    if dst.exists():
-        dst.rename(old)
-    stage.rename(dst)
+    with held():  # a Ctrl-C waits: DST is never missing
+        if dst.exists():
+            dst.rename(old)
+        stage.rename(dst)
     shutil.rmtree(old, ignore_errors=True)
 
 
