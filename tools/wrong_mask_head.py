@@ -8,7 +8,8 @@ q = P(incorrect). The saved model's output is the softmax-like vector over (no_m
 ``--incorrect-threshold T`` moves q's logit by -logit(T): "incorrect" then wins roughly where q >= T (several values:
 one model each from the same heads, to choose T on development faces). ``--features LAYER...`` picks the maps the
 heads read (default ``head_pool``: the 7 x 7 x 1280 map before the binary head's pooling; e.g. ``block_12_add``, the
-14 x 14 x 96 output of MobileNetV2's block 12, where the nose and the mask's edge are twice as finely placed).
+14 x 14 x 96 output of MobileNetV2's block 12, where the nose and the mask's edge are twice as finely placed);
+``--tune-from LAYER`` puts a trainable copy of the binary model's layers from LAYER to that map in each head.
 
 Only the new head trains: DATASET's ``with_mask/``, ``without_mask/``, ``incorrect_mask/`` (``groups.csv``), the
 group-aware split of ``train.test_split`` (a person stays on one side), features of ``--copies`` augmented copies of
