@@ -33,6 +33,7 @@ def src(tmp_path: Path, astronaut) -> Path:
     (src / "with_mask" / "alice" / "t1.jpg").write_bytes(GROUP_PHOTO.read_bytes())
     cv2.imwrite(str(src / "without_mask" / "alice" / "astronaut.png"), astronaut[0])
     (src / "without_mask" / "damaged.jpg").write_bytes(b"not a photo")
+    (src / "with_mask" / "alice" / "IMG_0001.HEIC").write_bytes(b"a phone's photo")
     cv2.imwrite(str(src / "without_mask" / "wall.png"), np.full((240, 320, 3), 128, np.uint8))
     return src
 
@@ -47,14 +48,16 @@ def test_the_largest_face_of_each_photo_cut_as_the_pipeline_cuts_it(src: Path, t
     assert crop_faces.main([str(src), str(tmp_path / "dst"), "--quiet"]) == 0
     dst = tmp_path / "dst"
     out = capsys.readouterr().out
-    assert "2 crops (with_mask 1, without_mask 1)" in out and "skipped 1 unreadable, 1 without a face" in out
+    assert "2 crops (with_mask 1, without_mask 1)" in out
+    assert "skipped 1 not images, 1 unreadable, 1 without a face" in out
     assert "1 photo(s) showed more faces: kept the largest" in out
     crops = {r["photo"]: r for r in _rows(dst / "crops.csv")}
     assert sorted(crops) == ["with_mask/alice/t1.jpg", "without_mask/alice/astronaut.png"]
     assert {r["file"]: r["group"] for r in _rows(dst / "groups.csv")} == {
         crops["with_mask/alice/t1.jpg"]["file"]: "alice", crops["without_mask/alice/astronaut.png"]["file"]: "alice"}
-    assert {r["photo"]: r["reason"].split(":")[0] for r in _rows(dst / "skipped.csv")} == {
-        "without_mask/damaged.jpg": "unreadable", "without_mask/wall.png": "no face found"}
+    assert {r["photo"]: r["reason"].split(" (")[0].split(":")[0] for r in _rows(dst / "skipped.csv")} == {
+        "with_mask/alice/IMG_0001.HEIC": "not an image file", "without_mask/damaged.jpg": "unreadable",
+        "without_mask/wall.png": "no face found"}
 
     seen: list[np.ndarray] = []  # what the detector command's pipeline hands its classifier for the same photo
     frame = cv2.imread(str(GROUP_PHOTO))
@@ -86,7 +89,7 @@ def test_all_faces_keeps_every_face_and_min_face_px_the_big_ones(src: Path, tmp_
     (None, ["SRC", "SRC/with_mask/new"], "overlap: give DST outside SRC"),
     (None, ["SRC", "SRC/..", "--overwrite"], "overlap: give DST outside SRC"),  # replacing DST would delete SRC
     ("dst", ["SRC", "DST"], "already exists (use --overwrite to replace it)"),
-    (None, ["SRC/with_mask/alice", "DST"], "no photos in"),
+    (None, ["SRC/with_mask/alice", "DST"], "no photos (.jpg .jpeg .png .bmp .webp) in"),
     (None, ["SRC/nope", "DST"], "SRC folder not found"),
     (None, ["SRC", "DST", "--min-face-px", "-1"], "--min-face-px must be >= 0"),
     (None, ["SRC", "DST", "--min-face-px", "5000"], "no face found in the photos of"),

@@ -5,8 +5,9 @@ SRC holds ``with_mask/`` and ``without_mask/`` (and ``incorrect_mask/`` for a th
 in any sub-folder depth. The configured face detector (``face_detector.*``; the default CenterFace finds masked
 faces) runs on each photo, and each face is cut with its box as the detector command cuts it (``Faces.crops``) and
 written losslessly (PNG) to the same class folder of DST. Only the largest face of a photo is kept (the people
-behind a masked person may wear none); ``--all-faces`` keeps each. Photos that cannot be read, photos without a face
-and faces lower than ``--min-face-px`` are skipped, counted and listed in ``DST/skipped.csv``.
+behind a masked person may wear none); ``--all-faces`` keeps each. Files that are not images (``.heic``, notes),
+photos that cannot be read, photos without a face and faces lower than ``--min-face-px`` are skipped, counted and
+listed in ``DST/skipped.csv``.
 
 ``DST/groups.csv`` keeps a person on one side of the training split: the faces of one photo share a group, and so do
 the photos of one sub-folder of a class folder (``with_mask/alice/``, ``without_mask/alice/``: one group, alice) or of
@@ -44,14 +45,20 @@ PREVIEW_COLUMNS = 10
 
 
 def photos(src: Path) -> list[tuple[str, Path]]:
-    """(class folder, photo) of every image file below SRC's class folders, sorted; ``UserError`` without any."""
+    """(class folder, file) of every file below SRC's class folders, sorted (other files than images too: they are
+    skipped and listed); ``UserError`` without any image."""
     if not src.is_dir():
         raise UserError(f"SRC folder not found: {src}")
-    found = [(name, path) for name in CLASS_FOLDERS if (src / name).is_dir() for path in sorted((src / name).rglob("*"))
-             if path.is_file() and path.suffix.lower() in IMAGE_EXTS]  # fmt: skip
-    if not found:
-        raise UserError(f"no photos in {src}/with_mask, {src}/without_mask or {src}/incorrect_mask")
+    found = [(name, path) for name in CLASS_FOLDERS if (src / name).is_dir()
+             for path in sorted((src / name).rglob("*")) if path.is_file()]  # fmt: skip
+    if not any(is_image(path) for _, path in found):
+        raise UserError(f"no photos ({' '.join(IMAGE_EXTS)}) in {src}/with_mask, {src}/without_mask or "
+                        f"{src}/incorrect_mask")  # fmt: skip
     return found
+
+
+def is_image(path: Path) -> bool:
+    return path.suffix.lower() in IMAGE_EXTS
 
 
 def group_of(class_dir: Path, photo: Path) -> str:
@@ -146,6 +153,9 @@ def cut(src: Path, crops: _Crops, detect: Callable[[np.ndarray], Faces], *, all_
     """Detect and cut the faces of every photo of SRC into ``crops``."""
     for class_name, path in tqdm(photos(src), desc="photos", unit="photo", disable=quiet):
         rel = path.relative_to(src).as_posix()
+        if not is_image(path):
+            crops.skip(rel, f"not an image file (extensions: {' '.join(IMAGE_EXTS)})", "not images")
+            continue
         frame, why = read_image(path)
         if frame is None:
             crops.skip(rel, why, "unreadable")
