@@ -88,7 +88,6 @@ def tuned_head(binary: Any, tune_from: str, layers: Sequence[str], seed: int, **
     P(incorrect), while the binary model's own layers, and so its P(mask), stay as they are."""
     import keras
 
-    keras.utils.set_random_seed(seed)
     start = feature_tensors(binary, [tune_from])[0]
     part = keras.Model(start, feature_tensors(binary, layers), name=f"tuned_{seed}")
     copy = keras.models.clone_model(part, recursive=True)  # own layers, also inside nested models

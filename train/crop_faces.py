@@ -37,8 +37,9 @@ from maskwatch.errors import UserError
 from maskwatch.faces import Faces
 from maskwatch.files import IMAGE_EXTS, check_writable, write_bytes_atomic, write_csv_atomic
 from maskwatch.interrupts import held
+from train.dataset import CLASS_DIRS, INCORRECT_DIR, group_from_name
 
-CLASS_FOLDERS = ("with_mask", "without_mask", "incorrect_mask")  # train.dataset's class folders
+CLASS_FOLDERS = (*CLASS_DIRS, INCORRECT_DIR)
 PREVIEW_TILE_PX = 64
 PREVIEW_PER_CLASS = 40
 PREVIEW_COLUMNS = 10
@@ -64,8 +65,6 @@ def is_image(path: Path) -> bool:
 def group_of(class_dir: Path, photo: Path) -> str:
     """The photo's group: the first sub-folder below its class folder (a person), else what its name says
     (``<group>__<photo>``, as ``python -m train`` reads names), else the photo itself."""
-    from train.dataset import group_from_name
-
     rel = photo.relative_to(class_dir)
     return rel.parts[0] if len(rel.parts) > 1 else group_from_name(photo, f"{class_dir.name}/{rel.as_posix()}")
 
@@ -96,7 +95,6 @@ def preview(crops_by_class: dict[str, list[np.ndarray]]) -> np.ndarray:
     return np.vstack(rows)
 
 
-
 def check_folders(src: Path, dst: Path, overwrite: bool) -> None:
     """DST neither holds nor sits inside SRC, is writable, and exists only with ``overwrite``."""
     s, d = src.resolve(), dst.resolve()
@@ -108,10 +106,10 @@ def check_folders(src: Path, dst: Path, overwrite: bool) -> None:
 
 
 class _Crops:
-    """The crops, rows and counts written into a folder that becomes DST at the end."""
+    """The crops' rows, thumbnails and skipped files, written into a folder that becomes DST at the end."""
 
     def __init__(self, folder: Path) -> None:
-        self.folder, self.counts, self.skipped = folder, Counter(), Counter()
+        self.folder, self.skipped = folder, Counter()
         self.crop_rows: list[tuple] = []
         self.group_rows: list[tuple[str, str]] = []
         self.skipped_rows: list[tuple[str, str]] = []
@@ -132,7 +130,6 @@ class _Crops:
             self.group_rows.append((rel, group))
             thumbnail = cv2.resize(crop, (PREVIEW_TILE_PX, PREVIEW_TILE_PX), interpolation=cv2.INTER_AREA)
             self.by_class.setdefault(class_name, []).append(thumbnail)  # for the preview; crops can be large
-            self.counts[class_name] += 1
 
     def skip(self, rel_photo: str, reason: str, kind: str) -> None:
         self.skipped_rows.append((rel_photo, reason))
@@ -148,10 +145,10 @@ class _Crops:
             write_bytes_atomic(self.folder / "preview.jpg", data.tobytes())
 
 
-def cut(src: Path, crops: _Crops, detect: Callable[[np.ndarray], Faces], *, all_faces: bool, min_face_px: int,
-        quiet: bool) -> None:
-    """Detect and cut the faces of every photo of SRC into ``crops``."""
-    for class_name, path in tqdm(photos(src), desc="photos", unit="photo", disable=quiet):
+def cut(src: Path, files: list[tuple[str, Path]], crops: _Crops, detect: Callable[[np.ndarray], Faces], *,
+        all_faces: bool, min_face_px: int, quiet: bool) -> None:
+    """Detect and cut the faces of SRC's ``files`` (``photos``) into ``crops``."""
+    for class_name, path in tqdm(files, desc="photos", unit="photo", disable=quiet):
         rel = path.relative_to(src).as_posix()
         if not is_image(path):
             crops.skip(rel, f"not an image file (extensions: {' '.join(IMAGE_EXTS)})", "not images")
@@ -191,8 +188,8 @@ def _staging(dst: Path) -> Iterator[Path]:
 
 
 def summary(dst: Path, crops: _Crops, all_faces: bool) -> str:
-    per_class = ", ".join(f"{name} {crops.counts[name]}" for name in CLASS_FOLDERS if name in crops.by_class)
-    line = f"wrote {dst}: {sum(crops.counts.values())} crops ({per_class})"
+    per_class = ", ".join(f"{name} {len(crops.by_class[name])}" for name in CLASS_FOLDERS if name in crops.by_class)
+    line = f"wrote {dst}: {sum(map(len, crops.by_class.values()))} crops ({per_class})"
     if crops.skipped:
         line += "; skipped " + ", ".join(f"{n} {kind}" for kind, n in crops.skipped.items()) + " (skipped.csv)"
     if crops.more_faces and not all_faces:
@@ -218,15 +215,16 @@ def _main(argv: Sequence[str] | None = None) -> int:
     if args.min_face_px < 0:
         raise UserError(f"--min-face-px must be >= 0, got {args.min_face_px}")
     cfg = config_from_args(args)
-    photos(args.src)  # SRC's errors before the detector loads
+    files = photos(args.src)  # SRC's errors before the detector loads
     check_folders(args.src, args.dst, args.overwrite)
     from face_detector import build_face_detector
 
     detect = build_face_detector(cfg)
     with _staging(args.dst) as stage:
         crops = _Crops(stage)
-        cut(args.src, crops, detect, all_faces=args.all_faces, min_face_px=args.min_face_px, quiet=args.quiet)
-        if not crops.counts:
+        cut(args.src, files, crops, detect, all_faces=args.all_faces, min_face_px=args.min_face_px,
+            quiet=args.quiet)
+        if not crops.by_class:
             raise UserError(f"no face found in the photos of {args.src}: nothing written")
         crops.finish()
     print(summary(args.dst, crops, args.all_faces))
