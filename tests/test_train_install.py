@@ -96,17 +96,20 @@ def test_a_damaged_run_model_is_not_installed(tmp_path):
     assert _what_the_detector_sees(tmp_path / "models" / "m") == old
 
 
-def _constant_model(stem: Path, bias: float) -> None:
-    """A real 32x32 classifier whose output is sigmoid(bias) for every input, saved by the training exporter."""
+def _constant_model(stem: Path, bias: float | tuple[float, ...]) -> None:
+    """A real 32x32 classifier whose output is sigmoid(bias) for every input (softmax(bias) for a tuple: one logit
+    per class of ``train.dataset.LABEL_NAMES``), saved by the training exporter."""
     import keras
 
     from train.export import save_classifier
 
+    biases = np.atleast_1d(np.asarray(bias, np.float32))
     inp = keras.Input((32, 32, 3))
     x = keras.layers.GlobalAveragePooling2D()(inp)
-    out = keras.layers.Dense(1, activation="sigmoid", kernel_initializer="zeros",
-                             bias_initializer=keras.initializers.Constant(bias))(x)  # fmt: skip
-    save_classifier(keras.Model(inp, out), stem, {"threshold": 0.5})
+    dense = keras.layers.Dense(len(biases), activation="sigmoid" if len(biases) == 1 else "softmax")
+    model = keras.Model(inp, dense(x))
+    dense.set_weights([np.zeros((3, len(biases)), np.float32), biases])
+    save_classifier(model, stem, {"threshold": 0.5})
 
 
 @pytest.mark.slow
@@ -117,12 +120,27 @@ def test_a_worse_model_is_not_installed_unless_forced(tmp_path):
     rng = np.random.default_rng(0)
     images = rng.integers(0, 255, (6, 32, 32, 3)).astype(np.uint8)
     labels = np.array([1, 1, 1, 1, 1, 0])
-    assert install.accuracy_on(good, images, labels) == pytest.approx(5 / 6)
     decision = install.decide(bad, good, images, labels)
     assert not decision.install and decision.new_accuracy == pytest.approx(1 / 6)
+    assert decision.current_accuracy == pytest.approx(5 / 6) and decision.compared == 6
     line = install.describe(decision, bad, good)
     assert line.startswith("not installed: test accuracy 0.167 is below the current model's 0.833")
     assert str(bad.parent) in line and "--force" in line and "\n" not in line
     assert install.decide(bad, good, images, labels, force=True).install
     assert install.decide(good, bad, images, labels).install  # better: installed
     assert install.decide(good, tmp_path / "none" / "m", images, labels).reason == "no current model"
+
+
+@pytest.mark.slow
+def test_a_three_class_model_is_judged_against_a_binary_one_on_the_classes_both_know(tmp_path):
+    binary, new = tmp_path / "models" / "m", tmp_path / "run" / "model" / "m"
+    _constant_model(binary, 5.0)  # always "mask"
+    images = np.random.default_rng(0).integers(0, 255, (9, 32, 32, 3)).astype(np.uint8)
+    labels = np.array([0, 0, 0, 1, 1, 1, 2, 2, 2])  # no_mask, mask, incorrect
+    _constant_model(new, (0.0, 0.0, 5.0))  # always "incorrect": 3/9 right, as many as the binary model
+    decision = install.decide(new, binary, images, labels)
+    assert not decision.install and decision.compared == 6
+    assert (decision.new_accuracy, decision.current_accuracy) == (0.0, 0.5)
+    assert "of the classes the current model knows (mask, no_mask; 3 incorrect images not compared)" in decision.reason
+    _constant_model(new, (0.0, 5.0, 0.0))  # always "mask": as good as the binary model on its classes
+    assert install.decide(new, binary, images, labels).install

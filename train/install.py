@@ -117,42 +117,52 @@ class Decision:
     reason: str
     new_accuracy: float | None = None
     current_accuracy: float | None = None
+    compared: int | None = None  # test images both models were judged on (those of the classes both know)
 
 
-def accuracy_on(stem: Path, images_rgb: np.ndarray, labels: np.ndarray) -> float:
-    """Test accuracy of the model at ``stem`` through the detector's own classifier (its card's threshold)."""
+def predicted_classes(stem: Path, images_rgb: np.ndarray) -> tuple[list[str], tuple[str, ...]]:
+    """The class name the model at ``stem`` gives each image through the detector's own classifier (its card's
+    threshold), and the classes it knows."""
     from detector.classifier import MaskClassifier
 
     card = read_card(stem)
     backend = "tflite" if "tflite" in card["files"] else "keras"
     clf = MaskClassifier(stem, backend=backend, threads=2)
-    from train.dataset import LABEL_NAMES
-
     crops_bgr = [np.ascontiguousarray(img[..., ::-1]) for img in images_rgb]
     probs = np.concatenate([clf.probabilities(crops_bgr[i : i + 32]) for i in range(0, len(crops_bgr), 32)])
-    predicted = [clf.class_names[k] for k in clf.predict(probs)]
-    return float(np.mean([p == LABEL_NAMES[t] for p, t in zip(predicted, np.asarray(labels), strict=True)]))
+    return [clf.class_names[k] for k in clf.predict(probs)], tuple(clf.class_names)
 
 
 def decide(new_stem: Path, current_stem: Path, images_rgb: np.ndarray, labels: Sequence[int], *,
            force: bool = False) -> Decision:  # fmt: skip
-    """Install if forced, if there is no working current model, or if the new one is at least as accurate."""
-    labels = np.asarray(labels)
-    new_acc = accuracy_on(new_stem, images_rgb, labels)
+    """Install if forced, if there is no working current model, or if the new one is at least as accurate on the
+    test images of the classes the current model knows (a binary model cannot answer ``incorrect``: a three-class
+    model is judged against it on the mask / no-mask images, the rule the shipped default is chosen by)."""
+    from train.dataset import LABEL_NAMES
+
+    truth = np.array([LABEL_NAMES[t] for t in np.asarray(labels)])
+    new_pred, _ = predicted_classes(new_stem, images_rgb)
+    new_acc = float(np.mean(np.array(new_pred) == truth))
     if force:
         return Decision(True, "forced (--force)", new_acc)
     if not card_path(current_stem).is_file():
         return Decision(True, "no current model", new_acc)
     try:
-        cur_acc = accuracy_on(current_stem, images_rgb, labels)
+        cur_pred, cur_classes = predicted_classes(current_stem, images_rgb)
     except UserError as exc:
         return Decision(True, f"the current model does not load ({exc})", new_acc)
+    known = np.isin(truth, cur_classes)
+    new_acc, cur_acc = (float(np.mean((np.array(pred) == truth)[known])) for pred in (new_pred, cur_pred))
+    judged = f"this run's {int(known.sum())} test images"
+    if not known.all():
+        left = sorted(set(truth[~known].tolist()))
+        judged += (f" of the classes the current model knows ({', '.join(cur_classes)}; "
+                   f"{int((~known).sum())} {'/'.join(left)} images not compared)")  # fmt: skip
     if new_acc >= cur_acc:
-        return Decision(True, f"test accuracy {new_acc:.3f} >= current {cur_acc:.3f}", new_acc, cur_acc)
-    return Decision(
-        False, f"test accuracy {new_acc:.3f} is below the current model's {cur_acc:.3f} on this run's "
-        f"{len(labels)} test images", new_acc, cur_acc,
-    )
+        return Decision(True, f"test accuracy {new_acc:.3f} >= current {cur_acc:.3f} on {judged}", new_acc, cur_acc,
+                        int(known.sum()))  # fmt: skip
+    return Decision(False, f"test accuracy {new_acc:.3f} is below the current model's {cur_acc:.3f} on {judged}",
+                    new_acc, cur_acc, int(known.sum()))  # fmt: skip
 
 
 def describe(decision: Decision, new_stem: Path, current_stem: Path) -> str:
@@ -167,4 +177,4 @@ def describe(decision: Decision, new_stem: Path, current_stem: Path) -> str:
 
 def result_summary(decision: Decision) -> dict[str, Any]:
     return {"installed": decision.install, "reason": decision.reason, "new_accuracy": decision.new_accuracy,
-            "current_accuracy": decision.current_accuracy}  # fmt: skip
+            "current_accuracy": decision.current_accuracy, "compared_images": decision.compared}  # fmt: skip
