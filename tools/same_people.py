@@ -66,11 +66,11 @@ class Describer:
         self.resnet = dlib.face_recognition_model_v1(models.face_recognition_model_location())
         self.upsample = upsample
 
-    def __call__(self, path: Path) -> list[Face]:
-        """The faces of one photo (none if it cannot be read)."""
+    def __call__(self, path: Path) -> list[Face] | None:
+        """The faces of one photo; ``None`` if it cannot be read."""
         image_bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
         if image_bgr is None:
-            return []
+            return None
         rgb = np.ascontiguousarray(image_bgr[..., ::-1])
         rects, scores, _ = self.detector.run(rgb, self.upsample, 0.0)
         return [Face(path, (r.left(), r.top(), r.right(), r.bottom()),
@@ -104,13 +104,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.montage and args.montage.exists() and not args.overwrite:
         raise UserError(f"{args.montage} exists (--overwrite replaces it)")
     describe = Describer()
-    sides = [[face for path in image_files(specs, args.glob) for face in describe(path)]
-             for specs in (args.photos, args.against)]  # fmt: skip
+    found = [[describe(path) for path in image_files(specs, args.glob)] for specs in (args.photos, args.against)]
+    sides = [[face for faces in side if faces for face in faces] for side in found]
+    unreadable = sum(faces is None for side in found for faces in side)
     pairs = close_pairs(*sides, args.max_distance)
     for distance, a, b in pairs:
         print(f"{distance:.3f}  {a.path} {list(a.box_xyxy)}  ~  {b.path} {list(b.box_xyxy)}")
-    print(f"{len(pairs)} pairs under {args.max_distance:g} among {len(sides[0])} x {len(sides[1])} faces",
-          file=sys.stderr)  # fmt: skip
+    print(f"{len(pairs)} pairs under {args.max_distance:g} among {len(sides[0])} x {len(sides[1])} faces"
+          + (f"; unreadable images skipped: {unreadable}" if unreadable else ""), file=sys.stderr)  # fmt: skip
     if args.montage and pairs:
         rows = np.vstack([np.hstack([thumbnail(a), thumbnail(b)]) for _, a, b in pairs])
         _, data = cv2.imencode(".jpg", rows, [cv2.IMWRITE_JPEG_QUALITY, 90])
