@@ -158,11 +158,9 @@ def decide(new_stem: Path, current_stem: Path, images_rgb: np.ndarray, labels: S
         left = sorted(set(truth[~known].tolist()))
         judged += (f" of the classes the current model knows ({', '.join(cur_classes)}; "
                    f"{int((~known).sum())} {'/'.join(left)} images not compared)")  # fmt: skip
-    if new_acc >= cur_acc:
-        return Decision(True, f"test accuracy {new_acc:.3f} >= current {cur_acc:.3f} on {judged}", new_acc, cur_acc,
-                        int(known.sum()))  # fmt: skip
-    return Decision(False, f"test accuracy {new_acc:.3f} is below the current model's {cur_acc:.3f} on {judged}",
-                    new_acc, cur_acc, int(known.sum()))  # fmt: skip
+    better = new_acc >= cur_acc
+    verdict = f">= current {cur_acc:.3f}" if better else f"is below the current model's {cur_acc:.3f}"
+    return Decision(better, f"test accuracy {new_acc:.3f} {verdict} on {judged}", new_acc, cur_acc, int(known.sum()))
 
 
 def describe(decision: Decision, new_stem: Path, current_stem: Path) -> str:
